@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* rctctl: shared helpers of the subcommands. */
+#ifndef RCTCTL_H
+#define RCTCTL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum {
+	RCTCTL_EXIT_MISMATCH = 1,
+	RCTCTL_EXIT_USAGE = 2,
+	RCTCTL_EXIT_TRANSPORT = 3,
+};
+
+/* Parse an unsigned decimal in [min, max]; 0 or -1. */
+int rctctl_parse_ulong(const char *text, unsigned long min, unsigned long max, unsigned long *v_p);
+/* Print "rctctl: OPTION 'VALUE': expected WHAT" and return RCTCTL_EXIT_USAGE. */
+int rctctl_usage_error(const char *option, const char *value, const char *what);
+/* Anonymous, pre-faulted memory of @size bytes, or NULL. */
+void *rctctl_map_anon(uint64_t size);
+void rctctl_unmap(void *p, uint64_t size);
+
+int rctctl_demo(int argc, char **argv);
+
+#endif /* RCTCTL_H */

@@ -1,0 +1,105 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The simulated guest: it stands in for a hypervisor in the demo, the
+ * benchmark and the end-to-end tests.  Guest RAM lives in a sealed memfd; a
+ * workload thread dirties pages and records them in a dirty bitmap, as KVM's
+ * dirty log would.  At a checkpoint the guest is paused (as vCPUs are
+ * stopped), the bitmap is taken and the dirty pages are copied into a
+ * snapshot: the byte-exact reference the secondary is compared against.
+ *
+ * Workloads (calibrated to the seed benchmark, see docs/design.md):
+ *   idle        ~2500 small writes/s, half into a hot set: ~5 MB per 600 ms
+ *   load        idle plus a streaming upload into a page-cache-like area:
+ *               ~35 MiB/s with bursts of ~135 MiB/s (one phase in eight)
+ *   random:PCT  PCT % of all pages, uniformly at random, every interval
+ */
+#ifndef RCT_SIM_H
+#define RCT_SIM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum sim_workload_kind {
+	SIM_WORKLOAD_IDLE,
+	SIM_WORKLOAD_LOAD,
+	SIM_WORKLOAD_RANDOM,
+};
+
+struct sim_workload {
+	enum sim_workload_kind kind;
+	double pct; /* SIM_WORKLOAD_RANDOM: percent of pages per interval */
+};
+
+/* Parse "idle", "load" or "random:PCT" (0 < PCT <= 100).  Returns 0 or -1. */
+int sim_workload_parse(const char *text, struct sim_workload *wl_p);
+/* Canonical text of @wl into @buf. */
+void sim_workload_format(const struct sim_workload *wl, char *buf, size_t len);
+
+/* Parse a size with an optional K/M/G/T suffix (binary).  Returns 0 or -1. */
+int sim_parse_size(const char *text, uint64_t *size_p);
+
+struct sim_guest;
+
+/*
+ * Create a guest of @size bytes (a multiple of @page_size) in a memfd, filled
+ * with a seeded pattern, its snapshot equal to it.  The workload is stopped
+ * until sim_guest_resume().  Returns 0 or -errno.
+ */
+int sim_guest_create(uint64_t size, uint32_t page_size, const struct sim_workload *wl,
+		     uint64_t seed, struct sim_guest **guest_p);
+void sim_guest_destroy(struct sim_guest *g);
+
+void *sim_guest_ram(const struct sim_guest *g);
+const void *sim_guest_snapshot(const struct sim_guest *g);
+uint64_t sim_guest_pages(const struct sim_guest *g);
+int sim_guest_memfd(const struct sim_guest *g);
+
+/* Let the workload run (starts its thread on first use). */
+void sim_guest_resume(struct sim_guest *g);
+
+/*
+ * Stop the workload (for random:PCT, once this interval's pages are dirty),
+ * move the dirty bitmap into @bitmap (rct layout, sim_guest_pages() bits) and
+ * bring the snapshot up to date.  Returns the number of dirty pages.
+ */
+uint64_t sim_guest_pause(struct sim_guest *g, uint64_t *bitmap);
+
+/*
+ * The device-state blob of checkpoint @epoch: 4 KiB to 4 MiB (log-uniform),
+ * its bytes a function of (@seed, @epoch).  Writes into *buf_p (grown with
+ * realloc as needed, *cap_p its capacity) and returns the length, or 0 on
+ * allocation failure (a real blob is never empty).
+ */
+size_t sim_devstate(uint64_t seed, uint64_t epoch, void **buf_p, size_t *cap_p);
+
+/* The secondary's own guest dirtying @n random pages; marks them in @bitmap. */
+void sim_scribble(void *ram, uint64_t npages, uint32_t page_size, unsigned n, uint64_t *rng,
+		  uint64_t *bitmap);
+
+/*
+ * Compare @a and @b page by page.  Returns true when equal; else writes the
+ * index of the first differing page.
+ */
+bool sim_compare(const void *a, const void *b, uint64_t npages, uint32_t page_size,
+		 uint64_t *bad_page_p);
+
+/* splitmix64 step, the PRNG everywhere in the simulation. */
+static inline uint64_t sim_rand(uint64_t *state)
+{
+	uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+/* Summary of a series of samples (milliseconds). */
+struct sim_summary {
+	double mean, p50, p99, max;
+};
+
+/* Nearest-rank percentiles of @n samples (@v is sorted in place). */
+void sim_summarize(double *v, size_t n, struct sim_summary *sum_p);
+
+#endif /* RCT_SIM_H */

@@ -1,0 +1,327 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * rct: RDMA checkpoint transport for COLO-style VM fault tolerance.
+ *
+ * One session per protected VM.  A session runs in one of two roles:
+ *
+ *   primary    owns the running guest.  At every checkpoint it hands rct the
+ *              dirty bitmap of each guest RAM region and the device-state
+ *              blob; rct pushes the dirty pages into the secondary's colo
+ *              cache over N data lanes and sends the commit on a separate
+ *              control lane.  rct_ckpt_commit() returns once the secondary
+ *              has acknowledged that every byte of the checkpoint is in its
+ *              memory.
+ *
+ *   secondary  owns the standby guest.  Pages land only in the colo cache (a
+ *              library-owned mirror of the primary's RAM).  When a whole
+ *              checkpoint has arrived rct raises RCT_EVENT_CKPT_READY; the
+ *              hypervisor stops its guest and calls rct_ckpt_flush() with the
+ *              pages its own guest dirtied, which copies
+ *              (primary-dirty | secondary-dirty) pages from the cache into
+ *              guest RAM.  Guest RAM is never touched while a checkpoint is
+ *              in flight, so an aborted checkpoint leaves the last committed
+ *              image intact.
+ *
+ * Threads: the library starts no thread.  A session is not thread-safe: the
+ * caller serialises all calls on one session (different sessions are
+ * independent).  Progress is explicit: blocking calls drive it themselves, and
+ * a secondary calls rct_session_progress() in its event loop.
+ *
+ * Status codes: every call returns rct_status_t; output arguments (suffix _p)
+ * are written only when the call returns RCT_OK.
+ */
+#ifndef RCT_RCT_H
+#define RCT_RCT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(RCT_STATIC_DEFINE)
+#define RCT_API
+#elif defined(RCT_BUILDING)
+#define RCT_API __attribute__((visibility("default")))
+#else
+#define RCT_API
+#endif
+
+/** Version of the library API. */
+#define RCT_VERSION_MAJOR 0
+#define RCT_VERSION_MINOR 1
+
+/**
+ * Status codes.  Ranges by blast radius, as UCX does:
+ *   0           success
+ *   -1 .. -19   the call failed; the session is unaffected
+ *   -20 .. -39  the session (its peer or a lane) failed; it must be destroyed
+ *   -40 .. -59  a local resource (device, memory) failed
+ */
+typedef enum {
+	RCT_OK = 0,
+	RCT_ERR_INVALID_PARAM = -1, /**< a bad argument; nothing was done */
+	RCT_ERR_STATE = -2,	    /**< call not valid in the session's state or role */
+	RCT_ERR_AGAIN = -3,	    /**< nothing available now (e.g. no event) */
+	RCT_ERR_TIMED_OUT = -4,	    /**< the deadline passed; the operation did not complete */
+	RCT_ERR_NO_SPACE = -5,	    /**< a buffer or staging area is too small */
+	RCT_ERR_NOT_FOUND = -6,	    /**< no such region, backend or epoch */
+	RCT_ERR_UNSUPPORTED = -7,   /**< not supported by this backend or build */
+	RCT_ERR_EXISTS = -8,	    /**< already registered */
+
+	RCT_ERR_PEER_LOST = -20, /**< peer closed, reset or stopped answering */
+	RCT_ERR_PROTO = -21,	 /**< malformed or unexpected message from the peer */
+	RCT_ERR_VERSION = -22,	 /**< the peer speaks an unsupported protocol version */
+	RCT_ERR_IO = -23,	 /**< a lane failed (socket or queue-pair error) */
+	RCT_ERR_ABORTED = -24,	 /**< the checkpoint was aborted */
+	RCT_ERR_MISMATCH = -25,	 /**< the two sides' regions or parameters disagree */
+
+	RCT_ERR_NO_MEMORY = -40, /**< allocation or memory registration failed */
+	RCT_ERR_NO_DEVICE = -41, /**< no usable device for the backend */
+	RCT_ERR_SYSTEM = -42,	 /**< an unexpected system call failure (see the log) */
+} rct_status_t;
+
+/** Short human-readable text for @a status (never NULL, static storage). */
+RCT_API const char *rct_status_str(rct_status_t status);
+
+/** True when @a status means the session is no longer usable. */
+static inline int rct_status_is_fatal(rct_status_t status)
+{
+	return status <= RCT_ERR_PEER_LOST;
+}
+
+struct rct_session;
+struct rct_region;
+
+enum rct_role {
+	RCT_ROLE_PRIMARY = 1,
+	RCT_ROLE_SECONDARY = 2,
+};
+
+/** Bits of rct_session_params.field_mask. */
+enum rct_session_param_field {
+	RCT_SESSION_PARAM_FIELD_ROLE = 1u << 0,
+	RCT_SESSION_PARAM_FIELD_BACKEND = 1u << 1,
+	RCT_SESSION_PARAM_FIELD_LANES = 1u << 2,
+	RCT_SESSION_PARAM_FIELD_PAGE_SIZE = 1u << 3,
+	RCT_SESSION_PARAM_FIELD_MAX_PUT = 1u << 4,
+	RCT_SESSION_PARAM_FIELD_TIMEOUT = 1u << 5,
+	RCT_SESSION_PARAM_FIELD_STAGING_SIZE = 1u << 6,
+};
+
+/** Parameters of rct_session_create().  Fields not in field_mask take defaults. */
+struct rct_session_params {
+	uint64_t field_mask;
+	enum rct_role role;    /**< required */
+	const char *backend;   /**< "tcp" (default); copied */
+	unsigned lanes;	       /**< data lanes, primary only: 1..RCT_MAX_LANES, default 4 */
+	uint32_t page_size;    /**< bytes per dirty-bitmap bit, power of two, default 4096 */
+	uint64_t max_put;      /**< largest single put, bytes, default 1 MiB */
+	int timeout_ms;	       /**< deadline of every blocking call, default 10000 */
+	uint64_t staging_size; /**< device-state staging capacity, default 16 MiB */
+};
+
+#define RCT_MAX_LANES 64
+
+/**
+ * Create a session.  Allocates; release with rct_session_destroy().
+ *
+ * @return RCT_OK, RCT_ERR_INVALID_PARAM (missing role, bad page size or lane
+ *         count), RCT_ERR_NOT_FOUND (no such backend in this build),
+ *         RCT_ERR_NO_MEMORY.
+ */
+RCT_API rct_status_t rct_session_create(const struct rct_session_params *params,
+					struct rct_session **session_p);
+
+/**
+ * Destroy a session: sends GOODBYE when connected, closes every lane,
+ * deregisters and frees every region and the colo caches.  NULL-safe.
+ * Regions of the session must not be used afterwards.
+ */
+RCT_API void rct_session_destroy(struct rct_session *session);
+
+/** Name of the backend the session uses (static storage). */
+RCT_API const char *rct_session_backend(const struct rct_session *session);
+
+/**
+ * Register a guest RAM region (before connect/accept).  The memory stays owned
+ * by the caller and must outlive the session.  On the primary the region is
+ * registered with the backend for local reads; on the secondary rct allocates
+ * a colo cache of the same size, pre-faulted, registered for remote writes.
+ *
+ * @param id    identifier agreed by both sides (QEMU: the RAM block index)
+ * @param addr  page-aligned start of guest RAM
+ * @param size  multiple of the page size
+ * @return RCT_OK, RCT_ERR_INVALID_PARAM, RCT_ERR_EXISTS (id in use),
+ *         RCT_ERR_STATE (already connected), RCT_ERR_NO_MEMORY.
+ */
+RCT_API rct_status_t rct_region_register(struct rct_session *session, uint32_t id, void *addr,
+					 size_t size, struct rct_region **region_p);
+
+/** Number of pages (dirty-bitmap bits) in @a region. */
+RCT_API uint64_t rct_region_pages(const struct rct_region *region);
+
+/**
+ * Secondary: bind and listen.  @a port 0 picks a free port, returned in
+ * @a port_p.  Non-blocking.
+ */
+RCT_API rct_status_t rct_session_listen(struct rct_session *session, const char *addr,
+					uint16_t port, uint16_t *port_p);
+
+/**
+ * Secondary: wait (at most the session timeout) for a primary, set up its
+ * lanes, exchange HELLO and advertise every region's remote key.
+ *
+ * @return RCT_OK, RCT_ERR_TIMED_OUT, RCT_ERR_VERSION, RCT_ERR_MISMATCH,
+ *         RCT_ERR_PROTO, RCT_ERR_PEER_LOST.
+ */
+RCT_API rct_status_t rct_session_accept(struct rct_session *session);
+
+/**
+ * Primary: connect to the secondary at @a addr:@a port, open one control lane
+ * and the configured number of data lanes, exchange HELLO, import the
+ * secondary's remote keys and check that both sides registered the same
+ * regions.  Blocks at most the session timeout.
+ */
+RCT_API rct_status_t rct_session_connect(struct rct_session *session, const char *addr,
+					 uint16_t port);
+
+/** Number of data lanes of a connected session (0 before). */
+RCT_API unsigned rct_session_lanes(const struct rct_session *session);
+
+/* ---------------------------------------------------------------- primary */
+
+/** Flags of rct_ckpt_begin(). */
+enum rct_ckpt_flags {
+	/** Send every page of every region (first sync); dirty bitmaps are ignored. */
+	RCT_CKPT_FULL = 1u << 0,
+};
+
+/**
+ * Primary: start checkpoint @a epoch.  Epochs strictly increase.  Waits (at
+ * most the session timeout) until the secondary has flushed the previous
+ * checkpoint, because the cache may not be written before that.
+ */
+RCT_API rct_status_t rct_ckpt_begin(struct rct_session *session, uint64_t epoch, unsigned flags);
+
+/**
+ * Primary: the pages of @a region dirtied since the last checkpoint, one bit per
+ * page (bit i of word i/64 = page i), @a nbits = rct_region_pages().  The
+ * bitmap is copied; the transfer of those pages starts before the call returns.
+ * At most one call per region per checkpoint; not needed with RCT_CKPT_FULL.
+ */
+RCT_API rct_status_t rct_ckpt_dirty(struct rct_session *session, struct rct_region *region,
+				    const uint64_t *bitmap, uint64_t nbits);
+
+/**
+ * Primary: the device-state blob of this checkpoint (copied; at most the
+ * secondary's staging size, else RCT_ERR_NO_SPACE).  At most one per checkpoint.
+ */
+RCT_API rct_status_t rct_ckpt_devstate_put(struct rct_session *session, const void *buf,
+					   size_t len);
+
+/** Per-checkpoint figures.  Times in nanoseconds. */
+struct rct_ckpt_stats {
+	uint64_t epoch;
+	uint64_t pages; /**< pages sent (primary) or flushed (secondary) */
+	uint64_t bytes; /**< page bytes sent (primary) */
+	uint64_t runs;	/**< contiguous runs (puts) the pages formed */
+	uint64_t devstate_bytes;
+	uint64_t transfer_ns; /**< primary: first put posted -> the secondary acknowledged
+				   that every byte is in its memory */
+	uint64_t commit_ns;   /**< primary: COMMIT sent -> ACK received */
+	uint64_t total_ns;    /**< primary: begin -> commit returned */
+	uint64_t flush_ns;    /**< secondary: cache -> guest RAM copy */
+	uint64_t flush_pages; /**< secondary: pages copied (primary | secondary dirty) */
+};
+
+/**
+ * Primary: finish the checkpoint.  Waits until every put completed on every
+ * lane, sends COMMIT on the control lane and waits for the secondary's ACK
+ * (which it sends only once all pages, bitmaps and the device state of this
+ * epoch are in its memory).  @a stats_p may be NULL.
+ *
+ * @return RCT_OK (the checkpoint is committed), RCT_ERR_TIMED_OUT, or a fatal
+ *         status (RCT_ERR_IO, RCT_ERR_PEER_LOST, ...): the checkpoint is not
+ *         committed and the secondary keeps its previous image.
+ */
+RCT_API rct_status_t rct_ckpt_commit(struct rct_session *session, struct rct_ckpt_stats *stats_p);
+
+/* -------------------------------------------------------------- secondary */
+
+enum rct_event_type {
+	RCT_EVENT_NONE = 0,
+	RCT_EVENT_CKPT_READY = 1, /**< epoch is whole in the cache; call rct_ckpt_flush() */
+	RCT_EVENT_PEER_LOST = 2,  /**< the session failed; status says why */
+};
+
+struct rct_event {
+	enum rct_event_type type;
+	uint64_t epoch;	     /**< CKPT_READY: the epoch; PEER_LOST: last committed epoch */
+	rct_status_t status; /**< PEER_LOST: the cause */
+};
+
+/**
+ * Drive the session: read control messages and (for backends that need it)
+ * incoming data, waiting at most @a timeout_ms (0: do not wait) for activity.
+ * Events it raises are read with rct_session_event_next().
+ *
+ * @return RCT_OK, or a fatal status when the peer or a lane failed (a
+ *         RCT_EVENT_PEER_LOST is queued too).
+ */
+RCT_API rct_status_t rct_session_progress(struct rct_session *session, int timeout_ms);
+
+/** Pop the oldest pending event.  RCT_ERR_AGAIN when there is none. */
+RCT_API rct_status_t rct_session_event_next(struct rct_session *session, struct rct_event *event_p);
+
+/**
+ * Secondary: record pages the secondary's own guest dirtied (ORed into the
+ * region's flush set; cleared by rct_ckpt_flush()).  Same bitmap layout as
+ * rct_ckpt_dirty().
+ */
+RCT_API rct_status_t rct_ckpt_local_dirty(struct rct_session *session, struct rct_region *region,
+					  const uint64_t *bitmap, uint64_t nbits);
+
+/**
+ * Secondary: apply the ready checkpoint @a epoch: copy every page the primary
+ * sent or the secondary dirtied from the colo cache into guest RAM, in address
+ * order, then tell the primary the cache is free for the next checkpoint.
+ * The hypervisor must have stopped its guest.  @a stats_p may be NULL.
+ *
+ * @return RCT_OK, RCT_ERR_STATE (no checkpoint @a epoch is ready).
+ */
+RCT_API rct_status_t rct_ckpt_flush(struct rct_session *session, uint64_t epoch,
+				    struct rct_ckpt_stats *stats_p);
+
+/**
+ * Secondary: the device state of committed epoch @a epoch.  @a buf_p points into
+ * session memory valid until the next checkpoint is committed or the session
+ * is destroyed.
+ */
+RCT_API rct_status_t rct_ckpt_devstate_get(struct rct_session *session, uint64_t epoch,
+					   const void **buf_p, size_t *len_p);
+
+/** Last epoch committed on this session, or -1 (UINT64_MAX) when none. */
+RCT_API uint64_t rct_session_last_committed(const struct rct_session *session);
+
+/* -------------------------------------------------------------- logging */
+
+enum rct_log_level {
+	RCT_LOG_ERROR = 0,
+	RCT_LOG_WARN = 1,
+	RCT_LOG_INFO = 2,
+	RCT_LOG_DEBUG = 3,
+};
+
+/**
+ * Set the process-wide log threshold (default: RCT_LOG_WARN, or the value of
+ * the RCT_LOG environment variable: error, warn, info, debug).  Messages go to
+ * stderr, one line each.  Thread-safe.
+ */
+RCT_API void rct_log_set_level(enum rct_log_level level);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* RCT_RCT_H */

@@ -1,0 +1,26 @@
+#!/bin/bash
+# Install the Debian packages rct needs to build and test, when they are missing.
+# As root it runs apt-get; otherwise it names what is missing and fails.
+#   scripts/deps.sh [build|test]     (test also brings the test-only packages)
+set -euo pipefail
+
+want=(cmake pkg-config gcc make libc6-dev libjansson-dev)
+if [ "${1:-test}" = test ]; then
+    want+=(libcriterion-dev clang-format)
+fi
+
+missing=()
+for p in "${want[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" != 0 ]; then
+    echo "deps: missing Debian packages: ${missing[*]}" >&2
+    echo "deps: run as root, or: sudo apt-get install ${missing[*]}" >&2
+    exit 1
+fi
+echo "deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,39 @@
+#!/bin/bash
+# The whole test suite, as CI runs it on a fresh Debian 12 machine:
+#   1. install missing Debian packages (as root)
+#   2. clang-format check of every C source
+#   3. release build with -Werror, every ctest entry (unit + end-to-end)
+#   4. ASan+UBSan build with -Werror, the unit tests again
+# Build trees go to build/ (RCT_BUILD_DIR overrides).
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+B=${RCT_BUILD_DIR:-$top/build}
+jobs=$(nproc)
+
+step() { printf '\n=== %s ===\n' "$*"; }
+
+step "dependencies"
+scripts/deps.sh test
+
+step "clang-format"
+mapfile -t srcs < <(git ls-files '*.c' '*.h' 2>/dev/null || find include transport daemon test -name '*.[ch]')
+clang-format --dry-run -Werror "${srcs[@]}"
+echo "clang-format: ${#srcs[@]} files clean"
+
+step "release build (-Werror)"
+cmake -S . -B "$B/release" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRCT_WERROR=ON -DRCT_BUILD_TESTS=ON >/dev/null
+cmake --build "$B/release" -j "$jobs"
+
+step "tests (all)"
+ctest --test-dir "$B/release" --output-on-failure
+
+step "ASan+UBSan build (-Werror)"
+cmake -S . -B "$B/asan" -DCMAKE_BUILD_TYPE=Debug -DRCT_SANITIZE=ON -DRCT_WERROR=ON -DRCT_BUILD_TESTS=ON >/dev/null
+cmake --build "$B/asan" -j "$jobs"
+
+step "tests under ASan+UBSan (unit)"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ctest --test-dir "$B/asan" -L unit --output-on-failure
+
+step "done: all suites passed"

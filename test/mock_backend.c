@@ -1,0 +1,350 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/proto.h"
+#include "core/util.h"
+#include "mock_backend.h"
+
+#define MOCK_PORTS 64
+
+struct mock_mem {
+	struct rct_be_mem super;
+	unsigned access;
+	int owned;
+};
+
+struct mock_rkey {
+	void *addr;
+	uint64_t size;
+};
+
+struct mock_ctx {
+	int ctrl_fd;
+	int port;
+	unsigned lanes;
+	int fault_lane;
+	long fault_after;
+	rct_status_t failed;
+	uint8_t rx[RCT_MSG_MAX];
+};
+
+static pthread_mutex_t mock_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t mock_cond = PTHREAD_COND_INITIALIZER;
+static struct {
+	int used;
+	int fds[2]; /* [0] secondary's end, [1] primary's end */
+	int connected;
+	unsigned lanes;
+} mock_ports[MOCK_PORTS];
+static int mock_next_fault_lane = -1;
+static long mock_next_fault_after;
+static unsigned long mock_placed;
+
+void mock_fault_lane(int lane, long after_runs)
+{
+	pthread_mutex_lock(&mock_lock);
+	mock_next_fault_lane = lane;
+	mock_next_fault_after = after_runs;
+	pthread_mutex_unlock(&mock_lock);
+}
+
+unsigned long mock_runs_placed(void)
+{
+	unsigned long n;
+
+	pthread_mutex_lock(&mock_lock);
+	n = mock_placed;
+	pthread_mutex_unlock(&mock_lock);
+	return n;
+}
+
+static struct mock_ctx *mock(struct rct_be_ctx *ctx)
+{
+	return (struct mock_ctx *)ctx;
+}
+
+static rct_status_t mock_ctx_create(const struct rct_be_params *params, struct rct_be_ctx **ctx_p)
+{
+	struct mock_ctx *m = calloc(1, sizeof(*m));
+
+	(void)params;
+	if (!m)
+		return RCT_ERR_NO_MEMORY;
+	m->ctrl_fd = -1;
+	m->port = -1;
+	pthread_mutex_lock(&mock_lock);
+	m->fault_lane = mock_next_fault_lane;
+	m->fault_after = mock_next_fault_after;
+	pthread_mutex_unlock(&mock_lock);
+	*ctx_p = (struct rct_be_ctx *)m;
+	return RCT_OK;
+}
+
+static void mock_ctx_destroy(struct rct_be_ctx *ctx)
+{
+	struct mock_ctx *m = mock(ctx);
+
+	if (m->ctrl_fd >= 0)
+		close(m->ctrl_fd);
+	if (m->port >= 0) {
+		pthread_mutex_lock(&mock_lock);
+		if (!mock_ports[m->port].connected && mock_ports[m->port].fds[1] >= 0)
+			close(mock_ports[m->port].fds[1]);
+		mock_ports[m->port].used = 0;
+		pthread_mutex_unlock(&mock_lock);
+	}
+	free(m);
+}
+
+static rct_status_t mock_listen(struct rct_be_ctx *ctx, const char *addr, uint16_t port,
+				uint16_t *port_p)
+{
+	struct mock_ctx *m = mock(ctx);
+	int p;
+
+	(void)addr;
+	(void)port;
+	pthread_mutex_lock(&mock_lock);
+	for (p = 1; p < MOCK_PORTS && mock_ports[p].used; p++)
+		;
+	if (p == MOCK_PORTS) {
+		pthread_mutex_unlock(&mock_lock);
+		return RCT_ERR_NO_SPACE;
+	}
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
+		       mock_ports[p].fds)) {
+		pthread_mutex_unlock(&mock_lock);
+		return RCT_ERR_SYSTEM;
+	}
+	mock_ports[p].used = 1;
+	mock_ports[p].connected = 0;
+	m->port = p;
+	m->ctrl_fd = mock_ports[p].fds[0];
+	pthread_mutex_unlock(&mock_lock);
+	*port_p = (uint16_t)p;
+	return RCT_OK;
+}
+
+static rct_status_t mock_accept(struct rct_be_ctx *ctx, int timeout_ms, unsigned *lanes_p)
+{
+	struct mock_ctx *m = mock(ctx);
+	uint64_t deadline = rct_now_ns() + (uint64_t)timeout_ms * 1000000;
+	struct timespec ts;
+	rct_status_t status = RCT_OK;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += timeout_ms / 1000 + 1;
+	pthread_mutex_lock(&mock_lock);
+	while (!mock_ports[m->port].connected && rct_now_ns() < deadline)
+		pthread_cond_timedwait(&mock_cond, &mock_lock, &ts);
+	if (mock_ports[m->port].connected)
+		m->lanes = mock_ports[m->port].lanes;
+	else
+		status = RCT_ERR_TIMED_OUT;
+	pthread_mutex_unlock(&mock_lock);
+	if (status == RCT_OK)
+		*lanes_p = m->lanes;
+	return status;
+}
+
+static rct_status_t mock_connect(struct rct_be_ctx *ctx, const char *addr, uint16_t port,
+				 unsigned lanes, int timeout_ms)
+{
+	struct mock_ctx *m = mock(ctx);
+
+	(void)addr;
+	(void)timeout_ms;
+	pthread_mutex_lock(&mock_lock);
+	if (port >= MOCK_PORTS || !mock_ports[port].used || mock_ports[port].connected) {
+		pthread_mutex_unlock(&mock_lock);
+		return RCT_ERR_PEER_LOST;
+	}
+	mock_ports[port].connected = 1;
+	mock_ports[port].lanes = lanes;
+	m->ctrl_fd = mock_ports[port].fds[1];
+	m->lanes = lanes;
+	pthread_cond_broadcast(&mock_cond);
+	pthread_mutex_unlock(&mock_lock);
+	return RCT_OK;
+}
+
+static rct_status_t mock_mem_map(struct rct_be_ctx *ctx, void *addr, size_t len, unsigned access,
+				 struct rct_be_mem **mem_p)
+{
+	struct mock_mem *mm = calloc(1, sizeof(*mm));
+
+	(void)ctx;
+	if (!mm)
+		return RCT_ERR_NO_MEMORY;
+	if (!addr) {
+		addr = rct_mem_alloc(len);
+		if (!addr) {
+			free(mm);
+			return RCT_ERR_NO_MEMORY;
+		}
+		mm->owned = 1;
+	}
+	mm->super.addr = addr;
+	mm->super.len = len;
+	mm->access = access;
+	*mem_p = &mm->super;
+	return RCT_OK;
+}
+
+static void mock_mem_unmap(struct rct_be_ctx *ctx, struct rct_be_mem *mem)
+{
+	struct mock_mem *mm = rct_container_of(mem, struct mock_mem, super);
+
+	(void)ctx;
+	if (mm->owned)
+		rct_mem_free(mem->addr, mem->len);
+	free(mm);
+}
+
+static rct_status_t mock_mem_pack(struct rct_be_ctx *ctx, struct rct_be_mem *mem, void *buf,
+				  size_t cap, size_t *len_p)
+{
+	struct mock_rkey k = {.addr = mem->addr, .size = mem->len};
+
+	(void)ctx;
+	if (cap < sizeof(k))
+		return RCT_ERR_NO_SPACE;
+	memcpy(buf, &k, sizeof(k));
+	*len_p = sizeof(k);
+	return RCT_OK;
+}
+
+static rct_status_t mock_rkey_unpack(struct rct_be_ctx *ctx, const void *buf, size_t len,
+				     struct rct_be_rkey **rkey_p)
+{
+	struct mock_rkey *k;
+
+	(void)ctx;
+	if (len != sizeof(*k))
+		return RCT_ERR_PROTO;
+	k = malloc(sizeof(*k));
+	if (!k)
+		return RCT_ERR_NO_MEMORY;
+	memcpy(k, buf, sizeof(*k));
+	*rkey_p = (struct rct_be_rkey *)k;
+	return RCT_OK;
+}
+
+static void mock_rkey_destroy(struct rct_be_ctx *ctx, struct rct_be_rkey *rkey)
+{
+	(void)ctx;
+	free(rkey);
+}
+
+static rct_status_t mock_put(struct rct_be_ctx *ctx, unsigned lane, struct rct_be_mem *mem,
+			     struct rct_be_rkey *rkey, const struct rct_run *runs, size_t n)
+{
+	struct mock_ctx *m = mock(ctx);
+	struct mock_rkey *k = (struct mock_rkey *)rkey;
+
+	if (m->failed != RCT_OK)
+		return m->failed;
+	if (lane >= m->lanes)
+		return RCT_ERR_INVALID_PARAM;
+	for (size_t i = 0; i < n; i++) {
+		if ((int)lane == m->fault_lane && m->fault_after-- <= 0) {
+			m->failed = RCT_ERR_IO; /* like a QP moved to error mid-checkpoint */
+			return m->failed;
+		}
+		if (runs[i].loff + runs[i].len > mem->len || runs[i].roff + runs[i].len > k->size)
+			return RCT_ERR_INVALID_PARAM;
+		memcpy((char *)k->addr + runs[i].roff, (char *)mem->addr + runs[i].loff,
+		       runs[i].len);
+		pthread_mutex_lock(&mock_lock);
+		mock_placed++;
+		pthread_mutex_unlock(&mock_lock);
+	}
+	return RCT_OK;
+}
+
+static rct_status_t mock_fence(struct rct_be_ctx *ctx, uint64_t token)
+{
+	(void)token;
+	return mock(ctx)->failed;
+}
+
+static size_t mock_pending(struct rct_be_ctx *ctx)
+{
+	(void)ctx;
+	return 0;
+}
+
+static uint64_t mock_fenced(struct rct_be_ctx *ctx)
+{
+	(void)ctx;
+	return UINT64_MAX;
+}
+
+static rct_status_t mock_ctrl_send(struct rct_be_ctx *ctx, const void *buf, size_t len)
+{
+	struct mock_ctx *m = mock(ctx);
+
+	if (m->failed != RCT_OK)
+		return m->failed;
+	if (send(m->ctrl_fd, buf, len, MSG_NOSIGNAL) != (ssize_t)len)
+		return RCT_ERR_PEER_LOST;
+	return RCT_OK;
+}
+
+rct_status_t mock_ctrl_inject(struct rct_be_ctx *ctx, const void *buf, size_t len)
+{
+	return mock_ctrl_send(ctx, buf, len);
+}
+
+static rct_status_t mock_ctrl_recv(struct rct_be_ctx *ctx, const void **buf_p, size_t *len_p)
+{
+	struct mock_ctx *m = mock(ctx);
+	ssize_t n = recv(m->ctrl_fd, m->rx, sizeof(m->rx), MSG_DONTWAIT);
+
+	if (n < 0)
+		return errno == EAGAIN ? RCT_ERR_AGAIN : RCT_ERR_IO;
+	if (n == 0)
+		return RCT_ERR_PEER_LOST;
+	*buf_p = m->rx;
+	*len_p = (size_t)n;
+	return RCT_OK;
+}
+
+static rct_status_t mock_progress(struct rct_be_ctx *ctx, int timeout_ms)
+{
+	struct mock_ctx *m = mock(ctx);
+	struct pollfd pfd = {.fd = m->ctrl_fd, .events = POLLIN};
+
+	if (m->failed != RCT_OK)
+		return m->failed;
+	poll(&pfd, 1, timeout_ms);
+	return RCT_OK;
+}
+
+const struct rct_backend_ops mock_ops = {
+	.name = "mock",
+	.ctx_create = mock_ctx_create,
+	.ctx_destroy = mock_ctx_destroy,
+	.listen = mock_listen,
+	.accept = mock_accept,
+	.connect = mock_connect,
+	.mem_map = mock_mem_map,
+	.mem_unmap = mock_mem_unmap,
+	.mem_pack = mock_mem_pack,
+	.rkey_unpack = mock_rkey_unpack,
+	.rkey_destroy = mock_rkey_destroy,
+	.put = mock_put,
+	.fence = mock_fence,
+	.pending = mock_pending,
+	.fenced = mock_fenced,
+	.ctrl_send = mock_ctrl_send,
+	.ctrl_recv = mock_ctrl_recv,
+	.progress = mock_progress,
+};

@@ -1,0 +1,248 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include "core/bitmap.h"
+#include "core/session.h"
+#include "core/util.h"
+#include "pair.h"
+
+#define PAIR_PAGE 4096
+
+static uint64_t pair_rand(uint64_t *st)
+{
+	uint64_t z = (*st += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+/* The secondary's own guest runs until the next checkpoint and dirties pages. */
+static void pair_scribble(struct pair *pp, uint64_t *bits, uint64_t *rng)
+{
+	if (!pp->o.scribble || !bits)
+		return;
+	memset(bits, 0, rct_bitmap_words(pp->npages) * sizeof(uint64_t));
+	for (unsigned i = 0; i < pp->o.scribble; i++) {
+		uint64_t page = pair_rand(rng) % pp->npages;
+
+		pp->sram[page * PAIR_PAGE + pair_rand(rng) % PAIR_PAGE] ^= 0x5a;
+		rct_bitmap_set(bits, page);
+	}
+	rct_ckpt_local_dirty(pp->s, pp->sr, bits, pp->npages);
+}
+
+static void *pair_secondary(void *arg)
+{
+	struct pair *pp = arg;
+	uint64_t rng = 0x5ec0;
+	uint64_t *bits = calloc(rct_bitmap_words(pp->npages), sizeof(uint64_t));
+	struct rct_event ev;
+	rct_status_t st;
+
+	st = rct_session_accept(pp->s);
+	pthread_mutex_lock(&pp->lock);
+	pp->accept_status = st;
+	pthread_cond_broadcast(&pp->cond);
+	pthread_mutex_unlock(&pp->lock);
+	while (st == RCT_OK) {
+		pthread_mutex_lock(&pp->lock);
+		bool stop = pp->stop;
+		pthread_mutex_unlock(&pp->lock);
+		if (stop)
+			break;
+		st = rct_session_progress(pp->s, 20);
+		while (rct_session_event_next(pp->s, &ev) == RCT_OK) {
+			pthread_mutex_lock(&pp->lock);
+			if (ev.type == RCT_EVENT_CKPT_READY) {
+				pp->ready = ev.epoch;
+				if (pp->o.auto_flush) {
+					const void *dev;
+					size_t len;
+
+					if (rct_ckpt_flush(pp->s, ev.epoch, NULL) == RCT_OK &&
+					    rct_ckpt_devstate_get(pp->s, ev.epoch, &dev, &len) ==
+						    RCT_OK &&
+					    len <= sizeof(pp->devstate)) {
+						memcpy(pp->devstate, dev, len);
+						pp->devstate_len = len;
+						pp->flushed = ev.epoch;
+						/* Compare before this guest dirties anything. */
+						pp->equal = !memcmp(pp->sram, pp->snap, pp->o.size);
+						pair_scribble(pp, bits, &rng);
+					}
+				}
+			} else if (ev.type == RCT_EVENT_PEER_LOST) {
+				pp->lost = ev.status;
+				pp->lost_epoch = ev.epoch;
+			}
+			pthread_cond_broadcast(&pp->cond);
+			pthread_mutex_unlock(&pp->lock);
+		}
+	}
+	pthread_mutex_lock(&pp->lock);
+	if (pp->lost == RCT_OK && st != RCT_OK)
+		pp->lost = st;
+	pp->done = true;
+	pthread_cond_broadcast(&pp->cond);
+	pthread_mutex_unlock(&pp->lock);
+	free(bits);
+	return NULL;
+}
+
+static rct_status_t pair_session(struct pair *pp, enum rct_role role, struct rct_session **s_p)
+{
+	struct rct_session_params p = {
+		.field_mask = RCT_SESSION_PARAM_FIELD_ROLE | RCT_SESSION_PARAM_FIELD_LANES |
+			      RCT_SESSION_PARAM_FIELD_TIMEOUT | RCT_SESSION_PARAM_FIELD_BACKEND,
+		.role = role,
+		.lanes = pp->o.lanes,
+		.timeout_ms = pp->o.timeout_ms,
+		.backend = pp->o.backend,
+	};
+
+	if (pp->o.max_put) {
+		p.field_mask |= RCT_SESSION_PARAM_FIELD_MAX_PUT;
+		p.max_put = pp->o.max_put;
+	}
+	if (pp->o.ops)
+		return rct_session_create_ops(&p, pp->o.ops, s_p);
+	return rct_session_create(&p, s_p);
+}
+
+rct_status_t pair_open(struct pair *pp, const struct pair_opts *o)
+{
+	rct_status_t st;
+
+	memset(pp, 0, sizeof(*pp));
+	pp->o = *o;
+	if (!pp->o.backend)
+		pp->o.backend = "tcp";
+	if (!pp->o.timeout_ms)
+		pp->o.timeout_ms = 5000;
+	pp->npages = o->size / PAIR_PAGE;
+	pp->ready = pp->flushed = UINT64_MAX;
+	pp->rng = 42;
+	pthread_mutex_init(&pp->lock, NULL);
+	pthread_cond_init(&pp->cond, NULL);
+	pp->pram = rct_mem_alloc(o->size);
+	pp->sram = rct_mem_alloc(o->size);
+	pp->snap = rct_mem_alloc(o->size);
+	if (!pp->pram || !pp->sram || !pp->snap)
+		return RCT_ERR_NO_MEMORY;
+	for (uint64_t i = 0; i < o->size / 8; i++)
+		((uint64_t *)pp->pram)[i] = pair_rand(&pp->rng);
+	memset(pp->sram, 0xee, o->size);
+	memcpy(pp->snap, pp->pram, o->size);
+
+	st = pair_session(pp, RCT_ROLE_SECONDARY, &pp->s);
+	if (st == RCT_OK)
+		st = rct_region_register(pp->s, 7, pp->sram, o->size, &pp->sr);
+	if (st == RCT_OK)
+		st = rct_session_listen(pp->s, "127.0.0.1", 0, &pp->port);
+	if (st != RCT_OK)
+		return st;
+	if (pthread_create(&pp->thread, NULL, pair_secondary, pp))
+		return RCT_ERR_SYSTEM;
+	st = pair_session(pp, RCT_ROLE_PRIMARY, &pp->p);
+	if (st == RCT_OK)
+		st = rct_region_register(pp->p, 7, pp->pram, o->size, &pp->pr);
+	if (st == RCT_OK)
+		st = rct_session_connect(pp->p, "127.0.0.1", pp->port);
+	return st;
+}
+
+void pair_close(struct pair *pp)
+{
+	rct_session_destroy(pp->p);
+	pp->p = NULL;
+	if (pp->s) {
+		pthread_mutex_lock(&pp->lock);
+		pp->stop = true;
+		pthread_mutex_unlock(&pp->lock);
+		pthread_join(pp->thread, NULL);
+	}
+	rct_session_destroy(pp->s);
+	rct_mem_free(pp->pram, pp->o.size);
+	rct_mem_free(pp->sram, pp->o.size);
+	rct_mem_free(pp->snap, pp->o.size);
+	pthread_cond_destroy(&pp->cond);
+	pthread_mutex_destroy(&pp->lock);
+}
+
+void pair_dirty(struct pair *pp, uint64_t *bits, unsigned n, uint64_t first, uint64_t len)
+{
+	memset(bits, 0, rct_bitmap_words(pp->npages) * sizeof(uint64_t));
+	for (unsigned i = 0; i < n; i++) {
+		uint64_t page = pair_rand(&pp->rng) % pp->npages;
+
+		((uint64_t *)(pp->pram + page * PAIR_PAGE))[pair_rand(&pp->rng) % 512] = pair_rand(
+			&pp->rng);
+		rct_bitmap_set(bits, page);
+	}
+	for (uint64_t page = first; page < first + len && page < pp->npages; page++) {
+		memset(pp->pram + page * PAIR_PAGE, (int)(pair_rand(&pp->rng) & 0xff), PAIR_PAGE);
+		rct_bitmap_set(bits, page);
+	}
+}
+
+rct_status_t pair_ckpt(struct pair *pp, uint64_t epoch, const uint64_t *bits, const void *dev,
+		       size_t dev_len)
+{
+	rct_status_t st;
+
+	/* The guest is paused: this is the image the secondary must end up with. */
+	memcpy(pp->snap, pp->pram, pp->o.size);
+	st = rct_ckpt_begin(pp->p, epoch, bits ? 0 : RCT_CKPT_FULL);
+	if (st == RCT_OK && bits)
+		st = rct_ckpt_dirty(pp->p, pp->pr, bits, pp->npages);
+	if (st == RCT_OK)
+		st = rct_ckpt_devstate_put(pp->p, dev, dev_len);
+	if (st == RCT_OK)
+		st = rct_ckpt_commit(pp->p, NULL);
+	return st;
+}
+
+static void pair_deadline(struct timespec *ts, int timeout_ms)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+	ts->tv_sec += timeout_ms / 1000;
+	ts->tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+bool pair_wait_flushed(struct pair *pp, uint64_t epoch, int timeout_ms)
+{
+	struct timespec ts;
+	bool ok;
+
+	pair_deadline(&ts, timeout_ms);
+	pthread_mutex_lock(&pp->lock);
+	while (pp->flushed != epoch && !pp->done &&
+	       pthread_cond_timedwait(&pp->cond, &pp->lock, &ts) == 0)
+		;
+	ok = pp->flushed == epoch;
+	pthread_mutex_unlock(&pp->lock);
+	return ok;
+}
+
+rct_status_t pair_wait_lost(struct pair *pp, int timeout_ms)
+{
+	struct timespec ts;
+	rct_status_t st;
+
+	pair_deadline(&ts, timeout_ms);
+	pthread_mutex_lock(&pp->lock);
+	while (pp->lost == RCT_OK && !pp->done &&
+	       pthread_cond_timedwait(&pp->cond, &pp->lock, &ts) == 0)
+		;
+	st = pp->lost;
+	pthread_mutex_unlock(&pp->lock);
+	return st;
+}

@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Test harness: a primary and a secondary session in one process, the
+ * secondary driven by its own thread as a hypervisor would drive it (progress,
+ * flush on CKPT_READY, then its own guest dirties a few pages).
+ */
+#ifndef RCT_TEST_PAIR_H
+#define RCT_TEST_PAIR_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <rct/rct.h>
+
+#include "core/backend.h"
+
+struct pair_opts {
+	const struct rct_backend_ops *ops; /* NULL: the real backend named by backend */
+	const char *backend;		   /* default "tcp" */
+	unsigned lanes;
+	size_t size;	   /* region bytes */
+	uint64_t max_put;  /* 0: default */
+	int timeout_ms;	   /* 0: 5000 */
+	bool auto_flush;   /* flush every ready checkpoint */
+	unsigned scribble; /* pages the secondary guest dirties after a flush */
+};
+
+struct pair {
+	struct pair_opts o;
+	struct rct_session *p, *s;
+	struct rct_region *pr, *sr;
+	uint8_t *pram, *sram, *snap; /* primary RAM, secondary RAM, primary snapshot */
+	uint64_t npages;
+	uint16_t port;
+
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool stop, done;
+	uint64_t ready, flushed; /* last epochs seen ready / flushed, UINT64_MAX none */
+	bool equal;		 /* at the last flush, secondary RAM == primary snapshot */
+	rct_status_t lost;	 /* PEER_LOST status, RCT_OK while connected */
+	rct_status_t accept_status;
+	uint64_t lost_epoch;
+	uint64_t rng;
+	uint8_t devstate[1 << 16];
+	size_t devstate_len;
+};
+
+/* Open a connected pair; returns RCT_OK or the failing status. */
+rct_status_t pair_open(struct pair *pp, const struct pair_opts *o);
+void pair_close(struct pair *pp);
+
+/* Dirty @n random pages of the primary (and the run [first, first+len) if len). */
+void pair_dirty(struct pair *pp, uint64_t *bits, unsigned n, uint64_t first, uint64_t len);
+
+/* One checkpoint; @bits NULL means full.  Snapshots the primary's RAM first. */
+rct_status_t pair_ckpt(struct pair *pp, uint64_t epoch, const uint64_t *bits, const void *dev,
+		       size_t dev_len);
+
+/* Wait until the secondary flushed @epoch (true) or lost its peer/timed out (false). */
+bool pair_wait_flushed(struct pair *pp, uint64_t epoch, int timeout_ms);
+/* Wait until the secondary lost its peer; returns that status. */
+rct_status_t pair_wait_lost(struct pair *pp, int timeout_ms);
+
+#endif

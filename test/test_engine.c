@@ -1,0 +1,263 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Checkpoint engine over the fault-injecting mock backend: commits, the
+ * colo-cache rule (guest RAM untouched until a whole checkpoint commits),
+ * epoch and count checks, parameter validation.
+ */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/bitmap.h"
+#include "core/session.h"
+#include "core/util.h"
+#include "mock_backend.h"
+#include "pair.h"
+
+#define SIZE (4u << 20)
+
+static struct pair pp;
+static uint64_t *bits;
+static uint8_t *saved;
+
+static void setup(void)
+{
+	bits = calloc(rct_bitmap_words(SIZE / 4096), sizeof(uint64_t));
+	saved = malloc(SIZE);
+	cr_assert(bits && saved);
+}
+
+static void teardown(void)
+{
+	pair_close(&pp);
+	mock_fault_lane(-1, 0);
+	free(bits);
+	free(saved);
+}
+
+static void open_pair(unsigned lanes, bool auto_flush)
+{
+	struct pair_opts o = {.ops = &mock_ops,
+			      .lanes = lanes,
+			      .size = SIZE,
+			      .max_put = 1 << 20,
+			      .timeout_ms = 2000,
+			      .auto_flush = auto_flush,
+			      .scribble = 8};
+
+	cr_assert_eq(pair_open(&pp, &o), RCT_OK);
+}
+
+/* Full sync (epoch 0) then @n incremental checkpoints, each verified. */
+static void commit_some(unsigned n)
+{
+	uint8_t dev[300];
+
+	memset(dev, 0xab, sizeof(dev));
+	cr_assert_eq(pair_ckpt(&pp, 0, NULL, dev, sizeof(dev)), RCT_OK);
+	cr_assert(pair_wait_flushed(&pp, 0, 2000));
+	cr_assert(pp.equal, "secondary RAM differs after the full sync");
+	for (unsigned e = 1; e <= n; e++) {
+		pair_dirty(&pp, bits, 50, e * 7, 300); /* scattered + a run over 1 MiB */
+		dev[0] = (uint8_t)e;
+		cr_assert_eq(pair_ckpt(&pp, e, bits, dev, sizeof(dev) - e), RCT_OK);
+		cr_assert(pair_wait_flushed(&pp, e, 2000), "epoch %u not flushed", e);
+		cr_assert(pp.equal, "secondary RAM differs at epoch %u", e);
+		cr_assert_eq(pp.devstate_len, sizeof(dev) - e);
+		cr_assert_arr_eq(pp.devstate, dev, sizeof(dev) - e);
+	}
+}
+
+TestSuite(engine, .init = setup, .fini = teardown, .timeout = 30);
+
+Test(engine, commits_are_applied_whole)
+{
+	open_pair(3, true);
+	commit_some(5);
+	cr_assert_eq(rct_session_last_committed(pp.p), 5);
+	cr_assert_eq(rct_session_last_committed(pp.s), 5);
+}
+
+Test(engine, lane_failure_mid_checkpoint_leaves_guest_ram_untouched)
+{
+	rct_status_t st;
+
+	/* Lane 1 fails after 20 more runs: past the full sync (2 runs on lane 1),
+	 * in the middle of epoch 1's ~350 runs. */
+	mock_fault_lane(1, 20);
+	open_pair(2, true);
+	commit_some(0);
+	memcpy(saved, pp.sram, SIZE); /* last committed image + the secondary's own writes */
+
+	pair_dirty(&pp, bits, 400, 0, 0);
+	st = pair_ckpt(&pp, 1, bits, "x", 1);
+	cr_assert_eq(st, RCT_ERR_IO, "commit returned %s", rct_status_str(st));
+	cr_assert(rct_status_is_fatal(st));
+	cr_assert_eq(rct_session_last_committed(pp.p), 0);
+
+	/* The primary is gone without a commit: the secondary reports the loss
+	 * with epoch 0 as the last committed one, and guest RAM is as it was. */
+	rct_session_destroy(pp.p);
+	pp.p = NULL;
+	cr_assert_eq(pair_wait_lost(&pp, 2000), RCT_ERR_PEER_LOST);
+	cr_assert_eq(pp.lost_epoch, 0);
+	cr_assert_eq(pp.ready, 0, "a CKPT_READY was raised for the failed epoch");
+	cr_assert_eq(memcmp(pp.sram, saved, SIZE), 0, "guest RAM changed");
+}
+
+/* Encode @m and send it on the primary's control lane, as a broken peer would. */
+static void inject(struct rct_msg *m)
+{
+	uint8_t buf[256];
+	size_t len;
+
+	cr_assert_eq(rct_msg_encode(m, buf, sizeof(buf), &len), RCT_OK);
+	cr_assert_eq(mock_ctrl_inject(pp.p->ctx, buf, len), RCT_OK);
+}
+
+static void expect_secondary_rejects(void)
+{
+	cr_assert_eq(pair_wait_lost(&pp, 2000), RCT_ERR_PROTO);
+	cr_assert_eq(memcmp(pp.sram, saved, SIZE), 0, "guest RAM changed");
+	cr_assert_eq(rct_session_last_committed(pp.s), 2);
+}
+
+Test(engine, stale_epoch_is_rejected)
+{
+	struct rct_msg m = {.type = RCT_MSG_BEGIN};
+
+	open_pair(2, true);
+	commit_some(2);
+	memcpy(saved, pp.sram, SIZE);
+	m.begin.epoch = 2; /* already committed */
+	inject(&m);
+	expect_secondary_rejects();
+}
+
+Test(engine, bitmap_beyond_region_is_rejected)
+{
+	struct rct_msg m = {.type = RCT_MSG_BEGIN};
+	uint64_t w = ~0ull;
+
+	open_pair(2, true);
+	commit_some(2);
+	memcpy(saved, pp.sram, SIZE);
+	m.begin.epoch = 3;
+	inject(&m);
+	memset(&m, 0, sizeof(m));
+	m.type = RCT_MSG_BITMAP;
+	m.bitmap.epoch = 3;
+	m.bitmap.region_id = 7;
+	m.bitmap.first_word = SIZE / 4096 / 64; /* one past the last word */
+	m.bitmap.nwords = 1;
+	m.bitmap.words = &w;
+	inject(&m);
+	expect_secondary_rejects();
+}
+
+Test(engine, commit_counts_must_match)
+{
+	struct rct_msg m = {.type = RCT_MSG_BEGIN};
+
+	open_pair(2, true);
+	commit_some(2);
+	memcpy(saved, pp.sram, SIZE);
+	m.begin.epoch = 3;
+	inject(&m);
+	memset(&m, 0, sizeof(m));
+	m.type = RCT_MSG_COMMIT;
+	m.commit.epoch = 3;
+	m.commit.pages = 5; /* but no bitmap was sent */
+	m.commit.bytes = 5 * 4096;
+	inject(&m);
+	expect_secondary_rejects();
+	cr_assert_eq(pp.ready, 2);
+}
+
+Test(engine, message_for_another_epoch_is_rejected)
+{
+	struct rct_msg m = {.type = RCT_MSG_BEGIN};
+
+	open_pair(2, true);
+	commit_some(2);
+	memcpy(saved, pp.sram, SIZE);
+	m.begin.epoch = 3;
+	inject(&m);
+	memset(&m, 0, sizeof(m));
+	m.type = RCT_MSG_DEVSTATE;
+	m.devstate.epoch = 4;
+	inject(&m);
+	expect_secondary_rejects();
+}
+
+Test(engine, begin_waits_until_the_secondary_flushed)
+{
+	open_pair(1, false); /* nobody flushes */
+	cr_assert_eq(pair_ckpt(&pp, 0, NULL, NULL, 0), RCT_OK);
+	cr_assert_eq(rct_ckpt_begin(pp.p, 1, 0), RCT_ERR_TIMED_OUT);
+	/* Guest RAM is not written by a commit alone: only a flush does that. */
+	for (size_t i = 0; i < SIZE; i++)
+		if (pp.sram[i] != 0xee)
+			cr_assert_fail("byte %zu of guest RAM written before flush", i);
+}
+
+Test(engine, api_misuse_is_refused)
+{
+	uint64_t one = 1;
+
+	open_pair(2, true);
+	commit_some(0);
+	/* dirty/commit without begin; wrong bitmap size; epochs must grow */
+	cr_assert_eq(rct_ckpt_dirty(pp.p, pp.pr, bits, SIZE / 4096), RCT_ERR_STATE);
+	cr_assert_eq(rct_ckpt_commit(pp.p, NULL), RCT_ERR_STATE);
+	cr_assert_eq(rct_ckpt_begin(pp.p, 0, 0), RCT_ERR_INVALID_PARAM);
+	cr_assert_eq(rct_ckpt_begin(pp.p, 1, 0x80), RCT_ERR_INVALID_PARAM);
+	cr_assert_eq(rct_ckpt_begin(pp.p, 1, 0), RCT_OK);
+	cr_assert_eq(rct_ckpt_dirty(pp.p, pp.pr, &one, 64), RCT_ERR_INVALID_PARAM);
+	cr_assert_eq(rct_ckpt_devstate_put(pp.p, saved, 64u << 20), RCT_ERR_NO_SPACE);
+	memset(bits, 0, rct_bitmap_words(SIZE / 4096) * 8);
+	cr_assert_eq(rct_ckpt_dirty(pp.p, pp.pr, bits, SIZE / 4096), RCT_OK);
+	cr_assert_eq(rct_ckpt_dirty(pp.p, pp.pr, bits, SIZE / 4096), RCT_ERR_STATE);
+	cr_assert_eq(rct_ckpt_commit(pp.p, NULL), RCT_OK);
+	/* secondary-only calls on the primary and vice versa */
+	cr_assert_eq(rct_ckpt_flush(pp.p, 1, NULL), RCT_ERR_STATE);
+	cr_assert_eq(rct_ckpt_begin(pp.s, 9, 0), RCT_ERR_STATE); /* reads the role only */
+}
+
+Test(session, params_are_validated)
+{
+	struct rct_session_params p = {.field_mask = RCT_SESSION_PARAM_FIELD_ROLE,
+				       .role = RCT_ROLE_PRIMARY};
+	struct rct_session *s = NULL;
+	struct rct_region *r;
+	void *ram = rct_mem_alloc(1 << 20);
+
+	cr_assert_eq(rct_session_create(NULL, &s), RCT_ERR_INVALID_PARAM);
+	p.field_mask = 0;
+	cr_assert_eq(rct_session_create(&p, &s), RCT_ERR_INVALID_PARAM);
+	p.field_mask = RCT_SESSION_PARAM_FIELD_ROLE | RCT_SESSION_PARAM_FIELD_LANES;
+	p.lanes = 65;
+	cr_assert_eq(rct_session_create(&p, &s), RCT_ERR_INVALID_PARAM);
+	p.lanes = 0;
+	cr_assert_eq(rct_session_create(&p, &s), RCT_ERR_INVALID_PARAM);
+	p.field_mask = RCT_SESSION_PARAM_FIELD_ROLE | RCT_SESSION_PARAM_FIELD_PAGE_SIZE;
+	p.page_size = 3000;
+	cr_assert_eq(rct_session_create(&p, &s), RCT_ERR_INVALID_PARAM);
+	p.field_mask = RCT_SESSION_PARAM_FIELD_ROLE | RCT_SESSION_PARAM_FIELD_BACKEND;
+	p.backend = "carrier-pigeon";
+	cr_assert_eq(rct_session_create(&p, &s), RCT_ERR_NOT_FOUND);
+
+	p.field_mask = RCT_SESSION_PARAM_FIELD_ROLE;
+	cr_assert_eq(rct_session_create(&p, &s), RCT_OK);
+	cr_assert_eq(rct_region_register(s, 1, (char *)ram + 100, 4096, &r), RCT_ERR_INVALID_PARAM);
+	cr_assert_eq(rct_region_register(s, 1, ram, 4000, &r), RCT_ERR_INVALID_PARAM);
+	cr_assert_eq(rct_region_register(s, 1, ram, 1 << 20, &r), RCT_OK);
+	cr_assert_eq(rct_region_pages(r), 256);
+	cr_assert_eq(rct_region_register(s, 1, ram, 1 << 20, &r), RCT_ERR_EXISTS);
+	cr_assert_eq(rct_session_listen(s, "127.0.0.1", 0, NULL), RCT_ERR_STATE);
+	rct_session_destroy(s);
+	rct_session_destroy(NULL);
+	rct_mem_free(ram, 1 << 20);
+	cr_assert_str_eq(rct_status_str(RCT_ERR_PEER_LOST), "peer lost");
+	cr_assert_str_eq(rct_status_str((rct_status_t)12345), "unknown status");
+}

@@ -1,0 +1,503 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Peer control protocol: every message round-tripped, and every kind of bad
+ * input (truncated, oversized, bad magic, bad version, nonzero reserved,
+ * out-of-range counts and offsets) rejected with a reason.  The TCP data-lane
+ * headers get the same treatment.
+ */
+#include <criterion/criterion.h>
+#include <endian.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/proto.h"
+#include "tcp/tcp.h"
+
+static const uint8_t key[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+static uint64_t words[3] = {0x0123456789abcdefull, 0, ~0ull};
+static const char text[] = "region 3: something broke";
+
+/* One valid sample of each message type. */
+static struct rct_msg sample(unsigned type)
+{
+	struct rct_msg m;
+
+	memset(&m, 0, sizeof(m));
+	m.type = (uint16_t)type;
+	switch (type) {
+	case RCT_MSG_HELLO:
+		m.hello.role = RCT_ROLE_PRIMARY;
+		m.hello.lanes = 4;
+		m.hello.page_size = 4096;
+		m.hello.nregions = 3;
+		m.hello.generation = 0x1122334455667788ull;
+		m.hello.max_put = 1 << 20;
+		break;
+	case RCT_MSG_REGION:
+		m.region.id = 7;
+		m.region.kind = RCT_REGION_GUEST;
+		m.region.size = 1ull << 30;
+		m.region.key_len = sizeof(key);
+		m.region.key = key;
+		break;
+	case RCT_MSG_BEGIN:
+		m.begin.epoch = 42;
+		m.begin.flags = RCT_CKPT_FULL;
+		break;
+	case RCT_MSG_BITMAP:
+		m.bitmap.epoch = 42;
+		m.bitmap.region_id = 7;
+		m.bitmap.first_word = 4096;
+		m.bitmap.nwords = 3;
+		m.bitmap.words = words;
+		break;
+	case RCT_MSG_DEVSTATE:
+		m.devstate.epoch = 42;
+		m.devstate.length = 3 << 20;
+		break;
+	case RCT_MSG_COMMIT:
+		m.commit.epoch = 42;
+		m.commit.pages = 1000;
+		m.commit.bytes = 4096000;
+		m.commit.bitmap_words = 4096;
+		m.commit.devstate_len = 77;
+		m.commit.fence = 9;
+		break;
+	case RCT_MSG_ACK:
+		m.ack.epoch = 42;
+		m.ack.kind = RCT_ACK_FLUSHED;
+		break;
+	case RCT_MSG_HEARTBEAT:
+		m.heartbeat.seq = 5;
+		m.heartbeat.last_committed = 41;
+		break;
+	case RCT_MSG_ERROR:
+		m.error.code = RCT_ERR_MISMATCH;
+		m.error.text_len = sizeof(text) - 1;
+		m.error.text = text;
+		break;
+	case RCT_MSG_GOODBYE:
+		m.goodbye.reason = 3;
+		break;
+	}
+	return m;
+}
+
+static size_t encode(unsigned type, uint8_t *buf)
+{
+	struct rct_msg m = sample(type);
+	size_t len = 0;
+
+	cr_assert_eq(rct_msg_encode(&m, buf, RCT_MSG_MAX, &len), RCT_OK, "encode %s",
+		     rct_msg_type_str(type));
+	return len;
+}
+
+static rct_status_t decode(const uint8_t *buf, size_t len, const char **why)
+{
+	struct rct_msg m;
+
+	*why = NULL;
+	return rct_msg_decode(buf, len, &m, why);
+}
+
+Test(proto, round_trip_every_type)
+{
+	uint8_t *buf = malloc(RCT_MSG_MAX);
+
+	for (unsigned t = 1; t <= RCT_MSG_TYPE_MAX; t++) {
+		struct rct_msg in = sample(t), out;
+		const char *why = NULL;
+		size_t len = encode(t, buf);
+
+		cr_assert_eq(rct_msg_decode(buf, len, &out, &why), RCT_OK, "%s: %s",
+			     rct_msg_type_str(t), why);
+		cr_assert_eq(out.type, t);
+		switch (t) {
+		case RCT_MSG_HELLO:
+			cr_assert_eq(out.hello.role, in.hello.role);
+			cr_assert_eq(out.hello.lanes, in.hello.lanes);
+			cr_assert_eq(out.hello.page_size, in.hello.page_size);
+			cr_assert_eq(out.hello.nregions, in.hello.nregions);
+			cr_assert_eq(out.hello.generation, in.hello.generation);
+			cr_assert_eq(out.hello.max_put, in.hello.max_put);
+			break;
+		case RCT_MSG_REGION:
+			cr_assert_eq(out.region.id, 7);
+			cr_assert_eq(out.region.kind, RCT_REGION_GUEST);
+			cr_assert_eq(out.region.size, 1ull << 30);
+			cr_assert_eq(out.region.key_len, sizeof(key));
+			cr_assert_arr_eq(out.region.key, key, sizeof(key));
+			break;
+		case RCT_MSG_BEGIN:
+			cr_assert_eq(out.begin.epoch, 42);
+			cr_assert_eq(out.begin.flags, RCT_CKPT_FULL);
+			break;
+		case RCT_MSG_BITMAP:
+			cr_assert_eq(out.bitmap.epoch, 42);
+			cr_assert_eq(out.bitmap.region_id, 7);
+			cr_assert_eq(out.bitmap.first_word, 4096);
+			cr_assert_eq(out.bitmap.nwords, 3);
+			for (uint32_t i = 0; i < 3; i++)
+				cr_assert_eq(rct_msg_bitmap_word(&out, i), le64toh(words[i]));
+			break;
+		case RCT_MSG_DEVSTATE:
+			cr_assert_eq(out.devstate.epoch, 42);
+			cr_assert_eq(out.devstate.length, 3 << 20);
+			break;
+		case RCT_MSG_COMMIT:
+			cr_assert_eq(out.commit.epoch, 42);
+			cr_assert_eq(out.commit.pages, 1000);
+			cr_assert_eq(out.commit.bytes, 4096000);
+			cr_assert_eq(out.commit.bitmap_words, 4096);
+			cr_assert_eq(out.commit.devstate_len, 77);
+			cr_assert_eq(out.commit.fence, 9);
+			break;
+		case RCT_MSG_ACK:
+			cr_assert_eq(out.ack.epoch, 42);
+			cr_assert_eq(out.ack.kind, RCT_ACK_FLUSHED);
+			break;
+		case RCT_MSG_HEARTBEAT:
+			cr_assert_eq(out.heartbeat.seq, 5);
+			cr_assert_eq(out.heartbeat.last_committed, 41);
+			break;
+		case RCT_MSG_ERROR:
+			cr_assert_eq(out.error.code, RCT_ERR_MISMATCH);
+			cr_assert_eq(out.error.text_len, sizeof(text) - 1);
+			cr_assert_arr_eq(out.error.text, text, sizeof(text) - 1);
+			break;
+		case RCT_MSG_GOODBYE:
+			cr_assert_eq(out.goodbye.reason, 3);
+			break;
+		}
+	}
+	free(buf);
+}
+
+Test(proto, golden_bytes_are_little_endian)
+{
+	uint8_t buf[64];
+	size_t len = encode(RCT_MSG_BEGIN, buf);
+	static const uint8_t golden[] = {
+		0x52, 0x43, 0x54, 0x31,		    /* "RCT1" */
+		0x01, 0x00,			    /* version 1 */
+		0x03, 0x00,			    /* BEGIN */
+		0x10, 0x00, 0x00, 0x00,		    /* 16 payload bytes */
+		0x00, 0x00, 0x00, 0x00,		    /* reserved */
+		42,   0,    0,	  0,	0, 0, 0, 0, /* epoch */
+		0x01, 0x00, 0x00, 0x00,		    /* flags: FULL */
+		0x00, 0x00, 0x00, 0x00,		    /* reserved */
+	};
+
+	cr_assert_eq(len, sizeof(golden));
+	cr_assert_arr_eq(buf, golden, sizeof(golden));
+}
+
+Test(proto, every_truncation_is_rejected)
+{
+	uint8_t *buf = malloc(RCT_MSG_MAX);
+
+	for (unsigned t = 1; t <= RCT_MSG_TYPE_MAX; t++) {
+		size_t len = encode(t, buf);
+
+		for (size_t cut = 0; cut < len; cut++) {
+			const char *why;
+			/* A copy of exactly cut bytes, so ASan sees any read past it. */
+			uint8_t *part = malloc(cut ? cut : 1);
+
+			memcpy(part, buf, cut);
+			cr_assert_neq(decode(part, cut, &why), RCT_OK, "%s cut at %zu accepted",
+				      rct_msg_type_str(t), cut);
+			cr_assert_not_null(why);
+			free(part);
+		}
+	}
+	free(buf);
+}
+
+Test(proto, trailing_bytes_are_rejected)
+{
+	uint8_t buf[256];
+	const char *why;
+	size_t len = encode(RCT_MSG_ACK, buf);
+	uint32_t l = htole32((uint32_t)(len - 16 + 4));
+
+	memcpy(buf + 8, &l, 4);
+	memset(buf + len, 0, 4);
+	cr_assert_eq(decode(buf, len + 4, &why), RCT_ERR_PROTO);
+	cr_assert_str_eq(why, "payload longer than its message type");
+}
+
+Test(proto, oversized_is_rejected)
+{
+	size_t len = RCT_MSG_MAX + 16;
+	uint8_t *buf = calloc(1, len);
+	const char *why;
+	uint32_t l = htole32((uint32_t)(len - 16));
+
+	encode(RCT_MSG_GOODBYE, buf);
+	memcpy(buf + 8, &l, 4);
+	cr_assert_eq(decode(buf, len, &why), RCT_ERR_PROTO);
+	cr_assert_str_eq(why, "message larger than 64 KiB");
+	free(buf);
+}
+
+Test(proto, header_length_must_match)
+{
+	uint8_t buf[64];
+	const char *why;
+	size_t len = encode(RCT_MSG_BEGIN, buf);
+
+	buf[8] ^= 1;
+	cr_assert_eq(decode(buf, len, &why), RCT_ERR_PROTO);
+	cr_assert_str_eq(why, "header length does not match the message size");
+}
+
+Test(proto, bad_magic_version_reserved_type)
+{
+	uint8_t buf[64];
+	const char *why;
+	size_t len;
+
+	len = encode(RCT_MSG_HEARTBEAT, buf);
+	buf[0] ^= 0xff;
+	cr_assert_eq(decode(buf, len, &why), RCT_ERR_PROTO);
+	cr_assert_str_eq(why, "bad magic");
+
+	len = encode(RCT_MSG_HEARTBEAT, buf);
+	buf[4] = 2;
+	cr_assert_eq(decode(buf, len, &why), RCT_ERR_VERSION);
+	cr_assert_not_null(strstr(why, "version"));
+
+	len = encode(RCT_MSG_HEARTBEAT, buf);
+	buf[13] = 1;
+	cr_assert_eq(decode(buf, len, &why), RCT_ERR_PROTO);
+	cr_assert_str_eq(why, "nonzero reserved field in header");
+
+	len = encode(RCT_MSG_HEARTBEAT, buf);
+	buf[6] = 99;
+	cr_assert_eq(decode(buf, len, &why), RCT_ERR_PROTO);
+	cr_assert_str_eq(why, "unknown message type");
+}
+
+Test(proto, nonzero_reserved_in_payloads)
+{
+	/* type, byte offset of a reserved byte from the start of the message */
+	static const struct {
+		unsigned type;
+		size_t off;
+	} cases[] = {
+		{RCT_MSG_HELLO, 16 + 12}, {RCT_MSG_BEGIN, 16 + 12}, {RCT_MSG_ACK, 16 + 10},
+		{RCT_MSG_ACK, 16 + 12},	  {RCT_MSG_ERROR, 16 + 6},  {RCT_MSG_GOODBYE, 16 + 4},
+	};
+	uint8_t buf[512];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *why;
+		size_t len = encode(cases[i].type, buf);
+
+		buf[cases[i].off] = 1;
+		cr_assert_eq(decode(buf, len, &why), RCT_ERR_PROTO, "%s",
+			     rct_msg_type_str(cases[i].type));
+		cr_assert_not_null(strstr(why, "reserved"), "%s: %s",
+				   rct_msg_type_str(cases[i].type), why);
+	}
+}
+
+Test(proto, out_of_range_fields)
+{
+	uint8_t buf[512];
+	const char *why;
+	size_t len;
+	struct rct_msg m;
+
+	/* HELLO: 65 lanes, page size 3000, unknown role */
+	len = encode(RCT_MSG_HELLO, buf);
+	buf[16 + 2] = 65;
+	cr_assert_eq(decode(buf, len, &why), RCT_ERR_PROTO);
+	cr_assert_str_eq(why, "HELLO: lane count above 64");
+	len = encode(RCT_MSG_HELLO, buf);
+	buf[16 + 4] = 0xb8;
+	buf[16 + 5] = 0x0b;
+	cr_assert_eq(decode(buf, len, &why), RCT_ERR_PROTO);
+	len = encode(RCT_MSG_HELLO, buf);
+	buf[16] = 9;
+	cr_assert_eq(decode(buf, len, &why), RCT_ERR_PROTO);
+	cr_assert_str_eq(why, "HELLO: unknown role");
+
+	/* REGION: key_len larger than the payload */
+	len = encode(RCT_MSG_REGION, buf);
+	buf[16 + 6] = 17;
+	cr_assert_eq(decode(buf, len, &why), RCT_ERR_PROTO);
+	cr_assert_str_eq(why, "REGION: key length does not match the payload");
+	len = encode(RCT_MSG_REGION, buf);
+	buf[16 + 7] = 0x10; /* 4096 + 16 */
+	cr_assert_eq(decode(buf, len, &why), RCT_ERR_PROTO);
+	cr_assert_str_eq(why, "REGION: remote key longer than 256 bytes");
+
+	/* BITMAP: word count 0, word count not matching, beyond the region */
+	len = encode(RCT_MSG_BITMAP, buf);
+	memset(buf + 16 + 12, 0, 4);
+	cr_assert_eq(decode(buf, len, &why), RCT_ERR_PROTO);
+	len = encode(RCT_MSG_BITMAP, buf);
+	buf[16 + 12] = 4;
+	cr_assert_eq(decode(buf, len, &why), RCT_ERR_PROTO);
+	cr_assert_str_eq(why, "BITMAP: word count does not match the payload");
+	len = encode(RCT_MSG_BITMAP, buf);
+	memset(buf + 16 + 16, 0xff, 8); /* first_word = 2^64 - 1: overflows */
+	cr_assert_eq(decode(buf, len, &why), RCT_ERR_PROTO);
+	cr_assert_str_eq(why, "BITMAP: first word + count overflows");
+	len = encode(RCT_MSG_BITMAP, buf);
+	cr_assert_eq(rct_msg_decode(buf, len, &m, &why), RCT_OK);
+	cr_assert_eq(rct_msg_bitmap_check(&m, 4099, &why), RCT_OK);
+	cr_assert_eq(rct_msg_bitmap_check(&m, 4098, &why), RCT_ERR_PROTO);
+	cr_assert_str_eq(why, "BITMAP: words beyond the end of the region");
+	cr_assert_eq(rct_msg_bitmap_check(&m, 10, &why), RCT_ERR_PROTO);
+
+	/* BEGIN with unknown flags, ACK of unknown kind, ERROR text too long */
+	len = encode(RCT_MSG_BEGIN, buf);
+	buf[16 + 8] = 0x80;
+	cr_assert_eq(decode(buf, len, &why), RCT_ERR_PROTO);
+	cr_assert_str_eq(why, "BEGIN: unknown flags");
+	len = encode(RCT_MSG_ACK, buf);
+	buf[16 + 8] = 3;
+	cr_assert_eq(decode(buf, len, &why), RCT_ERR_PROTO);
+	cr_assert_str_eq(why, "ACK: unknown kind");
+	len = encode(RCT_MSG_ERROR, buf);
+	buf[16 + 5] = 1; /* text_len = 256 + 25 */
+	cr_assert_eq(decode(buf, len, &why), RCT_ERR_PROTO);
+}
+
+Test(proto, encoder_refuses_out_of_range)
+{
+	uint8_t buf[64];
+	struct rct_msg m = sample(RCT_MSG_HELLO);
+	size_t len;
+
+	m.hello.lanes = 65;
+	cr_assert_eq(rct_msg_encode(&m, buf, sizeof(buf), &len), RCT_ERR_INVALID_PARAM);
+	m = sample(RCT_MSG_BITMAP);
+	cr_assert_eq(rct_msg_encode(&m, buf, 20, &len), RCT_ERR_NO_SPACE);
+	m.bitmap.nwords = RCT_BITMAP_CHUNK_WORDS + 1;
+	cr_assert_eq(rct_msg_encode(&m, buf, sizeof(buf), &len), RCT_ERR_INVALID_PARAM);
+}
+
+Test(proto, random_bytes_never_crash)
+{
+	uint64_t st = 12345;
+	uint8_t *buf = malloc(4096);
+
+	/* Valid header, random payload: every result is OK or a named error. */
+	for (int i = 0; i < 20000; i++) {
+		size_t plen = (st = st * 6364136223846793005ull + 1) >> 54;
+		struct rct_wire_hdr h = {.magic = htole32(RCT_PROTO_MAGIC),
+					 .version = htole16(RCT_PROTO_VERSION),
+					 .type = htole16((uint16_t)(1 + i % 11)),
+					 .length = htole32((uint32_t)plen)};
+		const char *why = NULL;
+		struct rct_msg m;
+		rct_status_t s;
+
+		memcpy(buf, &h, sizeof(h));
+		for (size_t k = 0; k < plen; k++)
+			buf[16 + k] = (uint8_t)((st = st * 6364136223846793005ull + 1) >> 56);
+		s = rct_msg_decode(buf, 16 + plen, &m, &why);
+		cr_assert(s == RCT_OK || why != NULL);
+	}
+	free(buf);
+}
+
+/* ---- TCP data lane ---- */
+
+static void put_hdr(uint8_t *b, uint16_t type, uint32_t nruns, uint32_t key_id, uint64_t token)
+{
+	struct rct_tcp_wire_put w = {
+		.magic = htole32(RCT_TCP_DATA_MAGIC),
+		.version = htole16(RCT_TCP_VERSION),
+		.type = htole16(type),
+		.nruns = htole32(nruns),
+		.key_id = htole32(key_id),
+		.key_tag = htole32(key_id ? 0xabcd : 0),
+		.token = htole64(token),
+	};
+
+	memcpy(b, &w, sizeof(w));
+}
+
+Test(proto, tcp_put_header)
+{
+	struct rct_tcp_put_hdr h;
+	uint8_t b[32];
+	const char *why;
+
+	put_hdr(b, RCT_TCP_PUT, 256, 1, 0);
+	cr_assert_eq(rct_tcp_put_decode(b, &h, &why), RCT_OK);
+	cr_assert_eq(h.nruns, 256);
+	cr_assert_eq(h.key_tag, 0xabcd);
+
+	put_hdr(b, RCT_TCP_PUT, 257, 1, 0);
+	cr_assert_eq(rct_tcp_put_decode(b, &h, &why), RCT_ERR_PROTO);
+	cr_assert_str_eq(why, "put: run count not in 1..256");
+	put_hdr(b, RCT_TCP_PUT, 0, 1, 0);
+	cr_assert_eq(rct_tcp_put_decode(b, &h, &why), RCT_ERR_PROTO);
+	put_hdr(b, RCT_TCP_FENCE, 0, 0, 7);
+	cr_assert_eq(rct_tcp_put_decode(b, &h, &why), RCT_OK);
+	cr_assert_eq(h.token, 7);
+	put_hdr(b, RCT_TCP_FENCE, 1, 0, 7);
+	cr_assert_eq(rct_tcp_put_decode(b, &h, &why), RCT_ERR_PROTO);
+	cr_assert_str_eq(why, "fence: carries runs or a key");
+	put_hdr(b, 9, 1, 1, 0);
+	cr_assert_eq(rct_tcp_put_decode(b, &h, &why), RCT_ERR_PROTO);
+	put_hdr(b, RCT_TCP_PUT, 1, 1, 0);
+	b[0] = 0;
+	cr_assert_eq(rct_tcp_put_decode(b, &h, &why), RCT_ERR_PROTO);
+	put_hdr(b, RCT_TCP_PUT, 1, 1, 0);
+	b[4] = 2;
+	cr_assert_eq(rct_tcp_put_decode(b, &h, &why), RCT_ERR_VERSION);
+	put_hdr(b, RCT_TCP_PUT, 1, 1, 0);
+	b[20] = 1;
+	cr_assert_eq(rct_tcp_put_decode(b, &h, &why), RCT_ERR_PROTO);
+	cr_assert_str_eq(why, "put: nonzero reserved field");
+}
+
+Test(proto, tcp_run_bounds)
+{
+	const char *why;
+
+	cr_assert_eq(rct_tcp_run_check(0, 4096, 4096, &why), RCT_OK);
+	cr_assert_eq(rct_tcp_run_check(4095, 1, 4096, &why), RCT_OK);
+	cr_assert_eq(rct_tcp_run_check(4096, 1, 4096, &why), RCT_ERR_PROTO);
+	cr_assert_eq(rct_tcp_run_check(1, 4096, 4096, &why), RCT_ERR_PROTO);
+	cr_assert_eq(rct_tcp_run_check(0, 0, 4096, &why), RCT_ERR_PROTO);
+	cr_assert_str_eq(why, "run: zero length");
+	/* offset + length wraps around 2^64 */
+	cr_assert_eq(rct_tcp_run_check(8, UINT64_MAX - 4, 4096, &why), RCT_ERR_PROTO);
+	cr_assert_str_eq(why, "run: beyond the end of the target memory");
+}
+
+Test(proto, tcp_lane_hello)
+{
+	struct rct_tcp_wire_lane_hello w = {.magic = htole32(RCT_TCP_LANE_MAGIC),
+					    .version = htole16(1),
+					    .lane = htole16(2),
+					    .nlanes = htole16(4),
+					    .cookie = htole64(99)};
+	struct rct_tcp_lane_hello h;
+	const char *why;
+
+	cr_assert_eq(rct_tcp_lane_hello_decode(&w, &h, &why), RCT_OK);
+	cr_assert_eq(h.lane, 2);
+	cr_assert_eq(h.cookie, 99);
+	w.lane = htole16(5);
+	cr_assert_eq(rct_tcp_lane_hello_decode(&w, &h, &why), RCT_ERR_PROTO);
+	w.lane = htole16(1);
+	w.nlanes = htole16(65);
+	cr_assert_eq(rct_tcp_lane_hello_decode(&w, &h, &why), RCT_ERR_PROTO);
+	w.nlanes = htole16(4);
+	w.reserved1 = 1;
+	cr_assert_eq(rct_tcp_lane_hello_decode(&w, &h, &why), RCT_ERR_PROTO);
+	w.reserved1 = 0;
+	w.magic = 0;
+	cr_assert_eq(rct_tcp_lane_hello_decode(&w, &h, &why), RCT_ERR_PROTO);
+	cr_assert_str_eq(why, "lane hello: bad magic (not an rct peer)");
+}

@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The one interface between the core and a backend (tcp, ucx, verbs).
+ *
+ * A backend context serves one session: one peer with one control lane and N
+ * data lanes.  The core never sees a socket, a QP or an endpoint; it sees:
+ *
+ *   memory   rct_be_mem (addr, len), embedded in the backend's own object and
+ *            recovered with rct_container_of().  A mem mapped with
+ *            RCT_MEM_REMOTE_WRITE can be packed into a key blob that the peer
+ *            unpacks into an rct_be_rkey.
+ *   puts     a list of (local offset, remote offset, length) runs on one lane.
+ *            put() only posts; progress() drives; pending() counts what is not
+ *            yet locally complete.  Completion order is not defined.
+ *   fences   fence(token) on the sender marks every put posted before it.
+ *            fenced() on the receiver returns the highest token all of whose
+ *            puts are placed in its memory.  One-sided backends, whose local
+ *            completion already means remote placement, return UINT64_MAX.
+ *   control  message-oriented, reliable, ordered; never blocks (queued and
+ *            drained by progress()).  ctrl_recv() returns one whole message in
+ *            backend memory, valid until the next ctrl_recv() call.
+ *
+ * Every function converts its library's error convention into rct_status_t at
+ * the call site and logs once, naming the lane or object.  A failed lane makes
+ * every later call return the same fatal status.
+ */
+#ifndef RCT_BACKEND_H
+#define RCT_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <rct/rct.h>
+
+struct rct_be_ctx;
+struct rct_be_rkey;
+
+struct rct_be_mem {
+	void *addr;
+	size_t len;
+};
+
+struct rct_run {
+	uint64_t loff; /* offset in the local mem */
+	uint64_t roff; /* offset in the remote mem */
+	uint64_t len;
+};
+
+enum rct_mem_access {
+	RCT_MEM_LOCAL = 1u << 0,	/* source of puts */
+	RCT_MEM_REMOTE_WRITE = 1u << 1, /* target of the peer's puts */
+};
+
+struct rct_be_params {
+	int timeout_ms;
+	uint64_t max_put;
+};
+
+struct rct_backend_ops {
+	const char *name;
+
+	rct_status_t (*ctx_create)(const struct rct_be_params *params, struct rct_be_ctx **ctx_p);
+	void (*ctx_destroy)(struct rct_be_ctx *ctx);
+
+	/* Connection: the secondary listens then accepts; the primary connects. */
+	rct_status_t (*listen)(struct rct_be_ctx *ctx, const char *addr, uint16_t port,
+			       uint16_t *port_p);
+	rct_status_t (*accept)(struct rct_be_ctx *ctx, int timeout_ms, unsigned *lanes_p);
+	rct_status_t (*connect)(struct rct_be_ctx *ctx, const char *addr, uint16_t port,
+				unsigned lanes, int timeout_ms);
+
+	/* Memory: @addr NULL asks the backend to allocate (pre-faulted). */
+	rct_status_t (*mem_map)(struct rct_be_ctx *ctx, void *addr, size_t len, unsigned access,
+				struct rct_be_mem **mem_p);
+	void (*mem_unmap)(struct rct_be_ctx *ctx, struct rct_be_mem *mem);
+	rct_status_t (*mem_pack)(struct rct_be_ctx *ctx, struct rct_be_mem *mem, void *buf,
+				 size_t cap, size_t *len_p);
+	rct_status_t (*rkey_unpack)(struct rct_be_ctx *ctx, const void *buf, size_t len,
+				    struct rct_be_rkey **rkey_p);
+	void (*rkey_destroy)(struct rct_be_ctx *ctx, struct rct_be_rkey *rkey);
+
+	/* Data path. */
+	rct_status_t (*put)(struct rct_be_ctx *ctx, unsigned lane, struct rct_be_mem *mem,
+			    struct rct_be_rkey *rkey, const struct rct_run *runs, size_t n);
+	rct_status_t (*fence)(struct rct_be_ctx *ctx, uint64_t token);
+	size_t (*pending)(struct rct_be_ctx *ctx);
+	uint64_t (*fenced)(struct rct_be_ctx *ctx);
+
+	/* Control lane. */
+	rct_status_t (*ctrl_send)(struct rct_be_ctx *ctx, const void *buf, size_t len);
+	rct_status_t (*ctrl_recv)(struct rct_be_ctx *ctx, const void **buf_p, size_t *len_p);
+
+	/* Drive sends and receives; wait at most @timeout_ms for activity. */
+	rct_status_t (*progress)(struct rct_be_ctx *ctx, int timeout_ms);
+};
+
+/* The backend called @name in this build, or NULL. */
+const struct rct_backend_ops *rct_backend_find(const char *name);
+
+/* Comma-separated names of the backends in this build (static storage). */
+const char *rct_backend_names(void);
+
+extern const struct rct_backend_ops rct_tcp_ops;
+
+#endif /* RCT_BACKEND_H */

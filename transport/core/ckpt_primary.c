@@ -1,0 +1,358 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Checkpoint engine, primary side.
+ *
+ *   begin    wait until the secondary flushed the previous epoch (its cache may
+ *            not be written before), send BEGIN.
+ *   dirty    send the bitmap in BITMAP chunks, cut it into runs of contiguous
+ *            pages in address order (each at most max_put bytes) and stripe the
+ *            runs over the data lanes, each run to the lane with the fewest
+ *            bytes so far.  Puts start at once.
+ *   devstate copy the blob into the local staging buffer, put it into the
+ *            secondary's staging buffer, send DEVSTATE with its length.
+ *   commit   wait until every put completed locally, fence every lane, send
+ *            COMMIT with the counts the secondary must have seen, and wait for
+ *            ACK(COMMITTED), which the secondary sends only when the fence has
+ *            passed on every lane and the counts match.
+ */
+#include <endian.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "bitmap.h"
+#include "log.h"
+#include "session.h"
+#include "util.h"
+
+static rct_status_t rct_primary_check(struct rct_session *s, enum rct_ckpt_state want)
+{
+	if (s->role != RCT_ROLE_PRIMARY)
+		return RCT_ERR_STATE;
+	if (s->state == RCT_SESSION_FAILED)
+		return s->fail_status;
+	if (s->state != RCT_SESSION_CONNECTED || s->ckpt != want)
+		return RCT_ERR_STATE;
+	return RCT_OK;
+}
+
+rct_status_t rct_primary_dispatch(struct rct_session *s, const struct rct_msg *m)
+{
+	char text[160];
+
+	if (m->type == RCT_MSG_ACK && m->ack.kind == RCT_ACK_COMMITTED &&
+	    s->ckpt == RCT_CKPT_OPEN && s->t_commit_sent && m->ack.epoch == s->epoch && !s->acked) {
+		/* Committed from here on: the FLUSHED that follows may come in the
+		 * same poll, before rct_ckpt_commit() returns. */
+		s->acked = true;
+		s->t_acked = rct_now_ns();
+		s->last_committed = s->epoch;
+		s->flushed = false;
+		return RCT_OK;
+	}
+	if (m->type == RCT_MSG_ACK && m->ack.kind == RCT_ACK_FLUSHED &&
+	    m->ack.epoch == s->last_committed && !s->flushed) {
+		s->flushed = true;
+		return RCT_OK;
+	}
+	if (m->type == RCT_MSG_ACK)
+		snprintf(text, sizeof(text), "unexpected ACK(%s) for epoch %llu",
+			 m->ack.kind == RCT_ACK_COMMITTED ? "COMMITTED" : "FLUSHED",
+			 (unsigned long long)m->ack.epoch);
+	else
+		snprintf(text, sizeof(text), "unexpected %s from the secondary",
+			 rct_msg_type_str(m->type));
+	return rct_session_proto_error(s, RCT_ERR_PROTO, text);
+}
+
+rct_status_t rct_ckpt_begin(struct rct_session *s, uint64_t epoch, unsigned flags)
+{
+	uint64_t deadline;
+	struct rct_msg m = {.type = RCT_MSG_BEGIN};
+	rct_status_t status;
+
+	if (!s || (flags & ~(unsigned)RCT_CKPT_FULL))
+		return RCT_ERR_INVALID_PARAM;
+	status = rct_primary_check(s, RCT_CKPT_IDLE);
+	if (status != RCT_OK)
+		return status;
+	if (epoch == RCT_NO_EPOCH ||
+	    (s->last_committed != RCT_NO_EPOCH && epoch <= s->last_committed)) {
+		rct_error("checkpoint: epoch %llu does not follow the last committed epoch %llu",
+			  (unsigned long long)epoch, (unsigned long long)s->last_committed);
+		return RCT_ERR_INVALID_PARAM;
+	}
+
+	s->t_begin = rct_now_ns();
+	deadline = s->t_begin + (uint64_t)s->timeout_ms * 1000000;
+	status = rct_session_wait_flag(s, &s->flushed, deadline,
+				       "the secondary to flush the previous checkpoint");
+	if (status != RCT_OK)
+		return status == RCT_ERR_TIMED_OUT ? rct_session_fail(s, status) : status;
+
+	m.begin.epoch = epoch;
+	m.begin.flags = flags;
+	status = rct_session_send(s, &m);
+	if (status != RCT_OK)
+		return status;
+
+	s->ckpt = RCT_CKPT_OPEN;
+	s->epoch = epoch;
+	s->flags = flags;
+	s->acked = false;
+	s->t_first_put = 0;
+	s->t_commit_sent = 0;
+	s->bitmap_words_sent = 0;
+	s->devstate_len = 0;
+	s->devstate_given = false;
+	memset(&s->stats, 0, sizeof(s->stats));
+	s->stats.epoch = epoch;
+	memset(s->lane_bytes, 0, sizeof(s->lane_bytes));
+	for (unsigned i = 0; i < s->nregions; i++)
+		s->regions[i]->dirty_given = false;
+	return RCT_OK;
+}
+
+/* Hand lane @lane's queued runs to the backend. */
+static rct_status_t rct_primary_lane_flush(struct rct_session *s, unsigned lane,
+					   struct rct_be_mem *mem, struct rct_be_rkey *rkey)
+{
+	rct_status_t status;
+
+	if (!s->lane_nruns[lane])
+		return RCT_OK;
+	if (!s->t_first_put)
+		s->t_first_put = rct_now_ns();
+	status = s->ops->put(s->ctx, lane, mem, rkey, s->lane_runs[lane], s->lane_nruns[lane]);
+	s->lane_nruns[lane] = 0;
+	if (status != RCT_OK) {
+		rct_error("checkpoint %llu: put on lane %u failed: %s",
+			  (unsigned long long)s->epoch, lane, rct_status_str(status));
+		return rct_session_fail(s, status);
+	}
+	return RCT_OK;
+}
+
+/* Queue one run on the least-loaded lane; hand a full batch to the backend. */
+static rct_status_t rct_primary_queue_run(struct rct_session *s, struct rct_be_mem *mem,
+					  struct rct_be_rkey *rkey, uint64_t loff, uint64_t roff,
+					  uint64_t len)
+{
+	unsigned lane = 0;
+	struct rct_run *run;
+
+	for (unsigned i = 1; i < s->lanes; i++)
+		if (s->lane_bytes[i] < s->lane_bytes[lane])
+			lane = i;
+	run = &s->lane_runs[lane][s->lane_nruns[lane]++];
+	run->loff = loff;
+	run->roff = roff;
+	run->len = len;
+	s->lane_bytes[lane] += len;
+	if (s->lane_nruns[lane] == RCT_LANE_BATCH)
+		return rct_primary_lane_flush(s, lane, mem, rkey);
+	return RCT_OK;
+}
+
+static rct_status_t rct_primary_flush_lanes(struct rct_session *s, struct rct_be_mem *mem,
+					    struct rct_be_rkey *rkey)
+{
+	rct_status_t status = RCT_OK;
+
+	for (unsigned i = 0; i < s->lanes && status == RCT_OK; i++)
+		status = rct_primary_lane_flush(s, i, mem, rkey);
+	return status;
+}
+
+/* Send region @r's bitmap to the secondary in chunks of little-endian words. */
+static rct_status_t rct_primary_send_bitmap(struct rct_session *s, struct rct_region *r)
+{
+	struct rct_msg m = {.type = RCT_MSG_BITMAP};
+	rct_status_t status;
+
+	for (uint64_t w = 0; w < r->nwords; w += RCT_BITMAP_CHUNK_WORDS) {
+		uint32_t n = (uint32_t)RCT_MIN(r->nwords - w, RCT_BITMAP_CHUNK_WORDS);
+
+		for (uint32_t i = 0; i < n; i++)
+			s->lebuf[i] = htole64(r->bitmap[w + i]);
+		m.bitmap.epoch = s->epoch;
+		m.bitmap.region_id = r->id;
+		m.bitmap.first_word = w;
+		m.bitmap.nwords = n;
+		m.bitmap.words = s->lebuf;
+		status = rct_session_send(s, &m);
+		if (status != RCT_OK)
+			return status;
+		s->bitmap_words_sent += n;
+	}
+	return RCT_OK;
+}
+
+/* Put every page of @r whose bit is set in @bits (all pages when @bits is NULL). */
+static rct_status_t rct_primary_put_region(struct rct_session *s, struct rct_region *r,
+					   const uint64_t *bits)
+{
+	uint64_t max_pages = s->max_put >> s->page_shift;
+	uint64_t first, len, next = 0;
+	rct_status_t status;
+
+	for (;;) {
+		if (bits) {
+			if (!rct_bitmap_next_run(bits, r->npages, next, max_pages, &first, &len))
+				break;
+		} else {
+			if (next >= r->npages)
+				break;
+			first = next;
+			len = RCT_MIN(max_pages, r->npages - next);
+		}
+		next = first + len;
+		status = rct_primary_queue_run(s, r->mem, r->rkey, first << s->page_shift,
+					       first << s->page_shift, len << s->page_shift);
+		if (status != RCT_OK)
+			return status;
+		s->stats.pages += len;
+		s->stats.runs++;
+	}
+	return rct_primary_flush_lanes(s, r->mem, r->rkey);
+}
+
+rct_status_t rct_ckpt_dirty(struct rct_session *s, struct rct_region *r, const uint64_t *bitmap,
+			    uint64_t nbits)
+{
+	rct_status_t status;
+
+	if (!s || !r || r->session != s || !bitmap)
+		return RCT_ERR_INVALID_PARAM;
+	status = rct_primary_check(s, RCT_CKPT_OPEN);
+	if (status != RCT_OK)
+		return status;
+	if (nbits != r->npages) {
+		rct_error("region %u: dirty bitmap has %llu bits, the region %llu pages", r->id,
+			  (unsigned long long)nbits, (unsigned long long)r->npages);
+		return RCT_ERR_INVALID_PARAM;
+	}
+	if (s->flags & RCT_CKPT_FULL) {
+		rct_error("region %u: a full checkpoint sends every page; no bitmap is taken",
+			  r->id);
+		return RCT_ERR_STATE;
+	}
+	if (r->dirty_given || s->t_commit_sent) {
+		rct_error("region %u: dirty pages already given for epoch %llu", r->id,
+			  (unsigned long long)s->epoch);
+		return RCT_ERR_STATE;
+	}
+	r->dirty_given = true;
+	memcpy(r->bitmap, bitmap, r->nwords * sizeof(uint64_t));
+	if (r->npages % 64)
+		r->bitmap[r->nwords - 1] &= (1ull << (r->npages % 64)) - 1;
+
+	/* Bitmap first: it is small, and the control lane does not queue behind pages. */
+	status = rct_primary_send_bitmap(s, r);
+	if (status != RCT_OK)
+		return status;
+	return rct_primary_put_region(s, r, r->bitmap);
+}
+
+rct_status_t rct_ckpt_devstate_put(struct rct_session *s, const void *buf, size_t len)
+{
+	struct rct_msg m = {.type = RCT_MSG_DEVSTATE};
+	rct_status_t status;
+
+	if (!s || (!buf && len))
+		return RCT_ERR_INVALID_PARAM;
+	status = rct_primary_check(s, RCT_CKPT_OPEN);
+	if (status != RCT_OK)
+		return status;
+	if (s->devstate_given || s->t_commit_sent) {
+		rct_error("checkpoint %llu: device state already given",
+			  (unsigned long long)s->epoch);
+		return RCT_ERR_STATE;
+	}
+	if (len > s->staging->len) {
+		rct_error("checkpoint %llu: device state of %zu bytes exceeds the staging buffer "
+			  "(%zu bytes)",
+			  (unsigned long long)s->epoch, len, s->staging->len);
+		return RCT_ERR_NO_SPACE;
+	}
+	s->devstate_given = true;
+	s->devstate_len = len;
+	if (len) {
+		memcpy(s->staging->addr, buf, len);
+		status = rct_primary_queue_run(s, s->staging, s->staging_rkey, 0, 0, len);
+		if (status == RCT_OK)
+			status = rct_primary_flush_lanes(s, s->staging, s->staging_rkey);
+		if (status != RCT_OK)
+			return status;
+	}
+	m.devstate.epoch = s->epoch;
+	m.devstate.length = len;
+	return rct_session_send(s, &m);
+}
+
+rct_status_t rct_ckpt_commit(struct rct_session *s, struct rct_ckpt_stats *stats_p)
+{
+	uint64_t deadline, t_done;
+	struct rct_msg m = {.type = RCT_MSG_COMMIT};
+	rct_status_t status;
+
+	if (!s)
+		return RCT_ERR_INVALID_PARAM;
+	status = rct_primary_check(s, RCT_CKPT_OPEN);
+	if (status != RCT_OK)
+		return status;
+	deadline = rct_now_ns() + (uint64_t)s->timeout_ms * 1000000;
+
+	if (s->flags & RCT_CKPT_FULL) {
+		for (unsigned i = 0; i < s->nregions; i++) {
+			status = rct_primary_put_region(s, s->regions[i], NULL);
+			if (status != RCT_OK)
+				return status;
+		}
+	}
+	if (!s->t_first_put)
+		s->t_first_put = rct_now_ns();
+
+	/* Every put locally complete before the commit goes out. */
+	while (s->ops->pending(s->ctx)) {
+		if (rct_now_ns() >= deadline) {
+			rct_error("checkpoint %llu: %zu puts still pending after %d ms",
+				  (unsigned long long)s->epoch, s->ops->pending(s->ctx),
+				  s->timeout_ms);
+			return rct_session_fail(s, RCT_ERR_TIMED_OUT);
+		}
+		status = rct_session_poll(s, RCT_MIN(rct_ms_left(deadline), 100));
+		if (status != RCT_OK)
+			return status;
+	}
+	status = s->ops->fence(s->ctx, ++s->fence_seq);
+	if (status != RCT_OK)
+		return rct_session_fail(s, status);
+
+	m.commit.epoch = s->epoch;
+	m.commit.pages = s->stats.pages;
+	m.commit.bytes = s->stats.pages << s->page_shift;
+	m.commit.bitmap_words = s->bitmap_words_sent;
+	m.commit.devstate_len = s->devstate_len;
+	m.commit.fence = s->fence_seq;
+	status = rct_session_send(s, &m);
+	if (status != RCT_OK)
+		return status;
+	s->t_commit_sent = rct_now_ns();
+
+	status = rct_session_wait_flag(s, &s->acked, deadline, "the secondary's commit ACK");
+	if (status != RCT_OK) {
+		rct_error("checkpoint %llu: not committed: %s", (unsigned long long)s->epoch,
+			  rct_status_str(status));
+		return status == RCT_ERR_TIMED_OUT ? rct_session_fail(s, status) : status;
+	}
+	t_done = s->t_acked;
+	s->ckpt = RCT_CKPT_IDLE;
+	s->stats.bytes = s->stats.pages << s->page_shift;
+	s->stats.devstate_bytes = s->devstate_len;
+	s->stats.transfer_ns = t_done - s->t_first_put;
+	s->stats.commit_ns = t_done - s->t_commit_sent;
+	s->stats.total_ns = rct_now_ns() - s->t_begin;
+	if (stats_p)
+		*stats_p = s->stats;
+	return RCT_OK;
+}

@@ -1,0 +1,292 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Checkpoint engine, secondary side.
+ *
+ *   IDLE --BEGIN(e)--> RECEIVING --COMMIT(e), fence passed, counts match-->
+ *   READY (ACK COMMITTED sent, CKPT_READY raised) --rct_ckpt_flush(e)-->
+ *   IDLE (ACK FLUSHED sent)
+ *
+ * Pages land only in the colo cache.  Guest RAM is written by rct_ckpt_flush()
+ * alone, after the whole epoch is present, so a checkpoint that never commits
+ * leaves guest RAM at the last committed epoch.  Every message is checked
+ * against the state, the epoch and the region bounds; a violation ends the
+ * session (ERROR to the peer) without touching guest RAM.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bitmap.h"
+#include "log.h"
+#include "session.h"
+#include "util.h"
+
+#define ULL(x) ((unsigned long long)(x))
+
+__attribute__((format(printf, 2, 3))) static rct_status_t rct_secondary_violation(
+	struct rct_session *s, const char *fmt, ...)
+{
+	char text[RCT_ERROR_TEXT_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	return rct_session_proto_error(s, RCT_ERR_PROTO, text);
+}
+
+static rct_status_t rct_secondary_begin(struct rct_session *s, const struct rct_msg *m)
+{
+	if (s->ckpt != RCT_CKPT_IDLE)
+		return rct_secondary_violation(
+			s, "BEGIN(%llu) while checkpoint %llu is not flushed yet",
+			ULL(m->begin.epoch), ULL(s->epoch));
+	if (s->last_committed != RCT_NO_EPOCH && m->begin.epoch <= s->last_committed)
+		return rct_secondary_violation(s, "BEGIN(%llu): stale epoch, %llu is committed",
+					       ULL(m->begin.epoch), ULL(s->last_committed));
+	s->ckpt = RCT_CKPT_RECEIVING;
+	s->epoch = m->begin.epoch;
+	s->flags = m->begin.flags;
+	s->commit_seen = false;
+	s->bitmap_words_rcvd = 0;
+	s->devstate_seen = false;
+	s->devstate_len = 0;
+	for (unsigned i = 0; i < s->nregions; i++)
+		memset(s->regions[i]->bitmap, 0, s->regions[i]->nwords * sizeof(uint64_t));
+	return RCT_OK;
+}
+
+static rct_status_t rct_secondary_bitmap(struct rct_session *s, const struct rct_msg *m)
+{
+	const char *why = NULL;
+	struct rct_region *r;
+	uint64_t *dst;
+
+	r = rct_session_region(s, m->bitmap.region_id);
+	if (!r)
+		return rct_secondary_violation(s, "BITMAP(%llu): no region %llu",
+					       ULL(m->bitmap.epoch), ULL(m->bitmap.region_id));
+	if (s->flags & RCT_CKPT_FULL)
+		return rct_secondary_violation(s, "BITMAP(%llu) in full checkpoint %llu",
+					       ULL(m->bitmap.epoch), ULL(s->epoch));
+	if (rct_msg_bitmap_check(m, r->nwords, &why) != RCT_OK)
+		return rct_secondary_violation(
+			s, "BITMAP: region %llu: words beyond its end (%llu)", ULL(r->id),
+			ULL(m->bitmap.first_word + m->bitmap.nwords));
+	dst = r->bitmap + m->bitmap.first_word;
+	for (uint32_t i = 0; i < m->bitmap.nwords; i++)
+		dst[i] |= rct_msg_bitmap_word(m, i);
+	if (r->npages % 64)
+		r->bitmap[r->nwords - 1] &= (1ull << (r->npages % 64)) - 1;
+	s->bitmap_words_rcvd += m->bitmap.nwords;
+	return RCT_OK;
+}
+
+rct_status_t rct_secondary_dispatch(struct rct_session *s, const struct rct_msg *m)
+{
+	if (m->type == RCT_MSG_BEGIN)
+		return rct_secondary_begin(s, m);
+
+	switch (m->type) {
+	case RCT_MSG_BITMAP:
+	case RCT_MSG_DEVSTATE:
+	case RCT_MSG_COMMIT:
+		break;
+	default:
+		return rct_secondary_violation(
+			s, "unexpected message type %llu (%llu) from the primary", ULL(m->type),
+			ULL(s->ckpt));
+	}
+	/* The three epoch-bound messages share the same epoch field position. */
+	{
+		uint64_t epoch = m->type == RCT_MSG_BITMAP     ? m->bitmap.epoch
+				 : m->type == RCT_MSG_DEVSTATE ? m->devstate.epoch
+							       : m->commit.epoch;
+
+		if (s->ckpt != RCT_CKPT_RECEIVING || epoch != s->epoch || s->commit_seen)
+			return rct_secondary_violation(
+				s, "message for epoch %llu outside its checkpoint (current %llu)",
+				ULL(epoch), ULL(s->epoch));
+	}
+
+	switch (m->type) {
+	case RCT_MSG_BITMAP:
+		return rct_secondary_bitmap(s, m);
+	case RCT_MSG_DEVSTATE:
+		if (s->devstate_seen)
+			return rct_secondary_violation(s, "DEVSTATE(%llu) twice (%llu bytes)",
+						       ULL(m->devstate.epoch),
+						       ULL(m->devstate.length));
+		if (m->devstate.length > s->staging->len)
+			return rct_secondary_violation(
+				s, "DEVSTATE: %llu bytes exceed the staging buffer (%llu)",
+				ULL(m->devstate.length), ULL(s->staging->len));
+		s->devstate_seen = true;
+		s->devstate_len = m->devstate.length;
+		return RCT_OK;
+	default:
+		s->commit_seen = true;
+		s->commit.pages = m->commit.pages;
+		s->commit.bytes = m->commit.bytes;
+		s->commit.bitmap_words = m->commit.bitmap_words;
+		s->commit.devstate_len = m->commit.devstate_len;
+		s->commit.fence = m->commit.fence;
+		return RCT_OK;
+	}
+}
+
+/* Pages the primary says it sent in this epoch, as seen in the received bitmaps. */
+static uint64_t rct_secondary_pages(struct rct_session *s)
+{
+	uint64_t n = 0;
+
+	for (unsigned i = 0; i < s->nregions; i++)
+		n += (s->flags & RCT_CKPT_FULL)
+			     ? s->regions[i]->npages
+			     : rct_bitmap_count(s->regions[i]->bitmap, s->regions[i]->npages);
+	return n;
+}
+
+rct_status_t rct_secondary_try_complete(struct rct_session *s)
+{
+	struct rct_msg ack = {.type = RCT_MSG_ACK};
+	uint64_t pages;
+
+	if (s->ops->fenced(s->ctx) < s->commit.fence)
+		return RCT_OK; /* data still in flight on some lane */
+	s->commit_seen = false;
+
+	if (s->bitmap_words_rcvd != s->commit.bitmap_words)
+		return rct_secondary_violation(s, "COMMIT: %llu bitmap words announced, %llu seen",
+					       ULL(s->commit.bitmap_words),
+					       ULL(s->bitmap_words_rcvd));
+	pages = rct_secondary_pages(s);
+	if (pages != s->commit.pages || s->commit.bytes != pages << s->page_shift)
+		return rct_secondary_violation(s, "COMMIT: %llu pages announced, bitmaps hold %llu",
+					       ULL(s->commit.pages), ULL(pages));
+	if (s->commit.devstate_len != (s->devstate_seen ? s->devstate_len : 0))
+		return rct_secondary_violation(s, "COMMIT: device state of %llu bytes, %llu seen",
+					       ULL(s->commit.devstate_len), ULL(s->devstate_len));
+
+	/* Keep the committed device state out of staging: the next epoch reuses
+	 * it.  The buffer is as large as staging (checked at DEVSTATE). */
+	if (s->devstate_len)
+		memcpy(s->devstate_buf, s->staging->addr, s->devstate_len);
+	s->devstate_committed_len = s->devstate_len;
+
+	s->last_committed = s->epoch;
+	s->ckpt = RCT_CKPT_READY;
+	ack.ack.epoch = s->epoch;
+	ack.ack.kind = RCT_ACK_COMMITTED;
+	rct_session_event_push(s, RCT_EVENT_CKPT_READY, s->epoch, RCT_OK);
+	return rct_session_send(s, &ack);
+}
+
+static rct_status_t rct_secondary_check(struct rct_session *s)
+{
+	if (s->role != RCT_ROLE_SECONDARY)
+		return RCT_ERR_STATE;
+	if (s->state == RCT_SESSION_FAILED)
+		return s->fail_status;
+	return RCT_OK;
+}
+
+rct_status_t rct_ckpt_local_dirty(struct rct_session *s, struct rct_region *r,
+				  const uint64_t *bitmap, uint64_t nbits)
+{
+	rct_status_t status;
+
+	if (!s || !r || r->session != s || !bitmap)
+		return RCT_ERR_INVALID_PARAM;
+	status = rct_secondary_check(s);
+	if (status != RCT_OK)
+		return status;
+	if (nbits != r->npages) {
+		rct_error("region %u: local dirty bitmap has %llu bits, the region %llu pages",
+			  r->id, (unsigned long long)nbits, (unsigned long long)r->npages);
+		return RCT_ERR_INVALID_PARAM;
+	}
+	rct_bitmap_or(r->local_dirty, bitmap, r->npages);
+	return RCT_OK;
+}
+
+/* Copy the pages set in @a | @b (all pages for a full checkpoint) from cache to RAM. */
+static uint64_t rct_secondary_flush_region(struct rct_session *s, struct rct_region *r)
+{
+	uint64_t first, len, next = 0, pages = 0;
+	const char *cache = r->mem->addr;
+	char *ram = r->ram;
+
+	if (s->flags & RCT_CKPT_FULL) {
+		memcpy(ram, cache, r->size);
+		memset(r->local_dirty, 0, r->nwords * sizeof(uint64_t));
+		return r->npages;
+	}
+	rct_bitmap_or(r->bitmap, r->local_dirty, r->npages);
+	while (rct_bitmap_next_run(r->bitmap, r->npages, next, UINT64_MAX, &first, &len)) {
+		memcpy(ram + (first << s->page_shift), cache + (first << s->page_shift),
+		       len << s->page_shift);
+		pages += len;
+		next = first + len;
+	}
+	memset(r->local_dirty, 0, r->nwords * sizeof(uint64_t));
+	return pages;
+}
+
+rct_status_t rct_ckpt_flush(struct rct_session *s, uint64_t epoch, struct rct_ckpt_stats *stats_p)
+{
+	struct rct_msg ack = {.type = RCT_MSG_ACK};
+	struct rct_ckpt_stats st;
+	uint64_t t0;
+
+	if (!s)
+		return RCT_ERR_INVALID_PARAM;
+	if (s->role != RCT_ROLE_SECONDARY)
+		return RCT_ERR_STATE;
+	/* A committed checkpoint stays appliable after the peer is lost: it is
+	 * the image a failover resumes from. */
+	if (s->ckpt != RCT_CKPT_READY || s->epoch != epoch) {
+		rct_error("flush: checkpoint %llu is not ready", (unsigned long long)epoch);
+		return RCT_ERR_STATE;
+	}
+
+	memset(&st, 0, sizeof(st));
+	st.epoch = epoch;
+	st.devstate_bytes = s->devstate_committed_len;
+	st.pages = rct_secondary_pages(s);
+	t0 = rct_now_ns();
+	for (unsigned i = 0; i < s->nregions; i++)
+		st.flush_pages += rct_secondary_flush_region(s, s->regions[i]);
+	st.flush_ns = rct_now_ns() - t0;
+
+	s->ckpt = RCT_CKPT_IDLE;
+	if (stats_p)
+		*stats_p = st;
+	if (s->state == RCT_SESSION_FAILED)
+		return RCT_OK;
+	ack.ack.epoch = epoch;
+	ack.ack.kind = RCT_ACK_FLUSHED;
+	return rct_session_send(s, &ack);
+}
+
+rct_status_t rct_ckpt_devstate_get(struct rct_session *s, uint64_t epoch, const void **buf_p,
+				   size_t *len_p)
+{
+	rct_status_t status;
+
+	if (!s || !buf_p || !len_p)
+		return RCT_ERR_INVALID_PARAM;
+	status = rct_secondary_check(s);
+	if (status != RCT_OK && s->last_committed == RCT_NO_EPOCH)
+		return status;
+	/* Still valid after a failure: it is the image a failover resumes from. */
+	if (s->last_committed == RCT_NO_EPOCH || epoch != s->last_committed) {
+		rct_error("devstate: epoch %llu is not the last committed one",
+			  (unsigned long long)epoch);
+		return RCT_ERR_NOT_FOUND;
+	}
+	*buf_p = s->devstate_buf;
+	*len_p = s->devstate_committed_len;
+	return RCT_OK;
+}

@@ -1,0 +1,245 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Peer control protocol (version 1), carried on the control lane.  The full
+ * description and the state machine are in docs/protocol.md.  In short:
+ *
+ *   primary                               secondary
+ *   HELLO(role, lanes, page size) ------>
+ *                                 <------ HELLO(role, nregions)
+ *                                 <------ REGION(id, size, remote key) x nregions
+ *   per checkpoint:
+ *   BEGIN(epoch, flags) ---------------->  (pages are put into the cache on the data lanes)
+ *   BITMAP(epoch, region, words) ------->  (x chunks)
+ *   DEVSTATE(epoch, length) ------------>  (bytes were put into the staging region)
+ *   COMMIT(epoch, counts, fence) ------->  waits until every lane passed the fence
+ *                                 <------ ACK(epoch, COMMITTED)
+ *                                 <------ ACK(epoch, FLUSHED) once applied to guest RAM
+ *   HEARTBEAT, ERROR, GOODBYE in either direction.
+ *
+ * Every message is a 16-byte header (magic, version, type, payload length,
+ * reserved = 0) and a payload of little-endian fixed-width fields.  Decoding
+ * copies the bytes into the wire struct with memcpy, converts them into a
+ * separate host struct, and checks every length, count and reserved field.
+ */
+#ifndef RCT_PROTO_H
+#define RCT_PROTO_H
+
+#include <linux/types.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <rct/rct.h>
+
+#define RCT_PROTO_MAGIC	  0x31544352u /* "RCT1" in memory order */
+#define RCT_PROTO_VERSION 1
+
+/* Limits a decoder enforces. */
+#define RCT_MSG_MAX	       (64 * 1024) /* header + payload */
+#define RCT_KEY_MAX	       256	   /* packed remote key */
+#define RCT_BITMAP_CHUNK_WORDS 4096	   /* words per BITMAP message */
+#define RCT_ERROR_TEXT_MAX     256
+#define RCT_MAX_REGIONS	       1024
+
+enum rct_msg_type {
+	RCT_MSG_HELLO = 1,
+	RCT_MSG_REGION = 2,
+	RCT_MSG_BEGIN = 3,
+	RCT_MSG_BITMAP = 4,
+	RCT_MSG_DEVSTATE = 5,
+	RCT_MSG_COMMIT = 6,
+	RCT_MSG_ACK = 7,
+	RCT_MSG_HEARTBEAT = 8,
+	RCT_MSG_ERROR = 9,
+	RCT_MSG_GOODBYE = 10,
+	RCT_MSG_TYPE_MAX = RCT_MSG_GOODBYE,
+};
+
+enum rct_region_kind {
+	RCT_REGION_GUEST = 0,	/* colo cache of a guest RAM region */
+	RCT_REGION_STAGING = 1, /* device-state staging buffer */
+};
+
+enum rct_ack_kind {
+	RCT_ACK_COMMITTED = 1, /* all of the epoch is in the secondary's memory */
+	RCT_ACK_FLUSHED = 2,   /* applied to guest RAM; the cache may be written again */
+};
+
+/* ---- wire structs: little-endian, naturally aligned, sizes pinned ---- */
+
+struct rct_wire_hdr {
+	__le32 magic;
+	__le16 version;
+	__le16 type;
+	__le32 length; /* payload bytes that follow */
+	__le32 reserved;
+};
+
+struct rct_wire_hello {
+	__le16 role;
+	__le16 lanes;
+	__le32 page_size;
+	__le32 nregions;
+	__le32 reserved;
+	__le64 generation;
+	__le64 max_put;
+};
+
+struct rct_wire_region {
+	__le32 id;
+	__le16 kind;
+	__le16 key_len; /* bytes of packed key that follow */
+	__le64 size;
+};
+
+struct rct_wire_begin {
+	__le64 epoch;
+	__le32 flags;
+	__le32 reserved;
+};
+
+struct rct_wire_bitmap {
+	__le64 epoch;
+	__le32 region_id;
+	__le32 nwords; /* __le64 words that follow */
+	__le64 first_word;
+};
+
+struct rct_wire_devstate {
+	__le64 epoch;
+	__le64 length;
+};
+
+struct rct_wire_commit {
+	__le64 epoch;
+	__le64 pages;
+	__le64 bytes;
+	__le64 bitmap_words;
+	__le64 devstate_len;
+	__le64 fence;
+};
+
+struct rct_wire_ack {
+	__le64 epoch;
+	__le16 kind;
+	__le16 reserved0;
+	__le32 reserved1;
+};
+
+struct rct_wire_heartbeat {
+	__le64 seq;
+	__le64 last_committed;
+};
+
+struct rct_wire_error {
+	__le32 code; /* an rct_status_t */
+	__le16 text_len;
+	__le16 reserved;
+};
+
+struct rct_wire_goodbye {
+	__le32 reason;
+	__le32 reserved;
+};
+
+_Static_assert(sizeof(struct rct_wire_hdr) == 16, "wire header");
+_Static_assert(sizeof(struct rct_wire_hello) == 32, "wire hello");
+_Static_assert(sizeof(struct rct_wire_region) == 16, "wire region");
+_Static_assert(sizeof(struct rct_wire_begin) == 16, "wire begin");
+_Static_assert(sizeof(struct rct_wire_bitmap) == 24, "wire bitmap");
+_Static_assert(sizeof(struct rct_wire_devstate) == 16, "wire devstate");
+_Static_assert(sizeof(struct rct_wire_commit) == 48, "wire commit");
+_Static_assert(sizeof(struct rct_wire_ack) == 16, "wire ack");
+_Static_assert(sizeof(struct rct_wire_heartbeat) == 16, "wire heartbeat");
+_Static_assert(sizeof(struct rct_wire_error) == 8, "wire error");
+_Static_assert(sizeof(struct rct_wire_goodbye) == 8, "wire goodbye");
+_Static_assert(sizeof(struct rct_wire_hdr) + sizeof(struct rct_wire_bitmap) +
+			       RCT_BITMAP_CHUNK_WORDS * 8 <=
+		       RCT_MSG_MAX,
+	       "a full bitmap chunk fits in one message");
+
+/* ---- host form ---- */
+
+struct rct_msg {
+	uint16_t type;
+	union {
+		struct {
+			uint16_t role;
+			uint16_t lanes;
+			uint32_t page_size;
+			uint32_t nregions;
+			uint64_t generation;
+			uint64_t max_put;
+		} hello;
+		struct {
+			uint32_t id;
+			uint16_t kind;
+			uint16_t key_len;
+			uint64_t size;
+			const void *key; /* points into the decoded buffer */
+		} region;
+		struct {
+			uint64_t epoch;
+			uint32_t flags;
+		} begin;
+		struct {
+			uint64_t epoch;
+			uint32_t region_id;
+			uint32_t nwords;
+			uint64_t first_word;
+			const void *words; /* nwords little-endian u64, unaligned */
+		} bitmap;
+		struct {
+			uint64_t epoch;
+			uint64_t length;
+		} devstate;
+		struct {
+			uint64_t epoch;
+			uint64_t pages;
+			uint64_t bytes;
+			uint64_t bitmap_words;
+			uint64_t devstate_len;
+			uint64_t fence;
+		} commit;
+		struct {
+			uint64_t epoch;
+			uint16_t kind;
+		} ack;
+		struct {
+			uint64_t seq;
+			uint64_t last_committed;
+		} heartbeat;
+		struct {
+			int32_t code;
+			uint16_t text_len;
+			const char *text; /* not NUL-terminated */
+		} error;
+		struct {
+			uint32_t reason;
+		} goodbye;
+	};
+};
+
+/* Name of a message type for logs ("BITMAP"), or "unknown". */
+const char *rct_msg_type_str(unsigned type);
+
+/*
+ * Encode @msg into @buf.  Returns RCT_OK and the total length, or
+ * RCT_ERR_INVALID_PARAM (a field out of range) / RCT_ERR_NO_SPACE (@cap).
+ */
+rct_status_t rct_msg_encode(const struct rct_msg *msg, void *buf, size_t cap, size_t *len_p);
+
+/*
+ * Decode and validate one whole message of @len bytes.  Pointers in @msg_p
+ * point into @buf.  On failure *why_p (if not NULL) names what was wrong;
+ * returns RCT_ERR_PROTO, or RCT_ERR_VERSION for an unknown protocol version.
+ */
+rct_status_t rct_msg_decode(const void *buf, size_t len, struct rct_msg *msg_p, const char **why_p);
+
+/* Word @i of a decoded BITMAP message, in host order. */
+uint64_t rct_msg_bitmap_word(const struct rct_msg *msg, uint32_t i);
+
+/* Check a decoded BITMAP against a region of @region_words words. */
+rct_status_t rct_msg_bitmap_check(const struct rct_msg *msg, uint64_t region_words,
+				  const char **why_p);
+
+#endif /* RCT_PROTO_H */

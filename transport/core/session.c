@@ -1,0 +1,694 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Sessions: creation, regions, the connection handshake and the event loop.
+ * The checkpoint engine itself lives in ckpt_primary.c and ckpt_secondary.c.
+ *
+ * Handshake (docs/protocol.md): after the backend connected the lanes, the
+ * primary sends HELLO; the secondary checks it and answers HELLO followed by
+ * one REGION per guest region and one for the device-state staging buffer,
+ * each with its packed remote key.  The primary checks that both sides
+ * registered the same region ids with the same sizes before it imports a key.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bitmap.h"
+#include "log.h"
+#include "session.h"
+#include "util.h"
+
+#define RCT_DEFAULT_LANES	 4
+#define RCT_DEFAULT_PAGE_SIZE	 4096
+#define RCT_DEFAULT_MAX_PUT	 (1ull << 20)
+#define RCT_DEFAULT_TIMEOUT_MS	 10000
+#define RCT_DEFAULT_STAGING_SIZE (16ull << 20)
+
+rct_status_t rct_session_create_ops(const struct rct_session_params *params,
+				    const struct rct_backend_ops *ops,
+				    struct rct_session **session_p)
+{
+	struct rct_be_params be_params;
+	struct rct_session *s;
+	rct_status_t status;
+
+	rct_log_init();
+	if (!params || !session_p || !(params->field_mask & RCT_SESSION_PARAM_FIELD_ROLE) ||
+	    (params->role != RCT_ROLE_PRIMARY && params->role != RCT_ROLE_SECONDARY)) {
+		rct_error("session: a role (primary or secondary) is required");
+		return RCT_ERR_INVALID_PARAM;
+	}
+
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return RCT_ERR_NO_MEMORY;
+	s->ops = ops;
+	s->role = params->role;
+	s->state = RCT_SESSION_NEW;
+	s->ckpt = RCT_CKPT_IDLE;
+	s->last_committed = RCT_NO_EPOCH;
+	s->flushed = true;
+	s->lanes = RCT_DEFAULT_LANES;
+	s->page_size = RCT_DEFAULT_PAGE_SIZE;
+	s->max_put = RCT_DEFAULT_MAX_PUT;
+	s->timeout_ms = RCT_DEFAULT_TIMEOUT_MS;
+	s->staging_size = RCT_DEFAULT_STAGING_SIZE;
+
+	status = RCT_ERR_INVALID_PARAM;
+	if (params->field_mask & RCT_SESSION_PARAM_FIELD_LANES) {
+		if (params->lanes < 1 || params->lanes > RCT_MAX_LANES) {
+			rct_error("session: %u lanes asked, 1..%d allowed", params->lanes,
+				  RCT_MAX_LANES);
+			goto out_free;
+		}
+		s->lanes = params->lanes;
+	}
+	if (params->field_mask & RCT_SESSION_PARAM_FIELD_PAGE_SIZE) {
+		if (!rct_is_pow2(params->page_size) || params->page_size < 512) {
+			rct_error("session: page size %u is not a power of two >= 512",
+				  params->page_size);
+			goto out_free;
+		}
+		s->page_size = params->page_size;
+	}
+	s->page_shift = (unsigned)__builtin_ctz(s->page_size);
+	if (params->field_mask & RCT_SESSION_PARAM_FIELD_MAX_PUT) {
+		if (params->max_put < s->page_size) {
+			rct_error("session: max put %llu is below the page size %u",
+				  (unsigned long long)params->max_put, s->page_size);
+			goto out_free;
+		}
+		s->max_put = params->max_put;
+	}
+	if (params->field_mask & RCT_SESSION_PARAM_FIELD_TIMEOUT) {
+		if (params->timeout_ms <= 0) {
+			rct_error("session: timeout %d ms must be positive", params->timeout_ms);
+			goto out_free;
+		}
+		s->timeout_ms = params->timeout_ms;
+	}
+	if (params->field_mask & RCT_SESSION_PARAM_FIELD_STAGING_SIZE) {
+		if (!params->staging_size) {
+			rct_error("session: staging size must be positive");
+			goto out_free;
+		}
+		s->staging_size = params->staging_size;
+	}
+
+	be_params.timeout_ms = s->timeout_ms;
+	be_params.max_put = s->max_put;
+	status = ops->ctx_create(&be_params, &s->ctx);
+	if (status != RCT_OK)
+		goto out_free;
+
+	*session_p = s;
+	return RCT_OK;
+
+out_free:
+	free(s);
+	return status;
+}
+
+rct_status_t rct_session_create(const struct rct_session_params *params,
+				struct rct_session **session_p)
+{
+	const struct rct_backend_ops *ops;
+	const char *name = "tcp";
+
+	rct_log_init();
+	if (params && (params->field_mask & RCT_SESSION_PARAM_FIELD_BACKEND) && params->backend)
+		name = params->backend;
+	ops = rct_backend_find(name);
+	if (!ops) {
+		rct_error("session: backend '%s' is not in this build (have: %s)", name,
+			  rct_backend_names());
+		return RCT_ERR_NOT_FOUND;
+	}
+	return rct_session_create_ops(params, ops, session_p);
+}
+
+static void rct_region_free(struct rct_session *s, struct rct_region *r)
+{
+	if (r->rkey)
+		s->ops->rkey_destroy(s->ctx, r->rkey);
+	if (r->mem)
+		s->ops->mem_unmap(s->ctx, r->mem);
+	free(r->bitmap);
+	free(r->local_dirty);
+	free(r);
+}
+
+void rct_session_destroy(struct rct_session *s)
+{
+	if (!s)
+		return;
+	if (s->state == RCT_SESSION_CONNECTED) {
+		struct rct_msg bye = {.type = RCT_MSG_GOODBYE};
+
+		/* Best effort: the kernel or the NIC delivers what is queued. */
+		if (rct_session_send(s, &bye) == RCT_OK)
+			s->ops->progress(s->ctx, 0);
+	}
+	for (unsigned i = 0; i < s->nregions; i++)
+		rct_region_free(s, s->regions[i]);
+	free(s->regions);
+	if (s->staging_rkey)
+		s->ops->rkey_destroy(s->ctx, s->staging_rkey);
+	if (s->staging)
+		s->ops->mem_unmap(s->ctx, s->staging);
+	for (unsigned i = 0; i < RCT_MAX_LANES; i++)
+		free(s->lane_runs[i]);
+	rct_mem_free(s->devstate_buf, s->devstate_cap);
+	s->ops->ctx_destroy(s->ctx);
+	free(s);
+}
+
+const char *rct_session_backend(const struct rct_session *s)
+{
+	return s->ops->name;
+}
+
+unsigned rct_session_lanes(const struct rct_session *s)
+{
+	return s->state == RCT_SESSION_CONNECTED ? s->lanes : 0;
+}
+
+uint64_t rct_session_last_committed(const struct rct_session *s)
+{
+	return s->last_committed;
+}
+
+struct rct_region *rct_session_region(struct rct_session *s, uint32_t id)
+{
+	for (unsigned i = 0; i < s->nregions; i++)
+		if (s->regions[i]->id == id)
+			return s->regions[i];
+	return NULL;
+}
+
+uint64_t rct_region_pages(const struct rct_region *r)
+{
+	return r->npages;
+}
+
+rct_status_t rct_region_register(struct rct_session *s, uint32_t id, void *addr, size_t size,
+				 struct rct_region **region_p)
+{
+	struct rct_region **regions, *r;
+	rct_status_t status;
+
+	if (!s || !addr || !region_p)
+		return RCT_ERR_INVALID_PARAM;
+	if (s->state != RCT_SESSION_NEW && s->state != RCT_SESSION_LISTENING) {
+		rct_error("region %u: regions are registered before connect/accept", id);
+		return RCT_ERR_STATE;
+	}
+	if (!size || size % s->page_size || (uintptr_t)addr % s->page_size) {
+		rct_error(
+			"region %u: address %p and size %zu must be multiples of the page size %u",
+			id, addr, size, s->page_size);
+		return RCT_ERR_INVALID_PARAM;
+	}
+	if (rct_session_region(s, id)) {
+		rct_error("region %u: id already registered", id);
+		return RCT_ERR_EXISTS;
+	}
+	if (s->nregions >= RCT_MAX_REGIONS) {
+		rct_error("region %u: at most %d regions per session", id, RCT_MAX_REGIONS);
+		return RCT_ERR_NO_SPACE;
+	}
+
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return RCT_ERR_NO_MEMORY;
+	r->session = s;
+	r->id = id;
+	r->ram = addr;
+	r->size = size;
+	r->npages = size >> s->page_shift;
+	r->nwords = rct_bitmap_words(r->npages);
+	status = RCT_ERR_NO_MEMORY;
+	r->bitmap = calloc(r->nwords, sizeof(uint64_t));
+	if (!r->bitmap)
+		goto out_free;
+	if (s->role == RCT_ROLE_SECONDARY) {
+		r->local_dirty = calloc(r->nwords, sizeof(uint64_t));
+		if (!r->local_dirty)
+			goto out_free;
+		/* The colo cache: allocated and pre-faulted by the backend, so that
+		 * no first-touch fault lands on the checkpoint's critical path. */
+		status = s->ops->mem_map(s->ctx, NULL, size, RCT_MEM_REMOTE_WRITE, &r->mem);
+	} else {
+		status = s->ops->mem_map(s->ctx, addr, size, RCT_MEM_LOCAL, &r->mem);
+	}
+	if (status != RCT_OK) {
+		rct_error("region %u: mapping %zu bytes with backend %s failed: %s", id, size,
+			  s->ops->name, rct_status_str(status));
+		goto out_free;
+	}
+
+	regions = realloc(s->regions, (s->nregions + 1) * sizeof(*regions));
+	if (!regions) {
+		status = RCT_ERR_NO_MEMORY;
+		goto out_free;
+	}
+	s->regions = regions;
+	s->regions[s->nregions++] = r;
+	*region_p = r;
+	return RCT_OK;
+
+out_free:
+	rct_region_free(s, r);
+	return status;
+}
+
+/* ------------------------------------------------------------ events, errors */
+
+void rct_session_event_push(struct rct_session *s, enum rct_event_type type, uint64_t epoch,
+			    rct_status_t status)
+{
+	struct rct_event *ev;
+
+	if (s->ev_count == RCT_EVENT_RING) {
+		/* Cannot happen with the protocol's one-checkpoint-at-a-time rule;
+		 * keep the newest, which carries the session's current truth. */
+		rct_warn("session: event ring full, dropping the oldest event");
+		s->ev_head = (s->ev_head + 1) % RCT_EVENT_RING;
+		s->ev_count--;
+	}
+	ev = &s->events[(s->ev_head + s->ev_count) % RCT_EVENT_RING];
+	ev->type = type;
+	ev->epoch = epoch;
+	ev->status = status;
+	s->ev_count++;
+}
+
+rct_status_t rct_session_event_next(struct rct_session *s, struct rct_event *event_p)
+{
+	if (!s || !event_p)
+		return RCT_ERR_INVALID_PARAM;
+	if (!s->ev_count)
+		return RCT_ERR_AGAIN;
+	*event_p = s->events[s->ev_head];
+	s->ev_head = (s->ev_head + 1) % RCT_EVENT_RING;
+	s->ev_count--;
+	return RCT_OK;
+}
+
+rct_status_t rct_session_fail(struct rct_session *s, rct_status_t status)
+{
+	if (s->state == RCT_SESSION_FAILED)
+		return s->fail_status;
+	if (s->goodbye)
+		rct_info("session: closed by the peer");
+	else
+		rct_error("session: failed: %s (last committed epoch %lld)", rct_status_str(status),
+			  s->last_committed == RCT_NO_EPOCH ? -1ll : (long long)s->last_committed);
+	s->state = RCT_SESSION_FAILED;
+	s->fail_status = status;
+	rct_session_event_push(s, RCT_EVENT_PEER_LOST, s->last_committed, status);
+	return status;
+}
+
+rct_status_t rct_session_send(struct rct_session *s, const struct rct_msg *msg)
+{
+	rct_status_t status;
+	size_t len;
+
+	status = rct_msg_encode(msg, s->msgbuf, sizeof(s->msgbuf), &len);
+	if (status != RCT_OK) {
+		rct_error("session: cannot encode %s: %s", rct_msg_type_str(msg->type),
+			  rct_status_str(status));
+		return status;
+	}
+	status = s->ops->ctrl_send(s->ctx, s->msgbuf, len);
+	if (status != RCT_OK)
+		return rct_session_fail(s, status);
+	return RCT_OK;
+}
+
+rct_status_t rct_session_proto_error(struct rct_session *s, rct_status_t code, const char *text)
+{
+	struct rct_msg m = {.type = RCT_MSG_ERROR};
+	size_t len = strlen(text);
+
+	rct_error("session: %s", text);
+	if (s->state == RCT_SESSION_CONNECTED) {
+		m.error.code = code;
+		m.error.text_len = (uint16_t)RCT_MIN(len, RCT_ERROR_TEXT_MAX);
+		m.error.text = text;
+		if (rct_session_send(s, &m) == RCT_OK)
+			s->ops->progress(s->ctx, 0);
+	}
+	return rct_session_fail(s, code);
+}
+
+/* A message every role handles the same way, after the handshake. */
+static rct_status_t rct_session_dispatch(struct rct_session *s, const struct rct_msg *m)
+{
+	char text[RCT_ERROR_TEXT_MAX + 1];
+
+	switch (m->type) {
+	case RCT_MSG_HEARTBEAT:
+		return RCT_OK;
+	case RCT_MSG_ERROR:
+		memcpy(text, m->error.text, m->error.text_len);
+		text[m->error.text_len] = '\0';
+		rct_error("session: peer reported an error (%s): %s",
+			  rct_status_str((rct_status_t)m->error.code), text);
+		return rct_session_fail(s, RCT_ERR_PEER_LOST);
+	case RCT_MSG_GOODBYE:
+		rct_debug("session: peer said goodbye (reason %u)", m->goodbye.reason);
+		s->goodbye = true;
+		return rct_session_fail(s, RCT_ERR_PEER_LOST);
+	}
+	if (s->role == RCT_ROLE_PRIMARY)
+		return rct_primary_dispatch(s, m);
+	return rct_secondary_dispatch(s, m);
+}
+
+/* Receive and decode one control message, if one is there. */
+static rct_status_t rct_session_recv_one(struct rct_session *s, struct rct_msg *msg_p)
+{
+	const char *why = NULL;
+	const void *buf;
+	rct_status_t status;
+	size_t len;
+	char text[160];
+
+	status = s->ops->ctrl_recv(s->ctx, &buf, &len);
+	if (status == RCT_ERR_AGAIN)
+		return status;
+	if (status != RCT_OK)
+		return rct_session_fail(s, status);
+	status = rct_msg_decode(buf, len, msg_p, &why);
+	if (status != RCT_OK) {
+		snprintf(text, sizeof(text), "malformed control message (%zu bytes): %s", len, why);
+		return rct_session_proto_error(s, status, text);
+	}
+	rct_debug("session: received %s", rct_msg_type_str(msg_p->type));
+	return RCT_OK;
+}
+
+rct_status_t rct_session_poll(struct rct_session *s, int timeout_ms)
+{
+	struct rct_msg m;
+	rct_status_t status;
+
+	rct_status_t pstatus;
+
+	if (s->state == RCT_SESSION_FAILED)
+		return s->fail_status;
+	pstatus = s->ops->progress(s->ctx, timeout_ms);
+	/* Dispatch what the control lane holds even when a lane failed: a
+	 * GOODBYE or an ERROR there says why the lane went down. */
+	for (;;) {
+		status = rct_session_recv_one(s, &m);
+		if (status == RCT_ERR_AGAIN)
+			break;
+		if (status != RCT_OK)
+			return pstatus != RCT_OK ? rct_session_fail(s, pstatus) : status;
+		status = rct_session_dispatch(s, &m);
+		if (status != RCT_OK)
+			return status;
+	}
+	if (pstatus != RCT_OK)
+		return rct_session_fail(s, pstatus);
+	if (s->role == RCT_ROLE_SECONDARY && s->commit_seen)
+		return rct_secondary_try_complete(s);
+	return RCT_OK;
+}
+
+rct_status_t rct_session_wait_flag(struct rct_session *s, const bool *flag, uint64_t deadline_ns,
+				   const char *what)
+{
+	rct_status_t status;
+
+	while (!*flag) {
+		if (rct_now_ns() >= deadline_ns) {
+			rct_error("session: timed out after %d ms waiting for %s", s->timeout_ms,
+				  what);
+			return RCT_ERR_TIMED_OUT;
+		}
+		status = rct_session_poll(s, RCT_MIN(rct_ms_left(deadline_ns), 100));
+		if (status != RCT_OK)
+			return status;
+	}
+	return RCT_OK;
+}
+
+rct_status_t rct_session_progress(struct rct_session *s, int timeout_ms)
+{
+	if (!s)
+		return RCT_ERR_INVALID_PARAM;
+	if (s->state == RCT_SESSION_FAILED)
+		return s->fail_status;
+	if (s->state != RCT_SESSION_CONNECTED)
+		return RCT_ERR_STATE;
+	return rct_session_poll(s, timeout_ms);
+}
+
+/* ------------------------------------------------------------ handshake */
+
+/* Wait for the next control message during the handshake. */
+static rct_status_t rct_session_wait_msg(struct rct_session *s, uint64_t deadline_ns, unsigned type,
+					 struct rct_msg *msg_p)
+{
+	rct_status_t status;
+	char text[128];
+
+	for (;;) {
+		status = rct_session_recv_one(s, msg_p);
+		if (status == RCT_OK)
+			break;
+		if (status != RCT_ERR_AGAIN)
+			return status;
+		if (rct_now_ns() >= deadline_ns) {
+			rct_error("session: timed out waiting for %s from the peer",
+				  rct_msg_type_str(type));
+			return rct_session_fail(s, RCT_ERR_TIMED_OUT);
+		}
+		status = s->ops->progress(s->ctx, RCT_MIN(rct_ms_left(deadline_ns), 100));
+		if (status != RCT_OK)
+			return rct_session_fail(s, status);
+	}
+	if (msg_p->type == RCT_MSG_ERROR || msg_p->type == RCT_MSG_GOODBYE)
+		return rct_session_dispatch(s, msg_p);
+	if (msg_p->type != type) {
+		snprintf(text, sizeof(text), "handshake: expected %s, got %s",
+			 rct_msg_type_str(type), rct_msg_type_str(msg_p->type));
+		return rct_session_proto_error(s, RCT_ERR_PROTO, text);
+	}
+	return RCT_OK;
+}
+
+static rct_status_t rct_session_staging_map(struct rct_session *s, size_t size, unsigned access)
+{
+	rct_status_t status;
+
+	/* Round up to the page size so that allocation backends are happy. */
+	size = (size + s->page_size - 1) & ~((size_t)s->page_size - 1);
+	status = s->ops->mem_map(s->ctx, NULL, size, access, &s->staging);
+	if (status != RCT_OK)
+		rct_error("session: device-state staging of %zu bytes: %s", size,
+			  rct_status_str(status));
+	return status;
+}
+
+static rct_status_t rct_session_send_region(struct rct_session *s, uint32_t id, uint16_t kind,
+					    struct rct_be_mem *mem, uint64_t size)
+{
+	uint8_t key[RCT_KEY_MAX];
+	struct rct_msg m = {.type = RCT_MSG_REGION};
+	rct_status_t status;
+	size_t key_len;
+
+	status = s->ops->mem_pack(s->ctx, mem, key, sizeof(key), &key_len);
+	if (status != RCT_OK) {
+		rct_error("region %u: packing its remote key failed: %s", id,
+			  rct_status_str(status));
+		return rct_session_fail(s, status);
+	}
+	m.region.id = id;
+	m.region.kind = kind;
+	m.region.size = size;
+	m.region.key_len = (uint16_t)key_len;
+	m.region.key = key;
+	return rct_session_send(s, &m);
+}
+
+static void rct_session_hello(const struct rct_session *s, struct rct_msg *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->type = RCT_MSG_HELLO;
+	m->hello.role = (uint16_t)s->role;
+	m->hello.lanes = (uint16_t)s->lanes;
+	m->hello.page_size = s->page_size;
+	m->hello.nregions = s->nregions;
+	m->hello.max_put = s->max_put;
+}
+
+rct_status_t rct_session_listen(struct rct_session *s, const char *addr, uint16_t port,
+				uint16_t *port_p)
+{
+	rct_status_t status;
+
+	if (!s || !addr)
+		return RCT_ERR_INVALID_PARAM;
+	if (s->role != RCT_ROLE_SECONDARY || s->state != RCT_SESSION_NEW)
+		return RCT_ERR_STATE;
+	status = s->ops->listen(s->ctx, addr, port, port_p);
+	if (status == RCT_OK)
+		s->state = RCT_SESSION_LISTENING;
+	return status;
+}
+
+rct_status_t rct_session_accept(struct rct_session *s)
+{
+	uint64_t deadline = rct_now_ns() + (uint64_t)s->timeout_ms * 1000000;
+	struct rct_msg m;
+	rct_status_t status;
+	unsigned lanes;
+	char text[160];
+
+	if (s->role != RCT_ROLE_SECONDARY || s->state != RCT_SESSION_LISTENING)
+		return RCT_ERR_STATE;
+	status = s->ops->accept(s->ctx, s->timeout_ms, &lanes);
+	if (status != RCT_OK)
+		return status;
+	s->lanes = lanes;
+	s->state = RCT_SESSION_CONNECTED;
+
+	status = rct_session_wait_msg(s, deadline, RCT_MSG_HELLO, &m);
+	if (status != RCT_OK)
+		return status;
+	if (m.hello.role != RCT_ROLE_PRIMARY || m.hello.lanes != lanes) {
+		snprintf(text, sizeof(text), "HELLO: expected a primary with %u lanes", lanes);
+		return rct_session_proto_error(s, RCT_ERR_PROTO, text);
+	}
+	if (m.hello.page_size != s->page_size || m.hello.nregions != s->nregions) {
+		snprintf(text, sizeof(text),
+			 "HELLO: primary has page size %u and %u regions, secondary %u and %u",
+			 m.hello.page_size, m.hello.nregions, s->page_size, s->nregions);
+		return rct_session_proto_error(s, RCT_ERR_MISMATCH, text);
+	}
+
+	status = rct_session_staging_map(s, s->staging_size, RCT_MEM_REMOTE_WRITE);
+	if (status != RCT_OK)
+		return rct_session_proto_error(s, status, "cannot map device-state staging");
+	/* Where a committed device state is kept; pre-faulted, since first-touch
+	 * faults would otherwise sit between the last byte and the ACK. */
+	s->devstate_buf = rct_mem_alloc(s->staging->len);
+	if (!s->devstate_buf)
+		return rct_session_proto_error(s, RCT_ERR_NO_MEMORY,
+					       "no memory for the committed device state");
+	s->devstate_cap = s->staging->len;
+
+	rct_session_hello(s, &m);
+	status = rct_session_send(s, &m);
+	for (unsigned i = 0; status == RCT_OK && i < s->nregions; i++)
+		status = rct_session_send_region(s, s->regions[i]->id, RCT_REGION_GUEST,
+						 s->regions[i]->mem, s->regions[i]->size);
+	if (status == RCT_OK)
+		status = rct_session_send_region(s, 0, RCT_REGION_STAGING, s->staging,
+						 s->staging_size);
+	if (status != RCT_OK)
+		return status;
+	rct_info("session: accepted a primary with %u data lanes over %s", lanes, s->ops->name);
+	return RCT_OK;
+}
+
+/* Primary: import the remote key in REGION message @m. */
+static rct_status_t rct_session_import(struct rct_session *s, const struct rct_msg *m)
+{
+	struct rct_be_rkey **slot;
+	struct rct_region *r;
+	rct_status_t status;
+	char text[160];
+
+	if (m->region.kind == RCT_REGION_STAGING) {
+		slot = &s->staging_rkey;
+		s->remote_staging_size = m->region.size;
+	} else {
+		r = rct_session_region(s, m->region.id);
+		if (!r || r->size != m->region.size) {
+			snprintf(text, sizeof(text),
+				 "region %u: secondary has %llu bytes, primary %s", m->region.id,
+				 (unsigned long long)m->region.size,
+				 r ? "a different size" : "no such region");
+			return rct_session_proto_error(s, RCT_ERR_MISMATCH, text);
+		}
+		slot = &r->rkey;
+	}
+	if (*slot) {
+		snprintf(text, sizeof(text), "region %u advertised twice", m->region.id);
+		return rct_session_proto_error(s, RCT_ERR_PROTO, text);
+	}
+	status = s->ops->rkey_unpack(s->ctx, m->region.key, m->region.key_len, slot);
+	if (status != RCT_OK) {
+		snprintf(text, sizeof(text), "region %u: cannot import its remote key: %s",
+			 m->region.id, rct_status_str(status));
+		return rct_session_proto_error(s, status, text);
+	}
+	return RCT_OK;
+}
+
+rct_status_t rct_session_connect(struct rct_session *s, const char *addr, uint16_t port)
+{
+	uint64_t deadline = rct_now_ns() + (uint64_t)s->timeout_ms * 1000000;
+	struct rct_msg m;
+	rct_status_t status;
+	char text[160];
+
+	if (!s || !addr)
+		return RCT_ERR_INVALID_PARAM;
+	if (s->role != RCT_ROLE_PRIMARY || s->state != RCT_SESSION_NEW)
+		return RCT_ERR_STATE;
+
+	status = s->ops->connect(s->ctx, addr, port, s->lanes, s->timeout_ms);
+	if (status != RCT_OK)
+		return status;
+	s->state = RCT_SESSION_CONNECTED;
+
+	rct_session_hello(s, &m);
+	status = rct_session_send(s, &m);
+	if (status != RCT_OK)
+		return status;
+	status = rct_session_wait_msg(s, deadline, RCT_MSG_HELLO, &m);
+	if (status != RCT_OK)
+		return status;
+	if (m.hello.role != RCT_ROLE_SECONDARY || m.hello.nregions != s->nregions ||
+	    m.hello.page_size != s->page_size) {
+		snprintf(text, sizeof(text),
+			 "HELLO: peer is not a secondary with page size %u and %u regions",
+			 s->page_size, s->nregions);
+		return rct_session_proto_error(s, RCT_ERR_MISMATCH, text);
+	}
+	/* One REGION per guest region plus the staging buffer. */
+	for (unsigned i = 0; i <= s->nregions; i++) {
+		status = rct_session_wait_msg(s, deadline, RCT_MSG_REGION, &m);
+		if (status == RCT_OK)
+			status = rct_session_import(s, &m);
+		if (status != RCT_OK)
+			return status;
+	}
+	for (unsigned i = 0; i < s->nregions; i++)
+		if (!s->regions[i]->rkey)
+			return rct_session_proto_error(s, RCT_ERR_MISMATCH,
+						       "a region was not advertised by the peer");
+	if (!s->staging_rkey)
+		return rct_session_proto_error(s, RCT_ERR_PROTO, "no staging region advertised");
+
+	status = rct_session_staging_map(s, s->remote_staging_size, RCT_MEM_LOCAL);
+	if (status != RCT_OK)
+		return rct_session_fail(s, status);
+	for (unsigned i = 0; i < s->lanes; i++) {
+		s->lane_runs[i] = malloc(RCT_LANE_BATCH * sizeof(struct rct_run));
+		if (!s->lane_runs[i])
+			return rct_session_fail(s, RCT_ERR_NO_MEMORY);
+	}
+	rct_info("session: connected to %s:%u with %u data lanes over %s", addr, port, s->lanes,
+		 s->ops->name);
+	return RCT_OK;
+}

@@ -1,0 +1,139 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* Session internals shared by session.c, ckpt_primary.c and ckpt_secondary.c. */
+#ifndef RCT_SESSION_H
+#define RCT_SESSION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <rct/rct.h>
+
+#include "backend.h"
+#include "proto.h"
+
+#define RCT_NO_EPOCH   UINT64_MAX
+#define RCT_EVENT_RING 16
+#define RCT_LANE_BATCH 256 /* runs handed to one put() call */
+
+enum rct_session_state {
+	RCT_SESSION_NEW,
+	RCT_SESSION_LISTENING,
+	RCT_SESSION_CONNECTED,
+	RCT_SESSION_FAILED,
+};
+
+enum rct_ckpt_state {
+	RCT_CKPT_IDLE,	    /* primary: no checkpoint open; secondary: cache free */
+	RCT_CKPT_OPEN,	    /* primary: begun, pages being put */
+	RCT_CKPT_RECEIVING, /* secondary: BEGIN seen, waiting for COMMIT and the fence */
+	RCT_CKPT_READY,	    /* secondary: committed, waiting for rct_ckpt_flush() */
+};
+
+/* All fields are owned by the session's caller (sessions are single-threaded). */
+struct rct_region {
+	struct rct_session *session;
+	uint32_t id;
+	void *ram; /* guest RAM, the caller's */
+	size_t size;
+	uint64_t npages;
+	uint64_t nwords;
+	struct rct_be_mem *mem;	  /* primary: guest RAM; secondary: the colo cache */
+	struct rct_be_rkey *rkey; /* primary: the secondary's cache */
+	uint64_t *bitmap;	  /* primary-dirty pages of the current epoch */
+	uint64_t *local_dirty;	  /* secondary: pages its own guest dirtied */
+	bool dirty_given;	  /* primary: rct_ckpt_dirty() called this epoch */
+};
+
+struct rct_session {
+	const struct rct_backend_ops *ops;
+	struct rct_be_ctx *ctx;
+	enum rct_role role;
+	enum rct_session_state state;
+	rct_status_t fail_status;
+	bool goodbye; /* the peer closed the session with GOODBYE */
+
+	unsigned lanes;
+	uint32_t page_size;
+	unsigned page_shift;
+	uint64_t max_put;
+	int timeout_ms;
+	uint64_t staging_size;
+
+	struct rct_region **regions;
+	unsigned nregions;
+
+	/* Device-state staging: primary: a local source buffer; secondary: the
+	 * remote-writable target.  remote_staging_size is the peer's capacity. */
+	struct rct_be_mem *staging;
+	struct rct_be_rkey *staging_rkey;
+	uint64_t remote_staging_size;
+
+	/* Checkpoint in progress. */
+	enum rct_ckpt_state ckpt;
+	uint64_t epoch;
+	unsigned flags;
+	uint64_t last_committed;
+	bool flushed;	    /* primary: the secondary flushed last_committed */
+	bool acked;	    /* primary: ACK(COMMITTED) for epoch seen */
+	uint64_t fence_seq; /* primary: last fence token sent */
+	struct rct_ckpt_stats stats;
+	uint64_t t_begin, t_first_put, t_commit_sent, t_acked;
+	uint64_t bitmap_words_sent;
+	uint64_t devstate_len;
+	bool devstate_given;
+	uint64_t lane_bytes[RCT_MAX_LANES];
+	struct rct_run *lane_runs[RCT_MAX_LANES];
+	size_t lane_nruns[RCT_MAX_LANES];
+
+	/* Secondary: what arrived for this epoch. */
+	bool commit_seen;
+	struct {
+		uint64_t pages, bytes, bitmap_words, devstate_len, fence;
+	} commit;
+	uint64_t bitmap_words_rcvd;
+	bool devstate_seen;
+	void *devstate_buf; /* committed device state, copied out of staging */
+	size_t devstate_cap;
+	size_t devstate_committed_len;
+
+	struct rct_event events[RCT_EVENT_RING];
+	unsigned ev_head, ev_count;
+
+	uint8_t msgbuf[RCT_MSG_MAX];
+	uint64_t lebuf[RCT_BITMAP_CHUNK_WORDS];
+};
+
+/* Internal: create a session on an explicit backend (tests use a fault-injecting one). */
+rct_status_t rct_session_create_ops(const struct rct_session_params *params,
+				    const struct rct_backend_ops *ops,
+				    struct rct_session **session_p);
+
+/* Mark the session failed (first cause wins), queue PEER_LOST; returns the status. */
+rct_status_t rct_session_fail(struct rct_session *s, rct_status_t status);
+
+/* Encode and send one control message; fails the session on error. */
+rct_status_t rct_session_send(struct rct_session *s, const struct rct_msg *msg);
+
+/* Send ERROR(code, text) to the peer (best effort) and fail the session with @code. */
+rct_status_t rct_session_proto_error(struct rct_session *s, rct_status_t code, const char *text);
+
+/* Drive the backend once and dispatch every control message that arrived. */
+rct_status_t rct_session_poll(struct rct_session *s, int timeout_ms);
+
+/* Poll until *flag becomes true, the session fails, or @deadline_ns passes. */
+rct_status_t rct_session_wait_flag(struct rct_session *s, const bool *flag, uint64_t deadline_ns,
+				   const char *what);
+
+void rct_session_event_push(struct rct_session *s, enum rct_event_type type, uint64_t epoch,
+			    rct_status_t status);
+
+/* Role-specific message handlers (after the handshake). */
+rct_status_t rct_primary_dispatch(struct rct_session *s, const struct rct_msg *msg);
+rct_status_t rct_secondary_dispatch(struct rct_session *s, const struct rct_msg *msg);
+/* Secondary: complete a committed checkpoint whose fence has passed. */
+rct_status_t rct_secondary_try_complete(struct rct_session *s);
+
+/* Find a region by id, or NULL. */
+struct rct_region *rct_session_region(struct rct_session *s, uint32_t id);
+
+#endif /* RCT_SESSION_H */

@@ -1,0 +1,586 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * TCP backend: connections, the control lane and progress.  See tcp.h for the
+ * wire format.  All sockets are non-blocking after the lane handshake; every
+ * wait is a poll() bounded by the caller's deadline.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "../core/log.h"
+#include "../core/proto.h"
+#include "../core/util.h"
+#include "tcp.h"
+
+#define RCT_TCP_FRAME_HDR sizeof(struct rct_tcp_wire_frame)
+#define RCT_TCP_RX_CAP	  (4 * (RCT_TCP_FRAME_HDR + RCT_MSG_MAX))
+
+static rct_status_t rct_tcp_ctx_create(const struct rct_be_params *params,
+				       struct rct_be_ctx **ctx_p)
+{
+	struct rct_tcp_ctx *t;
+
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return RCT_ERR_NO_MEMORY;
+	t->params = *params;
+	t->listen_fd = -1;
+	t->ctrl_fd = -1;
+	t->rx_buf = malloc(RCT_TCP_RX_CAP);
+	if (!t->rx_buf) {
+		free(t);
+		return RCT_ERR_NO_MEMORY;
+	}
+	*ctx_p = (struct rct_be_ctx *)t;
+	return RCT_OK;
+}
+
+static void rct_tcp_close(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+static void rct_tcp_ctx_destroy(struct rct_be_ctx *ctx)
+{
+	struct rct_tcp_ctx *t = rct_tcp_ctx(ctx);
+
+	for (unsigned i = 0; i < t->nlanes; i++) {
+		rct_tcp_lane_drop(t, &t->lanes[i]);
+		rct_tcp_close(&t->lanes[i].fd);
+	}
+	rct_tcp_close(&t->ctrl_fd);
+	rct_tcp_close(&t->listen_fd);
+	/* Memory is unmapped by its owner (the core) before the context goes. */
+	for (unsigned i = 0; i < t->nmems; i++)
+		if (t->mems[i])
+			rct_warn("tcp: memory %u still mapped at context destroy", i + 1);
+	free(t->mems);
+	free(t->lanes);
+	free(t->pfds);
+	free(t->tx_buf);
+	free(t->rx_buf);
+	free(t);
+}
+
+static rct_status_t rct_tcp_resolve(const char *addr, uint16_t port, int flags,
+				    struct addrinfo **res_p)
+{
+	struct addrinfo hints = {.ai_family = AF_UNSPEC,
+				 .ai_socktype = SOCK_STREAM,
+				 .ai_flags = flags | AI_NUMERICSERV};
+	char service[8];
+	int rc;
+
+	snprintf(service, sizeof(service), "%u", port);
+	rc = getaddrinfo(addr, service, &hints, res_p);
+	if (rc) {
+		rct_error("tcp: cannot resolve %s:%u: %s", addr, port, gai_strerror(rc));
+		return RCT_ERR_INVALID_PARAM;
+	}
+	return RCT_OK;
+}
+
+static void rct_tcp_sock_opts(int fd)
+{
+	int one = 1;
+
+	/* Without TCP_NODELAY the small COMMIT behind a page stream stalls ~40 ms. */
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)))
+		rct_warn("tcp: fd %d: TCP_NODELAY: %m", fd);
+}
+
+static rct_status_t rct_tcp_listen(struct rct_be_ctx *ctx, const char *addr, uint16_t port,
+				   uint16_t *port_p)
+{
+	struct rct_tcp_ctx *t = rct_tcp_ctx(ctx);
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	struct addrinfo *res;
+	rct_status_t status;
+	int fd, one = 1;
+
+	status = rct_tcp_resolve(addr, port, AI_PASSIVE, &res);
+	if (status != RCT_OK)
+		return status;
+	fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		rct_error("tcp: socket: %m");
+		status = RCT_ERR_SYSTEM;
+		goto out_free;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, res->ai_addr, res->ai_addrlen) || listen(fd, 2 * RCT_MAX_LANES)) {
+		rct_error("tcp: cannot listen on %s:%u: %m", addr, port);
+		status = RCT_ERR_SYSTEM;
+		goto out_close;
+	}
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl)) {
+		rct_error("tcp: getsockname: %m");
+		status = RCT_ERR_SYSTEM;
+		goto out_close;
+	}
+	if (port_p)
+		*port_p = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+							 : ((struct sockaddr_in *)&ss)->sin_port);
+	t->listen_fd = fd;
+	freeaddrinfo(res);
+	return RCT_OK;
+
+out_close:
+	close(fd);
+out_free:
+	freeaddrinfo(res);
+	return status;
+}
+
+/* Wait until @fd is ready for @events or @deadline_ns passes. */
+static rct_status_t rct_tcp_wait_fd(int fd, short events, uint64_t deadline_ns)
+{
+	struct pollfd pfd = {.fd = fd, .events = events};
+	int rc;
+
+	for (;;) {
+		rc = poll(&pfd, 1, rct_ms_left(deadline_ns));
+		if (rc > 0)
+			return RCT_OK;
+		if (rc == 0)
+			return RCT_ERR_TIMED_OUT;
+		if (errno != EINTR) {
+			rct_error("tcp: poll: %m");
+			return RCT_ERR_SYSTEM;
+		}
+	}
+}
+
+/* Read exactly @len bytes from non-blocking @fd before @deadline_ns. */
+static rct_status_t rct_tcp_read_full(int fd, void *buf, size_t len, uint64_t deadline_ns)
+{
+	size_t got = 0;
+	rct_status_t status;
+	ssize_t n;
+
+	while (got < len) {
+		n = read(fd, (char *)buf + got, len - got);
+		if (n > 0) {
+			got += (size_t)n;
+			continue;
+		}
+		if (n == 0)
+			return RCT_ERR_PEER_LOST;
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
+			return RCT_ERR_IO;
+		status = rct_tcp_wait_fd(fd, POLLIN, deadline_ns);
+		if (status != RCT_OK)
+			return status;
+	}
+	return RCT_OK;
+}
+
+static rct_status_t rct_tcp_lanes_alloc(struct rct_tcp_ctx *t, unsigned nlanes)
+{
+	t->lanes = calloc(nlanes, sizeof(*t->lanes));
+	t->pfds = calloc(nlanes + 1, sizeof(*t->pfds));
+	if (!t->lanes || !t->pfds)
+		return RCT_ERR_NO_MEMORY;
+	t->nlanes = nlanes;
+	for (unsigned i = 0; i < nlanes; i++) {
+		t->lanes[i].fd = -1;
+		t->lanes[i].index = i + 1;
+		t->lanes[i].rx_state = RCT_TCP_RX_HDR;
+		t->lanes[i].rx_need = sizeof(t->lanes[i].rx_hdr);
+	}
+	return RCT_OK;
+}
+
+/*
+ * Accept connections until the control lane and every data lane of one peer
+ * (same cookie) are in.  A connection that is not an rct lane is closed with a
+ * warning and the wait goes on: a port scan must not break the pairing.
+ */
+static rct_status_t rct_tcp_accept(struct rct_be_ctx *ctx, int timeout_ms, unsigned *lanes_p)
+{
+	struct rct_tcp_ctx *t = rct_tcp_ctx(ctx);
+	uint64_t deadline = rct_now_ns() + (uint64_t)timeout_ms * 1000000;
+	uint8_t buf[sizeof(struct rct_tcp_wire_lane_hello)];
+	struct rct_tcp_lane_hello h;
+	unsigned have = 0, want = 0;
+	uint64_t cookie = 0;
+	rct_status_t status;
+	const char *why;
+	int fd, *slot;
+
+	if (t->listen_fd < 0 || t->nlanes)
+		return RCT_ERR_STATE;
+	while (!want || have < want) {
+		status = rct_tcp_wait_fd(t->listen_fd, POLLIN, deadline);
+		if (status != RCT_OK) {
+			if (status == RCT_ERR_TIMED_OUT)
+				rct_error("tcp: no primary connected within %d ms (%u of %u lanes "
+					  "in)",
+					  timeout_ms, have, want ? want : 1);
+			return status;
+		}
+		fd = accept4(t->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		if (fd < 0) {
+			if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
+				continue;
+			rct_error("tcp: accept: %m");
+			return RCT_ERR_SYSTEM;
+		}
+		why = "connection closed or timed out before its lane hello";
+		status = rct_tcp_read_full(fd, buf, sizeof(buf), deadline);
+		if (status == RCT_OK)
+			status = rct_tcp_lane_hello_decode(buf, &h, &why);
+		if (status == RCT_OK && want && (h.cookie != cookie || h.nlanes + 1u != want)) {
+			why = "lane of another peer while one is pairing";
+			status = RCT_ERR_PROTO;
+		}
+		if (status != RCT_OK) {
+			rct_warn("tcp: closing an incoming connection: %s", why);
+			close(fd);
+			continue;
+		}
+		if (!want) {
+			cookie = h.cookie;
+			want = h.nlanes + 1u;
+			status = rct_tcp_lanes_alloc(t, h.nlanes);
+			if (status != RCT_OK) {
+				close(fd);
+				return status;
+			}
+		}
+		slot = h.lane ? &t->lanes[h.lane - 1].fd : &t->ctrl_fd;
+		if (*slot >= 0) {
+			rct_warn("tcp: closing a duplicate connection for lane %u", h.lane);
+			close(fd);
+			continue;
+		}
+		rct_tcp_sock_opts(fd);
+		*slot = fd;
+		have++;
+	}
+	t->receiver = true;
+	*lanes_p = t->nlanes;
+	return RCT_OK;
+}
+
+static rct_status_t rct_tcp_connect_one(struct rct_tcp_ctx *t, const struct addrinfo *ai,
+					unsigned lane, unsigned nlanes, uint64_t cookie,
+					uint64_t deadline, int *fd_p)
+{
+	struct rct_tcp_wire_lane_hello w = {
+		.magic = htole32(RCT_TCP_LANE_MAGIC),
+		.version = htole16(RCT_TCP_VERSION),
+		.lane = htole16((uint16_t)lane),
+		.nlanes = htole16((uint16_t)nlanes),
+		.cookie = htole64(cookie),
+	};
+	socklen_t len = sizeof(int);
+	rct_status_t status;
+	int fd, err = 0;
+
+	(void)t;
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		rct_error("tcp: socket: %m");
+		return RCT_ERR_SYSTEM;
+	}
+	if (connect(fd, ai->ai_addr, ai->ai_addrlen) && errno != EINPROGRESS) {
+		err = errno;
+	} else {
+		status = rct_tcp_wait_fd(fd, POLLOUT, deadline);
+		if (status != RCT_OK) {
+			rct_error("tcp: lane %u: connect timed out", lane);
+			close(fd);
+			return status;
+		}
+		getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+	}
+	if (err) {
+		rct_error("tcp: lane %u: connect: %s", lane, strerror(err));
+		close(fd);
+		return RCT_ERR_PEER_LOST;
+	}
+	rct_tcp_sock_opts(fd);
+	/* A fresh socket's send buffer always takes 24 bytes. */
+	if (send(fd, &w, sizeof(w), MSG_NOSIGNAL) != (ssize_t)sizeof(w)) {
+		rct_error("tcp: lane %u: sending the lane hello: %m", lane);
+		close(fd);
+		return RCT_ERR_PEER_LOST;
+	}
+	*fd_p = fd;
+	return RCT_OK;
+}
+
+static rct_status_t rct_tcp_connect(struct rct_be_ctx *ctx, const char *addr, uint16_t port,
+				    unsigned lanes, int timeout_ms)
+{
+	struct rct_tcp_ctx *t = rct_tcp_ctx(ctx);
+	uint64_t deadline = rct_now_ns() + (uint64_t)timeout_ms * 1000000;
+	struct addrinfo *res;
+	rct_status_t status;
+	uint64_t cookie;
+
+	if (t->nlanes || lanes < 1 || lanes > RCT_MAX_LANES)
+		return RCT_ERR_STATE;
+	if (getrandom(&cookie, sizeof(cookie), 0) != sizeof(cookie))
+		cookie = rct_now_ns() ^ (uint64_t)getpid() << 32;
+	status = rct_tcp_resolve(addr, port, 0, &res);
+	if (status != RCT_OK)
+		return status;
+	status = rct_tcp_lanes_alloc(t, lanes);
+	if (status == RCT_OK)
+		status = rct_tcp_connect_one(t, res, 0, lanes, cookie, deadline, &t->ctrl_fd);
+	for (unsigned i = 0; i < lanes && status == RCT_OK; i++)
+		status = rct_tcp_connect_one(t, res, i + 1, lanes, cookie, deadline,
+					     &t->lanes[i].fd);
+	freeaddrinfo(res);
+	if (status != RCT_OK)
+		rct_error("tcp: cannot connect to %s:%u: %s", addr, port, rct_status_str(status));
+	return status;
+}
+
+/* ------------------------------------------------------------- control lane */
+
+static rct_status_t rct_tcp_ctrl_flush(struct rct_tcp_ctx *t)
+{
+	ssize_t n;
+
+	while (t->tx_off < t->tx_len) {
+		n = send(t->ctrl_fd, t->tx_buf + t->tx_off, t->tx_len - t->tx_off,
+			 MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return RCT_OK;
+			if (errno == EPIPE || errno == ECONNRESET) {
+				rct_error("tcp: control lane: peer closed the connection (%m)");
+				return rct_tcp_fail(t, RCT_ERR_PEER_LOST);
+			}
+			rct_error("tcp: control lane: send: %m");
+			return rct_tcp_fail(t, RCT_ERR_IO);
+		}
+		t->tx_off += (size_t)n;
+	}
+	t->tx_off = t->tx_len = 0;
+	return RCT_OK;
+}
+
+static rct_status_t rct_tcp_ctrl_send(struct rct_be_ctx *ctx, const void *buf, size_t len)
+{
+	struct rct_tcp_ctx *t = rct_tcp_ctx(ctx);
+	struct rct_tcp_wire_frame f = {.length = htole32((uint32_t)len)};
+	size_t need;
+
+	if (t->failed != RCT_OK)
+		return t->failed;
+	if (t->ctrl_fd < 0)
+		return RCT_ERR_STATE;
+	if (len > RCT_MSG_MAX)
+		return RCT_ERR_INVALID_PARAM;
+	if (t->tx_off) { /* compact what is still to be written */
+		memmove(t->tx_buf, t->tx_buf + t->tx_off, t->tx_len - t->tx_off);
+		t->tx_len -= t->tx_off;
+		t->tx_off = 0;
+	}
+	need = t->tx_len + sizeof(f) + len;
+	if (need > t->tx_cap) {
+		size_t cap = RCT_MAX(need, 2 * t->tx_cap);
+		uint8_t *p = realloc(t->tx_buf, cap);
+
+		if (!p)
+			return RCT_ERR_NO_MEMORY;
+		t->tx_buf = p;
+		t->tx_cap = cap;
+	}
+	memcpy(t->tx_buf + t->tx_len, &f, sizeof(f));
+	memcpy(t->tx_buf + t->tx_len + sizeof(f), buf, len);
+	t->tx_len += sizeof(f) + len;
+	return rct_tcp_ctrl_flush(t);
+}
+
+/* Length of the complete frame at the head of the receive buffer, or 0. */
+static size_t rct_tcp_ctrl_frame(struct rct_tcp_ctx *t, rct_status_t *status_p)
+{
+	struct rct_tcp_wire_frame f;
+	size_t avail = t->rx_len - t->rx_consumed;
+	uint32_t len;
+
+	*status_p = RCT_OK;
+	if (avail < sizeof(f))
+		return 0;
+	memcpy(&f, t->rx_buf + t->rx_consumed, sizeof(f));
+	len = le32toh(f.length);
+	if (len > RCT_MSG_MAX || f.reserved) {
+		rct_error("tcp: control lane: bad frame (length %u, reserved 0x%x)", len,
+			  le32toh(f.reserved));
+		*status_p = rct_tcp_fail(t, RCT_ERR_PROTO);
+		return 0;
+	}
+	return avail >= sizeof(f) + len ? sizeof(f) + len : 0;
+}
+
+static rct_status_t rct_tcp_ctrl_recv(struct rct_be_ctx *ctx, const void **buf_p, size_t *len_p)
+{
+	struct rct_tcp_ctx *t = rct_tcp_ctx(ctx);
+	rct_status_t status;
+	size_t frame;
+	ssize_t n;
+
+	/* No check of t->failed: after a data lane failed, what the control lane
+	 * still holds (a GOODBYE, an ERROR) tells the core why. */
+	if (t->ctrl_fd < 0)
+		return RCT_ERR_STATE;
+	for (;;) {
+		frame = rct_tcp_ctrl_frame(t, &status);
+		if (status != RCT_OK)
+			return status;
+		if (frame)
+			break;
+		if (t->rx_consumed) { /* make room: drop what was returned before */
+			memmove(t->rx_buf, t->rx_buf + t->rx_consumed, t->rx_len - t->rx_consumed);
+			t->rx_len -= t->rx_consumed;
+			t->rx_consumed = 0;
+		}
+		n = read(t->ctrl_fd, t->rx_buf + t->rx_len, RCT_TCP_RX_CAP - t->rx_len);
+		if (n > 0) {
+			t->rx_len += (size_t)n;
+			continue;
+		}
+		if (n == 0) {
+			rct_info("tcp: control lane: peer closed the connection");
+			return rct_tcp_fail(t, RCT_ERR_PEER_LOST);
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			return RCT_ERR_AGAIN;
+		rct_error("tcp: control lane: receive: %m");
+		return rct_tcp_fail(t, RCT_ERR_IO);
+	}
+	*buf_p = t->rx_buf + t->rx_consumed + RCT_TCP_FRAME_HDR;
+	*len_p = frame - RCT_TCP_FRAME_HDR;
+	t->rx_consumed += frame;
+	return RCT_OK;
+}
+
+/* ------------------------------------------------------------- progress */
+
+/* A sender's data lane must stay silent: anything but EOF is a protocol error. */
+static rct_status_t rct_tcp_sender_lane_readable(struct rct_tcp_ctx *t, struct rct_tcp_lane *l)
+{
+	char c;
+	ssize_t n = read(l->fd, &c, 1);
+
+	if (n == 0) {
+		rct_info("tcp: lane %u: peer closed the connection", l->index);
+		return rct_tcp_fail(t, RCT_ERR_PEER_LOST);
+	}
+	if (n > 0) {
+		rct_error("tcp: lane %u: unexpected data from the receiver", l->index);
+		return rct_tcp_fail(t, RCT_ERR_PROTO);
+	}
+	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+		return RCT_OK;
+	rct_error("tcp: lane %u: receive: %m", l->index);
+	return rct_tcp_fail(t, RCT_ERR_IO);
+}
+
+static rct_status_t rct_tcp_progress(struct rct_be_ctx *ctx, int timeout_ms)
+{
+	struct rct_tcp_ctx *t = rct_tcp_ctx(ctx);
+	rct_status_t status, ignore;
+	unsigned n = t->nlanes;
+	int rc;
+
+	if (t->failed != RCT_OK)
+		return t->failed;
+	if (t->ctrl_fd < 0)
+		return RCT_ERR_STATE;
+
+	/* Push what is queued before sleeping. */
+	status = rct_tcp_ctrl_flush(t);
+	for (unsigned i = 0; i < n && status == RCT_OK; i++)
+		status = rct_tcp_lane_send(t, &t->lanes[i]);
+	if (status != RCT_OK)
+		return status;
+	if (rct_tcp_ctrl_frame(t, &ignore))
+		timeout_ms = 0; /* a whole control message is already buffered */
+
+	t->pfds[0].fd = t->ctrl_fd;
+	t->pfds[0].events = POLLIN | (t->tx_len > t->tx_off ? POLLOUT : 0);
+	for (unsigned i = 0; i < n; i++) {
+		t->pfds[i + 1].fd = t->lanes[i].fd;
+		t->pfds[i + 1].events = POLLIN | (t->lanes[i].tx_head ? POLLOUT : 0);
+	}
+	rc = poll(t->pfds, n + 1, timeout_ms);
+	if (rc < 0) {
+		if (errno == EINTR)
+			return RCT_OK;
+		rct_error("tcp: poll: %m");
+		return rct_tcp_fail(t, RCT_ERR_SYSTEM);
+	}
+	if (rc == 0)
+		return RCT_OK;
+
+	if (t->pfds[0].revents & (POLLOUT | POLLERR)) {
+		status = rct_tcp_ctrl_flush(t);
+		if (status != RCT_OK)
+			return status;
+	}
+	/* POLLIN on the control lane is left to ctrl_recv(), which reads it. */
+	for (unsigned i = 0; i < n; i++) {
+		struct rct_tcp_lane *l = &t->lanes[i];
+		short re = t->pfds[i + 1].revents;
+
+		if (re & (POLLOUT | POLLERR)) {
+			status = rct_tcp_lane_send(t, l);
+			if (status != RCT_OK)
+				return status;
+		}
+		if (re & (POLLIN | POLLHUP | POLLERR)) {
+			status = t->receiver ? rct_tcp_lane_recv(t, l)
+					     : rct_tcp_sender_lane_readable(t, l);
+			if (status != RCT_OK)
+				return status;
+		}
+	}
+	return RCT_OK;
+}
+
+const struct rct_backend_ops rct_tcp_ops = {
+	.name = "tcp",
+	.ctx_create = rct_tcp_ctx_create,
+	.ctx_destroy = rct_tcp_ctx_destroy,
+	.listen = rct_tcp_listen,
+	.accept = rct_tcp_accept,
+	.connect = rct_tcp_connect,
+	.mem_map = rct_tcp_mem_map,
+	.mem_unmap = rct_tcp_mem_unmap,
+	.mem_pack = rct_tcp_mem_pack,
+	.rkey_unpack = rct_tcp_rkey_unpack,
+	.rkey_destroy = rct_tcp_rkey_destroy,
+	.put = rct_tcp_put,
+	.fence = rct_tcp_fence,
+	.pending = rct_tcp_pending,
+	.fenced = rct_tcp_fenced,
+	.ctrl_send = rct_tcp_ctrl_send,
+	.ctrl_recv = rct_tcp_ctrl_recv,
+	.progress = rct_tcp_progress,
+};
