@@ -12,6 +12,8 @@ B=${RCT_BUILD_DIR:-$top/build}
 jobs=$(nproc)
 
 step() { printf '\n=== %s ===\n' "$*"; }
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
 
 step "dependencies"
 scripts/deps.sh test
@@ -26,7 +28,7 @@ cmake -S . -B "$B/release" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRCT_WERROR=ON -DR
 cmake --build "$B/release" -j "$jobs"
 
 step "tests (all)"
-ctest --test-dir "$B/release" --output-on-failure
+ctest --test-dir "$B/release" --output-on-failure | tee -a "$log"
 
 step "ASan+UBSan build (-Werror)"
 cmake -S . -B "$B/asan" -DCMAKE_BUILD_TYPE=Debug -DRCT_SANITIZE=ON -DRCT_WERROR=ON -DRCT_BUILD_TESTS=ON >/dev/null
@@ -34,6 +36,9 @@ cmake --build "$B/asan" -j "$jobs"
 
 step "tests under ASan+UBSan (unit)"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    ctest --test-dir "$B/asan" -L unit --output-on-failure
+    ctest --test-dir "$B/asan" -L unit --output-on-failure | tee -a "$log"
 
-step "done: all suites passed"
+# One closing line over both runs (ctest prints one per run).
+awk '/tests passed, [0-9]+ tests failed out of/ {
+        total += $NF; failed += $(NF-5) }
+     END { printf "\nctest: %d passed, %d failed\n", total - failed, failed }' "$log"

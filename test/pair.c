@@ -121,6 +121,8 @@ rct_status_t pair_open(struct pair *pp, const struct pair_opts *o)
 	pp->o = *o;
 	if (!pp->o.backend)
 		pp->o.backend = "tcp";
+	if (!pp->o.addr)
+		pp->o.addr = "127.0.0.1";
 	if (!pp->o.timeout_ms)
 		pp->o.timeout_ms = 5000;
 	pp->npages = o->size / PAIR_PAGE;
@@ -142,7 +144,7 @@ rct_status_t pair_open(struct pair *pp, const struct pair_opts *o)
 	if (st == RCT_OK)
 		st = rct_region_register(pp->s, 7, pp->sram, o->size, &pp->sr);
 	if (st == RCT_OK)
-		st = rct_session_listen(pp->s, "127.0.0.1", 0, &pp->port);
+		st = rct_session_listen(pp->s, pp->o.addr, 0, &pp->port);
 	if (st != RCT_OK)
 		return st;
 	if (pthread_create(&pp->thread, NULL, pair_secondary, pp))
@@ -151,7 +153,7 @@ rct_status_t pair_open(struct pair *pp, const struct pair_opts *o)
 	if (st == RCT_OK)
 		st = rct_region_register(pp->p, 7, pp->pram, o->size, &pp->pr);
 	if (st == RCT_OK)
-		st = rct_session_connect(pp->p, "127.0.0.1", pp->port);
+		st = rct_session_connect(pp->p, pp->o.addr, pp->port);
 	return st;
 }
 

@@ -18,6 +18,7 @@
 struct pair_opts {
 	const struct rct_backend_ops *ops; /* NULL: the real backend named by backend */
 	const char *backend;		   /* default "tcp" */
+	const char *addr;		   /* default "127.0.0.1" */
 	unsigned lanes;
 	size_t size;	   /* region bytes */
 	uint64_t max_put;  /* 0: default */

@@ -115,6 +115,18 @@ static void inject(struct rct_msg *m)
 	cr_assert_eq(mock_ctrl_inject(pp.p->ctx, buf, len), RCT_OK);
 }
 
+/* Two committed epochs, then a hand-made BEGIN(3) from the primary's side. */
+static void commit_two_then_begin_3_by_hand(void)
+{
+	struct rct_msg m = {.type = RCT_MSG_BEGIN};
+
+	open_pair(2, true);
+	commit_some(2);
+	memcpy(saved, pp.sram, SIZE);
+	m.begin.epoch = 3;
+	inject(&m);
+}
+
 static void expect_secondary_rejects(void)
 {
 	cr_assert_eq(pair_wait_lost(&pp, 2000), RCT_ERR_PROTO);
@@ -136,14 +148,10 @@ Test(engine, stale_epoch_is_rejected)
 
 Test(engine, bitmap_beyond_region_is_rejected)
 {
-	struct rct_msg m = {.type = RCT_MSG_BEGIN};
+	struct rct_msg m;
 	uint64_t w = ~0ull;
 
-	open_pair(2, true);
-	commit_some(2);
-	memcpy(saved, pp.sram, SIZE);
-	m.begin.epoch = 3;
-	inject(&m);
+	commit_two_then_begin_3_by_hand();
 	memset(&m, 0, sizeof(m));
 	m.type = RCT_MSG_BITMAP;
 	m.bitmap.epoch = 3;
@@ -157,13 +165,9 @@ Test(engine, bitmap_beyond_region_is_rejected)
 
 Test(engine, commit_counts_must_match)
 {
-	struct rct_msg m = {.type = RCT_MSG_BEGIN};
+	struct rct_msg m;
 
-	open_pair(2, true);
-	commit_some(2);
-	memcpy(saved, pp.sram, SIZE);
-	m.begin.epoch = 3;
-	inject(&m);
+	commit_two_then_begin_3_by_hand();
 	memset(&m, 0, sizeof(m));
 	m.type = RCT_MSG_COMMIT;
 	m.commit.epoch = 3;
@@ -176,13 +180,9 @@ Test(engine, commit_counts_must_match)
 
 Test(engine, message_for_another_epoch_is_rejected)
 {
-	struct rct_msg m = {.type = RCT_MSG_BEGIN};
+	struct rct_msg m;
 
-	open_pair(2, true);
-	commit_some(2);
-	memcpy(saved, pp.sram, SIZE);
-	m.begin.epoch = 3;
-	inject(&m);
+	commit_two_then_begin_3_by_hand();
 	memset(&m, 0, sizeof(m));
 	m.type = RCT_MSG_DEVSTATE;
 	m.devstate.epoch = 4;

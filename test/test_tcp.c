@@ -23,9 +23,10 @@
 
 #define SIZE (32u << 20)
 
-static void run_e2e(unsigned lanes)
+static void run_e2e(const char *addr, unsigned lanes)
 {
-	struct pair_opts o = {.lanes = lanes,
+	struct pair_opts o = {.addr = addr,
+			      .lanes = lanes,
 			      .size = SIZE,
 			      .max_put = 256 << 10,
 			      .auto_flush = true,
@@ -66,12 +67,17 @@ TestSuite(tcp, .timeout = 60);
 
 Test(tcp, e2e_1_lane)
 {
-	run_e2e(1);
+	run_e2e("127.0.0.1", 1);
 }
 
 Test(tcp, e2e_4_lanes)
 {
-	run_e2e(4);
+	run_e2e("127.0.0.1", 4);
+}
+
+Test(tcp, e2e_ipv6_2_lanes)
+{
+	run_e2e("::1", 2);
 }
 
 /* ---- a hostile primary, written by hand against the wire format ---- */

@@ -40,6 +40,7 @@ struct demo_opts {
 	uint64_t seed;
 	bool json;
 	int timeout_ms;
+	uint64_t corrupt_epoch; /* --selftest-corrupt: 0 = off */
 };
 
 /* One verification report from the secondary; guarded by demo.lock. */
@@ -101,6 +102,12 @@ static void demo_secondary_apply(struct demo *d, uint64_t epoch, uint64_t *rng, 
 		snprintf(r.what, sizeof(r.what), "device state differs (%zu bytes, expected %zu)",
 			 dev_len, want_len);
 		goto out;
+	}
+	if (epoch && epoch == d->o->corrupt_epoch) {
+		/* Self-test of the verifier: one flipped byte must be caught. */
+		uint64_t page = npages / 3;
+
+		((uint8_t *)d->sram)[page * DEMO_PAGE_SIZE + 100] ^= 0x01;
 	}
 	if (!sim_compare(d->sram, sim_guest_snapshot(d->pguest), npages, DEMO_PAGE_SIZE, &bad)) {
 		snprintf(r.what, sizeof(r.what),
@@ -230,6 +237,7 @@ static int demo_parse(int argc, char **argv, struct demo_opts *o)
 		{"seed", required_argument, NULL, 'S'},
 		{"timeout-ms", required_argument, NULL, 't'},
 		{"json", no_argument, NULL, 'j'},
+		{"selftest-corrupt", required_argument, NULL, 'C'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -290,6 +298,12 @@ static int demo_parse(int argc, char **argv, struct demo_opts *o)
 			break;
 		case 'j':
 			o->json = true;
+			break;
+		case 'C':
+			if (rctctl_parse_ulong(optarg, 1, ULONG_MAX, &v))
+				return rctctl_usage_error("--selftest-corrupt", optarg,
+							  "a checkpoint number >= 1");
+			o->corrupt_epoch = v;
 			break;
 		case 'h':
 			demo_usage(stdout);

@@ -15,8 +15,8 @@
 
 #define SIM_IDLE_WRITES_PER_S 2500
 #define SIM_HOT_PAGES	      2048
-#define SIM_STREAM_BASE_MIBS  35
-#define SIM_STREAM_BURST_MIBS 135
+#define SIM_STREAM_BASE_MIBS  28
+#define SIM_STREAM_BURST_MIBS 120
 #define SIM_PHASE_MS	      600
 #define SIM_TICK_MS	      1
 

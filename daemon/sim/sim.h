@@ -10,7 +10,7 @@
  * Workloads (calibrated to the seed benchmark, see docs/design.md):
  *   idle        ~2500 small writes/s, half into a hot set: ~5 MB per 600 ms
  *   load        idle plus a streaming upload into a page-cache-like area:
- *               ~35 MiB/s with bursts of ~135 MiB/s (one phase in eight)
+ *               ~28 MiB/s with bursts of ~120 MiB/s (one phase in eight)
  *   random:PCT  PCT % of all pages, uniformly at random, every interval
  */
 #ifndef RCT_SIM_H

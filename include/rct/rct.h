@@ -119,7 +119,8 @@ struct rct_session_params {
 	uint32_t page_size;    /**< bytes per dirty-bitmap bit, power of two, default 4096 */
 	uint64_t max_put;      /**< largest single put, bytes, default 1 MiB */
 	int timeout_ms;	       /**< deadline of every blocking call, default 10000 */
-	uint64_t staging_size; /**< device-state staging capacity, default 16 MiB */
+	uint64_t staging_size; /**< device-state capacity, default 16 MiB, at most 1 GiB;
+				    the largest blob is the smaller of the two peers' */
 };
 
 #define RCT_MAX_LANES 64

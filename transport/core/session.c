@@ -89,8 +89,8 @@ rct_status_t rct_session_create_ops(const struct rct_session_params *params,
 		s->timeout_ms = params->timeout_ms;
 	}
 	if (params->field_mask & RCT_SESSION_PARAM_FIELD_STAGING_SIZE) {
-		if (!params->staging_size) {
-			rct_error("session: staging size must be positive");
+		if (!params->staging_size || params->staging_size > RCT_STAGING_MAX) {
+			rct_error("session: staging size must be 1 byte to 1 GiB");
 			goto out_free;
 		}
 		s->staging_size = params->staging_size;
@@ -608,6 +608,13 @@ static rct_status_t rct_session_import(struct rct_session *s, const struct rct_m
 	char text[160];
 
 	if (m->region.kind == RCT_REGION_STAGING) {
+		if (!m->region.size || m->region.size > RCT_STAGING_MAX) {
+			snprintf(text, sizeof(text),
+				 "staging region of %llu bytes (1..%llu allowed)",
+				 (unsigned long long)m->region.size,
+				 (unsigned long long)RCT_STAGING_MAX);
+			return rct_session_proto_error(s, RCT_ERR_PROTO, text);
+		}
 		slot = &s->staging_rkey;
 		s->remote_staging_size = m->region.size;
 	} else {
@@ -680,7 +687,9 @@ rct_status_t rct_session_connect(struct rct_session *s, const char *addr, uint16
 	if (!s->staging_rkey)
 		return rct_session_proto_error(s, RCT_ERR_PROTO, "no staging region advertised");
 
-	status = rct_session_staging_map(s, s->remote_staging_size, RCT_MEM_LOCAL);
+	/* The largest blob we can send: our own limit or the peer's, the smaller. */
+	status = rct_session_staging_map(s, RCT_MIN(s->staging_size, s->remote_staging_size),
+					 RCT_MEM_LOCAL);
 	if (status != RCT_OK)
 		return rct_session_fail(s, status);
 	for (unsigned i = 0; i < s->lanes; i++) {

@@ -11,9 +11,10 @@
 #include "backend.h"
 #include "proto.h"
 
-#define RCT_NO_EPOCH   UINT64_MAX
-#define RCT_EVENT_RING 16
-#define RCT_LANE_BATCH 256 /* runs handed to one put() call */
+#define RCT_NO_EPOCH	UINT64_MAX
+#define RCT_EVENT_RING	16
+#define RCT_LANE_BATCH	256 /* runs handed to one put() call */
+#define RCT_STAGING_MAX (1ull << 30)
 
 enum rct_session_state {
 	RCT_SESSION_NEW,

@@ -24,6 +24,7 @@
 #include "tcp.h"
 
 #define RCT_TCP_FRAME_HDR sizeof(struct rct_tcp_wire_frame)
+#define RCT_TCP_HELLO_NS  (2000ull * 1000000) /* a lane hello must come within 2 s */
 #define RCT_TCP_RX_CAP	  (4 * (RCT_TCP_FRAME_HDR + RCT_MSG_MAX))
 
 static rct_status_t rct_tcp_ctx_create(const struct rct_be_params *params,
@@ -242,8 +243,10 @@ static rct_status_t rct_tcp_accept(struct rct_be_ctx *ctx, int timeout_ms, unsig
 			rct_error("tcp: accept: %m");
 			return RCT_ERR_SYSTEM;
 		}
-		why = "connection closed or timed out before its lane hello";
-		status = rct_tcp_read_full(fd, buf, sizeof(buf), deadline);
+		/* A silent connection must not hold up the real primary's lanes. */
+		why = "connection closed or silent before its lane hello";
+		status = rct_tcp_read_full(fd, buf, sizeof(buf),
+					   RCT_MIN(deadline, rct_now_ns() + RCT_TCP_HELLO_NS));
 		if (status == RCT_OK)
 			status = rct_tcp_lane_hello_decode(buf, &h, &why);
 		if (status == RCT_OK && want && (h.cookie != cookie || h.nlanes + 1u != want)) {
@@ -507,6 +510,7 @@ static rct_status_t rct_tcp_progress(struct rct_be_ctx *ctx, int timeout_ms)
 	struct rct_tcp_ctx *t = rct_tcp_ctx(ctx);
 	rct_status_t status, ignore;
 	unsigned n = t->nlanes;
+	size_t pending;
 	int rc;
 
 	if (t->failed != RCT_OK)
@@ -515,13 +519,17 @@ static rct_status_t rct_tcp_progress(struct rct_be_ctx *ctx, int timeout_ms)
 		return RCT_ERR_STATE;
 
 	/* Push what is queued before sleeping. */
+	pending = t->pending;
 	status = rct_tcp_ctrl_flush(t);
 	for (unsigned i = 0; i < n && status == RCT_OK; i++)
 		status = rct_tcp_lane_send(t, &t->lanes[i]);
 	if (status != RCT_OK)
 		return status;
-	if (rct_tcp_ctrl_frame(t, &ignore))
-		timeout_ms = 0; /* a whole control message is already buffered */
+	/* Do not sleep when there is news already: puts completed just now
+	 * (the caller waits for exactly that), or a whole control message is
+	 * buffered.  Sleeping here cost a full timeout per checkpoint. */
+	if (t->pending < pending || rct_tcp_ctrl_frame(t, &ignore))
+		timeout_ms = 0;
 
 	t->pfds[0].fd = t->ctrl_fd;
 	t->pfds[0].events = POLLIN | (t->tx_len > t->tx_off ? POLLOUT : 0);
