@@ -4,7 +4,7 @@
 #   scripts/deps.sh [build|test]     (test also brings the test-only packages)
 set -euo pipefail
 
-want=(cmake pkg-config gcc make libc6-dev libjansson-dev)
+want=(cmake pkg-config gcc make libc6-dev libjansson-dev libucx-dev)
 if [ "${1:-test}" = test ]; then
     want+=(libcriterion-dev clang-format)
 fi

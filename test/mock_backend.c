@@ -87,12 +87,20 @@ static rct_status_t mock_ctx_create(const struct rct_be_params *params, struct r
 	return RCT_OK;
 }
 
-static void mock_ctx_destroy(struct rct_be_ctx *ctx)
+static void mock_disconnect(struct rct_be_ctx *ctx)
 {
 	struct mock_ctx *m = mock(ctx);
 
 	if (m->ctrl_fd >= 0)
 		close(m->ctrl_fd);
+	m->ctrl_fd = -1;
+}
+
+static void mock_ctx_destroy(struct rct_be_ctx *ctx)
+{
+	struct mock_ctx *m = mock(ctx);
+
+	mock_disconnect(ctx);
 	if (m->port >= 0) {
 		pthread_mutex_lock(&mock_lock);
 		if (!mock_ports[m->port].connected && mock_ports[m->port].fds[1] >= 0)
@@ -335,6 +343,7 @@ const struct rct_backend_ops mock_ops = {
 	.listen = mock_listen,
 	.accept = mock_accept,
 	.connect = mock_connect,
+	.disconnect = mock_disconnect,
 	.mem_map = mock_mem_map,
 	.mem_unmap = mock_mem_unmap,
 	.mem_pack = mock_mem_pack,

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
+#include <criterion/criterion.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -247,4 +248,89 @@ rct_status_t pair_wait_lost(struct pair *pp, int timeout_ms)
 	st = pp->lost;
 	pthread_mutex_unlock(&pp->lock);
 	return st;
+}
+
+#define E2E_SIZE (32u << 20)
+
+/* Full sync, ten checkpoints of scattered pages and moving long runs, one empty
+ * checkpoint; each verified byte for byte, device state included. */
+void pair_run_e2e(const char *backend, const char *addr, unsigned lanes)
+{
+	struct pair_opts o = {.backend = backend,
+			      .addr = addr,
+			      .lanes = lanes,
+			      .size = E2E_SIZE,
+			      .max_put = 256 << 10,
+			      .auto_flush = true,
+			      .scribble = 16};
+	uint64_t *bits = calloc(rct_bitmap_words(E2E_SIZE / 4096), sizeof(uint64_t));
+	uint8_t *dev = malloc(60000);
+	struct pair pp;
+
+	cr_assert_eq(pair_open(&pp, &o), RCT_OK);
+	cr_assert_eq(rct_session_lanes(pp.p), lanes);
+	for (size_t i = 0; i < 60000; i++)
+		dev[i] = (uint8_t)(i * 7);
+	cr_assert_eq(pair_ckpt(&pp, 0, NULL, dev, 60000), RCT_OK);
+	cr_assert(pair_wait_flushed(&pp, 0, 5000));
+	cr_assert(pp.equal, "full sync differs");
+	for (unsigned e = 1; e <= 10; e++) {
+		/* scattered pages, plus a long run (crossing max_put) that moves */
+		pair_dirty(&pp, bits, 200 * e, e * 500, 64 * e);
+		dev[e] ^= 0xff;
+		cr_assert_eq(pair_ckpt(&pp, e, bits, dev, 60000 - 1000 * e), RCT_OK);
+		cr_assert(pair_wait_flushed(&pp, e, 5000), "epoch %u not flushed", e);
+		cr_assert(pp.equal, "secondary RAM differs at epoch %u (%u lanes)", e, lanes);
+		cr_assert_eq(pp.devstate_len, 60000 - 1000 * e);
+		cr_assert_arr_eq(pp.devstate, dev, 60000 - 1000 * e);
+	}
+	/* An empty checkpoint is a checkpoint too. */
+	memset(bits, 0, rct_bitmap_words(E2E_SIZE / 4096) * 8);
+	cr_assert_eq(pair_ckpt(&pp, 11, bits, NULL, 0), RCT_OK);
+	cr_assert(pair_wait_flushed(&pp, 11, 5000));
+	cr_assert(pp.equal);
+	cr_assert_eq(pp.devstate_len, 0);
+	pair_close(&pp);
+	free(bits);
+	free(dev);
+}
+
+/* The primary vanishes mid-checkpoint (no GOODBYE, no COMMIT): the secondary
+ * reports the loss with the last committed epoch, and its guest RAM is what
+ * the last flush left, byte for byte. */
+void pair_run_peer_loss(const char *backend)
+{
+	struct pair_opts o = {.backend = backend,
+			      .lanes = 2,
+			      .size = 8u << 20,
+			      .auto_flush = true,
+			      .scribble = 4};
+	uint64_t *bits = calloc(rct_bitmap_words((8u << 20) / PAIR_PAGE), sizeof(uint64_t));
+	uint8_t *saved = malloc(8u << 20);
+	struct pair pp;
+
+	cr_assert_eq(pair_open(&pp, &o), RCT_OK);
+	cr_assert_eq(pair_ckpt(&pp, 0, NULL, "dev", 3), RCT_OK);
+	cr_assert(pair_wait_flushed(&pp, 0, 5000));
+	pair_dirty(&pp, bits, 100, 10, 40);
+	cr_assert_eq(pair_ckpt(&pp, 1, bits, "dev", 3), RCT_OK);
+	cr_assert(pair_wait_flushed(&pp, 1, 5000));
+	memcpy(saved, pp.sram, 8u << 20);
+
+	/* Epoch 2: pages go out, then the primary dies before COMMIT. */
+	pair_dirty(&pp, bits, 500, 100, 300);
+	cr_assert_eq(rct_ckpt_begin(pp.p, 2, 0), RCT_OK);
+	cr_assert_eq(rct_ckpt_dirty(pp.p, pp.pr, bits, pp.npages), RCT_OK);
+	cr_assert_eq(rct_session_progress(pp.p, 10), RCT_OK);
+	pp.p->state = RCT_SESSION_FAILED; /* as if killed: no GOODBYE on destroy */
+	rct_session_destroy(pp.p);
+	pp.p = NULL;
+
+	cr_assert_eq(pair_wait_lost(&pp, 10000), RCT_ERR_PEER_LOST);
+	cr_assert_eq(pp.lost_epoch, 1);
+	cr_assert_eq(pp.ready, 1, "a CKPT_READY was raised for the lost epoch");
+	cr_assert_eq(memcmp(pp.sram, saved, 8u << 20), 0, "guest RAM changed");
+	pair_close(&pp);
+	free(bits);
+	free(saved);
 }

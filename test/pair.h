@@ -65,4 +65,9 @@ bool pair_wait_flushed(struct pair *pp, uint64_t epoch, int timeout_ms);
 /* Wait until the secondary lost its peer; returns that status. */
 rct_status_t pair_wait_lost(struct pair *pp, int timeout_ms);
 
+/* The end-to-end scenario every real backend runs (Criterion asserts inside). */
+void pair_run_e2e(const char *backend, const char *addr, unsigned lanes);
+/* The primary dies mid-checkpoint; the secondary must report it, RAM untouched. */
+void pair_run_peer_loss(const char *backend);
+
 #endif

@@ -333,7 +333,7 @@ Test(proto, out_of_range_fields)
 	len = encode(RCT_MSG_REGION, buf);
 	buf[16 + 7] = 0x10; /* 4096 + 16 */
 	cr_assert_eq(decode(buf, len, &why), RCT_ERR_PROTO);
-	cr_assert_str_eq(why, "REGION: remote key longer than 256 bytes");
+	cr_assert_str_eq(why, "REGION: remote key longer than 1024 bytes");
 
 	/* BITMAP: word count 0, word count not matching, beyond the region */
 	len = encode(RCT_MSG_BITMAP, buf);

@@ -21,63 +21,26 @@
 #include "pair.h"
 #include "tcp/tcp.h"
 
-#define SIZE (32u << 20)
-
-static void run_e2e(const char *addr, unsigned lanes)
-{
-	struct pair_opts o = {.addr = addr,
-			      .lanes = lanes,
-			      .size = SIZE,
-			      .max_put = 256 << 10,
-			      .auto_flush = true,
-			      .scribble = 16};
-	uint64_t *bits = calloc(rct_bitmap_words(SIZE / 4096), sizeof(uint64_t));
-	uint8_t *dev = malloc(60000);
-	struct pair pp;
-
-	cr_assert_eq(pair_open(&pp, &o), RCT_OK);
-	cr_assert_eq(rct_session_lanes(pp.p), lanes);
-	for (size_t i = 0; i < 60000; i++)
-		dev[i] = (uint8_t)(i * 7);
-	cr_assert_eq(pair_ckpt(&pp, 0, NULL, dev, 60000), RCT_OK);
-	cr_assert(pair_wait_flushed(&pp, 0, 5000));
-	cr_assert(pp.equal, "full sync differs");
-	for (unsigned e = 1; e <= 10; e++) {
-		/* scattered pages, plus a long run (crossing max_put) that moves */
-		pair_dirty(&pp, bits, 200 * e, e * 500, 64 * e);
-		dev[e] ^= 0xff;
-		cr_assert_eq(pair_ckpt(&pp, e, bits, dev, 60000 - 1000 * e), RCT_OK);
-		cr_assert(pair_wait_flushed(&pp, e, 5000), "epoch %u not flushed", e);
-		cr_assert(pp.equal, "secondary RAM differs at epoch %u (%u lanes)", e, lanes);
-		cr_assert_eq(pp.devstate_len, 60000 - 1000 * e);
-		cr_assert_arr_eq(pp.devstate, dev, 60000 - 1000 * e);
-	}
-	/* An empty checkpoint is a checkpoint too. */
-	memset(bits, 0, rct_bitmap_words(SIZE / 4096) * 8);
-	cr_assert_eq(pair_ckpt(&pp, 11, bits, NULL, 0), RCT_OK);
-	cr_assert(pair_wait_flushed(&pp, 11, 5000));
-	cr_assert(pp.equal);
-	cr_assert_eq(pp.devstate_len, 0);
-	pair_close(&pp);
-	free(bits);
-	free(dev);
-}
-
 TestSuite(tcp, .timeout = 60);
 
 Test(tcp, e2e_1_lane)
 {
-	run_e2e("127.0.0.1", 1);
+	pair_run_e2e("tcp", "127.0.0.1", 1);
+}
+
+Test(tcp, peer_lost_mid_checkpoint_leaves_guest_ram_untouched)
+{
+	pair_run_peer_loss("tcp");
 }
 
 Test(tcp, e2e_4_lanes)
 {
-	run_e2e("127.0.0.1", 4);
+	pair_run_e2e("tcp", "127.0.0.1", 4);
 }
 
 Test(tcp, e2e_ipv6_2_lanes)
 {
-	run_e2e("::1", 2);
+	pair_run_e2e("tcp", "::1", 2);
 }
 
 /* ---- a hostile primary, written by hand against the wire format ---- */

@@ -14,6 +14,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <dirent.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -208,7 +209,8 @@ static void demo_usage(FILE *f)
 		"side, take checkpoints and verify every one byte for byte: after each flush the\n"
 		"secondary's guest RAM and device state must equal the primary's snapshot.\n"
 		"\n"
-		"  --backend NAME       transport: tcp (default tcp)\n"
+		"  --backend NAME       transport: ucx or tcp (default: verbs if an RDMA device\n"
+		"                       exists and verbs is built, else ucx, else tcp)\n"
 		"  --lanes N            data lanes, 1..64 (default 4)\n"
 		"  --region-size SIZE   guest RAM, K/M/G suffixes (default 1G)\n"
 		"  --workload W         idle | load | random:PCT (default idle)\n"
@@ -223,6 +225,36 @@ static void demo_usage(FILE *f)
 		"\n"
 		"Exit status: 0 all verified, 1 a checkpoint differs, 2 usage, 3 transport "
 		"failure.\n");
+}
+
+/*
+ * No --backend: verbs where an RDMA device exists, else ucx, else tcp; say
+ * which and why, since the figures mean different things on each.
+ */
+static const char *demo_pick_backend(char *why, size_t len)
+{
+	bool rdma_dev = false;
+	DIR *d = opendir("/sys/class/infiniband");
+	struct dirent *e;
+
+	while (d && (e = readdir(d)))
+		if (e->d_name[0] != '.')
+			rdma_dev = true;
+	if (d)
+		closedir(d);
+	if (rdma_dev && rct_backend_available("verbs")) {
+		snprintf(why, len, "an RDMA device exists under /sys/class/infiniband");
+		return "verbs";
+	}
+	if (rct_backend_available("ucx")) {
+		snprintf(why, len, "%s; ucx is the next choice",
+			 rdma_dev ? "an RDMA device exists but the verbs backend is not built"
+				  : "no RDMA device under /sys/class/infiniband");
+		return "ucx";
+	}
+	snprintf(why, len, "%s, and the ucx backend is not built",
+		 rdma_dev ? "the verbs backend is not built" : "no RDMA device");
+	return "tcp";
 }
 
 static int demo_parse(int argc, char **argv, struct demo_opts *o)
@@ -245,7 +277,7 @@ static int demo_parse(int argc, char **argv, struct demo_opts *o)
 	int c;
 
 	memset(o, 0, sizeof(*o));
-	o->backend = "tcp";
+	o->backend = NULL; /* chosen after parsing */
 	o->lanes = 4;
 	o->region_size = 1ull << 30;
 	o->wl.kind = SIM_WORKLOAD_IDLE;
@@ -315,6 +347,18 @@ static int demo_parse(int argc, char **argv, struct demo_opts *o)
 	}
 	if (optind < argc)
 		return rctctl_usage_error("demo", argv[optind], "no positional arguments");
+	if (!o->backend) {
+		static char why[160];
+
+		o->backend = demo_pick_backend(why, sizeof(why));
+		fprintf(stderr, "demo: backend %s (no --backend given: %s)\n", o->backend, why);
+	} else if (!rct_backend_available(o->backend)) {
+		return rctctl_usage_error("--backend", o->backend,
+					  "a backend of this build (ucx, tcp)");
+	}
+	/* UCX on loopback: keep its TCP transport on lo, as the peers are. */
+	if (!strcmp(o->backend, "ucx") && !getenv("UCX_NET_DEVICES"))
+		setenv("UCX_NET_DEVICES", "lo", 0);
 	return 0;
 }
 

@@ -142,6 +142,12 @@ RCT_API rct_status_t rct_session_create(const struct rct_session_params *params,
  */
 RCT_API void rct_session_destroy(struct rct_session *session);
 
+/**
+ * Whether backend @a name ("verbs", "ucx", "tcp") is built into this library.
+ * @return 1 or 0.  Thread-safe.
+ */
+RCT_API int rct_backend_available(const char *name);
+
 /** Name of the backend the session uses (static storage). */
 RCT_API const char *rct_session_backend(const struct rct_session *session);
 

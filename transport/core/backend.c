@@ -6,6 +6,9 @@
 #include "util.h"
 
 static const struct rct_backend_ops *const rct_backends[] = {
+#ifdef RCT_WITH_UCX
+	&rct_ucx_ops,
+#endif
 	&rct_tcp_ops,
 };
 
@@ -17,7 +20,16 @@ const struct rct_backend_ops *rct_backend_find(const char *name)
 	return NULL;
 }
 
+int rct_backend_available(const char *name)
+{
+	return name && rct_backend_find(name) != NULL;
+}
+
 const char *rct_backend_names(void)
 {
+#ifdef RCT_WITH_UCX
+	return "ucx, tcp";
+#else
 	return "tcp";
+#endif
 }

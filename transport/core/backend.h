@@ -69,6 +69,9 @@ struct rct_backend_ops {
 	rct_status_t (*accept)(struct rct_be_ctx *ctx, int timeout_ms, unsigned *lanes_p);
 	rct_status_t (*connect)(struct rct_be_ctx *ctx, const char *addr, uint16_t port,
 				unsigned lanes, int timeout_ms);
+	/* Close every lane; pending operations fail.  Called after every rkey is
+	 * destroyed and before memory is unmapped (UCX needs that order). */
+	void (*disconnect)(struct rct_be_ctx *ctx);
 
 	/* Memory: @addr NULL asks the backend to allocate (pre-faulted). */
 	rct_status_t (*mem_map)(struct rct_be_ctx *ctx, void *addr, size_t len, unsigned access,
@@ -102,5 +105,8 @@ const struct rct_backend_ops *rct_backend_find(const char *name);
 const char *rct_backend_names(void);
 
 extern const struct rct_backend_ops rct_tcp_ops;
+#ifdef RCT_WITH_UCX
+extern const struct rct_backend_ops rct_ucx_ops;
+#endif
 
 #endif /* RCT_BACKEND_H */

@@ -289,6 +289,25 @@ rct_status_t rct_ckpt_devstate_put(struct rct_session *s, const void *buf, size_
 	return rct_session_send(s, &m);
 }
 
+/* Drive progress until the backend has nothing pending (puts, fences). */
+static rct_status_t rct_primary_wait_puts(struct rct_session *s, uint64_t deadline)
+{
+	rct_status_t status;
+
+	while (s->ops->pending(s->ctx)) {
+		if (rct_now_ns() >= deadline) {
+			rct_error("checkpoint %llu: %zu puts still pending after %d ms",
+				  (unsigned long long)s->epoch, s->ops->pending(s->ctx),
+				  s->timeout_ms);
+			return rct_session_fail(s, RCT_ERR_TIMED_OUT);
+		}
+		status = rct_session_poll(s, RCT_MIN(rct_ms_left(deadline), 100));
+		if (status != RCT_OK)
+			return status;
+	}
+	return RCT_OK;
+}
+
 rct_status_t rct_ckpt_commit(struct rct_session *s, struct rct_ckpt_stats *stats_p)
 {
 	uint64_t deadline, t_done;
@@ -313,20 +332,17 @@ rct_status_t rct_ckpt_commit(struct rct_session *s, struct rct_ckpt_stats *stats
 		s->t_first_put = rct_now_ns();
 
 	/* Every put locally complete before the commit goes out. */
-	while (s->ops->pending(s->ctx)) {
-		if (rct_now_ns() >= deadline) {
-			rct_error("checkpoint %llu: %zu puts still pending after %d ms",
-				  (unsigned long long)s->epoch, s->ops->pending(s->ctx),
-				  s->timeout_ms);
-			return rct_session_fail(s, RCT_ERR_TIMED_OUT);
-		}
-		status = rct_session_poll(s, RCT_MIN(rct_ms_left(deadline), 100));
-		if (status != RCT_OK)
-			return status;
-	}
+	status = rct_primary_wait_puts(s, deadline);
+	if (status != RCT_OK)
+		return status;
+	/* Fence every lane and wait for it too: for one-sided backends the
+	 * fence's completion is what says the data is in the peer's memory. */
 	status = s->ops->fence(s->ctx, ++s->fence_seq);
 	if (status != RCT_OK)
 		return rct_session_fail(s, status);
+	status = rct_primary_wait_puts(s, deadline);
+	if (status != RCT_OK)
+		return status;
 
 	m.commit.epoch = s->epoch;
 	m.commit.pages = s->stats.pages;

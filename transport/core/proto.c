@@ -277,7 +277,7 @@ rct_status_t rct_msg_decode(const void *buf, size_t len, struct rct_msg *msg_p, 
 		if (m.region.kind != RCT_REGION_GUEST && m.region.kind != RCT_REGION_STAGING)
 			RCT_PROTO_FAIL("REGION: unknown region kind");
 		if (m.region.key_len > RCT_KEY_MAX)
-			RCT_PROTO_FAIL("REGION: remote key longer than 256 bytes");
+			RCT_PROTO_FAIL("REGION: remote key longer than 1024 bytes");
 		if (var_len != m.region.key_len)
 			RCT_PROTO_FAIL("REGION: key length does not match the payload");
 		m.region.key = p + sizeof(w);

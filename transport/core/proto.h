@@ -35,7 +35,7 @@
 
 /* Limits a decoder enforces. */
 #define RCT_MSG_MAX	       (64 * 1024) /* header + payload */
-#define RCT_KEY_MAX	       256	   /* packed remote key */
+#define RCT_KEY_MAX	       1024	   /* packed remote key (UCX: ~300 bytes) */
 #define RCT_BITMAP_CHUNK_WORDS 4096	   /* words per BITMAP message */
 #define RCT_ERROR_TEXT_MAX     256
 #define RCT_MAX_REGIONS	       1024

@@ -150,11 +150,19 @@ void rct_session_destroy(struct rct_session *s)
 		if (rct_session_send(s, &bye) == RCT_OK)
 			s->ops->progress(s->ctx, 0);
 	}
+	/* Remote keys, then the lanes, then memory: an endpoint may still
+	 * reference a key, and a lane may still reference memory. */
+	for (unsigned i = 0; i < s->nregions; i++) {
+		if (s->regions[i]->rkey)
+			s->ops->rkey_destroy(s->ctx, s->regions[i]->rkey);
+		s->regions[i]->rkey = NULL;
+	}
+	if (s->staging_rkey)
+		s->ops->rkey_destroy(s->ctx, s->staging_rkey);
+	s->ops->disconnect(s->ctx);
 	for (unsigned i = 0; i < s->nregions; i++)
 		rct_region_free(s, s->regions[i]);
 	free(s->regions);
-	if (s->staging_rkey)
-		s->ops->rkey_destroy(s->ctx, s->staging_rkey);
 	if (s->staging)
 		s->ops->mem_unmap(s->ctx, s->staging);
 	for (unsigned i = 0; i < RCT_MAX_LANES; i++)

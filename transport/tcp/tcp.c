@@ -27,6 +27,8 @@
 #define RCT_TCP_HELLO_NS  (2000ull * 1000000) /* a lane hello must come within 2 s */
 #define RCT_TCP_RX_CAP	  (4 * (RCT_TCP_FRAME_HDR + RCT_MSG_MAX))
 
+static rct_status_t rct_tcp_ctrl_flush(struct rct_tcp_ctx *t);
+
 static rct_status_t rct_tcp_ctx_create(const struct rct_be_params *params,
 				       struct rct_be_ctx **ctx_p)
 {
@@ -54,16 +56,26 @@ static void rct_tcp_close(int *fd)
 	*fd = -1;
 }
 
-static void rct_tcp_ctx_destroy(struct rct_be_ctx *ctx)
+static void rct_tcp_disconnect(struct rct_be_ctx *ctx)
 {
 	struct rct_tcp_ctx *t = rct_tcp_ctx(ctx);
 
+	/* Best effort: what the control lane still holds (a GOODBYE). */
+	if (t->ctrl_fd >= 0 && t->failed == RCT_OK)
+		rct_tcp_ctrl_flush(t);
 	for (unsigned i = 0; i < t->nlanes; i++) {
 		rct_tcp_lane_drop(t, &t->lanes[i]);
 		rct_tcp_close(&t->lanes[i].fd);
 	}
 	rct_tcp_close(&t->ctrl_fd);
 	rct_tcp_close(&t->listen_fd);
+}
+
+static void rct_tcp_ctx_destroy(struct rct_be_ctx *ctx)
+{
+	struct rct_tcp_ctx *t = rct_tcp_ctx(ctx);
+
+	rct_tcp_disconnect(ctx);
 	/* Memory is unmapped by its owner (the core) before the context goes. */
 	for (unsigned i = 0; i < t->nmems; i++)
 		if (t->mems[i])
@@ -579,6 +591,7 @@ const struct rct_backend_ops rct_tcp_ops = {
 	.listen = rct_tcp_listen,
 	.accept = rct_tcp_accept,
 	.connect = rct_tcp_connect,
+	.disconnect = rct_tcp_disconnect,
 	.mem_map = rct_tcp_mem_map,
 	.mem_unmap = rct_tcp_mem_unmap,
 	.mem_pack = rct_tcp_mem_pack,
