@@ -6,7 +6,7 @@ set -euo pipefail
 
 want=(cmake pkg-config gcc make libc6-dev libjansson-dev libucx-dev)
 if [ "${1:-test}" = test ]; then
-    want+=(libcriterion-dev clang-format)
+    want+=(libcriterion-dev clang-format python3)
 fi
 
 missing=()

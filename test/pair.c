@@ -105,6 +105,10 @@ static rct_status_t pair_session(struct pair *pp, enum rct_role role, struct rct
 		.backend = pp->o.backend,
 	};
 
+	if (pp->o.threads) {
+		p.field_mask |= RCT_SESSION_PARAM_FIELD_THREADS;
+		p.threads = pp->o.threads;
+	}
 	if (pp->o.max_put) {
 		p.field_mask |= RCT_SESSION_PARAM_FIELD_MAX_PUT;
 		p.max_put = pp->o.max_put;
@@ -254,9 +258,10 @@ rct_status_t pair_wait_lost(struct pair *pp, int timeout_ms)
 
 /* Full sync, ten checkpoints of scattered pages and moving long runs, one empty
  * checkpoint; each verified byte for byte, device state included. */
-void pair_run_e2e(const char *backend, const char *addr, unsigned lanes)
+void pair_run_e2e(const char *backend, const char *addr, unsigned lanes, unsigned threads)
 {
 	struct pair_opts o = {.backend = backend,
+			      .threads = threads,
 			      .addr = addr,
 			      .lanes = lanes,
 			      .size = E2E_SIZE,

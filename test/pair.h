@@ -20,6 +20,7 @@ struct pair_opts {
 	const char *backend;		   /* default "tcp" */
 	const char *addr;		   /* default "127.0.0.1" */
 	unsigned lanes;
+	unsigned threads;  /* helper threads of the primary's data path */
 	size_t size;	   /* region bytes */
 	uint64_t max_put;  /* 0: default */
 	int timeout_ms;	   /* 0: 5000 */
@@ -66,7 +67,7 @@ bool pair_wait_flushed(struct pair *pp, uint64_t epoch, int timeout_ms);
 rct_status_t pair_wait_lost(struct pair *pp, int timeout_ms);
 
 /* The end-to-end scenario every real backend runs (Criterion asserts inside). */
-void pair_run_e2e(const char *backend, const char *addr, unsigned lanes);
+void pair_run_e2e(const char *backend, const char *addr, unsigned lanes, unsigned threads);
 /* The primary dies mid-checkpoint; the secondary must report it, RAM untouched. */
 void pair_run_peer_loss(const char *backend);
 

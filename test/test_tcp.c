@@ -25,7 +25,7 @@ TestSuite(tcp, .timeout = 60);
 
 Test(tcp, e2e_1_lane)
 {
-	pair_run_e2e("tcp", "127.0.0.1", 1);
+	pair_run_e2e("tcp", "127.0.0.1", 1, 0);
 }
 
 Test(tcp, peer_lost_mid_checkpoint_leaves_guest_ram_untouched)
@@ -35,12 +35,12 @@ Test(tcp, peer_lost_mid_checkpoint_leaves_guest_ram_untouched)
 
 Test(tcp, e2e_4_lanes)
 {
-	pair_run_e2e("tcp", "127.0.0.1", 4);
+	pair_run_e2e("tcp", "127.0.0.1", 4, 0);
 }
 
 Test(tcp, e2e_ipv6_2_lanes)
 {
-	pair_run_e2e("tcp", "::1", 2);
+	pair_run_e2e("tcp", "::1", 2, 0);
 }
 
 /* ---- a hostile primary, written by hand against the wire format ---- */

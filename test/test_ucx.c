@@ -15,7 +15,7 @@ TestSuite(ucx, .timeout = 120);
 
 Test(ucx, e2e_1_lane)
 {
-	pair_run_e2e("ucx", "127.0.0.1", 1);
+	pair_run_e2e("ucx", "127.0.0.1", 1, 0);
 }
 
 Test(ucx, peer_lost_mid_checkpoint_leaves_guest_ram_untouched)
@@ -25,5 +25,11 @@ Test(ucx, peer_lost_mid_checkpoint_leaves_guest_ram_untouched)
 
 Test(ucx, e2e_4_lanes)
 {
-	pair_run_e2e("ucx", "127.0.0.1", 4);
+	pair_run_e2e("ucx", "127.0.0.1", 4, 0);
+}
+
+/* Lanes 1..3 stored by copier threads where the target is mapped here. */
+Test(ucx, e2e_4_lanes_3_threads)
+{
+	pair_run_e2e("ucx", "127.0.0.1", 4, 3);
 }

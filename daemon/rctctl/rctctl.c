@@ -55,7 +55,9 @@ static void rctctl_usage(FILE *f)
 		"\n"
 		"Commands:\n"
 		"  demo    run a primary and a secondary on 127.0.0.1 with simulated guests and\n"
-		"          verify every checkpoint byte for byte (rctctl demo --help)\n");
+		"          verify every checkpoint byte for byte (rctctl demo --help)\n"
+		"  bench   the same workload over several backends in one run, against a\n"
+		"          memcpy of the same pages (rctctl bench --help)\n");
 }
 
 int main(int argc, char **argv)
@@ -74,6 +76,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "demo"))
 		return rctctl_demo(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "bench"))
+		return rctctl_bench(argc - 1, argv + 1);
 	fprintf(stderr, "rctctl: unknown command '%s' (see rctctl --help)\n", argv[1]);
 	return RCTCTL_EXIT_USAGE;
 }

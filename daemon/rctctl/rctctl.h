@@ -21,5 +21,6 @@ void *rctctl_map_anon(uint64_t size);
 void rctctl_unmap(void *p, uint64_t size);
 
 int rctctl_demo(int argc, char **argv);
+int rctctl_bench(int argc, char **argv);
 
 #endif /* RCTCTL_H */

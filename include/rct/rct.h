@@ -108,6 +108,7 @@ enum rct_session_param_field {
 	RCT_SESSION_PARAM_FIELD_MAX_PUT = 1u << 4,
 	RCT_SESSION_PARAM_FIELD_TIMEOUT = 1u << 5,
 	RCT_SESSION_PARAM_FIELD_STAGING_SIZE = 1u << 6,
+	RCT_SESSION_PARAM_FIELD_THREADS = 1u << 7,
 };
 
 /** Parameters of rct_session_create().  Fields not in field_mask take defaults. */
@@ -119,6 +120,10 @@ struct rct_session_params {
 	uint32_t page_size;    /**< bytes per dirty-bitmap bit, power of two, default 4096 */
 	uint64_t max_put;      /**< largest single put, bytes, default 1 MiB */
 	int timeout_ms;	       /**< deadline of every blocking call, default 10000 */
+	unsigned threads;      /**< helper threads the primary's data path may start, 0..64,
+				    default 0 (the library starts no thread).  Used where
+				    the backend copies with the CPU: ucx into a target mapped
+				    on this host.  Ignored by the others. */
 	uint64_t staging_size; /**< device-state capacity, default 16 MiB, at most 1 GiB;
 				    the largest blob is the smaller of the two peers' */
 };

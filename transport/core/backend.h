@@ -55,6 +55,7 @@ enum rct_mem_access {
 struct rct_be_params {
 	int timeout_ms;
 	uint64_t max_put;
+	unsigned threads; /* helper threads the data path may start (0: none) */
 };
 
 struct rct_backend_ops {

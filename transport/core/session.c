@@ -96,6 +96,16 @@ rct_status_t rct_session_create_ops(const struct rct_session_params *params,
 		s->staging_size = params->staging_size;
 	}
 
+	if (params->field_mask & RCT_SESSION_PARAM_FIELD_THREADS) {
+		if (params->threads > RCT_MAX_LANES) {
+			rct_error("session: %u helper threads asked, at most %d", params->threads,
+				  RCT_MAX_LANES);
+			goto out_free;
+		}
+		be_params.threads = params->threads;
+	} else {
+		be_params.threads = 0;
+	}
 	be_params.timeout_ms = s->timeout_ms;
 	be_params.max_put = s->max_put;
 	status = ops->ctx_create(&be_params, &s->ctx);

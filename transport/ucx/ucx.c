@@ -28,7 +28,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <unistd.h>
 #include <ucp/api/ucp.h>
 
 #include "../core/backend.h"
@@ -76,8 +79,38 @@ struct rct_ucx_rkey {
 	ucp_rkey_h rkeys[]; /* one per data lane: an rkey belongs to an endpoint */
 };
 
+/* Runs for a copier thread: direct stores into a target mapped here. */
+struct rct_ucx_job {
+	struct rct_ucx_job *next;
+	const char *src;
+	char *dst;
+	size_t n;
+	struct rct_run runs[];
+};
+
+/*
+ * A helper thread that stores runs into the mapped target.  Only when the
+ * session asked for threads (params.threads): on one host a put into a mapped
+ * target is a CPU copy, and one thread is the limit of one lane.
+ * lock guards head, tail and stop; done is written by the thread (release)
+ * and read by the poster (acquire).
+ */
+struct rct_ucx_copier {
+	struct rct_ucx_ctx *u;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct rct_ucx_job *head, *tail;
+	bool stop;
+};
+
 struct rct_ucx_ctx {
 	struct rct_be_params params;
+	struct rct_ucx_copier *copiers; /* params.threads of them, started at connect */
+	unsigned ncopiers;
+	uint64_t jobs_posted; /* poster only */
+	uint64_t jobs_done;   /* copiers, atomically */
+	int wake_fd;	      /* eventfd: a copier finished a job */
 	ucp_context_h context;
 	ucp_worker_h worker;
 	int efd;
@@ -182,6 +215,12 @@ static rct_status_t rct_ucx_ctx_create(const struct rct_be_params *params,
 		return RCT_ERR_NO_MEMORY;
 	u->params = *params;
 	u->efd = -1;
+	u->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (u->wake_fd < 0) {
+		rct_error("ucx: eventfd: %m");
+		free(u);
+		return RCT_ERR_SYSTEM;
+	}
 	st = ucp_config_read(NULL, NULL, &config);
 	if (st != UCS_OK) {
 		rct_error("ucx: reading the UCX configuration: %s", ucs_status_string(st));
@@ -211,6 +250,7 @@ out_worker:
 out_cleanup:
 	ucp_cleanup(u->context);
 out_free:
+	close(u->wake_fd);
 	free(u);
 	return rct_ucx_status(st);
 }
@@ -225,20 +265,100 @@ static unsigned rct_ucx_drain(struct rct_ucx_ctx *u)
 	return total;
 }
 
-/* Progress, and sleep on the event fd up to @timeout_ms if nothing happened. */
+static uint64_t rct_ucx_jobs_pending(struct rct_ucx_ctx *u)
+{
+	return u->jobs_posted - __atomic_load_n(&u->jobs_done, __ATOMIC_ACQUIRE);
+}
+
+/* Progress, and sleep on the event fds up to @timeout_ms if nothing happened. */
 static void rct_ucx_wait(struct rct_ucx_ctx *u, int timeout_ms)
 {
-	struct pollfd pfd = {.fd = u->efd, .events = POLLIN};
+	struct pollfd pfd[2] = {{.fd = u->efd, .events = POLLIN},
+				{.fd = u->wake_fd, .events = POLLIN}};
+	uint64_t jobs = rct_ucx_jobs_pending(u), v;
 	ucs_status_t st;
 
 	if (rct_ucx_drain(u) || timeout_ms <= 0 || u->rx_done || u->failed != RCT_OK)
 		return;
 	st = ucp_worker_arm(u->worker);
-	if (st == UCS_OK)
-		poll(&pfd, 1, timeout_ms);
-	else if (st != UCS_ERR_BUSY)
+	if (st == UCS_OK && (!jobs || rct_ucx_jobs_pending(u) == jobs))
+		poll(pfd, u->wake_fd >= 0 ? 2 : 1, timeout_ms);
+	else if (st != UCS_OK && st != UCS_ERR_BUSY)
 		rct_warn("ucx: ucp_worker_arm: %s", ucs_status_string(st));
+	if (u->wake_fd >= 0 && (pfd[1].revents & POLLIN) && read(u->wake_fd, &v, sizeof(v)) < 0)
+		rct_debug("ucx: reading the copier eventfd: %m");
 	rct_ucx_drain(u);
+}
+
+static void *rct_ucx_copier_main(void *arg)
+{
+	struct rct_ucx_copier *c = arg;
+	struct rct_ucx_job *job;
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&c->lock);
+	for (;;) {
+		while (!c->head && !c->stop)
+			pthread_cond_wait(&c->cond, &c->lock);
+		job = c->head;
+		if (!job)
+			break; /* stop, and nothing left */
+		c->head = job->next;
+		if (!c->head)
+			c->tail = NULL;
+		pthread_mutex_unlock(&c->lock);
+		for (size_t i = 0; i < job->n; i++)
+			memcpy(job->dst + job->runs[i].roff, job->src + job->runs[i].loff,
+			       job->runs[i].len);
+		free(job);
+		/* Release: the stores above are visible before the count says so. */
+		__atomic_add_fetch(&c->u->jobs_done, 1, __ATOMIC_RELEASE);
+		if (write(c->u->wake_fd, &one, sizeof(one)) < 0)
+			rct_debug("ucx: waking the poster: %m");
+		pthread_mutex_lock(&c->lock);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return NULL;
+}
+
+static void rct_ucx_copiers_stop(struct rct_ucx_ctx *u)
+{
+	for (unsigned i = 0; i < u->ncopiers; i++) {
+		struct rct_ucx_copier *c = &u->copiers[i];
+
+		pthread_mutex_lock(&c->lock);
+		c->stop = true;
+		pthread_cond_signal(&c->cond);
+		pthread_mutex_unlock(&c->lock);
+		pthread_join(c->thread, NULL);
+		pthread_cond_destroy(&c->cond);
+		pthread_mutex_destroy(&c->lock);
+	}
+	free(u->copiers);
+	u->copiers = NULL;
+	u->ncopiers = 0;
+}
+
+static rct_status_t rct_ucx_copiers_start(struct rct_ucx_ctx *u, unsigned n)
+{
+	u->copiers = calloc(n, sizeof(*u->copiers));
+	if (!u->copiers)
+		return RCT_ERR_NO_MEMORY;
+	for (unsigned i = 0; i < n; i++) {
+		struct rct_ucx_copier *c = &u->copiers[i];
+
+		c->u = u;
+		pthread_mutex_init(&c->lock, NULL);
+		pthread_cond_init(&c->cond, NULL);
+		if (pthread_create(&c->thread, NULL, rct_ucx_copier_main, c)) {
+			rct_error("ucx: cannot start copier thread %u: %m", i);
+			pthread_cond_destroy(&c->cond);
+			pthread_mutex_destroy(&c->lock);
+			return RCT_ERR_SYSTEM;
+		}
+		u->ncopiers = i + 1;
+	}
+	return RCT_OK;
 }
 
 /* Wait for request @req (NULL: done already) to complete, before @deadline_ns. */
@@ -297,6 +417,7 @@ static void rct_ucx_disconnect(struct rct_be_ctx *ctx)
 	struct rct_ucx_ctx *u = rct_ucx(ctx);
 	uint64_t deadline = rct_now_ns() + RCT_UCX_CLOSE_NS;
 
+	rct_ucx_copiers_stop(u); /* they finish what they hold first */
 	/* Let what the control lane holds (a GOODBYE) leave first. */
 	while (u->sends && u->failed == RCT_OK && rct_now_ns() < deadline)
 		rct_ucx_wait(u, 10);
@@ -323,6 +444,7 @@ static void rct_ucx_ctx_destroy(struct rct_be_ctx *ctx)
 	free(u->lanes);
 	ucp_worker_destroy(u->worker);
 	ucp_cleanup(u->context);
+	close(u->wake_fd);
 	free(u);
 }
 
@@ -578,6 +700,8 @@ static rct_status_t rct_ucx_connect(struct rct_be_ctx *ctx, const char *addr, ui
 	for (unsigned i = 0; i < lanes && status == RCT_OK; i++)
 		status = rct_ucx_wait_req(u, ucp_ep_flush_nbx(u->lanes[i], &p), deadline,
 					  "connecting a data lane");
+	if (status == RCT_OK && u->params.threads)
+		status = rct_ucx_copiers_start(u, RCT_MIN(u->params.threads, lanes));
 	/* Which transports UCX chose for the data lanes (RCT_LOG=debug). */
 	if (status == RCT_OK && rct_log_level_cur >= RCT_LOG_DEBUG)
 		ucp_ep_print_info(u->lanes[0], stderr);
@@ -774,6 +898,31 @@ static rct_status_t rct_ucx_track(struct rct_ucx_ctx *u, void *req, unsigned lan
 	return RCT_OK;
 }
 
+static rct_status_t rct_ucx_post_job(struct rct_ucx_ctx *u, struct rct_ucx_copier *c,
+				     struct rct_be_mem *mem, struct rct_ucx_rkey *k,
+				     const struct rct_run *runs, size_t n)
+{
+	struct rct_ucx_job *job = malloc(sizeof(*job) + n * sizeof(*runs));
+
+	if (!job)
+		return RCT_ERR_NO_MEMORY;
+	job->next = NULL;
+	job->src = mem->addr;
+	job->dst = k->lptr;
+	job->n = n;
+	memcpy(job->runs, runs, n * sizeof(*runs));
+	u->jobs_posted++;
+	pthread_mutex_lock(&c->lock);
+	if (c->tail)
+		c->tail->next = job;
+	else
+		c->head = job;
+	c->tail = job;
+	pthread_cond_signal(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+	return RCT_OK;
+}
+
 static rct_status_t rct_ucx_put(struct rct_be_ctx *ctx, unsigned lane, struct rct_be_mem *mem,
 				struct rct_be_rkey *rkey, const struct rct_run *runs, size_t n)
 {
@@ -803,6 +952,13 @@ static rct_status_t rct_ucx_put(struct rct_be_ctx *ctx, unsigned lane, struct rc
 				  (unsigned long long)r->len);
 			return RCT_ERR_INVALID_PARAM;
 		}
+	}
+	/* Lane 0 is stored by the caller; the others go to the copier threads. */
+	if (k->lptr && u->ncopiers && lane)
+		return rct_ucx_post_job(u, &u->copiers[(lane - 1) % u->ncopiers], mem, k, runs, n);
+	for (size_t i = 0; i < n; i++) {
+		const struct rct_run *r = &runs[i];
+
 		/*
 		 * The target is mapped here (shared memory, ucp_rkey_ptr): store into
 		 * it directly.  This is what UCX's put does on that transport, minus
@@ -847,7 +1003,9 @@ static rct_status_t rct_ucx_fence(struct rct_be_ctx *ctx, uint64_t token)
 
 static size_t rct_ucx_pending(struct rct_be_ctx *ctx)
 {
-	return rct_ucx(ctx)->pending;
+	struct rct_ucx_ctx *u = rct_ucx(ctx);
+
+	return u->pending + rct_ucx_jobs_pending(u);
 }
 
 static uint64_t rct_ucx_fenced(struct rct_be_ctx *ctx)

@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * One measured run ("cell"): a secondary and a primary session on 127.0.0.1
+ * over one backend, a simulated guest on each side, a full sync and then K
+ * checkpoints, each verified byte for byte.  rctctl demo runs one cell;
+ * rctctl bench runs several in one process, on the same guests.
+ */
+#ifndef RCTCTL_RUN_H
+#define RCTCTL_RUN_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <rct/rct.h>
+
+#include "../sim/sim.h"
+
+#define RUN_PAGE_SIZE 4096
+
+struct run_cfg {
+	const char *backend;
+	unsigned lanes;
+	int threads; /* helper threads for the primary's data path; -1: one per core beyond
+			the first, at most lanes - 1 */
+	struct sim_workload wl;
+	unsigned checkpoints;
+	unsigned interval_ms;
+	uint64_t seed;
+	int timeout_ms;
+	uint64_t corrupt_epoch; /* flip a byte after flushing this epoch (0: never) */
+	FILE *lines;		/* one line per checkpoint, or NULL */
+};
+
+/* What the cells of one process share: the guests, and a memcpy target. */
+struct run_env {
+	uint64_t size;
+	struct sim_guest *pguest; /* primary's guest: RAM + snapshot */
+	void *sram;		  /* secondary's guest RAM */
+	void *scratch;		  /* target of the memcpy reference, or NULL */
+};
+
+struct run_result {
+	unsigned done, verified;
+	int exit;	/* 0, RCTCTL_EXIT_MISMATCH or RCTCTL_EXIT_TRANSPORT */
+	char what[256]; /* why it stopped, when exit != 0 */
+	double *xfer_ms, *commit_ms, *flush_ms, *sec_cpu_ms;
+	uint64_t bytes, pages;
+	double total_xfer_ms;
+	double memcpy_ms; /* scattered-page memcpy of the same pages (with scratch) */
+	uint64_t memcpy_bytes;
+	struct rct_ckpt_stats sync;
+};
+
+/* The options demo and bench share (option characters s w k i S t T). */
+#define RUN_LONGOPTS                                                                               \
+	{"region-size", required_argument, NULL, 's'}, {"workload", required_argument, NULL, 'w'}, \
+		{"checkpoints", required_argument, NULL, 'k'},                                     \
+		{"interval-ms", required_argument, NULL, 'i'},                                     \
+		{"seed", required_argument, NULL, 'S'},                                            \
+		{"timeout-ms", required_argument, NULL, 't'},                                      \
+	{                                                                                          \
+		"threads", required_argument, NULL, 'T'                                            \
+	}
+
+/*
+ * Parse shared option @c with argument @arg into @cfg / @region_size.
+ * Returns 0 when parsed, RCTCTL_EXIT_USAGE (after a message) on a bad value,
+ * -1 when @c is not a shared option.
+ */
+int run_parse_option(int c, const char *arg, struct run_cfg *cfg, uint64_t *region_size);
+
+/* Guests of @size bytes; @scratch also maps a memcpy target.  0 or -errno. */
+int run_env_create(struct run_env *env, uint64_t size, const struct sim_workload *wl, uint64_t seed,
+		   bool scratch);
+void run_env_destroy(struct run_env *env);
+
+/* Run one cell.  Returns res->exit; res must be freed with run_result_free(). */
+int run_cell(const struct run_cfg *cfg, struct run_env *env, struct run_result *res);
+void run_result_free(struct run_result *res);
+
+/* {"mean","p50","p99","max"} of @n samples (sorted in place). */
+json_t *run_json_summary(double *v, size_t n);
+/* GB/s of a result (bytes over summed transfer time). */
+double run_gbps(const struct run_result *res);
+
+#endif
