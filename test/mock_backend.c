@@ -31,6 +31,10 @@ struct mock_ctx {
 	unsigned lanes;
 	int fault_lane;
 	long fault_after;
+	/* Deferred completion: puts and fences complete one per progress() call,
+	 * as an RDMA NIC's completions trickle in. */
+	bool deferred;
+	size_t pending;
 	rct_status_t failed;
 	uint8_t rx[RCT_MSG_MAX];
 };
@@ -45,6 +49,10 @@ static struct {
 } mock_ports[MOCK_PORTS];
 static int mock_next_fault_lane = -1;
 static long mock_next_fault_after;
+static bool mock_next_deferred;
+static long mock_commit_pending = -1;
+static unsigned long mock_fences;
+static unsigned long mock_fences_at_commit;
 static unsigned long mock_placed;
 
 void mock_fault_lane(int lane, long after_runs)
@@ -53,6 +61,25 @@ void mock_fault_lane(int lane, long after_runs)
 	mock_next_fault_lane = lane;
 	mock_next_fault_after = after_runs;
 	pthread_mutex_unlock(&mock_lock);
+}
+
+void mock_deferred_completion(bool on)
+{
+	pthread_mutex_lock(&mock_lock);
+	mock_next_deferred = on;
+	mock_commit_pending = -1;
+	pthread_mutex_unlock(&mock_lock);
+}
+
+long mock_pending_at_commit(unsigned long *fences_p)
+{
+	long n;
+
+	pthread_mutex_lock(&mock_lock);
+	n = mock_commit_pending;
+	*fences_p = mock_fences_at_commit;
+	pthread_mutex_unlock(&mock_lock);
+	return n;
 }
 
 unsigned long mock_runs_placed(void)
@@ -82,6 +109,7 @@ static rct_status_t mock_ctx_create(const struct rct_be_params *params, struct r
 	pthread_mutex_lock(&mock_lock);
 	m->fault_lane = mock_next_fault_lane;
 	m->fault_after = mock_next_fault_after;
+	m->deferred = mock_next_deferred;
 	pthread_mutex_unlock(&mock_lock);
 	*ctx_p = (struct rct_be_ctx *)m;
 	return RCT_OK;
@@ -273,20 +301,28 @@ static rct_status_t mock_put(struct rct_be_ctx *ctx, unsigned lane, struct rct_b
 		pthread_mutex_lock(&mock_lock);
 		mock_placed++;
 		pthread_mutex_unlock(&mock_lock);
+		if (m->deferred)
+			m->pending++;
 	}
 	return RCT_OK;
 }
 
 static rct_status_t mock_fence(struct rct_be_ctx *ctx, uint64_t token)
 {
+	struct mock_ctx *m = mock(ctx);
+
 	(void)token;
-	return mock(ctx)->failed;
+	pthread_mutex_lock(&mock_lock);
+	mock_fences++;
+	pthread_mutex_unlock(&mock_lock);
+	if (m->deferred)
+		m->pending++; /* the fence itself completes later, like a flush */
+	return m->failed;
 }
 
 static size_t mock_pending(struct rct_be_ctx *ctx)
 {
-	(void)ctx;
-	return 0;
+	return mock(ctx)->pending;
 }
 
 static uint64_t mock_fenced(struct rct_be_ctx *ctx)
@@ -301,6 +337,13 @@ static rct_status_t mock_ctrl_send(struct rct_be_ctx *ctx, const void *buf, size
 
 	if (m->failed != RCT_OK)
 		return m->failed;
+	if (len >= 8 && ((const uint8_t *)buf)[6] == RCT_MSG_COMMIT) {
+		/* What was still in flight when the COMMIT went out. */
+		pthread_mutex_lock(&mock_lock);
+		mock_commit_pending = (long)m->pending;
+		mock_fences_at_commit = mock_fences;
+		pthread_mutex_unlock(&mock_lock);
+	}
 	if (send(m->ctrl_fd, buf, len, MSG_NOSIGNAL) != (ssize_t)len)
 		return RCT_ERR_PEER_LOST;
 	return RCT_OK;
@@ -332,6 +375,10 @@ static rct_status_t mock_progress(struct rct_be_ctx *ctx, int timeout_ms)
 
 	if (m->failed != RCT_OK)
 		return m->failed;
+	if (m->pending) {
+		m->pending--; /* one completion per call */
+		return RCT_OK;
+	}
 	poll(&pfd, 1, timeout_ms);
 	return RCT_OK;
 }

@@ -13,6 +13,7 @@
 #ifndef RCT_TEST_MOCK_BACKEND_H
 #define RCT_TEST_MOCK_BACKEND_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "core/backend.h"
@@ -24,6 +25,14 @@ void mock_fault_lane(int lane, long after_runs);
 
 /* Send raw bytes on @ctx's control lane, as a misbehaving peer would. */
 rct_status_t mock_ctrl_inject(struct rct_be_ctx *ctx, const void *buf, size_t len);
+
+/* Puts and fences of contexts created from now on complete one per progress()
+ * call instead of at once. */
+void mock_deferred_completion(bool on);
+
+/* Puts and fences still pending when the last COMMIT was sent (-1: none sent),
+ * and how many fences had been issued by then. */
+long mock_pending_at_commit(unsigned long *fences_p);
 
 /* Runs placed by puts so far on all mock contexts. */
 unsigned long mock_runs_placed(void);

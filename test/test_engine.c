@@ -31,6 +31,7 @@ static void teardown(void)
 {
 	pair_close(&pp);
 	mock_fault_lane(-1, 0);
+	mock_deferred_completion(false);
 	free(bits);
 	free(saved);
 }
@@ -76,6 +77,18 @@ Test(engine, commits_are_applied_whole)
 	commit_some(5);
 	cr_assert_eq(rct_session_last_committed(pp.p), 5);
 	cr_assert_eq(rct_session_last_committed(pp.s), 5);
+}
+
+Test(engine, commit_goes_out_only_after_every_put_and_fence_completed)
+{
+	unsigned long fences;
+
+	mock_deferred_completion(true);
+	open_pair(3, true);
+	commit_some(3);
+	cr_assert_eq(mock_pending_at_commit(&fences), 0,
+		     "COMMIT sent with puts or fences still in flight");
+	cr_assert_eq(fences, 4, "one fence per checkpoint, before its COMMIT");
 }
 
 Test(engine, lane_failure_mid_checkpoint_leaves_guest_ram_untouched)
