@@ -4,9 +4,12 @@
 #   scripts/deps.sh [build|test]     (test also brings the test-only packages)
 set -euo pipefail
 
-want=(cmake pkg-config gcc make libc6-dev libjansson-dev libucx-dev)
+want=(cmake pkg-config gcc make libc6-dev libjansson-dev libucx-dev libibverbs-dev librdmacm-dev)
 if [ "${1:-test}" = test ]; then
     want+=(libcriterion-dev clang-format python3)
+    # The soft-RoCE VM: qemu, its initramfs tools, the rxe provider.
+    want+=(qemu-system-x86 busybox-static kmod cpio iproute2 rdma-core ibverbs-providers
+           ibverbs-utils rdmacm-utils perftest)
 fi
 
 missing=()

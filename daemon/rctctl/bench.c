@@ -57,6 +57,8 @@ static void bench_usage(FILE *f)
 		"                       600 for idle and load, which dirty at a rate)\n"
 		"  --seed N             seed of the simulated guests (default 1)\n"
 		"  --timeout-ms MS      deadline of every transport call (default 10000)\n"
+		"  --addr ADDR          where the two peers meet (default 127.0.0.1; verbs: the\n"
+		"                       IPv4 address of the RDMA device's interface)\n"
 		"  --threads N          helper threads for the primary's copies where the backend\n"
 		"                       copies with the CPU (ucx on one host); default: one per\n"
 		"                       core beyond the first, at most lanes - 1\n"

@@ -34,8 +34,8 @@ static void demo_usage(FILE *f)
 		"side, take checkpoints and verify every one byte for byte: after each flush the\n"
 		"secondary's guest RAM and device state must equal the primary's snapshot.\n"
 		"\n"
-		"  --backend NAME       transport: ucx or tcp (default: verbs if an RDMA device\n"
-		"                       exists and verbs is built, else ucx, else tcp)\n"
+		"  --backend NAME       transport: verbs, ucx or tcp (default: verbs if an RDMA\n"
+		"                       device exists and verbs is built, else ucx, else tcp)\n"
 		"  --lanes N            data lanes, 1..64 (default 4)\n"
 		"  --region-size SIZE   guest RAM, K/M/G suffixes (default 1G)\n"
 		"  --workload W         idle | load | random:PCT (default idle)\n"
@@ -44,6 +44,8 @@ static void demo_usage(FILE *f)
 		"  --interval-ms MS     time the guest runs between checkpoints (default 600)\n"
 		"  --seed N             seed of the simulated guests (default 1)\n"
 		"  --timeout-ms MS      deadline of every transport call (default 10000)\n"
+		"  --addr ADDR          where the two peers meet (default 127.0.0.1; verbs: the\n"
+		"                       IPv4 address of the RDMA device's interface)\n"
 		"  --threads N          helper threads for the primary's copies where the backend\n"
 		"                       copies with the CPU (ucx on one host); default: one per\n"
 		"                       core beyond the first, at most lanes - 1\n"
@@ -152,7 +154,7 @@ static int demo_parse(int argc, char **argv, struct demo_opts *o)
 		fprintf(stderr, "demo: backend %s (no --backend given: %s)\n", o->cfg.backend, why);
 	} else if (!rct_backend_available(o->cfg.backend)) {
 		return rctctl_usage_error("--backend", o->cfg.backend,
-					  "a backend of this build (ucx, tcp)");
+					  "a backend of this build (verbs, ucx, tcp)");
 	}
 	/* UCX on loopback: keep its TCP transport on lo, as the peers are. */
 	if (!strcmp(o->cfg.backend, "ucx") && !getenv("UCX_NET_DEVICES"))

@@ -10,7 +10,11 @@
  * snapshot the secondary compares with is stable while it reads it.
  */
 #include <errno.h>
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <ifaddrs.h>
 #include <inttypes.h>
+#include <net/if.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -277,6 +281,60 @@ static rct_status_t run_checkpoint(struct run *r, struct rct_session *ps, struct
 	return s;
 }
 
+/*
+ * Where the two peers meet.  verbs needs the address of an RDMA device's
+ * network interface (rdma_cm maps the address to the device): take the IPv4
+ * address of the first device's port 1 netdev.
+ */
+static const char *run_addr(const struct run_cfg *cfg, char *buf, size_t len)
+{
+	struct ifaddrs *ifa, *i;
+	char ndev[IF_NAMESIZE + 1] = "";
+	const char *found = NULL;
+	struct dirent *e;
+	FILE *f;
+	DIR *d;
+
+	if (cfg->addr)
+		return cfg->addr;
+	if (strcmp(cfg->backend, "verbs"))
+		return "127.0.0.1";
+	d = opendir("/sys/class/infiniband");
+	while (d && (e = readdir(d)) && !ndev[0]) {
+		char path[512];
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/sys/class/infiniband/%s/ports/1/gid_attrs/ndevs/0",
+			 e->d_name);
+		f = fopen(path, "r");
+		if (f && fgets(ndev, sizeof(ndev), f))
+			ndev[strcspn(ndev, "\n")] = '\0';
+		if (f)
+			fclose(f);
+	}
+	if (d)
+		closedir(d);
+	if (ndev[0] && !getifaddrs(&ifa)) {
+		for (i = ifa; i && !found; i = i->ifa_next)
+			if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET &&
+			    !strcmp(i->ifa_name, ndev) &&
+			    inet_ntop(AF_INET, &((struct sockaddr_in *)i->ifa_addr)->sin_addr, buf,
+				      (socklen_t)len))
+				found = buf;
+		freeifaddrs(ifa);
+	}
+	if (!found) {
+		fprintf(stderr,
+			"run: no IPv4 address on an RDMA device's interface (%s); "
+			"using 127.0.0.1 (give --addr)\n",
+			ndev[0] ? ndev : "no device");
+		return "127.0.0.1";
+	}
+	fprintf(stderr, "run: peers meet at %s (%s, the RDMA device's interface)\n", found, ndev);
+	return found;
+}
+
 int run_parse_option(int c, const char *arg, struct run_cfg *cfg, uint64_t *region_size)
 {
 	unsigned long v;
@@ -317,6 +375,9 @@ int run_parse_option(int c, const char *arg, struct run_cfg *cfg, uint64_t *regi
 		if (rctctl_parse_ulong(arg, 0, RCT_MAX_LANES, &v))
 			return rctctl_usage_error("--threads", arg, "0..64");
 		cfg->threads = (int)v;
+		return 0;
+	case 'A':
+		cfg->addr = arg;
 		return 0;
 	}
 	return -1;
@@ -460,6 +521,8 @@ int run_cell(const struct run_cfg *cfg, struct run_env *env, struct run_result *
 	void *devbuf = NULL;
 	size_t devcap = 0;
 	struct run r;
+	char addr_buf[INET6_ADDRSTRLEN + 128];
+	const char *addr;
 	rct_status_t s;
 	int rc;
 
@@ -480,11 +543,12 @@ int run_cell(const struct run_cfg *cfg, struct run_env *env, struct run_result *
 	}
 
 	/* Secondary: its guest RAM, a colo cache (allocated by rct), listening. */
+	addr = run_addr(cfg, addr_buf, sizeof(addr_buf));
 	s = run_session(cfg, RCT_ROLE_SECONDARY, &r.ssess);
 	if (s == RCT_OK)
 		s = rct_region_register(r.ssess, RUN_REGION_ID, env->sram, env->size, &r.sregion);
 	if (s == RCT_OK)
-		s = rct_session_listen(r.ssess, "127.0.0.1", 0, &r.port);
+		s = rct_session_listen(r.ssess, addr, 0, &r.port);
 	if (s != RCT_OK) {
 		run_fail(res, RCTCTL_EXIT_TRANSPORT, "secondary set-up failed", s);
 		goto out;
@@ -501,9 +565,12 @@ int run_cell(const struct run_cfg *cfg, struct run_env *env, struct run_result *
 		s = rct_region_register(ps, RUN_REGION_ID, sim_guest_ram(env->pguest), env->size,
 					&pr);
 	if (s == RCT_OK)
-		s = rct_session_connect(ps, "127.0.0.1", r.port);
+		s = rct_session_connect(ps, addr, r.port);
 	if (s != RCT_OK) {
-		run_fail(res, RCTCTL_EXIT_TRANSPORT, "primary cannot connect to 127.0.0.1", s);
+		char what[200];
+
+		snprintf(what, sizeof(what), "primary cannot connect to %.150s", addr);
+		run_fail(res, RCTCTL_EXIT_TRANSPORT, what, s);
 		goto out;
 	}
 	if (cfg->lines)

@@ -21,6 +21,8 @@
 
 struct run_cfg {
 	const char *backend;
+	const char *addr; /* where the peers meet; NULL: 127.0.0.1, or an RDMA device's
+			     IPv4 address for verbs */
 	unsigned lanes;
 	int threads; /* helper threads for the primary's data path; -1: one per core beyond
 			the first, at most lanes - 1 */
@@ -53,16 +55,18 @@ struct run_result {
 	struct rct_ckpt_stats sync;
 };
 
-/* The options demo and bench share (option characters s w k i S t T). */
-#define RUN_LONGOPTS                                                                               \
-	{"region-size", required_argument, NULL, 's'}, {"workload", required_argument, NULL, 'w'}, \
-		{"checkpoints", required_argument, NULL, 'k'},                                     \
-		{"interval-ms", required_argument, NULL, 'i'},                                     \
-		{"seed", required_argument, NULL, 'S'},                                            \
-		{"timeout-ms", required_argument, NULL, 't'},                                      \
-	{                                                                                          \
-		"threads", required_argument, NULL, 'T'                                            \
-	}
+/* The options demo and bench share (option characters s w k i S t T A). */
+/* clang-format off */
+#define RUN_LONGOPTS \
+	{"region-size", required_argument, NULL, 's'}, \
+	{"workload", required_argument, NULL, 'w'}, \
+	{"checkpoints", required_argument, NULL, 'k'}, \
+	{"interval-ms", required_argument, NULL, 'i'}, \
+	{"seed", required_argument, NULL, 'S'}, \
+	{"timeout-ms", required_argument, NULL, 't'}, \
+	{"threads", required_argument, NULL, 'T'}, \
+	{"addr", required_argument, NULL, 'A'}
+/* clang-format on */
 
 /*
  * Parse shared option @c with argument @arg into @cfg / @region_size.

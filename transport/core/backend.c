@@ -6,6 +6,9 @@
 #include "util.h"
 
 static const struct rct_backend_ops *const rct_backends[] = {
+#ifdef RCT_WITH_VERBS
+	&rct_verbs_ops,
+#endif
 #ifdef RCT_WITH_UCX
 	&rct_ucx_ops,
 #endif
@@ -27,9 +30,12 @@ int rct_backend_available(const char *name)
 
 const char *rct_backend_names(void)
 {
-#ifdef RCT_WITH_UCX
-	return "ucx, tcp";
-#else
-	return "tcp";
+	return ""
+#ifdef RCT_WITH_VERBS
+	       "verbs, "
 #endif
+#ifdef RCT_WITH_UCX
+	       "ucx, "
+#endif
+	       "tcp";
 }

@@ -109,5 +109,8 @@ extern const struct rct_backend_ops rct_tcp_ops;
 #ifdef RCT_WITH_UCX
 extern const struct rct_backend_ops rct_ucx_ops;
 #endif
+#ifdef RCT_WITH_VERBS
+extern const struct rct_backend_ops rct_verbs_ops;
+#endif
 
 #endif /* RCT_BACKEND_H */

@@ -1,0 +1,446 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Verbs backend: connections over rdma_cm.  The primary resolves, connects
+ * and waits for each of its N + 1 QPs in turn (lane 0 is the control QP); the
+ * secondary accepts connect requests until every lane of one primary (same
+ * cookie) is established.  Every wait is bounded by the caller's deadline.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "../core/log.h"
+#include "../core/util.h"
+#include "verbs.h"
+
+#define RCT_VERBS_RESOLVE_MS 2000
+
+static rct_status_t rct_verbs_sockaddr(const char *addr, uint16_t port, int flags,
+				       struct sockaddr_storage *ss)
+{
+	struct addrinfo hints = {.ai_family = AF_UNSPEC,
+				 .ai_socktype = SOCK_STREAM,
+				 .ai_flags = flags | AI_NUMERICSERV};
+	struct addrinfo *res;
+	char service[8];
+	int rc;
+
+	snprintf(service, sizeof(service), "%u", port);
+	rc = getaddrinfo(addr, service, &hints, &res);
+	if (rc) {
+		rct_error("verbs: cannot resolve %s:%u: %s", addr, port, gai_strerror(rc));
+		return RCT_ERR_INVALID_PARAM;
+	}
+	memset(ss, 0, sizeof(*ss));
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	freeaddrinfo(res);
+	return RCT_OK;
+}
+
+/* Next rdma_cm event before @deadline_ns (the channel is non-blocking). */
+static rct_status_t rct_verbs_cm_next(struct rct_verbs_ctx *v, uint64_t deadline_ns,
+				      struct rdma_cm_event **ev_p)
+{
+	struct pollfd pfd = {.fd = v->ec->fd, .events = POLLIN};
+
+	for (;;) {
+		if (!rdma_get_cm_event(v->ec, ev_p))
+			return RCT_OK;
+		if (errno != EAGAIN && errno != EINTR) {
+			rct_error("verbs: rdma_get_cm_event: %m");
+			return RCT_ERR_SYSTEM;
+		}
+		if (rct_now_ns() >= deadline_ns)
+			return RCT_ERR_TIMED_OUT;
+		poll(&pfd, 1, rct_ms_left(deadline_ns));
+	}
+}
+
+/* Wait for event @want on @id; any other event on it is a failure. */
+static rct_status_t rct_verbs_cm_wait(struct rct_verbs_ctx *v, struct rdma_cm_id *id,
+				      enum rdma_cm_event_type want, uint64_t deadline_ns,
+				      struct rct_verbs_wire_conn *priv_p)
+{
+	struct rdma_cm_event *ev;
+	rct_status_t status;
+
+	for (;;) {
+		status = rct_verbs_cm_next(v, deadline_ns, &ev);
+		if (status != RCT_OK) {
+			rct_error("verbs: waiting for %s: %s", rdma_event_str(want),
+				  rct_status_str(status));
+			return status;
+		}
+		if (ev->id != id) { /* not ours (a late event of an old id): drop */
+			rct_debug("verbs: ignoring %s on another id", rdma_event_str(ev->event));
+			rdma_ack_cm_event(ev);
+			continue;
+		}
+		if (ev->event != want) {
+			rct_error("verbs: expected %s, got %s (status %d)", rdma_event_str(want),
+				  rdma_event_str(ev->event), ev->status);
+			status = ev->event == RDMA_CM_EVENT_REJECTED ||
+						 ev->event == RDMA_CM_EVENT_UNREACHABLE
+					 ? RCT_ERR_PEER_LOST
+					 : RCT_ERR_IO;
+			rdma_ack_cm_event(ev);
+			return status;
+		}
+		if (priv_p) {
+			memset(priv_p, 0, sizeof(*priv_p));
+			if (ev->param.conn.private_data &&
+			    ev->param.conn.private_data_len >= sizeof(*priv_p))
+				memcpy(priv_p, ev->param.conn.private_data, sizeof(*priv_p));
+		}
+		rdma_ack_cm_event(ev);
+		return RCT_OK;
+	}
+}
+
+static void rct_verbs_conn_fill(struct rct_verbs_wire_conn *w, unsigned lane, unsigned nlanes,
+				uint64_t cookie)
+{
+	memset(w, 0, sizeof(*w));
+	w->magic = htole32(RCT_VERBS_MAGIC);
+	w->version = htole16(RCT_VERBS_VERSION);
+	w->lane = htole16((uint16_t)lane);
+	w->nlanes = htole16((uint16_t)nlanes);
+	w->ctrl_depth = htole16(RCT_VERBS_CTRL_DEPTH);
+	w->cookie = htole64(cookie);
+}
+
+static rct_status_t rct_verbs_conn_check(const struct rct_verbs_wire_conn *w, const char **why_p)
+{
+	if (le32toh(w->magic) != RCT_VERBS_MAGIC) {
+		*why_p = "private data is not an rct lane";
+		return RCT_ERR_PROTO;
+	}
+	if (le16toh(w->version) != RCT_VERBS_VERSION) {
+		*why_p = "unsupported lane version (this build speaks 1)";
+		return RCT_ERR_VERSION;
+	}
+	if (w->reserved || !w->nlanes || le16toh(w->nlanes) > RCT_MAX_LANES ||
+	    le16toh(w->lane) > le16toh(w->nlanes) || !w->ctrl_depth) {
+		*why_p = "private data out of range";
+		return RCT_ERR_PROTO;
+	}
+	return RCT_OK;
+}
+
+static rct_status_t rct_verbs_lanes_alloc(struct rct_verbs_ctx *v, unsigned nlanes)
+{
+	v->lanes = calloc(nlanes, sizeof(*v->lanes));
+	if (!v->lanes)
+		return RCT_ERR_NO_MEMORY;
+	v->nlanes = nlanes;
+	v->ctrl.index = 0;
+	for (unsigned i = 0; i < nlanes; i++)
+		v->lanes[i].index = i + 1;
+	return RCT_OK;
+}
+
+rct_status_t rct_verbs_listen(struct rct_be_ctx *ctx, const char *addr, uint16_t port,
+			      uint16_t *port_p)
+{
+	struct rct_verbs_ctx *v = rct_verbs(ctx);
+	struct sockaddr_storage ss;
+	rct_status_t status;
+
+	status = rct_verbs_sockaddr(addr, port, AI_PASSIVE, &ss);
+	if (status != RCT_OK)
+		return status;
+	if (rdma_create_id(v->ec, &v->listen_id, v, RDMA_PS_TCP)) {
+		rct_error("verbs: rdma_create_id: %m");
+		return rct_verbs_errno(errno);
+	}
+	if (rdma_bind_addr(v->listen_id, (struct sockaddr *)&ss) ||
+	    rdma_listen(v->listen_id, 2 * RCT_MAX_LANES)) {
+		rct_error("verbs: cannot listen on %s:%u: %m (is there an RDMA device with that "
+			  "address? rdma link show)",
+			  addr, port);
+		return rct_verbs_errno(errno);
+	}
+	/* Bound to a device's address: register the regions now, not at accept. */
+	if (v->listen_id->verbs) {
+		status = rct_verbs_device_open(v, v->listen_id->verbs);
+		if (status != RCT_OK)
+			return status;
+	}
+	if (port_p)
+		*port_p = ntohs(rdma_get_src_port(v->listen_id));
+	return RCT_OK;
+}
+
+/* A connect request: check it, make its QP, accept it. */
+static rct_status_t rct_verbs_on_request(struct rct_verbs_ctx *v, struct rdma_cm_event *ev,
+					 uint64_t *cookie, unsigned *want)
+{
+	struct rct_verbs_wire_conn w, mine;
+	struct rdma_conn_param cp;
+	struct rct_verbs_lane *l;
+	const char *why = "private data too short";
+	rct_status_t status = RCT_ERR_PROTO;
+	unsigned lane;
+
+	if (ev->param.conn.private_data_len >= sizeof(w)) {
+		memcpy(&w, ev->param.conn.private_data, sizeof(w));
+		status = rct_verbs_conn_check(&w, &why);
+	}
+	if (status == RCT_OK && *want &&
+	    (le64toh(w.cookie) != *cookie || le16toh(w.nlanes) != v->nlanes)) {
+		why = "lane of another primary while one is connecting";
+		status = RCT_ERR_PROTO;
+	}
+	if (status == RCT_OK && !*want) {
+		*cookie = le64toh(w.cookie);
+		*want = le16toh(w.nlanes) + 1u;
+		status = rct_verbs_lanes_alloc(v, le16toh(w.nlanes));
+		if (status != RCT_OK)
+			return status;
+	}
+	if (status == RCT_OK) {
+		lane = le16toh(w.lane);
+		l = lane ? &v->lanes[lane - 1] : &v->ctrl;
+		if (l->id) {
+			why = "duplicate lane";
+			status = RCT_ERR_PROTO;
+		}
+	}
+	if (status != RCT_OK) {
+		rct_warn("verbs: rejecting a connection: %s", why);
+		rdma_reject(ev->id, NULL, 0);
+		return RCT_OK; /* keep waiting for the real lanes */
+	}
+
+	status = rct_verbs_device_open(v, ev->id->verbs);
+	if (status == RCT_OK)
+		status = rct_verbs_lane_create(v, l, ev->id);
+	if (status == RCT_OK && !lane) {
+		v->peer_depth = le16toh(w.ctrl_depth);
+		status = rct_verbs_ctrl_setup(v); /* receives posted before the accept */
+	}
+	if (status != RCT_OK) {
+		rdma_reject(ev->id, NULL, 0);
+		return status;
+	}
+	rct_verbs_conn_fill(&mine, lane, v->nlanes, *cookie);
+	memset(&cp, 0, sizeof(cp));
+	cp.private_data = &mine;
+	cp.private_data_len = sizeof(mine);
+	cp.responder_resources = 1;
+	cp.initiator_depth = 1;
+	cp.rnr_retry_count = 7;
+	if (rdma_accept(ev->id, &cp)) {
+		rct_error("verbs: lane %u: rdma_accept: %m", lane);
+		return rct_verbs_errno(errno);
+	}
+	return RCT_OK;
+}
+
+static struct rct_verbs_lane *rct_verbs_lane_of(struct rct_verbs_ctx *v, struct rdma_cm_id *id)
+{
+	if (v->ctrl.id == id)
+		return &v->ctrl;
+	for (unsigned i = 0; i < v->nlanes; i++)
+		if (v->lanes[i].id == id)
+			return &v->lanes[i];
+	return NULL;
+}
+
+rct_status_t rct_verbs_accept(struct rct_be_ctx *ctx, int timeout_ms, unsigned *lanes_p)
+{
+	struct rct_verbs_ctx *v = rct_verbs(ctx);
+	uint64_t deadline = rct_now_ns() + (uint64_t)timeout_ms * 1000000;
+	struct rdma_cm_event *ev;
+	struct rct_verbs_lane *l;
+	unsigned want = 0, have = 0;
+	rct_status_t status;
+	uint64_t cookie = 0;
+
+	if (!v->listen_id || v->nlanes)
+		return RCT_ERR_STATE;
+	while (!want || have < want) {
+		status = rct_verbs_cm_next(v, deadline, &ev);
+		if (status != RCT_OK) {
+			rct_error("verbs: no primary connected within %d ms (%u of %u lanes up)",
+				  timeout_ms, have, want ? want : 1);
+			return status;
+		}
+		switch (ev->event) {
+		case RDMA_CM_EVENT_CONNECT_REQUEST:
+			status = rct_verbs_on_request(v, ev, &cookie, &want);
+			break;
+		case RDMA_CM_EVENT_ESTABLISHED:
+			l = rct_verbs_lane_of(v, ev->id);
+			if (l && !l->established) {
+				l->established = true;
+				have++;
+			}
+			status = RCT_OK;
+			break;
+		default:
+			rct_error("verbs: while accepting: %s (status %d)",
+				  rdma_event_str(ev->event), ev->status);
+			status = RCT_ERR_PEER_LOST;
+			break;
+		}
+		rdma_ack_cm_event(ev);
+		if (status != RCT_OK)
+			return status;
+	}
+	v->receiver = true;
+	v->credits = v->peer_depth - 1; /* one kept for credit updates */
+	*lanes_p = v->nlanes;
+	return RCT_OK;
+}
+
+static rct_status_t rct_verbs_connect_one(struct rct_verbs_ctx *v, struct rct_verbs_lane *l,
+					  struct sockaddr_storage *dst, uint64_t cookie,
+					  uint64_t deadline)
+{
+	struct rct_verbs_wire_conn mine, theirs;
+	struct rdma_conn_param cp;
+	struct rdma_cm_id *id;
+	rct_status_t status;
+	const char *why;
+
+	if (rdma_create_id(v->ec, &id, v, RDMA_PS_TCP)) {
+		rct_error("verbs: lane %u: rdma_create_id: %m", l->index);
+		return rct_verbs_errno(errno);
+	}
+	if (rdma_resolve_addr(id, NULL, (struct sockaddr *)dst, RCT_VERBS_RESOLVE_MS)) {
+		rct_error("verbs: lane %u: rdma_resolve_addr: %m", l->index);
+		rdma_destroy_id(id);
+		return rct_verbs_errno(errno);
+	}
+	status = rct_verbs_cm_wait(v, id, RDMA_CM_EVENT_ADDR_RESOLVED, deadline, NULL);
+	if (status == RCT_OK)
+		status = rct_verbs_device_open(v, id->verbs);
+	if (status == RCT_OK && rdma_resolve_route(id, RCT_VERBS_RESOLVE_MS)) {
+		rct_error("verbs: lane %u: rdma_resolve_route: %m", l->index);
+		status = rct_verbs_errno(errno);
+	}
+	if (status == RCT_OK)
+		status = rct_verbs_cm_wait(v, id, RDMA_CM_EVENT_ROUTE_RESOLVED, deadline, NULL);
+	if (status == RCT_OK)
+		status = rct_verbs_lane_create(v, l, id);
+	if (status != RCT_OK) {
+		if (!l->id)
+			rdma_destroy_id(id);
+		return status;
+	}
+	if (!l->index) {
+		status = rct_verbs_ctrl_setup(v);
+		if (status != RCT_OK)
+			return status;
+	}
+	rct_verbs_conn_fill(&mine, l->index, v->nlanes, cookie);
+	memset(&cp, 0, sizeof(cp));
+	cp.private_data = &mine;
+	cp.private_data_len = sizeof(mine);
+	cp.responder_resources = 1;
+	cp.initiator_depth = 1;
+	cp.retry_count = 7;
+	cp.rnr_retry_count = 7;
+	if (rdma_connect(id, &cp)) {
+		rct_error("verbs: lane %u: rdma_connect: %m", l->index);
+		return rct_verbs_errno(errno);
+	}
+	status = rct_verbs_cm_wait(v, id, RDMA_CM_EVENT_ESTABLISHED, deadline, &theirs);
+	if (status != RCT_OK)
+		return status;
+	if (rct_verbs_conn_check(&theirs, &why) != RCT_OK) {
+		rct_error("verbs: lane %u: the secondary's private data: %s", l->index, why);
+		return RCT_ERR_PROTO;
+	}
+	if (!l->index)
+		v->peer_depth = le16toh(theirs.ctrl_depth);
+	l->established = true;
+	return RCT_OK;
+}
+
+rct_status_t rct_verbs_connect(struct rct_be_ctx *ctx, const char *addr, uint16_t port,
+			       unsigned lanes, int timeout_ms)
+{
+	struct rct_verbs_ctx *v = rct_verbs(ctx);
+	uint64_t deadline = rct_now_ns() + (uint64_t)timeout_ms * 1000000;
+	struct sockaddr_storage dst;
+	rct_status_t status;
+	uint64_t cookie;
+
+	if (v->nlanes || lanes < 1 || lanes > RCT_MAX_LANES)
+		return RCT_ERR_STATE;
+	if (getrandom(&cookie, sizeof(cookie), 0) != sizeof(cookie))
+		cookie = rct_now_ns();
+	status = rct_verbs_sockaddr(addr, port, 0, &dst);
+	if (status == RCT_OK)
+		status = rct_verbs_lanes_alloc(v, lanes);
+	if (status == RCT_OK)
+		status = rct_verbs_connect_one(v, &v->ctrl, &dst, cookie, deadline);
+	for (unsigned i = 0; i < lanes && status == RCT_OK; i++)
+		status = rct_verbs_connect_one(v, &v->lanes[i], &dst, cookie, deadline);
+	if (status == RCT_OK)
+		v->credits = v->peer_depth - 1; /* one kept for credit updates */
+	else
+		rct_error("verbs: cannot connect to %s:%u: %s", addr, port, rct_status_str(status));
+	return status;
+}
+
+/* Events after connection: a disconnect or a device removal ends the session. */
+rct_status_t rct_verbs_cm_poll(struct rct_verbs_ctx *v)
+{
+	struct rdma_cm_event *ev;
+
+	while (!rdma_get_cm_event(v->ec, &ev)) {
+		switch (ev->event) {
+		case RDMA_CM_EVENT_DISCONNECTED:
+		case RDMA_CM_EVENT_TIMEWAIT_EXIT:
+			rct_info("verbs: lane disconnected by the peer");
+			rct_verbs_fail(v, RCT_ERR_PEER_LOST);
+			break;
+		case RDMA_CM_EVENT_DEVICE_REMOVAL:
+			rct_error("verbs: the RDMA device was removed");
+			rct_verbs_fail(v, RCT_ERR_NO_DEVICE);
+			break;
+		case RDMA_CM_EVENT_CONNECT_REQUEST:
+			rct_warn("verbs: rejecting a connection: a primary is connected");
+			rdma_reject(ev->id, NULL, 0);
+			break;
+		default:
+			rct_debug("verbs: %s", rdma_event_str(ev->event));
+			break;
+		}
+		rdma_ack_cm_event(ev);
+	}
+	return v->failed;
+}
+
+void rct_verbs_disconnect(struct rct_be_ctx *ctx)
+{
+	struct rct_verbs_ctx *v = rct_verbs(ctx);
+
+	if (v->failed == RCT_OK && v->ctrl.id) {
+		/* Let what the control QP holds (a GOODBYE) leave first. */
+		uint64_t deadline = rct_now_ns() + 500ull * 1000000;
+		bool any;
+
+		while (v->tx_busy && rct_now_ns() < deadline && v->failed == RCT_OK) {
+			any = false;
+			rct_verbs_poll(v, &any);
+		}
+	}
+	for (unsigned i = 0; i <= v->nlanes; i++) {
+		struct rct_verbs_lane *l = i ? &v->lanes[i - 1] : &v->ctrl;
+
+		if (l->id && l->established)
+			rdma_disconnect(l->id);
+	}
+	for (unsigned i = 0; i <= v->nlanes; i++)
+		rct_verbs_lane_destroy(v, i ? &v->lanes[i - 1] : &v->ctrl);
+	rct_verbs_ctrl_teardown(v);
+}
