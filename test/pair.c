@@ -303,9 +303,10 @@ void pair_run_e2e(const char *backend, const char *addr, unsigned lanes, unsigne
 /* The primary vanishes mid-checkpoint (no GOODBYE, no COMMIT): the secondary
  * reports the loss with the last committed epoch, and its guest RAM is what
  * the last flush left, byte for byte. */
-void pair_run_peer_loss(const char *backend)
+void pair_run_peer_loss(const char *backend, const char *addr)
 {
 	struct pair_opts o = {.backend = backend,
+			      .addr = addr,
 			      .lanes = 2,
 			      .size = 8u << 20,
 			      .auto_flush = true,

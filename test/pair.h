@@ -69,6 +69,6 @@ rct_status_t pair_wait_lost(struct pair *pp, int timeout_ms);
 /* The end-to-end scenario every real backend runs (Criterion asserts inside). */
 void pair_run_e2e(const char *backend, const char *addr, unsigned lanes, unsigned threads);
 /* The primary dies mid-checkpoint; the secondary must report it, RAM untouched. */
-void pair_run_peer_loss(const char *backend);
+void pair_run_peer_loss(const char *backend, const char *addr);
 
 #endif

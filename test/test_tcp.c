@@ -30,7 +30,7 @@ Test(tcp, e2e_1_lane)
 
 Test(tcp, peer_lost_mid_checkpoint_leaves_guest_ram_untouched)
 {
-	pair_run_peer_loss("tcp");
+	pair_run_peer_loss("tcp", "127.0.0.1");
 }
 
 Test(tcp, e2e_4_lanes)

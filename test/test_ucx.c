@@ -20,7 +20,7 @@ Test(ucx, e2e_1_lane)
 
 Test(ucx, peer_lost_mid_checkpoint_leaves_guest_ram_untouched)
 {
-	pair_run_peer_loss("ucx");
+	pair_run_peer_loss("ucx", "127.0.0.1");
 }
 
 Test(ucx, e2e_4_lanes)

@@ -249,6 +249,7 @@ rct_status_t rct_verbs_device_open(struct rct_verbs_ctx *v, struct ibv_context *
 {
 	struct ibv_port_attr port;
 	rct_status_t status;
+	const char *env;
 
 	if (v->pd) {
 		if (dev != v->dev) {
@@ -276,6 +277,17 @@ rct_status_t rct_verbs_device_open(struct rct_verbs_ctx *v, struct ibv_context *
 	v->max_msg = 1u << 30;
 	if (!ibv_query_port(dev, 1, &port) && port.max_msg_sz)
 		v->max_msg = port.max_msg_sz;
+	/* RCT_VERBS_MAX_MSG caps one RDMA WRITE below the port's limit (some HCAs
+	 * prefer smaller messages; the tests use it to split runs). */
+	env = getenv("RCT_VERBS_MAX_MSG");
+	if (env) {
+		unsigned long cap = strtoul(env, NULL, 0);
+
+		if (cap >= 512 && cap < v->max_msg)
+			v->max_msg = (uint32_t)cap;
+		else
+			rct_warn("verbs: RCT_VERBS_MAX_MSG=%s ignored (512..%u)", env, v->max_msg);
+	}
 	rct_info("verbs: using %s (max message %u bytes)", ibv_get_device_name(dev->device),
 		 v->max_msg);
 	for (struct rct_verbs_mem *m = v->mems; m; m = m->next) {
