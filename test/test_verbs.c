@@ -82,3 +82,11 @@ Test(verbs, wrong_rkey_gives_a_clean_error)
 	free(bits);
 	free(saved);
 }
+
+/* IPv6: the VM gives rxe0's interface fd00:77::1 too (RCT_VERBS_ADDR6). */
+Test(verbs, e2e_ipv6_2_qps)
+{
+	const char *a = getenv("RCT_VERBS_ADDR6");
+
+	pair_run_e2e("verbs", a ? a : "fd00:77::1", 2, 0);
+}

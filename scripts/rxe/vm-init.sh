@@ -55,6 +55,8 @@ ip link add dummy0 type dummy || die "dummy0"
 ip link set dummy0 mtu ${MTU:-1500}
 ip addr add 10.77.0.1/24 dev dummy0
 ip link set dummy0 up
+# IPv6 too (the host's iproute2 by full path: busybox ip has no nodad)
+out=$(chroot $R /usr/bin/ip -6 addr add fd00:77::1/64 dev dummy0 nodad 2>&1) || say "no IPv6 address on dummy0: $out"
 chroot $R rdma link add rxe0 type rxe netdev dummy0 || die "rdma link add rxe0"
 say "rxe ready: $(ls /sys/class/infiniband | tr '\n' ' ')"
 

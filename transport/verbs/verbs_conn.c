@@ -440,11 +440,13 @@ void rct_verbs_disconnect(struct rct_be_ctx *ctx)
 		if (l->id && l->established)
 			rdma_disconnect(l->id);
 	}
-	for (unsigned i = 0; i < v->nlanes; i++)
+	for (unsigned i = 0; i < v->nlanes; i++) {
 		if (v->lanes[i].posts)
 			rct_info("verbs: lane %u: %llu ibv_post_send, %llu signalled completions",
 				 v->lanes[i].index, (unsigned long long)v->lanes[i].posts,
 				 (unsigned long long)v->lanes[i].signaled);
+		v->lanes[i].posts = v->lanes[i].signaled = 0;
+	}
 	for (unsigned i = 0; i <= v->nlanes; i++)
 		rct_verbs_lane_destroy(v, i ? &v->lanes[i - 1] : &v->ctrl);
 	rct_verbs_ctrl_teardown(v);
