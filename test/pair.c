@@ -340,3 +340,41 @@ void pair_run_peer_loss(const char *backend, const char *addr)
 	free(bits);
 	free(saved);
 }
+
+/* The secondary (its QPs, endpoints or sockets) vanishes mid-checkpoint: the
+ * primary's commit fails with a fatal status within its deadline, never hangs. */
+void pair_run_secondary_loss(const char *backend, const char *addr)
+{
+	struct pair_opts o = {.backend = backend,
+			      .addr = addr,
+			      .lanes = 2,
+			      .size = 8u << 20,
+			      .timeout_ms = 15000,
+			      .auto_flush = true};
+	uint64_t *bits = calloc(rct_bitmap_words((8u << 20) / PAIR_PAGE), sizeof(uint64_t));
+	uint64_t t0;
+	rct_status_t st;
+	struct pair pp;
+
+	cr_assert_eq(pair_open(&pp, &o), RCT_OK);
+	cr_assert_eq(pair_ckpt(&pp, 0, NULL, "dev", 3), RCT_OK);
+	cr_assert(pair_wait_flushed(&pp, 0, 15000));
+
+	/* Stop the secondary's thread, then destroy it as if killed. */
+	pthread_mutex_lock(&pp.lock);
+	pp.stop = true;
+	pthread_mutex_unlock(&pp.lock);
+	pthread_join(pp.thread, NULL);
+	pp.s->state = RCT_SESSION_FAILED; /* no GOODBYE */
+	rct_session_destroy(pp.s);
+	pp.s = NULL;
+
+	pair_dirty(&pp, bits, 300, 0, 100);
+	t0 = rct_now_ns();
+	st = pair_ckpt(&pp, 1, bits, "dev", 3);
+	cr_assert(rct_status_is_fatal(st), "commit to a vanished secondary returned %s",
+		  rct_status_str(st));
+	cr_assert_lt(rct_now_ns() - t0, 20ull * 1000000000, "took longer than the deadline");
+	pair_close(&pp);
+	free(bits);
+}

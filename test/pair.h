@@ -70,5 +70,7 @@ rct_status_t pair_wait_lost(struct pair *pp, int timeout_ms);
 void pair_run_e2e(const char *backend, const char *addr, unsigned lanes, unsigned threads);
 /* The primary dies mid-checkpoint; the secondary must report it, RAM untouched. */
 void pair_run_peer_loss(const char *backend, const char *addr);
+/* The secondary dies mid-checkpoint; the primary's commit must fail, not hang. */
+void pair_run_secondary_loss(const char *backend, const char *addr);
 
 #endif

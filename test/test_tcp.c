@@ -194,3 +194,8 @@ Test(tcp, put_outside_the_cache_is_rejected_and_nothing_is_written)
 	close(lane);
 	rct_mem_free(ram, 1 << 20);
 }
+
+Test(tcp, secondary_lost_mid_checkpoint_fails_the_commit)
+{
+	pair_run_secondary_loss("tcp", "127.0.0.1");
+}

@@ -33,3 +33,8 @@ Test(ucx, e2e_4_lanes_3_threads)
 {
 	pair_run_e2e("ucx", "127.0.0.1", 4, 3);
 }
+
+Test(ucx, secondary_lost_mid_checkpoint_fails_the_commit)
+{
+	pair_run_secondary_loss("ucx", "127.0.0.1");
+}

@@ -90,3 +90,8 @@ Test(verbs, e2e_ipv6_2_qps)
 
 	pair_run_e2e("verbs", a ? a : "fd00:77::1", 2, 0);
 }
+
+Test(verbs, secondary_lost_mid_checkpoint_fails_the_commit)
+{
+	pair_run_secondary_loss("verbs", addr());
+}
