@@ -294,7 +294,7 @@ static rct_status_t mock_put(struct rct_be_ctx *ctx, unsigned lane, struct rct_b
 			m->failed = RCT_ERR_IO; /* like a QP moved to error mid-checkpoint */
 			return m->failed;
 		}
-		if (runs[i].loff + runs[i].len > mem->len || runs[i].roff + runs[i].len > k->size)
+		if (rct_runs_check(&runs[i], 1, mem->len, k->size, "mock", lane + 1) != RCT_OK)
 			return RCT_ERR_INVALID_PARAM;
 		memcpy((char *)k->addr + runs[i].roff, (char *)mem->addr + runs[i].loff,
 		       runs[i].len);

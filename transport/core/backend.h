@@ -99,6 +99,20 @@ struct rct_backend_ops {
 	rct_status_t (*progress)(struct rct_be_ctx *ctx, int timeout_ms);
 };
 
+/*
+ * Check runs against the local memory (@lsize bytes) and the remote one
+ * (@rsize): no zero length, no wrap-around, nothing past the end.  Logs the
+ * first bad run with @who and @lane; RCT_OK or RCT_ERR_INVALID_PARAM.
+ */
+rct_status_t rct_runs_check(const struct rct_run *runs, size_t n, uint64_t lsize, uint64_t rsize,
+			    const char *who, unsigned lane);
+
+struct sockaddr_storage;
+
+/* Resolve @addr:@port (numeric port, IPv4 or IPv6; @passive for a listener). */
+rct_status_t rct_sockaddr_resolve(const char *who, const char *addr, uint16_t port, bool passive,
+				  struct sockaddr_storage *ss, unsigned *len_p);
+
 /* The backend called @name in this build, or NULL. */
 const struct rct_backend_ops *rct_backend_find(const char *name);
 

@@ -7,7 +7,6 @@
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -88,24 +87,6 @@ static void rct_tcp_ctx_destroy(struct rct_be_ctx *ctx)
 	free(t);
 }
 
-static rct_status_t rct_tcp_resolve(const char *addr, uint16_t port, int flags,
-				    struct addrinfo **res_p)
-{
-	struct addrinfo hints = {.ai_family = AF_UNSPEC,
-				 .ai_socktype = SOCK_STREAM,
-				 .ai_flags = flags | AI_NUMERICSERV};
-	char service[8];
-	int rc;
-
-	snprintf(service, sizeof(service), "%u", port);
-	rc = getaddrinfo(addr, service, &hints, res_p);
-	if (rc) {
-		rct_error("tcp: cannot resolve %s:%u: %s", addr, port, gai_strerror(rc));
-		return RCT_ERR_INVALID_PARAM;
-	}
-	return RCT_OK;
-}
-
 static void rct_tcp_sock_opts(int fd)
 {
 	int one = 1;
@@ -119,47 +100,43 @@ static rct_status_t rct_tcp_listen(struct rct_be_ctx *ctx, const char *addr, uin
 				   uint16_t *port_p)
 {
 	struct rct_tcp_ctx *t = rct_tcp_ctx(ctx);
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-	struct addrinfo *res;
+	struct sockaddr_storage ss, bound;
+	socklen_t sl = sizeof(bound);
 	rct_status_t status;
 	int fd, one = 1;
+	unsigned len;
 
-	status = rct_tcp_resolve(addr, port, AI_PASSIVE, &res);
+	status = rct_sockaddr_resolve("tcp", addr, port, true, &ss, &len);
 	if (status != RCT_OK)
 		return status;
-	fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0) {
 		rct_error("tcp: socket: %m");
-		status = RCT_ERR_SYSTEM;
-		goto out_free;
+		return RCT_ERR_SYSTEM;
 	}
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, res->ai_addr, res->ai_addrlen) || listen(fd, 2 * RCT_MAX_LANES)) {
+	if (bind(fd, (struct sockaddr *)&ss, len) || listen(fd, 2 * RCT_MAX_LANES)) {
 		rct_error("tcp: cannot listen on %s:%u: %m", addr, port);
 		status = RCT_ERR_SYSTEM;
 		goto out_close;
 	}
-	if (getsockname(fd, (struct sockaddr *)&ss, &sl)) {
+	if (getsockname(fd, (struct sockaddr *)&bound, &sl)) {
 		rct_error("tcp: getsockname: %m");
 		status = RCT_ERR_SYSTEM;
 		goto out_close;
 	}
 	if (port_p)
-		*port_p = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-							 : ((struct sockaddr_in *)&ss)->sin_port);
+		*port_p = ntohs(bound.ss_family == AF_INET6
+					? ((struct sockaddr_in6 *)&bound)->sin6_port
+					: ((struct sockaddr_in *)&bound)->sin_port);
 	t->listen_fd = fd;
-	freeaddrinfo(res);
 	return RCT_OK;
 
 out_close:
 	close(fd);
-out_free:
-	freeaddrinfo(res);
 	return status;
 }
 
-/* Wait until @fd is ready for @events or @deadline_ns passes. */
 static rct_status_t rct_tcp_wait_fd(int fd, short events, uint64_t deadline_ns)
 {
 	struct pollfd pfd = {.fd = fd, .events = events};
@@ -294,9 +271,9 @@ static rct_status_t rct_tcp_accept(struct rct_be_ctx *ctx, int timeout_ms, unsig
 	return RCT_OK;
 }
 
-static rct_status_t rct_tcp_connect_one(struct rct_tcp_ctx *t, const struct addrinfo *ai,
-					unsigned lane, unsigned nlanes, uint64_t cookie,
-					uint64_t deadline, int *fd_p)
+static rct_status_t rct_tcp_connect_one(struct rct_tcp_ctx *t, const struct sockaddr_storage *ss,
+					unsigned sl, unsigned lane, unsigned nlanes,
+					uint64_t cookie, uint64_t deadline, int *fd_p)
 {
 	struct rct_tcp_wire_lane_hello w = {
 		.magic = htole32(RCT_TCP_LANE_MAGIC),
@@ -310,12 +287,12 @@ static rct_status_t rct_tcp_connect_one(struct rct_tcp_ctx *t, const struct addr
 	int fd, err = 0;
 
 	(void)t;
-	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0) {
 		rct_error("tcp: socket: %m");
 		return RCT_ERR_SYSTEM;
 	}
-	if (connect(fd, ai->ai_addr, ai->ai_addrlen) && errno != EINPROGRESS) {
+	if (connect(fd, (const struct sockaddr *)ss, sl) && errno != EINPROGRESS) {
 		err = errno;
 	} else {
 		status = rct_tcp_wait_fd(fd, POLLOUT, deadline);
@@ -347,24 +324,24 @@ static rct_status_t rct_tcp_connect(struct rct_be_ctx *ctx, const char *addr, ui
 {
 	struct rct_tcp_ctx *t = rct_tcp_ctx(ctx);
 	uint64_t deadline = rct_now_ns() + (uint64_t)timeout_ms * 1000000;
-	struct addrinfo *res;
+	struct sockaddr_storage ss;
 	rct_status_t status;
 	uint64_t cookie;
+	unsigned sl;
 
 	if (t->nlanes || lanes < 1 || lanes > RCT_MAX_LANES)
 		return RCT_ERR_STATE;
 	if (getrandom(&cookie, sizeof(cookie), 0) != sizeof(cookie))
 		cookie = rct_now_ns() ^ (uint64_t)getpid() << 32;
-	status = rct_tcp_resolve(addr, port, 0, &res);
+	status = rct_sockaddr_resolve("tcp", addr, port, false, &ss, &sl);
 	if (status != RCT_OK)
 		return status;
 	status = rct_tcp_lanes_alloc(t, lanes);
 	if (status == RCT_OK)
-		status = rct_tcp_connect_one(t, res, 0, lanes, cookie, deadline, &t->ctrl_fd);
+		status = rct_tcp_connect_one(t, &ss, sl, 0, lanes, cookie, deadline, &t->ctrl_fd);
 	for (unsigned i = 0; i < lanes && status == RCT_OK; i++)
-		status = rct_tcp_connect_one(t, res, i + 1, lanes, cookie, deadline,
+		status = rct_tcp_connect_one(t, &ss, sl, i + 1, lanes, cookie, deadline,
 					     &t->lanes[i].fd);
-	freeaddrinfo(res);
 	if (status != RCT_OK)
 		rct_error("tcp: cannot connect to %s:%u: %s", addr, port, rct_status_str(status));
 	return status;

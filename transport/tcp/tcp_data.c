@@ -280,20 +280,13 @@ rct_status_t rct_tcp_put(struct rct_be_ctx *ctx, unsigned lane, struct rct_be_me
 		if (!b)
 			return RCT_ERR_NO_MEMORY;
 		rct_tcp_put_hdr_fill(hdr, RCT_TCP_PUT, nb, k->id, k->tag, 0);
+		if (rct_runs_check(&runs[done], nb, mem->len, k->size, "tcp", l->index) != RCT_OK) {
+			free(b);
+			return RCT_ERR_INVALID_PARAM;
+		}
 		for (uint32_t i = 0; i < nb; i++) {
 			const struct rct_run *r = &runs[done + i];
 
-			if (rct_tcp_run_check(r->loff, r->len, mem->len, NULL) != RCT_OK ||
-			    rct_tcp_run_check(r->roff, r->len, k->size, NULL) != RCT_OK) {
-				rct_error(
-					"tcp: lane %u: run %llu+%llu is outside the local (%zu) or "
-					"remote (%llu) memory",
-					l->index, (unsigned long long)r->roff,
-					(unsigned long long)r->len, mem->len,
-					(unsigned long long)k->size);
-				free(b);
-				return RCT_ERR_INVALID_PARAM;
-			}
 			w.offset = htole64(r->roff);
 			w.length = htole64(r->len);
 			memcpy(hdr + sizeof(struct rct_tcp_wire_put) + i * sizeof(w), &w,

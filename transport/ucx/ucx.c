@@ -22,7 +22,6 @@
  */
 #include <endian.h>
 #include <errno.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
@@ -448,28 +447,6 @@ static void rct_ucx_ctx_destroy(struct rct_be_ctx *ctx)
 	free(u);
 }
 
-static rct_status_t rct_ucx_sockaddr(const char *addr, uint16_t port, int flags,
-				     struct sockaddr_storage *ss, socklen_t *len)
-{
-	struct addrinfo hints = {.ai_family = AF_UNSPEC,
-				 .ai_socktype = SOCK_STREAM,
-				 .ai_flags = flags | AI_NUMERICSERV};
-	struct addrinfo *res;
-	char service[8];
-	int rc;
-
-	snprintf(service, sizeof(service), "%u", port);
-	rc = getaddrinfo(addr, service, &hints, &res);
-	if (rc) {
-		rct_error("ucx: cannot resolve %s:%u: %s", addr, port, gai_strerror(rc));
-		return RCT_ERR_INVALID_PARAM;
-	}
-	memcpy(ss, res->ai_addr, res->ai_addrlen);
-	*len = res->ai_addrlen;
-	freeaddrinfo(res);
-	return RCT_OK;
-}
-
 static rct_status_t rct_ucx_listen(struct rct_be_ctx *ctx, const char *addr, uint16_t port,
 				   uint16_t *port_p)
 {
@@ -483,9 +460,9 @@ static rct_status_t rct_ucx_listen(struct rct_be_ctx *ctx, const char *addr, uin
 	struct sockaddr_storage ss;
 	rct_status_t status;
 	ucs_status_t st;
-	socklen_t len;
+	unsigned len;
 
-	status = rct_ucx_sockaddr(addr, port, AI_PASSIVE, &ss, &len);
+	status = rct_sockaddr_resolve("ucx", addr, port, true, &ss, &len);
 	if (status != RCT_OK)
 		return status;
 	lp.sockaddr.addr = (struct sockaddr *)&ss;
@@ -645,12 +622,12 @@ static rct_status_t rct_ucx_connect(struct rct_be_ctx *ctx, const char *addr, ui
 	rct_status_t status;
 	ucs_status_t st;
 	uint8_t *waddr;
-	socklen_t sl;
+	unsigned sl;
 	size_t len;
 
 	if (u->ctrl_ep || lanes < 1 || lanes > RCT_MAX_LANES)
 		return RCT_ERR_STATE;
-	status = rct_ucx_sockaddr(addr, port, 0, &ss, &sl);
+	status = rct_sockaddr_resolve("ucx", addr, port, false, &ss, &sl);
 	if (status != RCT_OK)
 		return status;
 	u->lanes = calloc(lanes, sizeof(*u->lanes));
@@ -942,17 +919,9 @@ static rct_status_t rct_ucx_put(struct rct_be_ctx *ctx, unsigned lane, struct rc
 		return u->failed;
 	if (lane >= u->nlanes)
 		return RCT_ERR_INVALID_PARAM;
-	for (size_t i = 0; i < n; i++) {
-		const struct rct_run *r = &runs[i];
-
-		if (r->loff + r->len > mem->len || r->loff + r->len < r->loff ||
-		    r->roff + r->len > k->size || r->roff + r->len < r->roff) {
-			rct_error("ucx: lane %u: run %llu+%llu outside the local or remote memory",
-				  lane + 1, (unsigned long long)r->roff,
-				  (unsigned long long)r->len);
-			return RCT_ERR_INVALID_PARAM;
-		}
-	}
+	status = rct_runs_check(runs, n, mem->len, k->size, "ucx", lane + 1);
+	if (status != RCT_OK)
+		return status;
 	/* Lane 0 is stored by the caller; the others go to the copier threads. */
 	if (k->lptr && u->ncopiers && lane)
 		return rct_ucx_post_job(u, &u->copiers[(lane - 1) % u->ncopiers], mem, k, runs, n);

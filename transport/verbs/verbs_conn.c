@@ -7,7 +7,6 @@
  */
 #include <endian.h>
 #include <errno.h>
-#include <netdb.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,28 +18,6 @@
 #include "verbs.h"
 
 #define RCT_VERBS_RESOLVE_MS 2000
-
-static rct_status_t rct_verbs_sockaddr(const char *addr, uint16_t port, int flags,
-				       struct sockaddr_storage *ss)
-{
-	struct addrinfo hints = {.ai_family = AF_UNSPEC,
-				 .ai_socktype = SOCK_STREAM,
-				 .ai_flags = flags | AI_NUMERICSERV};
-	struct addrinfo *res;
-	char service[8];
-	int rc;
-
-	snprintf(service, sizeof(service), "%u", port);
-	rc = getaddrinfo(addr, service, &hints, &res);
-	if (rc) {
-		rct_error("verbs: cannot resolve %s:%u: %s", addr, port, gai_strerror(rc));
-		return RCT_ERR_INVALID_PARAM;
-	}
-	memset(ss, 0, sizeof(*ss));
-	memcpy(ss, res->ai_addr, res->ai_addrlen);
-	freeaddrinfo(res);
-	return RCT_OK;
-}
 
 /* Next rdma_cm event before @deadline_ns (the channel is non-blocking). */
 static rct_status_t rct_verbs_cm_next(struct rct_verbs_ctx *v, uint64_t deadline_ns,
@@ -150,8 +127,9 @@ rct_status_t rct_verbs_listen(struct rct_be_ctx *ctx, const char *addr, uint16_t
 	struct rct_verbs_ctx *v = rct_verbs(ctx);
 	struct sockaddr_storage ss;
 	rct_status_t status;
+	unsigned sl;
 
-	status = rct_verbs_sockaddr(addr, port, AI_PASSIVE, &ss);
+	status = rct_sockaddr_resolve("verbs", addr, port, true, &ss, &sl);
 	if (status != RCT_OK)
 		return status;
 	if (rdma_create_id(v->ec, &v->listen_id, v, RDMA_PS_TCP)) {
@@ -372,12 +350,13 @@ rct_status_t rct_verbs_connect(struct rct_be_ctx *ctx, const char *addr, uint16_
 	struct sockaddr_storage dst;
 	rct_status_t status;
 	uint64_t cookie;
+	unsigned sl;
 
 	if (v->nlanes || lanes < 1 || lanes > RCT_MAX_LANES)
 		return RCT_ERR_STATE;
 	if (getrandom(&cookie, sizeof(cookie), 0) != sizeof(cookie))
 		cookie = rct_now_ns();
-	status = rct_verbs_sockaddr(addr, port, 0, &dst);
+	status = rct_sockaddr_resolve("verbs", addr, port, false, &dst, &sl);
 	if (status == RCT_OK)
 		status = rct_verbs_lanes_alloc(v, lanes);
 	if (status == RCT_OK)

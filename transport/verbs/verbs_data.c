@@ -69,17 +69,9 @@ rct_status_t rct_verbs_put(struct rct_be_ctx *ctx, unsigned lane, struct rct_be_
 	if (lane >= v->nlanes || !m->mr)
 		return RCT_ERR_INVALID_PARAM;
 	l = &v->lanes[lane];
-	for (size_t i = 0; i < n; i++)
-		if (runs[i].loff + runs[i].len > mem->len ||
-		    runs[i].loff + runs[i].len < runs[i].loff ||
-		    runs[i].roff + runs[i].len > k->size ||
-		    runs[i].roff + runs[i].len < runs[i].roff) {
-			rct_error(
-				"verbs: lane %u: run %llu+%llu outside the local or remote memory",
-				l->index, (unsigned long long)runs[i].roff,
-				(unsigned long long)runs[i].len);
-			return RCT_ERR_INVALID_PARAM;
-		}
+	status = rct_runs_check(runs, n, mem->len, k->size, "verbs", l->index);
+	if (status != RCT_OK)
+		return status;
 
 	for (size_t i = 0; i < n && status == RCT_OK; i++) {
 		for (uint64_t done = 0; done < runs[i].len && status == RCT_OK;) {
