@@ -8,8 +8,8 @@ want=(cmake pkg-config gcc make libc6-dev libjansson-dev libucx-dev libibverbs-d
 if [ "${1:-test}" = test ]; then
     want+=(libcriterion-dev clang-format python3)
     # The soft-RoCE VM: qemu, its initramfs tools, the rxe provider.
-    want+=(qemu-system-x86 busybox-static kmod cpio iproute2 rdma-core ibverbs-providers
-           ibverbs-utils rdmacm-utils perftest)
+    want+=(qemu-system-x86 busybox-static kmod cpio xz-utils zstd iproute2 rdma-core
+           ibverbs-providers ibverbs-utils rdmacm-utils perftest)
 fi
 
 missing=()

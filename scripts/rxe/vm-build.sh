@@ -11,7 +11,12 @@ mkdir -p "$cache"
 cd "$cache"
 
 if ! ls kernel/boot/vmlinuz-* >/dev/null 2>&1; then
-    pkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-/ {print $2; exit}')
+    find_pkg() { apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-/ {print $2; exit}'; }
+    pkg=$(find_pkg)
+    if [ -z "$pkg" ] && [ "$(id -u)" = 0 ]; then
+        apt-get update -qq # a machine whose package lists were never fetched
+        pkg=$(find_pkg)
+    fi
     [ -n "$pkg" ] || { echo "rxe-vm: cannot find Debian's kernel package (apt-get update?)" >&2; exit 1; }
     echo "rxe-vm: downloading $pkg" >&2
     rm -f linux-image-*.deb
