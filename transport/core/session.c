@@ -411,10 +411,8 @@ static rct_status_t rct_session_recv_one(struct rct_session *s, struct rct_msg *
 
 rct_status_t rct_session_poll(struct rct_session *s, int timeout_ms)
 {
+	rct_status_t status, pstatus;
 	struct rct_msg m;
-	rct_status_t status;
-
-	rct_status_t pstatus;
 
 	if (s->state == RCT_SESSION_FAILED)
 		return s->fail_status;

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "util.h"
@@ -25,4 +27,13 @@ void rct_mem_free(void *addr, size_t len)
 {
 	if (addr)
 		munmap(addr, len);
+}
+
+uint64_t rct_random64(void)
+{
+	uint64_t v;
+
+	if (getrandom(&v, sizeof(v), 0) != sizeof(v))
+		v = rct_now_ns() ^ (uint64_t)getpid() << 32;
+	return v;
 }

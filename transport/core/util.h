@@ -39,6 +39,9 @@ static inline int rct_is_pow2(uint64_t v)
 	return v && !(v & (v - 1));
 }
 
+/* 64 random bits (getrandom; the clock if that fails): cookies and key tags. */
+uint64_t rct_random64(void);
+
 /* Anonymous memory, pre-faulted (MADV_POPULATE_WRITE, else touched); NULL on failure. */
 void *rct_mem_alloc(size_t len);
 void rct_mem_free(void *addr, size_t len);

@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -331,8 +330,7 @@ static rct_status_t rct_tcp_connect(struct rct_be_ctx *ctx, const char *addr, ui
 
 	if (t->nlanes || lanes < 1 || lanes > RCT_MAX_LANES)
 		return RCT_ERR_STATE;
-	if (getrandom(&cookie, sizeof(cookie), 0) != sizeof(cookie))
-		cookie = rct_now_ns() ^ (uint64_t)getpid() << 32;
+	cookie = rct_random64();
 	status = rct_sockaddr_resolve("tcp", addr, port, false, &ss, &sl);
 	if (status != RCT_OK)
 		return status;

@@ -9,7 +9,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -130,8 +129,7 @@ rct_status_t rct_tcp_mem_map(struct rct_be_ctx *ctx, void *addr, size_t len, uns
 	m->super.addr = addr;
 	m->super.len = len;
 	m->access = access;
-	if (getrandom(&m->tag, sizeof(m->tag), 0) != sizeof(m->tag))
-		m->tag = (uint32_t)rct_now_ns();
+	m->tag = (uint32_t)rct_random64();
 
 	for (slot = 0; slot < t->nmems && t->mems[slot]; slot++)
 		;

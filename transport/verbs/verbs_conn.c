@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "../core/log.h"
 #include "../core/util.h"
@@ -354,8 +353,7 @@ rct_status_t rct_verbs_connect(struct rct_be_ctx *ctx, const char *addr, uint16_
 
 	if (v->nlanes || lanes < 1 || lanes > RCT_MAX_LANES)
 		return RCT_ERR_STATE;
-	if (getrandom(&cookie, sizeof(cookie), 0) != sizeof(cookie))
-		cookie = rct_now_ns();
+	cookie = rct_random64();
 	status = rct_sockaddr_resolve("verbs", addr, port, false, &dst, &sl);
 	if (status == RCT_OK)
 		status = rct_verbs_lanes_alloc(v, lanes);
