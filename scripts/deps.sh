@@ -4,7 +4,8 @@
 #   scripts/deps.sh [build|test]     (test also brings the test-only packages)
 set -euo pipefail
 
-want=(cmake pkg-config gcc make libc6-dev libjansson-dev libucx-dev libibverbs-dev librdmacm-dev)
+want=(cmake pkg-config gcc make libc6-dev libjansson-dev libucx-dev libibverbs-dev librdmacm-dev
+      libmicrohttpd-dev libsystemd-dev)
 if [ "${1:-test}" = test ]; then
     want+=(libcriterion-dev clang-format python3)
     # The soft-RoCE VM: qemu, its initramfs tools, the rxe provider.

@@ -42,8 +42,9 @@ static void bench_usage(FILE *f)
 	fprintf(f,
 		"usage: rctctl bench [options]\n"
 		"\n"
-		"Run the same checkpoint workload over several transports in one process and\n"
-		"compare them: transfer time mean/p50/p99/max, GB/s, and the ratio to a\n"
+		"Run the same checkpoint workload over several transports, through the same two\n"
+		"rctd (guest -> rctd <-> rctd <- guest on 127.0.0.1), and compare them:\n"
+		"transfer time mean/p50/p99/max, GB/s, and the ratio to a\n"
 		"scattered-page memcpy of the same pages measured in the same run.  Every\n"
 		"checkpoint of every cell is verified byte for byte.\n"
 		"\n"
@@ -63,7 +64,7 @@ static void bench_usage(FILE *f)
 		"                       copies with the CPU (ucx on one host); default: one per\n"
 		"                       core beyond the first, at most lanes - 1\n"
 		"  --json               one JSON object on stdout\n"
-		"  --verbose            a line per checkpoint on stderr\n"
+		"  --verbose            a line per checkpoint on stderr\n" RUN_DAEMON_HELP
 		"  -h, --help           this text\n"
 		"\n"
 		"Exit status: 0 every cell verified, 1 a checkpoint differs, 2 usage, 3 "
@@ -120,6 +121,7 @@ static int bench_parse(int argc, char **argv, struct bench_opts *o)
 	o->cfg.seed = 1;
 	o->cfg.threads = -1;
 	o->cfg.timeout_ms = 10000;
+	o->cfg.metrics_port = -1;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
@@ -269,7 +271,7 @@ int rctctl_bench(int argc, char **argv)
 
 	fprintf(stderr, "bench: preparing %.2f GiB guests and a memcpy target...\n",
 		(double)o.region_size / (1ull << 30));
-	rc = run_env_create(&env, o.region_size, &o.cfg.wl, o.cfg.seed, true);
+	rc = run_env_create(&env, &o.cfg, o.region_size, true);
 	if (rc) {
 		fprintf(stderr, "bench: cannot create the guests: %s\n", strerror(-rc));
 		return RCTCTL_EXIT_TRANSPORT;

@@ -30,9 +30,11 @@ static void demo_usage(FILE *f)
 	fprintf(f,
 		"usage: rctctl demo [options]\n"
 		"\n"
-		"Run a secondary and a primary peer on 127.0.0.1 with a simulated guest on each\n"
-		"side, take checkpoints and verify every one byte for byte: after each flush the\n"
-		"secondary's guest RAM and device state must equal the primary's snapshot.\n"
+		"Start two rctd on this host (a primary and a secondary) and drive each with a\n"
+		"simulated guest over the socket API: guest -> rctd <-> rctd <- guest on\n"
+		"127.0.0.1.  Take checkpoints and verify every one byte for byte: after each\n"
+		"flush the secondary's guest RAM and device state must equal the primary's\n"
+		"snapshot.\n"
 		"\n"
 		"  --backend NAME       transport: verbs, ucx or tcp (default: verbs if an RDMA\n"
 		"                       device exists and verbs is built, else ucx, else tcp)\n"
@@ -50,8 +52,7 @@ static void demo_usage(FILE *f)
 		"                       copies with the CPU (ucx on one host); default: one per\n"
 		"                       core beyond the first, at most lanes - 1\n"
 		"  --json               print one JSON object on stdout (per-checkpoint lines go "
-		"to stderr)\n"
-		"  -h, --help           this text\n"
+		"to stderr)\n" RUN_DAEMON_HELP "  -h, --help           this text\n"
 		"\n"
 		"Exit status: 0 all verified, 1 a checkpoint differs, 2 usage, 3 transport "
 		"failure.\n");
@@ -111,6 +112,7 @@ static int demo_parse(int argc, char **argv, struct demo_opts *o)
 	o->cfg.seed = 1;
 	o->cfg.threads = -1;
 	o->cfg.timeout_ms = 10000;
+	o->cfg.metrics_port = -1;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
@@ -224,7 +226,7 @@ int rctctl_demo(int argc, char **argv)
 
 	fprintf(stderr, "demo: preparing a %.2f GiB guest on each side...\n",
 		(double)o.region_size / (1ull << 30));
-	rc = run_env_create(&env, o.region_size, &o.cfg.wl, o.cfg.seed, false);
+	rc = run_env_create(&env, &o.cfg, o.region_size, false);
 	if (rc) {
 		fprintf(stderr, "demo: cannot create the guests: %s\n", strerror(-rc));
 		return RCTCTL_EXIT_TRANSPORT;

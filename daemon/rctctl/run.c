@@ -2,10 +2,14 @@
 /*
  * One cell: see run.h.
  *
- * Threads: the caller's thread is the primary's hypervisor (pause, hand rct
- * the bitmap and device state, commit, resume); the secondary thread is the
- * secondary's hypervisor (progress, flush on CKPT_READY, compare, then dirty a
- * few pages of its own guest so that the next flush must restore them).  The
+ * The deployment shape: guest -> rctd primary <-> rctd secondary <- guest.
+ * Two real rctd processes (started here, or given by socket) serve the two
+ * simulated hypervisors, which are librct-client clients.  Threads: the
+ * caller's thread is the primary's hypervisor (pause, write the dirty bitmap
+ * into the region's shared bitmap, begin, dirty, device state, commit,
+ * resume); the secondary thread is the secondary's hypervisor (wait for
+ * CKPT_READY, flush with the pages its own guest dirtied, compare, then dirty
+ * a few pages of its own so that the next flush must restore them).  The
  * primary takes checkpoint e+1 only after the secondary reported on e, so the
  * snapshot the secondary compares with is stable while it reads it.
  */
@@ -17,10 +21,16 @@
 #include <net/if.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <rct/rct_client.h>
 
 #include "rctctl.h"
 #include "run.h"
@@ -37,30 +47,47 @@ struct run_report {
 	bool ok;
 	char what[160];
 	struct rct_ckpt_stats flush;
-	double cpu_ms; /* secondary thread CPU inside rct_session_progress() for this epoch */
+	double cpu_ms; /* CPU of the secondary's rctd for this epoch (when it is ours) */
 };
 
 struct run {
 	const struct run_cfg *cfg;
 	struct run_env *env;
-	struct rct_session *ssess;
-	struct rct_region *sregion;
+	struct rct_client *sc; /* the secondary hypervisor's connection to its rctd */
 	uint16_t port;
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	struct run_report report;
 	bool secondary_done;
-	rct_status_t secondary_status;
+	char secondary_what[160]; /* why the secondary stopped */
 	bool stop;
+	void *devbuf; /* the secondary's expected device state */
+	size_t devcap;
 };
 
-static double run_thread_cpu_ms(void)
+/* CPU time (user + system) of process @pid in ms, or 0 when unknown. */
+static double run_proc_cpu_ms(pid_t pid)
 {
-	struct timespec ts;
+	unsigned long ut = 0, st = 0;
+	char path[64], buf[1024], *p;
+	FILE *f;
+	size_t n;
 
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+	if (pid <= 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	p = strrchr(buf, ')'); /* the command may hold spaces */
+	if (!p ||
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+		return 0;
+	return (double)(ut + st) * 1e3 / (double)sysconf(_SC_CLK_TCK);
 }
 
 static void run_post(struct run *r, const struct run_report *rep)
@@ -73,28 +100,30 @@ static void run_post(struct run *r, const struct run_report *rep)
 }
 
 /* Flush ready epoch @epoch and compare guest RAM and device state with the primary's. */
-static void run_secondary_apply(struct run *r, uint64_t epoch, double cpu_ms, uint64_t *rng,
-				uint64_t *bits, void **devbuf, size_t *devcap)
+static void run_secondary_apply(struct run *r, uint64_t epoch, double cpu_ms, uint64_t *rng)
 {
 	uint64_t npages = sim_guest_pages(r->env->pguest), bad;
 	struct run_report rep = {.epoch = epoch, .ok = false, .cpu_ms = cpu_ms};
+	uint64_t *bits = r->env->sbits;
 	const void *dev;
 	size_t dev_len, want_len;
-	rct_status_t st;
+	int rc;
 
-	st = rct_ckpt_flush(r->ssess, epoch, &rep.flush);
-	if (st != RCT_OK) {
-		snprintf(rep.what, sizeof(rep.what), "flush failed: %s", rct_status_str(st));
+	/* The region's shared bitmap holds the pages the secondary's guest dirtied. */
+	rc = rct_client_ckpt_flush(r->sc, epoch, RCT_IPC_FLUSH_LOCAL_DIRTY, &rep.flush);
+	if (rc) {
+		snprintf(rep.what, sizeof(rep.what), "flush failed: %s (%.80s)", strerror(-rc),
+			 rct_client_error(r->sc));
 		goto out;
 	}
-	st = rct_ckpt_devstate_get(r->ssess, epoch, &dev, &dev_len);
-	if (st != RCT_OK) {
-		snprintf(rep.what, sizeof(rep.what), "device state missing: %s",
-			 rct_status_str(st));
+	rc = rct_client_devstate_get(r->sc, epoch, &dev, &dev_len);
+	if (rc) {
+		snprintf(rep.what, sizeof(rep.what), "device state missing: %s (%.80s)",
+			 strerror(-rc), rct_client_error(r->sc));
 		goto out;
 	}
-	want_len = sim_devstate(r->cfg->seed, epoch, devbuf, devcap);
-	if (dev_len != want_len || memcmp(dev, *devbuf, dev_len)) {
+	want_len = sim_devstate(r->cfg->seed, epoch, &r->devbuf, &r->devcap);
+	if (dev_len != want_len || memcmp(dev, r->devbuf, dev_len)) {
 		snprintf(rep.what, sizeof(rep.what),
 			 "device state differs (%zu bytes, expected %zu)", dev_len, want_len);
 		goto out;
@@ -115,14 +144,10 @@ static void run_secondary_apply(struct run *r, uint64_t epoch, double cpu_ms, ui
 	}
 	rep.ok = true;
 
-	/* The secondary guest runs until the next checkpoint and dirties pages of its own. */
+	/* The secondary guest runs until the next checkpoint and dirties pages of its own;
+	 * they go into the shared bitmap rctd reads at the next flush. */
 	memset(bits, 0, (npages + 63) / 64 * sizeof(uint64_t));
 	sim_scribble(r->env->sram, npages, RUN_PAGE_SIZE, RUN_SCRIBBLES, rng, bits);
-	st = rct_ckpt_local_dirty(r->ssess, r->sregion, bits, npages);
-	if (st != RCT_OK) {
-		rep.ok = false;
-		snprintf(rep.what, sizeof(rep.what), "local dirty: %s", rct_status_str(st));
-	}
 out:
 	run_post(r, &rep);
 }
@@ -130,42 +155,46 @@ out:
 static void *run_secondary(void *arg)
 {
 	struct run *r = arg;
-	uint64_t npages = sim_guest_pages(r->env->pguest);
 	uint64_t rng = r->cfg->seed ^ 0x5ec0ull;
-	uint64_t *bits = calloc((npages + 63) / 64, sizeof(uint64_t));
-	double cpu_ms = 0, t0;
-	void *devbuf = NULL;
-	size_t devcap = 0;
+	double cpu0 = run_proc_cpu_ms(r->env->spid), cpu;
 	struct rct_event ev;
-	rct_status_t st;
+	int rc;
 	bool stop;
 
-	st = bits ? rct_session_accept(r->ssess) : RCT_ERR_NO_MEMORY;
-	while (st == RCT_OK) {
+	memset(r->env->sbits, 0, (sim_guest_pages(r->env->pguest) + 63) / 64 * sizeof(uint64_t));
+	rc = rct_client_accept(r->sc, NULL);
+	if (rc)
+		snprintf(r->secondary_what, sizeof(r->secondary_what), "accept: %s (%.100s)",
+			 strerror(-rc), rct_client_error(r->sc));
+	while (!rc) {
 		pthread_mutex_lock(&r->lock);
 		stop = r->stop;
 		pthread_mutex_unlock(&r->lock);
 		if (stop)
 			break;
-		/* CPU the secondary spends in the transport (receiving, acking). */
-		t0 = run_thread_cpu_ms();
-		st = rct_session_progress(r->ssess, 50);
-		cpu_ms += run_thread_cpu_ms() - t0;
-		while (rct_session_event_next(r->ssess, &ev) == RCT_OK) {
-			if (ev.type == RCT_EVENT_CKPT_READY) {
-				run_secondary_apply(r, ev.epoch, cpu_ms, &rng, bits, &devbuf,
-						    &devcap);
-				cpu_ms = 0;
-			} else if (ev.type == RCT_EVENT_PEER_LOST) {
-				st = ev.status;
-			}
+		rc = rct_client_event_next(r->sc, 50, &ev);
+		if (rc == -EAGAIN) {
+			rc = 0;
+			continue;
+		}
+		if (rc) {
+			snprintf(r->secondary_what, sizeof(r->secondary_what),
+				 "connection to rctd: %s", strerror(-rc));
+			break;
+		}
+		if (ev.type == RCT_EVENT_CKPT_READY) {
+			/* CPU the secondary's rctd spent on this epoch (receiving, acking). */
+			cpu = run_proc_cpu_ms(r->env->spid);
+			run_secondary_apply(r, ev.epoch, cpu - cpu0, &rng);
+			cpu0 = run_proc_cpu_ms(r->env->spid);
+		} else if (ev.type == RCT_EVENT_PEER_LOST) {
+			snprintf(r->secondary_what, sizeof(r->secondary_what), "peer lost: %s",
+				 rct_status_str(ev.status));
+			rc = -ECONNRESET;
 		}
 	}
-	free(bits);
-	free(devbuf);
 	pthread_mutex_lock(&r->lock);
 	r->secondary_done = true;
-	r->secondary_status = st;
 	pthread_cond_broadcast(&r->cond);
 	pthread_mutex_unlock(&r->lock);
 	return NULL;
@@ -188,8 +217,8 @@ static int run_wait_report(struct run *r, uint64_t epoch, struct run_report *rep
 		rc = 0;
 	} else {
 		memset(rep, 0, sizeof(*rep));
-		snprintf(rep->what, sizeof(rep->what), "no report from the secondary (%s)",
-			 r->secondary_done ? rct_status_str(r->secondary_status) : "timed out");
+		snprintf(rep->what, sizeof(rep->what), "no report from the secondary (%.120s)",
+			 r->secondary_done ? r->secondary_what : "timed out");
 		rc = -1;
 	}
 	pthread_mutex_unlock(&r->lock);
@@ -204,27 +233,46 @@ static void run_sleep_until(const struct timespec *t)
 		;
 }
 
-static rct_status_t run_session(const struct run_cfg *cfg, enum rct_role role,
-				struct rct_session **s_p)
+/* A client of rctd at @sock with this cell's session and guest region. */
+static int run_open(const struct run_cfg *cfg, enum rct_role role, const char *sock, int memfd,
+		    uint64_t size, int bits_fd, struct rct_client **c_p, char *what,
+		    size_t what_len)
 {
-	struct rct_session_params p = {
-		.field_mask = RCT_SESSION_PARAM_FIELD_ROLE | RCT_SESSION_PARAM_FIELD_BACKEND |
-			      RCT_SESSION_PARAM_FIELD_LANES | RCT_SESSION_PARAM_FIELD_PAGE_SIZE |
-			      RCT_SESSION_PARAM_FIELD_TIMEOUT,
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	struct rct_client_session p = {
 		.role = role,
 		.backend = cfg->backend,
+		.name = role == RCT_ROLE_PRIMARY ? "demo-vm.primary" : "demo-vm.secondary",
 		.lanes = cfg->lanes,
 		.page_size = RUN_PAGE_SIZE,
 		.timeout_ms = cfg->timeout_ms,
 	};
-	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	const char *side = role == RCT_ROLE_PRIMARY ? "primary" : "secondary";
+	struct rct_client *c = NULL;
+	int rc;
 
-	p.field_mask |= RCT_SESSION_PARAM_FIELD_THREADS;
 	if (cfg->threads >= 0)
 		p.threads = (unsigned)cfg->threads;
 	else
 		p.threads = (unsigned)RCT_MIN_U(cfg->lanes, ncpu > 1 ? (unsigned long)ncpu : 1) - 1;
-	return rct_session_create(&p, s_p);
+	rc = rct_client_open(sock, role == RCT_ROLE_PRIMARY ? "rctctl-primary" : "rctctl-secondary",
+			     &c);
+	if (rc) {
+		snprintf(what, what_len, "%s: cannot reach rctd at %s: %s", side, sock,
+			 strerror(-rc));
+		return rc;
+	}
+	rc = rct_client_session_open(c, &p, NULL);
+	if (!rc)
+		rc = rct_client_region_add(c, RUN_REGION_ID, memfd, 0, size, bits_fd, 0, NULL);
+	if (rc) {
+		snprintf(what, what_len, "%s: %s (%.120s)", side, strerror(-rc),
+			 rct_client_error(c));
+		rct_client_close(c);
+		return rc;
+	}
+	*c_p = c;
+	return 0;
 }
 
 /*
@@ -254,31 +302,31 @@ static void run_memcpy_ref(struct run_env *env, const uint64_t *bits, struct run
 	res->memcpy_bytes += n * RUN_PAGE_SIZE;
 }
 
-/* One checkpoint on the primary: pause, hand over, commit, resume. */
-static rct_status_t run_checkpoint(struct run *r, struct rct_session *ps, struct rct_region *pr,
-				   uint64_t epoch, bool full, uint64_t *bits, void **devbuf,
-				   size_t *devcap, struct rct_ckpt_stats *st,
-				   struct run_result *res)
+/* One checkpoint on the primary: pause, hand over, commit, resume.  0 or -errno. */
+static int run_checkpoint(struct run *r, struct rct_client *pc, uint64_t epoch, bool full,
+			  void **devbuf, size_t *devcap, struct rct_ckpt_stats *st,
+			  struct run_result *res)
 {
-	uint64_t npages = sim_guest_pages(r->env->pguest);
+	uint64_t *bits = r->env->pbits;
 	size_t dev_len;
-	rct_status_t s;
+	int rc;
 
+	/* The guest's dirty log goes straight into the bitmap rctd shares with us. */
 	sim_guest_pause(r->env->pguest, bits);
 	if (!full && r->env->scratch)
 		run_memcpy_ref(r->env, bits, res);
 	dev_len = sim_devstate(r->cfg->seed, epoch, devbuf, devcap);
 	if (!dev_len)
-		return RCT_ERR_NO_MEMORY;
-	s = rct_ckpt_begin(ps, epoch, full ? RCT_CKPT_FULL : 0);
-	if (s == RCT_OK && !full)
-		s = rct_ckpt_dirty(ps, pr, bits, npages);
-	if (s == RCT_OK)
-		s = rct_ckpt_devstate_put(ps, *devbuf, dev_len);
-	if (s == RCT_OK)
-		s = rct_ckpt_commit(ps, st);
+		return -ENOMEM;
+	rc = rct_client_ckpt_begin(pc, epoch, full ? RCT_CKPT_FULL : 0);
+	if (!rc && !full)
+		rc = rct_client_ckpt_dirty(pc, RUN_REGION_ID);
+	if (!rc)
+		rc = rct_client_ckpt_devstate(pc, *devbuf, dev_len);
+	if (!rc)
+		rc = rct_client_ckpt_commit(pc, st);
 	sim_guest_resume(r->env->pguest);
-	return s;
+	return rc;
 }
 
 /*
@@ -379,6 +427,20 @@ int run_parse_option(int c, const char *arg, struct run_cfg *cfg, uint64_t *regi
 	case 'A':
 		cfg->addr = arg;
 		return 0;
+	case 'R':
+		cfg->rctd = arg;
+		return 0;
+	case 'P':
+		cfg->psock = arg;
+		return 0;
+	case 'Q':
+		cfg->ssock = arg;
+		return 0;
+	case 'M':
+		if (rctctl_parse_ulong(arg, 1, 65534, &v))
+			return rctctl_usage_error("--metrics-port", arg, "1..65534");
+		cfg->metrics_port = (int)v;
+		return 0;
 	}
 	return -1;
 }
@@ -402,30 +464,192 @@ static void run_line(const struct run *r, const char *label, const struct rct_ck
 	fflush(r->cfg->lines);
 }
 
-int run_env_create(struct run_env *env, uint64_t size, const struct sim_workload *wl, uint64_t seed,
-		   bool scratch)
+/* The rctd to start: --rctd, else the one beside this rctctl, else $PATH. */
+static const char *run_rctd_path(const struct run_cfg *cfg, char *buf, size_t len)
 {
+	ssize_t n;
+	char *slash;
+
+	if (cfg->rctd)
+		return cfg->rctd;
+	n = readlink("/proc/self/exe", buf, len - 8);
+	if (n > 0) {
+		buf[n] = '\0';
+		slash = strrchr(buf, '/');
+		if (slash) {
+			strcpy(slash + 1, "rctd");
+			if (!access(buf, X_OK))
+				return buf;
+		}
+	}
+	return "rctd";
+}
+
+/* Wait until rctd @pid accepts connections on @sock: 0, or -1 after a message. */
+static int run_wait_daemon(pid_t pid, const char *sock)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	int status;
+
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", sock);
+	for (int i = 0; i < 1000; i++) { /* 10 s */
+		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+		if (fd >= 0 && !connect(fd, (struct sockaddr *)&sun, sizeof(sun))) {
+			close(fd);
+			return 0;
+		}
+		if (fd >= 0)
+			close(fd);
+		if (waitpid(pid, &status, WNOHANG) == pid) {
+			fprintf(stderr, "run: rctd for %s exited (status %d) before serving\n",
+				sock,
+				WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+			return -1;
+		}
+		usleep(10000);
+	}
+	fprintf(stderr, "run: rctd for %s did not start serving within 10 s\n", sock);
+	return -1;
+}
+
+static pid_t run_spawn_daemon(const struct run_cfg *cfg, const char *sock, int metrics_port)
+{
+	char path[PATH_MAX], port[16];
+	const char *rctd = run_rctd_path(cfg, path, sizeof(path));
+	const char *argv[10];
+	int n = 0;
+	pid_t pid;
+
+	argv[n++] = rctd;
+	argv[n++] = "--socket";
+	argv[n++] = sock;
+	argv[n++] = "--log-level";
+	argv[n++] = getenv("RCTD_LOG_LEVEL") ? getenv("RCTD_LOG_LEVEL") : "warn";
+	if (metrics_port > 0) {
+		snprintf(port, sizeof(port), "%d", metrics_port);
+		argv[n++] = "--metrics-port";
+		argv[n++] = port;
+	}
+	argv[n] = NULL;
+	pid = fork();
+	if (pid == 0) {
+		execvp(rctd, (char *const *)argv);
+		fprintf(stderr, "run: cannot run %s: %s (give --rctd)\n", rctd, strerror(errno));
+		_exit(127);
+	}
+	if (pid < 0) {
+		fprintf(stderr, "run: fork: %s\n", strerror(errno));
+		return -1;
+	}
+	if (run_wait_daemon(pid, sock)) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		return -1;
+	}
+	return pid;
+}
+
+/* SIGTERM, and SIGKILL when it has not stopped within 10 s. */
+static void run_stop_daemon(pid_t pid)
+{
+	int status;
+
+	if (pid <= 0)
+		return;
+	kill(pid, SIGTERM);
+	for (int i = 0; i < 1000; i++) {
+		if (waitpid(pid, &status, WNOHANG) == pid) {
+			if (!WIFEXITED(status) || WEXITSTATUS(status))
+				fprintf(stderr, "run: rctd %d ended with status %d\n", (int)pid,
+					WIFEXITED(status) ? WEXITSTATUS(status)
+							  : 128 + WTERMSIG(status));
+			return;
+		}
+		usleep(10000);
+	}
+	fprintf(stderr, "run: rctd %d did not stop on SIGTERM; killing it\n", (int)pid);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}
+
+static int run_env_daemons(struct run_env *env, const struct run_cfg *cfg)
+{
+	const char *tmp = getenv("TMPDIR");
+
+	if (cfg->psock || cfg->ssock) {
+		if (!cfg->psock || !cfg->ssock) {
+			fprintf(stderr, "run: give both --primary-socket and --secondary-socket\n");
+			return -EINVAL;
+		}
+		snprintf(env->psock, sizeof(env->psock), "%s", cfg->psock);
+		snprintf(env->ssock, sizeof(env->ssock), "%s", cfg->ssock);
+		return 0;
+	}
+	snprintf(env->dir, sizeof(env->dir), "%.40s/rctctl.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	if (!mkdtemp(env->dir)) {
+		fprintf(stderr, "run: cannot create a directory for the sockets: %s\n",
+			strerror(errno));
+		env->dir[0] = '\0';
+		return -errno;
+	}
+	snprintf(env->psock, sizeof(env->psock), "%s/primary.sock", env->dir);
+	snprintf(env->ssock, sizeof(env->ssock), "%s/secondary.sock", env->dir);
+	env->spid = run_spawn_daemon(cfg, env->ssock,
+				     cfg->metrics_port > 0 ? cfg->metrics_port + 1 : 0);
+	if (env->spid > 0)
+		env->ppid = run_spawn_daemon(cfg, env->psock, cfg->metrics_port);
+	if (env->spid <= 0 || env->ppid <= 0)
+		return -ECHILD;
+	return 0;
+}
+
+int run_env_create(struct run_env *env, const struct run_cfg *cfg, uint64_t size, bool scratch)
+{
+	uint64_t npages = size / RUN_PAGE_SIZE;
 	int rc;
 
 	memset(env, 0, sizeof(*env));
+	env->smemfd = env->pbits_fd = env->sbits_fd = -1;
 	env->size = size;
-	rc = sim_guest_create(size, RUN_PAGE_SIZE, wl, seed, &env->pguest);
-	if (rc)
+	env->bits_len = (npages + 63) / 64 * sizeof(uint64_t);
+	rc = sim_guest_create(size, RUN_PAGE_SIZE, &cfg->wl, cfg->seed, &env->pguest);
+	if (rc) {
+		fprintf(stderr, "run: cannot create the primary's guest: %s\n", strerror(-rc));
 		return rc;
-	env->sram = rctctl_map_anon(size);
+	}
+	env->sram = sim_memfd_map("rct-sim-secondary", size, &env->smemfd);
+	env->pbits = sim_memfd_map("rct-sim-primary-bitmap", env->bits_len, &env->pbits_fd);
+	env->sbits = sim_memfd_map("rct-sim-secondary-bitmap", env->bits_len, &env->sbits_fd);
 	if (scratch)
 		env->scratch = rctctl_map_anon(size);
-	if (!env->sram || (scratch && !env->scratch)) {
+	if (!env->sram || !env->pbits || !env->sbits || (scratch && !env->scratch)) {
+		fprintf(stderr, "run: cannot map the secondary's guest and the bitmaps: %s\n",
+			strerror(errno));
 		run_env_destroy(env);
 		return -ENOMEM;
+	}
+	rc = run_env_daemons(env, cfg);
+	if (rc) {
+		run_env_destroy(env);
+		return rc;
 	}
 	return 0;
 }
 
 void run_env_destroy(struct run_env *env)
 {
+	run_stop_daemon(env->ppid);
+	run_stop_daemon(env->spid);
+	if (env->dir[0]) {
+		unlink(env->psock);
+		unlink(env->ssock);
+		rmdir(env->dir);
+	}
 	sim_guest_destroy(env->pguest);
-	rctctl_unmap(env->sram, env->size);
+	sim_memfd_unmap(env->sram, env->size, env->smemfd);
+	sim_memfd_unmap(env->pbits, env->bits_len, env->pbits_fd);
+	sim_memfd_unmap(env->sbits, env->bits_len, env->sbits_fd);
 	rctctl_unmap(env->scratch, env->size);
 	memset(env, 0, sizeof(*env));
 }
@@ -452,24 +676,29 @@ json_t *run_json_summary(double *v, size_t n)
 			 s.max);
 }
 
-static int run_fail(struct run_result *res, int exit, const char *what, rct_status_t s)
+/* Record why the cell stopped; @c (may be NULL) adds rctd's text for error @err. */
+static int run_fail(struct run_result *res, int exit, const char *what, int err,
+		    const struct rct_client *c)
 {
 	res->exit = exit;
-	snprintf(res->what, sizeof(res->what), "%.190s%s%.60s", what, s != RCT_OK ? ": " : "",
-		 s != RCT_OK ? rct_status_str(s) : "");
+	if (err)
+		snprintf(res->what, sizeof(res->what), "%.120s: %.40s%s%.80s%s", what,
+			 strerror(-err), c && *rct_client_error(c) ? " (" : "",
+			 c ? rct_client_error(c) : "", c && *rct_client_error(c) ? ")" : "");
+	else
+		snprintf(res->what, sizeof(res->what), "%.250s", what);
 	return exit;
 }
 
 /* The checkpoints after the full sync; the sessions are connected. */
-static void run_checkpoints(struct run *r, struct rct_session *ps, struct rct_region *pr,
-			    uint64_t *bits, void **devbuf, size_t *devcap, struct run_result *res)
+static void run_checkpoints(struct run *r, struct rct_client *pc, void **devbuf, size_t *devcap,
+			    struct run_result *res)
 {
 	const struct run_cfg *cfg = r->cfg;
 	struct rct_ckpt_stats st;
 	struct run_report rep;
 	struct timespec next;
 	char label[24], what[200];
-	rct_status_t s;
 	int rc;
 
 	clock_gettime(CLOCK_MONOTONIC, &next);
@@ -481,10 +710,10 @@ static void run_checkpoints(struct run *r, struct rct_session *ps, struct rct_re
 			next.tv_nsec -= 1000000000L;
 		}
 		run_sleep_until(&next);
-		s = run_checkpoint(r, ps, pr, k, false, bits, devbuf, devcap, &st, res);
-		if (s != RCT_OK) {
+		rc = run_checkpoint(r, pc, k, false, devbuf, devcap, &st, res);
+		if (rc) {
 			snprintf(what, sizeof(what), "checkpoint %u failed", k);
-			run_fail(res, RCTCTL_EXIT_TRANSPORT, what, s);
+			run_fail(res, RCTCTL_EXIT_TRANSPORT, what, rc, pc);
 			return;
 		}
 		rc = run_wait_report(r, k, &rep);
@@ -501,7 +730,7 @@ static void run_checkpoints(struct run *r, struct rct_session *ps, struct rct_re
 		if (rc) {
 			snprintf(what, sizeof(what), "checkpoint %u NOT verified: %s", k, rep.what);
 			run_fail(res, rc == 1 ? RCTCTL_EXIT_MISMATCH : RCTCTL_EXIT_TRANSPORT, what,
-				 RCT_OK);
+				 0, NULL);
 			return;
 		}
 		res->verified++;
@@ -511,19 +740,16 @@ static void run_checkpoints(struct run *r, struct rct_session *ps, struct rct_re
 
 int run_cell(const struct run_cfg *cfg, struct run_env *env, struct run_result *res)
 {
-	uint64_t npages = sim_guest_pages(env->pguest);
-	struct rct_session *ps = NULL;
-	struct rct_region *pr;
+	struct rct_client *pc = NULL;
 	struct run_report rep;
 	pthread_t sthread;
 	bool sthread_up = false;
-	uint64_t *bits = NULL;
 	void *devbuf = NULL;
 	size_t devcap = 0;
 	struct run r;
-	char addr_buf[INET6_ADDRSTRLEN + 128];
+	char addr_buf[INET6_ADDRSTRLEN + 128], what[300];
 	const char *addr;
-	rct_status_t s;
+	unsigned lanes = 0;
 	int rc;
 
 	memset(res, 0, sizeof(*res));
@@ -532,79 +758,81 @@ int run_cell(const struct run_cfg *cfg, struct run_env *env, struct run_result *
 	r.env = env;
 	pthread_mutex_init(&r.lock, NULL);
 	pthread_cond_init(&r.cond, NULL);
-	bits = calloc((npages + 63) / 64, sizeof(uint64_t));
 	res->xfer_ms = calloc(cfg->checkpoints, sizeof(double));
 	res->commit_ms = calloc(cfg->checkpoints, sizeof(double));
 	res->flush_ms = calloc(cfg->checkpoints, sizeof(double));
 	res->sec_cpu_ms = calloc(cfg->checkpoints, sizeof(double));
-	if (!bits || !res->xfer_ms || !res->commit_ms || !res->flush_ms || !res->sec_cpu_ms) {
-		run_fail(res, RCTCTL_EXIT_TRANSPORT, "out of memory", RCT_OK);
+	if (!res->xfer_ms || !res->commit_ms || !res->flush_ms || !res->sec_cpu_ms) {
+		run_fail(res, RCTCTL_EXIT_TRANSPORT, "out of memory", 0, NULL);
 		goto out;
 	}
 
-	/* Secondary: its guest RAM, a colo cache (allocated by rct), listening. */
+	/* Secondary: its guest RAM and bitmap handed to its rctd, listening. */
 	addr = run_addr(cfg, addr_buf, sizeof(addr_buf));
-	s = run_session(cfg, RCT_ROLE_SECONDARY, &r.ssess);
-	if (s == RCT_OK)
-		s = rct_region_register(r.ssess, RUN_REGION_ID, env->sram, env->size, &r.sregion);
-	if (s == RCT_OK)
-		s = rct_session_listen(r.ssess, addr, 0, &r.port);
-	if (s != RCT_OK) {
-		run_fail(res, RCTCTL_EXIT_TRANSPORT, "secondary set-up failed", s);
+	rc = run_open(cfg, RCT_ROLE_SECONDARY, env->ssock, env->smemfd, env->size, env->sbits_fd,
+		      &r.sc, what, sizeof(what));
+	if (rc) {
+		run_fail(res, RCTCTL_EXIT_TRANSPORT, what, 0, NULL);
+		goto out;
+	}
+	rc = rct_client_listen(r.sc, addr, 0, &r.port);
+	if (rc) {
+		run_fail(res, RCTCTL_EXIT_TRANSPORT, "secondary cannot listen", rc, r.sc);
 		goto out;
 	}
 	if (pthread_create(&sthread, NULL, run_secondary, &r)) {
-		run_fail(res, RCTCTL_EXIT_TRANSPORT, "cannot start the secondary thread", RCT_OK);
+		run_fail(res, RCTCTL_EXIT_TRANSPORT, "cannot start the secondary thread", 0, NULL);
 		goto out;
 	}
 	sthread_up = true;
 
-	/* Primary: its guest RAM registered, connected. */
-	s = run_session(cfg, RCT_ROLE_PRIMARY, &ps);
-	if (s == RCT_OK)
-		s = rct_region_register(ps, RUN_REGION_ID, sim_guest_ram(env->pguest), env->size,
-					&pr);
-	if (s == RCT_OK)
-		s = rct_session_connect(ps, addr, r.port);
-	if (s != RCT_OK) {
-		char what[200];
-
+	/* Primary: its guest RAM and bitmap handed to its rctd, connected. */
+	rc = run_open(cfg, RCT_ROLE_PRIMARY, env->psock, sim_guest_memfd(env->pguest), env->size,
+		      env->pbits_fd, &pc, what, sizeof(what));
+	if (rc) {
+		run_fail(res, RCTCTL_EXIT_TRANSPORT, what, 0, NULL);
+		goto out;
+	}
+	rc = rct_client_connect(pc, addr, r.port, &lanes);
+	if (rc) {
 		snprintf(what, sizeof(what), "primary cannot connect to %.150s", addr);
-		run_fail(res, RCTCTL_EXIT_TRANSPORT, what, s);
+		run_fail(res, RCTCTL_EXIT_TRANSPORT, what, rc, pc);
 		goto out;
 	}
 	if (cfg->lines)
-		fprintf(stderr, "run: connected over %s with %u data lanes; initial full sync...\n",
-			rct_session_backend(ps), rct_session_lanes(ps));
+		fprintf(stderr,
+			"run: rctd primary <-> rctd secondary over %s with %u data lanes; "
+			"initial full sync...\n",
+			cfg->backend, lanes);
 
 	/* Epoch 0: the first full sync (every page). */
-	s = run_checkpoint(&r, ps, pr, 0, true, bits, &devbuf, &devcap, &res->sync, res);
-	if (s != RCT_OK) {
-		run_fail(res, RCTCTL_EXIT_TRANSPORT, "initial sync failed", s);
+	rc = run_checkpoint(&r, pc, 0, true, &devbuf, &devcap, &res->sync, res);
+	if (rc) {
+		run_fail(res, RCTCTL_EXIT_TRANSPORT, "initial sync failed", rc, pc);
 		goto out;
 	}
 	rc = run_wait_report(&r, 0, &rep);
 	run_line(&r, "sync", &res->sync, &rep);
 	if (rc) {
-		char what[200];
-
 		snprintf(what, sizeof(what), "initial sync not verified: %s", rep.what);
-		run_fail(res, rc == 1 ? RCTCTL_EXIT_MISMATCH : RCTCTL_EXIT_TRANSPORT, what, RCT_OK);
+		run_fail(res, rc == 1 ? RCTCTL_EXIT_MISMATCH : RCTCTL_EXIT_TRANSPORT, what, 0,
+			 NULL);
 		goto out;
 	}
-	run_checkpoints(&r, ps, pr, bits, &devbuf, &devcap, res);
+	run_checkpoints(&r, pc, &devbuf, &devcap, res);
 
 out:
-	rct_session_destroy(ps); /* GOODBYE: the secondary thread sees its peer leave */
+	/* Closing the primary's session sends GOODBYE: the secondary sees its peer leave. */
+	rct_client_close(pc);
 	if (sthread_up) {
 		pthread_mutex_lock(&r.lock);
 		r.stop = true;
 		pthread_mutex_unlock(&r.lock);
 		pthread_join(sthread, NULL);
 	}
-	rct_session_destroy(r.ssess);
-	free(bits);
+	rct_client_close(r.sc);
 	free(devbuf);
+	free(r.devbuf);
 	pthread_cond_destroy(&r.cond);
 	pthread_mutex_destroy(&r.lock);
 	return res->exit;

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * One measured run ("cell"): a secondary and a primary session on 127.0.0.1
- * over one backend, a simulated guest on each side, a full sync and then K
- * checkpoints, each verified byte for byte.  rctctl demo runs one cell;
- * rctctl bench runs several in one process, on the same guests.
+ * One measured run ("cell"): a simulated guest on each side, each the client
+ * of its own rctd (guest -> rctd primary <-> rctd secondary <- guest) on
+ * 127.0.0.1 over one backend, a full sync and then K checkpoints, each
+ * verified byte for byte.  rctctl demo runs one cell; rctctl bench runs
+ * several in one process, on the same guests and the same two daemons.
  */
 #ifndef RCTCTL_RUN_H
 #define RCTCTL_RUN_H
@@ -33,14 +34,27 @@ struct run_cfg {
 	int timeout_ms;
 	uint64_t corrupt_epoch; /* flip a byte after flushing this epoch (0: never) */
 	FILE *lines;		/* one line per checkpoint, or NULL */
+	/* The two daemons: started by run_env_create() unless both sockets are given. */
+	const char *rctd;  /* the rctd program (NULL: next to rctctl, else $PATH) */
+	const char *psock; /* the primary's rctd socket, or NULL */
+	const char *ssock; /* the secondary's rctd socket, or NULL */
+	int metrics_port;  /* --metrics-port for the daemons started here (-1: none) */
 };
 
-/* What the cells of one process share: the guests, and a memcpy target. */
+/* What the cells of one process share: the guests, the daemons, a memcpy target. */
 struct run_env {
 	uint64_t size;
-	struct sim_guest *pguest; /* primary's guest: RAM + snapshot */
-	void *sram;		  /* secondary's guest RAM */
-	void *scratch;		  /* target of the memcpy reference, or NULL */
+	struct sim_guest *pguest; /* primary's guest: RAM (memfd) + snapshot */
+	void *sram;		  /* secondary's guest RAM, in memfd smemfd */
+	int smemfd;
+	uint64_t *pbits, *sbits; /* the regions' shared dirty bitmaps */
+	int pbits_fd, sbits_fd;
+	size_t bits_len;
+	void *scratch; /* target of the memcpy reference, or NULL */
+	/* Daemons started here (pid 0: none), their sockets in dir. */
+	pid_t ppid, spid;
+	char dir[64];
+	char psock[128], ssock[128];
 };
 
 struct run_result {
@@ -55,7 +69,7 @@ struct run_result {
 	struct rct_ckpt_stats sync;
 };
 
-/* The options demo and bench share (option characters s w k i S t T A). */
+/* The options demo and bench share (option characters s w k i S t T A R P Q M). */
 /* clang-format off */
 #define RUN_LONGOPTS \
 	{"region-size", required_argument, NULL, 's'}, \
@@ -65,8 +79,21 @@ struct run_result {
 	{"seed", required_argument, NULL, 'S'}, \
 	{"timeout-ms", required_argument, NULL, 't'}, \
 	{"threads", required_argument, NULL, 'T'}, \
-	{"addr", required_argument, NULL, 'A'}
+	{"addr", required_argument, NULL, 'A'}, \
+	{"rctd", required_argument, NULL, 'R'}, \
+	{"primary-socket", required_argument, NULL, 'P'}, \
+	{"secondary-socket", required_argument, NULL, 'Q'}, \
+	{"metrics-port", required_argument, NULL, 'M'}
 /* clang-format on */
+
+/* Help text of the shared daemon options. */
+#define RUN_DAEMON_HELP                                                                            \
+	"  --rctd PATH           the rctd to start (default: beside rctctl, else $PATH)\n"         \
+	"  --primary-socket P    use the running rctd at P for the primary side, and\n"            \
+	"  --secondary-socket S  the one at S for the secondary (both, or neither:\n"              \
+	"                        then two rctd are started for the run and stopped)\n"             \
+	"  --metrics-port N      the started primary rctd serves metrics on\n"                     \
+	"                        127.0.0.1:N (the secondary's on N+1)\n"
 
 /*
  * Parse shared option @c with argument @arg into @cfg / @region_size.
@@ -75,9 +102,12 @@ struct run_result {
  */
 int run_parse_option(int c, const char *arg, struct run_cfg *cfg, uint64_t *region_size);
 
-/* Guests of @size bytes; @scratch also maps a memcpy target.  0 or -errno. */
-int run_env_create(struct run_env *env, uint64_t size, const struct sim_workload *wl, uint64_t seed,
-		   bool scratch);
+/*
+ * Guests of @size bytes (workload and seed of @cfg); @scratch also maps a
+ * memcpy target.  Starts the two rctd unless @cfg names their sockets.
+ * Returns 0, or -errno after a message on stderr.
+ */
+int run_env_create(struct run_env *env, const struct run_cfg *cfg, uint64_t size, bool scratch);
 void run_env_destroy(struct run_env *env);
 
 /* Run one cell.  Returns res->exit; res must be freed with run_result_free(). */

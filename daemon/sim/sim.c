@@ -248,6 +248,33 @@ uint64_t sim_guest_pages(const struct sim_guest *g)
 	return g->npages;
 }
 
+void *sim_memfd_map(const char *name, uint64_t size, int *fd_p)
+{
+	int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING), err;
+	void *p = MAP_FAILED;
+
+	if (fd < 0)
+		return NULL;
+	if (!ftruncate(fd, (off_t)size) && !fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW))
+		p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+	if (p == MAP_FAILED) {
+		err = errno;
+		close(fd);
+		errno = err;
+		return NULL;
+	}
+	*fd_p = fd;
+	return p;
+}
+
+void sim_memfd_unmap(void *p, uint64_t size, int fd)
+{
+	if (p)
+		munmap(p, size);
+	if (fd >= 0)
+		close(fd);
+}
+
 int sim_guest_memfd(const struct sim_guest *g)
 {
 	return g->memfd;

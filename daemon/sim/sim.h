@@ -55,6 +55,15 @@ const void *sim_guest_snapshot(const struct sim_guest *g);
 uint64_t sim_guest_pages(const struct sim_guest *g);
 int sim_guest_memfd(const struct sim_guest *g);
 
+/*
+ * Shared memory as a hypervisor hands it to rctd: a memfd of @size bytes,
+ * sealed against shrinking and growing, mapped shared and pre-faulted (zero).
+ * Returns the mapping and the descriptor in *fd_p, or NULL (errno set).
+ */
+void *sim_memfd_map(const char *name, uint64_t size, int *fd_p);
+/* Undo sim_memfd_map(). */
+void sim_memfd_unmap(void *p, uint64_t size, int fd);
+
 /* Let the workload run (starts its thread on first use). */
 void sim_guest_resume(struct sim_guest *g);
 

@@ -1,0 +1,152 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * rctd: the per-host daemon.  One listener thread accepts hypervisor
+ * connections on a Unix socket; each connection gets a thread of its own that
+ * owns at most one rct session (one VM), so a slow or hostile client stalls
+ * only itself.  The registry of connections, their descriptive fields and
+ * their metrics sit under one lock, read by the metrics endpoint and by the
+ * STATUS / SESSIONS / STATS requests.
+ */
+#ifndef RCTD_H
+#define RCTD_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <rct/rct.h>
+#include <rct/rct_ipc.h>
+
+#define RCTD_MAX_IDS	    32 /* allowed uids / gids */
+#define RCTD_MAX_CONNS	    256
+#define RCTD_MAX_REGIONS    64
+#define RCTD_MSG_TIMEOUT_MS 5000 /* a message must arrive whole within this */
+#define RCTD_DEVSTATE_MAX   (1ull << 30)
+#define RCTD_HIST_BUCKETS   496 /* log-linear: 8 sub-buckets per power of two of ns */
+#define RCTD_PROM_BUCKETS   18	/* the exported Prometheus buckets (+Inf implied) */
+
+/* ---- logging: stderr, one line each; journald priorities under systemd ---- */
+enum rctd_log_level { RCTD_LOG_ERR = 3, RCTD_LOG_WARN = 4, RCTD_LOG_INFO = 6, RCTD_LOG_DEBUG = 7 };
+extern int rctd_log_threshold;
+void rctd_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define rctd_err(...)	rctd_log(RCTD_LOG_ERR, __VA_ARGS__)
+#define rctd_warn(...)	rctd_log(RCTD_LOG_WARN, __VA_ARGS__)
+#define rctd_info(...)	rctd_log(RCTD_LOG_INFO, __VA_ARGS__)
+#define rctd_debug(...) rctd_log(RCTD_LOG_DEBUG, __VA_ARGS__)
+
+/* ---- metrics ---- */
+struct rctd_hist {
+	uint64_t count, sum_ns, max_ns;
+	uint64_t fine[RCTD_HIST_BUCKETS];
+	uint64_t prom[RCTD_PROM_BUCKETS];
+};
+
+void rctd_hist_add(struct rctd_hist *h, uint64_t ns);
+/* Value (ns) under which a fraction @q of the samples fall (upper bucket edge). */
+uint64_t rctd_hist_quantile(const struct rctd_hist *h, double q);
+
+struct rctd_metrics {
+	uint64_t checkpoints, failures;
+	uint64_t pages, bytes, devstate_bytes, flushed_pages;
+	uint64_t last_epoch; /* UINT64_MAX: none */
+	struct rctd_hist transfer, commit_rtt, flush;
+};
+
+enum rctd_sess_state {
+	RCTD_SESS_NONE,	     /* no session on this connection */
+	RCTD_SESS_OPEN,	     /* created, regions being added */
+	RCTD_SESS_LISTENING, /* secondary: bound */
+	RCTD_SESS_CONNECTED,
+	RCTD_SESS_FAILED, /* the peer or a lane failed; only CLOSE is useful */
+};
+const char *rctd_sess_state_str(enum rctd_sess_state s);
+
+struct rctd_region {
+	uint32_t id;
+	uint64_t size, pages;
+	void *ram;	       /* the guest RAM mapping */
+	void *bmap;	       /* the bitmap file mapping (page-aligned start) */
+	size_t bmap_len;       /* length of that mapping */
+	uint64_t *bits;	       /* the bitmap inside it */
+	struct rct_region *rr; /* registered with the session (at accept / connect) */
+};
+
+struct rctd;
+
+struct rctd_conn {
+	struct rctd *d;
+	struct rctd_conn *next;
+	int fd;
+	pthread_t thread;
+	bool finished; /* the thread is done; joined by the listener */
+	uint64_t id;
+	pid_t pid;
+	uid_t uid;
+	gid_t gid;
+	bool allowed, admin, hello;
+	char client[RCT_IPC_NAME_MAX];
+
+	/* The session.  Written by the connection's thread; the descriptive
+	 * fields and the metrics under d->lock. */
+	struct rct_session *sess;
+	enum rctd_sess_state state;
+	enum rct_role role;
+	char name[RCT_IPC_NAME_MAX];
+	char backend[RCT_IPC_BACKEND_MAX];
+	char peer[RCT_IPC_ADDR_MAX + 24];
+	unsigned lanes;
+	uint64_t session_id;
+	uint32_t page_size;
+	struct rctd_region regions[RCTD_MAX_REGIONS];
+	unsigned nregions;
+	bool ready_pending; /* secondary: CKPT_READY raised, FLUSH not yet asked */
+	struct rctd_metrics m;
+
+	uint8_t *buf; /* RCT_IPC_MAX_PAYLOAD: requests and replies */
+	void *devbuf;
+	size_t devcap;
+};
+
+struct rctd_cfg {
+	const char *socket_path;
+	const char *socket_group; /* group of the socket file, or NULL */
+	uid_t uids[RCTD_MAX_IDS];
+	unsigned nuids;
+	gid_t gids[RCTD_MAX_IDS];
+	unsigned ngids;
+	const char *metrics_addr;
+	int metrics_port; /* -1: no endpoint; 0: any free port */
+};
+
+struct rctd {
+	struct rctd_cfg cfg;
+	pthread_mutex_t lock;
+	struct rctd_conn *conns;
+	unsigned nconns;
+	uint64_t next_id;
+	volatile int stopping;
+	uint64_t started_ns;
+	uint64_t caps;
+	int metrics_port; /* bound port, or -1 */
+	struct MHD_Daemon *mhd;
+};
+
+/* conn.c: the thread of one client connection (takes ownership of @c). */
+void *rctd_conn_main(void *arg);
+
+/* metrics.c */
+int rctd_metrics_start(struct rctd *d);
+void rctd_metrics_stop(struct rctd *d);
+/* JSON of one connection's session; caller holds d->lock. */
+json_t *rctd_session_json(const struct rctd_conn *c);
+/* JSON of the daemon (STATUS); takes d->lock. */
+json_t *rctd_status_json(struct rctd *d);
+/* [session...] of every connection with a session; takes d->lock. */
+json_t *rctd_sessions_json(struct rctd *d);
+
+uint64_t rctd_now_ns(void);
+
+#endif /* RCTD_H */

@@ -1,0 +1,142 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * librct-client: the rctd socket API (rct_ipc.h, docs/ipc.md) for C
+ * hypervisors.  It carries no transport: the local rctd moves the pages.
+ *
+ * One client is one connection to rctd and drives at most one session (one
+ * VM).  Guest RAM stays in the hypervisor's memfd, which rctd maps; the dirty
+ * bitmap of each region lives in a second memfd both sides map, so a
+ * checkpoint passes no page data and no bitmap through the socket.
+ *
+ *   primary:   open, session_open(PRIMARY), region_add..., connect,
+ *              then per checkpoint (guest paused): write the region's bitmap,
+ *              ckpt_begin, ckpt_dirty (per region), ckpt_devstate, ckpt_commit.
+ *   secondary: open, session_open(SECONDARY), region_add..., listen, accept,
+ *              then wait for RCT_EVENT_CKPT_READY (event_next), stop the guest,
+ *              write the pages it dirtied into the region bitmaps, ckpt_flush,
+ *              devstate_get, resume.
+ *
+ * Every call returns 0 or -errno.  When rctd answered with an error,
+ * rct_client_error() has its text and rct_client_detail() the rct_status_t
+ * behind a transport failure.  A client is not thread-safe: one thread at a
+ * time per client; different clients are independent.  Blocking calls wait
+ * for rctd's reply (rctd bounds each step by the session timeout).
+ */
+#ifndef RCT_RCT_CLIENT_H
+#define RCT_RCT_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <rct/rct.h>
+#include <rct/rct_ipc.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(RCT_CLIENT_BUILDING)
+#define RCT_CLIENT_API __attribute__((visibility("default")))
+#else
+#define RCT_CLIENT_API
+#endif
+
+struct rct_client;
+
+/** Session parameters; zero fields take rctd's defaults. */
+struct rct_client_session {
+	enum rct_role role;    /**< required */
+	const char *backend;   /**< "tcp" (default), "ucx", "verbs" */
+	const char *name;      /**< the VM: letters, digits, - _ . : (NULL: rctd picks) */
+	unsigned lanes;	       /**< primary: data lanes */
+	unsigned threads;      /**< primary: helper threads of the data path */
+	uint32_t page_size;    /**< bytes per bitmap bit (4096) */
+	int timeout_ms;	       /**< deadline of every blocking step */
+	uint64_t staging_size; /**< device-state capacity */
+};
+
+/**
+ * Connect to rctd at @a socket_path and say HELLO as @a name (for its logs).
+ * @return 0, -EACCES (this user is not allowed), -EPROTONOSUPPORT, -errno.
+ */
+RCT_CLIENT_API int rct_client_open(const char *socket_path, const char *name,
+				   struct rct_client **client_p);
+/** Close the connection (rctd closes the session, GOODBYE to its peer).  NULL-safe. */
+RCT_CLIENT_API void rct_client_close(struct rct_client *client);
+
+/** The socket, to poll for events (readable: call rct_client_event_next()). */
+RCT_CLIENT_API int rct_client_fd(const struct rct_client *client);
+/** RCT_IPC_CAP_* bits rctd announced. */
+RCT_CLIENT_API uint64_t rct_client_caps(const struct rct_client *client);
+/** rctd's text for the last failed call ("" when none). */
+RCT_CLIENT_API const char *rct_client_error(const struct rct_client *client);
+/** The rct_status_t behind the last failed call, RCT_OK when none was given. */
+RCT_CLIENT_API rct_status_t rct_client_detail(const struct rct_client *client);
+
+RCT_CLIENT_API int rct_client_session_open(struct rct_client *client,
+					   const struct rct_client_session *params,
+					   uint64_t *session_id_p);
+RCT_CLIENT_API int rct_client_session_close(struct rct_client *client);
+
+/**
+ * Add guest RAM region @a id: @a size bytes of @a memfd from @a offset (page
+ * aligned), and its dirty bitmap, one bit per page (bit i of 64-bit word i/64
+ * = page i), in @a bitmap_fd from @a bitmap_offset (8-aligned).  Both files
+ * must be sealed with F_SEAL_SHRINK.  The descriptors stay the caller's.
+ */
+RCT_CLIENT_API int rct_client_region_add(struct rct_client *client, uint32_t id, int memfd,
+					 uint64_t offset, uint64_t size, int bitmap_fd,
+					 uint64_t bitmap_offset, uint64_t *pages_p);
+/** Remove a region (only before the session connects). */
+RCT_CLIENT_API int rct_client_region_remove(struct rct_client *client, uint32_t id);
+
+/** Secondary: bind @a addr:@a port (0: any free port, returned). */
+RCT_CLIENT_API int rct_client_listen(struct rct_client *client, const char *addr, uint16_t port,
+				     uint16_t *port_p);
+/** Secondary: wait for the primary's rctd. */
+RCT_CLIENT_API int rct_client_accept(struct rct_client *client, unsigned *lanes_p);
+/** Primary: connect to the secondary's rctd at @a addr:@a port. */
+RCT_CLIENT_API int rct_client_connect(struct rct_client *client, const char *addr, uint16_t port,
+				      unsigned *lanes_p);
+
+/** Primary: start checkpoint @a epoch (flags: RCT_CKPT_FULL). */
+RCT_CLIENT_API int rct_client_ckpt_begin(struct rct_client *client, uint64_t epoch, unsigned flags);
+/** Primary: region @a id's shared bitmap holds this checkpoint's dirty pages. */
+RCT_CLIENT_API int rct_client_ckpt_dirty(struct rct_client *client, uint32_t id);
+/** Primary: the device-state blob (inline when small, else through a memfd). */
+RCT_CLIENT_API int rct_client_ckpt_devstate(struct rct_client *client, const void *buf, size_t len);
+/** Primary: commit; returns once the secondary acknowledged every byte. */
+RCT_CLIENT_API int rct_client_ckpt_commit(struct rct_client *client,
+					  struct rct_ckpt_stats *stats_p);
+
+/**
+ * The next event (RCT_EVENT_CKPT_READY, RCT_EVENT_PEER_LOST), waiting at most
+ * @a timeout_ms (-1: forever).  -EAGAIN when none came in time.
+ */
+RCT_CLIENT_API int rct_client_event_next(struct rct_client *client, int timeout_ms,
+					 struct rct_event *event_p);
+/**
+ * Secondary: apply ready epoch @a epoch.  @a flags RCT_IPC_FLUSH_LOCAL_DIRTY:
+ * the region bitmaps hold the pages the secondary's own guest dirtied (they
+ * are restored too).
+ */
+RCT_CLIENT_API int rct_client_ckpt_flush(struct rct_client *client, uint64_t epoch, unsigned flags,
+					 struct rct_ckpt_stats *stats_p);
+/**
+ * Secondary: the device state of committed epoch @a epoch.  *@a buf_p stays
+ * valid until the next call of this function or rct_client_close().
+ */
+RCT_CLIENT_API int rct_client_devstate_get(struct rct_client *client, uint64_t epoch,
+					   const void **buf_p, size_t *len_p);
+
+/**
+ * STATUS, SESSIONS or STATS (with @a scope, enum rct_ipc_stats_scope): the
+ * JSON text rctd answers, NUL-terminated, to free().
+ */
+RCT_CLIENT_API int rct_client_query(struct rct_client *client, enum rct_ipc_type type,
+				    uint32_t scope, char **json_p);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* RCT_RCT_CLIENT_H */

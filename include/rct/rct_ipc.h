@@ -1,0 +1,226 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The rctd socket API: the wire format between a hypervisor (or rctctl) and
+ * the local rctd daemon, in the vhost-user / vfio-user tradition.  The full
+ * description, the call sequences and the access rules are in docs/ipc.md.
+ *
+ * A Unix stream socket.  Every message is a 32-byte header and a payload of
+ * little-endian fixed-width fields, naturally aligned (sizes pinned below).
+ * File descriptors ride with the header's bytes as SCM_RIGHTS; the header
+ * says how many.  A request carries a client-chosen request_id; its reply
+ * (flag REPLY) carries the same id, a status (0 or -errno) and, when the
+ * transport failed, the rct_status_t that says why (detail).  The daemon also
+ * sends unsolicited EVENT messages (flag EVENT, request_id 0) between replies.
+ *
+ * One connection drives at most one session (one VM); a session is never
+ * reachable from another connection.
+ */
+#ifndef RCT_RCT_IPC_H
+#define RCT_RCT_IPC_H
+
+#include <linux/types.h>
+
+#define RCT_IPC_MAGIC	    0x53544352u /* "RCTS" in memory order */
+#define RCT_IPC_VERSION	    1
+#define RCT_IPC_HDR_SIZE    32
+#define RCT_IPC_MAX_PAYLOAD (256 * 1024) /* payload bytes after the header */
+#define RCT_IPC_MAX_FDS	    2
+#define RCT_IPC_NAME_MAX    32 /* NUL-terminated strings: name, backend, address */
+#define RCT_IPC_BACKEND_MAX 16
+#define RCT_IPC_ADDR_MAX    64
+
+enum rct_ipc_type {
+	RCT_IPC_HELLO = 1,	    /* version and capabilities; first message of a connection */
+	RCT_IPC_SESSION_OPEN = 2,   /* create this connection's session */
+	RCT_IPC_SESSION_CLOSE = 3,  /* destroy it (GOODBYE to the peer) */
+	RCT_IPC_REGION_ADD = 4,	    /* fds: guest RAM memfd, dirty-bitmap memfd */
+	RCT_IPC_REGION_REMOVE = 5,  /* before the session is connected */
+	RCT_IPC_LISTEN = 6,	    /* secondary: bind; reply has the port */
+	RCT_IPC_ACCEPT = 7,	    /* secondary: wait for the primary; reply once connected */
+	RCT_IPC_CONNECT = 8,	    /* primary: connect to the secondary's rctd */
+	RCT_IPC_CKPT_BEGIN = 9,	    /* primary */
+	RCT_IPC_CKPT_DIRTY = 10,    /* primary: a region's shared bitmap is ready */
+	RCT_IPC_CKPT_DEVSTATE = 11, /* primary: inline bytes, or fd: a memfd read from offset 0 */
+	RCT_IPC_CKPT_COMMIT = 12,   /* primary: reply after the secondary acknowledged */
+	RCT_IPC_CKPT_FLUSH = 13,    /* secondary: apply a ready epoch to guest RAM */
+	RCT_IPC_DEVSTATE_GET = 14,  /* secondary: fd: a memfd the daemon writes the blob into */
+	RCT_IPC_EVENT = 15,	    /* daemon -> client: checkpoint ready, peer lost */
+	RCT_IPC_STATUS = 16,	    /* reply: JSON text, the daemon */
+	RCT_IPC_SESSIONS = 17,	    /* reply: JSON text, every session (admin only) */
+	RCT_IPC_STATS = 18,	    /* reply: JSON text, counters and latency histograms */
+	RCT_IPC_TYPE_MAX = RCT_IPC_STATS,
+};
+
+enum rct_ipc_flags {
+	RCT_IPC_FLAG_REPLY = 1u << 0,
+	RCT_IPC_FLAG_EVENT = 1u << 1,
+};
+
+/* Capability bits of the HELLO reply. */
+enum rct_ipc_caps {
+	RCT_IPC_CAP_TCP = 1u << 0,
+	RCT_IPC_CAP_UCX = 1u << 1,
+	RCT_IPC_CAP_VERBS = 1u << 2,
+	RCT_IPC_CAP_METRICS = 1u << 3, /* a Prometheus endpoint is served */
+};
+
+struct rct_ipc_hdr {
+	__le32 magic;
+	__le16 version;
+	__le16 type;
+	__le32 length; /* payload bytes that follow, at most RCT_IPC_MAX_PAYLOAD */
+	__le16 flags;
+	__u8 nfds;     /* descriptors attached to this message's first byte */
+	__u8 reserved; /* must be 0 */
+	__le64 request_id;
+	__le32 status; /* replies: 0 or -errno (two's complement) */
+	__le32 detail; /* replies: the rct_status_t behind a transport failure, or 0 */
+};
+
+struct rct_ipc_hello {
+	__le16 version_min; /* the client speaks versions [min, max] */
+	__le16 version_max;
+	__le32 reserved;
+	char name[RCT_IPC_NAME_MAX]; /* who is calling, for the logs */
+};
+
+struct rct_ipc_hello_reply {
+	__le16 version; /* the version this connection uses */
+	__le16 reserved0;
+	__le32 max_payload;
+	__le64 caps;
+	__le32 pid;
+	__le32 reserved1;
+};
+
+struct rct_ipc_session_open {
+	__le16 role;	/* enum rct_role */
+	__le16 lanes;	/* 0: default */
+	__le16 threads; /* helper threads of the primary's data path */
+	__le16 reserved;
+	__le32 page_size;    /* 0: 4096 */
+	__le32 timeout_ms;   /* deadline of every blocking step; 0: default */
+	__le64 staging_size; /* device-state capacity; 0: default */
+	char backend[RCT_IPC_BACKEND_MAX];
+	char name[RCT_IPC_NAME_MAX]; /* the VM, for status and metrics */
+};
+
+struct rct_ipc_session_open_reply {
+	__le64 session_id;
+};
+
+/* LISTEN and CONNECT. */
+struct rct_ipc_peer {
+	char addr[RCT_IPC_ADDR_MAX];
+	__le16 port;
+	__le16 reserved[3];
+};
+
+struct rct_ipc_listen_reply {
+	__le16 port;
+	__le16 reserved[3];
+};
+
+/* ACCEPT and CONNECT replies. */
+struct rct_ipc_connected {
+	__le32 lanes;
+	__le32 reserved;
+	char backend[RCT_IPC_BACKEND_MAX];
+};
+
+/*
+ * REGION_ADD, with two descriptors: [0] the guest RAM memfd, mapped from
+ * @offset for @size bytes; [1] the dirty-bitmap memfd, one bit per page from
+ * @bitmap_offset.  Both must carry F_SEAL_SHRINK (a file that could shrink
+ * under the daemon's mapping would raise SIGBUS).
+ */
+struct rct_ipc_region_add {
+	__le32 id;
+	__le32 reserved;
+	__le64 offset;
+	__le64 size;
+	__le64 bitmap_offset;
+};
+
+struct rct_ipc_region_add_reply {
+	__le64 pages;
+};
+
+/* REGION_REMOVE and CKPT_DIRTY. */
+struct rct_ipc_region_ref {
+	__le32 id;
+	__le32 reserved;
+};
+
+struct rct_ipc_ckpt_begin {
+	__le64 epoch;
+	__le32 flags; /* enum rct_ckpt_flags */
+	__le32 reserved;
+};
+
+/* CKPT_DEVSTATE: followed by @length inline bytes, or with one memfd. */
+struct rct_ipc_devstate {
+	__le64 length;
+};
+
+enum rct_ipc_flush_flags {
+	/* The regions' shared bitmaps hold the pages the secondary's guest dirtied. */
+	RCT_IPC_FLUSH_LOCAL_DIRTY = 1u << 0,
+};
+
+struct rct_ipc_ckpt_flush {
+	__le64 epoch;
+	__le32 flags;
+	__le32 reserved;
+};
+
+/* CKPT_COMMIT and CKPT_FLUSH replies: struct rct_ckpt_stats on the wire. */
+struct rct_ipc_ckpt_stats {
+	__le64 epoch;
+	__le64 pages;
+	__le64 bytes;
+	__le64 runs;
+	__le64 devstate_bytes;
+	__le64 transfer_ns;
+	__le64 commit_ns;
+	__le64 total_ns;
+	__le64 flush_ns;
+	__le64 flush_pages;
+};
+
+/* DEVSTATE_GET, with one memfd the daemon truncates and writes. */
+struct rct_ipc_devstate_get {
+	__le64 epoch;
+};
+
+struct rct_ipc_devstate_get_reply {
+	__le64 length;
+};
+
+struct rct_ipc_event {
+	__le32 type;   /* enum rct_event_type */
+	__le32 status; /* rct_status_t (PEER_LOST: the cause) */
+	__le64 epoch;
+};
+
+enum rct_ipc_stats_scope {
+	RCT_IPC_STATS_SESSION = 0, /* this connection's session */
+	RCT_IPC_STATS_ALL = 1,	   /* every session (admin only) */
+};
+
+struct rct_ipc_stats {
+	__le32 scope;
+	__le32 reserved;
+};
+
+_Static_assert(sizeof(struct rct_ipc_hdr) == RCT_IPC_HDR_SIZE, "ipc header");
+_Static_assert(sizeof(struct rct_ipc_hello) == 40, "ipc hello");
+_Static_assert(sizeof(struct rct_ipc_hello_reply) == 24, "ipc hello reply");
+_Static_assert(sizeof(struct rct_ipc_session_open) == 72, "ipc session open");
+_Static_assert(sizeof(struct rct_ipc_peer) == 72, "ipc peer");
+_Static_assert(sizeof(struct rct_ipc_connected) == 24, "ipc connected");
+_Static_assert(sizeof(struct rct_ipc_region_add) == 32, "ipc region add");
+_Static_assert(sizeof(struct rct_ipc_ckpt_stats) == 80, "ipc stats");
+_Static_assert(sizeof(struct rct_ipc_event) == 16, "ipc event");
+
+#endif /* RCT_RCT_IPC_H */
