@@ -50,14 +50,18 @@ void rctctl_unmap(void *p, uint64_t size)
 
 static void rctctl_usage(FILE *f)
 {
-	fprintf(f,
-		"usage: rctctl [--version] [--help] COMMAND [ARGS]\n"
-		"\n"
-		"Commands:\n"
-		"  demo    run a primary and a secondary on 127.0.0.1 with simulated guests and\n"
-		"          verify every checkpoint byte for byte (rctctl demo --help)\n"
-		"  bench   the same workload over several backends in one run, against a\n"
-		"          memcpy of the same pages (rctctl bench --help)\n");
+	fprintf(f, "usage: rctctl [--version] [--help] COMMAND [ARGS]\n"
+		   "\n"
+		   "Commands:\n"
+		   "  demo    start a primary and a secondary rctd on 127.0.0.1, drive them with\n"
+		   "          simulated guests and verify every checkpoint byte for byte\n"
+		   "          (rctctl demo --help)\n"
+		   "  bench   the same workload over several backends in one run, against a\n"
+		   "          memcpy of the same pages (rctctl bench --help)\n"
+		   "  status    a running rctd: pid, uptime, sessions, backends, metrics\n"
+		   "  sessions  every session of a running rctd\n"
+		   "  stats     every session's counters and latency percentiles\n"
+		   "            (rctctl status --help; --socket PATH, --json)\n");
 }
 
 int main(int argc, char **argv)
@@ -78,6 +82,8 @@ int main(int argc, char **argv)
 		return rctctl_demo(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "bench"))
 		return rctctl_bench(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "status") || !strcmp(argv[1], "sessions") || !strcmp(argv[1], "stats"))
+		return rctctl_ctl(argc - 1, argv + 1);
 	fprintf(stderr, "rctctl: unknown command '%s' (see rctctl --help)\n", argv[1]);
 	return RCTCTL_EXIT_USAGE;
 }

@@ -22,5 +22,7 @@ void rctctl_unmap(void *p, uint64_t size);
 
 int rctctl_demo(int argc, char **argv);
 int rctctl_bench(int argc, char **argv);
+/* status, sessions, stats (argv[0] names which). */
+int rctctl_ctl(int argc, char **argv);
 
 #endif /* RCTCTL_H */

@@ -242,14 +242,17 @@ static int run_open(const struct run_cfg *cfg, enum rct_role role, const char *s
 	struct rct_client_session p = {
 		.role = role,
 		.backend = cfg->backend,
-		.name = role == RCT_ROLE_PRIMARY ? "demo-vm.primary" : "demo-vm.secondary",
 		.lanes = cfg->lanes,
 		.page_size = RUN_PAGE_SIZE,
 		.timeout_ms = cfg->timeout_ms,
 	};
 	const char *side = role == RCT_ROLE_PRIMARY ? "primary" : "secondary";
 	struct rct_client *c = NULL;
+	char name[RCT_IPC_NAME_MAX];
 	int rc;
+
+	snprintf(name, sizeof(name), "%.20s.%s", cfg->vm_name ? cfg->vm_name : "demo-vm", side);
+	p.name = name;
 
 	if (cfg->threads >= 0)
 		p.threads = (unsigned)cfg->threads;
@@ -435,6 +438,11 @@ int run_parse_option(int c, const char *arg, struct run_cfg *cfg, uint64_t *regi
 		return 0;
 	case 'Q':
 		cfg->ssock = arg;
+		return 0;
+	case 'N':
+		if (strlen(arg) > 20 || !*arg)
+			return rctctl_usage_error("--vm-name", arg, "1..20 characters");
+		cfg->vm_name = arg;
 		return 0;
 	case 'M':
 		if (rctctl_parse_ulong(arg, 1, 65534, &v))

@@ -35,10 +35,11 @@ struct run_cfg {
 	uint64_t corrupt_epoch; /* flip a byte after flushing this epoch (0: never) */
 	FILE *lines;		/* one line per checkpoint, or NULL */
 	/* The two daemons: started by run_env_create() unless both sockets are given. */
-	const char *rctd;  /* the rctd program (NULL: next to rctctl, else $PATH) */
-	const char *psock; /* the primary's rctd socket, or NULL */
-	const char *ssock; /* the secondary's rctd socket, or NULL */
-	int metrics_port;  /* --metrics-port for the daemons started here (-1: none) */
+	const char *rctd;    /* the rctd program (NULL: next to rctctl, else $PATH) */
+	const char *psock;   /* the primary's rctd socket, or NULL */
+	const char *ssock;   /* the secondary's rctd socket, or NULL */
+	int metrics_port;    /* --metrics-port for the daemons started here (-1: none) */
+	const char *vm_name; /* sessions are VM.primary and VM.secondary (NULL: demo-vm) */
 };
 
 /* What the cells of one process share: the guests, the daemons, a memcpy target. */
@@ -69,7 +70,7 @@ struct run_result {
 	struct rct_ckpt_stats sync;
 };
 
-/* The options demo and bench share (option characters s w k i S t T A R P Q M). */
+/* The options demo and bench share (option characters s w k i S t T A R P Q M N). */
 /* clang-format off */
 #define RUN_LONGOPTS \
 	{"region-size", required_argument, NULL, 's'}, \
@@ -83,7 +84,8 @@ struct run_result {
 	{"rctd", required_argument, NULL, 'R'}, \
 	{"primary-socket", required_argument, NULL, 'P'}, \
 	{"secondary-socket", required_argument, NULL, 'Q'}, \
-	{"metrics-port", required_argument, NULL, 'M'}
+	{"metrics-port", required_argument, NULL, 'M'}, \
+	{"vm-name", required_argument, NULL, 'N'}
 /* clang-format on */
 
 /* Help text of the shared daemon options. */
@@ -93,7 +95,9 @@ struct run_result {
 	"  --secondary-socket S  the one at S for the secondary (both, or neither:\n"              \
 	"                        then two rctd are started for the run and stopped)\n"             \
 	"  --metrics-port N      the started primary rctd serves metrics on\n"                     \
-	"                        127.0.0.1:N (the secondary's on N+1)\n"
+	"                        127.0.0.1:N (the secondary's on N+1)\n"                           \
+	"  --vm-name NAME        the sessions' names: NAME.primary, NAME.secondary\n"              \
+	"                        (default demo-vm; unique on each rctd)\n"
 
 /*
  * Parse shared option @c with argument @arg into @cfg / @region_size.

@@ -262,6 +262,16 @@ static int h_session_open(struct rctd_conn *c, const struct ipc_msg *m, struct r
 				  role == RCT_ROLE_PRIMARY ? "primary" : "secondary", p.backend,
 				  rct_status_str(st));
 	pthread_mutex_lock(&c->d->lock);
+	/* Names label metrics and logs: one session per name on this daemon. */
+	for (struct rctd_conn *o = c->d->conns; w.name[0] && o; o = o->next) {
+		if (o != c && o->state != RCTD_SESS_NONE && !strcmp(o->name, w.name)) {
+			pthread_mutex_unlock(&c->d->lock);
+			rct_session_destroy(c->sess);
+			c->sess = NULL;
+			return reply_fail(r, -EEXIST, RCT_ERR_EXISTS,
+					  "a session named '%s' exists on this rctd", w.name);
+		}
+	}
 	c->session_id = c->id;
 	c->role = p.role;
 	c->page_size = p.page_size ? p.page_size : 4096;

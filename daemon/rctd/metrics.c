@@ -247,7 +247,7 @@ static void prom_hist(struct text *t, const char *metric, const char *help,
 		text_add(t, "%s_sum{session=\"%s\"} %.9f\n%s_count{session=\"%s\"} %" PRIu64 "\n",
 			 metric, c->name, (double)h->sum_ns / 1e9, metric, c->name, h->count);
 	}
-	text_add(t, "# HELP %s_quantile %s: p50, p99, p999 from log-linear buckets\n", metric,
+	text_add(t, "# HELP %s_quantile %s (p50, p99, p999 from log-linear buckets)\n", metric,
 		 help);
 	text_add(t, "# TYPE %s_quantile gauge\n", metric);
 	for (const struct rctd_conn *c = first; c; c = c->next) {
@@ -307,26 +307,26 @@ static char *prom_text(struct rctd *d, size_t *len_p)
 				 c->name, c->role == RCT_ROLE_PRIMARY ? "primary" : "secondary",
 				 c->backend, rctd_sess_state_str(c->state));
 	prom_counter(&t, "rct_checkpoints_total", "counter",
-		     "Checkpoints committed (primary) or flushed (secondary).", d->conns,
+		     "Checkpoints committed (primary) or flushed (secondary)", d->conns,
 		     offsetof(struct rctd_metrics, checkpoints));
 	prom_counter(&t, "rct_checkpoint_failures_total", "counter",
-		     "Checkpoints that did not commit.", d->conns,
+		     "Checkpoints that did not commit", d->conns,
 		     offsetof(struct rctd_metrics, failures));
-	prom_counter(&t, "rct_page_bytes_total", "counter", "Guest page bytes sent.", d->conns,
+	prom_counter(&t, "rct_page_bytes_total", "counter", "Guest page bytes sent", d->conns,
 		     offsetof(struct rctd_metrics, bytes));
-	prom_counter(&t, "rct_devstate_bytes_total", "counter", "Device-state bytes sent.",
-		     d->conns, offsetof(struct rctd_metrics, devstate_bytes));
+	prom_counter(&t, "rct_devstate_bytes_total", "counter", "Device-state bytes sent", d->conns,
+		     offsetof(struct rctd_metrics, devstate_bytes));
 	prom_counter(&t, "rct_flushed_pages_total", "counter",
-		     "Pages copied from the colo cache into guest RAM.", d->conns,
+		     "Pages copied from the colo cache into guest RAM", d->conns,
 		     offsetof(struct rctd_metrics, flushed_pages));
-	prom_counter(&t, "rct_last_committed_epoch", "gauge", "Last committed epoch.", d->conns,
+	prom_counter(&t, "rct_last_committed_epoch", "gauge", "Last committed epoch", d->conns,
 		     offsetof(struct rctd_metrics, last_epoch));
 	prom_hist(&t, "rct_transfer_seconds",
-		  "Primary: first put posted to every byte acknowledged by the secondary.",
-		  d->conns, offsetof(struct rctd_metrics, transfer));
-	prom_hist(&t, "rct_commit_rtt_seconds", "Primary: COMMIT sent to ACK received.", d->conns,
+		  "Primary: first put posted to every byte acknowledged by the secondary", d->conns,
+		  offsetof(struct rctd_metrics, transfer));
+	prom_hist(&t, "rct_commit_rtt_seconds", "Primary: COMMIT sent to ACK received", d->conns,
 		  offsetof(struct rctd_metrics, commit_rtt));
-	prom_hist(&t, "rct_flush_seconds", "Secondary: colo cache to guest RAM copy.", d->conns,
+	prom_hist(&t, "rct_flush_seconds", "Secondary: colo cache to guest RAM copy", d->conns,
 		  offsetof(struct rctd_metrics, flush));
 	pthread_mutex_unlock(&d->lock);
 	if (t.oom) {

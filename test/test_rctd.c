@@ -1,0 +1,577 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * rctd as a process: the socket API end to end through librct-client, access
+ * control, malformed, truncated and fuzzed messages, and a client that dies
+ * in the middle of a checkpoint.  Every test starts its own rctd.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <rct/rct_client.h>
+
+#include "sim.h"
+
+#define PAGE	 4096
+#define SIZE	 (4u << 20) /* guest RAM of the test VMs */
+#define BITS_LEN ((SIZE / PAGE + 63) / 64 * 8)
+#define DEV_BLOB "device state of the test"
+
+static char dir[48], sock[96];
+static pid_t rctd_pid;
+
+static void rctd_start(void)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+
+	snprintf(dir, sizeof(dir), "/tmp/rctd-test.XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(sock, sizeof(sock), "%s/rctd.sock", dir);
+	rctd_pid = fork();
+	cr_assert(rctd_pid >= 0);
+	if (rctd_pid == 0) {
+		execl(RCTD_PATH, "rctd", "--socket", sock, "--log-level", "warn", (char *)NULL);
+		_exit(127);
+	}
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", sock);
+	for (int i = 0; i < 500; i++) {
+		int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+		int ok = !connect(fd, (struct sockaddr *)&sun, sizeof(sun));
+
+		close(fd);
+		if (ok)
+			return;
+		usleep(10000);
+	}
+	cr_assert_fail("rctd did not start serving %s", sock);
+}
+
+/* rctd must still be running. */
+static void rctd_alive(void)
+{
+	int status;
+
+	cr_assert_eq(waitpid(rctd_pid, &status, WNOHANG), 0, "rctd died (status 0x%x)", status);
+}
+
+static void rctd_stop(void)
+{
+	int status = 0;
+
+	if (rctd_pid > 0) {
+		kill(rctd_pid, SIGTERM);
+		waitpid(rctd_pid, &status, 0);
+		rctd_pid = 0;
+		/* A clean stop on SIGTERM: exit status 0, socket removed. */
+		cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "rctd status 0x%x",
+			  status);
+		cr_expect_neq(access(sock, F_OK), 0, "the socket outlived rctd");
+	}
+	rmdir(dir);
+}
+
+TestSuite(rctd, .init = rctd_start, .fini = rctd_stop, .timeout = 120);
+
+/* ------------------------------------------------------------ test guests */
+
+struct side {
+	uint8_t *ram;
+	int fd;
+	uint64_t *bits;
+	int bfd;
+	struct rct_client *c;
+};
+
+static void side_init(struct side *s, uint64_t seed)
+{
+	memset(s, 0, sizeof(*s));
+	s->ram = sim_memfd_map("test-ram", SIZE, &s->fd);
+	s->bits = sim_memfd_map("test-bits", BITS_LEN, &s->bfd);
+	cr_assert(s->ram && s->bits);
+	for (size_t i = 0; i < SIZE / 8; i++)
+		((uint64_t *)s->ram)[i] = sim_rand(&seed);
+}
+
+static void side_fini(struct side *s)
+{
+	rct_client_close(s->c);
+	sim_memfd_unmap(s->ram, SIZE, s->fd);
+	sim_memfd_unmap(s->bits, BITS_LEN, s->bfd);
+}
+
+static int side_open(struct side *s, enum rct_role role, const char *name)
+{
+	struct rct_client_session p = {
+		.role = role, .backend = "tcp", .name = name, .lanes = 2, .timeout_ms = 10000};
+	int rc = rct_client_open(sock, name, &s->c);
+
+	if (!rc)
+		rc = rct_client_session_open(s->c, &p, NULL);
+	if (!rc)
+		rc = rct_client_region_add(s->c, 0, s->fd, 0, SIZE, s->bfd, 0, NULL);
+	return rc;
+}
+
+struct primary_job {
+	struct side *s;
+	uint16_t port;
+	int rc;
+};
+
+/* The primary: connect and send one full checkpoint (epoch 0). */
+static void *primary_full_sync(void *arg)
+{
+	struct primary_job *j = arg;
+
+	j->rc = rct_client_connect(j->s->c, "127.0.0.1", j->port, NULL);
+	if (!j->rc)
+		j->rc = rct_client_ckpt_begin(j->s->c, 0, RCT_CKPT_FULL);
+	if (!j->rc)
+		j->rc = rct_client_ckpt_devstate(j->s->c, DEV_BLOB, sizeof(DEV_BLOB));
+	if (!j->rc)
+		j->rc = rct_client_ckpt_commit(j->s->c, NULL);
+	return NULL;
+}
+
+/* The secondary's half of epoch 0: ready event, flush, device state, byte compare. */
+static void secondary_apply_epoch0(struct side *sec, const void *expect)
+{
+	struct rct_event ev;
+	const void *dev;
+	size_t len;
+	int rc;
+
+	rc = rct_client_event_next(sec->c, 10000, &ev);
+	cr_assert_eq(rc, 0, "no event: %s", strerror(-rc));
+	cr_assert_eq(ev.type, RCT_EVENT_CKPT_READY);
+	cr_assert_eq(ev.epoch, 0);
+	rc = rct_client_ckpt_flush(sec->c, 0, RCT_IPC_FLUSH_LOCAL_DIRTY, NULL);
+	cr_assert_eq(rc, 0, "flush: %s (%s)", strerror(-rc), rct_client_error(sec->c));
+	rc = rct_client_devstate_get(sec->c, 0, &dev, &len);
+	cr_assert_eq(rc, 0, "devstate: %s (%s)", strerror(-rc), rct_client_error(sec->c));
+	cr_assert_eq(len, sizeof(DEV_BLOB));
+	cr_assert_eq(memcmp(dev, DEV_BLOB, len), 0);
+	cr_assert_eq(memcmp(sec->ram, expect, SIZE), 0, "guest RAM differs after the flush");
+}
+
+/* A full checkpoint between two fresh sessions on this rctd, verified byte for byte. */
+static void pair_checkpoint(const char *tag)
+{
+	struct side pri, sec;
+	struct primary_job job = {.s = &pri};
+	char pname[32], sname[32];
+	pthread_t t;
+	int rc;
+
+	snprintf(pname, sizeof(pname), "%s.primary", tag);
+	snprintf(sname, sizeof(sname), "%s.secondary", tag);
+	side_init(&pri, 1);
+	side_init(&sec, 2);
+	cr_assert_eq(side_open(&sec, RCT_ROLE_SECONDARY, sname), 0);
+	cr_assert_eq(rct_client_listen(sec.c, "127.0.0.1", 0, &job.port), 0);
+	cr_assert_eq(side_open(&pri, RCT_ROLE_PRIMARY, pname), 0);
+	cr_assert_eq(pthread_create(&t, NULL, primary_full_sync, &job), 0);
+	rc = rct_client_accept(sec.c, NULL);
+	cr_assert_eq(rc, 0, "accept: %s (%s)", strerror(-rc), rct_client_error(sec.c));
+	pthread_join(t, NULL);
+	cr_assert_eq(job.rc, 0, "primary: %s (%s)", strerror(-job.rc), rct_client_error(pri.c));
+	secondary_apply_epoch0(&sec, pri.ram);
+	side_fini(&pri);
+	side_fini(&sec);
+}
+
+/* ------------------------------------------------------------------ tests */
+
+Test(rctd, socket_api_round_trip_with_fd_passing)
+{
+	struct rct_client_session p = {.role = RCT_ROLE_SECONDARY, .name = "vm-a"};
+	struct side s;
+	uint64_t pages = 0, id = 0;
+	uint16_t port = 0;
+	char *json = NULL;
+	int plain, rc;
+
+	side_init(&s, 3);
+	cr_assert_eq(rct_client_open(sock, "test", &s.c), 0);
+	cr_assert(rct_client_caps(s.c) & RCT_IPC_CAP_TCP);
+	/* Nothing works before a session exists. */
+	cr_assert_eq(rct_client_ckpt_begin(s.c, 1, 0), -ENOENT);
+	cr_assert_eq(rct_client_session_open(s.c, &p, &id), 0);
+	cr_assert_gt(id, 0);
+	cr_assert_eq(rct_client_session_open(s.c, &p, NULL), -EEXIST);
+	cr_assert_eq(rct_client_region_add(s.c, 5, s.fd, 0, SIZE, s.bfd, 0, &pages), 0, "%s",
+		     rct_client_error(s.c));
+	cr_assert_eq(pages, SIZE / PAGE);
+	cr_assert_eq(rct_client_region_add(s.c, 5, s.fd, 0, SIZE, s.bfd, 0, NULL), -EEXIST);
+	/* A file that could shrink under rctd's mapping is refused, the connection lives on. */
+	plain = memfd_create("unsealed", MFD_CLOEXEC);
+	cr_assert_eq(ftruncate(plain, SIZE), 0);
+	rc = rct_client_region_add(s.c, 6, plain, 0, SIZE, s.bfd, 0, NULL);
+	cr_assert_eq(rc, -EPERM);
+	cr_assert(strstr(rct_client_error(s.c), "F_SEAL_SHRINK"), "%s", rct_client_error(s.c));
+	/* Larger than the file. */
+	cr_assert_eq(rct_client_region_add(s.c, 7, s.fd, 0, 2 * SIZE, s.bfd, 0, NULL), -EINVAL);
+	close(plain);
+	cr_assert_eq(rct_client_region_remove(s.c, 5), 0);
+	cr_assert_eq(rct_client_region_remove(s.c, 5), -ENOENT);
+	cr_assert_eq(rct_client_region_add(s.c, 5, s.fd, 0, SIZE, s.bfd, 0, NULL), 0);
+	/* A primary-only call on a secondary session. */
+	cr_assert_eq(rct_client_ckpt_commit(s.c, NULL), -EBUSY);
+	cr_assert_eq(rct_client_listen(s.c, "127.0.0.1", 0, &port), 0);
+	cr_assert_gt(port, 0);
+	cr_assert_eq(rct_client_query(s.c, RCT_IPC_STATUS, 0, &json), 0);
+	cr_assert(strstr(json, "\"daemon\":\"rctd\"") && strstr(json, "\"sessions\":1"), "%s",
+		  json);
+	free(json);
+	cr_assert_eq(rct_client_query(s.c, RCT_IPC_STATS, RCT_IPC_STATS_SESSION, &json), 0);
+	cr_assert(strstr(json, "\"name\":\"vm-a\"") && strstr(json, "\"state\":\"listening\""),
+		  "%s", json);
+	free(json);
+	cr_assert_eq(rct_client_session_close(s.c), 0);
+	cr_assert_eq(rct_client_query(s.c, RCT_IPC_STATS, RCT_IPC_STATS_SESSION, &json), -ENOENT);
+	side_fini(&s);
+	pair_checkpoint("vm-b");
+	rctd_alive();
+}
+
+/* Run @fn in a child as uid/gid 65534 (nobody); returns its exit status. */
+static int as_nobody(int (*fn)(void))
+{
+	int status;
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		if (setgroups(0, NULL) || setgid(65534) || setuid(65534))
+			_exit(100);
+		_exit(fn());
+	}
+	waitpid(pid, &status, 0);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 200;
+}
+
+static int nobody_connect(void)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", sock);
+	if (!connect(fd, (struct sockaddr *)&sun, sizeof(sun)))
+		return 0;
+	return errno == EACCES ? 1 : 2;
+}
+
+static int nobody_hello(void)
+{
+	struct rct_client *c;
+	int rc = rct_client_open(sock, "intruder", &c);
+
+	if (!rc)
+		rct_client_close(c);
+	return rc == -EACCES ? 1 : rc == 0 ? 0 : 2;
+}
+
+Test(rctd, refuses_users_not_allowed)
+{
+	struct stat sb;
+
+	if (geteuid() != 0)
+		cr_skip_test("needs root to act as another user");
+	cr_assert_eq(stat(sock, &sb), 0);
+	cr_assert(S_ISSOCK(sb.st_mode));
+	cr_assert_eq(sb.st_mode & 0777, 0660, "socket mode %o", sb.st_mode & 0777);
+	/* The file mode stops other users first... */
+	cr_assert_eq(chmod(dir, 0755), 0);
+	cr_assert_eq(as_nobody(nobody_connect), 1, "nobody could connect to a 0660 socket");
+	/* ...and SO_PEERCRED when the mode lets them through. */
+	cr_assert_eq(chmod(sock, 0666), 0);
+	cr_assert_eq(as_nobody(nobody_hello), 1, "rctd did not refuse uid 65534 with EACCES");
+	rctd_alive();
+	pair_checkpoint("after-refusal");
+}
+
+static int raw_connect(void)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct timeval tv = {5, 0};
+
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", sock);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	return fd;
+}
+
+static void raw_hdr(struct rct_ipc_hdr *h, uint16_t type, uint32_t len, uint64_t id)
+{
+	memset(h, 0, sizeof(*h));
+	h->magic = htole32(RCT_IPC_MAGIC);
+	h->version = htole16(RCT_IPC_VERSION);
+	h->type = htole16(type);
+	h->length = htole32(len);
+	h->request_id = htole64(id);
+}
+
+static void raw_hello(int fd)
+{
+	struct {
+		struct rct_ipc_hdr h;
+		struct rct_ipc_hello b;
+	} m = {.b = {.version_min = htole16(1), .version_max = htole16(1)}};
+	uint8_t reply[RCT_IPC_HDR_SIZE + sizeof(struct rct_ipc_hello_reply)];
+
+	raw_hdr(&m.h, RCT_IPC_HELLO, sizeof(m.b), 1);
+	cr_assert_eq(write(fd, &m, sizeof(m)), sizeof(m));
+	cr_assert_eq(recv(fd, reply, sizeof(reply), MSG_WAITALL), (ssize_t)sizeof(reply));
+}
+
+/*
+ * Send @len bytes; expect an error reply whose status is @want (0: any
+ * negative), then the connection closed by rctd.
+ */
+static void expect_rejected(int fd, const void *bytes, size_t len, bool close_write, int want)
+{
+	struct rct_ipc_hdr r;
+	uint8_t drain[512];
+	ssize_t n;
+
+	cr_assert_eq(write(fd, bytes, len), (ssize_t)len);
+	if (close_write)
+		shutdown(fd, SHUT_WR);
+	n = recv(fd, &r, sizeof(r), MSG_WAITALL);
+	if (n == (ssize_t)sizeof(r)) {
+		int32_t st = (int32_t)le32toh(r.status);
+
+		cr_assert(le16toh(r.flags) & RCT_IPC_FLAG_REPLY);
+		cr_assert_lt(st, 0);
+		if (want)
+			cr_assert_eq(st, want, "status %d, expected %d", st, want);
+		/* The text naming what was wrong, then end of stream. */
+		while ((n = recv(fd, drain, sizeof(drain), 0)) > 0)
+			;
+	} else {
+		cr_assert(close_write, "no reply to a whole malformed message");
+	}
+	cr_assert_eq(n, 0, "rctd kept the connection of a misbehaving client");
+	close(fd);
+}
+
+Test(rctd, malformed_and_truncated_messages_end_only_that_client)
+{
+	struct rct_client_session p = {.role = RCT_ROLE_SECONDARY, .name = "bystander"};
+	struct rct_client *good;
+	struct rct_ipc_hdr h;
+	uint8_t msg[256];
+	char *json;
+	int fd;
+
+	/* A well-behaved client with a session, there all along. */
+	cr_assert_eq(rct_client_open(sock, "good", &good), 0);
+	cr_assert_eq(rct_client_session_open(good, &p, NULL), 0);
+
+	raw_hdr(&h, RCT_IPC_HELLO, 0, 1);
+	h.magic = htole32(0xdeadbeef);
+	expect_rejected(raw_connect(), &h, sizeof(h), false, -EBADMSG);
+
+	raw_hdr(&h, RCT_IPC_HELLO, 0, 1);
+	expect_rejected(raw_connect(), &h, 17, true, 0); /* header cut short */
+
+	raw_hdr(&h, RCT_IPC_HELLO, 40, 1);
+	memcpy(msg, &h, sizeof(h));
+	expect_rejected(raw_connect(), msg, sizeof(h) + 5, true, 0); /* payload cut short */
+
+	raw_hdr(&h, RCT_IPC_HELLO, 3, 1); /* wrong payload size */
+	memcpy(msg, &h, sizeof(h));
+	expect_rejected(raw_connect(), msg, sizeof(h) + 3, false, -EPROTO);
+
+	raw_hdr(&h, RCT_IPC_SESSION_OPEN, 0, 1); /* before HELLO */
+	expect_rejected(raw_connect(), &h, sizeof(h), false, -EPROTO);
+
+	raw_hdr(&h, RCT_IPC_STATUS, 0, 1);
+	h.version = htole16(9);
+	expect_rejected(raw_connect(), &h, sizeof(h), false, -EPROTONOSUPPORT);
+
+	fd = raw_connect();
+	raw_hello(fd);
+	raw_hdr(&h, 200, 0, 2); /* unknown type */
+	expect_rejected(fd, &h, sizeof(h), false, -EPROTO);
+
+	fd = raw_connect();
+	raw_hello(fd);
+	raw_hdr(&h, RCT_IPC_REGION_ADD, sizeof(struct rct_ipc_region_add), 2);
+	h.nfds = 2; /* announced, never sent */
+	memset(msg, 0, sizeof(msg));
+	memcpy(msg, &h, sizeof(h));
+	expect_rejected(fd, msg, sizeof(h) + sizeof(struct rct_ipc_region_add), false, -EBADMSG);
+
+	fd = raw_connect();
+	raw_hello(fd);
+	raw_hdr(&h, RCT_IPC_STATUS, 0, 2);
+	h.flags = htole16(RCT_IPC_FLAG_EVENT); /* a request carries no flags */
+	expect_rejected(fd, &h, sizeof(h), false, -EPROTO);
+
+	fd = raw_connect();
+	raw_hello(fd);
+	raw_hdr(&h, RCT_IPC_SESSION_OPEN, sizeof(struct rct_ipc_session_open), 2);
+	memcpy(msg, &h, sizeof(h));
+	memset(msg + sizeof(h), 'A', sizeof(struct rct_ipc_session_open)); /* unterminated */
+	expect_rejected(fd, msg, sizeof(h) + sizeof(struct rct_ipc_session_open), false, -EPROTO);
+
+	rctd_alive();
+	cr_assert_eq(rct_client_query(good, RCT_IPC_STATS, RCT_IPC_STATS_SESSION, &json), 0,
+		     "the bystander lost its session: %s", rct_client_error(good));
+	cr_assert(strstr(json, "\"name\":\"bystander\""), "%s", json);
+	free(json);
+	rct_client_close(good);
+	pair_checkpoint("after-malformed");
+}
+
+/* One random message, sometimes after a HELLO and SESSION_OPEN, with random descriptors. */
+static void fuzz_one(uint64_t *rng)
+{
+	uint8_t msg[RCT_IPC_HDR_SIZE + 512];
+	struct rct_ipc_hdr h;
+	uint64_t r = sim_rand(rng);
+	uint32_t len = (uint32_t)(sim_rand(rng) % 200);
+	uint16_t type = (uint16_t)(1 + sim_rand(rng) % (RCT_IPC_TYPE_MAX + 2));
+	int fd = raw_connect(), mfd = -1;
+	struct pollfd pfd = {.fd = fd, .events = POLLIN};
+	size_t send_len;
+
+	if (r & 1)
+		raw_hello(fd);
+	raw_hdr(&h, type, len, sim_rand(rng));
+	if ((r >> 1) % 8 == 0) /* any header at all */
+		for (size_t i = 0; i < sizeof(h); i++)
+			((uint8_t *)&h)[i] = (uint8_t)sim_rand(rng);
+	if ((r >> 4) % 4 == 0)
+		h.length = htole32(sizeof(struct rct_ipc_region_add) * ((r >> 6) % 3));
+	memcpy(msg, &h, sizeof(h));
+	for (size_t i = sizeof(h); i < sizeof(msg); i++)
+		msg[i] = (uint8_t)sim_rand(rng);
+	send_len = sizeof(h) + (le32toh(h.length) < 512 ? le32toh(h.length) : 512);
+	if ((r >> 8) % 5 == 0) /* cut short anywhere */
+		send_len = sim_rand(rng) % send_len;
+	if ((r >> 11) % 3 == 0) {
+		/* A descriptor: a small memfd, sealed or not. */
+		union {
+			char b[CMSG_SPACE(sizeof(int))];
+			struct cmsghdr a;
+		} ctl = {0};
+		struct iovec iov = {msg, send_len ? send_len : 1};
+		struct msghdr mh = {.msg_iov = &iov,
+				    .msg_iovlen = 1,
+				    .msg_control = ctl.b,
+				    .msg_controllen = sizeof(ctl.b)};
+		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+
+		mfd = memfd_create("fuzz", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+		if (ftruncate(mfd, (off_t)(sim_rand(rng) % (1 << 16))) == 0 && (r >> 13) % 2)
+			fcntl(mfd, F_ADD_SEALS, F_SEAL_SHRINK);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &mfd, sizeof(int));
+		sendmsg(fd, &mh, MSG_NOSIGNAL);
+	} else if (send_len) {
+		send(fd, msg, send_len, MSG_NOSIGNAL);
+	}
+	if ((r >> 14) % 2)
+		shutdown(fd, SHUT_WR);
+	/* Read whatever comes back for a moment, then leave (sometimes abruptly). */
+	if (poll(&pfd, 1, 20) > 0)
+		recv(fd, msg, sizeof(msg), MSG_DONTWAIT);
+	if (mfd >= 0)
+		close(mfd);
+	close(fd);
+}
+
+Test(rctd, fuzzed_messages_never_take_rctd_down)
+{
+	uint64_t rng = 0xf022ull;
+
+	for (int i = 0; i < 1500; i++) {
+		fuzz_one(&rng);
+		if (i % 100 == 0)
+			rctd_alive();
+	}
+	rctd_alive();
+	/* Still fully working: a checkpoint verified byte for byte. */
+	pair_checkpoint("after-fuzz");
+}
+
+/* The primary, in a child process: epoch 0 committed, then dies inside epoch 1. */
+static void primary_dies(uint16_t port)
+{
+	struct side pri;
+	struct primary_job job = {.s = &pri, .port = port};
+
+	side_init(&pri, 1);
+	if (side_open(&pri, RCT_ROLE_PRIMARY, "dying.primary"))
+		_exit(10);
+	primary_full_sync(&job);
+	if (job.rc)
+		_exit(11);
+	/* Epoch 1: a quarter of the pages change, the pages and the device state go out... */
+	for (size_t p = 0; p < SIZE / PAGE; p += 4) {
+		pri.ram[p * PAGE] ^= 0xff;
+		pri.bits[p / 64] |= 1ull << (p % 64);
+	}
+	if (rct_client_ckpt_begin(pri.c, 1, 0) || rct_client_ckpt_dirty(pri.c, 0) ||
+	    rct_client_ckpt_devstate(pri.c, "epoch 1", 7))
+		_exit(12);
+	/* ...and the hypervisor dies before COMMIT. */
+	_exit(0);
+}
+
+Test(rctd, client_dies_mid_checkpoint_secondary_keeps_last_epoch)
+{
+	struct side sec, ref;
+	struct rct_event ev;
+	uint16_t port;
+	pid_t child;
+	int status, rc;
+
+	side_init(&ref, 1); /* what the primary's RAM is at epoch 0 */
+	side_init(&sec, 2);
+	cr_assert_eq(side_open(&sec, RCT_ROLE_SECONDARY, "dying.secondary"), 0);
+	cr_assert_eq(rct_client_listen(sec.c, "127.0.0.1", 0, &port), 0);
+	child = fork();
+	cr_assert(child >= 0);
+	if (child == 0)
+		primary_dies(port);
+	rc = rct_client_accept(sec.c, NULL);
+	cr_assert_eq(rc, 0, "accept: %s (%s)", strerror(-rc), rct_client_error(sec.c));
+	secondary_apply_epoch0(&sec, ref.ram);
+	cr_assert_eq(waitpid(child, &status, 0), child);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "primary child status 0x%x",
+		  status);
+	/* rctd closes the dead client's session: GOODBYE, and the secondary hears of it. */
+	do {
+		rc = rct_client_event_next(sec.c, 15000, &ev);
+		cr_assert_eq(rc, 0, "no PEER_LOST event: %s", strerror(-rc));
+	} while (ev.type == RCT_EVENT_CKPT_READY && ev.epoch == 0);
+	cr_assert_eq(ev.type, RCT_EVENT_PEER_LOST, "event %d epoch %lu", ev.type,
+		     (unsigned long)ev.epoch);
+	cr_assert_eq(ev.epoch, 0, "last committed epoch");
+	/* The uncommitted epoch 1 never reached guest RAM. */
+	cr_assert_eq(memcmp(sec.ram, ref.ram, SIZE), 0,
+		     "guest RAM changed by an uncommitted epoch");
+	cr_assert_eq(rct_client_ckpt_flush(sec.c, 1, 0, NULL), -ECONNRESET);
+	side_fini(&sec);
+	side_fini(&ref);
+	rctd_alive();
+	pair_checkpoint("after-death");
+}
