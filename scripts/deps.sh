@@ -7,7 +7,7 @@ set -euo pipefail
 want=(cmake pkg-config gcc make libc6-dev libjansson-dev libucx-dev libibverbs-dev librdmacm-dev
       libmicrohttpd-dev libsystemd-dev)
 if [ "${1:-test}" = test ]; then
-    want+=(libcriterion-dev clang-format python3)
+    want+=(libcriterion-dev clang-format python3 curl)
     # The soft-RoCE VM: qemu, its initramfs tools, the rxe provider.
     want+=(qemu-system-x86 busybox-static kmod cpio xz-utils zstd iproute2 rdma-core
            ibverbs-providers ibverbs-utils rdmacm-utils perftest)

@@ -19,7 +19,8 @@
 
 struct rct_client {
 	int fd;
-	bool broken; /* the connection failed; every call fails */
+	bool broken;	  /* the connection failed; every call fails */
+	bool has_session; /* closed explicitly by rct_client_close() */
 	uint64_t next_id;
 	uint64_t caps;
 	uint8_t *buf; /* RCT_IPC_MAX_PAYLOAD + 1 */
@@ -167,6 +168,10 @@ void rct_client_close(struct rct_client *c)
 {
 	if (!c)
 		return;
+	/* Close the session first, so that it is gone from rctd (and its name free) when
+	 * this returns; a dead connection is simply dropped. */
+	if (c->has_session && !c->broken)
+		rct_client_session_close(c);
 	if (c->fd >= 0)
 		close(c->fd);
 	if (c->put_fd >= 0)
@@ -218,6 +223,7 @@ int rct_client_session_open(struct rct_client *c, const struct rct_client_sessio
 	rc = client_call(c, RCT_IPC_SESSION_OPEN, &w, sizeof(w), NULL, 0, sizeof(r));
 	if (rc)
 		return rc;
+	c->has_session = true;
 	memcpy(&r, c->buf, sizeof(r));
 	if (session_id_p)
 		*session_id_p = le64toh(r.session_id);
@@ -226,7 +232,11 @@ int rct_client_session_open(struct rct_client *c, const struct rct_client_sessio
 
 int rct_client_session_close(struct rct_client *c)
 {
-	return client_call(c, RCT_IPC_SESSION_CLOSE, NULL, 0, NULL, 0, 0);
+	int rc = client_call(c, RCT_IPC_SESSION_CLOSE, NULL, 0, NULL, 0, 0);
+
+	if (!rc || rc == -ENOENT)
+		c->has_session = false;
+	return rc;
 }
 
 int rct_client_region_add(struct rct_client *c, uint32_t id, int memfd, uint64_t offset,

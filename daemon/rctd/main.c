@@ -183,7 +183,11 @@ static int apply_option(struct rctd_cfg *cfg, int c, const char *arg)
 	return 2;
 }
 
-/* The configuration file: "option = value" lines.  Strings stay allocated. */
+/* Values read from the configuration file, alive for the whole run. */
+static char *config_values[256];
+static unsigned config_nvalues;
+
+/* The configuration file: "option = value" lines. */
 static int load_config(struct rctd_cfg *cfg, const char *path)
 {
 	char line[1024];
@@ -225,7 +229,12 @@ static int load_config(struct rctd_cfg *cfg, const char *path)
 			rc = 2;
 			break;
 		}
-		val = strdup(val);
+		if (config_nvalues == sizeof(config_values) / sizeof(config_values[0])) {
+			fprintf(stderr, "rctd: %s:%u: too many lines\n", path, lineno);
+			rc = 2;
+			break;
+		}
+		val = config_values[config_nvalues++] = strdup(val);
 		rc = val ? apply_option(cfg, o->val, val) : 2;
 		if (rc)
 			fprintf(stderr, "rctd: (in %s:%u)\n", path, lineno);

@@ -61,7 +61,10 @@ struct rct_client_session {
  */
 RCT_CLIENT_API int rct_client_open(const char *socket_path, const char *name,
 				   struct rct_client **client_p);
-/** Close the connection (rctd closes the session, GOODBYE to its peer).  NULL-safe. */
+/**
+ * Close the session, if any (rctd sends GOODBYE to its peer; the session and its
+ * name are gone when this returns), then the connection.  NULL-safe.
+ */
 RCT_CLIENT_API void rct_client_close(struct rct_client *client);
 
 /** The socket, to poll for events (readable: call rct_client_event_next()). */
