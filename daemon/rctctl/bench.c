@@ -251,7 +251,7 @@ static void bench_print(struct bench_opts *o, double memcpy_gbps)
 	}
 	printf("\n(transfer: first put to the secondary's ACK of COMMIT, pages and device state;\n"
 	       " /tcp:4: mean transfer time relative to tcp with 4 lanes; sec CPU: the\n"
-	       " secondary's CPU time inside the transport per checkpoint)\n");
+	       " CPU time of the secondary's rctd per checkpoint)\n");
 }
 
 int rctctl_bench(int argc, char **argv)

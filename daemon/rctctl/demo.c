@@ -168,13 +168,15 @@ static void demo_print(const struct demo_opts *o, struct run_result *res)
 {
 	const struct run_cfg *c = &o->cfg;
 	double gbps = run_gbps(res);
-	struct sim_summary xs, fs, cs;
+	struct sim_summary xs, fs, cs, hs, ds;
 	char wl[32];
 
 	sim_workload_format(&c->wl, wl, sizeof(wl));
 	if (o->json) {
 		json_t *j = json_pack(
-			"{s:s, s:i, s:I, s:s, s:i, s:i, s:i, s:o, s:o, s:o, s:o, s:I, s:I, s:f, "
+			"{s:s, s:i, s:I, s:s, s:i, s:i, s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:I, "
+			"s:I, "
+			"s:f, "
 			"s:{s:I, s:f}}",
 			"backend", c->backend, "lanes", (int)c->lanes, "region_size",
 			(json_int_t)o->region_size, "workload", wl, "interval_ms",
@@ -183,9 +185,11 @@ static void demo_print(const struct demo_opts *o, struct run_result *res)
 			run_json_summary(res->xfer_ms, res->done), "flush_ms",
 			run_json_summary(res->flush_ms, res->done), "commit_ms",
 			run_json_summary(res->commit_ms, res->done), "secondary_cpu_ms",
-			run_json_summary(res->sec_cpu_ms, res->done), "bytes",
-			(json_int_t)res->bytes, "pages", (json_int_t)res->pages, "gbps", gbps,
-			"initial_sync", "bytes", (json_int_t)res->sync.bytes, "transfer_ms",
+			run_json_summary(res->sec_cpu_ms, res->done), "checkpoint_ms",
+			run_json_summary(res->hv_ms, res->done), "rctd_checkpoint_ms",
+			run_json_summary(res->rctd_ms, res->done), "bytes", (json_int_t)res->bytes,
+			"pages", (json_int_t)res->pages, "gbps", gbps, "initial_sync", "bytes",
+			(json_int_t)res->sync.bytes, "transfer_ms",
 			(double)res->sync.transfer_ns / 1e6);
 
 		if (j) {
@@ -198,6 +202,8 @@ static void demo_print(const struct demo_opts *o, struct run_result *res)
 	sim_summarize(res->xfer_ms, res->done, &xs);
 	sim_summarize(res->flush_ms, res->done, &fs);
 	sim_summarize(res->commit_ms, res->done, &cs);
+	sim_summarize(res->hv_ms, res->done, &hs);
+	sim_summarize(res->rctd_ms, res->done, &ds);
 	printf("\nbackend %s, %u lanes, region %.2f GiB, workload %s, %u checkpoints every %u ms\n",
 	       c->backend, c->lanes, (double)o->region_size / (1ull << 30), wl, c->checkpoints,
 	       c->interval_ms);
@@ -207,6 +213,9 @@ static void demo_print(const struct demo_opts *o, struct run_result *res)
 	       cs.max);
 	printf("flush ms:      mean %.3f  p50 %.3f  p99 %.3f  max %.3f\n", fs.mean, fs.p50, fs.p99,
 	       fs.max);
+	printf("checkpoint ms: mean %.3f  p50 %.3f  p99 %.3f  max %.3f  (hypervisor: begin sent -> "
+	       "commit reply;\n               rctd's own begin -> commit: mean %.3f  p99 %.3f)\n",
+	       hs.mean, hs.p50, hs.p99, hs.max, ds.mean, ds.p99);
 	printf("throughput:    %.2f GB/s  (%" PRIu64 " pages, %.1f MB incl. device state)\n", gbps,
 	       res->pages, (double)res->bytes / 1e6);
 	printf("verified %u/%u\n", res->verified, c->checkpoints);

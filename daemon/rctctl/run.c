@@ -66,28 +66,37 @@ struct run {
 	size_t devcap;
 };
 
-/* CPU time (user + system) of process @pid in ms, or 0 when unknown. */
+/*
+ * CPU time of process @pid in ms, or 0 when unknown: the sum over its threads of
+ * the scheduler's run time (/proc/PID/task/TID/schedstat, nanoseconds; the
+ * clock-tick figures of /proc/PID/stat are 10 ms coarse).
+ */
 static double run_proc_cpu_ms(pid_t pid)
 {
-	unsigned long ut = 0, st = 0;
-	char path[64], buf[1024], *p;
+	unsigned long long ns, sum = 0;
+	char path[300];
+	struct dirent *e;
+	DIR *d;
 	FILE *f;
-	size_t n;
 
 	if (pid <= 0)
 		return 0;
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	f = fopen(path, "r");
-	if (!f)
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	d = opendir(path);
+	if (!d)
 		return 0;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	p = strrchr(buf, ')'); /* the command may hold spaces */
-	if (!p ||
-	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
-		return 0;
-	return (double)(ut + st) * 1e3 / (double)sysconf(_SC_CLK_TCK);
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%.32s/schedstat", (int)pid, e->d_name);
+		f = fopen(path, "r");
+		if (f && fscanf(f, "%llu", &ns) == 1)
+			sum += ns;
+		if (f)
+			fclose(f);
+	}
+	closedir(d);
+	return (double)sum / 1e6;
 }
 
 static void run_post(struct run *r, const struct run_report *rep)
@@ -308,9 +317,10 @@ static void run_memcpy_ref(struct run_env *env, const uint64_t *bits, struct run
 /* One checkpoint on the primary: pause, hand over, commit, resume.  0 or -errno. */
 static int run_checkpoint(struct run *r, struct rct_client *pc, uint64_t epoch, bool full,
 			  void **devbuf, size_t *devcap, struct rct_ckpt_stats *st,
-			  struct run_result *res)
+			  struct run_result *res, double *hv_ms_p)
 {
 	uint64_t *bits = r->env->pbits;
+	struct timespec a, b;
 	size_t dev_len;
 	int rc;
 
@@ -321,6 +331,7 @@ static int run_checkpoint(struct run *r, struct rct_client *pc, uint64_t epoch, 
 	dev_len = sim_devstate(r->cfg->seed, epoch, devbuf, devcap);
 	if (!dev_len)
 		return -ENOMEM;
+	clock_gettime(CLOCK_MONOTONIC, &a);
 	rc = rct_client_ckpt_begin(pc, epoch, full ? RCT_CKPT_FULL : 0);
 	if (!rc && !full)
 		rc = rct_client_ckpt_dirty(pc, RUN_REGION_ID);
@@ -328,6 +339,8 @@ static int run_checkpoint(struct run *r, struct rct_client *pc, uint64_t epoch, 
 		rc = rct_client_ckpt_devstate(pc, *devbuf, dev_len);
 	if (!rc)
 		rc = rct_client_ckpt_commit(pc, st);
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	*hv_ms_p = (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6;
 	sim_guest_resume(r->env->pguest);
 	return rc;
 }
@@ -668,6 +681,8 @@ void run_result_free(struct run_result *res)
 	free(res->commit_ms);
 	free(res->flush_ms);
 	free(res->sec_cpu_ms);
+	free(res->hv_ms);
+	free(res->rctd_ms);
 }
 
 double run_gbps(const struct run_result *res)
@@ -718,7 +733,8 @@ static void run_checkpoints(struct run *r, struct rct_client *pc, void **devbuf,
 			next.tv_nsec -= 1000000000L;
 		}
 		run_sleep_until(&next);
-		rc = run_checkpoint(r, pc, k, false, devbuf, devcap, &st, res);
+		rc = run_checkpoint(r, pc, k, false, devbuf, devcap, &st, res,
+				    &res->hv_ms[res->done]);
 		if (rc) {
 			snprintf(what, sizeof(what), "checkpoint %u failed", k);
 			run_fail(res, RCTCTL_EXIT_TRANSPORT, what, rc, pc);
@@ -729,6 +745,7 @@ static void run_checkpoints(struct run *r, struct rct_client *pc, void **devbuf,
 		run_line(r, label, &st, &rep);
 		res->xfer_ms[res->done] = (double)st.transfer_ns / 1e6;
 		res->commit_ms[res->done] = (double)st.commit_ns / 1e6;
+		res->rctd_ms[res->done] = (double)st.total_ns / 1e6;
 		res->flush_ms[res->done] = (double)rep.flush.flush_ns / 1e6;
 		res->sec_cpu_ms[res->done] = rep.cpu_ms;
 		res->total_xfer_ms += res->xfer_ms[res->done];
@@ -758,6 +775,7 @@ int run_cell(const struct run_cfg *cfg, struct run_env *env, struct run_result *
 	char addr_buf[INET6_ADDRSTRLEN + 128], what[300];
 	const char *addr;
 	unsigned lanes = 0;
+	double sync_hv_ms;
 	int rc;
 
 	memset(res, 0, sizeof(*res));
@@ -770,7 +788,10 @@ int run_cell(const struct run_cfg *cfg, struct run_env *env, struct run_result *
 	res->commit_ms = calloc(cfg->checkpoints, sizeof(double));
 	res->flush_ms = calloc(cfg->checkpoints, sizeof(double));
 	res->sec_cpu_ms = calloc(cfg->checkpoints, sizeof(double));
-	if (!res->xfer_ms || !res->commit_ms || !res->flush_ms || !res->sec_cpu_ms) {
+	res->hv_ms = calloc(cfg->checkpoints, sizeof(double));
+	res->rctd_ms = calloc(cfg->checkpoints, sizeof(double));
+	if (!res->xfer_ms || !res->commit_ms || !res->flush_ms || !res->sec_cpu_ms || !res->hv_ms ||
+	    !res->rctd_ms) {
 		run_fail(res, RCTCTL_EXIT_TRANSPORT, "out of memory", 0, NULL);
 		goto out;
 	}
@@ -814,7 +835,7 @@ int run_cell(const struct run_cfg *cfg, struct run_env *env, struct run_result *
 			cfg->backend, lanes);
 
 	/* Epoch 0: the first full sync (every page). */
-	rc = run_checkpoint(&r, pc, 0, true, &devbuf, &devcap, &res->sync, res);
+	rc = run_checkpoint(&r, pc, 0, true, &devbuf, &devcap, &res->sync, res, &sync_hv_ms);
 	if (rc) {
 		run_fail(res, RCTCTL_EXIT_TRANSPORT, "initial sync failed", rc, pc);
 		goto out;

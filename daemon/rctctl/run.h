@@ -63,6 +63,8 @@ struct run_result {
 	int exit;	/* 0, RCTCTL_EXIT_MISMATCH or RCTCTL_EXIT_TRANSPORT */
 	char what[256]; /* why it stopped, when exit != 0 */
 	double *xfer_ms, *commit_ms, *flush_ms, *sec_cpu_ms;
+	double *hv_ms;	 /* the hypervisor's view: begin sent -> commit reply (socket included) */
+	double *rctd_ms; /* rctd's own begin -> commit (the library's total_ns) */
 	uint64_t bytes, pages;
 	double total_xfer_ms;
 	double memcpy_ms; /* scattered-page memcpy of the same pages (with scratch) */
