@@ -8,6 +8,8 @@ want=(cmake pkg-config gcc make libc6-dev libjansson-dev libucx-dev libibverbs-d
       libmicrohttpd-dev libsystemd-dev)
 if [ "${1:-test}" = test ]; then
     want+=(libcriterion-dev clang-format python3 curl)
+    # The libFuzzer targets.
+    want+=(clang libfuzzer-14-dev libclang-rt-14-dev)
     # The soft-RoCE VM: qemu, its initramfs tools, the rxe provider.
     want+=(qemu-system-x86 busybox-static kmod cpio xz-utils zstd iproute2 rdma-core
            ibverbs-providers ibverbs-utils rdmacm-utils perftest)

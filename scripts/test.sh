@@ -5,6 +5,7 @@
 #   3. release build with -Werror, every ctest entry (unit + end-to-end)
 #   4. soft-RoCE VM: the tests that need an RDMA device
 #   5. ASan+UBSan build with -Werror, the host tests again
+#   6. the libFuzzer targets, 60 s each (scripts/fuzz.sh)
 # Build trees go to build/ (RCT_BUILD_DIR overrides).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -44,6 +45,9 @@ cmake --build "$B/asan" -j "$jobs"
 step "tests under ASan+UBSan (all but those that need an RDMA device)"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir "$B/asan" -LE rxe --output-on-failure | tee -a "$log"
+
+step "fuzzing: the peer protocol decoder and rctd's socket API, 60 s each"
+scripts/fuzz.sh "${RCT_FUZZ_SECONDS:-60}"
 
 # One closing line over both runs (ctest prints one per run).
 awk '/tests passed, [0-9]+ tests failed out of/ {

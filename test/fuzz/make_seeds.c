@@ -1,0 +1,150 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Writes the seed corpora of the fuzz targets: one valid message of every
+ * peer-protocol type (test/fuzz/seeds/proto/) and typical client
+ * conversations on the socket API (test/fuzz/seeds/ipc/).
+ *   make_seeds DIR     (DIR/proto and DIR/ipc must exist)
+ */
+#include <endian.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <rct/rct_ipc.h>
+
+#include "core/proto.h"
+
+static const char *dir;
+
+static void put(const char *sub, const char *name, const void *p, size_t len)
+{
+	char path[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s/%s", dir, sub, name);
+	f = fopen(path, "wb");
+	if (!f || fwrite(p, 1, len, f) != len || fclose(f)) {
+		perror(path);
+		exit(1);
+	}
+}
+
+static void proto_seed(const char *name, const struct rct_msg *m)
+{
+	uint8_t buf[RCT_MSG_MAX];
+	size_t len;
+
+	if (rct_msg_encode(m, buf, sizeof(buf), &len) != RCT_OK) {
+		fprintf(stderr, "cannot encode %s\n", name);
+		exit(1);
+	}
+	put("proto", name, buf, len);
+}
+
+/* A client stream under construction. */
+static uint8_t stream[8192];
+static size_t slen;
+
+static void frame(uint16_t type, const void *payload, uint32_t len)
+{
+	struct rct_ipc_hdr h = {.magic = htole32(RCT_IPC_MAGIC),
+				.version = htole16(RCT_IPC_VERSION),
+				.type = htole16(type),
+				.length = htole32(len),
+				.request_id = htole64(slen + 1)};
+
+	memcpy(stream + slen, &h, sizeof(h));
+	if (len)
+		memcpy(stream + slen + sizeof(h), payload, len);
+	slen += sizeof(h) + len;
+}
+
+static void hello_open(uint16_t role)
+{
+	struct rct_ipc_hello h = {.version_min = htole16(1), .version_max = htole16(1)};
+	struct rct_ipc_session_open o = {.role = htole16(role), .lanes = htole16(2)};
+
+	slen = 0;
+	strcpy(h.name, "seed");
+	strcpy(o.backend, "tcp");
+	strcpy(o.name, "seed-vm");
+	frame(RCT_IPC_HELLO, &h, sizeof(h));
+	frame(RCT_IPC_SESSION_OPEN, &o, sizeof(o));
+}
+
+int main(int argc, char **argv)
+{
+	static const uint8_t key[32] = {1, 2, 3};
+	static const uint8_t words[64] = {0xff, 0, 0, 0, 0, 0, 0, 0x80};
+	struct rct_msg m;
+
+	if (argc != 2) {
+		fprintf(stderr, "usage: make_seeds DIR\n");
+		return 2;
+	}
+	dir = argv[1];
+
+	m = (struct rct_msg){
+		.type = RCT_MSG_HELLO,
+		.hello = {.role = 1, .lanes = 4, .page_size = 4096, .max_put = 1 << 20}};
+	proto_seed("hello", &m);
+	m = (struct rct_msg){
+		.type = RCT_MSG_REGION,
+		.region = {.id = 3, .size = 1 << 20, .key_len = sizeof(key), .key = key}};
+	proto_seed("region", &m);
+	m = (struct rct_msg){.type = RCT_MSG_BEGIN, .begin = {.epoch = 7, .flags = 1}};
+	proto_seed("begin", &m);
+	m = (struct rct_msg){.type = RCT_MSG_BITMAP,
+			     .bitmap = {.epoch = 7, .nwords = 8, .first_word = 2, .words = words}};
+	proto_seed("bitmap", &m);
+	m = (struct rct_msg){.type = RCT_MSG_DEVSTATE, .devstate = {.epoch = 7, .length = 4096}};
+	proto_seed("devstate", &m);
+	m = (struct rct_msg){.type = RCT_MSG_COMMIT,
+			     .commit = {.epoch = 7,
+					.pages = 9,
+					.bytes = 9 * 4096,
+					.bitmap_words = 8,
+					.devstate_len = 4096,
+					.fence = 3}};
+	proto_seed("commit", &m);
+	m = (struct rct_msg){.type = RCT_MSG_ACK, .ack = {.epoch = 7, .kind = RCT_ACK_FLUSHED}};
+	proto_seed("ack", &m);
+	m = (struct rct_msg){.type = RCT_MSG_HEARTBEAT,
+			     .heartbeat = {.seq = 5, .last_committed = 6}};
+	proto_seed("heartbeat", &m);
+	m = (struct rct_msg){.type = RCT_MSG_ERROR,
+			     .error = {.code = RCT_ERR_PROTO, .text_len = 5, .text = "oops!"}};
+	proto_seed("error", &m);
+	m = (struct rct_msg){.type = RCT_MSG_GOODBYE, .goodbye = {.reason = 1}};
+	proto_seed("goodbye", &m);
+
+	{
+		struct rct_ipc_stats st = {.scope = htole32(RCT_IPC_STATS_ALL)};
+		struct rct_ipc_ckpt_begin b = {.epoch = htole64(1)};
+		struct rct_ipc_region_ref rr = {.id = htole32(0)};
+		struct rct_ipc_ckpt_flush fl = {.epoch = htole64(0), .flags = htole32(1)};
+		uint8_t dev[8 + 16] = {16};
+
+		hello_open(RCT_ROLE_SECONDARY);
+		frame(RCT_IPC_STATUS, NULL, 0);
+		frame(RCT_IPC_STATS, &st, sizeof(st));
+		frame(RCT_IPC_SESSIONS, NULL, 0);
+		put("ipc", "status", stream, slen);
+
+		hello_open(RCT_ROLE_PRIMARY);
+		frame(RCT_IPC_CKPT_BEGIN, &b, sizeof(b));
+		frame(RCT_IPC_CKPT_DIRTY, &rr, sizeof(rr));
+		frame(RCT_IPC_CKPT_DEVSTATE, dev, sizeof(dev));
+		frame(RCT_IPC_CKPT_COMMIT, NULL, 0);
+		put("ipc", "primary", stream, slen);
+
+		hello_open(RCT_ROLE_SECONDARY);
+		frame(RCT_IPC_REGION_REMOVE, &rr, sizeof(rr));
+		frame(RCT_IPC_CKPT_FLUSH, &fl, sizeof(fl));
+		st.scope = 0;
+		frame(RCT_IPC_STATS, &st, sizeof(st));
+		frame(RCT_IPC_SESSION_CLOSE, NULL, 0);
+		put("ipc", "secondary", stream, slen);
+	}
+	return 0;
+}
