@@ -5,7 +5,7 @@
 set -euo pipefail
 
 want=(cmake pkg-config gcc make libc6-dev libjansson-dev libucx-dev libibverbs-dev librdmacm-dev
-      libmicrohttpd-dev libsystemd-dev)
+      libmicrohttpd-dev libsystemd-dev libsodium-dev)
 if [ "${1:-test}" = test ]; then
     want+=(libcriterion-dev clang-format python3 curl)
     # The libFuzzer targets.

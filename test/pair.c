@@ -113,6 +113,9 @@ static rct_status_t pair_session(struct pair *pp, enum rct_role role, struct rct
 		p.field_mask |= RCT_SESSION_PARAM_FIELD_MAX_PUT;
 		p.max_put = pp->o.max_put;
 	}
+	p.psk = role == RCT_ROLE_PRIMARY ? pp->o.ppsk : pp->o.spsk;
+	if (p.psk)
+		p.field_mask |= RCT_SESSION_PARAM_FIELD_PSK;
 	if (pp->o.ops)
 		return rct_session_create_ops(&p, pp->o.ops, s_p);
 	return rct_session_create(&p, s_p);

@@ -20,12 +20,13 @@ struct pair_opts {
 	const char *backend;		   /* default "tcp" */
 	const char *addr;		   /* default "127.0.0.1" */
 	unsigned lanes;
-	unsigned threads;  /* helper threads of the primary's data path */
-	size_t size;	   /* region bytes */
-	uint64_t max_put;  /* 0: default */
-	int timeout_ms;	   /* 0: 5000 */
-	bool auto_flush;   /* flush every ready checkpoint */
-	unsigned scribble; /* pages the secondary guest dirties after a flush */
+	unsigned threads;	    /* helper threads of the primary's data path */
+	size_t size;		    /* region bytes */
+	uint64_t max_put;	    /* 0: default */
+	int timeout_ms;		    /* 0: 5000 */
+	bool auto_flush;	    /* flush every ready checkpoint */
+	unsigned scribble;	    /* pages the secondary guest dirties after a flush */
+	const uint8_t *ppsk, *spsk; /* pre-shared keys of the primary and secondary, or NULL */
 };
 
 struct pair {

@@ -17,8 +17,11 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; for f in "$dir"/*.log; do echo "== $f" >&2; tail -20 "$f" >&2; done; exit 1; }
 
-"$bin/rctd" --socket "$dir/p.sock" --metrics-port 0 --log-level info 2>"$dir/rctd-p.log" & pids+=($!); ppid=$!
-"$bin/rctd" --socket "$dir/s.sock" --metrics-port 0 --log-level info 2>"$dir/rctd-s.log" & pids+=($!); spid=$!
+(umask 077; head -c 32 /dev/urandom >"$dir/peer.key")
+"$bin/rctd" --socket "$dir/p.sock" --metrics-port 0 --psk-file "$dir/peer.key" --log-level info \
+    2>"$dir/rctd-p.log" & pids+=($!); ppid=$!
+"$bin/rctd" --socket "$dir/s.sock" --metrics-port 0 --psk-file "$dir/peer.key" --log-level info \
+    2>"$dir/rctd-s.log" & pids+=($!); spid=$!
 for i in $(seq 100); do [ -S "$dir/p.sock" ] && [ -S "$dir/s.sock" ] && break; sleep 0.1; done
 "$bin/rctctl" status --socket "$dir/p.sock" >/dev/null || fail "rctd primary not serving"
 

@@ -79,6 +79,11 @@ static struct rct_msg sample(unsigned type)
 	case RCT_MSG_GOODBYE:
 		m.goodbye.reason = 3;
 		break;
+	case RCT_MSG_AUTH:
+		m.auth.step = RCT_AUTH_PROVE_S;
+		memset(m.auth.nonce, 0xa5, sizeof(m.auth.nonce));
+		memset(m.auth.mac, 0x5a, sizeof(m.auth.mac));
+		break;
 	}
 	return m;
 }
@@ -168,6 +173,11 @@ Test(proto, round_trip_every_type)
 			break;
 		case RCT_MSG_GOODBYE:
 			cr_assert_eq(out.goodbye.reason, 3);
+			break;
+		case RCT_MSG_AUTH:
+			cr_assert_eq(out.auth.step, RCT_AUTH_PROVE_S);
+			cr_assert_eq(memcmp(out.auth.nonce, in.auth.nonce, RCT_AUTH_NONCE_LEN), 0);
+			cr_assert_eq(memcmp(out.auth.mac, in.auth.mac, RCT_AUTH_MAC_LEN), 0);
 			break;
 		}
 	}
@@ -287,8 +297,9 @@ Test(proto, nonzero_reserved_in_payloads)
 		unsigned type;
 		size_t off;
 	} cases[] = {
-		{RCT_MSG_HELLO, 16 + 12}, {RCT_MSG_BEGIN, 16 + 12}, {RCT_MSG_ACK, 16 + 10},
-		{RCT_MSG_ACK, 16 + 12},	  {RCT_MSG_ERROR, 16 + 6},  {RCT_MSG_GOODBYE, 16 + 4},
+		{RCT_MSG_BEGIN, 16 + 12}, {RCT_MSG_ACK, 16 + 10},    {RCT_MSG_ACK, 16 + 12},
+		{RCT_MSG_ERROR, 16 + 6},  {RCT_MSG_GOODBYE, 16 + 4}, {RCT_MSG_AUTH, 16 + 2},
+		{RCT_MSG_AUTH, 16 + 4},
 	};
 	uint8_t buf[512];
 
@@ -302,6 +313,23 @@ Test(proto, nonzero_reserved_in_payloads)
 		cr_assert_not_null(strstr(why, "reserved"), "%s: %s",
 				   rct_msg_type_str(cases[i].type), why);
 	}
+}
+
+Test(proto, hello_flags_and_auth_steps)
+{
+	uint8_t buf[512];
+	const char *why;
+	size_t len = encode(RCT_MSG_HELLO, buf);
+
+	buf[16 + 12] = RCT_HELLO_AUTH; /* the one known flag */
+	cr_assert_eq(decode(buf, len, &why), RCT_OK, "%s", why);
+	buf[16 + 12] = 0x2;
+	cr_assert_eq(decode(buf, len, &why), RCT_ERR_PROTO);
+	cr_assert_str_eq(why, "HELLO: unknown flags");
+	len = encode(RCT_MSG_AUTH, buf);
+	buf[16] = 4; /* step */
+	cr_assert_eq(decode(buf, len, &why), RCT_ERR_PROTO);
+	cr_assert_str_eq(why, "AUTH: unknown step");
 }
 
 Test(proto, out_of_range_fields)

@@ -66,6 +66,8 @@ int ipc_errno_of(rct_status_t status)
 		return -ECANCELED;
 	case RCT_ERR_MISMATCH:
 		return -EBADE;
+	case RCT_ERR_AUTH:
+		return -EKEYREJECTED;
 	case RCT_ERR_NO_MEMORY:
 		return -ENOMEM;
 	case RCT_ERR_NO_DEVICE:

@@ -55,6 +55,9 @@ static void print_status(json_t *j)
 	printf("socket:      %s\n", jstr(j, "socket"));
 	printf("sessions:    %d (connections %d)\n", (int)jnum(j, "sessions"),
 	       (int)jnum(j, "connections"));
+	printf("peer auth:   %s\n", json_is_true(json_object_get(j, "peer_auth"))
+					    ? "pre-shared key"
+					    : "none (no --psk-file)");
 	printf("backends:   ");
 	json_array_foreach(b, i, v) printf(" %s", json_string_value(v));
 	printf("\n");

@@ -25,6 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <fcntl.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -534,11 +536,12 @@ static int run_wait_daemon(pid_t pid, const char *sock)
 	return -1;
 }
 
-static pid_t run_spawn_daemon(const struct run_cfg *cfg, const char *sock, int metrics_port)
+static pid_t run_spawn_daemon(const struct run_cfg *cfg, const char *sock, int metrics_port,
+			      const char *psk_file)
 {
 	char path[PATH_MAX], port[16];
 	const char *rctd = run_rctd_path(cfg, path, sizeof(path));
-	const char *argv[10];
+	const char *argv[12];
 	int n = 0;
 	pid_t pid;
 
@@ -547,6 +550,8 @@ static pid_t run_spawn_daemon(const struct run_cfg *cfg, const char *sock, int m
 	argv[n++] = sock;
 	argv[n++] = "--log-level";
 	argv[n++] = getenv("RCTD_LOG_LEVEL") ? getenv("RCTD_LOG_LEVEL") : "warn";
+	argv[n++] = "--psk-file";
+	argv[n++] = psk_file;
 	if (metrics_port > 0) {
 		snprintf(port, sizeof(port), "%d", metrics_port);
 		argv[n++] = "--metrics-port";
@@ -594,6 +599,25 @@ static void run_stop_daemon(pid_t pid)
 	waitpid(pid, NULL, 0);
 }
 
+/* 32 random bytes in a new file of mode 0600: a pre-shared key for the two rctd. */
+static int run_make_key(const char *path)
+{
+	uint8_t key[32];
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600), err;
+
+	if (fd < 0 || getrandom(key, sizeof(key), 0) != (ssize_t)sizeof(key) ||
+	    write(fd, key, sizeof(key)) != (ssize_t)sizeof(key)) {
+		err = errno;
+		fprintf(stderr, "run: cannot write the peers' key %s: %s\n", path, strerror(err));
+		if (fd >= 0)
+			close(fd);
+		errno = err;
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
 static int run_env_daemons(struct run_env *env, const struct run_cfg *cfg)
 {
 	const char *tmp = getenv("TMPDIR");
@@ -616,10 +640,14 @@ static int run_env_daemons(struct run_env *env, const struct run_cfg *cfg)
 	}
 	snprintf(env->psock, sizeof(env->psock), "%s/primary.sock", env->dir);
 	snprintf(env->ssock, sizeof(env->ssock), "%s/secondary.sock", env->dir);
+	/* The two daemons authenticate each other with a key made for this run. */
+	snprintf(env->psk, sizeof(env->psk), "%s/peer.key", env->dir);
+	if (run_make_key(env->psk))
+		return -errno;
 	env->spid = run_spawn_daemon(cfg, env->ssock,
-				     cfg->metrics_port > 0 ? cfg->metrics_port + 1 : 0);
+				     cfg->metrics_port > 0 ? cfg->metrics_port + 1 : 0, env->psk);
 	if (env->spid > 0)
-		env->ppid = run_spawn_daemon(cfg, env->psock, cfg->metrics_port);
+		env->ppid = run_spawn_daemon(cfg, env->psock, cfg->metrics_port, env->psk);
 	if (env->spid <= 0 || env->ppid <= 0)
 		return -ECHILD;
 	return 0;
@@ -665,6 +693,7 @@ void run_env_destroy(struct run_env *env)
 	if (env->dir[0]) {
 		unlink(env->psock);
 		unlink(env->ssock);
+		unlink(env->psk);
 		rmdir(env->dir);
 	}
 	sim_guest_destroy(env->pguest);

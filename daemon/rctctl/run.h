@@ -56,6 +56,7 @@ struct run_env {
 	pid_t ppid, spid;
 	char dir[64];
 	char psock[128], ssock[128];
+	char psk[128]; /* the key file the two daemons share */
 };
 
 struct run_result {

@@ -233,6 +233,10 @@ static int h_session_open(struct rctd_conn *c, const struct ipc_msg *m, struct r
 		return reply_fail(r, -EINVAL, RCT_ERR_INVALID_PARAM,
 				  "session name '%s': use letters, digits and - _ . :", w.name);
 	p.field_mask = RCT_SESSION_PARAM_FIELD_ROLE | RCT_SESSION_PARAM_FIELD_BACKEND;
+	if (c->d->has_psk) {
+		p.field_mask |= RCT_SESSION_PARAM_FIELD_PSK;
+		p.psk = c->d->psk;
+	}
 	p.role = (enum rct_role)role;
 	p.backend = w.backend[0] ? w.backend : "tcp";
 	if (w.lanes) {

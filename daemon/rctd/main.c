@@ -65,6 +65,10 @@ static void usage(FILE *f)
 		"                           (0: any free port, logged and in `rctctl status`;\n"
 		"                           default: no endpoint)\n"
 		"  -a, --metrics-addr ADDR  loopback address of that endpoint (127.0.0.1)\n"
+		"  -k, --psk-file FILE      pre-shared key: peers prove they hold the same key\n"
+		"                           before any memory key is advertised (mode 0600,\n"
+		"                           32+ bytes: head -c 32 /dev/urandom > FILE); without\n"
+		"                           it peers are not authenticated (docs/security.md)\n"
 		"  -l, --log-level LEVEL    error, warn, info (default) or debug\n"
 		"  -c, --config FILE        read options from FILE first: one 'option = value'\n"
 		"                           per line, long option names without '--', # comments;\n"
@@ -83,6 +87,7 @@ static const struct option longopts[] = {
 	{"metrics-port", required_argument, NULL, 'm'},
 	{"metrics-addr", required_argument, NULL, 'a'},
 	{"log-level", required_argument, NULL, 'l'},
+	{"psk-file", required_argument, NULL, 'k'},
 	{"config", required_argument, NULL, 'c'},
 	{"version", no_argument, NULL, 'V'},
 	{"help", no_argument, NULL, 'h'},
@@ -162,6 +167,9 @@ static int apply_option(struct rctd_cfg *cfg, int c, const char *arg)
 		return 0;
 	case 'a':
 		cfg->metrics_addr = arg;
+		return 0;
+	case 'k':
+		cfg->psk_file = arg;
 		return 0;
 	case 'l':
 		if (!strcmp(arg, "error"))
@@ -258,7 +266,7 @@ static int parse_args(struct rctd_cfg *cfg, int argc, char **argv)
 		if (file && (rc = load_config(cfg, file)))
 			return rc;
 	}
-	while ((c = getopt_long(argc, argv, "s:g:u:G:m:a:l:c:Vh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:g:u:G:m:a:l:k:c:Vh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'h':
 			usage(stdout);
@@ -486,6 +494,17 @@ int main(int argc, char **argv)
 	if (sfd < 0) {
 		rctd_err("signalfd: %s", strerror(errno));
 		return 1;
+	}
+	if (d.cfg.psk_file) {
+		if (rct_psk_load(d.cfg.psk_file, d.psk) != RCT_OK) {
+			rctd_err("cannot use the pre-shared key file '%s' (see above)",
+				 d.cfg.psk_file);
+			return 1;
+		}
+		d.has_psk = true;
+	} else {
+		rctd_warn("no --psk-file: peers are not authenticated; any host that reaches "
+			  "a listening session can pair with it");
 	}
 	lfd = open_socket(&d);
 	if (lfd < 0)

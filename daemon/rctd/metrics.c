@@ -171,6 +171,8 @@ json_t *rctd_status_json(struct rctd *d)
 		      (int)d->nconns, "sessions", (int)sessions, "socket", d->cfg.socket_path,
 		      "backends", backends_json());
 	if (j)
+		json_object_set_new(j, "peer_auth", json_boolean(d->has_psk));
+	if (j)
 		json_object_set_new(j, "metrics_port",
 				    d->metrics_port >= 0 ? json_integer(d->metrics_port)
 							 : json_null());

@@ -118,7 +118,8 @@ struct rctd_cfg {
 	gid_t gids[RCTD_MAX_IDS];
 	unsigned ngids;
 	const char *metrics_addr;
-	int metrics_port; /* -1: no endpoint; 0: any free port */
+	int metrics_port;     /* -1: no endpoint; 0: any free port */
+	const char *psk_file; /* pre-shared key for peer authentication, or NULL */
 };
 
 struct rctd {
@@ -131,6 +132,8 @@ struct rctd {
 	uint64_t started_ns;
 	uint64_t caps;
 	int metrics_port; /* bound port, or -1 */
+	bool has_psk;
+	uint8_t psk[RCT_PSK_LEN];
 	struct MHD_Daemon *mhd;
 };
 

@@ -76,6 +76,7 @@ typedef enum {
 	RCT_ERR_IO = -23,	 /**< a lane failed (socket or queue-pair error) */
 	RCT_ERR_ABORTED = -24,	 /**< the checkpoint was aborted */
 	RCT_ERR_MISMATCH = -25,	 /**< the two sides' regions or parameters disagree */
+	RCT_ERR_AUTH = -26,	 /**< peer authentication failed (no or another pre-shared key) */
 
 	RCT_ERR_NO_MEMORY = -40, /**< allocation or memory registration failed */
 	RCT_ERR_NO_DEVICE = -41, /**< no usable device for the backend */
@@ -109,7 +110,11 @@ enum rct_session_param_field {
 	RCT_SESSION_PARAM_FIELD_TIMEOUT = 1u << 5,
 	RCT_SESSION_PARAM_FIELD_STAGING_SIZE = 1u << 6,
 	RCT_SESSION_PARAM_FIELD_THREADS = 1u << 7,
+	RCT_SESSION_PARAM_FIELD_PSK = 1u << 8,
 };
+
+/** Bytes of a pre-shared key (see rct_psk_load()). */
+#define RCT_PSK_LEN 32
 
 /** Parameters of rct_session_create().  Fields not in field_mask take defaults. */
 struct rct_session_params {
@@ -126,6 +131,12 @@ struct rct_session_params {
 				    on this host.  Ignored by the others. */
 	uint64_t staging_size; /**< device-state capacity, default 16 MiB, at most 1 GiB;
 				    the largest blob is the smaller of the two peers' */
+	const uint8_t *psk;    /**< RCT_PSK_LEN bytes, copied.  With a key the two peers
+				    prove to each other that they hold the same key (keyed-MAC
+				    challenge-response) before any region or remote key is
+				    advertised; a peer without it, or with another, is refused
+				    with RCT_ERR_AUTH.  Without a key (the default) peers are
+				    not authenticated.  See docs/security.md. */
 };
 
 #define RCT_MAX_LANES 64
@@ -152,6 +163,18 @@ RCT_API void rct_session_destroy(struct rct_session *session);
  * @return 1 or 0.  Thread-safe.
  */
 RCT_API int rct_backend_available(const char *name);
+
+/**
+ * Read a pre-shared key file: a regular file of 32 to 4096 bytes (for
+ * instance 32 random bytes: head -c 32 /dev/urandom), readable and writable by
+ * its owner only (mode 0600 or 0400; any group or other bit is refused).  The
+ * key is a BLAKE2b-256 hash of the whole content, so both peers need the same
+ * file.  Thread-safe.
+ *
+ * @return RCT_OK, RCT_ERR_NOT_FOUND (cannot open), RCT_ERR_INVALID_PARAM (mode,
+ *         type or size; the log says which), RCT_ERR_SYSTEM.
+ */
+RCT_API rct_status_t rct_psk_load(const char *path, uint8_t key_p[RCT_PSK_LEN]);
 
 /** Name of the backend the session uses (static storage). */
 RCT_API const char *rct_session_backend(const struct rct_session *session);

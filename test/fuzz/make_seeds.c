@@ -117,6 +117,17 @@ int main(int argc, char **argv)
 	proto_seed("error", &m);
 	m = (struct rct_msg){.type = RCT_MSG_GOODBYE, .goodbye = {.reason = 1}};
 	proto_seed("goodbye", &m);
+	m = (struct rct_msg){.type = RCT_MSG_AUTH, .auth = {.step = RCT_AUTH_PROVE_S}};
+	memset(m.auth.nonce, 0x11, sizeof(m.auth.nonce));
+	memset(m.auth.mac, 0x22, sizeof(m.auth.mac));
+	proto_seed("auth", &m);
+	m = (struct rct_msg){.type = RCT_MSG_HELLO,
+			     .hello = {.role = 1,
+				       .lanes = 4,
+				       .page_size = 4096,
+				       .flags = RCT_HELLO_AUTH,
+				       .max_put = 1 << 20}};
+	proto_seed("hello-auth", &m);
 
 	{
 		struct rct_ipc_stats st = {.scope = htole32(RCT_IPC_STATS_ALL)};

@@ -12,6 +12,7 @@ static const char *const rct_msg_names[] = {
 	[RCT_MSG_DEVSTATE] = "DEVSTATE", [RCT_MSG_COMMIT] = "COMMIT",
 	[RCT_MSG_ACK] = "ACK",		 [RCT_MSG_HEARTBEAT] = "HEARTBEAT",
 	[RCT_MSG_ERROR] = "ERROR",	 [RCT_MSG_GOODBYE] = "GOODBYE",
+	[RCT_MSG_AUTH] = "AUTH",
 };
 
 const char *rct_msg_type_str(unsigned type)
@@ -45,6 +46,8 @@ static size_t rct_msg_fixed_len(unsigned type)
 		return sizeof(struct rct_wire_error);
 	case RCT_MSG_GOODBYE:
 		return sizeof(struct rct_wire_goodbye);
+	case RCT_MSG_AUTH:
+		return sizeof(struct rct_wire_auth);
 	}
 	return 0;
 }
@@ -70,7 +73,11 @@ static rct_status_t rct_msg_check_host(const struct rct_msg *msg)
 		if ((msg->hello.role != RCT_ROLE_PRIMARY &&
 		     msg->hello.role != RCT_ROLE_SECONDARY) ||
 		    msg->hello.lanes > RCT_MAX_LANES || !rct_is_pow2(msg->hello.page_size) ||
-		    msg->hello.nregions > RCT_MAX_REGIONS)
+		    msg->hello.nregions > RCT_MAX_REGIONS || (msg->hello.flags & ~RCT_HELLO_AUTH))
+			return RCT_ERR_INVALID_PARAM;
+		return RCT_OK;
+	case RCT_MSG_AUTH:
+		if (msg->auth.step < RCT_AUTH_CHALLENGE || msg->auth.step > RCT_AUTH_PROVE_P)
 			return RCT_ERR_INVALID_PARAM;
 		return RCT_OK;
 	case RCT_MSG_REGION:
@@ -115,6 +122,7 @@ rct_status_t rct_msg_encode(const struct rct_msg *msg, void *buf, size_t cap, si
 		struct rct_wire_heartbeat heartbeat;
 		struct rct_wire_error error;
 		struct rct_wire_goodbye goodbye;
+		struct rct_wire_auth auth;
 	} w;
 	const void *var = NULL;
 	size_t fixed, var_len, total;
@@ -136,6 +144,7 @@ rct_status_t rct_msg_encode(const struct rct_msg *msg, void *buf, size_t cap, si
 		w.hello.lanes = htole16(msg->hello.lanes);
 		w.hello.page_size = htole32(msg->hello.page_size);
 		w.hello.nregions = htole32(msg->hello.nregions);
+		w.hello.flags = htole32(msg->hello.flags);
 		w.hello.generation = htole64(msg->hello.generation);
 		w.hello.max_put = htole64(msg->hello.max_put);
 		break;
@@ -184,6 +193,11 @@ rct_status_t rct_msg_encode(const struct rct_msg *msg, void *buf, size_t cap, si
 		break;
 	case RCT_MSG_GOODBYE:
 		w.goodbye.reason = htole32(msg->goodbye.reason);
+		break;
+	case RCT_MSG_AUTH:
+		w.auth.step = htole16(msg->auth.step);
+		memcpy(w.auth.nonce, msg->auth.nonce, sizeof(w.auth.nonce));
+		memcpy(w.auth.mac, msg->auth.mac, sizeof(w.auth.mac));
 		break;
 	}
 
@@ -248,8 +262,9 @@ rct_status_t rct_msg_decode(const void *buf, size_t len, struct rct_msg *msg_p, 
 		struct rct_wire_hello w;
 
 		memcpy(&w, p, sizeof(w));
-		if (w.reserved)
-			RCT_PROTO_FAIL("HELLO: nonzero reserved field");
+		if (le32toh(w.flags) & ~(uint32_t)RCT_HELLO_AUTH)
+			RCT_PROTO_FAIL("HELLO: unknown flags");
+		m.hello.flags = le32toh(w.flags);
 		m.hello.role = le16toh(w.role);
 		m.hello.lanes = le16toh(w.lanes);
 		m.hello.page_size = le32toh(w.page_size);
@@ -374,6 +389,19 @@ rct_status_t rct_msg_decode(const void *buf, size_t len, struct rct_msg *msg_p, 
 		if (w.reserved)
 			RCT_PROTO_FAIL("GOODBYE: nonzero reserved field");
 		m.goodbye.reason = le32toh(w.reason);
+		break;
+	}
+	case RCT_MSG_AUTH: {
+		struct rct_wire_auth w;
+
+		memcpy(&w, p, sizeof(w));
+		if (w.reserved0 || w.reserved1)
+			RCT_PROTO_FAIL("AUTH: nonzero reserved field");
+		m.auth.step = le16toh(w.step);
+		if (m.auth.step < RCT_AUTH_CHALLENGE || m.auth.step > RCT_AUTH_PROVE_P)
+			RCT_PROTO_FAIL("AUTH: unknown step");
+		memcpy(m.auth.nonce, w.nonce, sizeof(w.nonce));
+		memcpy(m.auth.mac, w.mac, sizeof(w.mac));
 		break;
 	}
 	}

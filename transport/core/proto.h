@@ -51,7 +51,8 @@ enum rct_msg_type {
 	RCT_MSG_HEARTBEAT = 8,
 	RCT_MSG_ERROR = 9,
 	RCT_MSG_GOODBYE = 10,
-	RCT_MSG_TYPE_MAX = RCT_MSG_GOODBYE,
+	RCT_MSG_AUTH = 11,
+	RCT_MSG_TYPE_MAX = RCT_MSG_AUTH,
 };
 
 enum rct_region_kind {
@@ -79,9 +80,32 @@ struct rct_wire_hello {
 	__le16 lanes;
 	__le32 page_size;
 	__le32 nregions;
-	__le32 reserved;
+	__le32 flags; /* RCT_HELLO_* */
 	__le64 generation;
 	__le64 max_put;
+};
+
+/* HELLO flags. */
+enum rct_hello_flags {
+	RCT_HELLO_AUTH = 1u << 0, /* this side holds a pre-shared key and requires AUTH */
+};
+
+#define RCT_AUTH_NONCE_LEN 32
+#define RCT_AUTH_MAC_LEN   32
+
+/* AUTH steps (docs/protocol.md, "Authentication"). */
+enum rct_auth_step {
+	RCT_AUTH_CHALLENGE = 1, /* primary: its nonce */
+	RCT_AUTH_PROVE_S = 2,	/* secondary: its nonce and its MAC over both */
+	RCT_AUTH_PROVE_P = 3,	/* primary: its MAC over both */
+};
+
+struct rct_wire_auth {
+	__le16 step;
+	__le16 reserved0;
+	__le32 reserved1;
+	uint8_t nonce[RCT_AUTH_NONCE_LEN];
+	uint8_t mac[RCT_AUTH_MAC_LEN];
 };
 
 struct rct_wire_region {
@@ -152,6 +176,7 @@ _Static_assert(sizeof(struct rct_wire_ack) == 16, "wire ack");
 _Static_assert(sizeof(struct rct_wire_heartbeat) == 16, "wire heartbeat");
 _Static_assert(sizeof(struct rct_wire_error) == 8, "wire error");
 _Static_assert(sizeof(struct rct_wire_goodbye) == 8, "wire goodbye");
+_Static_assert(sizeof(struct rct_wire_auth) == 72, "wire auth");
 _Static_assert(sizeof(struct rct_wire_hdr) + sizeof(struct rct_wire_bitmap) +
 			       RCT_BITMAP_CHUNK_WORDS * 8 <=
 		       RCT_MSG_MAX,
@@ -167,6 +192,7 @@ struct rct_msg {
 			uint16_t lanes;
 			uint32_t page_size;
 			uint32_t nregions;
+			uint32_t flags;
 			uint64_t generation;
 			uint64_t max_put;
 		} hello;
@@ -216,6 +242,11 @@ struct rct_msg {
 		struct {
 			uint32_t reason;
 		} goodbye;
+		struct {
+			uint16_t step;
+			uint8_t nonce[RCT_AUTH_NONCE_LEN];
+			uint8_t mac[RCT_AUTH_MAC_LEN];
+		} auth;
 	};
 };
 

@@ -96,6 +96,19 @@ rct_status_t rct_session_create_ops(const struct rct_session_params *params,
 		s->staging_size = params->staging_size;
 	}
 
+	if (params->field_mask & RCT_SESSION_PARAM_FIELD_PSK) {
+		if (!params->psk) {
+			rct_error("session: the pre-shared key field is set but NULL");
+			goto out_free;
+		}
+		status = rct_auth_init();
+		if (status != RCT_OK)
+			goto out_free;
+		memcpy(s->psk, params->psk, RCT_PSK_LEN);
+		s->has_psk = true;
+		status = RCT_ERR_INVALID_PARAM;
+	}
+
 	if (params->field_mask & RCT_SESSION_PARAM_FIELD_THREADS) {
 		if (params->threads > RCT_MAX_LANES) {
 			rct_error("session: %u helper threads asked, at most %d", params->threads,
@@ -375,6 +388,10 @@ static rct_status_t rct_session_dispatch(struct rct_session *s, const struct rct
 		text[m->error.text_len] = '\0';
 		rct_error("session: peer reported an error (%s): %s",
 			  rct_status_str((rct_status_t)m->error.code), text);
+		/* A disagreement is reported as such on both sides. */
+		if (m->error.code == RCT_ERR_AUTH || m->error.code == RCT_ERR_MISMATCH ||
+		    m->error.code == RCT_ERR_VERSION)
+			return rct_session_fail(s, (rct_status_t)m->error.code);
 		return rct_session_fail(s, RCT_ERR_PEER_LOST);
 	case RCT_MSG_GOODBYE:
 		rct_debug("session: peer said goodbye (reason %u)", m->goodbye.reason);
@@ -467,9 +484,8 @@ rct_status_t rct_session_progress(struct rct_session *s, int timeout_ms)
 
 /* ------------------------------------------------------------ handshake */
 
-/* Wait for the next control message during the handshake. */
-static rct_status_t rct_session_wait_msg(struct rct_session *s, uint64_t deadline_ns, unsigned type,
-					 struct rct_msg *msg_p)
+rct_status_t rct_session_wait_msg(struct rct_session *s, uint64_t deadline_ns, unsigned type,
+				  struct rct_msg *msg_p)
 {
 	rct_status_t status;
 	char text[128];
@@ -543,6 +559,7 @@ static void rct_session_hello(const struct rct_session *s, struct rct_msg *m)
 	m->hello.page_size = s->page_size;
 	m->hello.nregions = s->nregions;
 	m->hello.max_put = s->max_put;
+	m->hello.flags = s->has_psk ? RCT_HELLO_AUTH : 0;
 }
 
 rct_status_t rct_session_listen(struct rct_session *s, const char *addr, uint16_t port,
@@ -588,6 +605,21 @@ rct_status_t rct_session_accept(struct rct_session *s)
 			 "HELLO: primary has page size %u and %u regions, secondary %u and %u",
 			 m.hello.page_size, m.hello.nregions, s->page_size, s->nregions);
 		return rct_session_proto_error(s, RCT_ERR_MISMATCH, text);
+	}
+	/* Authentication before anything about our memory is said. */
+	if (s->has_psk != !!(m.hello.flags & RCT_HELLO_AUTH))
+		return rct_session_proto_error(
+			s, RCT_ERR_AUTH,
+			s->has_psk ? "the primary holds no pre-shared key; this secondary "
+				     "requires one, so no remote key was advertised"
+				   : "the primary requires a pre-shared key; this secondary holds "
+				     "none");
+	if (s->has_psk) {
+		status = rct_auth_bind_hello(s, &m);
+		if (status == RCT_OK)
+			status = rct_auth_secondary(s, deadline);
+		if (status != RCT_OK)
+			return status;
 	}
 
 	status = rct_session_staging_map(s, s->staging_size, RCT_MEM_REMOTE_WRITE);
@@ -676,11 +708,20 @@ rct_status_t rct_session_connect(struct rct_session *s, const char *addr, uint16
 
 	rct_session_hello(s, &m);
 	status = rct_session_send(s, &m);
+	if (status == RCT_OK && s->has_psk) {
+		status = rct_auth_bind_hello(s, &m);
+		if (status == RCT_OK)
+			status = rct_auth_primary(s, deadline);
+	}
 	if (status != RCT_OK)
 		return status;
 	status = rct_session_wait_msg(s, deadline, RCT_MSG_HELLO, &m);
 	if (status != RCT_OK)
 		return status;
+	if (!s->has_psk && (m.hello.flags & RCT_HELLO_AUTH))
+		return rct_session_proto_error(s, RCT_ERR_AUTH,
+					       "the secondary requires a pre-shared key; this "
+					       "primary holds none");
 	if (m.hello.role != RCT_ROLE_SECONDARY || m.hello.nregions != s->nregions ||
 	    m.hello.page_size != s->page_size) {
 		snprintf(text, sizeof(text),

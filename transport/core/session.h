@@ -53,6 +53,13 @@ struct rct_session {
 	rct_status_t fail_status;
 	bool goodbye; /* the peer closed the session with GOODBYE */
 
+	/* Peer authentication (auth.c). */
+	bool has_psk;
+	uint8_t psk[RCT_PSK_LEN];
+	uint8_t auth_np[RCT_AUTH_NONCE_LEN], auth_ns[RCT_AUTH_NONCE_LEN];
+	uint8_t auth_hello[64]; /* the primary's HELLO as encoded */
+	size_t auth_hello_len;
+
 	unsigned lanes;
 	uint32_t page_size;
 	unsigned page_shift;
@@ -114,6 +121,16 @@ rct_status_t rct_session_fail(struct rct_session *s, rct_status_t status);
 
 /* Encode and send one control message; fails the session on error. */
 rct_status_t rct_session_send(struct rct_session *s, const struct rct_msg *msg);
+/* Wait (until @deadline_ns) for the next control message during the handshake; it must be
+ * of @type (ERROR and GOODBYE end the session). */
+rct_status_t rct_session_wait_msg(struct rct_session *s, uint64_t deadline_ns, unsigned type,
+				  struct rct_msg *msg_p);
+
+/* auth.c: the pre-shared-key handshake. */
+rct_status_t rct_auth_init(void);
+rct_status_t rct_auth_bind_hello(struct rct_session *s, const struct rct_msg *hello);
+rct_status_t rct_auth_primary(struct rct_session *s, uint64_t deadline);
+rct_status_t rct_auth_secondary(struct rct_session *s, uint64_t deadline);
 
 /* Send ERROR(code, text) to the peer (best effort) and fail the session with @code. */
 rct_status_t rct_session_proto_error(struct rct_session *s, rct_status_t code, const char *text);
