@@ -4,6 +4,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/bitmap.h"
 #include "core/session.h"
@@ -51,30 +52,41 @@ static void *pair_secondary(void *arg)
 	pthread_mutex_unlock(&pp->lock);
 	while (st == RCT_OK) {
 		pthread_mutex_lock(&pp->lock);
-		bool stop = pp->stop;
+		bool stop = pp->stop, hold = pp->hold;
+
+		pp->held = hold;
+		pthread_cond_broadcast(&pp->cond);
 		pthread_mutex_unlock(&pp->lock);
 		if (stop)
 			break;
+		if (hold) {
+			usleep(2000);
+			continue;
+		}
 		st = rct_session_progress(pp->s, 20);
 		while (rct_session_event_next(pp->s, &ev) == RCT_OK) {
+			const void *dev = NULL;
+			size_t len = 0;
+			bool flushed = false;
+
+			/* The flush runs without the lock: the main thread drives
+			 * the primary meanwhile (pair_wait_flushed). */
+			if (ev.type == RCT_EVENT_CKPT_READY && pp->o.auto_flush)
+				flushed = rct_ckpt_flush(pp->s, ev.epoch, NULL) == RCT_OK &&
+					  rct_ckpt_devstate_get(pp->s, ev.epoch, &dev, &len) ==
+						  RCT_OK &&
+					  len <= sizeof(pp->devstate);
 			pthread_mutex_lock(&pp->lock);
 			if (ev.type == RCT_EVENT_CKPT_READY) {
 				pp->ready = ev.epoch;
-				if (pp->o.auto_flush) {
-					const void *dev;
-					size_t len;
-
-					if (rct_ckpt_flush(pp->s, ev.epoch, NULL) == RCT_OK &&
-					    rct_ckpt_devstate_get(pp->s, ev.epoch, &dev, &len) ==
-						    RCT_OK &&
-					    len <= sizeof(pp->devstate)) {
-						memcpy(pp->devstate, dev, len);
-						pp->devstate_len = len;
-						pp->flushed = ev.epoch;
-						/* Compare before this guest dirties anything. */
-						pp->equal = !memcmp(pp->sram, pp->snap, pp->o.size);
-						pair_scribble(pp, bits, &rng);
-					}
+				if (flushed) {
+					memcpy(pp->devstate, dev, len);
+					pp->devstate_len = len;
+					pp->flushed = ev.epoch;
+					/* Compare before this guest dirties anything. */
+					pp->equal = !pp->o.no_snapshot &&
+						    !memcmp(pp->sram, pp->snap, pp->o.size);
+					pair_scribble(pp, bits, &rng);
 				}
 			} else if (ev.type == RCT_EVENT_PEER_LOST) {
 				pp->lost = ev.status;
@@ -98,10 +110,12 @@ static rct_status_t pair_session(struct pair *pp, enum rct_role role, struct rct
 {
 	struct rct_session_params p = {
 		.field_mask = RCT_SESSION_PARAM_FIELD_ROLE | RCT_SESSION_PARAM_FIELD_LANES |
-			      RCT_SESSION_PARAM_FIELD_TIMEOUT | RCT_SESSION_PARAM_FIELD_BACKEND,
+			      RCT_SESSION_PARAM_FIELD_TIMEOUT | RCT_SESSION_PARAM_FIELD_BACKEND |
+			      RCT_SESSION_PARAM_FIELD_HEARTBEAT,
 		.role = role,
 		.lanes = pp->o.lanes,
 		.timeout_ms = pp->o.timeout_ms,
+		.heartbeat_ms = pp->o.heartbeat_ms,
 		.backend = pp->o.backend,
 	};
 
@@ -133,6 +147,8 @@ rct_status_t pair_open(struct pair *pp, const struct pair_opts *o)
 		pp->o.addr = "127.0.0.1";
 	if (!pp->o.timeout_ms)
 		pp->o.timeout_ms = 5000;
+	if (!pp->o.heartbeat_ms)
+		pp->o.heartbeat_ms = 2000;
 	pp->npages = o->size / PAIR_PAGE;
 	pp->ready = pp->flushed = UINT64_MAX;
 	pp->rng = 42;
@@ -140,13 +156,14 @@ rct_status_t pair_open(struct pair *pp, const struct pair_opts *o)
 	pthread_cond_init(&pp->cond, NULL);
 	pp->pram = rct_mem_alloc(o->size);
 	pp->sram = rct_mem_alloc(o->size);
-	pp->snap = rct_mem_alloc(o->size);
-	if (!pp->pram || !pp->sram || !pp->snap)
+	pp->snap = o->no_snapshot ? NULL : rct_mem_alloc(o->size);
+	if (!pp->pram || !pp->sram || (!pp->snap && !o->no_snapshot))
 		return RCT_ERR_NO_MEMORY;
 	for (uint64_t i = 0; i < o->size / 8; i++)
 		((uint64_t *)pp->pram)[i] = pair_rand(&pp->rng);
 	memset(pp->sram, 0xee, o->size);
-	memcpy(pp->snap, pp->pram, o->size);
+	if (pp->snap)
+		memcpy(pp->snap, pp->pram, o->size);
 
 	st = pair_session(pp, RCT_ROLE_SECONDARY, &pp->s);
 	if (st == RCT_OK)
@@ -178,7 +195,8 @@ void pair_close(struct pair *pp)
 	rct_session_destroy(pp->s);
 	rct_mem_free(pp->pram, pp->o.size);
 	rct_mem_free(pp->sram, pp->o.size);
-	rct_mem_free(pp->snap, pp->o.size);
+	if (pp->snap)
+		rct_mem_free(pp->snap, pp->o.size);
 	pthread_cond_destroy(&pp->cond);
 	pthread_mutex_destroy(&pp->lock);
 }
@@ -205,7 +223,8 @@ rct_status_t pair_ckpt(struct pair *pp, uint64_t epoch, const uint64_t *bits, co
 	rct_status_t st;
 
 	/* The guest is paused: this is the image the secondary must end up with. */
-	memcpy(pp->snap, pp->pram, pp->o.size);
+	if (!pp->o.no_snapshot)
+		memcpy(pp->snap, pp->pram, pp->o.size);
 	st = rct_ckpt_begin(pp->p, epoch, bits ? 0 : RCT_CKPT_FULL);
 	if (st == RCT_OK && bits)
 		st = rct_ckpt_dirty(pp->p, pp->pr, bits, pp->npages);
@@ -229,14 +248,22 @@ static void pair_deadline(struct timespec *ts, int timeout_ms)
 
 bool pair_wait_flushed(struct pair *pp, uint64_t epoch, int timeout_ms)
 {
+	uint64_t deadline = rct_now_ns() + (uint64_t)timeout_ms * 1000000;
 	struct timespec ts;
 	bool ok;
 
-	pair_deadline(&ts, timeout_ms);
+	/* The primary's hypervisor keeps driving its session meanwhile (the
+	 * secondary takes a primary that says nothing for lost). */
 	pthread_mutex_lock(&pp->lock);
-	while (pp->flushed != epoch && !pp->done &&
-	       pthread_cond_timedwait(&pp->cond, &pp->lock, &ts) == 0)
-		;
+	while (pp->flushed != epoch && !pp->done && rct_now_ns() < deadline) {
+		pthread_mutex_unlock(&pp->lock);
+		if (pp->p)
+			(void)rct_session_progress(pp->p, 1);
+		pthread_mutex_lock(&pp->lock);
+		pair_deadline(&ts, 1);
+		if (pp->flushed != epoch && !pp->done)
+			pthread_cond_timedwait(&pp->cond, &pp->lock, &ts);
+	}
 	ok = pp->flushed == epoch;
 	pthread_mutex_unlock(&pp->lock);
 	return ok;

@@ -24,8 +24,12 @@ struct pair_opts {
 	size_t size;		    /* region bytes */
 	uint64_t max_put;	    /* 0: default */
 	int timeout_ms;		    /* 0: 5000 */
+	int heartbeat_ms;	    /* 0: 2000 (the test's main thread does not poll between
+				       checkpoints; heartbeat tests set their own) */
 	bool auto_flush;	    /* flush every ready checkpoint */
 	unsigned scribble;	    /* pages the secondary guest dirties after a flush */
+	bool no_snapshot;	    /* skip the snapshot and the comparison (equal stays
+				       false): the test compares by itself */
 	const uint8_t *ppsk, *spsk; /* pre-shared keys of the primary and secondary, or NULL */
 };
 
@@ -41,6 +45,8 @@ struct pair {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool stop, done;
+	bool hold; /* the secondary's thread stops driving its session (a stalled host) */
+	bool held; /* ... and it has stopped */
 	uint64_t ready, flushed; /* last epochs seen ready / flushed, UINT64_MAX none */
 	bool equal;		 /* at the last flush, secondary RAM == primary snapshot */
 	rct_status_t lost;	 /* PEER_LOST status, RCT_OK while connected */

@@ -199,3 +199,113 @@ Test(tcp, secondary_lost_mid_checkpoint_fails_the_commit)
 {
 	pair_run_secondary_loss("tcp", "127.0.0.1");
 }
+
+/* ---- keepalive: silence is loss, within RCT_HEARTBEAT_MISSES intervals ---- */
+
+#define HB_MS 50
+
+static void hb_pair(struct pair *pp, int hb_ms, size_t size)
+{
+	struct pair_opts o = {
+		.lanes = 2, .size = size, .heartbeat_ms = hb_ms, .auto_flush = true, .scribble = 4};
+
+	cr_assert_eq(pair_open(pp, &o), RCT_OK);
+	cr_assert_eq(pair_ckpt(pp, 0, NULL, "dev", 3), RCT_OK);
+	cr_assert(pair_wait_flushed(pp, 0, 5000));
+}
+
+Test(tcp, a_silent_primary_is_lost_within_three_heartbeats)
+{
+	uint64_t *bits = calloc(rct_bitmap_words(1024), sizeof(uint64_t));
+	uint64_t t0, ms;
+	struct pair pp;
+
+	hb_pair(&pp, HB_MS, 4u << 20);
+	pair_dirty(&pp, bits, 50, 0, 0);
+	cr_assert_eq(pair_ckpt(&pp, 1, bits, "dev", 3), RCT_OK);
+	cr_assert(pair_wait_flushed(&pp, 1, 5000));
+	/* Drain the FLUSHED ack, then go silent: the sockets stay open, as
+	 * when a host hangs or a link drops packets without a reset. */
+	cr_assert_eq(rct_session_progress(pp.p, 0), RCT_OK);
+	t0 = rct_now_ns();
+	cr_assert_eq(pair_wait_lost(&pp, 5000), RCT_ERR_PEER_LOST);
+	ms = (rct_now_ns() - t0) / 1000000;
+	cr_log_info("silent primary detected after %llu ms (heartbeat %d ms)",
+		    (unsigned long long)ms, HB_MS);
+	cr_assert_geq(ms, 2 * HB_MS, "loss declared after only %llu ms", (unsigned long long)ms);
+	/* 3 intervals, plus scheduling slack on a shared 2-core machine. */
+	cr_assert_leq(ms, RCT_HEARTBEAT_MISSES * HB_MS + 500, "detected after %llu ms",
+		      (unsigned long long)ms);
+	cr_assert_eq(pp.lost_epoch, 1, "failover image is epoch %llu",
+		     (unsigned long long)pp.lost_epoch);
+	pair_close(&pp);
+	free(bits);
+}
+
+Test(tcp, a_silent_secondary_fails_the_commit_within_three_heartbeats)
+{
+	uint64_t *bits = calloc(rct_bitmap_words(1024), sizeof(uint64_t));
+	uint64_t t0, ms;
+	rct_status_t st;
+	struct pair pp;
+
+	hb_pair(&pp, HB_MS, 4u << 20);
+	pthread_mutex_lock(&pp.lock);
+	pp.hold = true;
+	while (!pp.held)
+		pthread_cond_wait(&pp.cond, &pp.lock);
+	pthread_mutex_unlock(&pp.lock);
+	pair_dirty(&pp, bits, 50, 0, 0);
+	t0 = rct_now_ns();
+	st = pair_ckpt(&pp, 1, bits, "dev", 3);
+	ms = (rct_now_ns() - t0) / 1000000;
+	cr_log_info("silent secondary detected after %llu ms", (unsigned long long)ms);
+	cr_assert_eq(st, RCT_ERR_PEER_LOST, "commit returned %s", rct_status_str(st));
+	cr_assert_leq(ms, RCT_HEARTBEAT_MISSES * HB_MS + 500, "took %llu ms (timeout is 5000)",
+		      (unsigned long long)ms);
+	pthread_mutex_lock(&pp.lock);
+	pp.hold = false;
+	pthread_mutex_unlock(&pp.lock);
+	pair_close(&pp);
+	free(bits);
+}
+
+Test(tcp, an_idle_pair_and_long_syncs_and_flushes_are_not_taken_for_loss)
+{
+	struct pair_opts o = {.lanes = 2,
+			      .size = 384u << 20,
+			      .heartbeat_ms = 25,
+			      .auto_flush = true,
+			      .no_snapshot = true};
+	uint64_t *bits = calloc(rct_bitmap_words((384u << 20) / 4096), sizeof(uint64_t));
+	uint64_t t0, ms;
+	struct pair pp;
+
+	/* 25 ms heartbeats over a 384 MiB guest: a full sync over TCP and a
+	 * full flush each take about 3 intervals or (much) longer, so only the keepalive
+	 * sent from inside them keeps the peers together.  The harness takes no
+	 * snapshot (its copies would be stalls of its own): RAM does not change
+	 * here, so the secondary must end equal to the primary's RAM itself. */
+	cr_assert_eq(pair_open(&pp, &o), RCT_OK);
+	for (uint64_t e = 0; e < 3; e++) {
+		t0 = rct_now_ns();
+		cr_assert_eq(pair_ckpt(&pp, e, NULL, "dev", 3), RCT_OK, "full epoch %llu",
+			     (unsigned long long)e);
+		cr_assert(pair_wait_flushed(&pp, e, 5000));
+		ms = (rct_now_ns() - t0) / 1000000;
+		cr_log_info("full checkpoint of 384 MiB: %llu ms (%llu heartbeat intervals)",
+			    (unsigned long long)ms, (unsigned long long)ms / 25);
+	}
+	cr_assert_eq(memcmp(pp.sram, pp.pram, 384u << 20), 0);
+	/* Idle for 8 intervals, driving the session as a hypervisor must. */
+	t0 = rct_now_ns();
+	while (rct_now_ns() - t0 < 200ull * 1000000)
+		cr_assert_eq(rct_session_progress(pp.p, 2), RCT_OK);
+	pair_dirty(&pp, bits, 100, 0, 0);
+	cr_assert_eq(pair_ckpt(&pp, 3, bits, "dev", 3), RCT_OK);
+	cr_assert(pair_wait_flushed(&pp, 3, 5000));
+	cr_assert_eq(memcmp(pp.sram, pp.pram, 384u << 20), 0);
+	cr_assert_eq(pp.lost, RCT_OK);
+	pair_close(&pp);
+	free(bits);
+}

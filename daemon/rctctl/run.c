@@ -459,6 +459,11 @@ int run_parse_option(int c, const char *arg, struct run_cfg *cfg, uint64_t *regi
 			return rctctl_usage_error("--vm-name", arg, "1..20 characters");
 		cfg->vm_name = arg;
 		return 0;
+	case 'H':
+		if (rctctl_parse_ulong(arg, 1, 60000, &v))
+			return rctctl_usage_error("--heartbeat-ms", arg, "1..60000");
+		cfg->heartbeat_ms = (int)v;
+		return 0;
 	case 'M':
 		if (rctctl_parse_ulong(arg, 1, 65534, &v))
 			return rctctl_usage_error("--metrics-port", arg, "1..65534");
@@ -539,9 +544,9 @@ static int run_wait_daemon(pid_t pid, const char *sock)
 static pid_t run_spawn_daemon(const struct run_cfg *cfg, const char *sock, int metrics_port,
 			      const char *psk_file)
 {
-	char path[PATH_MAX], port[16];
+	char path[PATH_MAX], port[16], hb[16];
 	const char *rctd = run_rctd_path(cfg, path, sizeof(path));
-	const char *argv[12];
+	const char *argv[16];
 	int n = 0;
 	pid_t pid;
 
@@ -556,6 +561,11 @@ static pid_t run_spawn_daemon(const struct run_cfg *cfg, const char *sock, int m
 		snprintf(port, sizeof(port), "%d", metrics_port);
 		argv[n++] = "--metrics-port";
 		argv[n++] = port;
+	}
+	if (cfg->heartbeat_ms > 0) {
+		snprintf(hb, sizeof(hb), "%d", cfg->heartbeat_ms);
+		argv[n++] = "--heartbeat-ms";
+		argv[n++] = hb;
 	}
 	argv[n] = NULL;
 	pid = fork();

@@ -40,6 +40,7 @@ struct run_cfg {
 	const char *ssock;   /* the secondary's rctd socket, or NULL */
 	int metrics_port;    /* --metrics-port for the daemons started here (-1: none) */
 	const char *vm_name; /* sessions are VM.primary and VM.secondary (NULL: demo-vm) */
+	int heartbeat_ms;    /* --heartbeat-ms for the daemons started here (0: rctd's) */
 };
 
 /* What the cells of one process share: the guests, the daemons, a memcpy target. */
@@ -73,7 +74,7 @@ struct run_result {
 	struct rct_ckpt_stats sync;
 };
 
-/* The options demo and bench share (option characters s w k i S t T A R P Q M N). */
+/* The options demo and bench share (option characters s w k i S t T A R P Q M N H). */
 /* clang-format off */
 #define RUN_LONGOPTS \
 	{"region-size", required_argument, NULL, 's'}, \
@@ -88,7 +89,8 @@ struct run_result {
 	{"primary-socket", required_argument, NULL, 'P'}, \
 	{"secondary-socket", required_argument, NULL, 'Q'}, \
 	{"metrics-port", required_argument, NULL, 'M'}, \
-	{"vm-name", required_argument, NULL, 'N'}
+	{"vm-name", required_argument, NULL, 'N'}, \
+	{"heartbeat-ms", required_argument, NULL, 'H'}
 /* clang-format on */
 
 /* Help text of the shared daemon options. */
@@ -100,7 +102,9 @@ struct run_result {
 	"  --metrics-port N      the started primary rctd serves metrics on\n"                     \
 	"                        127.0.0.1:N (the secondary's on N+1)\n"                           \
 	"  --vm-name NAME        the sessions' names: NAME.primary, NAME.secondary\n"              \
-	"                        (default demo-vm; unique on each rctd)\n"
+	"                        (default demo-vm; unique on each rctd)\n"                         \
+	"  --heartbeat-ms N      keepalive interval of the daemons started here (rctd's\n"         \
+	"                        default: 50 ms; slow emulated hosts need more)\n"
 
 /*
  * Parse shared option @c with argument @arg into @cfg / @region_size.

@@ -104,15 +104,19 @@ static void region_unmap(struct rctd_region *g)
 /* The session and its regions (the session first: it may still read them). */
 static void conn_session_close(struct rctd_conn *c)
 {
-	rct_session_destroy(c->sess);
+	struct rct_session *sess;
+
+	/* Detached under the lock: status readers look at c->sess. */
+	pthread_mutex_lock(&c->d->lock);
+	sess = c->sess;
 	c->sess = NULL;
+	c->state = RCTD_SESS_NONE;
+	pthread_mutex_unlock(&c->d->lock);
+	rct_session_destroy(sess);
 	for (unsigned i = 0; i < c->nregions; i++)
 		region_unmap(&c->regions[i]);
 	c->nregions = 0;
 	c->ready_pending = false;
-	pthread_mutex_lock(&c->d->lock);
-	c->state = RCTD_SESS_NONE;
-	pthread_mutex_unlock(&c->d->lock);
 }
 
 static int conn_send_event(struct rctd_conn *c, const struct rct_event *ev)
@@ -137,8 +141,15 @@ static int conn_drain_events(struct rctd_conn *c)
 		if (ev.type == RCT_EVENT_CKPT_READY) {
 			c->ready_pending = true;
 		} else if (ev.type == RCT_EVENT_PEER_LOST) {
-			rctd_warn("session %s: peer lost (%s); last committed epoch %" PRIu64,
-				  c->name, rct_status_str(ev.status), ev.epoch);
+			if (c->role == RCT_ROLE_SECONDARY)
+				rctd_warn("session %s: primary lost (%s); failover image: "
+					  "epoch %" PRId64 "%s",
+					  c->name, rct_status_str(ev.status), (int64_t)ev.epoch,
+					  ev.epoch == UINT64_MAX ? " (none: not in sync)" : "");
+			else
+				rctd_warn("session %s: secondary lost (%s); the guest runs "
+					  "unprotected until a secondary joins",
+					  c->name, rct_status_str(ev.status));
 			conn_set_state(c, RCTD_SESS_FAILED);
 		}
 		rc = conn_send_event(c, &ev);
@@ -232,7 +243,9 @@ static int h_session_open(struct rctd_conn *c, const struct ipc_msg *m, struct r
 	if (w.name[0] && !name_ok(w.name))
 		return reply_fail(r, -EINVAL, RCT_ERR_INVALID_PARAM,
 				  "session name '%s': use letters, digits and - _ . :", w.name);
-	p.field_mask = RCT_SESSION_PARAM_FIELD_ROLE | RCT_SESSION_PARAM_FIELD_BACKEND;
+	p.field_mask = RCT_SESSION_PARAM_FIELD_ROLE | RCT_SESSION_PARAM_FIELD_BACKEND |
+		       RCT_SESSION_PARAM_FIELD_HEARTBEAT;
+	p.heartbeat_ms = c->d->cfg.heartbeat_ms;
 	if (c->d->has_psk) {
 		p.field_mask |= RCT_SESSION_PARAM_FIELD_PSK;
 		p.psk = c->d->psk;
@@ -311,6 +324,15 @@ static int need_session(struct rctd_conn *c, struct reply *r, enum rctd_sess_sta
 		return reply_fail(r, -EBUSY, RCT_ERR_STATE, "session %s is %s", c->name,
 				  rctd_sess_state_str(c->state));
 	return 0;
+}
+
+/* A secondary's flush and device state stay available after its primary is
+ * lost: the committed checkpoint is the image a failover resumes from. */
+static int need_secondary_image(struct rctd_conn *c, struct reply *r)
+{
+	if (c->state == RCTD_SESS_FAILED && c->role == RCT_ROLE_SECONDARY)
+		return 0;
+	return need_session(c, r, RCTD_SESS_CONNECTED, RCT_ROLE_SECONDARY);
 }
 
 /* A file the daemon maps must not shrink under it (SIGBUS) and must be big enough. */
@@ -685,7 +707,7 @@ static int h_flush(struct rctd_conn *c, const struct ipc_msg *m, struct reply *r
 	flags = le32toh(w.flags);
 	if (w.reserved || (flags & ~(uint32_t)RCT_IPC_FLUSH_LOCAL_DIRTY))
 		return reply_bad(r, "CKPT_FLUSH: unknown flags 0x%x or reserved field set", flags);
-	if (need_session(c, r, RCTD_SESS_CONNECTED, RCT_ROLE_SECONDARY))
+	if (need_secondary_image(c, r))
 		return r->status;
 	for (unsigned i = 0; s == RCT_OK && (flags & RCT_IPC_FLUSH_LOCAL_DIRTY) && i < c->nregions;
 	     i++)
@@ -720,7 +742,7 @@ static int h_devstate_get(struct rctd_conn *c, const struct ipc_msg *m, struct r
 	if (!want(r, m, sizeof(w), 1))
 		return r->status;
 	memcpy(&w, c->buf, sizeof(w));
-	if (need_session(c, r, 0, RCT_ROLE_SECONDARY))
+	if (need_secondary_image(c, r))
 		return r->status;
 	st = rct_ckpt_devstate_get(c->sess, le64toh(w.epoch), &blob, &len);
 	if (reply_rct(r, st, "device state"))
@@ -953,9 +975,14 @@ void *rctd_conn_main(void *arg)
 	}
 	while (!c->d->stopping) {
 		bool drive = c->state == RCTD_SESS_CONNECTED;
-		/* A secondary between checkpoints is driven continuously; otherwise the
-		 * thread sleeps on the client. */
-		int wait = drive && c->role == RCT_ROLE_SECONDARY && !c->ready_pending ? 0 : 200;
+		/* A secondary between checkpoints is driven continuously.  Any other
+		 * connected session is driven at least four times per heartbeat
+		 * interval, whatever the client does: the peer takes silence for
+		 * loss.  Without a connected session the thread sleeps on the client. */
+		int wait = !drive ? 200
+			   : c->role == RCT_ROLE_SECONDARY && !c->ready_pending
+				   ? 0
+				   : (c->d->cfg.heartbeat_ms + 3) / 4;
 		struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
 		int n = poll(&pfd, 1, wait);
 

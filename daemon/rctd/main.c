@@ -69,6 +69,9 @@ static void usage(FILE *f)
 		"                           before any memory key is advertised (mode 0600,\n"
 		"                           32+ bytes: head -c 32 /dev/urandom > FILE); without\n"
 		"                           it peers are not authenticated (docs/security.md)\n"
+		"  -H, --heartbeat-ms N     keepalive interval with the peer, 1..60000 ms\n"
+		"                           (default 50); the peer is lost after 3 silent\n"
+		"                           intervals.  Both daemons should use the same value\n"
 		"  -l, --log-level LEVEL    error, warn, info (default) or debug\n"
 		"  -c, --config FILE        read options from FILE first: one 'option = value'\n"
 		"                           per line, long option names without '--', # comments;\n"
@@ -88,6 +91,7 @@ static const struct option longopts[] = {
 	{"metrics-addr", required_argument, NULL, 'a'},
 	{"log-level", required_argument, NULL, 'l'},
 	{"psk-file", required_argument, NULL, 'k'},
+	{"heartbeat-ms", required_argument, NULL, 'H'},
 	{"config", required_argument, NULL, 'c'},
 	{"version", no_argument, NULL, 'V'},
 	{"help", no_argument, NULL, 'h'},
@@ -167,6 +171,13 @@ static int apply_option(struct rctd_cfg *cfg, int c, const char *arg)
 		return 0;
 	case 'a':
 		cfg->metrics_addr = arg;
+		return 0;
+	case 'H':
+		errno = 0;
+		v = strtol(arg, &end, 10);
+		if (!*arg || *end || errno || v < 1 || v > 60000)
+			return bad("--heartbeat-ms", arg, "1..60000");
+		cfg->heartbeat_ms = (int)v;
 		return 0;
 	case 'k':
 		cfg->psk_file = arg;
@@ -266,7 +277,7 @@ static int parse_args(struct rctd_cfg *cfg, int argc, char **argv)
 		if (file && (rc = load_config(cfg, file)))
 			return rc;
 	}
-	while ((c = getopt_long(argc, argv, "s:g:u:G:m:a:l:k:c:Vh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:g:u:G:m:a:l:k:H:c:Vh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'h':
 			usage(stdout);
@@ -469,6 +480,7 @@ int main(int argc, char **argv)
 	rctd_journal = getenv("JOURNAL_STREAM") != NULL;
 	d.cfg.metrics_addr = "127.0.0.1";
 	d.cfg.metrics_port = -1;
+	d.cfg.heartbeat_ms = RCT_HEARTBEAT_DEFAULT_MS;
 	rc = parse_args(&d.cfg, argc, argv);
 	if (rc)
 		return rc;

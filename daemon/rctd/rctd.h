@@ -120,6 +120,7 @@ struct rctd_cfg {
 	const char *metrics_addr;
 	int metrics_port;     /* -1: no endpoint; 0: any free port */
 	const char *psk_file; /* pre-shared key for peer authentication, or NULL */
+	int heartbeat_ms;     /* keepalive interval of every session */
 };
 
 struct rctd {

@@ -111,7 +111,13 @@ enum rct_session_param_field {
 	RCT_SESSION_PARAM_FIELD_STAGING_SIZE = 1u << 6,
 	RCT_SESSION_PARAM_FIELD_THREADS = 1u << 7,
 	RCT_SESSION_PARAM_FIELD_PSK = 1u << 8,
+	RCT_SESSION_PARAM_FIELD_HEARTBEAT = 1u << 9,
+	RCT_SESSION_PARAM_FIELD_GENERATION = 1u << 10,
 };
+
+/** Default heartbeat interval (ms) and how many intervals of silence mean loss. */
+#define RCT_HEARTBEAT_DEFAULT_MS 50
+#define RCT_HEARTBEAT_MISSES	 3
 
 /** Bytes of a pre-shared key (see rct_psk_load()). */
 #define RCT_PSK_LEN 32
@@ -137,6 +143,22 @@ struct rct_session_params {
 				    advertised; a peer without it, or with another, is refused
 				    with RCT_ERR_AUTH.  Without a key (the default) peers are
 				    not authenticated.  See docs/security.md. */
+	int heartbeat_ms;      /**< keepalive interval on the control lane, 1..60000 ms,
+				    default RCT_HEARTBEAT_DEFAULT_MS.  Each side sends a
+				    HEARTBEAT whenever it has sent nothing for an interval,
+				    and declares the peer lost (RCT_ERR_PEER_LOST) after
+				    RCT_HEARTBEAT_MISSES intervals without any message.
+				    The library starts no thread: once connected, the
+				    caller must drive the session (any call, or
+				    rct_session_progress()) at least once per interval,
+				    or the peer will see it as lost.  Long operations
+				    inside the library (a full sync, a flush) keep sending
+				    on their own.  Both sides should use the same value. */
+	uint64_t generation;   /**< pairing generation (default 0).  Primary: the
+				    generation it announces in HELLO.  Secondary: the
+				    lowest generation it accepts; a primary announcing an
+				    older one (a stale pairing) is refused with
+				    RCT_ERR_MISMATCH before any remote key is advertised. */
 };
 
 #define RCT_MAX_LANES 64
@@ -231,6 +253,11 @@ RCT_API unsigned rct_session_lanes(const struct rct_session *session);
 enum rct_ckpt_flags {
 	/** Send every page of every region (first sync); dirty bitmaps are ignored. */
 	RCT_CKPT_FULL = 1u << 0,
+	/** With RCT_CKPT_FULL: a resync while the guest keeps running.  The pages
+	 *  are read as they change, so this epoch is not an image to resume from;
+	 *  the next (paused, incremental) checkpoint makes the secondary
+	 *  consistent again.  Until then a failover has no image (epoch -1). */
+	RCT_CKPT_LIVE = 1u << 1,
 };
 
 /**
@@ -283,17 +310,37 @@ struct rct_ckpt_stats {
  */
 RCT_API rct_status_t rct_ckpt_commit(struct rct_session *session, struct rct_ckpt_stats *stats_p);
 
+/** Progress of the current or last full sync (RCT_CKPT_FULL). */
+struct rct_sync_progress {
+	uint64_t pages_total; /**< pages of the sync; 0 when none ran yet */
+	uint64_t pages_done;  /**< pages whose puts completed */
+	uint64_t elapsed_ns;  /**< since the sync started (until it ended, when done) */
+	int active;	      /**< 1 while the sync runs */
+};
+
+/**
+ * Primary: progress of the full sync.  Unlike every other call this one may be
+ * called from any thread while the session's own thread is inside
+ * rct_ckpt_commit() (the figures are read atomically, each on its own).
+ */
+RCT_API void rct_session_sync_progress(const struct rct_session *session,
+				       struct rct_sync_progress *progress_p);
+
 /* -------------------------------------------------------------- secondary */
 
 enum rct_event_type {
 	RCT_EVENT_NONE = 0,
 	RCT_EVENT_CKPT_READY = 1, /**< epoch is whole in the cache; call rct_ckpt_flush() */
-	RCT_EVENT_PEER_LOST = 2,  /**< the session failed; status says why */
+	/** The session failed; status says why.  On a secondary this is the
+	 *  failover event: epoch is the last committed consistent epoch (-1:
+	 *  none, e.g. a resync had not finished).  A checkpoint already READY
+	 *  can still be flushed; that is the image to resume from. */
+	RCT_EVENT_PEER_LOST = 2,
 };
 
 struct rct_event {
 	enum rct_event_type type;
-	uint64_t epoch;	     /**< CKPT_READY: the epoch; PEER_LOST: last committed epoch */
+	uint64_t epoch;	     /**< CKPT_READY: the epoch; PEER_LOST: see above */
 	rct_status_t status; /**< PEER_LOST: the cause */
 };
 

@@ -18,7 +18,7 @@ echo "ib_write_bw: ${ibw} MB/s"
 
 echo "== rctctl bench over verbs: random:100 dirties every page, so every put is a"
 echo "   ${SIZE}-byte run (max_put) =="
-RCT_LOG=info "$B/daemon/rctctl" bench --backends verbs:1,verbs:4 --region-size 128M \
+RCT_LOG=info "$B/daemon/rctctl" bench --backends verbs:1,verbs:4 --region-size 128M --heartbeat-ms 1000 \
     --workload random:100 --checkpoints 5 --timeout-ms 120000 --json > /tmp/bench.json 2> /tmp/bench.err || {
     cat /tmp/bench.err >&2
     exit 1

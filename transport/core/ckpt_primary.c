@@ -16,6 +16,7 @@
  *            passed on every lane and the counts match.
  */
 #include <endian.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -46,6 +47,7 @@ rct_status_t rct_primary_dispatch(struct rct_session *s, const struct rct_msg *m
 		s->acked = true;
 		s->t_acked = rct_now_ns();
 		s->last_committed = s->epoch;
+		s->last_consistent = (s->flags & RCT_CKPT_LIVE) ? RCT_NO_EPOCH : s->epoch;
 		s->flushed = false;
 		return RCT_OK;
 	}
@@ -70,8 +72,13 @@ rct_status_t rct_ckpt_begin(struct rct_session *s, uint64_t epoch, unsigned flag
 	struct rct_msg m = {.type = RCT_MSG_BEGIN};
 	rct_status_t status;
 
-	if (!s || (flags & ~(unsigned)RCT_CKPT_FULL))
+	if (!s || (flags & ~(unsigned)(RCT_CKPT_FULL | RCT_CKPT_LIVE)))
 		return RCT_ERR_INVALID_PARAM;
+	if ((flags & RCT_CKPT_LIVE) && !(flags & RCT_CKPT_FULL)) {
+		rct_error("checkpoint %llu: RCT_CKPT_LIVE is a full sync; RCT_CKPT_FULL is needed",
+			  (unsigned long long)epoch);
+		return RCT_ERR_INVALID_PARAM;
+	}
 	status = rct_primary_check(s, RCT_CKPT_IDLE);
 	if (status != RCT_OK)
 		return status;
@@ -124,12 +131,15 @@ static rct_status_t rct_primary_lane_flush(struct rct_session *s, unsigned lane,
 		s->t_first_put = rct_now_ns();
 	status = s->ops->put(s->ctx, lane, mem, rkey, s->lane_runs[lane], s->lane_nruns[lane]);
 	s->lane_nruns[lane] = 0;
+	s->lane_batch_bytes[lane] = 0;
 	if (status != RCT_OK) {
 		rct_error("checkpoint %llu: put on lane %u failed: %s",
 			  (unsigned long long)s->epoch, lane, rct_status_str(status));
 		return rct_session_fail(s, status);
 	}
-	return RCT_OK;
+	/* A put may copy with the CPU (ucx into a mapped target, first-touch
+	 * faults included): keep the peer informed between batches. */
+	return rct_session_tick(s);
 }
 
 /* Queue one run on the least-loaded lane; hand a full batch to the backend. */
@@ -148,7 +158,9 @@ static rct_status_t rct_primary_queue_run(struct rct_session *s, struct rct_be_m
 	run->roff = roff;
 	run->len = len;
 	s->lane_bytes[lane] += len;
-	if (s->lane_nruns[lane] == RCT_LANE_BATCH)
+	s->lane_batch_bytes[lane] += len;
+	if (s->lane_nruns[lane] == RCT_LANE_BATCH ||
+	    s->lane_batch_bytes[lane] >= RCT_LANE_BATCH_BYTES)
 		return rct_primary_lane_flush(s, lane, mem, rkey);
 	return RCT_OK;
 }
@@ -187,7 +199,17 @@ static rct_status_t rct_primary_send_bitmap(struct rct_session *s, struct rct_re
 	return RCT_OK;
 }
 
-/* Put every page of @r whose bit is set in @bits (all pages when @bits is NULL). */
+/* Queue pages [first, first + len) of @r, at the same offsets in its cache. */
+static rct_status_t rct_primary_queue_pages(struct rct_session *s, struct rct_region *r,
+					    uint64_t first, uint64_t len)
+{
+	s->stats.pages += len;
+	s->stats.runs++;
+	return rct_primary_queue_run(s, r->mem, r->rkey, first << s->page_shift,
+				     first << s->page_shift, len << s->page_shift);
+}
+
+/* Put every page of @r whose bit is set in @bits. */
 static rct_status_t rct_primary_put_region(struct rct_session *s, struct rct_region *r,
 					   const uint64_t *bits)
 {
@@ -195,23 +217,11 @@ static rct_status_t rct_primary_put_region(struct rct_session *s, struct rct_reg
 	uint64_t first, len, next = 0;
 	rct_status_t status;
 
-	for (;;) {
-		if (bits) {
-			if (!rct_bitmap_next_run(bits, r->npages, next, max_pages, &first, &len))
-				break;
-		} else {
-			if (next >= r->npages)
-				break;
-			first = next;
-			len = RCT_MIN(max_pages, r->npages - next);
-		}
+	while (rct_bitmap_next_run(bits, r->npages, next, max_pages, &first, &len)) {
 		next = first + len;
-		status = rct_primary_queue_run(s, r->mem, r->rkey, first << s->page_shift,
-					       first << s->page_shift, len << s->page_shift);
+		status = rct_primary_queue_pages(s, r, first, len);
 		if (status != RCT_OK)
 			return status;
-		s->stats.pages += len;
-		s->stats.runs++;
 	}
 	return rct_primary_flush_lanes(s, r->mem, r->rkey);
 }
@@ -289,6 +299,21 @@ rct_status_t rct_ckpt_devstate_put(struct rct_session *s, const void *buf, size_
 	return rct_session_send(s, &m);
 }
 
+/* Put pages [first, first + n) of @r (a full sync); runs of max_put. */
+static rct_status_t rct_primary_put_range(struct rct_session *s, struct rct_region *r,
+					  uint64_t first, uint64_t n)
+{
+	uint64_t max_pages = s->max_put >> s->page_shift;
+	rct_status_t status;
+
+	for (uint64_t p = first; p < first + n; p += max_pages) {
+		status = rct_primary_queue_pages(s, r, p, RCT_MIN(max_pages, first + n - p));
+		if (status != RCT_OK)
+			return status;
+	}
+	return rct_primary_flush_lanes(s, r->mem, r->rkey);
+}
+
 /* Drive progress until the backend has nothing pending (puts, fences). */
 static rct_status_t rct_primary_wait_puts(struct rct_session *s, uint64_t deadline)
 {
@@ -308,6 +333,51 @@ static rct_status_t rct_primary_wait_puts(struct rct_session *s, uint64_t deadli
 	return RCT_OK;
 }
 
+/*
+ * Every page of every region, in slices: a slice is posted, then completed,
+ * before the next one, so that the progress others read is exact and the
+ * deadline applies per slice (a 2 GiB sync may take longer than the session
+ * timeout; a slice may not).  The gap between slices is one completion round
+ * trip per RCT_SYNC_SLICE bytes.
+ */
+#define RCT_SYNC_SLICE (64ull << 20)
+
+static rct_status_t rct_primary_full_sync(struct rct_session *s)
+{
+	uint64_t total = 0, done = 0;
+	rct_status_t status = RCT_OK;
+
+	for (unsigned i = 0; i < s->nregions; i++)
+		total += s->regions[i]->npages;
+	atomic_store_explicit(&s->sync_total, total, memory_order_relaxed);
+	atomic_store_explicit(&s->sync_done, 0, memory_order_relaxed);
+	atomic_store_explicit(&s->sync_t0, rct_now_ns(), memory_order_relaxed);
+	atomic_store_explicit(&s->sync_active, 1, memory_order_relaxed);
+	rct_info("checkpoint %llu: full sync of %llu pages%s", (unsigned long long)s->epoch,
+		 (unsigned long long)total, s->flags & RCT_CKPT_LIVE ? " (guest running)" : "");
+
+	for (unsigned i = 0; i < s->nregions && status == RCT_OK; i++) {
+		struct rct_region *r = s->regions[i];
+		uint64_t slice = RCT_MAX(RCT_SYNC_SLICE >> s->page_shift, 1);
+
+		for (uint64_t p = 0; p < r->npages && status == RCT_OK; p += slice) {
+			uint64_t n = RCT_MIN(slice, r->npages - p);
+
+			status = rct_primary_put_range(s, r, p, n);
+			if (status == RCT_OK)
+				status = rct_primary_wait_puts(
+					s, rct_now_ns() + (uint64_t)s->timeout_ms * 1000000);
+			if (status == RCT_OK) {
+				done += n;
+				atomic_store_explicit(&s->sync_done, done, memory_order_relaxed);
+			}
+		}
+	}
+	atomic_store_explicit(&s->sync_t1, rct_now_ns(), memory_order_relaxed);
+	atomic_store_explicit(&s->sync_active, 0, memory_order_relaxed);
+	return status;
+}
+
 rct_status_t rct_ckpt_commit(struct rct_session *s, struct rct_ckpt_stats *stats_p)
 {
 	uint64_t deadline, t_done;
@@ -322,11 +392,10 @@ rct_status_t rct_ckpt_commit(struct rct_session *s, struct rct_ckpt_stats *stats
 	deadline = rct_now_ns() + (uint64_t)s->timeout_ms * 1000000;
 
 	if (s->flags & RCT_CKPT_FULL) {
-		for (unsigned i = 0; i < s->nregions; i++) {
-			status = rct_primary_put_region(s, s->regions[i], NULL);
-			if (status != RCT_OK)
-				return status;
-		}
+		status = rct_primary_full_sync(s);
+		if (status != RCT_OK)
+			return status;
+		deadline = rct_now_ns() + (uint64_t)s->timeout_ms * 1000000;
 	}
 	if (!s->t_first_put)
 		s->t_first_put = rct_now_ns();

@@ -48,7 +48,9 @@ rct_status_t rct_session_create_ops(const struct rct_session_params *params,
 	s->state = RCT_SESSION_NEW;
 	s->ckpt = RCT_CKPT_IDLE;
 	s->last_committed = RCT_NO_EPOCH;
+	s->last_consistent = RCT_NO_EPOCH;
 	s->flushed = true;
+	s->hb_ns = (uint64_t)RCT_HEARTBEAT_DEFAULT_MS * 1000000;
 	s->lanes = RCT_DEFAULT_LANES;
 	s->page_size = RCT_DEFAULT_PAGE_SIZE;
 	s->max_put = RCT_DEFAULT_MAX_PUT;
@@ -95,6 +97,17 @@ rct_status_t rct_session_create_ops(const struct rct_session_params *params,
 		}
 		s->staging_size = params->staging_size;
 	}
+
+	if (params->field_mask & RCT_SESSION_PARAM_FIELD_HEARTBEAT) {
+		if (params->heartbeat_ms < 1 || params->heartbeat_ms > 60000) {
+			rct_error("session: heartbeat interval %d ms, 1..60000 allowed",
+				  params->heartbeat_ms);
+			goto out_free;
+		}
+		s->hb_ns = (uint64_t)params->heartbeat_ms * 1000000;
+	}
+	if (params->field_mask & RCT_SESSION_PARAM_FIELD_GENERATION)
+		s->generation = params->generation;
 
 	if (params->field_mask & RCT_SESSION_PARAM_FIELD_PSK) {
 		if (!params->psk) {
@@ -192,6 +205,7 @@ void rct_session_destroy(struct rct_session *s)
 		free(s->lane_runs[i]);
 	rct_mem_free(s->devstate_buf, s->devstate_cap);
 	s->ops->ctx_destroy(s->ctx);
+	explicit_bzero(s->psk, sizeof(s->psk));
 	free(s);
 }
 
@@ -208,6 +222,21 @@ unsigned rct_session_lanes(const struct rct_session *s)
 uint64_t rct_session_last_committed(const struct rct_session *s)
 {
 	return s->last_committed;
+}
+
+void rct_session_sync_progress(const struct rct_session *s, struct rct_sync_progress *p)
+{
+	uint64_t t0, t1;
+
+	memset(p, 0, sizeof(*p));
+	if (!s)
+		return;
+	p->active = atomic_load_explicit(&s->sync_active, memory_order_relaxed);
+	p->pages_total = atomic_load_explicit(&s->sync_total, memory_order_relaxed);
+	p->pages_done = atomic_load_explicit(&s->sync_done, memory_order_relaxed);
+	t0 = atomic_load_explicit(&s->sync_t0, memory_order_relaxed);
+	t1 = p->active ? rct_now_ns() : atomic_load_explicit(&s->sync_t1, memory_order_relaxed);
+	p->elapsed_ns = t0 && t1 > t0 ? t1 - t0 : 0;
 }
 
 struct rct_region *rct_session_region(struct rct_session *s, uint32_t id)
@@ -334,11 +363,14 @@ rct_status_t rct_session_fail(struct rct_session *s, rct_status_t status)
 	if (s->goodbye)
 		rct_info("session: closed by the peer");
 	else
-		rct_error("session: failed: %s (last committed epoch %lld)", rct_status_str(status),
-			  s->last_committed == RCT_NO_EPOCH ? -1ll : (long long)s->last_committed);
+		rct_error("session: failed: %s (last committed epoch %lld, consistent %lld)",
+			  rct_status_str(status),
+			  s->last_committed == RCT_NO_EPOCH ? -1ll : (long long)s->last_committed,
+			  s->last_consistent == RCT_NO_EPOCH ? -1ll
+							     : (long long)s->last_consistent);
 	s->state = RCT_SESSION_FAILED;
 	s->fail_status = status;
-	rct_session_event_push(s, RCT_EVENT_PEER_LOST, s->last_committed, status);
+	rct_session_event_push(s, RCT_EVENT_PEER_LOST, s->last_consistent, status);
 	return status;
 }
 
@@ -356,7 +388,60 @@ rct_status_t rct_session_send(struct rct_session *s, const struct rct_msg *msg)
 	status = s->ops->ctrl_send(s->ctx, s->msgbuf, len);
 	if (status != RCT_OK)
 		return rct_session_fail(s, status);
+	s->t_tx_last = rct_now_ns();
 	return RCT_OK;
+}
+
+void rct_session_arm(struct rct_session *s)
+{
+	uint64_t now = rct_now_ns();
+
+	/* The first heartbeat goes out at once: the peer may have finished its
+	 * side of the handshake long ago. */
+	s->t_rx_last = now;
+	s->t_tx_last = now - s->hb_ns;
+	s->hb_peer_seen = false;
+	s->hb_armed = true;
+}
+
+/* Silence after which the peer is lost: 3 intervals once it has spoken after
+ * the handshake; until then the handshake's own deadline (the peer may still
+ * be importing keys or mapping memory). */
+static uint64_t rct_session_silence_ns(const struct rct_session *s)
+{
+	return s->hb_peer_seen ? RCT_HEARTBEAT_MISSES * s->hb_ns
+			       : RCT_MAX(RCT_HEARTBEAT_MISSES * s->hb_ns,
+					 (uint64_t)s->timeout_ms * 1000000);
+}
+
+rct_status_t rct_session_tick(struct rct_session *s)
+{
+	struct rct_msg m = {.type = RCT_MSG_HEARTBEAT};
+	rct_status_t status;
+
+	if (!s->hb_armed || s->state != RCT_SESSION_CONNECTED ||
+	    rct_now_ns() < s->t_tx_last + s->hb_ns)
+		return RCT_OK;
+	m.heartbeat.seq = ++s->hb_seq;
+	m.heartbeat.last_committed = s->last_committed;
+	status = rct_session_send(s, &m);
+	if (status != RCT_OK)
+		return status;
+	status = s->ops->progress(s->ctx, 0);
+	return status == RCT_OK ? RCT_OK : rct_session_fail(s, status);
+}
+
+/* Milliseconds (rounded up) until the keepalive needs attention: the next
+ * heartbeat to send or the loss deadline, whichever comes first. */
+static int rct_session_hb_ms(const struct rct_session *s, int timeout_ms)
+{
+	uint64_t now = rct_now_ns(), due, ms;
+
+	if (!s->hb_armed)
+		return timeout_ms;
+	due = RCT_MIN(s->t_tx_last + s->hb_ns, s->t_rx_last + rct_session_silence_ns(s) + 1000000);
+	ms = due > now ? (due - now + 999999) / 1000000 : 0;
+	return timeout_ms < 0 || (uint64_t)timeout_ms > ms ? (int)ms : timeout_ms;
 }
 
 rct_status_t rct_session_proto_error(struct rct_session *s, rct_status_t code, const char *text)
@@ -417,6 +502,8 @@ static rct_status_t rct_session_recv_one(struct rct_session *s, struct rct_msg *
 		return status;
 	if (status != RCT_OK)
 		return rct_session_fail(s, status);
+	s->t_rx_last = rct_now_ns();
+	s->hb_peer_seen = s->hb_armed;
 	status = rct_msg_decode(buf, len, msg_p, &why);
 	if (status != RCT_OK) {
 		snprintf(text, sizeof(text), "malformed control message (%zu bytes): %s", len, why);
@@ -433,7 +520,10 @@ rct_status_t rct_session_poll(struct rct_session *s, int timeout_ms)
 
 	if (s->state == RCT_SESSION_FAILED)
 		return s->fail_status;
-	pstatus = s->ops->progress(s->ctx, timeout_ms);
+	status = rct_session_tick(s);
+	if (status != RCT_OK)
+		return status;
+	pstatus = s->ops->progress(s->ctx, rct_session_hb_ms(s, timeout_ms));
 	/* Dispatch what the control lane holds even when a lane failed: a
 	 * GOODBYE or an ERROR there says why the lane went down. */
 	for (;;) {
@@ -448,6 +538,19 @@ rct_status_t rct_session_poll(struct rct_session *s, int timeout_ms)
 	}
 	if (pstatus != RCT_OK)
 		return rct_session_fail(s, pstatus);
+	/* Silence is judged only after draining what arrived, so a stall of our
+	 * own (a long flush, a descheduled thread) is not taken for the peer's. */
+	if (s->hb_armed && rct_now_ns() > s->t_rx_last + rct_session_silence_ns(s)) {
+		rct_error("session: nothing from the %s for %llu ms (heartbeat every %llu ms, "
+			  "%d missed): peer lost",
+			  s->role == RCT_ROLE_PRIMARY ? "secondary" : "primary",
+			  (unsigned long long)((rct_now_ns() - s->t_rx_last) / 1000000),
+			  (unsigned long long)(s->hb_ns / 1000000), RCT_HEARTBEAT_MISSES);
+		return rct_session_fail(s, RCT_ERR_PEER_LOST);
+	}
+	status = rct_session_tick(s);
+	if (status != RCT_OK)
+		return status;
 	if (s->role == RCT_ROLE_SECONDARY && s->commit_seen)
 		return rct_secondary_try_complete(s);
 	return RCT_OK;
@@ -560,6 +663,7 @@ static void rct_session_hello(const struct rct_session *s, struct rct_msg *m)
 	m->hello.nregions = s->nregions;
 	m->hello.max_put = s->max_put;
 	m->hello.flags = s->has_psk ? RCT_HELLO_AUTH : 0;
+	m->hello.generation = s->generation;
 }
 
 rct_status_t rct_session_listen(struct rct_session *s, const char *addr, uint16_t port,
@@ -606,6 +710,14 @@ rct_status_t rct_session_accept(struct rct_session *s)
 			 m.hello.page_size, m.hello.nregions, s->page_size, s->nregions);
 		return rct_session_proto_error(s, RCT_ERR_MISMATCH, text);
 	}
+	if (m.hello.generation < s->generation) {
+		snprintf(text, sizeof(text),
+			 "HELLO: the primary's generation %llu is older than this pairing's %llu "
+			 "(a stale primary)",
+			 (unsigned long long)m.hello.generation, (unsigned long long)s->generation);
+		return rct_session_proto_error(s, RCT_ERR_MISMATCH, text);
+	}
+	s->generation = m.hello.generation;
 	/* Authentication before anything about our memory is said. */
 	if (s->has_psk != !!(m.hello.flags & RCT_HELLO_AUTH))
 		return rct_session_proto_error(
@@ -643,7 +755,9 @@ rct_status_t rct_session_accept(struct rct_session *s)
 						 s->staging_size);
 	if (status != RCT_OK)
 		return status;
-	rct_info("session: accepted a primary with %u data lanes over %s", lanes, s->ops->name);
+	rct_session_arm(s);
+	rct_info("session: accepted a primary with %u data lanes over %s (generation %llu)", lanes,
+		 s->ops->name, (unsigned long long)s->generation);
 	return RCT_OK;
 }
 
@@ -754,6 +868,7 @@ rct_status_t rct_session_connect(struct rct_session *s, const char *addr, uint16
 		if (!s->lane_runs[i])
 			return rct_session_fail(s, RCT_ERR_NO_MEMORY);
 	}
+	rct_session_arm(s);
 	rct_info("session: connected to %s:%u with %u data lanes over %s", addr, port, s->lanes,
 		 s->ops->name);
 	return RCT_OK;

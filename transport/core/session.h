@@ -3,6 +3,7 @@
 #ifndef RCT_SESSION_H
 #define RCT_SESSION_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -11,10 +12,11 @@
 #include "backend.h"
 #include "proto.h"
 
-#define RCT_NO_EPOCH	UINT64_MAX
-#define RCT_EVENT_RING	16
-#define RCT_LANE_BATCH	256 /* runs handed to one put() call */
-#define RCT_STAGING_MAX (1ull << 30)
+#define RCT_NO_EPOCH	     UINT64_MAX
+#define RCT_EVENT_RING	     16
+#define RCT_LANE_BATCH	     256	  /* runs handed to one put() call */
+#define RCT_LANE_BATCH_BYTES (8ull << 20) /* bytes handed to one put() call */
+#define RCT_STAGING_MAX	     (1ull << 30)
 
 enum rct_session_state {
 	RCT_SESSION_NEW,
@@ -60,6 +62,15 @@ struct rct_session {
 	uint8_t auth_hello[64]; /* the primary's HELLO as encoded */
 	size_t auth_hello_len;
 
+	/* Keepalive (armed once the handshake is over). */
+	bool hb_armed;
+	bool hb_peer_seen;  /* a message arrived since the handshake ended */
+	uint64_t hb_ns;	    /* interval */
+	uint64_t t_rx_last; /* last control message from the peer */
+	uint64_t t_tx_last; /* last control message to the peer */
+	uint64_t hb_seq;
+	uint64_t generation; /* primary: announced; secondary: lowest accepted, then the peer's */
+
 	unsigned lanes;
 	uint32_t page_size;
 	unsigned page_shift;
@@ -81,9 +92,10 @@ struct rct_session {
 	uint64_t epoch;
 	unsigned flags;
 	uint64_t last_committed;
-	bool flushed;	    /* primary: the secondary flushed last_committed */
-	bool acked;	    /* primary: ACK(COMMITTED) for epoch seen */
-	uint64_t fence_seq; /* primary: last fence token sent */
+	uint64_t last_consistent; /* last committed epoch that is an image (not LIVE) */
+	bool flushed;		  /* primary: the secondary flushed last_committed */
+	bool acked;		  /* primary: ACK(COMMITTED) for epoch seen */
+	uint64_t fence_seq;	  /* primary: last fence token sent */
 	struct rct_ckpt_stats stats;
 	uint64_t t_begin, t_first_put, t_commit_sent, t_acked;
 	uint64_t bitmap_words_sent;
@@ -92,6 +104,7 @@ struct rct_session {
 	uint64_t lane_bytes[RCT_MAX_LANES];
 	struct rct_run *lane_runs[RCT_MAX_LANES];
 	size_t lane_nruns[RCT_MAX_LANES];
+	uint64_t lane_batch_bytes[RCT_MAX_LANES];
 
 	/* Secondary: what arrived for this epoch. */
 	bool commit_seen;
@@ -103,6 +116,10 @@ struct rct_session {
 	void *devstate_buf; /* committed device state, copied out of staging */
 	size_t devstate_cap;
 	size_t devstate_committed_len;
+
+	/* Full-sync progress, read by other threads (rct_session_sync_progress). */
+	_Atomic uint64_t sync_total, sync_done, sync_t0, sync_t1;
+	_Atomic int sync_active;
 
 	struct rct_event events[RCT_EVENT_RING];
 	unsigned ev_head, ev_count;
@@ -134,6 +151,13 @@ rct_status_t rct_auth_secondary(struct rct_session *s, uint64_t deadline);
 
 /* Send ERROR(code, text) to the peer (best effort) and fail the session with @code. */
 rct_status_t rct_session_proto_error(struct rct_session *s, rct_status_t code, const char *text);
+
+/* Send a HEARTBEAT if nothing went to the peer for an interval, and push it out.
+ * Long loops call it between steps. */
+rct_status_t rct_session_tick(struct rct_session *s);
+
+/* Arm the keepalive (end of the handshake). */
+void rct_session_arm(struct rct_session *s);
 
 /* Drive the backend once and dispatch every control message that arrived. */
 rct_status_t rct_session_poll(struct rct_session *s, int timeout_ms);
