@@ -3,9 +3,10 @@
 #   1. install missing Debian packages (as root)
 #   2. clang-format check of every C source
 #   3. release build with -Werror, every ctest entry (unit + end-to-end)
-#   4. soft-RoCE VM: the tests that need an RDMA device
-#   5. ASan+UBSan build with -Werror, the host tests again
-#   6. the libFuzzer targets, 60 s each (scripts/fuzz.sh)
+#   4. fault injection against real daemons (scripts/fault-test.sh)
+#   5. soft-RoCE VM: the tests that need an RDMA device
+#   6. ASan+UBSan build with -Werror, the host tests again
+#   7. the libFuzzer targets, 60 s each (scripts/fuzz.sh)
 # Build trees go to build/ (RCT_BUILD_DIR overrides).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -32,6 +33,11 @@ cmake --build "$B/release" -j "$jobs"
 step "tests (all but those that need an RDMA device)"
 ctest --test-dir "$B/release" -LE rxe --output-on-failure | tee -a "$log"
 
+step "fault injection: kill -9, link cuts, hostile peers (scripts/fault-test.sh)"
+faults=$(mktemp)
+scripts/fault-test.sh "$B/release" | tee "$faults" | grep -v '^  rct'
+tail -n 1 "$faults" | grep -q '^faults: .* 0 lost$' || { echo "fault-test failed" >&2; exit 1; }
+
 step "tests on a real verbs device: soft-RoCE in a throw-away VM"
 # The kernel here has no InfiniBand: scripts/rxe/vm-run.sh boots Debian's
 # kernel with rdma_rxe (rxe0 on 10.77.0.1) and runs ctest there, on this tree.
@@ -49,6 +55,8 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
 step "fuzzing: the peer protocol decoder and rctd's socket API, 60 s each"
 scripts/fuzz.sh "${RCT_FUZZ_SECONDS:-60}"
 
+tail -n 1 "$faults"
+rm -f "$faults"
 # One closing line over both runs (ctest prints one per run).
 awk '/tests passed, [0-9]+ tests failed out of/ {
         total += $NF; failed += $(NF-5) }

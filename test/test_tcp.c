@@ -19,6 +19,7 @@
 #include "core/session.h"
 #include "core/util.h"
 #include "pair.h"
+#include "rawpeer.h"
 #include "tcp/tcp.h"
 
 TestSuite(tcp, .timeout = 60);
@@ -47,62 +48,27 @@ Test(tcp, e2e_ipv6_2_lanes)
 
 static int raw_connect(uint16_t port)
 {
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	int fd = rawpeer_connect("127.0.0.1", port);
 
-	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-	cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	cr_assert_geq(fd, 0, "connect: %s", strerror(-fd));
 	return fd;
 }
 
 static void raw_lane_hello(int fd, unsigned lane, unsigned nlanes)
 {
-	struct rct_tcp_wire_lane_hello w = {.magic = htole32(RCT_TCP_LANE_MAGIC),
-					    .version = htole16(RCT_TCP_VERSION),
-					    .lane = htole16((uint16_t)lane),
-					    .nlanes = htole16((uint16_t)nlanes),
-					    .cookie = htole64(0xbad)};
-
-	cr_assert_eq(send(fd, &w, sizeof(w), 0), (ssize_t)sizeof(w));
+	cr_assert_eq(rawpeer_lane_hello(fd, lane, nlanes), 0);
 }
 
 static void raw_send_msg(int fd, const struct rct_msg *m)
 {
-	uint8_t buf[512];
-	struct rct_tcp_wire_frame f;
-	size_t len;
-
-	cr_assert_eq(rct_msg_encode(m, buf + sizeof(f), sizeof(buf) - sizeof(f), &len), RCT_OK);
-	f.length = htole32((uint32_t)len);
-	f.reserved = 0;
-	memcpy(buf, &f, sizeof(f));
-	cr_assert_eq(send(fd, buf, sizeof(f) + len, 0), (ssize_t)(sizeof(f) + len));
-}
-
-static void raw_read(int fd, void *buf, size_t len)
-{
-	size_t got = 0;
-
-	while (got < len) {
-		struct pollfd p = {.fd = fd, .events = POLLIN};
-		ssize_t n;
-
-		cr_assert_gt(poll(&p, 1, 5000), 0, "peer silent");
-		n = read(fd, (char *)buf + got, len - got);
-		cr_assert_gt(n, 0);
-		got += (size_t)n;
-	}
+	cr_assert_eq(rawpeer_send_msg(fd, m), 0);
 }
 
 static void raw_recv_msg(int fd, struct rct_msg *m, uint8_t *buf)
 {
-	struct rct_tcp_wire_frame f;
-	const char *why;
+	int rc = rawpeer_recv_msg(fd, m, buf, 5000);
 
-	raw_read(fd, &f, sizeof(f));
-	cr_assert_leq(le32toh(f.length), 512u);
-	raw_read(fd, buf, le32toh(f.length));
-	cr_assert_eq(rct_msg_decode(buf, le32toh(f.length), m, &why), RCT_OK);
+	cr_assert_eq(rc, 0, "receive: %s", strerror(-rc));
 }
 
 struct accept_arg {
@@ -128,11 +94,9 @@ Test(tcp, put_outside_the_cache_is_rejected_and_nothing_is_written)
 				       .role = RCT_ROLE_SECONDARY};
 	struct accept_arg a = {0};
 	struct rct_region *r;
-	uint8_t *ram = rct_mem_alloc(1 << 20), buf[512];
+	uint8_t *ram = rct_mem_alloc(1 << 20), buf[RCT_MSG_MAX];
 	struct rct_msg m;
 	struct rct_tcp_wire_key key;
-	struct rct_tcp_wire_put put;
-	struct rct_tcp_wire_run run;
 	uint16_t port;
 	pthread_t t;
 	int ctrl, lane, junk;
@@ -167,17 +131,7 @@ Test(tcp, put_outside_the_cache_is_rejected_and_nothing_is_written)
 	memcpy(&key, m.region.key, sizeof(key));
 
 	/* A put with the real key, one page beyond the end of the 1 MiB cache. */
-	memset(&put, 0, sizeof(put));
-	put.magic = htole32(RCT_TCP_DATA_MAGIC);
-	put.version = htole16(RCT_TCP_VERSION);
-	put.type = htole16(RCT_TCP_PUT);
-	put.nruns = htole32(1);
-	put.key_id = key.id;
-	put.key_tag = key.tag;
-	run.offset = htole64(1 << 20);
-	run.length = htole64(4096);
-	cr_assert_eq(send(lane, &put, sizeof(put), 0), (ssize_t)sizeof(put));
-	cr_assert_eq(send(lane, &run, sizeof(run), 0), (ssize_t)sizeof(run));
+	cr_assert_eq(rawpeer_send_put(lane, key.id, key.tag, 1 << 20, 4096), 0);
 	memset(buf, 0x66, sizeof(buf));
 	for (int i = 0; i < 8; i++)
 		send(lane, buf, sizeof(buf), MSG_NOSIGNAL);

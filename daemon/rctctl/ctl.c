@@ -44,6 +44,40 @@ static double jnum(json_t *o, const char *key)
 	return json_number_value(json_object_get(o, key));
 }
 
+/* One line per session, plus the full sync's progress where one ran. */
+static void print_replication(json_t *a)
+{
+	json_t *s, *sync, *eta, *fe;
+	size_t i;
+
+	json_array_foreach(a, i, s)
+	{
+		printf("session:     %s (%s): %s", jstr(s, "name"), jstr(s, "role"),
+		       jstr(s, "replication"));
+		fe = json_object_get(s, "failover_epoch");
+		if (json_is_integer(fe))
+			printf(", failover image epoch %" JSON_INTEGER_FORMAT,
+			       json_integer_value(fe));
+		else if (json_object_get(s, "failover_epoch"))
+			printf(", no failover image (not in sync)");
+		printf("\n");
+		sync = json_object_get(s, "sync");
+		if (!sync)
+			continue;
+		eta = json_object_get(sync, "eta_s");
+		printf("  full sync: %.0f of %.0f pages (%.1f%%), %.0f pages/s (%.2f GB/s), ",
+		       jnum(sync, "pages_done"), jnum(sync, "pages_total"),
+		       jnum(sync, "pages_total") > 0
+			       ? 100.0 * jnum(sync, "pages_done") / jnum(sync, "pages_total")
+			       : 0.0,
+		       jnum(sync, "pages_per_s"), jnum(sync, "bytes_per_s") / 1e9);
+		if (json_is_number(eta))
+			printf("%.1f s left\n", json_number_value(eta));
+		else
+			printf("done in %.2f s\n", jnum(sync, "elapsed_s"));
+	}
+}
+
 static void print_status(json_t *j)
 {
 	json_t *b = json_object_get(j, "backends"), *v;
@@ -66,6 +100,9 @@ static void print_status(json_t *j)
 		       json_integer_value(port));
 	else
 		printf("metrics:     off\n");
+	printf("heartbeat:   %d ms (peer lost after 3 silent intervals)\n",
+	       (int)jnum(j, "heartbeat_ms"));
+	print_replication(json_object_get(j, "replication"));
 }
 
 static void print_sessions(json_t *a)

@@ -141,6 +141,10 @@ static int conn_drain_events(struct rctd_conn *c)
 		if (ev.type == RCT_EVENT_CKPT_READY) {
 			c->ready_pending = true;
 		} else if (ev.type == RCT_EVENT_PEER_LOST) {
+			pthread_mutex_lock(&c->d->lock);
+			c->lost_epoch = ev.epoch;
+			c->lost_status = ev.status;
+			pthread_mutex_unlock(&c->d->lock);
 			if (c->role == RCT_ROLE_SECONDARY)
 				rctd_warn("session %s: primary lost (%s); failover image: "
 					  "epoch %" PRId64 "%s",
@@ -488,6 +492,9 @@ static void connected_reply(struct rctd_conn *c, struct reply *r, struct rct_ipc
 	pthread_mutex_lock(&c->d->lock);
 	c->lanes = rct_session_lanes(c->sess);
 	c->state = RCTD_SESS_CONNECTED;
+	c->in_sync = false;
+	c->lost_status = RCT_OK;
+	c->lost_epoch = UINT64_MAX;
 	pthread_mutex_unlock(&c->d->lock);
 	r->data = out;
 	r->len = sizeof(*out);
@@ -567,13 +574,15 @@ static int h_begin(struct rctd_conn *c, const struct ipc_msg *m, struct reply *r
 	if (!want(r, m, sizeof(w), 0))
 		return r->status;
 	memcpy(&w, c->buf, sizeof(w));
-	if (w.reserved || (le32toh(w.flags) & ~(uint32_t)RCT_CKPT_FULL))
+	if (w.reserved || (le32toh(w.flags) & ~(uint32_t)(RCT_CKPT_FULL | RCT_CKPT_LIVE)))
 		return reply_bad(r, "CKPT_BEGIN: unknown flags 0x%x or reserved field set",
 				 le32toh(w.flags));
 	if (need_session(c, r, RCTD_SESS_CONNECTED, RCT_ROLE_PRIMARY))
 		return r->status;
 	st = rct_ckpt_begin(c->sess, le64toh(w.epoch), le32toh(w.flags));
 	conn_check_fatal(c, st);
+	if (st == RCT_OK)
+		c->ckpt_flags = le32toh(w.flags);
 	return reply_rct(r, st, "begin");
 }
 
@@ -679,6 +688,7 @@ static int h_commit(struct rctd_conn *c, const struct ipc_msg *m, struct reply *
 		c->m.bytes += st.bytes;
 		c->m.devstate_bytes += st.devstate_bytes;
 		c->m.last_epoch = st.epoch;
+		c->in_sync = !(c->ckpt_flags & RCT_CKPT_LIVE);
 		rctd_hist_add(&c->m.transfer, st.transfer_ns);
 		rctd_hist_add(&c->m.commit_rtt, st.commit_ns);
 	} else {
@@ -722,6 +732,7 @@ static int h_flush(struct rctd_conn *c, const struct ipc_msg *m, struct reply *r
 	pthread_mutex_lock(&c->d->lock);
 	c->m.checkpoints++;
 	c->m.flushed_pages += st.flush_pages;
+	c->in_sync = c->state == RCTD_SESS_CONNECTED;
 	c->m.last_epoch = le64toh(w.epoch);
 	rctd_hist_add(&c->m.flush, st.flush_ns);
 	pthread_mutex_unlock(&c->d->lock);

@@ -118,10 +118,50 @@ static json_t *hist_json(const struct rctd_hist *h)
 			 (double)h->max_ns / 1e6);
 }
 
+/* What the session protects, in a resource agent's words (DESIGN.md). */
+static const char *replication_str(const struct rctd_conn *c, const struct rct_sync_progress *sp)
+{
+	switch (c->state) {
+	case RCTD_SESS_CONNECTED:
+		if (sp->active)
+			return "resyncing";
+		return c->in_sync ? "in sync" : "connected, not in sync";
+	case RCTD_SESS_FAILED:
+		return c->role == RCT_ROLE_PRIMARY ? "unprotected (secondary lost)"
+						   : "primary lost (failover image kept)";
+	default:
+		return c->role == RCT_ROLE_PRIMARY ? "unprotected (no secondary)" : "waiting";
+	}
+}
+
+/* The full sync's progress: pages, rate, time left. */
+static json_t *sync_json(const struct rct_sync_progress *sp, uint32_t page_size)
+{
+	double s = (double)sp->elapsed_ns / 1e9;
+	double rate = s > 0 ? (double)sp->pages_done / s : 0;
+	json_t *j = json_pack("{s:b, s:I, s:I, s:f, s:f, s:f}", "active", sp->active, "pages_done",
+			      (json_int_t)sp->pages_done, "pages_total",
+			      (json_int_t)sp->pages_total, "elapsed_s", s, "pages_per_s", rate,
+			      "bytes_per_s", rate * page_size);
+
+	if (j)
+		json_object_set_new(
+			j, "eta_s",
+			sp->active && rate > 0
+				? json_real((double)(sp->pages_total - sp->pages_done) / rate)
+				: json_null());
+	return j;
+}
+
 json_t *rctd_session_json(const struct rctd_conn *c)
 {
 	const struct rctd_metrics *m = &c->m;
+	struct rct_sync_progress sp = {0};
 	json_t *j;
+
+	/* The session pointer is stable under d->lock (conn_session_close). */
+	if (c->sess && c->role == RCT_ROLE_PRIMARY)
+		rct_session_sync_progress(c->sess, &sp);
 
 	j = json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:i, s:i, s:i, s:s, s:i}", "id",
 		      (json_int_t)c->session_id, "name", c->name, "role",
@@ -143,7 +183,44 @@ json_t *rctd_session_json(const struct rctd_conn *c)
 	json_object_set_new(j, "transfer_ms", hist_json(&m->transfer));
 	json_object_set_new(j, "commit_rtt_ms", hist_json(&m->commit_rtt));
 	json_object_set_new(j, "flush_ms", hist_json(&m->flush));
+	json_object_set_new(j, "replication", json_string(replication_str(c, &sp)));
+	if (sp.pages_total)
+		json_object_set_new(j, "sync", sync_json(&sp, c->page_size));
+	if (c->state == RCTD_SESS_FAILED)
+		json_object_set_new(j, "lost", json_string(rct_status_str(c->lost_status)));
+	if (c->state == RCTD_SESS_FAILED && c->role == RCT_ROLE_SECONDARY)
+		json_object_set_new(j, "failover_epoch",
+				    c->lost_epoch == UINT64_MAX
+					    ? json_null()
+					    : json_integer((json_int_t)c->lost_epoch));
 	return j;
+}
+
+/* One line per session for `status`: name, role, replication state, sync. */
+static json_t *replication_json(struct rctd *d)
+{
+	json_t *a = json_array();
+
+	for (struct rctd_conn *c = d->conns; a && c; c = c->next) {
+		json_t *full, *j;
+
+		if (c->state == RCTD_SESS_NONE)
+			continue;
+		full = rctd_session_json(c);
+		j = json_pack("{s:s, s:s, s:s}", "name", c->name, "role",
+			      c->role == RCT_ROLE_PRIMARY ? "primary" : "secondary", "replication",
+			      json_string_value(json_object_get(full, "replication")));
+		if (j && json_object_get(full, "sync"))
+			json_object_set(j, "sync", json_object_get(full, "sync"));
+		if (j && json_object_get(full, "failover_epoch"))
+			json_object_set(j, "failover_epoch",
+					json_object_get(full, "failover_epoch"));
+		json_object_set(j, "last_committed_epoch",
+				json_object_get(full, "last_committed_epoch"));
+		json_decref(full);
+		json_array_append_new(a, j);
+	}
+	return a;
 }
 
 static json_t *backends_json(void)
@@ -172,6 +249,10 @@ json_t *rctd_status_json(struct rctd *d)
 		      "backends", backends_json());
 	if (j)
 		json_object_set_new(j, "peer_auth", json_boolean(d->has_psk));
+	if (j)
+		json_object_set_new(j, "heartbeat_ms", json_integer(d->cfg.heartbeat_ms));
+	if (j)
+		json_object_set_new(j, "replication", replication_json(d));
 	if (j)
 		json_object_set_new(j, "metrics_port",
 				    d->metrics_port >= 0 ? json_integer(d->metrics_port)

@@ -102,7 +102,11 @@ struct rctd_conn {
 	uint32_t page_size;
 	struct rctd_region regions[RCTD_MAX_REGIONS];
 	unsigned nregions;
-	bool ready_pending; /* secondary: CKPT_READY raised, FLUSH not yet asked */
+	bool ready_pending;	  /* secondary: CKPT_READY raised, FLUSH not yet asked */
+	unsigned ckpt_flags;	  /* primary: flags of the open checkpoint */
+	bool in_sync;		  /* a consistent (not LIVE) checkpoint committed since connect */
+	uint64_t lost_epoch;	  /* PEER_LOST: the failover image (UINT64_MAX: none) */
+	rct_status_t lost_status; /* PEER_LOST: why (RCT_OK: not lost) */
 	struct rctd_metrics m;
 
 	uint8_t *buf; /* RCT_IPC_MAX_PAYLOAD: requests and replies */

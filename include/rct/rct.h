@@ -371,7 +371,9 @@ RCT_API rct_status_t rct_ckpt_local_dirty(struct rct_session *session, struct rc
  * order, then tell the primary the cache is free for the next checkpoint.
  * The hypervisor must have stopped its guest.  @a stats_p may be NULL.
  *
- * @return RCT_OK, RCT_ERR_STATE (no checkpoint @a epoch is ready).
+ * @return RCT_OK (the image is applied, even when the peer was lost meanwhile:
+ *         that is reported by RCT_EVENT_PEER_LOST), RCT_ERR_STATE (no checkpoint
+ *         @a epoch is ready).
  */
 RCT_API rct_status_t rct_ckpt_flush(struct rct_session *session, uint64_t epoch,
 				    struct rct_ckpt_stats *stats_p);

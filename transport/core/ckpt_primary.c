@@ -340,7 +340,7 @@ static rct_status_t rct_primary_wait_puts(struct rct_session *s, uint64_t deadli
  * timeout; a slice may not).  The gap between slices is one completion round
  * trip per RCT_SYNC_SLICE bytes.
  */
-#define RCT_SYNC_SLICE (64ull << 20)
+#define RCT_SYNC_SLICE (8ull << 20)
 
 static rct_status_t rct_primary_full_sync(struct rct_session *s)
 {

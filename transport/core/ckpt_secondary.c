@@ -278,9 +278,12 @@ rct_status_t rct_ckpt_flush(struct rct_session *s, uint64_t epoch, struct rct_ck
 		*stats_p = st;
 	if (s->state == RCT_SESSION_FAILED)
 		return RCT_OK;
+	/* The image is applied whatever happens to this ACK: a peer lost just
+	 * now is reported by its PEER_LOST event, not as a failed flush. */
 	ack.ack.epoch = epoch;
 	ack.ack.kind = RCT_ACK_FLUSHED;
-	return rct_session_send(s, &ack);
+	(void)rct_session_send(s, &ack);
+	return RCT_OK;
 }
 
 rct_status_t rct_ckpt_devstate_get(struct rct_session *s, uint64_t epoch, const void **buf_p,

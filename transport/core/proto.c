@@ -306,7 +306,7 @@ rct_status_t rct_msg_decode(const void *buf, size_t len, struct rct_msg *msg_p, 
 			RCT_PROTO_FAIL("BEGIN: nonzero reserved field");
 		m.begin.epoch = le64toh(w.epoch);
 		m.begin.flags = le32toh(w.flags);
-		if (m.begin.flags & ~(uint32_t)RCT_CKPT_FULL)
+		if (m.begin.flags & ~(uint32_t)(RCT_CKPT_FULL | RCT_CKPT_LIVE))
 			RCT_PROTO_FAIL("BEGIN: unknown flags");
 		break;
 	}

@@ -1,0 +1,1418 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * rct-fault: fault injection against real rctd daemons, driven as a
+ * hypervisor drives them (librct-client, a simulated guest on each side).
+ *
+ *   kill-primary    kill -9 the primary's rctd at a random moment while
+ *                   checkpoints run; the secondary must report the loss with
+ *                   its failover epoch, and its guest RAM and device state
+ *                   must equal the primary's snapshot of that epoch.
+ *   kill-secondary  kill -9 the secondary's rctd; the primary's rctd must
+ *                   report it and stay up, the guest keeps running
+ *                   unprotected; a new secondary joins, is resynced while
+ *                   the guest runs, then checkpoints are verified again.
+ *   link-cut        the secondary's rctd in a network namespace behind a
+ *                   veth pair; the link is taken down mid-checkpoint: both
+ *                   sides must detect it (heartbeats) and nothing may hang.
+ *   hostile         a raw peer sends truncated, oversized and out-of-range
+ *                   messages to a listening secondary: a clear error, the
+ *                   daemon stays up, guest RAM untouched.
+ *
+ * Last line: "faults: T trials, C consistent, L lost".  Exit status 0 only
+ * when every trial was consistent.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <rct/rct_client.h>
+
+#include "rawpeer.h"
+#include "sim.h"
+
+#define PAGE	   4096u
+#define REGION_ID  0
+#define SNAPS	   4 /* snapshot ring: see fault_primary_ckpt() */
+#define NS	   "rctf-s"
+#define VETH_P	   "rctf0"
+#define VETH_S	   "rctf1"
+#define ADDR_P	   "10.79.0.1"
+#define ADDR_S	   "10.79.0.2"
+#define MAX_EPOCHS 100000
+
+enum phase { PH_RUNNING, PH_SNAPSHOT, PH_BEGIN, PH_DIRTY, PH_DEVSTATE, PH_COMMIT, PH_NR };
+
+struct run;
+static void phase_set(struct run *r, enum phase p);
+
+struct opts {
+	const char *rctd;
+	const char *backend;
+	uint64_t size;
+	unsigned kill_primary, kill_secondary, link_cut;
+	bool hostile;
+	int heartbeat_ms;
+	uint64_t seed;
+	unsigned lanes;
+};
+
+struct daemon {
+	pid_t pid;
+	char sock[160];
+	char log[160];
+};
+
+/* What one run (primary + secondary sessions) shares between its threads. */
+struct run {
+	const struct opts *o;
+	struct sim_guest *guest;
+	void *sram;
+	int smemfd;
+	uint64_t *pbits, *sbits;
+	int pbits_fd, sbits_fd;
+	size_t bits_len;
+	uint64_t npages;
+	uint8_t *snap[SNAPS];
+	uint64_t snap_epoch[SNAPS];
+
+	/* Secondary thread. */
+	struct rct_client *sc;
+	pthread_t sthread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool sstop;	     /* the thread is asked to end */
+	bool lost;	     /* PEER_LOST seen */
+	uint64_t lost_epoch; /* its failover epoch */
+	rct_status_t lost_status;
+	uint64_t t_lost;    /* when the client got it */
+	uint64_t flushed;   /* last epoch flushed (UINT64_MAX: none) */
+	bool flushed_equal; /* RAM and device state equal the snapshot at that flush */
+	char mismatch[160];
+	uint64_t rng;
+
+	/* Primary. */
+	struct rct_client *pc;
+	_Atomic int phase;	    /* enum phase */
+	_Atomic uint64_t epoch;	    /* the checkpoint in flight or last done */
+	_Atomic uint64_t committed; /* last epoch whose commit returned 0 (UINT64_MAX none) */
+	_Atomic bool primary_done;  /* the primary's loop ended */
+	uint64_t phase_ns[PH_NR];   /* time the primary spent in each phase */
+	uint64_t t_phase;
+	void *devbuf, *sdevbuf; /* the primary's and the secondary's expected blobs */
+	size_t devcap, sdevcap;
+};
+
+static const char *const phase_names[PH_NR] = {"guest running", "pause+snapshot", "begin",
+					       "dirty",		"device state",	  "commit"};
+
+struct tally {
+	unsigned trials, consistent, lost;
+	double detect_ms[1024];
+	unsigned ndetect;
+	unsigned phases[PH_NR];
+};
+
+static char dir[64];
+static char psk_path[128];
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* The primary enters phase @p: the killer reads it, the summary sums it. */
+static void phase_set(struct run *r, enum phase p)
+{
+	uint64_t t = now_ns();
+
+	if (r->t_phase)
+		r->phase_ns[atomic_load(&r->phase)] += t - r->t_phase;
+	r->t_phase = t;
+	atomic_store(&r->phase, p);
+}
+
+static void sleep_us(uint64_t us)
+{
+	struct timespec ts = {(time_t)(us / 1000000), (long)(us % 1000000) * 1000};
+
+	while (nanosleep(&ts, &ts) && errno == EINTR)
+		;
+}
+
+static int sh(const char *cmd)
+{
+	int rc = system(cmd);
+
+	if (rc)
+		fprintf(stderr, "fault: '%s' failed (status %d)\n", cmd, rc);
+	return rc;
+}
+
+/* ------------------------------------------------------------ daemons */
+
+/* Start rctd on @sock (in namespace @ns unless NULL), with the run's key when @psk. */
+static int daemon_start(const struct opts *o, struct daemon *d, const char *name, const char *ns,
+			bool psk)
+{
+	char hb[16];
+	const char *argv[20];
+	int n = 0;
+
+	snprintf(d->sock, sizeof(d->sock), "%s/%s.sock", dir, name);
+	snprintf(d->log, sizeof(d->log), "%s/%s.log", dir, name);
+	snprintf(hb, sizeof(hb), "%d", o->heartbeat_ms);
+	unlink(d->sock);
+	if (ns) {
+		argv[n++] = "ip";
+		argv[n++] = "netns";
+		argv[n++] = "exec";
+		argv[n++] = ns;
+	}
+	argv[n++] = o->rctd;
+	argv[n++] = "--socket";
+	argv[n++] = d->sock;
+	argv[n++] = "--heartbeat-ms";
+	argv[n++] = hb;
+	argv[n++] = "--log-level";
+	argv[n++] = "info";
+	if (psk) {
+		argv[n++] = "--psk-file";
+		argv[n++] = psk_path;
+	}
+	argv[n] = NULL;
+	d->pid = fork();
+	if (d->pid < 0)
+		return -errno;
+	if (d->pid == 0) {
+		FILE *f = freopen(d->log, "a", stderr);
+
+		(void)f;
+		execvp(argv[0], (char *const *)argv);
+		fprintf(stderr, "fault: cannot run %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	for (int i = 0; i < 1000; i++) {
+		struct rct_client *c;
+
+		if (waitpid(d->pid, NULL, WNOHANG) == d->pid) {
+			fprintf(stderr, "fault: rctd %s exited at start (log: %s)\n", name, d->log);
+			d->pid = 0;
+			return -ECHILD;
+		}
+		if (!rct_client_open(d->sock, "rct-fault", &c)) {
+			rct_client_close(c);
+			return 0;
+		}
+		sleep_us(10000);
+	}
+	fprintf(stderr, "fault: rctd %s did not come up (log: %s)\n", name, d->log);
+	return -ETIMEDOUT;
+}
+
+static bool daemon_alive(struct daemon *d)
+{
+	return d->pid > 0 && waitpid(d->pid, NULL, WNOHANG) == 0 && kill(d->pid, 0) == 0;
+}
+
+static void daemon_kill(struct daemon *d, int sig)
+{
+	if (d->pid <= 0)
+		return;
+	kill(d->pid, sig);
+	waitpid(d->pid, NULL, 0);
+	d->pid = 0;
+}
+
+/* STATUS of the rctd at @d, or NULL. */
+static json_t *daemon_status(struct daemon *d)
+{
+	struct rct_client *c;
+	char *text = NULL;
+	json_t *j = NULL;
+
+	if (rct_client_open(d->sock, "rct-fault-status", &c))
+		return NULL;
+	if (!rct_client_query(c, RCT_IPC_STATUS, 0, &text))
+		j = json_loads(text, 0, NULL);
+	free(text);
+	rct_client_close(c);
+	return j;
+}
+
+/* ------------------------------------------------------------ sessions */
+
+static int session_open(const struct opts *o, struct daemon *d, enum rct_role role,
+			const char *name, int memfd, int bits_fd, uint64_t size,
+			struct rct_client **c_p)
+{
+	struct rct_client_session p = {.role = role,
+				       .backend = o->backend,
+				       .name = name,
+				       .lanes = o->lanes,
+				       .page_size = PAGE,
+				       .timeout_ms = 5000};
+	struct rct_client *c;
+	int rc;
+
+	rc = rct_client_open(d->sock, name, &c);
+	if (rc) {
+		fprintf(stderr, "fault: %s: cannot reach rctd at %s: %s\n", name, d->sock,
+			strerror(-rc));
+		return rc;
+	}
+	rc = rct_client_session_open(c, &p, NULL);
+	if (!rc)
+		rc = rct_client_region_add(c, REGION_ID, memfd, 0, size, bits_fd, 0, NULL);
+	if (rc) {
+		fprintf(stderr, "fault: %s: %s (%s)\n", name, strerror(-rc), rct_client_error(c));
+		rct_client_close(c);
+		return rc;
+	}
+	*c_p = c;
+	return 0;
+}
+
+/* The secondary's hypervisor: flush every ready checkpoint, compare it with the
+ * primary's snapshot of that epoch, then let its own guest dirty a few pages. */
+static void *secondary_main(void *arg)
+{
+	struct run *r = arg;
+	struct rct_event ev;
+	const void *dev;
+	size_t len;
+	uint64_t bad;
+	int rc;
+
+	rc = rct_client_accept(r->sc, NULL);
+	for (;;) {
+		if (!rc)
+			rc = rct_client_event_next(r->sc, 100, &ev);
+		if (rc == -EAGAIN) {
+			pthread_mutex_lock(&r->lock);
+			rc = r->sstop ? -ECANCELED : 0;
+			pthread_mutex_unlock(&r->lock);
+			if (!rc)
+				continue;
+		}
+		if (rc) {
+			pthread_mutex_lock(&r->lock);
+			r->lost = true;
+			r->lost_epoch = UINT64_MAX;
+			r->lost_status = RCT_ERR_PEER_LOST;
+			r->t_lost = now_ns();
+			snprintf(r->mismatch, sizeof(r->mismatch), "secondary's rctd: %s",
+				 strerror(-rc));
+			pthread_cond_broadcast(&r->cond);
+			pthread_mutex_unlock(&r->lock);
+			return NULL;
+		}
+		if (ev.type == RCT_EVENT_PEER_LOST) {
+			pthread_mutex_lock(&r->lock);
+			r->lost = true;
+			r->lost_epoch = ev.epoch;
+			r->lost_status = ev.status;
+			r->t_lost = now_ns();
+			pthread_cond_broadcast(&r->cond);
+			pthread_mutex_unlock(&r->lock);
+			return NULL;
+		}
+		if (ev.type != RCT_EVENT_CKPT_READY)
+			continue;
+		rc = rct_client_ckpt_flush(r->sc, ev.epoch, RCT_IPC_FLUSH_LOCAL_DIRTY, NULL);
+		memset(r->sbits, 0, r->bits_len);
+		pthread_mutex_lock(&r->lock);
+		if (rc) {
+			snprintf(r->mismatch, sizeof(r->mismatch), "flush %" PRIu64 ": %s (%s)",
+				 ev.epoch, strerror(-rc), rct_client_error(r->sc));
+			r->flushed_equal = false;
+		} else {
+			const uint8_t *snap = r->snap[ev.epoch % SNAPS];
+			size_t want = sim_devstate(r->o->seed, ev.epoch, &r->sdevbuf, &r->sdevcap);
+
+			r->flushed = ev.epoch;
+			r->flushed_equal = r->snap_epoch[ev.epoch % SNAPS] == ev.epoch &&
+					   sim_compare(r->sram, snap, r->npages, PAGE, &bad);
+			if (!r->flushed_equal)
+				snprintf(r->mismatch, sizeof(r->mismatch),
+					 "epoch %" PRIu64 ": guest RAM differs at page %" PRIu64,
+					 ev.epoch, bad);
+			else if (rct_client_devstate_get(r->sc, ev.epoch, &dev, &len) ||
+				 len != want || memcmp(dev, r->sdevbuf, len)) {
+				r->flushed_equal = false;
+				snprintf(r->mismatch, sizeof(r->mismatch),
+					 "epoch %" PRIu64 ": device state differs", ev.epoch);
+			}
+			/* The secondary's own guest runs until the next checkpoint. */
+			if (r->flushed_equal)
+				sim_scribble(r->sram, r->npages, PAGE, 8, &r->rng, r->sbits);
+		}
+		pthread_cond_broadcast(&r->cond);
+		pthread_mutex_unlock(&r->lock);
+	}
+}
+
+/* Secondary: a session on @d, listening on @addr; returns its port or -errno. */
+static int secondary_start(struct run *r, struct daemon *d, const char *addr, const char *name)
+{
+	uint16_t port;
+	int rc;
+
+	pthread_mutex_lock(&r->lock);
+	r->lost = false;
+	r->flushed = UINT64_MAX;
+	r->flushed_equal = false;
+	r->mismatch[0] = '\0';
+	pthread_mutex_unlock(&r->lock);
+	memset(r->sbits, 0, r->bits_len);
+	rc = session_open(r->o, d, RCT_ROLE_SECONDARY, name, r->smemfd, r->sbits_fd, r->o->size,
+			  &r->sc);
+	if (rc)
+		return rc;
+	rc = rct_client_listen(r->sc, addr, 0, &port);
+	if (rc) {
+		fprintf(stderr, "fault: listen on %s: %s (%s)\n", addr, strerror(-rc),
+			rct_client_error(r->sc));
+		rct_client_close(r->sc);
+		r->sc = NULL;
+		return rc;
+	}
+	if (pthread_create(&r->sthread, NULL, secondary_main, r)) {
+		rct_client_close(r->sc);
+		r->sc = NULL;
+		return -EAGAIN;
+	}
+	return port;
+}
+
+static void secondary_stop(struct run *r)
+{
+	if (!r->sc)
+		return;
+	pthread_mutex_lock(&r->lock);
+	r->sstop = true;
+	pthread_mutex_unlock(&r->lock);
+	pthread_join(r->sthread, NULL);
+	/* Closes the session synchronously: its name is free again at once. */
+	rct_client_close(r->sc);
+	r->sc = NULL;
+	r->sstop = false;
+}
+
+/* Wait until the secondary flushed @epoch or lost its primary. */
+static bool secondary_wait_flushed(struct run *r, uint64_t epoch, int timeout_ms)
+{
+	uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000;
+	struct timespec ts;
+	bool ok;
+
+	pthread_mutex_lock(&r->lock);
+	while (r->flushed != epoch && !r->lost && now_ns() < deadline) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 10000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&r->cond, &r->lock, &ts);
+	}
+	ok = r->flushed == epoch && r->flushed_equal;
+	pthread_mutex_unlock(&r->lock);
+	return ok;
+}
+
+static bool secondary_wait_lost(struct run *r, int timeout_ms)
+{
+	uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000;
+	bool lost;
+
+	pthread_mutex_lock(&r->lock);
+	while (!r->lost && now_ns() < deadline) {
+		pthread_mutex_unlock(&r->lock);
+		sleep_us(1000);
+		pthread_mutex_lock(&r->lock);
+	}
+	lost = r->lost;
+	pthread_mutex_unlock(&r->lock);
+	return lost;
+}
+
+/*
+ * One checkpoint of the primary: pause the guest, keep its snapshot for the
+ * secondary's comparison, begin, dirty, device state, commit.  Snapshots live
+ * in a ring of SNAPS: the one for epoch e is written before begin(e), which
+ * waits for the flush of e-1, which the secondary does after comparing e-2,
+ * so slots e and e-2 differ with SNAPS >= 3.
+ */
+static int primary_ckpt(struct run *r, uint64_t e, unsigned flags, bool pause)
+{
+	size_t len;
+	int rc;
+
+	atomic_store(&r->epoch, e);
+	phase_set(r, PH_RUNNING);
+	if (pause)
+		sim_guest_pause(r->guest, r->pbits);
+	phase_set(r, PH_SNAPSHOT);
+	memcpy(r->snap[e % SNAPS], sim_guest_ram(r->guest), r->o->size);
+	r->snap_epoch[e % SNAPS] = (flags & RCT_CKPT_LIVE) ? UINT64_MAX : e;
+	len = sim_devstate(r->o->seed, e, &r->devbuf, &r->devcap);
+	phase_set(r, PH_BEGIN);
+	rc = rct_client_ckpt_begin(r->pc, e, flags);
+	phase_set(r, PH_DIRTY);
+	if (!rc && !(flags & RCT_CKPT_FULL))
+		rc = rct_client_ckpt_dirty(r->pc, REGION_ID);
+	phase_set(r, PH_DEVSTATE);
+	if (!rc)
+		rc = rct_client_ckpt_devstate(r->pc, r->devbuf, len);
+	phase_set(r, PH_COMMIT);
+	if (!rc)
+		rc = rct_client_ckpt_commit(r->pc, NULL);
+	if (!rc && !(flags & RCT_CKPT_LIVE))
+		atomic_store(&r->committed, e);
+	phase_set(r, PH_RUNNING);
+	return rc;
+}
+
+/* Primary: a session on @d connected to @addr:@port, then the first full sync. */
+static int primary_start(struct run *r, struct daemon *d, const char *addr, uint16_t port)
+{
+	int rc;
+
+	atomic_store(&r->committed, UINT64_MAX);
+	rc = session_open(r->o, d, RCT_ROLE_PRIMARY, "vm.primary", sim_guest_memfd(r->guest),
+			  r->pbits_fd, r->o->size, &r->pc);
+	if (rc)
+		return rc;
+	rc = rct_client_connect(r->pc, addr, port, NULL);
+	if (rc) {
+		fprintf(stderr, "fault: connect to %s:%u: %s (%s)\n", addr, port, strerror(-rc),
+			rct_client_error(r->pc));
+		return rc;
+	}
+	rc = primary_ckpt(r, 0, RCT_CKPT_FULL, true);
+	if (!rc && !secondary_wait_flushed(r, 0, 10000))
+		rc = -EIO;
+	return rc;
+}
+
+/* The guest's work of one interval, done by hand so that it takes no time:
+ * half the pages rewritten (the workload thread stays paused). */
+static void primary_dirty(struct run *r, uint64_t *rng)
+{
+	uint8_t *ram = sim_guest_ram(r->guest);
+
+	memset(r->pbits, 0, r->bits_len);
+	for (uint64_t i = 0; i < r->npages / 2; i++) {
+		uint64_t page = sim_rand(rng) % r->npages;
+
+		memset(ram + page * PAGE + sim_rand(rng) % (PAGE - 64), (int)(sim_rand(rng) | 1),
+		       64);
+		r->pbits[page / 64] |= 1ull << (page % 64);
+	}
+}
+
+/* Checkpoints every @interval_us until one fails; the epoch that failed, or
+ * MAX_EPOCHS when none did within 20 s (the fault never took effect).  Most
+ * of the time goes to transfers, so faults land in them. */
+static uint64_t primary_loop(struct run *r, uint64_t first, unsigned interval_us)
+{
+	uint64_t rng = r->o->seed + first, t_end = now_ns() + 20000000000ull;
+	uint64_t e = first, failed = MAX_EPOCHS;
+
+	for (; e < MAX_EPOCHS && now_ns() < t_end; e++) {
+		sleep_us(interval_us);
+		primary_dirty(r, &rng);
+		if (primary_ckpt(r, e, 0, false)) {
+			failed = e;
+			break;
+		}
+	}
+	atomic_store(&r->primary_done, true);
+	return failed;
+}
+
+struct killer {
+	struct run *r;
+	struct daemon *victim;
+	const char *cmd; /* instead of a kill: a shell command (link cut) */
+	uint64_t delay_us;
+	uint64_t t_fault;
+	int phase;
+	uint64_t epoch;
+};
+
+static void *killer_main(void *arg)
+{
+	struct killer *k = arg;
+
+	/* Wait for epoch 1 to be committed: then the failover image is not the sync. */
+	while (atomic_load(&k->r->committed) == UINT64_MAX || atomic_load(&k->r->committed) < 1) {
+		if (atomic_load(&k->r->primary_done))
+			return NULL; /* it failed by itself: reported as such */
+		sleep_us(200);
+	}
+	sleep_us(k->delay_us);
+	k->phase = atomic_load(&k->r->phase);
+	k->epoch = atomic_load(&k->r->epoch);
+	k->t_fault = now_ns();
+	if (k->cmd) {
+		if (system(k->cmd))
+			fprintf(stderr, "fault: '%s' failed\n", k->cmd);
+	} else {
+		kill(k->victim->pid, SIGKILL);
+	}
+	return NULL;
+}
+
+/*
+ * After the primary is gone: the secondary's failover epoch must be the last
+ * one whose commit returned (or the one in flight, if its ACK was sent), it
+ * must have been flushed, and it must have compared equal.
+ */
+static bool check_failover(struct run *r, const struct killer *k, char *why, size_t len)
+{
+	uint64_t committed = atomic_load(&r->committed);
+	bool ok;
+
+	pthread_mutex_lock(&r->lock);
+	if (r->lost_epoch == UINT64_MAX)
+		snprintf(why, len, "no failover image (%s)", r->mismatch);
+	else if (r->lost_epoch < committed || r->lost_epoch > k->epoch)
+		snprintf(why, len,
+			 "failover epoch %" PRIu64 ", but commit returned for %" PRIu64
+			 " and %" PRIu64 " was in flight",
+			 r->lost_epoch, committed, k->epoch);
+	else if (r->flushed != r->lost_epoch)
+		snprintf(why, len, "failover epoch %" PRIu64 " but %" PRIu64 " flushed",
+			 r->lost_epoch, r->flushed);
+	else if (!r->flushed_equal)
+		snprintf(why, len, "%s", r->mismatch);
+	else
+		why[0] = '\0';
+	ok = !why[0];
+	pthread_mutex_unlock(&r->lock);
+	return ok;
+}
+
+static void tally_detect(struct tally *t, double ms)
+{
+	if (t->ndetect < sizeof(t->detect_ms) / sizeof(t->detect_ms[0]))
+		t->detect_ms[t->ndetect++] = ms;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static void tally_print(const char *what, struct tally *t)
+{
+	printf("%s: %u trials, %u consistent, %u lost", what, t->trials, t->consistent, t->lost);
+	if (t->ndetect) {
+		qsort(t->detect_ms, t->ndetect, sizeof(double), cmp_double);
+		printf("; detection ms: min %.1f, median %.1f, max %.1f", t->detect_ms[0],
+		       t->detect_ms[t->ndetect / 2], t->detect_ms[t->ndetect - 1]);
+	}
+	printf("\n");
+	for (int p = 0; p < PH_NR; p++)
+		if (t->phases[p])
+			printf("  faults during %-15s %u\n", phase_names[p], t->phases[p]);
+	fflush(stdout);
+}
+
+/* ------------------------------------------------------------ scenarios */
+
+static void tally_count(struct tally *t, bool ok)
+{
+	if (ok)
+		t->consistent++;
+	else
+		t->lost++;
+}
+
+/* Close both sessions and kill the daemon the trial started. */
+static void trial_end(struct run *r, struct daemon *d)
+{
+	fflush(stdout);
+	rct_client_close(r->pc);
+	r->pc = NULL;
+	secondary_stop(r);
+	daemon_kill(d, SIGKILL);
+}
+
+/* (a) kill -9 the primary's rctd at a random moment. */
+/* Where the primary's time went: faults at random moments land in proportion. */
+static void phase_print(struct run *r)
+{
+	uint64_t sum = 0;
+
+	for (int p = 0; p < PH_NR; p++)
+		sum += r->phase_ns[p];
+	printf("  the primary's time:");
+	for (int p = 0; sum && p < PH_NR; p++)
+		printf(" %s %.0f%%%s", phase_names[p], 100.0 * (double)r->phase_ns[p] / (double)sum,
+		       p + 1 < PH_NR ? "," : "\n");
+	memset(r->phase_ns, 0, sizeof(r->phase_ns));
+}
+
+static void scenario_kill_primary(struct run *r, struct daemon *sd, struct tally *t)
+{
+	uint64_t rng = r->o->seed ^ 0xa11ce;
+
+	for (unsigned i = 1; i <= r->o->kill_primary; i++) {
+		struct daemon pd = {0};
+		struct killer k = {.r = r, .victim = &pd};
+		pthread_t kt;
+		char why[200];
+		bool ok = false;
+		int port;
+
+		t->trials++;
+		port = secondary_start(r, sd, "127.0.0.1", "vm.secondary");
+		if (port < 0 || daemon_start(r->o, &pd, "primary", NULL, true) ||
+		    primary_start(r, &pd, "127.0.0.1", (uint16_t)port)) {
+			snprintf(why, sizeof(why), "set-up failed");
+			goto done;
+		}
+		/* 0..30 ms after epoch 1: checkpoints of a few ms every 1 ms. */
+		k.delay_us = sim_rand(&rng) % 30000;
+		atomic_store(&r->primary_done, false);
+		pthread_create(&kt, NULL, killer_main, &k);
+		if (primary_loop(r, 1, 1000) == MAX_EPOCHS) {
+			pthread_join(kt, NULL);
+			snprintf(why, sizeof(why), "the primary ran on: the kill took no effect");
+			goto done;
+		}
+		pthread_join(kt, NULL);
+		if (!secondary_wait_lost(r, 5000)) {
+			snprintf(why, sizeof(why), "the secondary did not report the loss (hang)");
+			goto done;
+		}
+		tally_detect(t, (double)(r->t_lost - k.t_fault) / 1e6);
+		t->phases[k.phase]++;
+		ok = check_failover(r, &k, why, sizeof(why));
+		if (ok && !daemon_alive(sd)) {
+			ok = false;
+			snprintf(why, sizeof(why), "the secondary's rctd died");
+		}
+done:
+		tally_count(t, ok);
+		if (!ok || i % 10 == 0 || i == r->o->kill_primary)
+			printf("kill-primary %u/%u: killed during %s of epoch %" PRIu64
+			       "; failover image %" PRId64 ": %s%s\n",
+			       i, r->o->kill_primary, phase_names[k.phase], k.epoch,
+			       (int64_t)r->lost_epoch,
+			       ok ? "consistent" : "NOT consistent: ", ok ? "" : why);
+		trial_end(r, &pd);
+	}
+	phase_print(r);
+}
+
+/* Poll the primary rctd's STATUS during a resync; remember the progress seen. */
+struct watcher {
+	struct daemon *d;
+	_Atomic bool stop;
+	bool seen_active;
+	double max_done, total;
+	char line[200];
+};
+
+static void *watcher_main(void *arg)
+{
+	struct watcher *w = arg;
+
+	while (!atomic_load(&w->stop)) {
+		json_t *j = daemon_status(w->d), *s;
+		size_t i;
+
+		json_array_foreach(json_object_get(j, "replication"), i, s)
+		{
+			json_t *sync = json_object_get(s, "sync");
+
+			if (!sync || !json_is_true(json_object_get(sync, "active")))
+				continue;
+			w->seen_active = true;
+			w->max_done = json_number_value(json_object_get(sync, "pages_done"));
+			w->total = json_number_value(json_object_get(sync, "pages_total"));
+			snprintf(w->line, sizeof(w->line),
+				 "%.0f of %.0f pages, %.2f GB/s, %.2f s left", w->max_done,
+				 w->total,
+				 json_number_value(json_object_get(sync, "bytes_per_s")) / 1e9,
+				 json_number_value(json_object_get(sync, "eta_s")));
+		}
+		json_decref(j);
+		sleep_us(5000);
+	}
+	return NULL;
+}
+
+/* The primary alone, then a new secondary: resync while the guest runs, then
+ * verified checkpoints.  Returns true when the secondary ends consistent. */
+static bool rejoin(struct run *r, struct daemon *pd, struct daemon *sd, const char *saddr,
+		   uint64_t *epoch, char *why, size_t len)
+{
+	struct watcher w = {.d = pd};
+	pthread_t wt;
+	int port, rc;
+
+	port = secondary_start(r, sd, saddr, "vm.secondary");
+	if (port < 0) {
+		snprintf(why, len, "new secondary: %s", strerror(-port));
+		return false;
+	}
+	rc = rct_client_session_close(r->pc);
+	if (!rc) {
+		struct rct_client_session p = {.role = RCT_ROLE_PRIMARY,
+					       .backend = r->o->backend,
+					       .name = "vm.primary",
+					       .lanes = r->o->lanes,
+					       .page_size = PAGE,
+					       .timeout_ms = 5000};
+
+		rc = rct_client_session_open(r->pc, &p, NULL);
+	}
+	if (!rc)
+		rc = rct_client_region_add(r->pc, REGION_ID, sim_guest_memfd(r->guest), 0,
+					   r->o->size, r->pbits_fd, 0, NULL);
+	if (!rc)
+		rc = rct_client_connect(r->pc, saddr, (uint16_t)port, NULL);
+	if (rc) {
+		snprintf(why, len, "rejoin: %s (%s)", strerror(-rc), rct_client_error(r->pc));
+		return false;
+	}
+	/* Dirty tracking from here; the sync reads RAM while the guest writes it. */
+	sim_guest_pause(r->guest, r->pbits);
+	sim_guest_resume(r->guest);
+	pthread_create(&wt, NULL, watcher_main, &w);
+	rc = primary_ckpt(r, ++*epoch, RCT_CKPT_FULL | RCT_CKPT_LIVE, false);
+	atomic_store(&w.stop, true);
+	pthread_join(wt, NULL);
+	if (rc) {
+		snprintf(why, len, "resync: %s (%s)", strerror(-rc), rct_client_error(r->pc));
+		return false;
+	}
+	printf("  resync (guest running): %s; status showed %s\n",
+	       w.seen_active ? "progress seen" : "too fast to see in progress",
+	       w.seen_active ? w.line : "-");
+	/* Then incremental checkpoints, each verified. */
+	for (int k = 0; k < 3; k++) {
+		rc = primary_ckpt(r, ++*epoch, 0, true);
+		if (rc || !secondary_wait_flushed(r, *epoch, 10000)) {
+			snprintf(why, len, "checkpoint %" PRIu64 " after the resync: %s", *epoch,
+				 rc ? strerror(-rc) : r->mismatch);
+			return false;
+		}
+		sim_guest_resume(r->guest);
+		sleep_us(2000);
+	}
+	sim_guest_pause(r->guest, r->pbits);
+	return true;
+}
+
+/* Primary's rctd alive, answering STATUS, and saying the guest is unprotected. */
+static bool primary_reports_loss(struct daemon *pd, char *why, size_t len)
+{
+	json_t *j = daemon_status(pd), *s;
+	const char *rep = NULL;
+	size_t i;
+
+	json_array_foreach(json_object_get(j, "replication"), i, s)
+		rep = json_string_value(json_object_get(s, "replication"));
+	if (!j || !rep || strncmp(rep, "unprotected", 11))
+		snprintf(why, len, "primary's rctd status: %s",
+			 j ? (rep ? rep : "?") : "no answer");
+	else
+		why[0] = '\0';
+	if (rep && !why[0])
+		printf("  primary's rctd status: %s\n", rep);
+	json_decref(j);
+	return !why[0];
+}
+
+/* (c) kill -9 the secondary's rctd; (b) cut its link: the primary detects, stays up, rejoins. */
+static void scenario_secondary_fault(struct run *r, struct daemon *pd, bool cut, unsigned n,
+				     struct tally *t)
+{
+	const char *name = cut ? "link-cut" : "kill-secondary";
+	const char *saddr = cut ? ADDR_S : "127.0.0.1";
+	uint64_t rng = r->o->seed ^ (cut ? 0xc07 : 0x5ec);
+
+	for (unsigned i = 1; i <= n; i++) {
+		struct daemon sd = {0};
+		struct killer k = {.r = r, .victim = &sd};
+		uint64_t e, t_detect = 0;
+		pthread_t kt;
+		char why[200] = "set-up failed";
+		bool ok = false;
+		int port;
+
+		t->trials++;
+		if (cut)
+			k.cmd = "ip link set " VETH_P " down";
+		if (daemon_start(r->o, &sd, "secondary", cut ? NS : NULL, true))
+			goto done;
+		port = secondary_start(r, &sd, saddr, "vm.secondary");
+		if (port < 0 || primary_start(r, pd, saddr, (uint16_t)port))
+			goto done;
+		k.delay_us = sim_rand(&rng) % 30000;
+		atomic_store(&r->primary_done, false);
+		pthread_create(&kt, NULL, killer_main, &k);
+		e = primary_loop(r, 1, 2000);
+		t_detect = now_ns();
+		pthread_join(kt, NULL);
+		if (e >= MAX_EPOCHS) {
+			snprintf(why, sizeof(why), "the primary never noticed");
+			goto done;
+		}
+		tally_detect(t, (double)(t_detect - k.t_fault) / 1e6);
+		t->phases[k.phase]++;
+		if (cut) {
+			/* The secondary must notice too, and keep its image. */
+			if (!secondary_wait_lost(r, 5000)) {
+				snprintf(why, sizeof(why), "the secondary did not notice (hang)");
+				goto done;
+			}
+			if (!check_failover(r, &k, why, sizeof(why)))
+				goto done;
+			printf("  %s %u: secondary noticed after %.1f ms, failover image %" PRIu64
+			       "\n",
+			       name, i, (double)(r->t_lost - k.t_fault) / 1e6, r->lost_epoch);
+		}
+		if (!daemon_alive(pd)) {
+			snprintf(why, sizeof(why), "the primary's rctd died");
+			goto done;
+		}
+		if (!primary_reports_loss(pd, why, sizeof(why)))
+			goto done;
+		/* Unprotected, the guest runs on; then a new secondary joins. */
+		sim_guest_resume(r->guest);
+		sleep_us(20000);
+		secondary_stop(r);
+		daemon_kill(&sd, SIGKILL);
+		if (cut && sh("ip link set " VETH_P " up"))
+			goto done;
+		if (daemon_start(r->o, &sd, "secondary", cut ? NS : NULL, true))
+			goto done;
+		ok = rejoin(r, pd, &sd, saddr, &e, why, sizeof(why));
+done:
+		tally_count(t, ok);
+		printf("%s %u/%u: fault during %s of epoch %" PRIu64 ", primary noticed after "
+		       "%.1f ms: %s%s\n",
+		       name, i, n, phase_names[k.phase], k.epoch,
+		       t_detect ? (double)(t_detect - k.t_fault) / 1e6 : -1.0,
+		       ok ? "stayed up, rejoined, consistent" : "FAILED: ", ok ? "" : why);
+		trial_end(r, &sd);
+		if (cut)
+			(void)system("ip link set " VETH_P " up 2>/dev/null");
+	}
+}
+
+/* ------------------------------------------------------------ hostile peer */
+
+enum hostile_kind {
+	H_TRUNCATED_FRAME,
+	H_OVERSIZED_FRAME,
+	H_SHORT_PAYLOAD,
+	H_BAD_VERSION,
+	H_UNKNOWN_TYPE,
+	H_PUT_BEYOND_CACHE,
+	H_BITMAP_BEYOND_REGION,
+	H_DEVSTATE_TOO_BIG,
+	H_STALE_EPOCH,
+	H_NO_KEY,
+	H_NR
+};
+
+static const char *const hostile_names[H_NR] = {"truncated frame",
+						"oversized frame",
+						"payload shorter than header",
+						"unknown protocol version",
+						"unknown message type",
+						"put beyond the colo cache",
+						"bitmap beyond the region",
+						"device state beyond staging",
+						"message of an older epoch",
+						"peer without the key"};
+
+/* The handshake as a primary would do it; fills the cache key.  0 or -errno. */
+static int hostile_handshake(int ctrl, uint64_t npages, struct rct_msg *region, uint8_t *buf,
+			     uint32_t key[2])
+{
+	struct rct_msg m = {.type = RCT_MSG_HELLO};
+	int rc;
+
+	m.hello.role = RCT_ROLE_PRIMARY;
+	m.hello.lanes = 1;
+	m.hello.page_size = PAGE;
+	m.hello.nregions = 1;
+	m.hello.max_put = 1 << 20;
+	(void)npages;
+	rc = rawpeer_send_msg(ctrl, &m);
+	if (!rc)
+		rc = rawpeer_recv_msg(ctrl, &m, buf, 5000);
+	if (!rc && m.type != RCT_MSG_HELLO)
+		rc = -EPROTO;
+	if (!rc)
+		rc = rawpeer_recv_msg(ctrl, region, buf, 5000);
+	if (!rc && (region->type != RCT_MSG_REGION || region->region.key_len != 16))
+		rc = -EPROTO;
+	if (!rc)
+		memcpy(key, region->region.key, 8);
+	return rc;
+}
+
+/* One hostile attempt against a listening secondary on @port.  Returns a
+ * description of what the peer got to see, for the log. */
+static void hostile_send(enum hostile_kind h, uint16_t port, uint64_t npages, char *saw, size_t len)
+{
+	static uint8_t buf[RCT_MSG_MAX];
+	struct rct_msg m, region;
+	uint32_t key[2];
+	uint8_t junk[64];
+	int ctrl, lane, rc = 0;
+
+	saw[0] = '\0';
+	ctrl = rawpeer_connect("127.0.0.1", port);
+	lane = rawpeer_connect("127.0.0.1", port);
+	if (ctrl < 0 || lane < 0 || rawpeer_lane_hello(ctrl, 0, 1) ||
+	    rawpeer_lane_hello(lane, 1, 1)) {
+		snprintf(saw, len, "could not connect");
+		goto out;
+	}
+	memset(junk, 0x5a, sizeof(junk));
+	switch (h) {
+	case H_TRUNCATED_FRAME: {
+		uint32_t f[2] = {htole32(100), 0};
+
+		rc = rawpeer_send(ctrl, f, sizeof(f));
+		if (!rc)
+			rc = rawpeer_send(ctrl, junk, 40);
+		shutdown(ctrl, SHUT_WR);
+		break;
+	}
+	case H_OVERSIZED_FRAME: {
+		uint32_t f[2] = {htole32(16u << 20), 0};
+
+		rc = rawpeer_send(ctrl, f, sizeof(f));
+		break;
+	}
+	case H_SHORT_PAYLOAD:
+	case H_BAD_VERSION:
+	case H_UNKNOWN_TYPE: {
+		/* A HELLO whose header says more, or another version, or type 99. */
+		struct {
+			uint32_t f[2];
+			uint32_t magic;
+			uint16_t version, type;
+			uint32_t length, reserved;
+			uint8_t payload[32];
+		} w = {.f = {htole32(16 + 20), 0},
+		       .magic = htole32(RCT_PROTO_MAGIC),
+		       .version = htole16(RCT_PROTO_VERSION),
+		       .type = htole16(RCT_MSG_HELLO),
+		       .length = htole32(32)};
+
+		if (h == H_BAD_VERSION) {
+			w.version = htole16(77);
+			w.f[0] = htole32(16 + 32);
+		} else if (h == H_UNKNOWN_TYPE) {
+			w.type = htole16(99);
+			w.f[0] = htole32(16 + 32);
+		}
+		rc = rawpeer_send(ctrl, &w, 8 + le32toh(w.f[0]));
+		break;
+	}
+	case H_NO_KEY:
+		memset(&m, 0, sizeof(m));
+		rc = hostile_handshake(ctrl, npages, &region, buf, key);
+		snprintf(saw, len, "%s", rc ? "no remote key (refused)" : "A REMOTE KEY");
+		goto out;
+	default:
+		rc = hostile_handshake(ctrl, npages, &region, buf, key);
+		if (rc)
+			break;
+		if (h == H_PUT_BEYOND_CACHE) {
+			rc = rawpeer_send_put(lane, key[0], key[1], npages * PAGE, PAGE);
+			for (int i = 0; !rc && i < 64; i++)
+				rc = rawpeer_send(lane, junk, sizeof(junk));
+			break;
+		}
+		memset(&m, 0, sizeof(m));
+		m.type = RCT_MSG_BEGIN;
+		m.begin.epoch = 5;
+		rc = rawpeer_send_msg(ctrl, &m);
+		memset(&m, 0, sizeof(m));
+		if (h == H_BITMAP_BEYOND_REGION) {
+			uint64_t w = ~0ull;
+
+			m.type = RCT_MSG_BITMAP;
+			m.bitmap.epoch = 5;
+			m.bitmap.first_word = (npages + 63) / 64;
+			m.bitmap.nwords = 1;
+			m.bitmap.words = &w;
+			if (!rc)
+				rc = rawpeer_send_msg(ctrl, &m);
+		} else if (h == H_DEVSTATE_TOO_BIG) {
+			m.type = RCT_MSG_DEVSTATE;
+			m.devstate.epoch = 5;
+			m.devstate.length = 1ull << 40;
+			if (!rc)
+				rc = rawpeer_send_msg(ctrl, &m);
+		} else {
+			m.type = RCT_MSG_COMMIT;
+			m.commit.epoch = 4;
+			if (!rc)
+				rc = rawpeer_send_msg(ctrl, &m);
+		}
+		break;
+	}
+	snprintf(saw, len, "%s", rc ? strerror(-rc) : "sent");
+out:
+	/* Wait for the secondary to hang up on us (or 5 s). */
+	if (ctrl >= 0) {
+		for (int i = 0; i < 64 && rawpeer_recv_msg(ctrl, &m, buf, 5000) == 0; i++)
+			if (m.type == RCT_MSG_REGION && h == H_NO_KEY)
+				snprintf(saw, len, "A REMOTE KEY");
+		close(ctrl);
+	}
+	if (lane >= 0)
+		close(lane);
+}
+
+struct hostile_accept {
+	struct rct_client *sc;
+	int rc;
+	struct rct_event ev;
+};
+
+/* The secondary's hypervisor: accept, then wait for what happens next. */
+static void *hostile_accept_main(void *arg)
+{
+	struct hostile_accept *a = arg;
+
+	a->rc = rct_client_accept(a->sc, NULL);
+	if (!a->rc)
+		a->rc = rct_client_event_next(a->sc, 5000, &a->ev);
+	else
+		a->rc = 1; /* accept refused */
+	return NULL;
+}
+
+/* (d) each hostile kind against a secondary rctd: a clear error, RAM untouched. */
+static void scenario_hostile(struct run *r, struct tally *t)
+{
+	struct daemon open_d = {0}, key_d = {0};
+	uint8_t *before = malloc(r->o->size);
+
+	if (!before || daemon_start(r->o, &open_d, "hostile-open", NULL, false) ||
+	    daemon_start(r->o, &key_d, "hostile-key", NULL, true)) {
+		t->trials++;
+		t->lost++;
+		printf("hostile: set-up failed\n");
+		goto out;
+	}
+	for (int h = 0; h < H_NR; h++) {
+		struct daemon *d = h == H_NO_KEY ? &key_d : &open_d;
+		struct rct_client *sc;
+		char saw[96], why[200] = "";
+		uint16_t port;
+		uint64_t bad;
+		int rc;
+
+		t->trials++;
+		memcpy(before, r->sram, r->o->size);
+		rc = session_open(r->o, d, RCT_ROLE_SECONDARY, "vm.secondary", r->smemfd,
+				  r->sbits_fd, r->o->size, &sc);
+		if (rc || rct_client_listen(sc, "127.0.0.1", 0, &port)) {
+			snprintf(why, sizeof(why), "set-up failed");
+		} else {
+			struct hostile_accept a = {.sc = sc};
+			pthread_t at;
+
+			pthread_create(&at, NULL, hostile_accept_main, &a);
+			hostile_send((enum hostile_kind)h, port, r->npages, saw, sizeof(saw));
+			pthread_join(at, NULL);
+			/* accept fails, or succeeds and the session fails right after */
+			if (a.rc == 1)
+				snprintf(saw + strlen(saw), sizeof(saw) - strlen(saw),
+					 "; accept: %.30s", rct_status_str(rct_client_detail(sc)));
+			else if (a.rc)
+				snprintf(why, sizeof(why), "no error within 5 s");
+			else if (a.ev.type != RCT_EVENT_PEER_LOST)
+				snprintf(why, sizeof(why), "no error: event %d", a.ev.type);
+			else
+				snprintf(saw + strlen(saw), sizeof(saw) - strlen(saw),
+					 "; session failed: %s", rct_status_str(a.ev.status));
+			if (!sim_compare(r->sram, before, r->npages, PAGE, &bad))
+				snprintf(why, sizeof(why), "guest RAM page %" PRIu64 " written",
+					 bad);
+			else if (strstr(saw, "REMOTE KEY"))
+				snprintf(why, sizeof(why),
+					 "a peer without the key got a remote key");
+			else if (!daemon_alive(d))
+				snprintf(why, sizeof(why), "rctd died");
+		}
+		if (!why[0])
+			t->consistent++;
+		else
+			t->lost++;
+		printf("hostile: %-28s -> %s%s%s\n", hostile_names[h], why[0] ? "FAILED: " : "",
+		       why[0] ? why : "refused", why[0] ? "" : "");
+		printf("         (%s)\n", saw);
+		fflush(stdout);
+		rct_client_close(sc);
+	}
+	/* What rctd logged about them: the clear errors. */
+	printf("hostile: the secondary's log says:\n");
+	fflush(stdout);
+	{
+		char cmd[512];
+
+		snprintf(
+			cmd, sizeof(cmd),
+			"grep -h -E 'rejected|malformed|violation|auth|frame|version|epoch|beyond' "
+			"%s %s | sed 's/^/  /' | head -20",
+			open_d.log, key_d.log);
+		(void)system(cmd);
+	}
+out:
+	daemon_kill(&open_d, SIGTERM);
+	daemon_kill(&key_d, SIGTERM);
+	free(before);
+}
+
+/* ------------------------------------------------------------ set-up */
+
+static bool netns_up(void)
+{
+	(void)system("ip netns del " NS " 2>/dev/null; ip link del " VETH_P " 2>/dev/null");
+	return !sh("ip netns add " NS) &&
+	       !sh("ip link add " VETH_P " type veth peer name " VETH_S) &&
+	       !sh("ip link set " VETH_S " netns " NS) &&
+	       !sh("ip addr add " ADDR_P "/24 dev " VETH_P) && !sh("ip link set " VETH_P " up") &&
+	       !sh("ip netns exec " NS " ip addr add " ADDR_S "/24 dev " VETH_S) &&
+	       !sh("ip netns exec " NS " ip link set " VETH_S " up") &&
+	       !sh("ip netns exec " NS " ip link set lo up");
+}
+
+static void netns_down(void)
+{
+	(void)system("ip netns del " NS " 2>/dev/null; ip link del " VETH_P " 2>/dev/null");
+}
+
+static int make_key(void)
+{
+	uint8_t key[32];
+	FILE *f;
+	int fd;
+
+	snprintf(psk_path, sizeof(psk_path), "%s/peer.key", dir);
+	fd = open(psk_path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	f = fopen("/dev/urandom", "r");
+	if (fd < 0 || !f || fread(key, 1, sizeof(key), f) != sizeof(key) ||
+	    write(fd, key, sizeof(key)) != (ssize_t)sizeof(key)) {
+		fprintf(stderr, "fault: cannot write %s: %s\n", psk_path, strerror(errno));
+		if (f)
+			fclose(f);
+		return -1;
+	}
+	fclose(f);
+	close(fd);
+	return 0;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: rct-fault --rctd PATH [options]\n"
+		"\n"
+		"Fault injection against real rctd daemons (see the top of rct_fault.c).\n"
+		"\n"
+		"  --rctd PATH            the rctd to start (required)\n"
+		"  --backend NAME         tcp (default) or ucx\n"
+		"  --lanes N              data lanes (default 2)\n"
+		"  --size SIZE            guest RAM (default 16M)\n"
+		"  --kill-primary N       trials of kill -9 of the primary's rctd (default 100)\n"
+		"  --kill-secondary N     trials of kill -9 of the secondary's rctd (default 5)\n"
+		"  --link-cut N           trials of a veth link cut (default 5; needs root, ip "
+		"netns)\n"
+		"  --no-hostile           skip the hostile peer\n"
+		"  --heartbeat-ms N       rctd's keepalive interval (default 50)\n"
+		"  --seed N               random seed (default 1)\n"
+		"  -h, --help\n"
+		"\n"
+		"Last line: 'faults: T trials, C consistent, L lost'; exit 0 when all "
+		"consistent.\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"rctd", required_argument, NULL, 'r'},
+		{"backend", required_argument, NULL, 'b'},
+		{"lanes", required_argument, NULL, 'n'},
+		{"size", required_argument, NULL, 's'},
+		{"kill-primary", required_argument, NULL, 'p'},
+		{"kill-secondary", required_argument, NULL, 'k'},
+		{"link-cut", required_argument, NULL, 'c'},
+		{"no-hostile", no_argument, NULL, 'H'},
+		{"heartbeat-ms", required_argument, NULL, 'B'},
+		{"seed", required_argument, NULL, 'S'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct opts o = {.backend = "tcp",
+			 .size = 16u << 20,
+			 .kill_primary = 100,
+			 .kill_secondary = 5,
+			 .link_cut = 5,
+			 .hostile = true,
+			 .heartbeat_ms = 50,
+			 .seed = 1,
+			 .lanes = 2};
+	struct tally ta = {0}, tb = {0}, tc = {0}, td = {0};
+	struct sim_workload wl;
+	struct daemon sd = {0}, pd = {0};
+	struct run r;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'r':
+			o.rctd = optarg;
+			break;
+		case 'b':
+			o.backend = optarg;
+			break;
+		case 'n':
+			o.lanes = (unsigned)strtoul(optarg, NULL, 10);
+			break;
+		case 's':
+			if (sim_parse_size(optarg, &o.size) || o.size % PAGE) {
+				fprintf(stderr, "fault: --size '%s': a multiple of 4K\n", optarg);
+				return 2;
+			}
+			break;
+		case 'p':
+			o.kill_primary = (unsigned)strtoul(optarg, NULL, 10);
+			break;
+		case 'k':
+			o.kill_secondary = (unsigned)strtoul(optarg, NULL, 10);
+			break;
+		case 'c':
+			o.link_cut = (unsigned)strtoul(optarg, NULL, 10);
+			break;
+		case 'H':
+			o.hostile = false;
+			break;
+		case 'B':
+			o.heartbeat_ms = atoi(optarg);
+			break;
+		case 'S':
+			o.seed = strtoull(optarg, NULL, 10);
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (!o.rctd || o.lanes < 1 || o.heartbeat_ms < 1) {
+		usage(stderr);
+		return 2;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	snprintf(dir, sizeof(dir), "/tmp/rct-fault.XXXXXX");
+	if (!mkdtemp(dir) || make_key())
+		return 1;
+
+	memset(&r, 0, sizeof(r));
+	r.o = &o;
+	r.rng = o.seed;
+	r.npages = o.size / PAGE;
+	r.bits_len = (r.npages + 63) / 64 * 8;
+	pthread_mutex_init(&r.lock, NULL);
+	pthread_cond_init(&r.cond, NULL);
+	/* The workload thread runs during resyncs; checkpoints dirty by hand. */
+	sim_workload_parse("load", &wl);
+	if (sim_guest_create(o.size, PAGE, &wl, o.seed, &r.guest)) {
+		fprintf(stderr, "fault: cannot create the guest\n");
+		return 1;
+	}
+	r.sram = sim_memfd_map("rct-fault-secondary", o.size, &r.smemfd);
+	r.pbits = sim_memfd_map("rct-fault-pbits", r.bits_len, &r.pbits_fd);
+	r.sbits = sim_memfd_map("rct-fault-sbits", r.bits_len, &r.sbits_fd);
+	for (int i = 0; i < SNAPS; i++)
+		r.snap[i] = malloc(o.size);
+	if (!r.sram || !r.pbits || !r.sbits || !r.snap[SNAPS - 1]) {
+		fprintf(stderr, "fault: out of memory\n");
+		return 1;
+	}
+	printf("rct-fault: %s, %u lanes, %" PRIu64 " MiB guest, heartbeat %d ms, logs in %s\n",
+	       o.backend, o.lanes, o.size >> 20, o.heartbeat_ms, dir);
+
+	if (o.kill_primary) {
+		if (daemon_start(&o, &sd, "secondary", NULL, true)) {
+			ta.trials = ta.lost = 1;
+		} else {
+			scenario_kill_primary(&r, &sd, &ta);
+			daemon_kill(&sd, SIGTERM);
+		}
+		tally_print("kill-primary", &ta);
+	}
+	if (o.kill_secondary || o.link_cut) {
+		if (daemon_start(&o, &pd, "primary", NULL, true)) {
+			tc.trials = tc.lost = 1;
+		} else {
+			if (o.kill_secondary)
+				scenario_secondary_fault(&r, &pd, false, o.kill_secondary, &tc);
+			if (o.link_cut && !netns_up()) {
+				printf("link-cut: cannot make the network namespace (root and "
+				       "iproute2 needed)\n");
+				tb.trials = tb.lost = 1;
+			} else if (o.link_cut) {
+				scenario_secondary_fault(&r, &pd, true, o.link_cut, &tb);
+				netns_down();
+			}
+			daemon_kill(&pd, SIGTERM);
+		}
+		if (o.kill_secondary)
+			tally_print("kill-secondary", &tc);
+		if (o.link_cut)
+			tally_print("link-cut", &tb);
+	}
+	if (o.hostile) {
+		scenario_hostile(&r, &td);
+		tally_print("hostile", &td);
+	}
+
+	{
+		unsigned t = ta.trials + tb.trials + tc.trials + td.trials;
+		unsigned ok = ta.consistent + tb.consistent + tc.consistent + td.consistent;
+		unsigned lost = ta.lost + tb.lost + tc.lost + td.lost;
+
+		printf("faults: %u trials, %u consistent, %u lost\n", t, ok, lost);
+		return ok == t ? 0 : 1;
+	}
+}
