@@ -263,3 +263,89 @@ Test(tcp, an_idle_pair_and_long_syncs_and_flushes_are_not_taken_for_loss)
 	pair_close(&pp);
 	free(bits);
 }
+
+/* ---- generations and live resyncs ---- */
+
+static struct rct_session *gen_session(enum rct_role role, uint64_t generation, void *ram,
+				       struct rct_region **r_p)
+{
+	struct rct_session_params p = {.field_mask = RCT_SESSION_PARAM_FIELD_ROLE |
+						     RCT_SESSION_PARAM_FIELD_GENERATION |
+						     RCT_SESSION_PARAM_FIELD_LANES,
+				       .role = role,
+				       .lanes = 1,
+				       .generation = generation};
+	struct rct_session *s;
+
+	cr_assert_eq(rct_session_create(&p, &s), RCT_OK);
+	cr_assert_eq(rct_region_register(s, 0, ram, 1 << 20, r_p), RCT_OK);
+	return s;
+}
+
+Test(tcp, a_primary_of_an_older_generation_is_refused_before_any_key)
+{
+	uint8_t *pram = rct_mem_alloc(1 << 20), *sram = rct_mem_alloc(1 << 20);
+	struct accept_arg a = {0};
+	struct rct_region *pr, *sr;
+	struct rct_session *p;
+	uint16_t port;
+	pthread_t t;
+
+	/* The secondary belongs to pairing 5; a primary of pairing 4 is stale. */
+	a.s = gen_session(RCT_ROLE_SECONDARY, 5, sram, &sr);
+	cr_assert_eq(rct_session_listen(a.s, "127.0.0.1", 0, &port), RCT_OK);
+	pthread_create(&t, NULL, accept_then_progress, &a);
+	p = gen_session(RCT_ROLE_PRIMARY, 4, pram, &pr);
+	cr_assert_eq(rct_session_connect(p, "127.0.0.1", port), RCT_ERR_MISMATCH);
+	pthread_join(t, NULL);
+	cr_assert_eq(a.status, RCT_ERR_MISMATCH, "accept: %s", rct_status_str(a.status));
+	cr_assert_null(pr->rkey, "the stale primary imported a remote key");
+	rct_session_destroy(p);
+	rct_session_destroy(a.s);
+
+	/* The same pairing, or a newer one, is accepted. */
+	a.s = gen_session(RCT_ROLE_SECONDARY, 5, sram, &sr);
+	cr_assert_eq(rct_session_listen(a.s, "127.0.0.1", 0, &port), RCT_OK);
+	pthread_create(&t, NULL, accept_then_progress, &a);
+	p = gen_session(RCT_ROLE_PRIMARY, 6, pram, &pr);
+	cr_assert_eq(rct_session_connect(p, "127.0.0.1", port), RCT_OK);
+	rct_session_destroy(p);
+	pthread_join(t, NULL);
+	cr_assert_eq(a.status, RCT_OK);
+	rct_session_destroy(a.s);
+	rct_mem_free(pram, 1 << 20);
+	rct_mem_free(sram, 1 << 20);
+}
+
+Test(tcp, a_live_resync_is_no_failover_image_until_the_next_checkpoint)
+{
+	struct pair_opts o = {.lanes = 2, .size = 4u << 20, .auto_flush = true};
+	uint64_t *bits = calloc(rct_bitmap_words(1024), sizeof(uint64_t));
+	struct pair pp;
+
+	cr_assert_eq(pair_open(&pp, &o), RCT_OK);
+	cr_assert_eq(rct_ckpt_begin(pp.p, 0, RCT_CKPT_LIVE), RCT_ERR_INVALID_PARAM,
+		     "LIVE without FULL");
+	/* Epoch 0: a live full sync (the guest would be running). */
+	cr_assert_eq(rct_ckpt_begin(pp.p, 0, RCT_CKPT_FULL | RCT_CKPT_LIVE), RCT_OK);
+	cr_assert_eq(rct_ckpt_devstate_put(pp.p, "dev", 3), RCT_OK);
+	cr_assert_eq(rct_ckpt_commit(pp.p, NULL), RCT_OK);
+	cr_assert(pair_wait_flushed(&pp, 0, 5000));
+	/* Epoch 1: the paused incremental checkpoint that makes it an image. */
+	pair_dirty(&pp, bits, 30, 0, 0);
+	cr_assert_eq(pair_ckpt(&pp, 1, bits, "dev", 3), RCT_OK);
+	cr_assert(pair_wait_flushed(&pp, 1, 5000));
+	cr_assert(pp.equal);
+	/* Epoch 2: live again (a second resync), then the primary dies. */
+	cr_assert_eq(rct_ckpt_begin(pp.p, 2, RCT_CKPT_FULL | RCT_CKPT_LIVE), RCT_OK);
+	cr_assert_eq(rct_ckpt_commit(pp.p, NULL), RCT_OK);
+	cr_assert(pair_wait_flushed(&pp, 2, 5000));
+	pp.p->state = RCT_SESSION_FAILED; /* as if killed: no GOODBYE */
+	rct_session_destroy(pp.p);
+	pp.p = NULL;
+	cr_assert_eq(pair_wait_lost(&pp, 5000), RCT_ERR_PEER_LOST);
+	cr_assert_eq(pp.lost_epoch, UINT64_MAX, "failover image %llu after a live resync",
+		     (unsigned long long)pp.lost_epoch);
+	pair_close(&pp);
+	free(bits);
+}
