@@ -257,10 +257,14 @@ bool pair_wait_flushed(struct pair *pp, uint64_t epoch, int timeout_ms)
 	pthread_mutex_lock(&pp->lock);
 	while (pp->flushed != epoch && !pp->done && rct_now_ns() < deadline) {
 		pthread_mutex_unlock(&pp->lock);
-		if (pp->p)
-			(void)rct_session_progress(pp->p, 1);
+		/* Sleeps in the backend's poll until something arrives (the
+		 * FLUSHED ack, a heartbeat) or 5 ms pass: no spinning. */
+		if (pp->p && rct_session_progress(pp->p, 5) == RCT_OK) {
+			pthread_mutex_lock(&pp->lock);
+			continue;
+		}
 		pthread_mutex_lock(&pp->lock);
-		pair_deadline(&ts, 1);
+		pair_deadline(&ts, 5);
 		if (pp->flushed != epoch && !pp->done)
 			pthread_cond_timedwait(&pp->cond, &pp->lock, &ts);
 	}

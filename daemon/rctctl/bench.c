@@ -6,13 +6,17 @@
  * run as the physical limit, and ratios against it and against the TCP
  * baseline.
  */
+#include <dirent.h>
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <rct/rct.h>
 
@@ -20,11 +24,15 @@
 #include "rctctl.h"
 #include "run.h"
 
-#define BENCH_MAX_CELLS 16
+#define BENCH_MAX_BACKENDS  16
+#define BENCH_MAX_WORKLOADS 8
+#define BENCH_MAX_CELLS	    (BENCH_MAX_BACKENDS * BENCH_MAX_WORKLOADS)
 
 struct bench_cell {
 	char backend[16];
 	unsigned lanes;
+	struct sim_workload wl;
+	char wl_name[32];
 	struct run_result res;
 	bool ran;
 };
@@ -32,9 +40,20 @@ struct bench_cell {
 struct bench_opts {
 	struct run_cfg cfg;
 	uint64_t region_size;
-	bool json, verbose;
+	bool json, verbose, quick, interval_given;
+	const char *csv;
+	struct {
+		char name[16];
+		unsigned lanes;
+	} backends[BENCH_MAX_BACKENDS];
+	unsigned nbackends;
+	struct sim_workload wls[BENCH_MAX_WORKLOADS];
+	unsigned nwls;
 	struct bench_cell cells[BENCH_MAX_CELLS];
 	unsigned ncells;
+	/* progress line */
+	unsigned cell_index;
+	bool tty;
 };
 
 static void bench_usage(FILE *f)
@@ -42,20 +61,27 @@ static void bench_usage(FILE *f)
 	fprintf(f,
 		"usage: rctctl bench [options]\n"
 		"\n"
-		"Run the same checkpoint workload over several transports, through the same two\n"
-		"rctd (guest -> rctd <-> rctd <- guest on 127.0.0.1), and compare them:\n"
-		"transfer time mean/p50/p99/max, GB/s, and the ratio to a\n"
-		"scattered-page memcpy of the same pages measured in the same run.  Every\n"
-		"checkpoint of every cell is verified byte for byte.\n"
+		"The checkpoint-latency experiment: a simulated guest per workload, every\n"
+		"backend:lanes cell through the same two rctd (guest -> rctd <-> rctd <- guest),\n"
+		"each checkpoint verified byte for byte.  It prints, per backend and workload,\n"
+		"the memory-transfer time (first put -> the secondary's ACK, as the seed\n"
+		"benchmark measured) and the whole pause (the hypervisor's begin -> commit\n"
+		"reply, plus the secondary's flush), mean and p99; GB/s; the CPU seconds per GB\n"
+		"moved of each rctd; and a scattered-page memcpy of the same pages measured in\n"
+		"the same run (the limit).\n"
 		"\n"
-		"  --backends LIST      cells as backend:lanes, comma-separated\n"
-		"                       (default ucx:4,tcp:4,tcp:1; only backends of this build)\n"
-		"  --region-size SIZE   guest RAM, K/M/G suffixes (default 1G)\n"
-		"  --workload W         idle | load | random:PCT (default random:10)\n"
-		"  --checkpoints K      checkpoints per cell after its full sync (default 20)\n"
-		"  --interval-ms MS     guest run time between checkpoints (default: 0 for "
-		"random,\n"
-		"                       600 for idle and load, which dirty at a rate)\n"
+		"  --backends LIST      cells as backend:lanes, comma-separated (default\n"
+		"                       tcp:1,tcp:4,ucx:1,ucx:4, plus verbs:1,verbs:4 when an\n"
+		"                       RDMA device exists; only backends of this build)\n"
+		"  --workloads LIST     idle, load, random:PCT, comma-separated (default "
+		"idle,load)\n"
+		"  --workload W         one workload (the same as --workloads W)\n"
+		"  --region-size SIZE   guest RAM, K/M/G suffixes (default 2G)\n"
+		"  --checkpoints K      checkpoints per cell after its full sync (default 100)\n"
+		"  --interval-ms MS     guest run time between checkpoints (default 600; 0 for\n"
+		"                       random:PCT, which dirties a fixed share at once)\n"
+		"  --quick              a small run (128M, 10 checkpoints, 50 ms): under a minute\n"
+		"  --csv FILE           every checkpoint of every cell, one CSV line each\n"
 		"  --seed N             seed of the simulated guests (default 1)\n"
 		"  --timeout-ms MS      deadline of every transport call (default 10000)\n"
 		"  --addr ADDR          where the two peers meet (default 127.0.0.1; verbs: the\n"
@@ -63,7 +89,7 @@ static void bench_usage(FILE *f)
 		"  --threads N          helper threads for the primary's copies where the backend\n"
 		"                       copies with the CPU (ucx on one host); default: one per\n"
 		"                       core beyond the first, at most lanes - 1\n"
-		"  --json               one JSON object on stdout\n"
+		"  --json               the table as one JSON object on stdout\n"
 		"  --verbose            a line per checkpoint on stderr\n" RUN_DAEMON_HELP
 		"  -h, --help           this text\n"
 		"\n"
@@ -71,53 +97,83 @@ static void bench_usage(FILE *f)
 		"transport.\n");
 }
 
-static int bench_parse_cells(struct bench_opts *o, const char *list)
+static int bench_parse_backends(struct bench_opts *o, const char *list)
 {
 	char *copy = strdup(list), *save = NULL, *tok;
-	int rc = 0;
+	int rc = copy ? 0 : -1;
 
-	o->ncells = 0;
-	for (tok = strtok_r(copy, ",", &save); tok && !rc; tok = strtok_r(NULL, ",", &save)) {
+	o->nbackends = 0;
+	for (tok = copy ? strtok_r(copy, ",", &save) : NULL; tok && !rc;
+	     tok = strtok_r(NULL, ",", &save)) {
 		char *colon = strchr(tok, ':');
-		struct bench_cell *c;
 		unsigned long lanes;
 
-		if (o->ncells == BENCH_MAX_CELLS || !colon ||
+		if (o->nbackends == BENCH_MAX_BACKENDS || !colon ||
 		    rctctl_parse_ulong(colon + 1, 1, RCT_MAX_LANES, &lanes)) {
 			rc = -1;
 			break;
 		}
 		*colon = '\0';
-		if (!rct_backend_available(tok) || strlen(tok) >= sizeof(c->backend)) {
+		if (!rct_backend_available(tok) || strlen(tok) >= sizeof(o->backends[0].name)) {
 			rc = -1;
 			break;
 		}
-		c = &o->cells[o->ncells++];
-		snprintf(c->backend, sizeof(c->backend), "%s", tok);
-		c->lanes = (unsigned)lanes;
+		snprintf(o->backends[o->nbackends].name, sizeof(o->backends[0].name), "%s", tok);
+		o->backends[o->nbackends++].lanes = (unsigned)lanes;
 	}
 	free(copy);
-	return rc || !o->ncells ? -1 : 0;
+	return rc || !o->nbackends ? -1 : 0;
+}
+
+static int bench_parse_workloads(struct bench_opts *o, const char *list)
+{
+	char *copy = strdup(list), *save = NULL, *tok;
+	int rc = copy ? 0 : -1;
+
+	o->nwls = 0;
+	for (tok = copy ? strtok_r(copy, ",", &save) : NULL; tok && !rc;
+	     tok = strtok_r(NULL, ",", &save))
+		if (o->nwls == BENCH_MAX_WORKLOADS || sim_workload_parse(tok, &o->wls[o->nwls++]))
+			rc = -1;
+	free(copy);
+	return rc || !o->nwls ? -1 : 0;
+}
+
+/* Whether an RDMA device is present (the verbs cells run only then). */
+static bool bench_rdma_device(void)
+{
+	DIR *d = opendir("/sys/class/infiniband");
+	struct dirent *e;
+	bool found = false;
+
+	while (d && (e = readdir(d)))
+		found |= e->d_name[0] != '.';
+	if (d)
+		closedir(d);
+	return found;
 }
 
 static int bench_parse(int argc, char **argv, struct bench_opts *o)
 {
 	static const struct option longopts[] = {
 		{"backends", required_argument, NULL, 'b'},
+		{"workloads", required_argument, NULL, 'W'},
+		{"csv", required_argument, NULL, 'C'},
+		{"quick", no_argument, NULL, 'q'},
 		{"json", no_argument, NULL, 'j'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
 		RUN_LONGOPTS,
 		{NULL, 0, NULL, 0},
 	};
-	const char *cells = NULL;
-	bool interval_given = false;
+	const char *backends = NULL, *workloads = NULL;
+	bool size_given = false, ckpts_given = false, wl_given = false;
+	char defaults[128];
 	int c, rc;
 
 	memset(o, 0, sizeof(*o));
-	o->region_size = 1ull << 30;
-	sim_workload_parse("random:10", &o->cfg.wl);
-	o->cfg.checkpoints = 20;
+	o->region_size = 2ull << 30;
+	o->cfg.checkpoints = 100;
 	o->cfg.seed = 1;
 	o->cfg.threads = -1;
 	o->cfg.timeout_ms = 10000;
@@ -126,7 +182,16 @@ static int bench_parse(int argc, char **argv, struct bench_opts *o)
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'b':
-			cells = optarg;
+			backends = optarg;
+			break;
+		case 'W':
+			workloads = optarg;
+			break;
+		case 'C':
+			o->csv = optarg;
+			break;
+		case 'q':
+			o->quick = true;
 			break;
 		case 'j':
 			o->json = true;
@@ -145,162 +210,344 @@ static int bench_parse(int argc, char **argv, struct bench_opts *o)
 				bench_usage(stderr);
 				return RCTCTL_EXIT_USAGE;
 			}
-			if (c == 'i')
-				interval_given = true;
+			o->interval_given |= c == 'i';
+			size_given |= c == 's';
+			ckpts_given |= c == 'k';
+			wl_given |= c == 'w';
 			break;
 		}
 	}
 	if (optind < argc)
 		return rctctl_usage_error("bench", argv[optind], "no positional arguments");
-	if (!cells)
-		cells = rct_backend_available("ucx") ? "ucx:4,tcp:4,tcp:1" : "tcp:4,tcp:1";
-	if (bench_parse_cells(o, cells))
-		return rctctl_usage_error("--backends", cells,
+	if (o->quick) {
+		if (!size_given)
+			o->region_size = 128ull << 20;
+		if (!ckpts_given)
+			o->cfg.checkpoints = 10;
+		if (!o->interval_given) {
+			o->cfg.interval_ms = 50;
+			o->interval_given = true;
+		}
+	}
+	if (!backends) {
+		snprintf(defaults, sizeof(defaults), "tcp:1,tcp:4%s%s",
+			 rct_backend_available("ucx") ? ",ucx:1,ucx:4" : "",
+			 rct_backend_available("verbs") && bench_rdma_device() ? ",verbs:1,verbs:4"
+									       : "");
+		backends = defaults;
+	}
+	if (bench_parse_backends(o, backends))
+		return rctctl_usage_error("--backends", backends,
 					  "backend:lanes,... with backends of this build and 1..64 "
 					  "lanes, at most 16 cells");
-	if (!interval_given)
-		o->cfg.interval_ms = o->cfg.wl.kind == SIM_WORKLOAD_RANDOM ? 0 : 600;
+	if (wl_given && workloads)
+		return rctctl_usage_error("--workload", "", "either --workload or --workloads");
+	if (wl_given) {
+		o->wls[0] = o->cfg.wl;
+		o->nwls = 1;
+	} else if (bench_parse_workloads(o, workloads ? workloads : "idle,load")) {
+		return rctctl_usage_error("--workloads", workloads,
+					  "idle, load or random:PCT, comma-separated, at most 8");
+	}
 	return 0;
 }
 
-/* The baseline the design compares against: tcp with 4 lanes ('multifd-4'). */
-static const struct bench_cell *bench_baseline(const struct bench_opts *o)
+/* The baseline of @wl the design compares against: tcp with 4 lanes ('multifd-4'). */
+static const struct bench_cell *bench_baseline(const struct bench_opts *o,
+					       const struct bench_cell *of)
 {
-	for (unsigned i = 0; i < o->ncells; i++)
-		if (!strcmp(o->cells[i].backend, "tcp") && o->cells[i].lanes == 4 &&
-		    o->cells[i].res.done)
-			return &o->cells[i];
+	for (unsigned i = 0; i < o->ncells; i++) {
+		const struct bench_cell *c = &o->cells[i];
+
+		if (!strcmp(c->backend, "tcp") && c->lanes == 4 && c->res.done &&
+		    !strcmp(c->wl_name, of->wl_name))
+			return c;
+	}
 	return NULL;
 }
 
-static double bench_mean(const double *v, unsigned n)
+/* Mean, p50, p99, max of @n samples, leaving @v in checkpoint order. */
+static void bench_summary(const double *v, unsigned n, struct sim_summary *s)
 {
-	double t = 0;
+	double *copy = n ? malloc(n * sizeof(*v)) : NULL;
 
-	for (unsigned i = 0; i < n; i++)
-		t += v[i];
-	return n ? t / n : 0;
+	memset(s, 0, sizeof(*s));
+	if (!copy)
+		return;
+	memcpy(copy, v, n * sizeof(*v));
+	sim_summarize(copy, n, s);
+	free(copy);
+}
+
+static json_t *bench_summary_json(const double *v, unsigned n)
+{
+	struct sim_summary s;
+
+	bench_summary(v, n, &s);
+	return json_pack("{s:f, s:f, s:f, s:f}", "mean", s.mean, "p50", s.p50, "p99", s.p99, "max",
+			 s.max);
+}
+
+/* CPU seconds of @ms (per checkpoint) per GB moved by @res. */
+static double bench_cpu_s_per_gb(const double *ms, const struct run_result *res)
+{
+	double cpu = 0, bytes = 0;
+
+	for (unsigned i = 0; i < res->done; i++) {
+		cpu += ms[i] / 1e3;
+		bytes += (double)res->ckpt_bytes[i];
+	}
+	return bytes > 0 ? cpu / (bytes / 1e9) : 0;
+}
+
+static double bench_memcpy_ms_mean(const struct run_result *res)
+{
+	return res->done ? res->memcpy_ms / res->done : 0;
+}
+
+static void bench_json(struct bench_opts *o, double memcpy_gbps)
+{
+	json_t *cells = json_array(), *j;
+
+	for (unsigned i = 0; i < o->ncells; i++) {
+		struct bench_cell *c = &o->cells[i];
+		struct run_result *r = &c->res;
+		json_t *cell = json_pack(
+			"{s:s, s:i, s:s, s:i, s:i, s:o, s:o, s:f}", "backend", c->backend, "lanes",
+			(int)c->lanes, "workload", c->wl_name, "verified", (int)r->verified,
+			"checkpoints", (int)o->cfg.checkpoints, "transfer_ms",
+			bench_summary_json(r->xfer_ms, r->done), "pause_ms",
+			bench_summary_json(r->pause_ms, r->done), "gbps", run_gbps(r));
+
+		if (!cell)
+			continue;
+		json_object_set_new(cell, "commit_ms", bench_summary_json(r->commit_ms, r->done));
+		json_object_set_new(cell, "flush_ms", bench_summary_json(r->flush_ms, r->done));
+		json_object_set_new(cell, "memcpy_ms_mean", json_real(bench_memcpy_ms_mean(r)));
+		json_object_set_new(cell, "primary_cpu_s_per_gb",
+				    json_real(bench_cpu_s_per_gb(r->pri_cpu_ms, r)));
+		json_object_set_new(cell, "secondary_cpu_s_per_gb",
+				    json_real(bench_cpu_s_per_gb(r->sec_cpu_ms, r)));
+		json_object_set_new(cell, "mb_per_checkpoint",
+				    json_real(r->done ? (double)r->bytes / r->done / 1e6 : 0));
+		json_array_append_new(cells, cell);
+	}
+	j = json_pack("{s:f, s:I, s:i, s:i, s:o}", "memcpy_gbps", memcpy_gbps, "region_size",
+		      (json_int_t)o->region_size, "interval_ms", (int)o->cfg.interval_ms,
+		      "checkpoints", (int)o->cfg.checkpoints, "cells", cells);
+	if (j) {
+		json_dumpf(j, stdout, JSON_INDENT(2));
+		fputc('\n', stdout);
+		json_decref(j);
+	}
+}
+
+/* A backend's name as the seed benchmark called the TCP rows. */
+static const char *bench_row_name(const char *backend, unsigned lanes, char *buf, size_t len)
+{
+	if (!strcmp(backend, "tcp") && lanes == 1)
+		snprintf(buf, len, "tcp:1 (plain)");
+	else if (!strcmp(backend, "tcp") && lanes == 4)
+		snprintf(buf, len, "tcp:4 (multifd-4)");
+	else
+		snprintf(buf, len, "%s:%u", backend, lanes);
+	return buf;
+}
+
+/* One table, backends down and workloads across, of @what (mean / p99). */
+static void bench_table(struct bench_opts *o, const char *title, size_t offset)
+{
+	char name[32];
+
+	printf("\n%s, ms: mean / p99\n%-20s", title, "backend");
+	for (unsigned w = 0; w < o->nwls; w++)
+		printf(" %21s", o->cells[w * o->nbackends].wl_name);
+	printf("\n");
+	for (unsigned b = 0; b < o->nbackends; b++) {
+		printf("%-20s", bench_row_name(o->backends[b].name, o->backends[b].lanes, name,
+					       sizeof(name)));
+		for (unsigned w = 0; w < o->nwls; w++) {
+			struct bench_cell *c = &o->cells[w * o->nbackends + b];
+			double *v = *(double **)((char *)&c->res + offset);
+			struct sim_summary s;
+
+			if (!c->res.done) {
+				printf(" %21s", "-");
+				continue;
+			}
+			bench_summary(v, c->res.done, &s);
+			printf(" %10.2f / %8.2f", s.mean, s.p99);
+		}
+		printf("\n");
+	}
 }
 
 static void bench_print(struct bench_opts *o, double memcpy_gbps)
 {
-	const struct bench_cell *base = bench_baseline(o);
-	double base_mean = base ? bench_mean(base->res.xfer_ms, base->res.done) : 0;
-	char wl[32];
+	char name[32], vs[16], ver[24];
 
-	sim_workload_format(&o->cfg.wl, wl, sizeof(wl));
-	if (o->json) {
-		json_t *cells = json_array(), *j;
-
-		for (unsigned i = 0; i < o->ncells; i++) {
-			struct bench_cell *c = &o->cells[i];
-			double mean = bench_mean(c->res.xfer_ms, c->res.done);
-			double gbps = run_gbps(&c->res);
-
-			json_array_append_new(
-				cells,
-				json_pack("{s:s, s:i, s:i, s:i, s:o, s:f, s:f, s:o, s:o, s:o}",
-					  "backend", c->backend, "lanes", (int)c->lanes, "verified",
-					  (int)c->res.verified, "checkpoints",
-					  (int)o->cfg.checkpoints, "transfer_ms",
-					  run_json_summary(c->res.xfer_ms, c->res.done), "gbps",
-					  gbps, "memcpy_ratio",
-					  memcpy_gbps > 0 ? gbps / memcpy_gbps : 0.0,
-					  "vs_tcp4_mean",
-					  base_mean > 0 ? json_real(mean / base_mean) : json_null(),
-					  "secondary_cpu_ms",
-					  run_json_summary(c->res.sec_cpu_ms, c->res.done),
-					  "commit_ms",
-					  run_json_summary(c->res.commit_ms, c->res.done)));
-		}
-		j = json_pack("{s:f, s:I, s:s, s:i, s:i, s:o}", "memcpy_gbps", memcpy_gbps,
-			      "region_size", (json_int_t)o->region_size, "workload", wl,
-			      "interval_ms", (int)o->cfg.interval_ms, "checkpoints",
-			      (int)o->cfg.checkpoints, "cells", cells);
-		if (j) {
-			json_dumpf(j, stdout, JSON_INDENT(2));
-			fputc('\n', stdout);
-			json_decref(j);
-		}
-		return;
-	}
-	printf("\nbench: region %.2f GiB, workload %s, %u checkpoints per cell, interval %u ms\n",
-	       (double)o->region_size / (1ull << 30), wl, o->cfg.checkpoints, o->cfg.interval_ms);
-	printf("memcpy of the same pages (scattered 4 KiB, address order, 1 thread): %.2f GB/s\n\n",
+	printf("\nbench: %.2f GiB guest, %u checkpoints per cell, interval %u ms%s\n",
+	       (double)o->region_size / (1ull << 30), o->cfg.checkpoints, o->cfg.interval_ms,
+	       o->interval_given ? "" : " (0 for random:PCT)");
+	bench_table(o, "memory transfer (first put -> the secondary's ACK of COMMIT)",
+		    offsetof(struct run_result, xfer_ms));
+	bench_table(o,
+		    "whole pause (begin -> commit reply as the hypervisor sees it, plus the "
+		    "secondary's flush)",
+		    offsetof(struct run_result, pause_ms));
+	printf("\nmemcpy of the same pages (scattered 4 KiB, address order, 1 thread): %.2f "
+	       "GB/s\n\n",
 	       memcpy_gbps);
-	printf("%-8s %9s  %8s %8s %8s %8s  %6s %9s %9s %10s\n", "cell", "verified", "mean ms",
-	       "p50", "p99", "max", "GB/s", "/memcpy", "/tcp:4", "sec CPU ms");
+	printf("%-20s %-10s %9s %7s %9s %9s %10s %10s\n", "cell", "workload", "verified", "GB/s",
+	       "/memcpy", "/tcp:4", "pri CPU", "sec CPU");
+	printf("%-20s %-10s %9s %7s %9s %9s %10s %10s\n", "", "", "", "", "(time)", "(p99)", "s/GB",
+	       "s/GB");
 	for (unsigned i = 0; i < o->ncells; i++) {
 		struct bench_cell *c = &o->cells[i];
-		double mean = bench_mean(c->res.xfer_ms, c->res.done);
-		double cpu = bench_mean(c->res.sec_cpu_ms, c->res.done);
-		double gbps = run_gbps(&c->res);
-		struct sim_summary s;
-		char name[32], ver[24], vs[16];
+		const struct bench_cell *base = bench_baseline(o, c);
+		struct sim_summary s, bs;
+		double mc = bench_memcpy_ms_mean(&c->res);
 
-		sim_summarize(c->res.xfer_ms, c->res.done, &s);
-		snprintf(name, sizeof(name), "%s:%u", c->backend, c->lanes);
+		bench_summary(c->res.xfer_ms, c->res.done, &s);
 		snprintf(ver, sizeof(ver), "%u/%u", c->res.verified, o->cfg.checkpoints);
-		if (base_mean > 0)
-			snprintf(vs, sizeof(vs), "%.2fx", mean / base_mean);
-		else
-			snprintf(vs, sizeof(vs), "-");
-		printf("%-8s %9s  %8.3f %8.3f %8.3f %8.3f  %6.2f %8.0f%% %9s %10.3f\n", name, ver,
-		       s.mean, s.p50, s.p99, s.max, gbps,
-		       memcpy_gbps > 0 ? 100 * gbps / memcpy_gbps : 0, vs, cpu);
+		snprintf(vs, sizeof(vs), "-");
+		if (base) {
+			bench_summary(base->res.xfer_ms, base->res.done, &bs);
+			if (bs.p99 > 0)
+				snprintf(vs, sizeof(vs), "%.2fx", s.p99 / bs.p99);
+		}
+		printf("%-20s %-10s %9s %7.2f %8.2fx %9s %10.3f %10.3f\n",
+		       bench_row_name(c->backend, c->lanes, name, sizeof(name)), c->wl_name, ver,
+		       run_gbps(&c->res), mc > 0 ? s.mean / mc : 0.0, vs,
+		       bench_cpu_s_per_gb(c->res.pri_cpu_ms, &c->res),
+		       bench_cpu_s_per_gb(c->res.sec_cpu_ms, &c->res));
 	}
-	printf("\n(transfer: first put to the secondary's ACK of COMMIT, pages and device state;\n"
-	       " /tcp:4: mean transfer time relative to tcp with 4 lanes; sec CPU: the\n"
-	       " CPU time of the secondary's rctd per checkpoint)\n");
+	printf("\n(/memcpy: mean transfer time over the mean memcpy time of the same pages;\n"
+	       " /tcp:4: p99 transfer time over tcp:4's for the same workload; CPU: each rctd's\n"
+	       " CPU time per GB of pages and device state moved, secondary excluding its "
+	       "flush)\n");
+}
+
+/* Every checkpoint of every cell, in order. */
+static int bench_csv(const struct bench_opts *o)
+{
+	FILE *f = fopen(o->csv, "w");
+
+	if (!f) {
+		fprintf(stderr, "bench: cannot write %s: %s\n", o->csv, strerror(errno));
+		return -1;
+	}
+	fprintf(f, "backend,lanes,workload,checkpoint,pages,bytes,transfer_ms,pause_ms,commit_ms,"
+		   "flush_ms,hypervisor_ms,memcpy_ms,primary_cpu_ms,secondary_cpu_ms\n");
+	for (unsigned i = 0; i < o->ncells; i++) {
+		const struct bench_cell *c = &o->cells[i];
+		const struct run_result *r = &c->res;
+
+		for (unsigned k = 0; k < r->done; k++)
+			fprintf(f,
+				"%s,%u,%s,%u,%" PRIu64 ",%" PRIu64
+				",%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.3f,%.3f\n",
+				c->backend, c->lanes, c->wl_name, k + 1, r->ckpt_pages[k],
+				r->ckpt_bytes[k], r->xfer_ms[k], r->pause_ms[k], r->commit_ms[k],
+				r->flush_ms[k], r->hv_ms[k], bench_memcpy_ms_mean(r),
+				r->pri_cpu_ms[k], r->sec_cpu_ms[k]);
+	}
+	if (fclose(f)) {
+		fprintf(stderr, "bench: writing %s: %s\n", o->csv, strerror(errno));
+		return -1;
+	}
+	fprintf(stderr, "bench: %s written\n", o->csv);
+	return 0;
+}
+
+/* The progress line: on a terminal rewritten in place, else a line per quarter cell. */
+static void bench_progress(void *arg, const struct run_result *res)
+{
+	struct bench_opts *o = arg;
+	const struct bench_cell *c = &o->cells[o->cell_index];
+	unsigned step = o->cfg.checkpoints >= 4 ? o->cfg.checkpoints / 4 : 1;
+
+	if (!o->tty && res->done % step && res->done != o->cfg.checkpoints)
+		return;
+	fprintf(stderr, "%sbench: cell %u/%u %s:%u %s: checkpoint %u/%u, last %.2f ms%s",
+		o->tty ? "\r" : "", o->cell_index + 1, o->nbackends * o->nwls, c->backend, c->lanes,
+		c->wl_name, res->done, o->cfg.checkpoints, res->xfer_ms[res->done - 1],
+		o->tty ? "   " : "\n");
+	fflush(stderr);
 }
 
 int rctctl_bench(int argc, char **argv)
 {
-	struct bench_opts o;
-	struct run_env env;
+	struct bench_opts *o = calloc(1, sizeof(*o));
 	double memcpy_ms = 0;
 	uint64_t memcpy_bytes = 0;
 	int rc, ret = 0;
 
-	rc = bench_parse(argc, argv, &o);
-	if (rc)
+	if (!o)
+		return RCTCTL_EXIT_TRANSPORT;
+	rc = bench_parse(argc, argv, o);
+	if (rc) {
+		free(o);
 		return rc == 1 ? 0 : rc;
+	}
 	if (!getenv("UCX_NET_DEVICES"))
 		setenv("UCX_NET_DEVICES", "lo", 0); /* peers on loopback */
-	o.cfg.lines = o.verbose ? stderr : NULL;
+	o->cfg.lines = o->verbose ? stderr : NULL;
+	o->tty = !o->verbose && isatty(STDERR_FILENO);
+	o->cfg.progress = bench_progress;
+	o->cfg.progress_arg = o;
 
-	fprintf(stderr, "bench: preparing %.2f GiB guests and a memcpy target...\n",
-		(double)o.region_size / (1ull << 30));
-	rc = run_env_create(&env, &o.cfg, o.region_size, true);
-	if (rc) {
-		fprintf(stderr, "bench: cannot create the guests: %s\n", strerror(-rc));
-		return RCTCTL_EXIT_TRANSPORT;
-	}
-	for (unsigned i = 0; i < o.ncells; i++) {
-		struct bench_cell *c = &o.cells[i];
+	for (unsigned w = 0; w < o->nwls && ret != RCTCTL_EXIT_USAGE; w++) {
+		struct run_env env;
+		char wl[32];
 
-		o.cfg.backend = c->backend;
-		o.cfg.lanes = c->lanes;
-		fprintf(stderr, "bench: cell %u/%u: %s:%u, %u checkpoints...\n", i + 1, o.ncells,
-			c->backend, c->lanes, o.cfg.checkpoints);
-		rc = run_cell(&o.cfg, &env, &c->res);
-		c->ran = true;
-		memcpy_ms += c->res.memcpy_ms;
-		memcpy_bytes += c->res.memcpy_bytes;
+		o->cfg.wl = o->wls[w];
+		sim_workload_format(&o->wls[w], wl, sizeof(wl));
+		if (!o->interval_given)
+			o->cfg.interval_ms = o->wls[w].kind == SIM_WORKLOAD_RANDOM ? 0 : 600;
+		fprintf(stderr,
+			"bench: workload %s: preparing %.2f GiB guests and a memcpy "
+			"target...\n",
+			wl, (double)o->region_size / (1ull << 30));
+		rc = run_env_create(&env, &o->cfg, o->region_size, true);
 		if (rc) {
-			fprintf(stderr, "bench: cell %s:%u: %s\n", c->backend, c->lanes,
-				c->res.what);
-			if (!ret || rc == RCTCTL_EXIT_MISMATCH)
-				ret = rc;
-		} else {
-			fprintf(stderr, "bench: cell %s:%u: verified %u/%u, %.2f GB/s\n",
-				c->backend, c->lanes, c->res.verified, o.cfg.checkpoints,
-				run_gbps(&c->res));
+			fprintf(stderr, "bench: cannot create the guests: %s\n", strerror(-rc));
+			ret = RCTCTL_EXIT_TRANSPORT;
+			break;
 		}
+		for (unsigned b = 0; b < o->nbackends; b++) {
+			struct bench_cell *c = &o->cells[o->ncells];
+
+			snprintf(c->backend, sizeof(c->backend), "%s", o->backends[b].name);
+			c->lanes = o->backends[b].lanes;
+			c->wl = o->wls[w];
+			snprintf(c->wl_name, sizeof(c->wl_name), "%s", wl);
+			o->cell_index = o->ncells++;
+			o->cfg.backend = c->backend;
+			o->cfg.lanes = c->lanes;
+			rc = run_cell(&o->cfg, &env, &c->res);
+			c->ran = true;
+			memcpy_ms += c->res.memcpy_ms;
+			memcpy_bytes += c->res.memcpy_bytes;
+			if (o->tty)
+				fputc('\n', stderr);
+			if (rc) {
+				fprintf(stderr, "bench: cell %s:%u %s: %s\n", c->backend, c->lanes,
+					wl, c->res.what);
+				if (!ret || rc == RCTCTL_EXIT_MISMATCH)
+					ret = rc;
+			}
+		}
+		run_env_destroy(&env);
 	}
-	bench_print(&o, memcpy_ms > 0 ? (double)memcpy_bytes / (memcpy_ms * 1e6) : 0);
-	for (unsigned i = 0; i < o.ncells; i++)
-		run_result_free(&o.cells[i].res);
-	run_env_destroy(&env);
+	if (o->csv && bench_csv(o) && !ret)
+		ret = RCTCTL_EXIT_TRANSPORT;
+	if (o->json)
+		bench_json(o, memcpy_ms > 0 ? (double)memcpy_bytes / (memcpy_ms * 1e6) : 0);
+	else
+		bench_print(o, memcpy_ms > 0 ? (double)memcpy_bytes / (memcpy_ms * 1e6) : 0);
+	for (unsigned i = 0; i < o->ncells; i++)
+		run_result_free(&o->cells[i].res);
+	free(o);
 	return ret;
 }

@@ -319,8 +319,9 @@ static void run_memcpy_ref(struct run_env *env, const uint64_t *bits, struct run
 /* One checkpoint on the primary: pause, hand over, commit, resume.  0 or -errno. */
 static int run_checkpoint(struct run *r, struct rct_client *pc, uint64_t epoch, bool full,
 			  void **devbuf, size_t *devcap, struct rct_ckpt_stats *st,
-			  struct run_result *res, double *hv_ms_p)
+			  struct run_result *res, double *hv_ms_p, double *cpu_ms_p)
 {
+	double cpu0;
 	uint64_t *bits = r->env->pbits;
 	struct timespec a, b;
 	size_t dev_len;
@@ -333,6 +334,7 @@ static int run_checkpoint(struct run *r, struct rct_client *pc, uint64_t epoch, 
 	dev_len = sim_devstate(r->cfg->seed, epoch, devbuf, devcap);
 	if (!dev_len)
 		return -ENOMEM;
+	cpu0 = run_proc_cpu_ms(r->env->ppid);
 	clock_gettime(CLOCK_MONOTONIC, &a);
 	rc = rct_client_ckpt_begin(pc, epoch, full ? RCT_CKPT_FULL : 0);
 	if (!rc && !full)
@@ -343,6 +345,7 @@ static int run_checkpoint(struct run *r, struct rct_client *pc, uint64_t epoch, 
 		rc = rct_client_ckpt_commit(pc, st);
 	clock_gettime(CLOCK_MONOTONIC, &b);
 	*hv_ms_p = (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6;
+	*cpu_ms_p = run_proc_cpu_ms(r->env->ppid) - cpu0;
 	sim_guest_resume(r->env->pguest);
 	return rc;
 }
@@ -722,6 +725,10 @@ void run_result_free(struct run_result *res)
 	free(res->sec_cpu_ms);
 	free(res->hv_ms);
 	free(res->rctd_ms);
+	free(res->pause_ms);
+	free(res->pri_cpu_ms);
+	free(res->ckpt_bytes);
+	free(res->ckpt_pages);
 }
 
 double run_gbps(const struct run_result *res)
@@ -773,7 +780,7 @@ static void run_checkpoints(struct run *r, struct rct_client *pc, void **devbuf,
 		}
 		run_sleep_until(&next);
 		rc = run_checkpoint(r, pc, k, false, devbuf, devcap, &st, res,
-				    &res->hv_ms[res->done]);
+				    &res->hv_ms[res->done], &res->pri_cpu_ms[res->done]);
 		if (rc) {
 			snprintf(what, sizeof(what), "checkpoint %u failed", k);
 			run_fail(res, RCTCTL_EXIT_TRANSPORT, what, rc, pc);
@@ -787,6 +794,9 @@ static void run_checkpoints(struct run *r, struct rct_client *pc, void **devbuf,
 		res->rctd_ms[res->done] = (double)st.total_ns / 1e6;
 		res->flush_ms[res->done] = (double)rep.flush.flush_ns / 1e6;
 		res->sec_cpu_ms[res->done] = rep.cpu_ms;
+		res->pause_ms[res->done] = res->hv_ms[res->done] + res->flush_ms[res->done];
+		res->ckpt_bytes[res->done] = st.bytes + st.devstate_bytes;
+		res->ckpt_pages[res->done] = st.pages;
 		res->total_xfer_ms += res->xfer_ms[res->done];
 		res->bytes += st.bytes + st.devstate_bytes;
 		res->pages += st.pages;
@@ -798,6 +808,8 @@ static void run_checkpoints(struct run *r, struct rct_client *pc, void **devbuf,
 			return;
 		}
 		res->verified++;
+		if (cfg->progress)
+			cfg->progress(cfg->progress_arg, res);
 		clock_gettime(CLOCK_MONOTONIC, &next);
 	}
 }
@@ -814,7 +826,7 @@ int run_cell(const struct run_cfg *cfg, struct run_env *env, struct run_result *
 	char addr_buf[INET6_ADDRSTRLEN + 128], what[300];
 	const char *addr;
 	unsigned lanes = 0;
-	double sync_hv_ms;
+	double sync_hv_ms, sync_cpu_ms;
 	int rc;
 
 	memset(res, 0, sizeof(*res));
@@ -829,8 +841,13 @@ int run_cell(const struct run_cfg *cfg, struct run_env *env, struct run_result *
 	res->sec_cpu_ms = calloc(cfg->checkpoints, sizeof(double));
 	res->hv_ms = calloc(cfg->checkpoints, sizeof(double));
 	res->rctd_ms = calloc(cfg->checkpoints, sizeof(double));
+	res->pause_ms = calloc(cfg->checkpoints, sizeof(double));
+	res->pri_cpu_ms = calloc(cfg->checkpoints, sizeof(double));
+	res->ckpt_bytes = calloc(cfg->checkpoints, sizeof(uint64_t));
+	res->ckpt_pages = calloc(cfg->checkpoints, sizeof(uint64_t));
 	if (!res->xfer_ms || !res->commit_ms || !res->flush_ms || !res->sec_cpu_ms || !res->hv_ms ||
-	    !res->rctd_ms) {
+	    !res->rctd_ms || !res->pause_ms || !res->pri_cpu_ms || !res->ckpt_bytes ||
+	    !res->ckpt_pages) {
 		run_fail(res, RCTCTL_EXIT_TRANSPORT, "out of memory", 0, NULL);
 		goto out;
 	}
@@ -874,7 +891,8 @@ int run_cell(const struct run_cfg *cfg, struct run_env *env, struct run_result *
 			cfg->backend, lanes);
 
 	/* Epoch 0: the first full sync (every page). */
-	rc = run_checkpoint(&r, pc, 0, true, &devbuf, &devcap, &res->sync, res, &sync_hv_ms);
+	rc = run_checkpoint(&r, pc, 0, true, &devbuf, &devcap, &res->sync, res, &sync_hv_ms,
+			    &sync_cpu_ms);
 	if (rc) {
 		run_fail(res, RCTCTL_EXIT_TRANSPORT, "initial sync failed", rc, pc);
 		goto out;

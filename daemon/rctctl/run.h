@@ -20,6 +20,8 @@
 
 #define RUN_PAGE_SIZE 4096
 
+struct run_result;
+
 struct run_cfg {
 	const char *backend;
 	const char *addr; /* where the peers meet; NULL: 127.0.0.1, or an RDMA device's
@@ -41,6 +43,9 @@ struct run_cfg {
 	int metrics_port;    /* --metrics-port for the daemons started here (-1: none) */
 	const char *vm_name; /* sessions are VM.primary and VM.secondary (NULL: demo-vm) */
 	int heartbeat_ms;    /* --heartbeat-ms for the daemons started here (0: rctd's) */
+	/* Called after every verified checkpoint of a cell (bench's progress line). */
+	void (*progress)(void *arg, const struct run_result *res);
+	void *progress_arg;
 };
 
 /* What the cells of one process share: the guests, the daemons, a memcpy target. */
@@ -65,8 +70,11 @@ struct run_result {
 	int exit;	/* 0, RCTCTL_EXIT_MISMATCH or RCTCTL_EXIT_TRANSPORT */
 	char what[256]; /* why it stopped, when exit != 0 */
 	double *xfer_ms, *commit_ms, *flush_ms, *sec_cpu_ms;
-	double *hv_ms;	 /* the hypervisor's view: begin sent -> commit reply (socket included) */
-	double *rctd_ms; /* rctd's own begin -> commit (the library's total_ns) */
+	double *hv_ms;	  /* the hypervisor's view: begin sent -> commit reply (socket included) */
+	double *rctd_ms;  /* rctd's own begin -> commit (the library's total_ns) */
+	double *pause_ms; /* the whole pause: hv_ms + the secondary's flush */
+	double *pri_cpu_ms;		   /* CPU of the primary's rctd during the checkpoint */
+	uint64_t *ckpt_bytes, *ckpt_pages; /* page + device-state bytes, pages */
 	uint64_t bytes, pages;
 	double total_xfer_ms;
 	double memcpy_ms; /* scattered-page memcpy of the same pages (with scratch) */

@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../core/log.h"
 #include "../core/util.h"
@@ -51,6 +52,36 @@ static rct_status_t rct_verbs_post_chain(struct rct_verbs_ctx *v, struct rct_ver
 	return RCT_OK;
 }
 
+/*
+ * The send queue of lane @l is full and nothing completed: check the CM
+ * channel (a DISCONNECTED event fails the context) and fail the lane when no
+ * completion came for the whole session timeout.  *@since_p: when the wait
+ * began (0: now).
+ */
+static rct_status_t rct_verbs_sq_wait(struct rct_verbs_ctx *v, struct rct_verbs_lane *l,
+				      uint64_t *since_p)
+{
+	uint64_t now = rct_now_ns();
+	rct_status_t status;
+
+	if (!*since_p)
+		*since_p = now;
+	status = rct_verbs_cm_poll(v);
+	if (status != RCT_OK)
+		return status;
+	/* Past the first millisecond, stop spinning: a soft-RoCE device (or
+	 * anything sharing our core) needs the CPU to make progress. */
+	if (now - *since_p > 1000000)
+		usleep(100);
+	if (now - *since_p > (uint64_t)v->params.timeout_ms * 1000000) {
+		rct_error("verbs: lane %u: send queue full (%u WRs) and no completion for %d ms: "
+			  "the peer does not acknowledge",
+			  l->index, l->outstanding, v->params.timeout_ms);
+		return rct_verbs_fail(v, RCT_ERR_PEER_LOST);
+	}
+	return RCT_OK;
+}
+
 rct_status_t rct_verbs_put(struct rct_be_ctx *ctx, unsigned lane, struct rct_be_mem *mem,
 			   struct rct_be_rkey *rkey, const struct rct_run *runs, size_t n)
 {
@@ -62,6 +93,7 @@ rct_status_t rct_verbs_put(struct rct_be_ctx *ctx, unsigned lane, struct rct_be_
 	struct rct_verbs_lane *l;
 	rct_status_t status = RCT_OK;
 	unsigned nc = 0;
+	uint64_t since = 0;
 	bool any;
 
 	if (v->failed != RCT_OK)
@@ -79,7 +111,10 @@ rct_status_t rct_verbs_put(struct rct_be_ctx *ctx, unsigned lane, struct rct_be_
 			bool last = i + 1 == n && done + len == runs[i].len;
 			struct ibv_send_wr *wr = &chain[nc];
 
-			/* Room in the send queue for this WR, else post and reap. */
+			/* Room in the send queue for this WR, else post and reap; a
+			 * peer that stops acknowledging (gone, link cut) must not
+			 * keep us here: watch the CM channel, and give up after the
+			 * session timeout without a completion. */
 			while (l->outstanding + 1 > l->sq_depth && status == RCT_OK) {
 				status = rct_verbs_post_chain(v, l, chain, nc);
 				nc = 0;
@@ -87,6 +122,10 @@ rct_status_t rct_verbs_put(struct rct_be_ctx *ctx, unsigned lane, struct rct_be_
 				any = false;
 				if (status == RCT_OK)
 					status = rct_verbs_poll(v, &any);
+				if (status == RCT_OK && !any)
+					status = rct_verbs_sq_wait(v, l, &since);
+				else
+					since = 0;
 			}
 			if (status != RCT_OK)
 				break;
