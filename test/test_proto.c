@@ -387,6 +387,11 @@ Test(proto, out_of_range_fields)
 	buf[16 + 8] = 0x80;
 	cr_assert_eq(decode(buf, len, &why), RCT_ERR_PROTO);
 	cr_assert_str_eq(why, "BEGIN: unknown flags");
+	buf[16 + 8] = RCT_CKPT_LIVE; /* a live resync is a full sync */
+	cr_assert_eq(decode(buf, len, &why), RCT_ERR_PROTO);
+	cr_assert_str_eq(why, "BEGIN: LIVE without FULL");
+	buf[16 + 8] = RCT_CKPT_LIVE | RCT_CKPT_FULL;
+	cr_assert_eq(decode(buf, len, &why), RCT_OK);
 	len = encode(RCT_MSG_ACK, buf);
 	buf[16 + 8] = 3;
 	cr_assert_eq(decode(buf, len, &why), RCT_ERR_PROTO);

@@ -42,10 +42,6 @@ static rct_status_t rct_secondary_begin(struct rct_session *s, const struct rct_
 		return rct_secondary_violation(
 			s, "BEGIN(%llu) while checkpoint %llu is not flushed yet",
 			ULL(m->begin.epoch), ULL(s->epoch));
-	if ((m->begin.flags & ~(uint32_t)(RCT_CKPT_FULL | RCT_CKPT_LIVE)) ||
-	    ((m->begin.flags & RCT_CKPT_LIVE) && !(m->begin.flags & RCT_CKPT_FULL)))
-		return rct_secondary_violation(s, "BEGIN(%llu): flags %#llx", ULL(m->begin.epoch),
-					       ULL(m->begin.flags));
 	if (s->last_committed != RCT_NO_EPOCH && m->begin.epoch <= s->last_committed)
 		return rct_secondary_violation(s, "BEGIN(%llu): stale epoch, %llu is committed",
 					       ULL(m->begin.epoch), ULL(s->last_committed));

@@ -308,6 +308,8 @@ rct_status_t rct_msg_decode(const void *buf, size_t len, struct rct_msg *msg_p, 
 		m.begin.flags = le32toh(w.flags);
 		if (m.begin.flags & ~(uint32_t)(RCT_CKPT_FULL | RCT_CKPT_LIVE))
 			RCT_PROTO_FAIL("BEGIN: unknown flags");
+		if ((m.begin.flags & RCT_CKPT_LIVE) && !(m.begin.flags & RCT_CKPT_FULL))
+			RCT_PROTO_FAIL("BEGIN: LIVE without FULL");
 		break;
 	}
 	case RCT_MSG_BITMAP: {

@@ -53,10 +53,12 @@ static rct_status_t rct_verbs_post_chain(struct rct_verbs_ctx *v, struct rct_ver
 }
 
 /*
- * The send queue of lane @l is full and nothing completed: check the CM
- * channel (a DISCONNECTED event fails the context) and fail the lane when no
- * completion came for the whole session timeout.  *@since_p: when the wait
- * began (0: now).
+ * The send queue of lane @l is full and nothing completed.  For the first
+ * millisecond just spin (a healthy peer completes within microseconds); past
+ * it, stop spinning (a soft-RoCE device, or anything sharing our core, needs
+ * the CPU to make progress), check the CM channel (a DISCONNECTED event fails
+ * the context) and fail the lane when no completion came for the whole
+ * session timeout.  *@since_p: when the wait began (0: now).
  */
 static rct_status_t rct_verbs_sq_wait(struct rct_verbs_ctx *v, struct rct_verbs_lane *l,
 				      uint64_t *since_p)
@@ -66,13 +68,12 @@ static rct_status_t rct_verbs_sq_wait(struct rct_verbs_ctx *v, struct rct_verbs_
 
 	if (!*since_p)
 		*since_p = now;
+	if (now - *since_p <= 1000000)
+		return RCT_OK;
+	usleep(100);
 	status = rct_verbs_cm_poll(v);
 	if (status != RCT_OK)
 		return status;
-	/* Past the first millisecond, stop spinning: a soft-RoCE device (or
-	 * anything sharing our core) needs the CPU to make progress. */
-	if (now - *since_p > 1000000)
-		usleep(100);
 	if (now - *since_p > (uint64_t)v->params.timeout_ms * 1000000) {
 		rct_error("verbs: lane %u: send queue full (%u WRs) and no completion for %d ms: "
 			  "the peer does not acknowledge",
