@@ -8,6 +8,8 @@ want=(cmake pkg-config gcc make libc6-dev libjansson-dev libucx-dev libibverbs-d
       libmicrohttpd-dev libsystemd-dev libsodium-dev)
 if [ "${1:-test}" = test ]; then
     want+=(libcriterion-dev clang-format python3 curl)
+    # rctctl bench --plots.
+    want+=(gnuplot-nox)
     # The libFuzzer targets.
     want+=(clang libfuzzer-14-dev libclang-rt-14-dev)
     # The soft-RoCE VM: qemu, its initramfs tools, the rxe provider.

@@ -16,44 +16,23 @@
 #include <stdlib.h>
 #include <stddef.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <rct/rct.h>
 
 #include "../sim/sim.h"
 #include "rctctl.h"
+#include "bench.h"
 #include "run.h"
 
-#define BENCH_MAX_BACKENDS  16
-#define BENCH_MAX_WORKLOADS 8
-#define BENCH_MAX_CELLS	    (BENCH_MAX_BACKENDS * BENCH_MAX_WORKLOADS)
+const unsigned bench_sweep_lanes[BENCH_SWEEP_NLANES] = {1, 2, 4, 8};
+const double bench_sweep_pct[BENCH_SWEEP_NPCT] = {0.1, 1, 10, 100};
 
-struct bench_cell {
-	char backend[16];
-	unsigned lanes;
-	struct sim_workload wl;
-	char wl_name[32];
-	struct run_result res;
-	bool ran;
-};
-
-struct bench_opts {
-	struct run_cfg cfg;
-	uint64_t region_size;
-	bool json, verbose, quick, interval_given;
-	const char *csv;
-	struct {
-		char name[16];
-		unsigned lanes;
-	} backends[BENCH_MAX_BACKENDS];
-	unsigned nbackends;
-	struct sim_workload wls[BENCH_MAX_WORKLOADS];
-	unsigned nwls;
-	struct bench_cell cells[BENCH_MAX_CELLS];
-	unsigned ncells;
-	/* progress line */
-	unsigned cell_index;
-	bool tty;
+enum {
+	BENCH_OPT_PLOTS = 256,
+	BENCH_OPT_SWEEPS,
+	BENCH_OPT_SWEEP_CKPTS,
 };
 
 static void bench_usage(FILE *f)
@@ -61,14 +40,16 @@ static void bench_usage(FILE *f)
 	fprintf(f,
 		"usage: rctctl bench [options]\n"
 		"\n"
-		"The checkpoint-latency experiment: a simulated guest per workload, every\n"
-		"backend:lanes cell through the same two rctd (guest -> rctd <-> rctd <- guest),\n"
-		"each checkpoint verified byte for byte.  It prints, per backend and workload,\n"
-		"the memory-transfer time (first put -> the secondary's ACK, as the seed\n"
-		"benchmark measured) and the whole pause (the hypervisor's begin -> commit\n"
+		"The checkpoint-latency experiment: a simulated guest, every backend:lanes cell\n"
+		"under every workload through the same two rctd (guest -> rctd <-> rctd <-\n"
+		"guest), each checkpoint verified byte for byte.  It prints, per backend and\n"
+		"workload, the memory-transfer time (first put -> the secondary's ACK, as the\n"
+		"seed benchmark measured) and the whole pause (the hypervisor's begin -> commit\n"
 		"reply, plus the secondary's flush), mean and p99; GB/s; the CPU seconds per GB\n"
 		"moved of each rctd; and a scattered-page memcpy of the same pages measured in\n"
-		"the same run (the limit).\n"
+		"the same run (the limit).  With --sweeps (or --plots) it then measures\n"
+		"throughput against lanes (1, 2, 4, 8 at random:10) and against the dirty\n"
+		"fraction (random:0.1, 1, 10, 100 at 4 lanes) for each backend.\n"
 		"\n"
 		"  --backends LIST      cells as backend:lanes, comma-separated (default\n"
 		"                       tcp:1,tcp:4,ucx:1,ucx:4, plus verbs:1,verbs:4 when an\n"
@@ -80,8 +61,15 @@ static void bench_usage(FILE *f)
 		"  --checkpoints K      checkpoints per cell after its full sync (default 100)\n"
 		"  --interval-ms MS     guest run time between checkpoints (default 600; 0 for\n"
 		"                       random:PCT, which dirties a fixed share at once)\n"
-		"  --quick              a small run (128M, 10 checkpoints, 50 ms): under a minute\n"
+		"  --quick              a small run (128M, 10 checkpoints, 50 ms, 3 per sweep\n"
+		"                       cell): under a minute without sweeps\n"
 		"  --csv FILE           every checkpoint of every cell, one CSV line each\n"
+		"  --plots DIR          PNG plots made with gnuplot into DIR (created): latency\n"
+		"                       CDFs per workload, throughput against lanes and against\n"
+		"                       dirty fraction; DIR/plots.gp holds the data and commands\n"
+		"                       (implies --sweeps)\n"
+		"  --sweeps             run the throughput sweeps\n"
+		"  --sweep-checkpoints K  checkpoints per sweep cell (default 10)\n"
 		"  --seed N             seed of the simulated guests (default 1)\n"
 		"  --timeout-ms MS      deadline of every transport call (default 10000)\n"
 		"  --addr ADDR          where the two peers meet (default 127.0.0.1; verbs: the\n"
@@ -153,12 +141,49 @@ static bool bench_rdma_device(void)
 	return found;
 }
 
+/*
+ * What must exist before hours of measuring start: the CSV file, the plot
+ * directory and gnuplot.  Returns 0, or RCTCTL_EXIT_USAGE after a message.
+ */
+static int bench_prepare_outputs(struct bench_opts *o)
+{
+	if (o->plots) {
+		if (!bench_have_gnuplot()) {
+			fprintf(stderr, "rctctl: --plots needs gnuplot in $PATH (Debian: apt-get "
+					"install gnuplot-nox)\n");
+			return RCTCTL_EXIT_USAGE;
+		}
+		if (mkdir(o->plots, 0755) && errno != EEXIST) {
+			fprintf(stderr, "rctctl: --plots: cannot create %s: %s\n", o->plots,
+				strerror(errno));
+			return RCTCTL_EXIT_USAGE;
+		}
+		if (access(o->plots, W_OK | X_OK)) {
+			fprintf(stderr, "rctctl: --plots: cannot write into %s: %s\n", o->plots,
+				strerror(errno));
+			return RCTCTL_EXIT_USAGE;
+		}
+	}
+	if (o->csv) {
+		o->csv_file = fopen(o->csv, "w");
+		if (!o->csv_file) {
+			fprintf(stderr, "rctctl: --csv: cannot write %s: %s\n", o->csv,
+				strerror(errno));
+			return RCTCTL_EXIT_USAGE;
+		}
+	}
+	return 0;
+}
+
 static int bench_parse(int argc, char **argv, struct bench_opts *o)
 {
 	static const struct option longopts[] = {
 		{"backends", required_argument, NULL, 'b'},
 		{"workloads", required_argument, NULL, 'W'},
 		{"csv", required_argument, NULL, 'C'},
+		{"plots", required_argument, NULL, BENCH_OPT_PLOTS},
+		{"sweeps", no_argument, NULL, BENCH_OPT_SWEEPS},
+		{"sweep-checkpoints", required_argument, NULL, BENCH_OPT_SWEEP_CKPTS},
 		{"quick", no_argument, NULL, 'q'},
 		{"json", no_argument, NULL, 'j'},
 		{"verbose", no_argument, NULL, 'v'},
@@ -167,13 +192,15 @@ static int bench_parse(int argc, char **argv, struct bench_opts *o)
 		{NULL, 0, NULL, 0},
 	};
 	const char *backends = NULL, *workloads = NULL;
-	bool size_given = false, ckpts_given = false, wl_given = false;
+	bool size_given = false, ckpts_given = false, wl_given = false, sweep_given = false;
 	char defaults[128];
+	unsigned long v;
 	int c, rc;
 
 	memset(o, 0, sizeof(*o));
 	o->region_size = 2ull << 30;
 	o->cfg.checkpoints = 100;
+	o->sweep_checkpoints = 10;
 	o->cfg.seed = 1;
 	o->cfg.threads = -1;
 	o->cfg.timeout_ms = 10000;
@@ -189,6 +216,20 @@ static int bench_parse(int argc, char **argv, struct bench_opts *o)
 			break;
 		case 'C':
 			o->csv = optarg;
+			break;
+		case BENCH_OPT_PLOTS:
+			o->plots = optarg;
+			o->sweeps = true;
+			break;
+		case BENCH_OPT_SWEEPS:
+			o->sweeps = true;
+			break;
+		case BENCH_OPT_SWEEP_CKPTS:
+			if (rctctl_parse_ulong(optarg, 1, 100000, &v))
+				return rctctl_usage_error("--sweep-checkpoints", optarg,
+							  "1..100000");
+			o->sweep_checkpoints = (unsigned)v;
+			sweep_given = true;
 			break;
 		case 'q':
 			o->quick = true;
@@ -224,11 +265,14 @@ static int bench_parse(int argc, char **argv, struct bench_opts *o)
 			o->region_size = 128ull << 20;
 		if (!ckpts_given)
 			o->cfg.checkpoints = 10;
+		if (!sweep_given)
+			o->sweep_checkpoints = 3;
 		if (!o->interval_given) {
 			o->cfg.interval_ms = 50;
 			o->interval_given = true;
 		}
 	}
+	o->checkpoints = o->cfg.checkpoints;
 	if (!backends) {
 		snprintf(defaults, sizeof(defaults), "tcp:1,tcp:4%s%s",
 			 rct_backend_available("ucx") ? ",ucx:1,ucx:4" : "",
@@ -249,7 +293,7 @@ static int bench_parse(int argc, char **argv, struct bench_opts *o)
 		return rctctl_usage_error("--workloads", workloads,
 					  "idle, load or random:PCT, comma-separated, at most 8");
 	}
-	return 0;
+	return bench_prepare_outputs(o);
 }
 
 /* The baseline of @wl the design compares against: tcp with 4 lanes ('multifd-4'). */
@@ -266,8 +310,7 @@ static const struct bench_cell *bench_baseline(const struct bench_opts *o,
 	return NULL;
 }
 
-/* Mean, p50, p99, max of @n samples, leaving @v in checkpoint order. */
-static void bench_summary(const double *v, unsigned n, struct sim_summary *s)
+void bench_summary(const double *v, unsigned n, struct sim_summary *s)
 {
 	double *copy = n ? malloc(n * sizeof(*v)) : NULL;
 
@@ -305,36 +348,63 @@ static double bench_memcpy_ms_mean(const struct run_result *res)
 	return res->done ? res->memcpy_ms / res->done : 0;
 }
 
-static void bench_json(struct bench_opts *o, double memcpy_gbps)
+double bench_memcpy_gbps(const struct run_result *res)
 {
-	json_t *cells = json_array(), *j;
+	return res->memcpy_ms > 0 ? (double)res->memcpy_bytes / (res->memcpy_ms * 1e6) : 0;
+}
 
-	for (unsigned i = 0; i < o->ncells; i++) {
-		struct bench_cell *c = &o->cells[i];
-		struct run_result *r = &c->res;
-		json_t *cell = json_pack(
-			"{s:s, s:i, s:s, s:i, s:i, s:o, s:o, s:f}", "backend", c->backend, "lanes",
-			(int)c->lanes, "workload", c->wl_name, "verified", (int)r->verified,
-			"checkpoints", (int)o->cfg.checkpoints, "transfer_ms",
-			bench_summary_json(r->xfer_ms, r->done), "pause_ms",
-			bench_summary_json(r->pause_ms, r->done), "gbps", run_gbps(r));
+const struct bench_cell *bench_sweep_cell(const struct bench_opts *o, const char *backend,
+					  unsigned lanes, double pct)
+{
+	for (unsigned i = 0; i < o->nsweep; i++) {
+		const struct bench_cell *c = &o->sweep[i];
 
-		if (!cell)
-			continue;
-		json_object_set_new(cell, "commit_ms", bench_summary_json(r->commit_ms, r->done));
-		json_object_set_new(cell, "flush_ms", bench_summary_json(r->flush_ms, r->done));
-		json_object_set_new(cell, "memcpy_ms_mean", json_real(bench_memcpy_ms_mean(r)));
-		json_object_set_new(cell, "primary_cpu_s_per_gb",
-				    json_real(bench_cpu_s_per_gb(r->pri_cpu_ms, r)));
-		json_object_set_new(cell, "secondary_cpu_s_per_gb",
-				    json_real(bench_cpu_s_per_gb(r->sec_cpu_ms, r)));
-		json_object_set_new(cell, "mb_per_checkpoint",
-				    json_real(r->done ? (double)r->bytes / r->done / 1e6 : 0));
-		json_array_append_new(cells, cell);
+		if (!strcmp(c->backend, backend) && c->lanes == lanes && c->wl.pct == pct)
+			return c;
 	}
-	j = json_pack("{s:f, s:I, s:i, s:i, s:o}", "memcpy_gbps", memcpy_gbps, "region_size",
+	return NULL;
+}
+
+static json_t *bench_cell_json(const struct bench_cell *c)
+{
+	const struct run_result *r = &c->res;
+	json_t *cell = json_pack("{s:s, s:i, s:s, s:i, s:i, s:o, s:o, s:f}", "backend", c->backend,
+				 "lanes", (int)c->lanes, "workload", c->wl_name, "verified",
+				 (int)r->verified, "checkpoints", (int)c->checkpoints,
+				 "transfer_ms", bench_summary_json(r->xfer_ms, r->done), "pause_ms",
+				 bench_summary_json(r->pause_ms, r->done), "gbps", run_gbps(r));
+
+	if (!cell)
+		return NULL;
+	json_object_set_new(cell, "commit_ms", bench_summary_json(r->commit_ms, r->done));
+	json_object_set_new(cell, "flush_ms", bench_summary_json(r->flush_ms, r->done));
+	json_object_set_new(cell, "memcpy_ms_mean", json_real(bench_memcpy_ms_mean(r)));
+	json_object_set_new(cell, "memcpy_gbps", json_real(bench_memcpy_gbps(r)));
+	json_object_set_new(cell, "primary_cpu_s_per_gb",
+			    json_real(bench_cpu_s_per_gb(r->pri_cpu_ms, r)));
+	json_object_set_new(cell, "secondary_cpu_s_per_gb",
+			    json_real(bench_cpu_s_per_gb(r->sec_cpu_ms, r)));
+	json_object_set_new(cell, "mb_per_checkpoint",
+			    json_real(r->done ? (double)r->bytes / r->done / 1e6 : 0));
+	if (c->wl.kind == SIM_WORKLOAD_RANDOM)
+		json_object_set_new(cell, "dirty_pct", json_real(c->wl.pct));
+	return cell;
+}
+
+static void bench_json(const struct bench_opts *o)
+{
+	json_t *cells = json_array(), *sweeps = json_array(), *j;
+
+	for (unsigned i = 0; i < o->ncells; i++)
+		json_array_append_new(cells, bench_cell_json(&o->cells[i]));
+	for (unsigned i = 0; i < o->nsweep; i++)
+		json_array_append_new(sweeps, bench_cell_json(&o->sweep[i]));
+	j = json_pack("{s:f, s:I, s:i, s:i, s:o}", "memcpy_gbps", o->memcpy_gbps, "region_size",
 		      (json_int_t)o->region_size, "interval_ms", (int)o->cfg.interval_ms,
-		      "checkpoints", (int)o->cfg.checkpoints, "cells", cells);
+		      "checkpoints", (int)o->checkpoints, "cells", cells);
+	if (j && o->sweeps)
+		json_object_set(j, "sweeps", sweeps);
+	json_decref(sweeps);
 	if (j) {
 		json_dumpf(j, stdout, JSON_INDENT(2));
 		fputc('\n', stdout);
@@ -342,8 +412,7 @@ static void bench_json(struct bench_opts *o, double memcpy_gbps)
 	}
 }
 
-/* A backend's name as the seed benchmark called the TCP rows. */
-static const char *bench_row_name(const char *backend, unsigned lanes, char *buf, size_t len)
+const char *bench_row_name(const char *backend, unsigned lanes, char *buf, size_t len)
 {
 	if (!strcmp(backend, "tcp") && lanes == 1)
 		snprintf(buf, len, "tcp:1 (plain)");
@@ -355,7 +424,7 @@ static const char *bench_row_name(const char *backend, unsigned lanes, char *buf
 }
 
 /* One table, backends down and workloads across, of @what (mean / p99). */
-static void bench_table(struct bench_opts *o, const char *title, size_t offset)
+static void bench_table(const struct bench_opts *o, const char *title, size_t offset)
 {
 	char name[32];
 
@@ -367,8 +436,8 @@ static void bench_table(struct bench_opts *o, const char *title, size_t offset)
 		printf("%-20s", bench_row_name(o->backends[b].name, o->backends[b].lanes, name,
 					       sizeof(name)));
 		for (unsigned w = 0; w < o->nwls; w++) {
-			struct bench_cell *c = &o->cells[w * o->nbackends + b];
-			double *v = *(double **)((char *)&c->res + offset);
+			const struct bench_cell *c = &o->cells[w * o->nbackends + b];
+			double *v = *(double *const *)((const char *)&c->res + offset);
 			struct sim_summary s;
 
 			if (!c->res.done) {
@@ -382,12 +451,65 @@ static void bench_table(struct bench_opts *o, const char *title, size_t offset)
 	}
 }
 
-static void bench_print(struct bench_opts *o, double memcpy_gbps)
+/* GB/s of the sweep column (@lanes, @pct): of @backend, or of the memcpy when NULL. */
+static double bench_sweep_gbps(const struct bench_opts *o, const char *backend, unsigned lanes,
+			       double pct)
+{
+	double ms = 0, bytes = 0;
+
+	if (backend) {
+		const struct bench_cell *c = bench_sweep_cell(o, backend, lanes, pct);
+
+		return c ? run_gbps(&c->res) : 0;
+	}
+	for (unsigned i = 0; i < o->nsweep; i++) {
+		const struct bench_cell *c = &o->sweep[i];
+
+		if (c->lanes == lanes && c->wl.pct == pct) {
+			ms += c->res.memcpy_ms;
+			bytes += (double)c->res.memcpy_bytes;
+		}
+	}
+	return ms > 0 ? bytes / (ms * 1e6) : 0;
+}
+
+static void bench_print_sweep_row(const struct bench_opts *o, const char *name, const char *backend)
+{
+	printf("%-12s", name);
+	for (unsigned l = 0; l < BENCH_SWEEP_NLANES; l++)
+		printf(" %7.2f",
+		       bench_sweep_gbps(o, backend, bench_sweep_lanes[l], BENCH_SWEEP_LANES_PCT));
+	printf("   ");
+	for (unsigned p = 0; p < BENCH_SWEEP_NPCT; p++)
+		printf(" %7.2f",
+		       bench_sweep_gbps(o, backend, BENCH_SWEEP_PCT_LANES, bench_sweep_pct[p]));
+	printf("\n");
+}
+
+static void bench_print_sweeps(const struct bench_opts *o)
+{
+	printf("\nthroughput, GB/s (%u checkpoints per cell; 0.00: did not run)\n",
+	       o->sweep_checkpoints);
+	printf("%-12s %-31s    %s\n", "", "lanes, at random:10", "dirty %, at 4 lanes");
+	printf("%-12s", "backend");
+	for (unsigned l = 0; l < BENCH_SWEEP_NLANES; l++)
+		printf(" %7u", bench_sweep_lanes[l]);
+	printf("   ");
+	for (unsigned p = 0; p < BENCH_SWEEP_NPCT; p++)
+		printf(" %6g%%", bench_sweep_pct[p]);
+	printf("\n");
+	for (unsigned b = 0; b < o->nsweep_backends; b++)
+		bench_print_sweep_row(o, o->sweep_backends[b], o->sweep_backends[b]);
+	bench_print_sweep_row(o, "memcpy", NULL);
+	printf("(memcpy: the same pages, scattered, one thread, measured in the same cells)\n");
+}
+
+static void bench_print(const struct bench_opts *o)
 {
 	char name[32], vs[16], ver[24];
 
 	printf("\nbench: %.2f GiB guest, %u checkpoints per cell, interval %u ms%s\n",
-	       (double)o->region_size / (1ull << 30), o->cfg.checkpoints, o->cfg.interval_ms,
+	       (double)o->region_size / (1ull << 30), o->checkpoints, o->cfg.interval_ms,
 	       o->interval_given ? "" : " (0 for random:PCT)");
 	bench_table(o, "memory transfer (first put -> the secondary's ACK of COMMIT)",
 		    offsetof(struct run_result, xfer_ms));
@@ -397,19 +519,19 @@ static void bench_print(struct bench_opts *o, double memcpy_gbps)
 		    offsetof(struct run_result, pause_ms));
 	printf("\nmemcpy of the same pages (scattered 4 KiB, address order, 1 thread): %.2f "
 	       "GB/s\n\n",
-	       memcpy_gbps);
+	       o->memcpy_gbps);
 	printf("%-20s %-10s %9s %7s %9s %9s %10s %10s\n", "cell", "workload", "verified", "GB/s",
 	       "/memcpy", "/tcp:4", "pri CPU", "sec CPU");
 	printf("%-20s %-10s %9s %7s %9s %9s %10s %10s\n", "", "", "", "", "(time)", "(p99)", "s/GB",
 	       "s/GB");
 	for (unsigned i = 0; i < o->ncells; i++) {
-		struct bench_cell *c = &o->cells[i];
+		const struct bench_cell *c = &o->cells[i];
 		const struct bench_cell *base = bench_baseline(o, c);
 		struct sim_summary s, bs;
 		double mc = bench_memcpy_ms_mean(&c->res);
 
 		bench_summary(c->res.xfer_ms, c->res.done, &s);
-		snprintf(ver, sizeof(ver), "%u/%u", c->res.verified, o->cfg.checkpoints);
+		snprintf(ver, sizeof(ver), "%u/%u", c->res.verified, c->checkpoints);
 		snprintf(vs, sizeof(vs), "-");
 		if (base) {
 			bench_summary(base->res.xfer_ms, base->res.done, &bs);
@@ -426,33 +548,38 @@ static void bench_print(struct bench_opts *o, double memcpy_gbps)
 	       " /tcp:4: p99 transfer time over tcp:4's for the same workload; CPU: each rctd's\n"
 	       " CPU time per GB of pages and device state moved, secondary excluding its "
 	       "flush)\n");
+	if (o->sweeps)
+		bench_print_sweeps(o);
 }
 
-/* Every checkpoint of every cell, in order. */
-static int bench_csv(const struct bench_opts *o)
+static void bench_csv_cells(FILE *f, const struct bench_cell *cells, unsigned n, const char *part)
 {
-	FILE *f = fopen(o->csv, "w");
-
-	if (!f) {
-		fprintf(stderr, "bench: cannot write %s: %s\n", o->csv, strerror(errno));
-		return -1;
-	}
-	fprintf(f, "backend,lanes,workload,checkpoint,pages,bytes,transfer_ms,pause_ms,commit_ms,"
-		   "flush_ms,hypervisor_ms,memcpy_ms,primary_cpu_ms,secondary_cpu_ms\n");
-	for (unsigned i = 0; i < o->ncells; i++) {
-		const struct bench_cell *c = &o->cells[i];
+	for (unsigned i = 0; i < n; i++) {
+		const struct bench_cell *c = &cells[i];
 		const struct run_result *r = &c->res;
 
 		for (unsigned k = 0; k < r->done; k++)
 			fprintf(f,
 				"%s,%u,%s,%u,%" PRIu64 ",%" PRIu64
-				",%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.3f,%.3f\n",
+				",%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.3f,%.3f,%s\n",
 				c->backend, c->lanes, c->wl_name, k + 1, r->ckpt_pages[k],
 				r->ckpt_bytes[k], r->xfer_ms[k], r->pause_ms[k], r->commit_ms[k],
 				r->flush_ms[k], r->hv_ms[k], bench_memcpy_ms_mean(r),
-				r->pri_cpu_ms[k], r->sec_cpu_ms[k]);
+				r->pri_cpu_ms[k], r->sec_cpu_ms[k], part);
 	}
-	if (fclose(f)) {
+}
+
+/* Every checkpoint of every cell, in order, into the file opened at start. */
+static int bench_csv(struct bench_opts *o)
+{
+	FILE *f = o->csv_file;
+
+	o->csv_file = NULL;
+	fprintf(f, "backend,lanes,workload,checkpoint,pages,bytes,transfer_ms,pause_ms,commit_ms,"
+		   "flush_ms,hypervisor_ms,memcpy_ms,primary_cpu_ms,secondary_cpu_ms,part\n");
+	bench_csv_cells(f, o->cells, o->ncells, "experiment");
+	bench_csv_cells(f, o->sweep, o->nsweep, "sweep");
+	if (ferror(f) | fclose(f)) {
 		fprintf(stderr, "bench: writing %s: %s\n", o->csv, strerror(errno));
 		return -1;
 	}
@@ -464,29 +591,100 @@ static int bench_csv(const struct bench_opts *o)
 static void bench_progress(void *arg, const struct run_result *res)
 {
 	struct bench_opts *o = arg;
-	const struct bench_cell *c = &o->cells[o->cell_index];
-	unsigned step = o->cfg.checkpoints >= 4 ? o->cfg.checkpoints / 4 : 1;
+	const struct bench_cell *c = o->cur;
+	unsigned step = c->checkpoints >= 4 ? c->checkpoints / 4 : 1;
 
-	if (!o->tty && res->done % step && res->done != o->cfg.checkpoints)
+	if (!o->tty && res->done % step && res->done != c->checkpoints)
 		return;
 	fprintf(stderr, "%sbench: cell %u/%u %s:%u %s: checkpoint %u/%u, last %.2f ms%s",
-		o->tty ? "\r" : "", o->cell_index + 1, o->nbackends * o->nwls, c->backend, c->lanes,
-		c->wl_name, res->done, o->cfg.checkpoints, res->xfer_ms[res->done - 1],
-		o->tty ? "   " : "\n");
+		o->tty ? "\r" : "", o->cell_no, o->cell_total, c->backend, c->lanes, c->wl_name,
+		res->done, c->checkpoints, res->xfer_ms[res->done - 1], o->tty ? "   " : "\n");
 	fflush(stderr);
+}
+
+/* The sweep cells: workload-major, so that the guest switches workload rarely. */
+static void bench_sweep_setup(struct bench_opts *o)
+{
+	o->nsweep_backends = 0;
+	for (unsigned b = 0; b < o->nbackends; b++) {
+		bool seen = false;
+
+		for (unsigned k = 0; k < o->nsweep_backends; k++)
+			seen |= !strcmp(o->sweep_backends[k], o->backends[b].name);
+		/* same size, both NUL-terminated by bench_parse_backends() */
+		if (!seen)
+			memcpy(o->sweep_backends[o->nsweep_backends++], o->backends[b].name,
+			       sizeof(o->sweep_backends[0]));
+	}
+	for (unsigned p = 0; p < BENCH_SWEEP_NPCT; p++) {
+		bool lanes_sweep = bench_sweep_pct[p] == BENCH_SWEEP_LANES_PCT;
+
+		for (unsigned b = 0; b < o->nsweep_backends; b++) {
+			for (unsigned l = 0; l < BENCH_SWEEP_NLANES; l++) {
+				unsigned lanes = bench_sweep_lanes[l];
+				struct bench_cell *c = &o->sweep[o->nsweep];
+
+				if (!lanes_sweep && lanes != BENCH_SWEEP_PCT_LANES)
+					continue;
+				memcpy(c->backend, o->sweep_backends[b], sizeof(c->backend));
+				c->lanes = lanes;
+				c->wl.kind = SIM_WORKLOAD_RANDOM;
+				c->wl.pct = bench_sweep_pct[p];
+				sim_workload_format(&c->wl, c->wl_name, sizeof(c->wl_name));
+				c->checkpoints = o->sweep_checkpoints;
+				o->nsweep++;
+			}
+		}
+	}
+}
+
+/* Run @c on @env (its guest switched to the cell's workload when it differs). */
+static int bench_run_cell(struct bench_opts *o, struct run_env *env, struct bench_cell *c)
+{
+	int rc;
+
+	if (o->cfg.wl.kind != c->wl.kind || o->cfg.wl.pct != c->wl.pct) {
+		fprintf(stderr, "bench: workload %s\n", c->wl_name);
+		rc = sim_guest_set_workload(env->pguest, &c->wl);
+		if (rc) {
+			snprintf(c->res.what, sizeof(c->res.what), "cannot switch the workload: %s",
+				 strerror(-rc));
+			c->res.exit = RCTCTL_EXIT_TRANSPORT;
+			fprintf(stderr, "bench: %s\n", c->res.what);
+			return c->res.exit;
+		}
+		o->cfg.wl = c->wl;
+	}
+	if (!o->interval_given)
+		o->cfg.interval_ms = c->wl.kind == SIM_WORKLOAD_RANDOM ? 0 : 600;
+	o->cfg.backend = c->backend;
+	o->cfg.lanes = c->lanes;
+	o->cfg.checkpoints = c->checkpoints;
+	o->cur = c;
+	o->cell_no++;
+	rc = run_cell(&o->cfg, env, &c->res);
+	c->ran = true;
+	if (o->tty)
+		fputc('\n', stderr);
+	if (rc)
+		fprintf(stderr, "bench: cell %s:%u %s: %s\n", c->backend, c->lanes, c->wl_name,
+			c->res.what);
+	return rc;
 }
 
 int rctctl_bench(int argc, char **argv)
 {
 	struct bench_opts *o = calloc(1, sizeof(*o));
-	double memcpy_ms = 0;
-	uint64_t memcpy_bytes = 0;
+	struct run_env env;
+	double memcpy_ms = 0, memcpy_bytes = 0;
 	int rc, ret = 0;
 
 	if (!o)
 		return RCTCTL_EXIT_TRANSPORT;
 	rc = bench_parse(argc, argv, o);
 	if (rc) {
+		if (o->csv_file)
+			fclose(o->csv_file);
 		free(o);
 		return rc == 1 ? 0 : rc;
 	}
@@ -497,57 +695,58 @@ int rctctl_bench(int argc, char **argv)
 	o->cfg.progress = bench_progress;
 	o->cfg.progress_arg = o;
 
-	for (unsigned w = 0; w < o->nwls && ret != RCTCTL_EXIT_USAGE; w++) {
-		struct run_env env;
-		char wl[32];
-
-		o->cfg.wl = o->wls[w];
-		sim_workload_format(&o->wls[w], wl, sizeof(wl));
-		if (!o->interval_given)
-			o->cfg.interval_ms = o->wls[w].kind == SIM_WORKLOAD_RANDOM ? 0 : 600;
-		fprintf(stderr,
-			"bench: workload %s: preparing %.2f GiB guests and a memcpy "
-			"target...\n",
-			wl, (double)o->region_size / (1ull << 30));
-		rc = run_env_create(&env, &o->cfg, o->region_size, true);
-		if (rc) {
-			fprintf(stderr, "bench: cannot create the guests: %s\n", strerror(-rc));
-			ret = RCTCTL_EXIT_TRANSPORT;
-			break;
-		}
+	for (unsigned w = 0; w < o->nwls; w++) {
 		for (unsigned b = 0; b < o->nbackends; b++) {
-			struct bench_cell *c = &o->cells[o->ncells];
+			struct bench_cell *c = &o->cells[o->ncells++];
 
 			snprintf(c->backend, sizeof(c->backend), "%s", o->backends[b].name);
 			c->lanes = o->backends[b].lanes;
 			c->wl = o->wls[w];
-			snprintf(c->wl_name, sizeof(c->wl_name), "%s", wl);
-			o->cell_index = o->ncells++;
-			o->cfg.backend = c->backend;
-			o->cfg.lanes = c->lanes;
-			rc = run_cell(&o->cfg, &env, &c->res);
-			c->ran = true;
-			memcpy_ms += c->res.memcpy_ms;
-			memcpy_bytes += c->res.memcpy_bytes;
-			if (o->tty)
-				fputc('\n', stderr);
-			if (rc) {
-				fprintf(stderr, "bench: cell %s:%u %s: %s\n", c->backend, c->lanes,
-					wl, c->res.what);
-				if (!ret || rc == RCTCTL_EXIT_MISMATCH)
-					ret = rc;
+			sim_workload_format(&o->wls[w], c->wl_name, sizeof(c->wl_name));
+			c->checkpoints = o->checkpoints;
+		}
+	}
+	if (o->sweeps)
+		bench_sweep_setup(o);
+	o->cell_total = o->ncells + o->nsweep;
+
+	/* One pair of guests and daemons for every cell; the guest switches workload. */
+	o->cfg.wl = o->cells[0].wl;
+	fprintf(stderr, "bench: %u cells; preparing %.2f GiB guests and a memcpy target...\n",
+		o->cell_total, (double)o->region_size / (1ull << 30));
+	rc = run_env_create(&env, &o->cfg, o->region_size, true);
+	if (rc) {
+		fprintf(stderr, "bench: cannot create the guests: %s\n", strerror(-rc));
+		ret = RCTCTL_EXIT_TRANSPORT;
+	} else {
+		fprintf(stderr, "bench: workload %s\n", o->cells[0].wl_name);
+		for (unsigned i = 0; i < o->ncells + o->nsweep; i++) {
+			struct bench_cell *c = i < o->ncells ? &o->cells[i]
+							     : &o->sweep[i - o->ncells];
+
+			rc = bench_run_cell(o, &env, c);
+			if (rc && (!ret || rc == RCTCTL_EXIT_MISMATCH))
+				ret = rc;
+			if (i < o->ncells) {
+				memcpy_ms += c->res.memcpy_ms;
+				memcpy_bytes += (double)c->res.memcpy_bytes;
 			}
 		}
 		run_env_destroy(&env);
 	}
-	if (o->csv && bench_csv(o) && !ret)
+	o->memcpy_gbps = memcpy_ms > 0 ? memcpy_bytes / (memcpy_ms * 1e6) : 0;
+	if (o->csv_file && bench_csv(o) && !ret)
 		ret = RCTCTL_EXIT_TRANSPORT;
 	if (o->json)
-		bench_json(o, memcpy_ms > 0 ? (double)memcpy_bytes / (memcpy_ms * 1e6) : 0);
+		bench_json(o);
 	else
-		bench_print(o, memcpy_ms > 0 ? (double)memcpy_bytes / (memcpy_ms * 1e6) : 0);
+		bench_print(o);
+	if (o->plots && bench_plots(o) && !ret)
+		ret = RCTCTL_EXIT_TRANSPORT;
 	for (unsigned i = 0; i < o->ncells; i++)
 		run_result_free(&o->cells[i].res);
+	for (unsigned i = 0; i < o->nsweep; i++)
+		run_result_free(&o->sweep[i].res);
 	free(o);
 	return ret;
 }

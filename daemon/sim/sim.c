@@ -183,15 +183,9 @@ int sim_guest_create(uint64_t size, uint32_t page_size, const struct sim_workloa
 		err = -ENOMEM;
 		goto out_destroy;
 	}
-	if (wl->kind == SIM_WORKLOAD_RANDOM) {
-		g->perm = malloc(g->npages * sizeof(uint32_t));
-		if (!g->perm) {
-			err = -ENOMEM;
-			goto out_destroy;
-		}
-		for (uint64_t i = 0; i < g->npages; i++)
-			g->perm[i] = (uint32_t)i;
-	}
+	err = sim_guest_set_workload(g, wl);
+	if (err)
+		goto out_destroy;
 	sim_fill(g, seed);
 	memcpy(g->snap, g->ram, size);
 
@@ -207,6 +201,21 @@ int sim_guest_create(uint64_t size, uint32_t page_size, const struct sim_workloa
 out_destroy:
 	sim_guest_destroy(g);
 	return err;
+}
+
+int sim_guest_set_workload(struct sim_guest *g, const struct sim_workload *wl)
+{
+	if (wl->kind == SIM_WORKLOAD_RANDOM && !g->perm) {
+		g->perm = malloc(g->npages * sizeof(uint32_t));
+		if (!g->perm)
+			return -ENOMEM;
+		for (uint64_t i = 0; i < g->npages; i++)
+			g->perm[i] = (uint32_t)i;
+	}
+	pthread_mutex_lock(&g->lock);
+	g->wl = *wl;
+	pthread_mutex_unlock(&g->lock);
+	return 0;
 }
 
 void sim_guest_destroy(struct sim_guest *g)

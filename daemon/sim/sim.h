@@ -49,6 +49,11 @@ struct sim_guest;
 int sim_guest_create(uint64_t size, uint32_t page_size, const struct sim_workload *wl,
 		     uint64_t seed, struct sim_guest **guest_p);
 void sim_guest_destroy(struct sim_guest *g);
+/*
+ * Switch the workload of a paused guest (before sim_guest_resume() or after
+ * sim_guest_pause()).  Returns 0 or -ENOMEM.
+ */
+int sim_guest_set_workload(struct sim_guest *g, const struct sim_workload *wl);
 
 void *sim_guest_ram(const struct sim_guest *g);
 const void *sim_guest_snapshot(const struct sim_guest *g);
