@@ -165,12 +165,18 @@ static rct_status_t rct_primary_queue_run(struct rct_session *s, struct rct_be_m
 	return RCT_OK;
 }
 
+/*
+ * Hand every lane's remaining runs to the backend, the last lane first: a
+ * backend that stores some lanes with the calling thread (ucx into a mapped
+ * target: lane 0 and every (copiers + 1)-th) then has the other lanes' jobs
+ * queued to its copier threads before the caller starts copying its own.
+ */
 static rct_status_t rct_primary_flush_lanes(struct rct_session *s, struct rct_be_mem *mem,
 					    struct rct_be_rkey *rkey)
 {
 	rct_status_t status = RCT_OK;
 
-	for (unsigned i = 0; i < s->lanes && status == RCT_OK; i++)
+	for (unsigned i = s->lanes; i-- > 0 && status == RCT_OK;)
 		status = rct_primary_lane_flush(s, i, mem, rkey);
 	return status;
 }

@@ -922,9 +922,16 @@ static rct_status_t rct_ucx_put(struct rct_be_ctx *ctx, unsigned lane, struct rc
 	status = rct_runs_check(runs, n, mem->len, k->size, "ucx", lane + 1);
 	if (status != RCT_OK)
 		return status;
-	/* Lane 0 is stored by the caller; the others go to the copier threads. */
-	if (k->lptr && u->ncopiers && lane)
-		return rct_ucx_post_job(u, &u->copiers[(lane - 1) % u->ncopiers], mem, k, runs, n);
+	/*
+	 * The caller and the copier threads share the lanes evenly: lane l is
+	 * stored by thread l % (copiers + 1), 0 being the caller.  (The core
+	 * balances bytes across lanes, so each thread gets an equal share; with
+	 * 4 lanes and one copier, "lanes 1..3 to the copier" gave it 3/4 of the
+	 * bytes and left the caller waiting.)
+	 */
+	if (k->lptr && u->ncopiers && lane % (u->ncopiers + 1))
+		return rct_ucx_post_job(u, &u->copiers[lane % (u->ncopiers + 1) - 1], mem, k, runs,
+					n);
 	for (size_t i = 0; i < n; i++) {
 		const struct rct_run *r = &runs[i];
 
