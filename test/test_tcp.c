@@ -259,6 +259,13 @@ Test(tcp, an_idle_pair_and_long_syncs_and_flushes_are_not_taken_for_loss)
 	cr_assert_eq(pair_ckpt(&pp, 3, bits, "dev", 3), RCT_OK);
 	cr_assert(pair_wait_flushed(&pp, 3, 5000));
 	cr_assert_eq(memcmp(pp.sram, pp.pram, 384u << 20), 0);
+	/* An incremental checkpoint with every page dirty: 384 MiB through the
+	 * lanes' send queues in one commit (the sender once sent it all in one
+	 * progress call and fell silent for its whole length). */
+	memset(bits, 0xff, rct_bitmap_words((384u << 20) / 4096) * sizeof(uint64_t));
+	cr_assert_eq(pair_ckpt(&pp, 4, bits, "dev", 3), RCT_OK);
+	cr_assert(pair_wait_flushed(&pp, 4, 5000));
+	cr_assert_eq(memcmp(pp.sram, pp.pram, 384u << 20), 0);
 	cr_assert_eq(pp.lost, RCT_OK);
 	pair_close(&pp);
 	free(bits);

@@ -17,6 +17,12 @@
 #include "tcp.h"
 
 #define RCT_TCP_RECV_BUDGET (8u << 20) /* bytes read per lane per progress call */
+/*
+ * Bytes sent per lane per call.  Without it a sender whose receiver keeps up
+ * sent a 2 GiB checkpoint in one call (~0.6 s), heartbeats stopped and both
+ * sides declared the other lost after 150 ms.
+ */
+#define RCT_TCP_SEND_BUDGET (8u << 20)
 
 #define RCT_TCP_FAIL(_why)                                                                         \
 	do {                                                                                       \
@@ -366,11 +372,12 @@ static rct_status_t rct_tcp_io_error(struct rct_tcp_ctx *t, unsigned lane, const
 
 rct_status_t rct_tcp_lane_send(struct rct_tcp_ctx *t, struct rct_tcp_lane *l)
 {
+	size_t budget = RCT_TCP_SEND_BUDGET;
 	struct rct_tcp_batch *b;
 	struct msghdr mh;
 	ssize_t n;
 
-	while ((b = l->tx_head)) {
+	while ((b = l->tx_head) && budget) {
 		memset(&mh, 0, sizeof(mh));
 		mh.msg_iov = &b->iov[b->iov_idx];
 		mh.msg_iovlen = (size_t)RCT_MIN(b->iovcnt - b->iov_idx, 1024);
@@ -382,6 +389,7 @@ rct_status_t rct_tcp_lane_send(struct rct_tcp_ctx *t, struct rct_tcp_lane *l)
 				return RCT_OK;
 			return rct_tcp_io_error(t, l->index, "send");
 		}
+		budget -= RCT_MIN(budget, (size_t)n);
 		b->iov_idx = rct_tcp_iov_advance(b->iov, b->iov_idx, b->iovcnt, (size_t)n);
 		if (b->iov_idx < b->iovcnt)
 			continue;
