@@ -168,6 +168,24 @@ static void secondary_apply_epoch0(struct side *sec, const void *expect)
 }
 
 /* A full checkpoint between two fresh sessions on this rctd, verified byte for byte. */
+/* Wait (at most 5 s) until rctd's STATUS shows @replication for the session of @s. */
+static void secondary_sees(struct side *s, const char *replication)
+{
+	char *json = NULL;
+	bool seen = false;
+
+	for (int i = 0; i < 500 && !seen; i++) {
+		free(json);
+		json = NULL;
+		cr_assert_eq(rct_client_query(s->c, RCT_IPC_STATUS, 0, &json), 0);
+		seen = strstr(json, replication) != NULL;
+		if (!seen)
+			usleep(10000);
+	}
+	cr_assert(seen, "rctd STATUS never said '%s': %s", replication, json);
+	free(json);
+}
+
 static void pair_checkpoint(const char *tag)
 {
 	struct side pri, sec;
@@ -189,7 +207,9 @@ static void pair_checkpoint(const char *tag)
 	pthread_join(t, NULL);
 	cr_assert_eq(job.rc, 0, "primary: %s (%s)", strerror(-job.rc), rct_client_error(pri.c));
 	secondary_apply_epoch0(&sec, pri.ram);
+	/* The primary closes: a deliberate stop, which the secondary's rctd tells from a loss. */
 	side_fini(&pri);
+	secondary_sees(&sec, "primary closed the session (last image kept)");
 	side_fini(&sec);
 }
 

@@ -365,6 +365,12 @@ const struct bench_cell *bench_sweep_cell(const struct bench_opts *o, const char
 	return NULL;
 }
 
+/* The interval of the time-driven workloads (the cells change cfg.interval_ms). */
+static unsigned bench_interval_ms(const struct bench_opts *o)
+{
+	return o->interval_given ? o->cfg.interval_ms : 600;
+}
+
 static json_t *bench_cell_json(const struct bench_cell *c)
 {
 	const struct run_result *r = &c->res;
@@ -400,7 +406,7 @@ static void bench_json(const struct bench_opts *o)
 	for (unsigned i = 0; i < o->nsweep; i++)
 		json_array_append_new(sweeps, bench_cell_json(&o->sweep[i]));
 	j = json_pack("{s:f, s:I, s:i, s:i, s:o}", "memcpy_gbps", o->memcpy_gbps, "region_size",
-		      (json_int_t)o->region_size, "interval_ms", (int)o->cfg.interval_ms,
+		      (json_int_t)o->region_size, "interval_ms", (int)bench_interval_ms(o),
 		      "checkpoints", (int)o->checkpoints, "cells", cells);
 	if (j && o->sweeps)
 		json_object_set(j, "sweeps", sweeps);
@@ -509,7 +515,7 @@ static void bench_print(const struct bench_opts *o)
 	char name[32], vs[16], ver[24];
 
 	printf("\nbench: %.2f GiB guest, %u checkpoints per cell, interval %u ms%s\n",
-	       (double)o->region_size / (1ull << 30), o->checkpoints, o->cfg.interval_ms,
+	       (double)o->region_size / (1ull << 30), o->checkpoints, bench_interval_ms(o),
 	       o->interval_given ? "" : " (0 for random:PCT)");
 	bench_table(o, "memory transfer (first put -> the secondary's ACK of COMMIT)",
 		    offsetof(struct run_result, xfer_ms));

@@ -141,11 +141,22 @@ static int conn_drain_events(struct rctd_conn *c)
 		if (ev.type == RCT_EVENT_CKPT_READY) {
 			c->ready_pending = true;
 		} else if (ev.type == RCT_EVENT_PEER_LOST) {
+			bool closed = rct_session_peer_closed(c->sess);
+
 			pthread_mutex_lock(&c->d->lock);
 			c->lost_epoch = ev.epoch;
 			c->lost_status = ev.status;
+			c->peer_closed = closed;
 			pthread_mutex_unlock(&c->d->lock);
-			if (c->role == RCT_ROLE_SECONDARY)
+			/* A peer that said GOODBYE stopped on purpose: not a warning. */
+			if (closed)
+				rctd_info("session %s: the %s closed the session; last image: "
+					  "epoch %" PRId64 "%s",
+					  c->name,
+					  c->role == RCT_ROLE_SECONDARY ? "primary" : "secondary",
+					  (int64_t)ev.epoch,
+					  ev.epoch == UINT64_MAX ? " (none: not in sync)" : "");
+			else if (c->role == RCT_ROLE_SECONDARY)
 				rctd_warn("session %s: primary lost (%s); failover image: "
 					  "epoch %" PRId64 "%s",
 					  c->name, rct_status_str(ev.status), (int64_t)ev.epoch,
@@ -495,6 +506,7 @@ static void connected_reply(struct rctd_conn *c, struct reply *r, struct rct_ipc
 	c->in_sync = false;
 	c->lost_status = RCT_OK;
 	c->lost_epoch = UINT64_MAX;
+	c->peer_closed = false;
 	pthread_mutex_unlock(&c->d->lock);
 	r->data = out;
 	r->len = sizeof(*out);

@@ -127,6 +127,10 @@ static const char *replication_str(const struct rctd_conn *c, const struct rct_s
 			return "resyncing";
 		return c->in_sync ? "in sync" : "connected, not in sync";
 	case RCTD_SESS_FAILED:
+		if (c->peer_closed)
+			return c->role == RCT_ROLE_PRIMARY
+				       ? "unprotected (the secondary closed the session)"
+				       : "primary closed the session (last image kept)";
 		return c->role == RCT_ROLE_PRIMARY ? "unprotected (secondary lost)"
 						   : "primary lost (failover image kept)";
 	default:

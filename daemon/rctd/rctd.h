@@ -107,6 +107,7 @@ struct rctd_conn {
 	bool in_sync;		  /* a consistent (not LIVE) checkpoint committed since connect */
 	uint64_t lost_epoch;	  /* PEER_LOST: the failover image (UINT64_MAX: none) */
 	rct_status_t lost_status; /* PEER_LOST: why (RCT_OK: not lost) */
+	bool peer_closed;	  /* PEER_LOST: the peer closed the session (GOODBYE) */
 	struct rctd_metrics m;
 
 	uint8_t *buf; /* RCT_IPC_MAX_PAYLOAD: requests and replies */

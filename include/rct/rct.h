@@ -358,6 +358,13 @@ RCT_API rct_status_t rct_session_progress(struct rct_session *session, int timeo
 RCT_API rct_status_t rct_session_event_next(struct rct_session *session, struct rct_event *event_p);
 
 /**
+ * Whether a failed session ended because the peer closed it (it sent GOODBYE
+ * from rct_session_destroy()) rather than failing: the PEER_LOST event of
+ * both is the same, this tells a deliberate stop from a loss.
+ */
+RCT_API int rct_session_peer_closed(const struct rct_session *session);
+
+/**
  * Secondary: record pages the secondary's own guest dirtied (ORed into the
  * region's flush set; cleared by rct_ckpt_flush()).  Same bitmap layout as
  * rct_ckpt_dirty().

@@ -356,6 +356,11 @@ rct_status_t rct_session_event_next(struct rct_session *s, struct rct_event *eve
 	return RCT_OK;
 }
 
+int rct_session_peer_closed(const struct rct_session *s)
+{
+	return s && s->state == RCT_SESSION_FAILED && s->goodbye;
+}
+
 rct_status_t rct_session_fail(struct rct_session *s, rct_status_t status)
 {
 	if (s->state == RCT_SESSION_FAILED)
