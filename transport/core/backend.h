@@ -56,6 +56,15 @@ struct rct_be_params {
 	int timeout_ms;
 	uint64_t max_put;
 	unsigned threads; /* helper threads the data path may start (0: none) */
+	/*
+	 * A call that may wait longer than a heartbeat interval (verbs: a put
+	 * waiting for send-queue room on a slow device) calls this from its wait,
+	 * so that the session's keepalive goes out meanwhile.  It only queues a
+	 * control message (ctrl_send) and never re-enters the backend otherwise.
+	 * NULL: none.
+	 */
+	void (*keepalive)(void *arg);
+	void *keepalive_arg;
 };
 
 struct rct_backend_ops {

@@ -25,6 +25,8 @@
 #define RCT_DEFAULT_TIMEOUT_MS	 10000
 #define RCT_DEFAULT_STAGING_SIZE (16ull << 20)
 
+static void rct_session_keepalive(void *arg);
+
 rct_status_t rct_session_create_ops(const struct rct_session_params *params,
 				    const struct rct_backend_ops *ops,
 				    struct rct_session **session_p)
@@ -134,6 +136,8 @@ rct_status_t rct_session_create_ops(const struct rct_session_params *params,
 	}
 	be_params.timeout_ms = s->timeout_ms;
 	be_params.max_put = s->max_put;
+	be_params.keepalive = rct_session_keepalive;
+	be_params.keepalive_arg = s;
 	status = ops->ctx_create(&be_params, &s->ctx);
 	if (status != RCT_OK)
 		goto out_free;
@@ -419,21 +423,39 @@ static uint64_t rct_session_silence_ns(const struct rct_session *s)
 					 (uint64_t)s->timeout_ms * 1000000);
 }
 
-rct_status_t rct_session_tick(struct rct_session *s)
+/* Queue a heartbeat when one is due.  *sent_p: whether one was. */
+static rct_status_t rct_session_heartbeat(struct rct_session *s, bool *sent_p)
 {
 	struct rct_msg m = {.type = RCT_MSG_HEARTBEAT};
-	rct_status_t status;
 
+	*sent_p = false;
 	if (!s->hb_armed || s->state != RCT_SESSION_CONNECTED ||
 	    rct_now_ns() < s->t_tx_last + s->hb_ns)
 		return RCT_OK;
 	m.heartbeat.seq = ++s->hb_seq;
 	m.heartbeat.last_committed = s->last_committed;
-	status = rct_session_send(s, &m);
-	if (status != RCT_OK)
+	*sent_p = true;
+	return rct_session_send(s, &m);
+}
+
+rct_status_t rct_session_tick(struct rct_session *s)
+{
+	rct_status_t status;
+	bool sent;
+
+	status = rct_session_heartbeat(s, &sent);
+	if (status != RCT_OK || !sent)
 		return status;
 	status = s->ops->progress(s->ctx, 0);
 	return status == RCT_OK ? RCT_OK : rct_session_fail(s, status);
+}
+
+/* The backend's long waits (rct_be_params.keepalive): queue only, we are inside a call of it. */
+static void rct_session_keepalive(void *arg)
+{
+	bool sent;
+
+	(void)rct_session_heartbeat(arg, &sent);
 }
 
 /* Milliseconds (rounded up) until the keepalive needs attention: the next

@@ -57,8 +57,9 @@ static rct_status_t rct_verbs_post_chain(struct rct_verbs_ctx *v, struct rct_ver
  * millisecond just spin (a healthy peer completes within microseconds); past
  * it, stop spinning (a soft-RoCE device, or anything sharing our core, needs
  * the CPU to make progress), check the CM channel (a DISCONNECTED event fails
- * the context) and fail the lane when no completion came for the whole
- * session timeout.  *@since_p: when the wait began (0: now).
+ * the context), keep the session's heartbeats going, and fail the lane when
+ * no completion came for the whole session timeout.  *@since_p: when the
+ * wait began (0: now).
  */
 static rct_status_t rct_verbs_sq_wait(struct rct_verbs_ctx *v, struct rct_verbs_lane *l,
 				      uint64_t *since_p)
@@ -71,6 +72,10 @@ static rct_status_t rct_verbs_sq_wait(struct rct_verbs_ctx *v, struct rct_verbs_
 	if (now - *since_p <= 1000000)
 		return RCT_OK;
 	usleep(100);
+	/* A slow device can keep the queue full for longer than the peer waits
+	 * for a heartbeat (soft-RoCE in a VM: seconds for one checkpoint). */
+	if (v->params.keepalive)
+		v->params.keepalive(v->params.keepalive_arg);
 	status = rct_verbs_cm_poll(v);
 	if (status != RCT_OK)
 		return status;
