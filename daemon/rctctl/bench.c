@@ -353,8 +353,9 @@ double bench_memcpy_gbps(const struct run_result *res)
 	return res->memcpy_ms > 0 ? (double)res->memcpy_bytes / (res->memcpy_ms * 1e6) : 0;
 }
 
-const struct bench_cell *bench_sweep_cell(const struct bench_opts *o, const char *backend,
-					  unsigned lanes, double pct)
+/* The sweep cell of @backend with @lanes at dirty @pct, or NULL. */
+static const struct bench_cell *bench_sweep_cell(const struct bench_opts *o, const char *backend,
+						 unsigned lanes, double pct)
 {
 	for (unsigned i = 0; i < o->nsweep; i++) {
 		const struct bench_cell *c = &o->sweep[i];
@@ -457,9 +458,7 @@ static void bench_table(const struct bench_opts *o, const char *title, size_t of
 	}
 }
 
-/* GB/s of the sweep column (@lanes, @pct): of @backend, or of the memcpy when NULL. */
-static double bench_sweep_gbps(const struct bench_opts *o, const char *backend, unsigned lanes,
-			       double pct)
+double bench_sweep_gbps(const struct bench_opts *o, const char *backend, unsigned lanes, double pct)
 {
 	double ms = 0, bytes = 0;
 

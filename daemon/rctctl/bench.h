@@ -68,9 +68,13 @@ struct bench_opts {
 void bench_summary(const double *v, unsigned n, struct sim_summary *s);
 /* A cell's name as the seed benchmark called the TCP rows. */
 const char *bench_row_name(const char *backend, unsigned lanes, char *buf, size_t len);
-/* The sweep cell of @backend with @lanes at dirty @pct, or NULL. */
-const struct bench_cell *bench_sweep_cell(const struct bench_opts *o, const char *backend,
-					  unsigned lanes, double pct);
+/*
+ * GB/s of the sweep column (@lanes, dirty @pct): of @backend's cell, or of the
+ * memcpy of the same pages over every backend's cell when @backend is NULL
+ * (0: did not run).
+ */
+double bench_sweep_gbps(const struct bench_opts *o, const char *backend, unsigned lanes,
+			double pct);
 /* GB/s of the scattered memcpy of a cell's pages (0 when not measured). */
 double bench_memcpy_gbps(const struct run_result *res);
 

@@ -154,27 +154,8 @@ static void plot_sweep(struct plot_ctx *p, bool by_lanes)
 		for (unsigned x = 0; x < nx; x++) {
 			unsigned lanes = by_lanes ? bench_sweep_lanes[x] : BENCH_SWEEP_PCT_LANES;
 			double pct = by_lanes ? BENCH_SWEEP_LANES_PCT : bench_sweep_pct[x];
-			double gbps = 0;
+			double gbps = bench_sweep_gbps(o, backend, lanes, pct);
 
-			if (backend) {
-				const struct bench_cell *c = bench_sweep_cell(o, backend, lanes,
-									      pct);
-
-				if (c && c->res.done)
-					gbps = run_gbps(&c->res);
-			} else {
-				double ms = 0, bytes = 0;
-
-				for (unsigned i = 0; i < o->nsweep; i++) {
-					const struct bench_cell *c = &o->sweep[i];
-
-					if (c->lanes == lanes && c->wl.pct == pct) {
-						ms += c->res.memcpy_ms;
-						bytes += (double)c->res.memcpy_bytes;
-					}
-				}
-				gbps = ms > 0 ? bytes / (ms * 1e6) : 0;
-			}
 			if (gbps > 0) {
 				fprintf(p->f, "%.6g %.6g\n", by_lanes ? (double)lanes : pct, gbps);
 				have++;
