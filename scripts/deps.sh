@@ -10,6 +10,8 @@ if [ "${1:-test}" = test ]; then
     want+=(libcriterion-dev clang-format python3 curl)
     # rctctl bench --plots.
     want+=(gnuplot-nox)
+    # promtool, the linter the metrics test runs on rctd's live page.
+    want+=(prometheus)
     # The libFuzzer targets.
     want+=(clang libfuzzer-14-dev libclang-rt-14-dev)
     # The soft-RoCE VM: qemu, its initramfs tools, the rxe provider.

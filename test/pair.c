@@ -123,6 +123,10 @@ static rct_status_t pair_session(struct pair *pp, enum rct_role role, struct rct
 		p.field_mask |= RCT_SESSION_PARAM_FIELD_THREADS;
 		p.threads = pp->o.threads;
 	}
+	if (pp->o.liveness) {
+		p.field_mask |= RCT_SESSION_PARAM_FIELD_LIVENESS;
+		p.liveness = pp->o.liveness;
+	}
 	if (pp->o.max_put) {
 		p.field_mask |= RCT_SESSION_PARAM_FIELD_MAX_PUT;
 		p.max_put = pp->o.max_put;

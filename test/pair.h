@@ -31,6 +31,7 @@ struct pair_opts {
 	bool no_snapshot;	    /* skip the snapshot and the comparison (equal stays
 				       false): the test compares by itself */
 	const uint8_t *ppsk, *spsk; /* pre-shared keys of the primary and secondary, or NULL */
+	unsigned liveness;	    /* rct_liveness_flags of both sides (0: in-band heartbeats) */
 };
 
 struct pair {

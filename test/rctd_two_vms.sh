@@ -56,10 +56,18 @@ curl -sf "http://127.0.0.1:$(mport "$dir/s.sock")/metrics" >"$dir/s.prom" || fai
 for vm in vm1 vm2; do
     grep -E "^rct_transfer_seconds_bucket\{session=\"$vm.primary\",le=\"\+Inf\"\} [1-9]" "$dir/p.prom" ||
         fail "no transfer histogram for $vm"
-    grep -E "^rct_commit_rtt_seconds_quantile\{session=\"$vm.primary\",quantile=\"0.99\"\} [0-9.]+" "$dir/p.prom" ||
+    grep -E "^rct_commit_rtt_quantile_seconds\{session=\"$vm.primary\",q=\"0.99\"\} [0-9.]+" "$dir/p.prom" ||
         fail "no commit p99 for $vm"
-    grep -E "^rct_flush_seconds_quantile\{session=\"$vm.secondary\",quantile=\"0.999\"\} [0-9.]+" "$dir/s.prom" ||
+    grep -E "^rct_flush_quantile_seconds\{session=\"$vm.secondary\",q=\"0.999\"\} [0-9.]+" "$dir/s.prom" ||
         fail "no flush p999 for $vm on the secondary"
+    grep -E "^rct_stalls_total\{session=\"$vm.primary\",kind=\"process\"\} [0-9]+" "$dir/p.prom" ||
+        fail "no stall counter for $vm"
+done
+# Prometheus' own linter on the live pages (exit 3 on the quantile label before).
+command -v promtool >/dev/null || fail "promtool missing (Debian package prometheus; scripts/deps.sh test)"
+for f in p s; do
+    promtool check metrics <"$dir/$f.prom" >"$dir/$f.lint" 2>&1 ||
+        fail "promtool check metrics on rctd's page: $(cat "$dir/$f.lint")"
 done
 
 wait $d1 || fail "vm1 demo failed"

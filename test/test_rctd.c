@@ -186,27 +186,34 @@ static void secondary_sees(struct side *s, const char *replication)
 	free(json);
 }
 
-static void pair_checkpoint(const char *tag)
+/* Two fresh sessions TAG.primary and TAG.secondary on this rctd, paired, epoch 0 applied. */
+static void pair_up(struct side *pri, struct side *sec, const char *tag)
 {
-	struct side pri, sec;
-	struct primary_job job = {.s = &pri};
+	struct primary_job job = {.s = pri};
 	char pname[32], sname[32];
 	pthread_t t;
 	int rc;
 
 	snprintf(pname, sizeof(pname), "%s.primary", tag);
 	snprintf(sname, sizeof(sname), "%s.secondary", tag);
-	side_init(&pri, 1);
-	side_init(&sec, 2);
-	cr_assert_eq(side_open(&sec, RCT_ROLE_SECONDARY, sname), 0);
-	cr_assert_eq(rct_client_listen(sec.c, "127.0.0.1", 0, &job.port), 0);
-	cr_assert_eq(side_open(&pri, RCT_ROLE_PRIMARY, pname), 0);
+	side_init(pri, 1);
+	side_init(sec, 2);
+	cr_assert_eq(side_open(sec, RCT_ROLE_SECONDARY, sname), 0);
+	cr_assert_eq(rct_client_listen(sec->c, "127.0.0.1", 0, &job.port), 0);
+	cr_assert_eq(side_open(pri, RCT_ROLE_PRIMARY, pname), 0);
 	cr_assert_eq(pthread_create(&t, NULL, primary_full_sync, &job), 0);
-	rc = rct_client_accept(sec.c, NULL);
-	cr_assert_eq(rc, 0, "accept: %s (%s)", strerror(-rc), rct_client_error(sec.c));
+	rc = rct_client_accept(sec->c, NULL);
+	cr_assert_eq(rc, 0, "accept: %s (%s)", strerror(-rc), rct_client_error(sec->c));
 	pthread_join(t, NULL);
-	cr_assert_eq(job.rc, 0, "primary: %s (%s)", strerror(-job.rc), rct_client_error(pri.c));
-	secondary_apply_epoch0(&sec, pri.ram);
+	cr_assert_eq(job.rc, 0, "primary: %s (%s)", strerror(-job.rc), rct_client_error(pri->c));
+	secondary_apply_epoch0(sec, pri->ram);
+}
+
+static void pair_checkpoint(const char *tag)
+{
+	struct side pri, sec;
+
+	pair_up(&pri, &sec, tag);
 	/* The primary closes: a deliberate stop, which the secondary's rctd tells from a loss. */
 	side_fini(&pri);
 	secondary_sees(&sec, "primary closed the session (last image kept)");
@@ -598,4 +605,90 @@ Test(rctd, client_dies_mid_checkpoint_secondary_keeps_last_epoch)
 	side_fini(&ref);
 	rctd_alive();
 	pair_checkpoint("after-death");
+}
+
+/* Read one reply of @id off a raw connection and return its status. */
+static int32_t raw_reply(int fd, uint64_t id)
+{
+	struct rct_ipc_hdr r;
+	char drain[4096];
+	size_t left;
+
+	cr_assert_eq(recv(fd, &r, sizeof(r), MSG_WAITALL), (ssize_t)sizeof(r));
+	cr_assert_eq(le64toh(r.request_id), id);
+	for (left = le32toh(r.length); left;) {
+		ssize_t n = recv(fd, drain, left < sizeof(drain) ? left : sizeof(drain), 0);
+
+		cr_assert_gt(n, 0);
+		left -= (size_t)n;
+	}
+	return (int32_t)le32toh(r.status);
+}
+
+/*
+ * A client request holds rctd's session thread for 16 heartbeat intervals (it
+ * sends half a message and the rest 800 ms later; rctd reads a message whole).
+ * That is a stall of rctd's own, never the peer's death: the secondary must
+ * not lose its primary, the next checkpoint must commit and verify, and rctd
+ * reports the stall.  With heartbeats on the control lane, sent only while the
+ * session thread runs, the secondary declared its primary lost after 150 ms.
+ */
+Test(rctd, a_request_that_holds_rctd_for_16_heartbeats_loses_no_peer)
+{
+	struct side pri, sec;
+	struct rct_ipc_hdr h;
+	struct rct_event ev;
+	char *json = NULL;
+	int rc, fd;
+
+	pair_up(&pri, &sec, "held");
+
+	fd = rct_client_fd(pri.c);
+	raw_hdr(&h, RCT_IPC_STATUS, 0, 777);
+	cr_assert_eq(write(fd, &h, 10), 10);
+	usleep(800000);
+	cr_assert_eq(write(fd, (char *)&h + 10, sizeof(h) - 10), (ssize_t)(sizeof(h) - 10));
+	cr_assert_eq(raw_reply(fd, 777), 0);
+
+	/* Epoch 1: three pages change; the secondary must see it ready, not lost. */
+	for (unsigned pg = 3; pg < 6; pg++) {
+		memset(pri.ram + (size_t)pg * PAGE, 0x40 + (int)pg, PAGE);
+		pri.bits[pg / 64] |= 1ull << (pg % 64);
+	}
+	cr_assert_eq(rct_client_ckpt_begin(pri.c, 1, 0), 0, "%s", rct_client_error(pri.c));
+	cr_assert_eq(rct_client_ckpt_dirty(pri.c, 0), 0, "%s", rct_client_error(pri.c));
+	cr_assert_eq(rct_client_ckpt_devstate(pri.c, DEV_BLOB, sizeof(DEV_BLOB)), 0);
+	rc = rct_client_ckpt_commit(pri.c, NULL);
+	cr_assert_eq(rc, 0, "commit of epoch 1: %s (%s)", strerror(-rc), rct_client_error(pri.c));
+	rc = rct_client_event_next(sec.c, 10000, &ev);
+	cr_assert_eq(rc, 0, "no event: %s", strerror(-rc));
+	cr_assert_eq(ev.type, RCT_EVENT_CKPT_READY, "event %d (status %d) instead of epoch 1 ready",
+		     (int)ev.type, (int)ev.status);
+	cr_assert_eq(ev.epoch, 1);
+	rc = rct_client_ckpt_flush(sec.c, 1, RCT_IPC_FLUSH_LOCAL_DIRTY, NULL);
+	cr_assert_eq(rc, 0, "flush: %s (%s)", strerror(-rc), rct_client_error(sec.c));
+	cr_assert_eq(memcmp(sec.ram, pri.ram, SIZE), 0, "guest RAM differs after epoch 1");
+
+	/* rctd counted the hold as a stall of its own session. */
+	cr_assert_eq(rct_client_query(pri.c, RCT_IPC_SESSIONS, 0, &json), 0);
+	{
+		const char *at = strstr(json, "\"name\":\"held.primary\"");
+		unsigned long long gaps = 0;
+		double max_ms = 0;
+
+		cr_assert_not_null(at, "%s", json);
+		at = strstr(at, "\"stalls\":");
+		cr_assert_not_null(at, "%s", json);
+		cr_assert_eq(sscanf(at,
+				    "\"stalls\":{\"process\":%*u,\"process_max_ms\":%*f,"
+				    "\"session\":%llu,\"session_max_ms\":%lf",
+				    &gaps, &max_ms),
+			     2, "%s", at);
+		cr_assert_geq(gaps, 1, "no session stall counted: %s", at);
+		cr_assert_geq(max_ms, 700, "the longest session stall: %.1f ms", max_ms);
+	}
+	free(json);
+	side_fini(&pri);
+	side_fini(&sec);
+	rctd_alive();
 }

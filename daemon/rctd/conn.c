@@ -174,6 +174,42 @@ static int conn_drain_events(struct rctd_conn *c)
 	return 0;
 }
 
+/*
+ * Local stalls, as the liveness channel measured them: this process did not
+ * run (stopped, starved of CPU, waiting on memory), or this session was not
+ * driven (its thread was held by a client request or a long operation).  Both
+ * are reported as what they are, never as the peer's loss.
+ */
+static void conn_watch_stalls(struct rctd_conn *c)
+{
+	struct rct_liveness_stats ls;
+	const struct rct_liveness_stats *old = &c->live;
+
+	if (!c->sess || rct_session_liveness(c->sess, &ls) != RCT_OK)
+		return;
+	if (ls.local_stalls > old->local_stalls)
+		rctd_warn("rctd stalled %" PRIu64
+			  " ms: session %s: the process did not run (stopped, "
+			  "starved of CPU or waiting on memory); heartbeats went out that much "
+			  "late and the peer's silence meanwhile was not counted",
+			  ls.local_stall_last_ns / 1000000, c->name);
+	if (ls.session_gaps > old->session_gaps)
+		rctd_warn("rctd stalled %" PRIu64 " ms: session %s was not driven (its thread was "
+			  "busy with a client request or a long operation); the liveness thread "
+			  "kept the peer informed",
+			  ls.session_gap_last_ns / 1000000, c->name);
+	if (ls.local_stalls == old->local_stalls && ls.session_gaps == old->session_gaps &&
+	    ls.beats_received == old->beats_received)
+		return;
+	pthread_mutex_lock(&c->d->lock);
+	c->live = ls;
+	c->m.stalls_process = ls.local_stalls;
+	c->m.stalls_session = ls.session_gaps;
+	c->m.stall_max_ns_process = ls.local_stall_max_ns;
+	c->m.stall_max_ns_session = ls.session_gap_max_ns;
+	pthread_mutex_unlock(&c->d->lock);
+}
+
 /* A fatal transport status fails the session (the client learns it from the reply). */
 static void conn_check_fatal(struct rctd_conn *c, rct_status_t st)
 {
@@ -261,6 +297,10 @@ static int h_session_open(struct rctd_conn *c, const struct ipc_msg *m, struct r
 	p.field_mask = RCT_SESSION_PARAM_FIELD_ROLE | RCT_SESSION_PARAM_FIELD_BACKEND |
 		       RCT_SESSION_PARAM_FIELD_HEARTBEAT;
 	p.heartbeat_ms = c->d->cfg.heartbeat_ms;
+	if (!c->d->cfg.inband) {
+		p.field_mask |= RCT_SESSION_PARAM_FIELD_LIVENESS;
+		p.liveness = RCT_LIVENESS_THREAD | RCT_LIVENESS_RT;
+	}
 	if (c->d->has_psk) {
 		p.field_mask |= RCT_SESSION_PARAM_FIELD_PSK;
 		p.psk = c->d->psk;
@@ -313,6 +353,7 @@ static int h_session_open(struct rctd_conn *c, const struct ipc_msg *m, struct r
 		snprintf(c->name, sizeof(c->name), "session-%" PRIu64, c->id);
 	snprintf(c->backend, sizeof(c->backend), "%s", p.backend);
 	memset(&c->m, 0, sizeof(c->m));
+	memset(&c->live, 0, sizeof(c->live));
 	c->m.last_epoch = UINT64_MAX;
 	c->state = RCTD_SESS_OPEN;
 	pthread_mutex_unlock(&c->d->lock);
@@ -1026,12 +1067,15 @@ void *rctd_conn_main(void *arg)
 			}
 			if (conn_request(c, &m))
 				break;
+			/* A busy client keeps the loop here: look at the stalls too. */
+			conn_watch_stalls(c);
 			continue;
 		}
 		if (drive && c->sess) {
 			rct_status_t st = rct_session_progress(c->sess, wait == 0 ? 5 : 0);
 
 			conn_check_fatal(c, st);
+			conn_watch_stalls(c);
 			if (conn_drain_events(c))
 				break;
 		}

@@ -72,6 +72,12 @@ static void usage(FILE *f)
 		"  -H, --heartbeat-ms N     keepalive interval with the peer, 1..60000 ms\n"
 		"                           (default 50); the peer is lost after 3 silent\n"
 		"                           intervals.  Both daemons should use the same value\n"
+		"  -L, --liveness MODE      thread (default): heartbeats sent and judged by a\n"
+		"                           thread and a UDP socket of their own per session\n"
+		"                           (SCHED_FIFO where permitted), so a busy or stalled\n"
+		"                           rctd is not taken for a dead one; inband: on the\n"
+		"                           control lane, judged only while rctd drives the\n"
+		"                           session.  Both daemons must use the same mode\n"
 		"  -l, --log-level LEVEL    error, warn, info (default) or debug\n"
 		"  -c, --config FILE        read options from FILE first: one 'option = value'\n"
 		"                           per line, long option names without '--', # comments;\n"
@@ -92,6 +98,7 @@ static const struct option longopts[] = {
 	{"log-level", required_argument, NULL, 'l'},
 	{"psk-file", required_argument, NULL, 'k'},
 	{"heartbeat-ms", required_argument, NULL, 'H'},
+	{"liveness", required_argument, NULL, 'L'},
 	{"config", required_argument, NULL, 'c'},
 	{"version", no_argument, NULL, 'V'},
 	{"help", no_argument, NULL, 'h'},
@@ -178,6 +185,11 @@ static int apply_option(struct rctd_cfg *cfg, int c, const char *arg)
 		if (!*arg || *end || errno || v < 1 || v > 60000)
 			return bad("--heartbeat-ms", arg, "1..60000");
 		cfg->heartbeat_ms = (int)v;
+		return 0;
+	case 'L':
+		if (strcmp(arg, "thread") && strcmp(arg, "inband"))
+			return bad("--liveness", arg, "thread or inband");
+		cfg->inband = !strcmp(arg, "inband");
 		return 0;
 	case 'k':
 		cfg->psk_file = arg;

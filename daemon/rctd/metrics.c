@@ -188,6 +188,21 @@ json_t *rctd_session_json(const struct rctd_conn *c)
 	json_object_set_new(j, "commit_rtt_ms", hist_json(&m->commit_rtt));
 	json_object_set_new(j, "flush_ms", hist_json(&m->flush));
 	json_object_set_new(j, "replication", json_string(replication_str(c, &sp)));
+	json_object_set_new(j, "stalls",
+			    json_pack("{s:I, s:f, s:I, s:f}", "process",
+				      (json_int_t)m->stalls_process, "process_max_ms",
+				      (double)m->stall_max_ns_process / 1e6, "session",
+				      (json_int_t)m->stalls_session, "session_max_ms",
+				      (double)m->stall_max_ns_session / 1e6));
+	if (c->live.field_mask)
+		json_object_set_new(
+			j, "liveness",
+			json_pack("{s:I, s:I, s:I, s:f, s:f}", "beats_sent",
+				  (json_int_t)c->live.beats_sent, "beats_received",
+				  (json_int_t)c->live.beats_received, "beats_rejected",
+				  (json_int_t)c->live.beats_rejected, "peer_silence_max_ms",
+				  (double)c->live.peer_silence_max_ns / 1e6, "peer_stall_max_ms",
+				  (double)c->live.peer_stall_max_ns / 1e6));
 	if (sp.pages_total)
 		json_object_set_new(j, "sync", sync_json(&sp, c->page_size));
 	if (c->state == RCTD_SESS_FAILED)
@@ -255,6 +270,9 @@ json_t *rctd_status_json(struct rctd *d)
 		json_object_set_new(j, "peer_auth", json_boolean(d->has_psk));
 	if (j)
 		json_object_set_new(j, "heartbeat_ms", json_integer(d->cfg.heartbeat_ms));
+	if (j)
+		json_object_set_new(j, "liveness",
+				    json_string(d->cfg.inband ? "inband" : "thread"));
 	if (j)
 		json_object_set_new(j, "replication", replication_json(d));
 	if (j)
@@ -334,9 +352,13 @@ static void prom_hist(struct text *t, const char *metric, const char *help,
 		text_add(t, "%s_sum{session=\"%s\"} %.9f\n%s_count{session=\"%s\"} %" PRIu64 "\n",
 			 metric, c->name, (double)h->sum_ns / 1e9, metric, c->name, h->count);
 	}
-	text_add(t, "# HELP %s_quantile %s (p50, p99, p999 from log-linear buckets)\n", metric,
-		 help);
-	text_add(t, "# TYPE %s_quantile gauge\n", metric);
+	/* Precomputed quantiles under another family name: the label
+	 * "quantile" belongs to summaries (promtool refuses it elsewhere). */
+	int base = (int)(strlen(metric) - strlen("_seconds"));
+
+	text_add(t, "# HELP %.*s_quantile_seconds %s (p50, p99, p999 from log-linear buckets)\n",
+		 base, metric, help);
+	text_add(t, "# TYPE %.*s_quantile_seconds gauge\n", base, metric);
 	for (const struct rctd_conn *c = first; c; c = c->next) {
 		static const struct {
 			double q;
@@ -348,8 +370,8 @@ static void prom_hist(struct text *t, const char *metric, const char *help,
 			continue;
 		h = (const struct rctd_hist *)((const uint8_t *)&c->m + offset);
 		for (size_t i = 0; i < sizeof(qs) / sizeof(qs[0]); i++)
-			text_add(t, "%s_quantile{session=\"%s\",quantile=\"%s\"} %.9f\n", metric,
-				 c->name, qs[i].label,
+			text_add(t, "%.*s_quantile_seconds{session=\"%s\",q=\"%s\"} %.9f\n", base,
+				 metric, c->name, qs[i].label,
 				 (double)rctd_hist_quantile(h, qs[i].q) / 1e9);
 	}
 }
@@ -368,6 +390,30 @@ static void prom_counter(struct text *t, const char *metric, const char *type, c
 			continue; /* no epoch committed yet */
 		text_add(t, "%s{session=\"%s\"} %" PRIu64 "\n", metric, c->name, v);
 	}
+}
+
+/* Local stalls by kind: the process did not run, or the session was not driven. */
+static void prom_stalls(struct text *t, const struct rctd_conn *first)
+{
+	text_add(t, "# HELP rct_stalls_total Local stalls of an interval or more (kind process: "
+		    "rctd did not run; session: the session was not driven); never counted "
+		    "as the peer's loss\n# TYPE rct_stalls_total counter\n");
+	for (const struct rctd_conn *c = first; c; c = c->next)
+		if (c->state != RCTD_SESS_NONE)
+			text_add(t,
+				 "rct_stalls_total{session=\"%s\",kind=\"process\"} %" PRIu64
+				 "\nrct_stalls_total{session=\"%s\",kind=\"session\"} %" PRIu64
+				 "\n",
+				 c->name, c->m.stalls_process, c->name, c->m.stalls_session);
+	text_add(t, "# HELP rct_stall_max_seconds The longest local stall, by kind\n"
+		    "# TYPE rct_stall_max_seconds gauge\n");
+	for (const struct rctd_conn *c = first; c; c = c->next)
+		if (c->state != RCTD_SESS_NONE)
+			text_add(t,
+				 "rct_stall_max_seconds{session=\"%s\",kind=\"process\"} %.9f\n"
+				 "rct_stall_max_seconds{session=\"%s\",kind=\"session\"} %.9f\n",
+				 c->name, (double)c->m.stall_max_ns_process / 1e9, c->name,
+				 (double)c->m.stall_max_ns_session / 1e9);
 }
 
 static char *prom_text(struct rctd *d, size_t *len_p)
@@ -415,6 +461,7 @@ static char *prom_text(struct rctd *d, size_t *len_p)
 		  offsetof(struct rctd_metrics, commit_rtt));
 	prom_hist(&t, "rct_flush_seconds", "Secondary: colo cache to guest RAM copy", d->conns,
 		  offsetof(struct rctd_metrics, flush));
+	prom_stalls(&t, d->conns);
 	pthread_mutex_unlock(&d->lock);
 	if (t.oom) {
 		free(t.buf);

@@ -52,6 +52,10 @@ struct rctd_metrics {
 	uint64_t checkpoints, failures;
 	uint64_t pages, bytes, devstate_bytes, flushed_pages;
 	uint64_t last_epoch; /* UINT64_MAX: none */
+	/* Local stalls (never the peer's loss): the process did not run, or the
+	 * session was not driven, for an interval or more. */
+	uint64_t stalls_process, stalls_session;
+	uint64_t stall_max_ns_process, stall_max_ns_session;
 	struct rctd_hist transfer, commit_rtt, flush;
 };
 
@@ -109,6 +113,7 @@ struct rctd_conn {
 	rct_status_t lost_status; /* PEER_LOST: why (RCT_OK: not lost) */
 	bool peer_closed;	  /* PEER_LOST: the peer closed the session (GOODBYE) */
 	struct rctd_metrics m;
+	struct rct_liveness_stats live; /* the figures last reported, under d->lock */
 
 	uint8_t *buf; /* RCT_IPC_MAX_PAYLOAD: requests and replies */
 	void *devbuf;
@@ -126,6 +131,7 @@ struct rctd_cfg {
 	int metrics_port;     /* -1: no endpoint; 0: any free port */
 	const char *psk_file; /* pre-shared key for peer authentication, or NULL */
 	int heartbeat_ms;     /* keepalive interval of every session */
+	bool inband;	      /* --liveness inband: heartbeats on the control lane */
 };
 
 struct rctd {

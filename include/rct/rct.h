@@ -113,6 +113,19 @@ enum rct_session_param_field {
 	RCT_SESSION_PARAM_FIELD_PSK = 1u << 8,
 	RCT_SESSION_PARAM_FIELD_HEARTBEAT = 1u << 9,
 	RCT_SESSION_PARAM_FIELD_GENERATION = 1u << 10,
+	RCT_SESSION_PARAM_FIELD_LIVENESS = 1u << 11,
+};
+
+/** Bits of rct_session_params.liveness. */
+enum rct_liveness_flags {
+	/** Heartbeats on a thread and a UDP socket of their own (the liveness
+	 *  channel, docs/protocol.md): the peer's liveness no longer depends on
+	 *  the caller driving the session or on the data path making progress.
+	 *  Both peers must set it alike (else RCT_ERR_MISMATCH at the handshake). */
+	RCT_LIVENESS_THREAD = 1u << 0,
+	/** With RCT_LIVENESS_THREAD: run that thread SCHED_FIFO (priority 1) where
+	 *  permitted, so that CPU hogs cannot delay it; logged once where refused. */
+	RCT_LIVENESS_RT = 1u << 1,
 };
 
 /** Default heartbeat interval (ms) and how many intervals of silence mean loss. */
@@ -159,6 +172,16 @@ struct rct_session_params {
 				    lowest generation it accepts; a primary announcing an
 				    older one (a stale pairing) is refused with
 				    RCT_ERR_MISMATCH before any remote key is advertised. */
+	unsigned liveness;     /**< rct_liveness_flags, default 0: heartbeats travel on
+				    the control lane and are sent and judged only while
+				    the caller drives the session (see heartbeat_ms).
+				    With RCT_LIVENESS_THREAD the library starts one thread
+				    per connected session for them; heartbeat_ms and
+				    RCT_HEARTBEAT_MISSES keep their meaning, a stall of
+				    this process is not counted against the peer, and a
+				    caller that does not drive the session is no longer
+				    taken for dead (every blocking call keeps its
+				    deadline). */
 };
 
 #define RCT_MAX_LANES 64
@@ -243,6 +266,45 @@ RCT_API rct_status_t rct_session_accept(struct rct_session *session);
  */
 RCT_API rct_status_t rct_session_connect(struct rct_session *session, const char *addr,
 					 uint16_t port);
+
+/** Bits of rct_liveness_stats.field_mask: the groups of fields the library filled. */
+enum rct_liveness_stats_field {
+	RCT_LIVENESS_STATS_FIELD_BEATS = 1u << 0,
+	RCT_LIVENESS_STATS_FIELD_STALLS = 1u << 1,
+	RCT_LIVENESS_STATS_FIELD_PEER = 1u << 2,
+	RCT_LIVENESS_STATS_FIELD_GAPS = 1u << 3,
+	RCT_LIVENESS_STATS_FIELD_ALL = (1u << 4) - 1,
+};
+
+/** What the liveness channel saw (rct_session_liveness()). */
+struct rct_liveness_stats {
+	uint64_t field_mask;	      /**< set by the library: rct_liveness_stats_field */
+	int running;		      /**< the heartbeat thread runs (connected, peer alive) */
+	uint64_t beats_sent;	      /**< beats this side sent */
+	uint64_t beats_received;      /**< valid beats from the peer */
+	uint64_t beats_rejected;      /**< datagrams refused (token, MAC, replay, format) */
+	uint64_t local_stalls;	      /**< times this process did not run for >= an interval */
+	uint64_t local_stall_max_ns;  /**< the longest of them */
+	uint64_t local_stall_last_ns; /**< the latest of them */
+	uint64_t peer_stall_max_ns;   /**< the longest stall the peer reported of itself */
+	uint64_t peer_silence_max_ns; /**< the longest gap between two of the peer's beats */
+	uint64_t peer_last_committed; /**< the epoch in the peer's latest beat (UINT64_MAX none) */
+	uint64_t session_gaps;	      /**< times the session was not driven (no call into it)
+					   for longer than the loss threshold: a busy caller,
+					   a long client request.  Not counted against the peer. */
+	uint64_t session_gap_max_ns;  /**< the longest of them */
+	uint64_t session_gap_last_ns; /**< the latest of them */
+};
+
+/**
+ * Figures of the session's liveness channel.  Thread-safe (atomics), cheap.
+ *
+ * @return RCT_OK, RCT_ERR_INVALID_PARAM, RCT_ERR_STATE (the session has no
+ *         liveness channel running or stopped: RCT_LIVENESS_THREAD not set, or
+ *         not connected yet).
+ */
+RCT_API rct_status_t rct_session_liveness(const struct rct_session *session,
+					  struct rct_liveness_stats *stats_p);
 
 /** Number of data lanes of a connected session (0 before). */
 RCT_API unsigned rct_session_lanes(const struct rct_session *session);

@@ -188,3 +188,18 @@ rct_status_t rct_auth_secondary(struct rct_session *s, uint64_t deadline)
 	rct_info("auth: the primary proved the pre-shared key");
 	return RCT_OK;
 }
+
+void rct_auth_live_keys(const struct rct_session *s, uint8_t *tx_key, uint8_t *rx_key)
+{
+	/* One key per direction, so that a beat cannot be reflected back at
+	 * its sender, and per session through the nonces, so that no beat of
+	 * another session or pairing verifies here. */
+	uint8_t p[RCT_AUTH_MAC_LEN], sec[RCT_AUTH_MAC_LEN];
+
+	rct_auth_mac(s, "rct-liveness-v1 primary", p);
+	rct_auth_mac(s, "rct-liveness-v1 secondary", sec);
+	memcpy(tx_key, s->role == RCT_ROLE_PRIMARY ? p : sec, RCT_AUTH_MAC_LEN);
+	memcpy(rx_key, s->role == RCT_ROLE_PRIMARY ? sec : p, RCT_AUTH_MAC_LEN);
+	sodium_memzero(p, sizeof(p));
+	sodium_memzero(sec, sizeof(sec));
+}

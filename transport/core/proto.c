@@ -12,7 +12,7 @@ static const char *const rct_msg_names[] = {
 	[RCT_MSG_DEVSTATE] = "DEVSTATE", [RCT_MSG_COMMIT] = "COMMIT",
 	[RCT_MSG_ACK] = "ACK",		 [RCT_MSG_HEARTBEAT] = "HEARTBEAT",
 	[RCT_MSG_ERROR] = "ERROR",	 [RCT_MSG_GOODBYE] = "GOODBYE",
-	[RCT_MSG_AUTH] = "AUTH",
+	[RCT_MSG_AUTH] = "AUTH",	 [RCT_MSG_LIVENESS] = "LIVENESS",
 };
 
 const char *rct_msg_type_str(unsigned type)
@@ -48,6 +48,8 @@ static size_t rct_msg_fixed_len(unsigned type)
 		return sizeof(struct rct_wire_goodbye);
 	case RCT_MSG_AUTH:
 		return sizeof(struct rct_wire_auth);
+	case RCT_MSG_LIVENESS:
+		return sizeof(struct rct_wire_liveness);
 	}
 	return 0;
 }
@@ -73,7 +75,7 @@ static rct_status_t rct_msg_check_host(const struct rct_msg *msg)
 		if ((msg->hello.role != RCT_ROLE_PRIMARY &&
 		     msg->hello.role != RCT_ROLE_SECONDARY) ||
 		    msg->hello.lanes > RCT_MAX_LANES || !rct_is_pow2(msg->hello.page_size) ||
-		    msg->hello.nregions > RCT_MAX_REGIONS || (msg->hello.flags & ~RCT_HELLO_AUTH))
+		    msg->hello.nregions > RCT_MAX_REGIONS || (msg->hello.flags & ~RCT_HELLO_FLAGS))
 			return RCT_ERR_INVALID_PARAM;
 		return RCT_OK;
 	case RCT_MSG_AUTH:
@@ -84,6 +86,8 @@ static rct_status_t rct_msg_check_host(const struct rct_msg *msg)
 		if (msg->region.key_len > RCT_KEY_MAX || (msg->region.key_len && !msg->region.key))
 			return RCT_ERR_INVALID_PARAM;
 		return RCT_OK;
+	case RCT_MSG_LIVENESS:
+		return msg->liveness.port ? RCT_OK : RCT_ERR_INVALID_PARAM;
 	case RCT_MSG_BITMAP:
 		if (!msg->bitmap.nwords || msg->bitmap.nwords > RCT_BITMAP_CHUNK_WORDS ||
 		    !msg->bitmap.words)
@@ -123,6 +127,7 @@ rct_status_t rct_msg_encode(const struct rct_msg *msg, void *buf, size_t cap, si
 		struct rct_wire_error error;
 		struct rct_wire_goodbye goodbye;
 		struct rct_wire_auth auth;
+		struct rct_wire_liveness liveness;
 	} w;
 	const void *var = NULL;
 	size_t fixed, var_len, total;
@@ -199,6 +204,10 @@ rct_status_t rct_msg_encode(const struct rct_msg *msg, void *buf, size_t cap, si
 		memcpy(w.auth.nonce, msg->auth.nonce, sizeof(w.auth.nonce));
 		memcpy(w.auth.mac, msg->auth.mac, sizeof(w.auth.mac));
 		break;
+	case RCT_MSG_LIVENESS:
+		w.liveness.port = htole16(msg->liveness.port);
+		w.liveness.token = htole64(msg->liveness.token);
+		break;
 	}
 
 	hdr.magic = htole32(RCT_PROTO_MAGIC);
@@ -213,6 +222,9 @@ rct_status_t rct_msg_encode(const struct rct_msg *msg, void *buf, size_t cap, si
 	*len_p = total;
 	return RCT_OK;
 }
+
+#define RCT_STR_(x) #x
+#define RCT_STR(x)  RCT_STR_(x)
 
 #define RCT_PROTO_FAIL(_why)                                                                       \
 	do {                                                                                       \
@@ -236,7 +248,8 @@ rct_status_t rct_msg_decode(const void *buf, size_t len, struct rct_msg *msg_p, 
 		RCT_PROTO_FAIL("bad magic");
 	if (le16toh(hdr.version) != RCT_PROTO_VERSION) {
 		if (why_p)
-			*why_p = "unsupported protocol version (this build speaks version 1)";
+			*why_p = "unsupported protocol version (this build speaks version " RCT_STR(
+				RCT_PROTO_VERSION) ")";
 		return RCT_ERR_VERSION;
 	}
 	if (hdr.reserved)
@@ -262,7 +275,7 @@ rct_status_t rct_msg_decode(const void *buf, size_t len, struct rct_msg *msg_p, 
 		struct rct_wire_hello w;
 
 		memcpy(&w, p, sizeof(w));
-		if (le32toh(w.flags) & ~(uint32_t)RCT_HELLO_AUTH)
+		if (le32toh(w.flags) & ~(uint32_t)RCT_HELLO_FLAGS)
 			RCT_PROTO_FAIL("HELLO: unknown flags");
 		m.hello.flags = le32toh(w.flags);
 		m.hello.role = le16toh(w.role);
@@ -404,6 +417,18 @@ rct_status_t rct_msg_decode(const void *buf, size_t len, struct rct_msg *msg_p, 
 			RCT_PROTO_FAIL("AUTH: unknown step");
 		memcpy(m.auth.nonce, w.nonce, sizeof(w.nonce));
 		memcpy(m.auth.mac, w.mac, sizeof(w.mac));
+		break;
+	}
+	case RCT_MSG_LIVENESS: {
+		struct rct_wire_liveness w;
+
+		memcpy(&w, p, sizeof(w));
+		if (w.reserved0 || w.reserved1)
+			RCT_PROTO_FAIL("LIVENESS: nonzero reserved field");
+		m.liveness.port = le16toh(w.port);
+		m.liveness.token = le64toh(w.token);
+		if (!m.liveness.port)
+			RCT_PROTO_FAIL("LIVENESS: port 0");
 		break;
 	}
 	}

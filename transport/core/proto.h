@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * Peer control protocol (version 1), carried on the control lane.  The full
+ * Peer control protocol (version 2), carried on the control lane.  The full
  * description and the state machine are in docs/protocol.md.  In short:
  *
  *   primary                               secondary
  *   HELLO(role, lanes, page size) ------>
  *                                 <------ HELLO(role, nregions)
+ *                                 <------ LIVENESS(port, token)  (both set RCT_HELLO_LIVENESS)
  *                                 <------ REGION(id, size, remote key) x nregions
  *   per checkpoint:
  *   BEGIN(epoch, flags) ---------------->  (pages are put into the cache on the data lanes)
@@ -31,7 +32,7 @@
 #include <rct/rct.h>
 
 #define RCT_PROTO_MAGIC	  0x31544352u /* "RCT1" in memory order */
-#define RCT_PROTO_VERSION 1
+#define RCT_PROTO_VERSION 2
 
 /* Limits a decoder enforces. */
 #define RCT_MSG_MAX	       (64 * 1024) /* header + payload */
@@ -52,7 +53,8 @@ enum rct_msg_type {
 	RCT_MSG_ERROR = 9,
 	RCT_MSG_GOODBYE = 10,
 	RCT_MSG_AUTH = 11,
-	RCT_MSG_TYPE_MAX = RCT_MSG_AUTH,
+	RCT_MSG_LIVENESS = 12,
+	RCT_MSG_TYPE_MAX = RCT_MSG_LIVENESS,
 };
 
 enum rct_region_kind {
@@ -87,7 +89,9 @@ struct rct_wire_hello {
 
 /* HELLO flags. */
 enum rct_hello_flags {
-	RCT_HELLO_AUTH = 1u << 0, /* this side holds a pre-shared key and requires AUTH */
+	RCT_HELLO_AUTH = 1u << 0,     /* this side holds a pre-shared key and requires AUTH */
+	RCT_HELLO_LIVENESS = 1u << 1, /* this side runs the liveness channel (its own thread) */
+	RCT_HELLO_FLAGS = RCT_HELLO_AUTH | RCT_HELLO_LIVENESS,
 };
 
 #define RCT_AUTH_NONCE_LEN 32
@@ -106,6 +110,14 @@ struct rct_wire_auth {
 	__le32 reserved1;
 	uint8_t nonce[RCT_AUTH_NONCE_LEN];
 	uint8_t mac[RCT_AUTH_MAC_LEN];
+};
+
+/* Secondary -> primary, after its HELLO: where its liveness channel listens. */
+struct rct_wire_liveness {
+	__le16 port;
+	__le16 reserved0;
+	__le32 reserved1;
+	__le64 token; /* random; carried in every beat of this session */
 };
 
 struct rct_wire_region {
@@ -177,6 +189,7 @@ _Static_assert(sizeof(struct rct_wire_heartbeat) == 16, "wire heartbeat");
 _Static_assert(sizeof(struct rct_wire_error) == 8, "wire error");
 _Static_assert(sizeof(struct rct_wire_goodbye) == 8, "wire goodbye");
 _Static_assert(sizeof(struct rct_wire_auth) == 72, "wire auth");
+_Static_assert(sizeof(struct rct_wire_liveness) == 16, "wire liveness");
 _Static_assert(sizeof(struct rct_wire_hdr) + sizeof(struct rct_wire_bitmap) +
 			       RCT_BITMAP_CHUNK_WORDS * 8 <=
 		       RCT_MSG_MAX,
@@ -242,6 +255,10 @@ struct rct_msg {
 		struct {
 			uint32_t reason;
 		} goodbye;
+		struct {
+			uint16_t port;
+			uint64_t token;
+		} liveness;
 		struct {
 			uint16_t step;
 			uint8_t nonce[RCT_AUTH_NONCE_LEN];

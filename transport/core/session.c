@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "bitmap.h"
+#include "liveness.h"
 #include "log.h"
 #include "session.h"
 #include "util.h"
@@ -110,6 +111,16 @@ rct_status_t rct_session_create_ops(const struct rct_session_params *params,
 	}
 	if (params->field_mask & RCT_SESSION_PARAM_FIELD_GENERATION)
 		s->generation = params->generation;
+	if (params->field_mask & RCT_SESSION_PARAM_FIELD_LIVENESS) {
+		if (params->liveness & ~(unsigned)(RCT_LIVENESS_THREAD | RCT_LIVENESS_RT) ||
+		    params->liveness == RCT_LIVENESS_RT) {
+			rct_error("session: liveness flags 0x%x: RCT_LIVENESS_THREAD, optionally "
+				  "with RCT_LIVENESS_RT",
+				  params->liveness);
+			goto out_free;
+		}
+		s->liveness = params->liveness;
+	}
 
 	if (params->field_mask & RCT_SESSION_PARAM_FIELD_PSK) {
 		if (!params->psk) {
@@ -183,6 +194,7 @@ void rct_session_destroy(struct rct_session *s)
 {
 	if (!s)
 		return;
+	rct_live_destroy(s->live);
 	if (s->state == RCT_SESSION_CONNECTED) {
 		struct rct_msg bye = {.type = RCT_MSG_GOODBYE};
 
@@ -379,6 +391,8 @@ rct_status_t rct_session_fail(struct rct_session *s, rct_status_t status)
 							     : (long long)s->last_consistent);
 	s->state = RCT_SESSION_FAILED;
 	s->fail_status = status;
+	/* A failed session is not alive for its peer either. */
+	rct_live_stop(s->live);
 	rct_session_event_push(s, RCT_EVENT_PEER_LOST, s->last_consistent, status);
 	return status;
 }
@@ -401,9 +415,10 @@ rct_status_t rct_session_send(struct rct_session *s, const struct rct_msg *msg)
 	return RCT_OK;
 }
 
-void rct_session_arm(struct rct_session *s)
+rct_status_t rct_session_arm(struct rct_session *s)
 {
 	uint64_t now = rct_now_ns();
+	rct_status_t status;
 
 	/* The first heartbeat goes out at once: the peer may have finished its
 	 * side of the handshake long ago. */
@@ -411,6 +426,37 @@ void rct_session_arm(struct rct_session *s)
 	s->t_tx_last = now - s->hb_ns;
 	s->hb_peer_seen = false;
 	s->hb_armed = true;
+	s->t_driven = now;
+	if (!s->live)
+		return RCT_OK;
+	rct_live_set_committed(s->live, s->last_committed);
+	status = rct_live_start(s->live);
+	return status == RCT_OK ? RCT_OK : rct_session_fail(s, status);
+}
+
+/* The liveness channel's verdict, acted on by the session thread. */
+static rct_status_t rct_session_live_check(struct rct_session *s)
+{
+	uint64_t silence;
+
+	if (!rct_live_lost(s->live, &silence))
+		return RCT_OK;
+	rct_error("session: nothing from the %s for %llu ms on the liveness channel (heartbeat "
+		  "every %llu ms, %d missed): peer lost",
+		  s->role == RCT_ROLE_PRIMARY ? "secondary" : "primary",
+		  (unsigned long long)(silence / 1000000), (unsigned long long)(s->hb_ns / 1000000),
+		  RCT_HEARTBEAT_MISSES);
+	return rct_session_fail(s, RCT_ERR_PEER_LOST);
+}
+
+rct_status_t rct_session_liveness(const struct rct_session *s, struct rct_liveness_stats *stats_p)
+{
+	if (!s || !stats_p)
+		return RCT_ERR_INVALID_PARAM;
+	if (!s->live || !s->hb_armed)
+		return RCT_ERR_STATE;
+	rct_live_stats(s->live, stats_p);
+	return RCT_OK;
 }
 
 /* Silence after which the peer is lost: 3 intervals once it has spoken after
@@ -429,7 +475,7 @@ static rct_status_t rct_session_heartbeat(struct rct_session *s, bool *sent_p)
 	struct rct_msg m = {.type = RCT_MSG_HEARTBEAT};
 
 	*sent_p = false;
-	if (!s->hb_armed || s->state != RCT_SESSION_CONNECTED ||
+	if (s->live || !s->hb_armed || s->state != RCT_SESSION_CONNECTED ||
 	    rct_now_ns() < s->t_tx_last + s->hb_ns)
 		return RCT_OK;
 	m.heartbeat.seq = ++s->hb_seq;
@@ -443,6 +489,15 @@ rct_status_t rct_session_tick(struct rct_session *s)
 	rct_status_t status;
 	bool sent;
 
+	if (s->live && s->hb_armed) {
+		uint64_t now = rct_now_ns();
+
+		/* Not driven for longer than in-band heartbeats would survive:
+		 * recorded, so that the caller can report its own stall. */
+		if (now - s->t_driven > RCT_HEARTBEAT_MISSES * s->hb_ns)
+			rct_live_note_gap(s->live, now - s->t_driven);
+		s->t_driven = now;
+	}
 	status = rct_session_heartbeat(s, &sent);
 	if (status != RCT_OK || !sent)
 		return status;
@@ -466,6 +521,11 @@ static int rct_session_hb_ms(const struct rct_session *s, int timeout_ms)
 
 	if (!s->hb_armed)
 		return timeout_ms;
+	/* The liveness thread keeps time; look at its verdict once an interval. */
+	if (s->live)
+		return timeout_ms < 0 || (uint64_t)timeout_ms * 1000000 > s->hb_ns
+			       ? (int)(s->hb_ns / 1000000)
+			       : timeout_ms;
 	due = RCT_MIN(s->t_tx_last + s->hb_ns, s->t_rx_last + rct_session_silence_ns(s) + 1000000);
 	ms = due > now ? (due - now + 999999) / 1000000 : 0;
 	return timeout_ms < 0 || (uint64_t)timeout_ms > ms ? (int)ms : timeout_ms;
@@ -547,6 +607,8 @@ rct_status_t rct_session_poll(struct rct_session *s, int timeout_ms)
 
 	if (s->state == RCT_SESSION_FAILED)
 		return s->fail_status;
+	if (s->live)
+		rct_live_set_committed(s->live, s->last_committed);
 	status = rct_session_tick(s);
 	if (status != RCT_OK)
 		return status;
@@ -565,9 +627,14 @@ rct_status_t rct_session_poll(struct rct_session *s, int timeout_ms)
 	}
 	if (pstatus != RCT_OK)
 		return rct_session_fail(s, pstatus);
+	if (s->live) {
+		status = rct_session_live_check(s);
+		if (status != RCT_OK)
+			return status;
+	}
 	/* Silence is judged only after draining what arrived, so a stall of our
 	 * own (a long flush, a descheduled thread) is not taken for the peer's. */
-	if (s->hb_armed && rct_now_ns() > s->t_rx_last + rct_session_silence_ns(s)) {
+	else if (s->hb_armed && rct_now_ns() > s->t_rx_last + rct_session_silence_ns(s)) {
 		rct_error("session: nothing from the %s for %llu ms (heartbeat every %llu ms, "
 			  "%d missed): peer lost",
 			  s->role == RCT_ROLE_PRIMARY ? "secondary" : "primary",
@@ -680,6 +747,81 @@ static rct_status_t rct_session_send_region(struct rct_session *s, uint32_t id, 
 	return rct_session_send(s, &m);
 }
 
+/* Both sides must run the liveness channel, or neither: heartbeats judged on
+ * one channel and sent on the other would read as silence. */
+static rct_status_t rct_session_live_agree(struct rct_session *s, const struct rct_msg *hello)
+{
+	bool mine = s->liveness & RCT_LIVENESS_THREAD;
+
+	if (mine == !!(hello->hello.flags & RCT_HELLO_LIVENESS))
+		return RCT_OK;
+	return rct_session_proto_error(
+		s, RCT_ERR_MISMATCH,
+		mine ? "the peer sends heartbeats on the control lane, this side on its liveness "
+		       "channel (RCT_LIVENESS_THREAD): configure both alike"
+		     : "the peer sends heartbeats on its liveness channel (RCT_LIVENESS_THREAD), "
+		       "this side on the control lane: configure both alike");
+}
+
+static rct_status_t rct_session_live_open(struct rct_session *s, const char *bind_addr)
+{
+	struct rct_live_params lp = {
+		.role = s->role,
+		.interval_ns = s->hb_ns,
+		.misses = RCT_HEARTBEAT_MISSES,
+		.first_allow_ns = (uint64_t)s->timeout_ms * 1000000,
+		.rt = s->liveness & RCT_LIVENESS_RT,
+	};
+
+	return rct_live_open(&lp, bind_addr, &s->live);
+}
+
+/* Key the liveness channel to this session (after AUTH) and give it its token. */
+static void rct_session_live_bind(struct rct_session *s, uint64_t token)
+{
+	uint8_t tx[RCT_LIVE_KEY_LEN], rx[RCT_LIVE_KEY_LEN];
+
+	if (s->has_psk)
+		rct_auth_live_keys(s, tx, rx);
+	rct_live_bind(s->live, token, s->has_psk ? tx : NULL, s->has_psk ? rx : NULL);
+	explicit_bzero(tx, sizeof(tx));
+	explicit_bzero(rx, sizeof(rx));
+}
+
+/* Secondary: open its liveness socket and tell the primary where it is. */
+static rct_status_t rct_session_live_offer(struct rct_session *s)
+{
+	struct rct_msg m = {.type = RCT_MSG_LIVENESS};
+	rct_status_t status;
+
+	status = rct_session_live_open(s, s->listen_addr);
+	if (status != RCT_OK)
+		return rct_session_proto_error(s, status, "cannot open the liveness channel");
+	m.liveness.port = rct_live_port(s->live);
+	m.liveness.token = rct_random64();
+	rct_session_live_bind(s, m.liveness.token);
+	return rct_session_send(s, &m);
+}
+
+/* Primary: the secondary's LIVENESS message. */
+static rct_status_t rct_session_live_join(struct rct_session *s, const char *addr,
+					  uint64_t deadline)
+{
+	struct rct_msg m;
+	rct_status_t status;
+
+	status = rct_session_wait_msg(s, deadline, RCT_MSG_LIVENESS, &m);
+	if (status != RCT_OK)
+		return status;
+	status = rct_session_live_open(s, NULL);
+	if (status == RCT_OK)
+		status = rct_live_set_peer(s->live, addr, m.liveness.port);
+	if (status != RCT_OK)
+		return rct_session_proto_error(s, status, "cannot open the liveness channel");
+	rct_session_live_bind(s, m.liveness.token);
+	return RCT_OK;
+}
+
 static void rct_session_hello(const struct rct_session *s, struct rct_msg *m)
 {
 	memset(m, 0, sizeof(*m));
@@ -689,7 +831,8 @@ static void rct_session_hello(const struct rct_session *s, struct rct_msg *m)
 	m->hello.page_size = s->page_size;
 	m->hello.nregions = s->nregions;
 	m->hello.max_put = s->max_put;
-	m->hello.flags = s->has_psk ? RCT_HELLO_AUTH : 0;
+	m->hello.flags = (s->has_psk ? RCT_HELLO_AUTH : 0) |
+			 (s->liveness & RCT_LIVENESS_THREAD ? RCT_HELLO_LIVENESS : 0);
 	m->hello.generation = s->generation;
 }
 
@@ -702,9 +845,16 @@ rct_status_t rct_session_listen(struct rct_session *s, const char *addr, uint16_
 		return RCT_ERR_INVALID_PARAM;
 	if (s->role != RCT_ROLE_SECONDARY || s->state != RCT_SESSION_NEW)
 		return RCT_ERR_STATE;
+	if (strlen(addr) >= sizeof(s->listen_addr)) {
+		rct_error("session: listen address '%.64s...' longer than %zu bytes", addr,
+			  sizeof(s->listen_addr) - 1);
+		return RCT_ERR_INVALID_PARAM;
+	}
 	status = s->ops->listen(s->ctx, addr, port, port_p);
-	if (status == RCT_OK)
+	if (status == RCT_OK) {
+		snprintf(s->listen_addr, sizeof(s->listen_addr), "%s", addr);
 		s->state = RCT_SESSION_LISTENING;
+	}
 	return status;
 }
 
@@ -760,6 +910,9 @@ rct_status_t rct_session_accept(struct rct_session *s)
 		if (status != RCT_OK)
 			return status;
 	}
+	status = rct_session_live_agree(s, &m);
+	if (status != RCT_OK)
+		return status;
 
 	status = rct_session_staging_map(s, s->staging_size, RCT_MEM_REMOTE_WRITE);
 	if (status != RCT_OK)
@@ -774,15 +927,18 @@ rct_status_t rct_session_accept(struct rct_session *s)
 
 	rct_session_hello(s, &m);
 	status = rct_session_send(s, &m);
+	if (status == RCT_OK && (s->liveness & RCT_LIVENESS_THREAD))
+		status = rct_session_live_offer(s);
 	for (unsigned i = 0; status == RCT_OK && i < s->nregions; i++)
 		status = rct_session_send_region(s, s->regions[i]->id, RCT_REGION_GUEST,
 						 s->regions[i]->mem, s->regions[i]->size);
 	if (status == RCT_OK)
 		status = rct_session_send_region(s, 0, RCT_REGION_STAGING, s->staging,
 						 s->staging_size);
+	if (status == RCT_OK)
+		status = rct_session_arm(s);
 	if (status != RCT_OK)
 		return status;
-	rct_session_arm(s);
 	rct_info("session: accepted a primary with %u data lanes over %s (generation %llu)", lanes,
 		 s->ops->name, (unsigned long long)s->generation);
 	return RCT_OK;
@@ -870,6 +1026,11 @@ rct_status_t rct_session_connect(struct rct_session *s, const char *addr, uint16
 			 s->page_size, s->nregions);
 		return rct_session_proto_error(s, RCT_ERR_MISMATCH, text);
 	}
+	status = rct_session_live_agree(s, &m);
+	if (status == RCT_OK && (s->liveness & RCT_LIVENESS_THREAD))
+		status = rct_session_live_join(s, addr, deadline);
+	if (status != RCT_OK)
+		return status;
 	/* One REGION per guest region plus the staging buffer. */
 	for (unsigned i = 0; i <= s->nregions; i++) {
 		status = rct_session_wait_msg(s, deadline, RCT_MSG_REGION, &m);
@@ -895,7 +1056,9 @@ rct_status_t rct_session_connect(struct rct_session *s, const char *addr, uint16
 		if (!s->lane_runs[i])
 			return rct_session_fail(s, RCT_ERR_NO_MEMORY);
 	}
-	rct_session_arm(s);
+	status = rct_session_arm(s);
+	if (status != RCT_OK)
+		return status;
 	rct_info("session: connected to %s:%u with %u data lanes over %s", addr, port, s->lanes,
 		 s->ops->name);
 	return RCT_OK;

@@ -70,6 +70,12 @@ struct rct_session {
 	uint64_t t_tx_last; /* last control message to the peer */
 	uint64_t hb_seq;
 	uint64_t generation; /* primary: announced; secondary: lowest accepted, then the peer's */
+	/* The liveness channel (liveness.c), when RCT_LIVENESS_THREAD: it then
+	 * replaces the in-band heartbeats above. */
+	unsigned liveness;
+	struct rct_live *live;
+	char listen_addr[64]; /* secondary: where the liveness socket binds */
+	uint64_t t_driven;    /* last rct_session_tick(): the session was driven */
 
 	unsigned lanes;
 	uint32_t page_size;
@@ -148,6 +154,8 @@ rct_status_t rct_auth_init(void);
 rct_status_t rct_auth_bind_hello(struct rct_session *s, const struct rct_msg *hello);
 rct_status_t rct_auth_primary(struct rct_session *s, uint64_t deadline);
 rct_status_t rct_auth_secondary(struct rct_session *s, uint64_t deadline);
+/* The liveness channel's MAC keys of this session (after the AUTH exchange). */
+void rct_auth_live_keys(const struct rct_session *s, uint8_t *tx_key, uint8_t *rx_key);
 
 /* Send ERROR(code, text) to the peer (best effort) and fail the session with @code. */
 rct_status_t rct_session_proto_error(struct rct_session *s, rct_status_t code, const char *text);
@@ -156,8 +164,8 @@ rct_status_t rct_session_proto_error(struct rct_session *s, rct_status_t code, c
  * Long loops call it between steps. */
 rct_status_t rct_session_tick(struct rct_session *s);
 
-/* Arm the keepalive (end of the handshake). */
-void rct_session_arm(struct rct_session *s);
+/* Arm the keepalive (end of the handshake): starts the liveness thread if any. */
+rct_status_t rct_session_arm(struct rct_session *s);
 
 /* Drive the backend once and dispatch every control message that arrived. */
 rct_status_t rct_session_poll(struct rct_session *s, int timeout_ms);
