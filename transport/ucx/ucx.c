@@ -320,8 +320,45 @@ static void *rct_ucx_copier_main(void *arg)
 	return NULL;
 }
 
+/*
+ * Drop every queued job and wait for the ones being copied: after this no
+ * copier touches a remote mapping or a source buffer until new jobs come.
+ * Called before a remote key goes (its mapping goes with it: a queued store
+ * would land in unmapped memory) and at disconnect.  Dropped stores are
+ * never acknowledged, so no epoch that needed them can commit.
+ */
+static void rct_ucx_copiers_quiesce(struct rct_ucx_ctx *u)
+{
+	uint64_t dropped = 0, v;
+
+	for (unsigned i = 0; i < u->ncopiers; i++) {
+		struct rct_ucx_copier *c = &u->copiers[i];
+		struct rct_ucx_job *job;
+
+		pthread_mutex_lock(&c->lock);
+		while ((job = c->head)) {
+			c->head = job->next;
+			free(job);
+			dropped++;
+		}
+		c->tail = NULL;
+		pthread_mutex_unlock(&c->lock);
+	}
+	__atomic_add_fetch(&u->jobs_done, dropped, __ATOMIC_RELEASE);
+	/* A job in a copier's hands is a bounded memcpy: wait it out. */
+	while (rct_ucx_jobs_pending(u)) {
+		struct pollfd pfd = {.fd = u->wake_fd, .events = POLLIN};
+
+		if (poll(&pfd, 1, 10) > 0 && read(u->wake_fd, &v, sizeof(v)) < 0)
+			rct_debug("ucx: reading the copier eventfd: %m");
+	}
+	if (dropped)
+		rct_debug("ucx: %llu queued copier jobs dropped", (unsigned long long)dropped);
+}
+
 static void rct_ucx_copiers_stop(struct rct_ucx_ctx *u)
 {
+	rct_ucx_copiers_quiesce(u);
 	for (unsigned i = 0; i < u->ncopiers; i++) {
 		struct rct_ucx_copier *c = &u->copiers[i];
 
@@ -416,7 +453,7 @@ static void rct_ucx_disconnect(struct rct_be_ctx *ctx)
 	struct rct_ucx_ctx *u = rct_ucx(ctx);
 	uint64_t deadline = rct_now_ns() + RCT_UCX_CLOSE_NS;
 
-	rct_ucx_copiers_stop(u); /* they finish what they hold first */
+	rct_ucx_copiers_stop(u); /* drops what they hold, waits for what they copy */
 	/* Let what the control lane holds (a GOODBYE) leave first. */
 	while (u->sends && u->failed == RCT_OK && rct_now_ns() < deadline)
 		rct_ucx_wait(u, 10);
@@ -779,7 +816,9 @@ static void rct_ucx_rkey_destroy(struct rct_be_ctx *ctx, struct rct_be_rkey *rke
 {
 	struct rct_ucx_rkey *k = (struct rct_ucx_rkey *)rkey;
 
-	(void)ctx;
+	/* ucp_rkey_destroy unmaps k->lptr: no copier may still store there. */
+	if (k->lptr)
+		rct_ucx_copiers_quiesce(rct_ucx(ctx));
 	for (unsigned i = 0; i < k->n; i++)
 		ucp_rkey_destroy(k->rkeys[i]);
 	free(k);
@@ -900,6 +939,31 @@ static rct_status_t rct_ucx_post_job(struct rct_ucx_ctx *u, struct rct_ucx_copie
 	return RCT_OK;
 }
 
+/*
+ * Wait for one of the RCT_UCX_INFLIGHT request slots.  A peer that stops
+ * taking data (a cut link UCX has not noticed yet) would otherwise hold the
+ * caller here until UCX itself gives up: the session's heartbeats go out
+ * meanwhile (keepalive), the session timeout bounds the wait, and the wait
+ * sleeps on the worker's fd rather than spinning.
+ */
+static rct_status_t rct_ucx_put_room(struct rct_ucx_ctx *u, unsigned lane)
+{
+	uint64_t deadline = rct_now_ns() + (uint64_t)u->params.timeout_ms * 1000000;
+
+	while (u->pending >= RCT_UCX_INFLIGHT && u->failed == RCT_OK) {
+		if (rct_now_ns() >= deadline) {
+			rct_error("ucx: lane %u: %zu puts in flight and none completed for %d ms: "
+				  "the secondary takes no data",
+				  lane, u->pending, u->params.timeout_ms);
+			return rct_ucx_fail(u, RCT_ERR_PEER_LOST);
+		}
+		if (u->params.keepalive)
+			u->params.keepalive(u->params.keepalive_arg);
+		rct_ucx_wait(u, 1);
+	}
+	return u->failed;
+}
+
 static rct_status_t rct_ucx_put(struct rct_be_ctx *ctx, unsigned lane, struct rct_be_mem *mem,
 				struct rct_be_rkey *rkey, const struct rct_run *runs, size_t n)
 {
@@ -945,8 +1009,9 @@ static rct_status_t rct_ucx_put(struct rct_be_ctx *ctx, unsigned lane, struct rc
 			continue;
 		}
 		/* Bound the requests in flight: each holds UCX resources. */
-		while (u->pending >= RCT_UCX_INFLIGHT && u->failed == RCT_OK)
-			rct_ucx_wait(u, 0);
+		status = rct_ucx_put_room(u, lane + 1);
+		if (status != RCT_OK)
+			return status;
 		status = rct_ucx_track(u,
 				       ucp_put_nbx(u->lanes[lane], (char *)mem->addr + r->loff,
 						   r->len, k->raddr + r->roff, k->rkeys[lane], &p),
