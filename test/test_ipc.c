@@ -171,6 +171,7 @@ Test(ipc, errno_of_every_status)
 	cr_assert_eq(ipc_errno_of(RCT_OK), 0);
 	cr_assert_eq(ipc_errno_of(RCT_ERR_PEER_LOST), -ECONNRESET);
 	cr_assert_eq(ipc_errno_of(RCT_ERR_TIMED_OUT), -ETIMEDOUT);
+	cr_assert_eq(ipc_errno_of(RCT_ERR_OUTCOME_UNKNOWN), -EINPROGRESS);
 	cr_assert_eq(ipc_errno_of(RCT_ERR_VERSION), -EPROTONOSUPPORT);
 	for (int s = -60; s < 0; s++)
 		cr_assert_lt(ipc_errno_of((rct_status_t)s), 0);

@@ -68,6 +68,8 @@ int ipc_errno_of(rct_status_t status)
 		return -EBADE;
 	case RCT_ERR_AUTH:
 		return -EKEYREJECTED;
+	case RCT_ERR_OUTCOME_UNKNOWN:
+		return -EINPROGRESS;
 	case RCT_ERR_NO_MEMORY:
 		return -ENOMEM;
 	case RCT_ERR_NO_DEVICE:

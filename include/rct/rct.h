@@ -55,9 +55,15 @@ extern "C" {
 /**
  * Status codes.  Ranges by blast radius, as UCX does:
  *   0           success
- *   -1 .. -19   the call failed; the session is unaffected
- *   -20 .. -39  the session (its peer or a lane) failed; it must be destroyed
- *   -40 .. -59  a local resource (device, memory) failed
+ *   -1 .. -19   the call failed; the session is as it was before the call
+ *   -20 .. -39  the session failed (its peer, a lane, the protocol)
+ *   -40 .. -59  the session failed on a local resource (device, memory)
+ * One rule: a call that returns a code of -20 or below has failed its
+ * session (rct_status_is_fatal()); every later call on it returns a fatal
+ * code too, and the session can only be destroyed.  A deadline that passes
+ * while the peer should have answered fails the session as RCT_ERR_PEER_LOST;
+ * RCT_ERR_TIMED_OUT is only returned where nothing was lost (no primary
+ * came to an accept).
  */
 typedef enum {
 	RCT_OK = 0,
@@ -77,6 +83,11 @@ typedef enum {
 	RCT_ERR_ABORTED = -24,	 /**< the checkpoint was aborted */
 	RCT_ERR_MISMATCH = -25,	 /**< the two sides' regions or parameters disagree */
 	RCT_ERR_AUTH = -26,	 /**< peer authentication failed (no or another pre-shared key) */
+	/** The COMMIT left, but its ACK did not come (the peer or the link failed,
+	 *  or the deadline passed): the secondary may hold this epoch or not.  An
+	 *  arbiter must ask the secondary (its last committed epoch) before it
+	 *  decides which image is current. */
+	RCT_ERR_OUTCOME_UNKNOWN = -27,
 
 	RCT_ERR_NO_MEMORY = -40, /**< allocation or memory registration failed */
 	RCT_ERR_NO_DEVICE = -41, /**< no usable device for the backend */
@@ -86,7 +97,7 @@ typedef enum {
 /** Short human-readable text for @a status (never NULL, static storage). */
 RCT_API const char *rct_status_str(rct_status_t status);
 
-/** True when @a status means the session is no longer usable. */
+/** True when @a status means the session failed and can only be destroyed (-20 and below). */
 static inline int rct_status_is_fatal(rct_status_t status)
 {
 	return status <= RCT_ERR_PEER_LOST;
@@ -366,9 +377,12 @@ struct rct_ckpt_stats {
  * (which it sends only once all pages, bitmaps and the device state of this
  * epoch are in its memory).  @a stats_p may be NULL.
  *
- * @return RCT_OK (the checkpoint is committed), RCT_ERR_TIMED_OUT, or a fatal
- *         status (RCT_ERR_IO, RCT_ERR_PEER_LOST, ...): the checkpoint is not
- *         committed and the secondary keeps its previous image.
+ * @return RCT_OK (the checkpoint is committed); RCT_ERR_OUTCOME_UNKNOWN when
+ *         the COMMIT was sent and no ACK came (the secondary may or may not
+ *         hold the epoch); or another fatal status (RCT_ERR_IO,
+ *         RCT_ERR_PEER_LOST, ...) from before the COMMIT left: the checkpoint
+ *         is not committed and the secondary keeps its previous image.  Every
+ *         failure fails the session.
  */
 RCT_API rct_status_t rct_ckpt_commit(struct rct_session *session, struct rct_ckpt_stats *stats_p);
 

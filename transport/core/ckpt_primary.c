@@ -432,9 +432,13 @@ rct_status_t rct_ckpt_commit(struct rct_session *s, struct rct_ckpt_stats *stats
 
 	status = rct_session_wait_flag(s, &s->acked, deadline, "the secondary's commit ACK");
 	if (status != RCT_OK) {
-		rct_error("checkpoint %llu: not committed: %s", (unsigned long long)s->epoch,
-			  rct_status_str(status));
-		return status == RCT_ERR_TIMED_OUT ? rct_session_fail(s, status) : status;
+		/* The COMMIT left: the secondary may have completed the epoch and
+		 * its ACK be what was lost.  Say so; never "not committed". */
+		rct_error("checkpoint %llu: COMMIT sent, no ACK (%s): outcome unknown; the "
+			  "secondary's last committed epoch tells",
+			  (unsigned long long)s->epoch, rct_status_str(status));
+		rct_session_fail(s, status);
+		return RCT_ERR_OUTCOME_UNKNOWN;
 	}
 	t_done = s->t_acked;
 	s->ckpt = RCT_CKPT_IDLE;

@@ -321,6 +321,9 @@ rct_status_t rct_region_register(struct rct_session *s, uint32_t id, void *addr,
 	if (status != RCT_OK) {
 		rct_error("region %u: mapping %zu bytes with backend %s failed: %s", id, size,
 			  s->ops->name, rct_status_str(status));
+		/* A local resource failed (fatal range): the session with it. */
+		if (rct_status_is_fatal(status))
+			status = rct_session_fail(s, status);
 		goto out_free;
 	}
 
@@ -381,6 +384,14 @@ rct_status_t rct_session_fail(struct rct_session *s, rct_status_t status)
 {
 	if (s->state == RCT_SESSION_FAILED)
 		return s->fail_status;
+	/* The one rule (rct.h): a failed session reports a fatal code.  A
+	 * deadline that passed while the peer should have answered is a peer
+	 * that stopped answering. */
+	if (!rct_status_is_fatal(status)) {
+		rct_debug("session: %s ends the session: reported as peer lost",
+			  rct_status_str(status));
+		status = RCT_ERR_PEER_LOST;
+	}
 	if (s->goodbye)
 		rct_info("session: closed by the peer");
 	else

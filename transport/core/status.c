@@ -36,6 +36,8 @@ const char *rct_status_str(rct_status_t status)
 		return "peers disagree on regions or parameters";
 	case RCT_ERR_AUTH:
 		return "peer authentication failed";
+	case RCT_ERR_OUTCOME_UNKNOWN:
+		return "commit sent, outcome unknown";
 	case RCT_ERR_NO_MEMORY:
 		return "out of memory or registration failed";
 	case RCT_ERR_NO_DEVICE:

@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 #include <ucp/api/ucp.h>
+#include <ucs/debug/log_def.h>
 
 #include "../core/backend.h"
 #include "../core/log.h"
@@ -194,9 +196,43 @@ static void rct_ucx_conn_handler(ucp_conn_request_h req, void *arg)
 	u->conn_request = req;
 }
 
+/*
+ * UCX's own messages.  By default UCX prints them on stdout, which broke
+ * every `--json` of a program that starts rctd (185 lines of "UCX WARN ..."
+ * before the object in one bench run).  This handler, pushed once per process
+ * before the first UCX context, sends them through rct's log (stderr, or the
+ * embedding program's log) instead, and stops UCX's default handler.
+ */
+static ucs_log_func_rc_t rct_ucx_log(const char *file, unsigned line, const char *function,
+				     ucs_log_level_t level, const ucs_log_component_config_t *comp,
+				     const char *fmt, va_list ap)
+{
+	const char *base = strrchr(file, '/');
+	enum rct_log_level lvl = level <= UCS_LOG_LEVEL_ERROR  ? RCT_LOG_ERROR
+				 : level == UCS_LOG_LEVEL_WARN ? RCT_LOG_WARN
+				 : level <= UCS_LOG_LEVEL_INFO ? RCT_LOG_INFO
+							       : RCT_LOG_DEBUG;
+	char msg[400];
+
+	(void)function;
+	if (level > comp->log_level && level != UCS_LOG_LEVEL_PRINT)
+		return UCS_LOG_FUNC_RC_STOP;
+	if ((int)lvl > rct_log_level_cur)
+		return UCS_LOG_FUNC_RC_STOP;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	rct_log(lvl, "ucx: %s %s:%u %s", comp->name, base ? base + 1 : file, line, msg);
+	return UCS_LOG_FUNC_RC_STOP;
+}
+
+static void rct_ucx_log_install(void)
+{
+	ucs_log_push_handler(rct_ucx_log);
+}
+
 static rct_status_t rct_ucx_ctx_create(const struct rct_be_params *params,
 				       struct rct_be_ctx **ctx_p)
 {
+	static pthread_once_t log_once = PTHREAD_ONCE_INIT;
 	ucp_params_t cp = {
 		.field_mask = UCP_PARAM_FIELD_FEATURES,
 		.features = UCP_FEATURE_RMA | UCP_FEATURE_TAG | UCP_FEATURE_WAKEUP,
@@ -209,6 +245,7 @@ static rct_status_t rct_ucx_ctx_create(const struct rct_be_params *params,
 	ucp_config_t *config;
 	ucs_status_t st;
 
+	pthread_once(&log_once, rct_ucx_log_install);
 	u = calloc(1, sizeof(*u));
 	if (!u)
 		return RCT_ERR_NO_MEMORY;
@@ -472,11 +509,39 @@ static void rct_ucx_disconnect(struct rct_be_ctx *ctx)
 	}
 }
 
+/*
+ * Receive and drop whatever tag messages arrived and were never asked for (a
+ * peer's last control messages, its GOODBYE): UCX warns about each one left
+ * unmatched when the worker goes ("unexpected tag-receive descriptor ... was
+ * not matched").  Bounded by RCT_UCX_CLOSE_NS.
+ */
+static void rct_ucx_drop_unexpected(struct rct_ucx_ctx *u)
+{
+	uint64_t deadline = rct_now_ns() + RCT_UCX_CLOSE_NS;
+	ucp_request_param_t p = {.op_attr_mask = 0};
+	ucp_tag_recv_info_t info;
+	ucp_tag_message_h msg;
+	unsigned n = 0;
+
+	rct_ucx_drain(u);
+	while ((msg = ucp_tag_probe_nb(u->worker, 0, 0, 1, &info)) && rct_now_ns() < deadline) {
+		/* Truncated into rx_buf if larger: still consumed. */
+		void *req = ucp_tag_msg_recv_nbx(u->worker, u->rx_buf, sizeof(u->rx_buf), msg, &p);
+
+		if (rct_ucx_wait_req(u, req, deadline, "dropping an unasked message") != RCT_OK)
+			break;
+		n++;
+	}
+	if (n)
+		rct_debug("ucx: %u messages nobody asked for dropped at close", n);
+}
+
 static void rct_ucx_ctx_destroy(struct rct_be_ctx *ctx)
 {
 	struct rct_ucx_ctx *u = rct_ucx(ctx);
 
 	rct_ucx_disconnect(ctx);
+	rct_ucx_drop_unexpected(u);
 	free(u->lanes);
 	ucp_worker_destroy(u->worker);
 	ucp_cleanup(u->context);
