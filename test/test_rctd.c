@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <rct/rct_client.h>
@@ -43,7 +44,8 @@ static void rctd_start(void)
 	rctd_pid = fork();
 	cr_assert(rctd_pid >= 0);
 	if (rctd_pid == 0) {
-		execl(RCTD_PATH, "rctd", "--socket", sock, "--log-level", "warn", (char *)NULL);
+		execl(RCTD_PATH, "rctd", "--socket", sock, "--log-level", "warn",
+		      "--message-timeout-ms", "2000", (char *)NULL);
 		_exit(127);
 	}
 	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", sock);
@@ -690,5 +692,119 @@ Test(rctd, a_request_that_holds_rctd_for_16_heartbeats_loses_no_peer)
 	free(json);
 	side_fini(&pri);
 	side_fini(&sec);
+	rctd_alive();
+}
+
+/* ------------------------------------------------- slots and deadlines */
+
+#define MSG_TIMEOUT_MS 2000 /* rctd_start's --message-timeout-ms */
+
+static int hold_fds[300];
+
+/* As nobody: 300 connections, held until killed (rctd must refuse each at accept). */
+static int nobody_holds_300(void)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", sock);
+	for (int i = 0; i < 300; i++) {
+		hold_fds[i] = socket(AF_UNIX, SOCK_STREAM, 0);
+		if (connect(hold_fds[i], (struct sockaddr *)&sun, sizeof(sun)))
+			return 2;
+	}
+	pause();
+	return 0;
+}
+
+/* rct_client_open's result, and rctd's text when it failed. */
+static int try_open(char *why, size_t len)
+{
+	struct rct_client *c;
+	int rc = rct_client_open(sock, "newcomer", &c);
+
+	snprintf(why, len, "%s", rct_client_open_error());
+	if (!rc)
+		rct_client_close(c);
+	return rc;
+}
+
+Test(rctd, users_not_allowed_hold_no_slot)
+{
+	char why[256];
+	pid_t pid;
+
+	if (geteuid() != 0)
+		cr_skip_test("needs root to act as another user");
+	cr_assert_eq(chmod(dir, 0755), 0);
+	cr_assert_eq(chmod(sock, 0666), 0);
+	pid = fork();
+	if (pid == 0) {
+		if (setgroups(0, NULL) || setgid(65534) || setuid(65534))
+			_exit(100);
+		_exit(nobody_holds_300());
+	}
+	usleep(500000); /* its 300 connections are made (and refused) */
+	cr_assert_eq(waitpid(pid, NULL, WNOHANG), 0, "the holder exited early");
+	cr_assert_eq(try_open(why, sizeof(why)), 0, "refused: %s", why);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	rctd_alive();
+}
+
+Test(rctd, silent_connections_time_out_and_refusals_say_why)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	int fds[256], rc = 0;
+	uint64_t t0;
+	char why[256];
+
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", sock);
+	for (int i = 0; i < 256; i++) {
+		fds[i] = socket(AF_UNIX, SOCK_STREAM, 0);
+		cr_assert_eq(connect(fds[i], (struct sockaddr *)&sun, sizeof(sun)), 0);
+	}
+	usleep(200000);
+	/* Every slot is held: the newcomer is told so, by name. */
+	rc = try_open(why, sizeof(why));
+	cr_assert_eq(rc, -EUSERS, "open with every slot held: %d (%s)", rc, why);
+	cr_assert_not_null(strstr(why, "256 connections"), "%s", why);
+	/* The silent ones said no HELLO: rctd closes them after the deadline. */
+	t0 = (uint64_t)time(NULL);
+	do {
+		usleep(200000);
+		rc = try_open(why, sizeof(why));
+	} while (rc && (uint64_t)time(NULL) - t0 < 10);
+	cr_assert_eq(rc, 0, "still refused 10 s later: %s", why);
+	for (int i = 0; i < 256; i++) {
+		char b;
+
+		cr_assert_eq(read(fds[i], &b, 1), 0, "silent connection %d was not closed", i);
+		close(fds[i]);
+	}
+	rctd_alive();
+}
+
+Test(rctd, a_message_must_be_whole_within_the_deadline_of_its_first_byte)
+{
+	struct rct_ipc_hdr h;
+	struct rct_ipc_hdr r;
+	int fd = raw_connect();
+	uint64_t t0 = (uint64_t)time(NULL);
+	ssize_t n;
+
+	signal(SIGPIPE, SIG_IGN); /* rctd closes before the last byte */
+	raw_hello(fd);
+	raw_hdr(&h, RCT_IPC_STATUS, 0, 9);
+	/* One byte every 500 ms: every read is quick, the message is not. */
+	for (size_t i = 0; i < 8; i++) {
+		if (write(fd, (char *)&h + i, 1) != 1)
+			break;
+		usleep(500000);
+	}
+	n = recv(fd, &r, sizeof(r), MSG_WAITALL);
+	cr_assert_eq(n, (ssize_t)sizeof(r), "no error reply (%zd)", n);
+	cr_assert_eq((int32_t)le32toh(r.status), -ETIMEDOUT);
+	cr_assert_leq((uint64_t)time(NULL) - t0, 5);
+	close(fd);
 	rctd_alive();
 }

@@ -60,7 +60,11 @@ static int client_broken(struct rct_client *c, int rc, const char *what)
 	return rc == -ESHUTDOWN ? -ECONNRESET : rc;
 }
 
-/* Read one message; events are queued.  Returns 0 (a reply in c->buf), 1 (an event), -errno. */
+/*
+ * Read one message; events are queued.  Returns 0 (a reply in c->buf), 1 (an
+ * event), -errno.  A reply with request id 0 is rctd refusing the connection
+ * (not allowed, too many connections: docs/ipc.md): its status and text.
+ */
 static int client_read(struct rct_client *c, struct ipc_msg *m)
 {
 	char what[200];
@@ -68,6 +72,14 @@ static int client_read(struct rct_client *c, struct ipc_msg *m)
 
 	if (rc)
 		return client_broken(c, rc, what);
+	if ((m->flags & RCT_IPC_FLAG_REPLY) && m->request_id == 0 && m->status < 0) {
+		ipc_msg_close_fds(m);
+		c->buf[m->length] = '\0';
+		client_broken(c, m->status, NULL);
+		snprintf(c->error, sizeof(c->error), "rctd refused the connection: %s",
+			 (char *)c->buf);
+		return m->status;
+	}
 	if (m->flags & RCT_IPC_FLAG_EVENT) {
 		ipc_msg_close_fds(m);
 		client_event_push(c, m);
@@ -94,6 +106,14 @@ static int client_call(struct rct_client *c, uint16_t type, const void *req, siz
 	for (unsigned i = 0; i < nfds; i++)
 		m.fds[i] = fds[i];
 	rc = ipc_send(c->fd, &m, req, len);
+	/* rctd may have refused and closed before our first request: its
+	 * reason is waiting in the socket (the read cannot block: EOF follows). */
+	if (rc == -EPIPE || rc == -ECONNRESET) {
+		struct ipc_msg r;
+		int rrc = client_read(c, &r);
+
+		return rrc < 0 ? rrc : client_broken(c, rc, NULL);
+	}
 	if (rc)
 		return client_broken(c, rc, NULL);
 	for (;;) {
@@ -119,6 +139,14 @@ static int client_call(struct rct_client *c, uint16_t type, const void *req, siz
 			return client_broken(c, -EPROTO, "a reply of the wrong size");
 		return 0;
 	}
+}
+
+/* Why this thread's last rct_client_open() failed (there is no handle to ask). */
+static __thread char client_open_error[512];
+
+const char *rct_client_open_error(void)
+{
+	return client_open_error;
 }
 
 int rct_client_open(const char *socket_path, const char *name, struct rct_client **client_p)
@@ -157,9 +185,12 @@ int rct_client_open(const char *socket_path, const char *name, struct rct_client
 		goto fail;
 	}
 	c->caps = le64toh(hr.caps);
+	client_open_error[0] = '\0';
 	*client_p = c;
 	return 0;
 fail:
+	snprintf(client_open_error, sizeof(client_open_error), "%.100s: %.300s", socket_path,
+		 c->error[0] ? c->error : strerror(-rc));
 	rct_client_close(c);
 	return rc;
 }

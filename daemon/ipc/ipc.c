@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* The socket API codec: see ipc.h and docs/ipc.md. */
 #include <errno.h>
+#include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ipc.h"
@@ -182,7 +185,44 @@ static int ipc_take_fds(struct msghdr *mh, int *fds, unsigned *nfds_p)
 }
 
 /* Read exactly @len bytes; descriptors arriving meanwhile go to @m. */
-static int ipc_read_full(int sock, void *buf, size_t len, struct ipc_msg *m, int *fd_rc)
+/* The whole-message deadline: set at the first byte, checked before every read. */
+struct ipc_deadline {
+	int whole_ms; /* -1: none */
+	struct timespec end;
+	bool armed;
+};
+
+static int ipc_deadline_wait(int sock, struct ipc_deadline *dl)
+{
+	struct timespec now;
+	struct pollfd pfd = {.fd = sock, .events = POLLIN};
+	long ms;
+
+	if (!dl->armed)
+		return 0;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ms = (dl->end.tv_sec - now.tv_sec) * 1000 + (dl->end.tv_nsec - now.tv_nsec) / 1000000;
+	if (ms <= 0 || poll(&pfd, 1, (int)ms) == 0)
+		return -ETIMEDOUT;
+	return 0;
+}
+
+static void ipc_deadline_arm(struct ipc_deadline *dl)
+{
+	if (dl->armed || dl->whole_ms < 0)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &dl->end);
+	dl->end.tv_sec += dl->whole_ms / 1000;
+	dl->end.tv_nsec += (long)(dl->whole_ms % 1000) * 1000000;
+	if (dl->end.tv_nsec >= 1000000000) {
+		dl->end.tv_sec++;
+		dl->end.tv_nsec -= 1000000000;
+	}
+	dl->armed = true;
+}
+
+static int ipc_read_full(int sock, void *buf, size_t len, struct ipc_msg *m, int *fd_rc,
+			 struct ipc_deadline *dl)
 {
 	union {
 		char buf[CMSG_SPACE(sizeof(int) * RCT_IPC_MAX_FDS)];
@@ -196,9 +236,12 @@ static int ipc_read_full(int sock, void *buf, size_t len, struct ipc_msg *m, int
 				    .msg_iovlen = 1,
 				    .msg_control = ctl.buf,
 				    .msg_controllen = sizeof(ctl.buf)};
-		ssize_t n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
-		int rc;
+		ssize_t n;
+		int rc = ipc_deadline_wait(sock, dl);
 
+		if (rc)
+			return rc;
+		n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -210,21 +253,33 @@ static int ipc_read_full(int sock, void *buf, size_t len, struct ipc_msg *m, int
 		if (n == 0)
 			return got ? -EBADMSG : -ESHUTDOWN;
 		got += (size_t)n;
+		ipc_deadline_arm(dl);
 	}
 	return 0;
 }
 
 int ipc_recv(int sock, struct ipc_msg *m, void *buf, size_t cap, char *what, size_t what_len)
 {
+	return ipc_recv_within(sock, m, buf, cap, -1, what, what_len);
+}
+
+int ipc_recv_within(int sock, struct ipc_msg *m, void *buf, size_t cap, int whole_ms, char *what,
+		    size_t what_len)
+{
+	struct ipc_deadline dl = {.whole_ms = whole_ms};
 	struct rct_ipc_hdr h;
 	int fd_rc = 0, rc;
 
 	memset(m, 0, sizeof(*m));
 	what[0] = '\0';
-	rc = ipc_read_full(sock, &h, sizeof(h), m, &fd_rc);
+	rc = ipc_read_full(sock, &h, sizeof(h), m, &fd_rc, &dl);
 	if (rc) {
 		if (rc == -EBADMSG)
 			snprintf(what, what_len, "message cut short inside its header");
+		if (rc == -ETIMEDOUT)
+			snprintf(what, what_len,
+				 "message not whole within %d ms of its first byte (header)",
+				 whole_ms);
 		goto fail;
 	}
 	m->type = le16toh(h.type);
@@ -257,13 +312,18 @@ int ipc_recv(int sock, struct ipc_msg *m, void *buf, size_t cap, char *what, siz
 		goto fail;
 	}
 	if (m->length) {
-		rc = ipc_read_full(sock, buf, m->length, m, &fd_rc);
+		rc = ipc_read_full(sock, buf, m->length, m, &fd_rc, &dl);
 		if (rc) {
 			if (rc == -EBADMSG || rc == -ESHUTDOWN) {
 				snprintf(what, what_len, "%s cut short inside its %u-byte payload",
 					 ipc_type_str(m->type), m->length);
 				rc = -EBADMSG;
 			}
+			if (rc == -ETIMEDOUT)
+				snprintf(what, what_len,
+					 "%s not whole within %d ms of its first byte (%u-byte "
+					 "payload)",
+					 ipc_type_str(m->type), whole_ms, m->length);
 			goto fail;
 		}
 	}

@@ -45,6 +45,10 @@ int ipc_send(int sock, const struct ipc_msg *m, const void *payload, size_t len)
  * descriptor is left open.
  */
 int ipc_recv(int sock, struct ipc_msg *m, void *buf, size_t cap, char *what, size_t what_len);
+/* The same, with the whole message due within @whole_ms of its first byte
+ * (-1: no deadline): -ETIMEDOUT past it, whatever the pace of the bytes. */
+int ipc_recv_within(int sock, struct ipc_msg *m, void *buf, size_t cap, int whole_ms, char *what,
+		    size_t what_len);
 
 /* Close the descriptors a message carries and forget them. */
 void ipc_msg_close_fds(struct ipc_msg *m);

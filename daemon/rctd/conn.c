@@ -1027,7 +1027,8 @@ static void conn_cleanup(struct rctd_conn *c)
 void *rctd_conn_main(void *arg)
 {
 	struct rctd_conn *c = arg;
-	struct timeval tv = {RCTD_MSG_TIMEOUT_MS / 1000, 0};
+	const struct rctd_cfg *cfg = &c->d->cfg;
+	struct timeval tv = {cfg->msg_timeout_ms / 1000, (cfg->msg_timeout_ms % 1000) * 1000};
 	char what[200];
 
 	c->buf = malloc(RCT_IPC_MAX_PAYLOAD);
@@ -1037,8 +1038,10 @@ void *rctd_conn_main(void *arg)
 		conn_cleanup(c);
 		return NULL;
 	}
+	c->t_active = rctd_now_ns();
 	while (!c->d->stopping) {
 		bool drive = c->state == RCTD_SESS_CONNECTED;
+		uint64_t idle_ms = (rctd_now_ns() - c->t_active) / 1000000;
 		/* A secondary between checkpoints is driven continuously.  Any other
 		 * connected session is driven at least four times per heartbeat
 		 * interval, whatever the client does: the peer takes silence for
@@ -1048,7 +1051,34 @@ void *rctd_conn_main(void *arg)
 				   ? 0
 				   : (c->d->cfg.heartbeat_ms + 3) / 4;
 		struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
-		int n = poll(&pfd, 1, wait);
+		int n;
+
+		/* Silent connections hold a slot of RCTD_MAX_CONNS: no HELLO within
+		 * the message deadline, or no session and nothing said for the idle
+		 * timeout, and they go. */
+		if (!c->hello && idle_ms >= (uint64_t)cfg->msg_timeout_ms) {
+			rctd_warn("client %" PRIu64
+				  " (pid %d): no HELLO within %d ms of connecting; "
+				  "disconnecting",
+				  c->id, (int)c->pid, cfg->msg_timeout_ms);
+			break;
+		}
+		if (c->hello && c->state == RCTD_SESS_NONE &&
+		    idle_ms >= (uint64_t)cfg->idle_timeout_ms) {
+			rctd_info("client %" PRIu64 " (pid %d): no session and silent for %d ms; "
+				  "disconnecting",
+				  c->id, (int)c->pid, cfg->idle_timeout_ms);
+			break;
+		}
+		if (c->state == RCTD_SESS_NONE) {
+			uint64_t left = (uint64_t)(c->hello ? cfg->idle_timeout_ms
+							    : cfg->msg_timeout_ms) -
+					idle_ms + 1;
+
+			if (left < (uint64_t)wait)
+				wait = (int)left;
+		}
+		n = poll(&pfd, 1, wait);
 
 		if (n < 0 && errno != EINTR) {
 			rctd_err("client %" PRIu64 ": poll: %s", c->id, strerror(errno));
@@ -1056,9 +1086,10 @@ void *rctd_conn_main(void *arg)
 		}
 		if (n > 0) {
 			struct ipc_msg m;
-			int rc = ipc_recv(c->fd, &m, c->buf, RCT_IPC_MAX_PAYLOAD, what,
-					  sizeof(what));
+			int rc = ipc_recv_within(c->fd, &m, c->buf, RCT_IPC_MAX_PAYLOAD,
+						 cfg->msg_timeout_ms, what, sizeof(what));
 
+			c->t_active = rctd_now_ns();
 			if (rc == -ESHUTDOWN || rc == -ECONNRESET)
 				break;
 			if (rc) {

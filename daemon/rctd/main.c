@@ -3,6 +3,7 @@
  * rctd: options and configuration file, the socket, the listener, signals
  * and readiness.  See rctd --help and docs/ipc.md.
  */
+#include <endian.h>
 #include <errno.h>
 #include <getopt.h>
 #include <grp.h>
@@ -17,6 +18,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
@@ -78,6 +80,11 @@ static void usage(FILE *f)
 		"                           rctd is not taken for a dead one; inband: on the\n"
 		"                           control lane, judged only while rctd drives the\n"
 		"                           session.  Both daemons must use the same mode\n"
+		"  -T, --message-timeout-ms N  a request must arrive whole within N ms of its\n"
+		"                           first byte, and HELLO within N ms of connecting\n"
+		"                           (default 5000; 100..600000)\n"
+		"  -I, --idle-timeout-ms N  close a connection that has no session and sends\n"
+		"                           nothing for N ms (default 60000; 100..86400000)\n"
 		"  -l, --log-level LEVEL    error, warn, info (default) or debug\n"
 		"  -c, --config FILE        read options from FILE first: one 'option = value'\n"
 		"                           per line, long option names without '--', # comments;\n"
@@ -99,6 +106,8 @@ static const struct option longopts[] = {
 	{"psk-file", required_argument, NULL, 'k'},
 	{"heartbeat-ms", required_argument, NULL, 'H'},
 	{"liveness", required_argument, NULL, 'L'},
+	{"message-timeout-ms", required_argument, NULL, 'T'},
+	{"idle-timeout-ms", required_argument, NULL, 'I'},
 	{"config", required_argument, NULL, 'c'},
 	{"version", no_argument, NULL, 'V'},
 	{"help", no_argument, NULL, 'h'},
@@ -140,12 +149,26 @@ static int bad(const char *option, const char *value, const char *what)
 	return 2;
 }
 
+/* A whole number in base 10 within [lo, hi] into *out; 0, or bad()'s exit status. */
+static int int_option(const char *option, const char *arg, long lo, long hi, int *out)
+{
+	char what[48], *end;
+	long v;
+
+	errno = 0;
+	v = strtol(arg, &end, 10);
+	if (!*arg || *end || errno || v < lo || v > hi) {
+		snprintf(what, sizeof(what), "a whole number %ld..%ld", lo, hi);
+		return bad(option, arg, what);
+	}
+	*out = (int)v;
+	return 0;
+}
+
 /* One option; 0, or an exit status. */
 static int apply_option(struct rctd_cfg *cfg, int c, const char *arg)
 {
 	unsigned id;
-	char *end;
-	long v;
 
 	switch (c) {
 	case 's':
@@ -170,22 +193,16 @@ static int apply_option(struct rctd_cfg *cfg, int c, const char *arg)
 			cfg->gids[cfg->ngids++] = id;
 		return 0;
 	case 'm':
-		errno = 0;
-		v = strtol(arg, &end, 10);
-		if (!*arg || *end || errno || v < 0 || v > 65535)
-			return bad("--metrics-port", arg, "0..65535");
-		cfg->metrics_port = (int)v;
-		return 0;
+		return int_option("--metrics-port", arg, 0, 65535, &cfg->metrics_port);
 	case 'a':
 		cfg->metrics_addr = arg;
 		return 0;
 	case 'H':
-		errno = 0;
-		v = strtol(arg, &end, 10);
-		if (!*arg || *end || errno || v < 1 || v > 60000)
-			return bad("--heartbeat-ms", arg, "1..60000");
-		cfg->heartbeat_ms = (int)v;
-		return 0;
+		return int_option("--heartbeat-ms", arg, 1, 60000, &cfg->heartbeat_ms);
+	case 'T':
+		return int_option("--message-timeout-ms", arg, 100, 600000, &cfg->msg_timeout_ms);
+	case 'I':
+		return int_option("--idle-timeout-ms", arg, 100, 86400000, &cfg->idle_timeout_ms);
 	case 'L':
 		if (strcmp(arg, "thread") && strcmp(arg, "inband"))
 			return bad("--liveness", arg, "thread or inband");
@@ -289,7 +306,8 @@ static int parse_args(struct rctd_cfg *cfg, int argc, char **argv)
 		if (file && (rc = load_config(cfg, file)))
 			return rc;
 	}
-	while ((c = getopt_long(argc, argv, "s:g:u:G:m:a:l:k:H:c:Vh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:g:u:G:m:a:l:k:H:L:T:I:c:Vh", longopts, NULL)) !=
+	       -1) {
 		switch (c) {
 		case 'h':
 			usage(stdout);
@@ -388,8 +406,33 @@ static bool cred_allowed(const struct rctd_cfg *cfg, uid_t uid, gid_t gid)
 	return false;
 }
 
+/*
+ * Refuse a connection at accept, before it costs a thread or a slot: one
+ * reply with request id 0 carrying the errno and the reason (librct-client
+ * returns it from whatever call it was making), then close.  Never blocks:
+ * the socket is new and its buffer empty.
+ */
+static void refuse(int fd, int err, const char *why)
+{
+	struct rct_ipc_hdr h = {
+		.magic = htole32(RCT_IPC_MAGIC),
+		.version = htole16(RCT_IPC_VERSION),
+		.type = htole16(RCT_IPC_HELLO),
+		.length = htole32((uint32_t)strlen(why)),
+		.flags = htole16(RCT_IPC_FLAG_REPLY),
+		.status = htole32((uint32_t)-err),
+	};
+	struct iovec iov[2] = {{&h, sizeof(h)}, {(void *)why, strlen(why)}};
+	struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2};
+
+	if (sendmsg(fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+		rctd_debug("refusal not sent: %s", strerror(errno));
+	close(fd);
+}
+
 static void accept_one(struct rctd *d, int lfd)
 {
+	char why[160];
 	struct ucred cred;
 	socklen_t clen = sizeof(cred);
 	struct rctd_conn *c;
@@ -405,11 +448,24 @@ static void accept_one(struct rctd *d, int lfd)
 		close(fd);
 		return;
 	}
+	/* Not allowed: refused here, so that such users hold no slot. */
+	if (!cred_allowed(&d->cfg, cred.uid, cred.gid)) {
+		rctd_warn("refusing pid %d: uid %u gid %u is not allowed (--allow-uid, "
+			  "--allow-gid)",
+			  (int)cred.pid, (unsigned)cred.uid, (unsigned)cred.gid);
+		snprintf(why, sizeof(why), "uid %u gid %u is not allowed to use this rctd",
+			 (unsigned)cred.uid, (unsigned)cred.gid);
+		refuse(fd, EACCES, why);
+		return;
+	}
 	pthread_mutex_lock(&d->lock);
 	if (d->nconns >= RCTD_MAX_CONNS) {
 		pthread_mutex_unlock(&d->lock);
 		rctd_warn("refusing pid %d: %d connections already", (int)cred.pid, RCTD_MAX_CONNS);
-		close(fd);
+		snprintf(why, sizeof(why),
+			 "rctd serves %d connections already (idle ones close after %d ms)",
+			 RCTD_MAX_CONNS, d->cfg.msg_timeout_ms);
+		refuse(fd, EUSERS, why);
 		return;
 	}
 	pthread_mutex_unlock(&d->lock);
@@ -423,12 +479,8 @@ static void accept_one(struct rctd *d, int lfd)
 	c->pid = cred.pid;
 	c->uid = cred.uid;
 	c->gid = cred.gid;
-	c->allowed = cred_allowed(&d->cfg, cred.uid, cred.gid);
+	c->allowed = true;
 	c->admin = cred.uid == 0 || cred.uid == geteuid();
-	if (!c->allowed)
-		rctd_warn("refusing pid %d: uid %u gid %u is not allowed (--allow-uid, "
-			  "--allow-gid)",
-			  (int)cred.pid, (unsigned)cred.uid, (unsigned)cred.gid);
 	pthread_mutex_lock(&d->lock);
 	c->id = ++d->next_id;
 	c->next = d->conns;
@@ -493,6 +545,8 @@ int main(int argc, char **argv)
 	d.cfg.metrics_addr = "127.0.0.1";
 	d.cfg.metrics_port = -1;
 	d.cfg.heartbeat_ms = RCT_HEARTBEAT_DEFAULT_MS;
+	d.cfg.msg_timeout_ms = RCTD_MSG_TIMEOUT_MS;
+	d.cfg.idle_timeout_ms = RCTD_IDLE_TIMEOUT_MS;
 	rc = parse_args(&d.cfg, argc, argv);
 	if (rc)
 		return rc;

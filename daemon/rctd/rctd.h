@@ -20,13 +20,14 @@
 #include <rct/rct.h>
 #include <rct/rct_ipc.h>
 
-#define RCTD_MAX_IDS	    32 /* allowed uids / gids */
-#define RCTD_MAX_CONNS	    256
-#define RCTD_MAX_REGIONS    64
-#define RCTD_MSG_TIMEOUT_MS 5000 /* a message must arrive whole within this */
-#define RCTD_DEVSTATE_MAX   (1ull << 30)
-#define RCTD_HIST_BUCKETS   496 /* log-linear: 8 sub-buckets per power of two of ns */
-#define RCTD_PROM_BUCKETS   18	/* the exported Prometheus buckets (+Inf implied) */
+#define RCTD_MAX_IDS	     32 /* allowed uids / gids */
+#define RCTD_MAX_CONNS	     256
+#define RCTD_MAX_REGIONS     64
+#define RCTD_MSG_TIMEOUT_MS  5000  /* default: a message whole within this of its first byte */
+#define RCTD_IDLE_TIMEOUT_MS 60000 /* default: a connection without a session, silent */
+#define RCTD_DEVSTATE_MAX    (1ull << 30)
+#define RCTD_HIST_BUCKETS    496 /* log-linear: 8 sub-buckets per power of two of ns */
+#define RCTD_PROM_BUCKETS    18	 /* the exported Prometheus buckets (+Inf implied) */
 
 /* ---- logging: stderr, one line each; journald priorities under systemd ---- */
 enum rctd_log_level { RCTD_LOG_ERR = 3, RCTD_LOG_WARN = 4, RCTD_LOG_INFO = 6, RCTD_LOG_DEBUG = 7 };
@@ -91,6 +92,7 @@ struct rctd_conn {
 	uid_t uid;
 	gid_t gid;
 	bool allowed, admin, hello;
+	uint64_t t_active; /* accept, then the last request: the idle timeouts (own thread) */
 	char client[RCT_IPC_NAME_MAX];
 
 	/* The session.  Written by the connection's thread; the descriptive
@@ -132,6 +134,8 @@ struct rctd_cfg {
 	const char *psk_file; /* pre-shared key for peer authentication, or NULL */
 	int heartbeat_ms;     /* keepalive interval of every session */
 	bool inband;	      /* --liveness inband: heartbeats on the control lane */
+	int msg_timeout_ms;   /* a message whole within this of its first byte; HELLO too */
+	int idle_timeout_ms;  /* a connection without a session that sends nothing */
 };
 
 struct rctd {

@@ -57,10 +57,15 @@ struct rct_client_session {
 
 /**
  * Connect to rctd at @a socket_path and say HELLO as @a name (for its logs).
- * @return 0, -EACCES (this user is not allowed), -EPROTONOSUPPORT, -errno.
+ * *client_p is written on success only; on failure rct_client_open_error()
+ * says why (rctd's own text when it refused the connection).
+ * @return 0, -EACCES (this user is not allowed), -EUSERS (rctd serves its
+ *         maximum of connections), -EPROTONOSUPPORT, -errno.
  */
 RCT_CLIENT_API int rct_client_open(const char *socket_path, const char *name,
 				   struct rct_client **client_p);
+/** Why the calling thread's last rct_client_open() failed ("" after a success). */
+RCT_CLIENT_API const char *rct_client_open_error(void);
 /**
  * Close the session, if any (rctd sends GOODBYE to its peer; the session and its
  * name are gone when this returns), then the connection.  NULL-safe.
