@@ -808,3 +808,64 @@ Test(rctd, a_message_must_be_whole_within_the_deadline_of_its_first_byte)
 	close(fd);
 	rctd_alive();
 }
+
+/* ------------------------------------------------- memory a client can ask for */
+
+static int sparse_memfd(const char *name, uint64_t size)
+{
+	int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(ftruncate(fd, (off_t)size), 0, "ftruncate %s: %s", name, strerror(errno));
+	cr_assert_eq(fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK), 0);
+	return fd;
+}
+
+static long rss_kib(pid_t pid)
+{
+	char path[64], line[256];
+	long kib = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "r");
+	cr_assert_not_null(f);
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+			break;
+	fclose(f);
+	return kib;
+}
+
+Test(rctd, a_client_does_not_size_rctds_memory)
+{
+	struct rct_client_session p = {.role = RCT_ROLE_SECONDARY, .name = "big"};
+	const uint64_t tib = 1ull << 40, small = 256ull << 20;
+	int ram = sparse_memfd("tib-ram", tib), bits = sparse_memfd("tib-bits", tib / PAGE / 8);
+	struct rct_client *c;
+	long rss0, rss1;
+	struct stat sb;
+	int rc;
+
+	cr_assert_eq(rct_client_open(sock, "big", &c), 0);
+	cr_assert_eq(rct_client_session_open(c, &p, NULL), 0);
+	rss0 = rss_kib(rctd_pid);
+	/* 1 TiB asked: refused before anything is mapped, naming the limit. */
+	rc = rct_client_region_add(c, 0, ram, 0, tib, bits, 0, NULL);
+	cr_assert_eq(rc, -ENOMEM, "1 TiB region: %d (%s)", rc, rct_client_error(c));
+	cr_assert_not_null(strstr(rct_client_error(c), "--max-registered"), "%s",
+			   rct_client_error(c));
+	rss1 = rss_kib(rctd_pid);
+	cr_assert_lt(rss1 - rss0, 64 * 1024, "rctd grew by %ld KiB", rss1 - rss0);
+	/* 256 MiB of a sparse memfd: accepted, and still sparse afterwards. */
+	rc = rct_client_region_add(c, 1, ram, 0, small, bits, 0, NULL);
+	cr_assert_eq(rc, 0, "256 MiB region: %d (%s)", rc, rct_client_error(c));
+	cr_assert_eq(fstat(ram, &sb), 0);
+	cr_assert_lt((uint64_t)sb.st_blocks * 512, 1u << 20,
+		     "rctd populated %lld KiB of the guest's sparse memfd",
+		     (long long)sb.st_blocks / 2);
+	rct_client_close(c);
+	close(ram);
+	close(bits);
+	rctd_alive();
+}

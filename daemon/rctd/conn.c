@@ -92,13 +92,44 @@ static struct rctd_region *conn_region(struct rctd_conn *c, uint32_t id)
 	return NULL;
 }
 
-static void region_unmap(struct rctd_region *g)
+static void region_unmap(struct rctd_conn *c, struct rctd_region *g)
 {
 	if (g->ram)
 		munmap(g->ram, g->size);
 	if (g->bmap)
 		munmap(g->bmap, g->bmap_len);
+	if (g->reserved) {
+		pthread_mutex_lock(&c->d->lock);
+		c->d->registered -= g->size;
+		pthread_mutex_unlock(&c->d->lock);
+	}
 	memset(g, 0, sizeof(*g));
+}
+
+/*
+ * Count @g's size against rctd's registered-memory limit, before anything is
+ * mapped: what a client asks for becomes pinned guest RAM on the primary
+ * (verbs) and an equal, populated colo cache on the secondary.
+ */
+static int region_reserve(struct rctd_conn *c, struct rctd_region *g, struct reply *r)
+{
+	struct rctd *d = c->d;
+	uint64_t max = d->cfg.max_registered, used;
+
+	pthread_mutex_lock(&d->lock);
+	used = d->registered;
+	if (g->size <= max && used <= max - g->size) {
+		d->registered += g->size;
+		g->reserved = true;
+	}
+	pthread_mutex_unlock(&d->lock);
+	if (g->reserved)
+		return 0;
+	return reply_fail(r, -ENOMEM, RCT_ERR_NO_MEMORY,
+			  "region %u: %" PRIu64
+			  " MiB would bring what this rctd registers to %" PRIu64
+			  " MiB, above its limit of %" PRIu64 " MiB (--max-registered)",
+			  g->id, g->size >> 20, (used + g->size) >> 20, max >> 20);
 }
 
 /* The session and its regions (the session first: it may still read them). */
@@ -114,7 +145,7 @@ static void conn_session_close(struct rctd_conn *c)
 	pthread_mutex_unlock(&c->d->lock);
 	rct_session_destroy(sess);
 	for (unsigned i = 0; i < c->nregions; i++)
-		region_unmap(&c->regions[i]);
+		region_unmap(c, &c->regions[i]);
 	c->nregions = 0;
 	c->ready_pending = false;
 }
@@ -448,15 +479,20 @@ static int h_region_add(struct rctd_conn *c, struct ipc_msg *m, struct reply *r,
 	g.pages = g.size / c->page_size;
 	bytes = (g.pages + 63) / 64 * 8;
 	if (check_file(r, m->fds[0], "the guest RAM file", offset + g.size) ||
-	    check_file(r, m->fds[1], "the dirty-bitmap file", boff + bytes))
+	    check_file(r, m->fds[1], "the dirty-bitmap file", boff + bytes) ||
+	    region_reserve(c, &g, r))
 		return r->status;
-	g.ram = mmap(NULL, g.size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, m->fds[0],
-		     (off_t)offset);
+	/* Not populated: the guest's memory is the hypervisor's, and a sparse
+	 * memfd (a large guest that touched little) must stay sparse. */
+	g.ram = mmap(NULL, g.size, PROT_READ | PROT_WRITE, MAP_SHARED, m->fds[0], (off_t)offset);
 	if (g.ram == MAP_FAILED) {
+		int err = errno;
+
 		g.ram = NULL;
-		return reply_fail(r, -errno, RCT_ERR_NO_MEMORY,
+		region_unmap(c, &g);
+		return reply_fail(r, -err, RCT_ERR_NO_MEMORY,
 				  "mmap of region %u (%" PRIu64 " bytes): %s", g.id, g.size,
-				  strerror(errno));
+				  strerror(err));
 	}
 	bstart = boff / (uint64_t)pgsz * (uint64_t)pgsz;
 	g.bmap_len = (size_t)(boff - bstart + bytes);
@@ -466,7 +502,7 @@ static int h_region_add(struct rctd_conn *c, struct ipc_msg *m, struct reply *r,
 		int err = errno;
 
 		g.bmap = NULL;
-		region_unmap(&g);
+		region_unmap(c, &g);
 		return reply_fail(r, -err, RCT_ERR_NO_MEMORY, "mmap of region's bitmap: %s",
 				  strerror(err));
 	}
@@ -498,7 +534,7 @@ static int h_region_remove(struct rctd_conn *c, const struct ipc_msg *m, struct 
 	g = conn_region(c, le32toh(w.id));
 	if (!g)
 		return reply_fail(r, -ENOENT, RCT_ERR_NOT_FOUND, "no region %u", le32toh(w.id));
-	region_unmap(g);
+	region_unmap(c, g);
 	*g = c->regions[--c->nregions];
 	return 0;
 }

@@ -85,6 +85,12 @@ static void usage(FILE *f)
 		"                           (default 5000; 100..600000)\n"
 		"  -I, --idle-timeout-ms N  close a connection that has no session and sends\n"
 		"                           nothing for N ms (default 60000; 100..86400000)\n"
+		"  -M, --max-registered SIZE  guest RAM all sessions together may register\n"
+		"                           (bytes, or with K, M, G, T; default 3/4 of this\n"
+		"                           machine's memory): the primary pins it (verbs), the\n"
+		"                           secondary allocates a colo cache as large.  A\n"
+		"                           REGION_ADD beyond it is refused before anything is\n"
+		"                           mapped\n"
 		"  -l, --log-level LEVEL    error, warn, info (default) or debug\n"
 		"  -c, --config FILE        read options from FILE first: one 'option = value'\n"
 		"                           per line, long option names without '--', # comments;\n"
@@ -108,6 +114,7 @@ static const struct option longopts[] = {
 	{"liveness", required_argument, NULL, 'L'},
 	{"message-timeout-ms", required_argument, NULL, 'T'},
 	{"idle-timeout-ms", required_argument, NULL, 'I'},
+	{"max-registered", required_argument, NULL, 'M'},
 	{"config", required_argument, NULL, 'c'},
 	{"version", no_argument, NULL, 'V'},
 	{"help", no_argument, NULL, 'h'},
@@ -165,6 +172,30 @@ static int int_option(const char *option, const char *arg, long lo, long hi, int
 	return 0;
 }
 
+/* A size in bytes with an optional K, M, G or T (powers of 1024), at least 1 MiB. */
+static int size_option(const char *option, const char *arg, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+	unsigned shift = 0;
+
+	errno = 0;
+	v = strtoull(arg, &end, 10);
+	if (*end && !end[1])
+		shift = *end == 'K'   ? 10
+			: *end == 'M' ? 20
+			: *end == 'G' ? 30
+			: *end == 'T' ? 40
+				      : 99;
+	else if (*end)
+		shift = 99;
+	if (!*arg || *arg == '-' || errno || shift == 99 || v > (UINT64_MAX >> shift) ||
+	    (v << shift) < (1ull << 20))
+		return bad(option, arg, "a size of at least 1M (bytes, or with K, M, G, T)");
+	*out = (uint64_t)v << shift;
+	return 0;
+}
+
 /* One option; 0, or an exit status. */
 static int apply_option(struct rctd_cfg *cfg, int c, const char *arg)
 {
@@ -194,6 +225,8 @@ static int apply_option(struct rctd_cfg *cfg, int c, const char *arg)
 		return 0;
 	case 'm':
 		return int_option("--metrics-port", arg, 0, 65535, &cfg->metrics_port);
+	case 'M':
+		return size_option("--max-registered", arg, &cfg->max_registered);
 	case 'a':
 		cfg->metrics_addr = arg;
 		return 0;
@@ -306,7 +339,7 @@ static int parse_args(struct rctd_cfg *cfg, int argc, char **argv)
 		if (file && (rc = load_config(cfg, file)))
 			return rc;
 	}
-	while ((c = getopt_long(argc, argv, "s:g:u:G:m:a:l:k:H:L:T:I:c:Vh", longopts, NULL)) !=
+	while ((c = getopt_long(argc, argv, "s:g:u:G:m:a:l:k:H:L:T:I:M:c:Vh", longopts, NULL)) !=
 	       -1) {
 		switch (c) {
 		case 'h':
@@ -547,6 +580,8 @@ int main(int argc, char **argv)
 	d.cfg.heartbeat_ms = RCT_HEARTBEAT_DEFAULT_MS;
 	d.cfg.msg_timeout_ms = RCTD_MSG_TIMEOUT_MS;
 	d.cfg.idle_timeout_ms = RCTD_IDLE_TIMEOUT_MS;
+	d.cfg.max_registered = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE) /
+			       4 * 3;
 	rc = parse_args(&d.cfg, argc, argv);
 	if (rc)
 		return rc;
@@ -594,6 +629,9 @@ int main(int argc, char **argv)
 	}
 	if (d.metrics_port >= 0)
 		d.caps |= RCT_IPC_CAP_METRICS;
+	rctd_info("guest regions of all sessions together: at most %" PRIu64
+		  " MiB (--max-registered)",
+		  d.cfg.max_registered >> 20);
 	rctd_info("serving %s (socket API version %d; backends:%s%s%s)", d.cfg.socket_path,
 		  RCT_IPC_VERSION, d.caps & RCT_IPC_CAP_TCP ? " tcp" : "",
 		  d.caps & RCT_IPC_CAP_UCX ? " ucx" : "",

@@ -274,6 +274,11 @@ json_t *rctd_status_json(struct rctd *d)
 		json_object_set_new(j, "liveness",
 				    json_string(d->cfg.inband ? "inband" : "thread"));
 	if (j)
+		json_object_set_new(j, "registered_bytes", json_integer((json_int_t)d->registered));
+	if (j)
+		json_object_set_new(j, "max_registered_bytes",
+				    json_integer((json_int_t)d->cfg.max_registered));
+	if (j)
 		json_object_set_new(j, "replication", replication_json(d));
 	if (j)
 		json_object_set_new(j, "metrics_port",

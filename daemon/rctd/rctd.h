@@ -77,6 +77,7 @@ struct rctd_region {
 	size_t bmap_len;       /* length of that mapping */
 	uint64_t *bits;	       /* the bitmap inside it */
 	struct rct_region *rr; /* registered with the session (at accept / connect) */
+	bool reserved;	       /* size is counted in rctd's registered memory */
 };
 
 struct rctd;
@@ -130,12 +131,13 @@ struct rctd_cfg {
 	gid_t gids[RCTD_MAX_IDS];
 	unsigned ngids;
 	const char *metrics_addr;
-	int metrics_port;     /* -1: no endpoint; 0: any free port */
-	const char *psk_file; /* pre-shared key for peer authentication, or NULL */
-	int heartbeat_ms;     /* keepalive interval of every session */
-	bool inband;	      /* --liveness inband: heartbeats on the control lane */
-	int msg_timeout_ms;   /* a message whole within this of its first byte; HELLO too */
-	int idle_timeout_ms;  /* a connection without a session that sends nothing */
+	int metrics_port;	 /* -1: no endpoint; 0: any free port */
+	const char *psk_file;	 /* pre-shared key for peer authentication, or NULL */
+	int heartbeat_ms;	 /* keepalive interval of every session */
+	bool inband;		 /* --liveness inband: heartbeats on the control lane */
+	int msg_timeout_ms;	 /* a message whole within this of its first byte; HELLO too */
+	int idle_timeout_ms;	 /* a connection without a session that sends nothing */
+	uint64_t max_registered; /* bytes of guest regions all sessions may register */
 };
 
 struct rctd {
@@ -150,6 +152,7 @@ struct rctd {
 	int metrics_port; /* bound port, or -1 */
 	bool has_psk;
 	uint8_t psk[RCT_PSK_LEN];
+	uint64_t registered; /* bytes of guest regions reserved, under lock */
 	struct MHD_Daemon *mhd;
 };
 
