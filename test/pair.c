@@ -134,9 +134,19 @@ static rct_status_t pair_session(struct pair *pp, enum rct_role role, struct rct
 	p.psk = role == RCT_ROLE_PRIMARY ? pp->o.ppsk : pp->o.spsk;
 	if (p.psk)
 		p.field_mask |= RCT_SESSION_PARAM_FIELD_PSK;
-	if (pp->o.ops)
-		return rct_session_create_ops(&p, pp->o.ops, s_p);
-	return rct_session_create(&p, s_p);
+	const char *pairing = role == RCT_ROLE_PRIMARY ? pp->o.ppairing : pp->o.spairing;
+	rct_status_t st = pp->o.ops ? rct_session_create_ops(&p, pp->o.ops, s_p)
+				    : rct_session_create(&p, s_p);
+
+	if (st == RCT_OK && pairing) {
+		st = rct_session_set_pairing(
+			*s_p, pairing, role == RCT_ROLE_PRIMARY ? pp->o.ppkey : pp->o.spkey, 0);
+		if (st != RCT_OK) {
+			rct_session_destroy(*s_p);
+			*s_p = NULL;
+		}
+	}
+	return st;
 }
 
 rct_status_t pair_open(struct pair *pp, const struct pair_opts *o)

@@ -32,6 +32,8 @@ struct pair_opts {
 				       false): the test compares by itself */
 	const uint8_t *ppsk, *spsk; /* pre-shared keys of the primary and secondary, or NULL */
 	unsigned liveness;	    /* rct_liveness_flags of both sides (0: in-band heartbeats) */
+	const char *ppairing, *spairing; /* pairing identities (rct_session_set_pairing), or NULL */
+	const uint8_t *ppkey, *spkey;	 /* their pairing keys, or NULL */
 };
 
 struct pair {

@@ -7,6 +7,7 @@
  */
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -33,12 +34,11 @@ Test(auth, same_key_checkpoint_verified)
 	pair_close(&pp);
 }
 
-/* Open a pair that must fail authentication; nothing may have been advertised. */
-static void refused(const uint8_t *ppsk, const uint8_t *spsk)
+/* Open a pair with @o that must fail authentication; nothing may have been advertised. */
+static void refused_with(const struct pair_opts *o)
 {
-	struct pair_opts o = {.lanes = 2, .size = 1 << 20, .ppsk = ppsk, .spsk = spsk};
 	struct pair pp;
-	rct_status_t st = pair_open(&pp, &o);
+	rct_status_t st = pair_open(&pp, o);
 
 	cr_assert_eq(st, RCT_ERR_AUTH, "primary: %s", rct_status_str(st));
 	cr_assert_eq(pair_wait_lost(&pp, 5000), RCT_ERR_AUTH, "the secondary's status");
@@ -46,6 +46,13 @@ static void refused(const uint8_t *ppsk, const uint8_t *spsk)
 	for (unsigned i = 0; i < pp.p->nregions; i++)
 		cr_assert_null(pp.p->regions[i]->rkey, "the primary imported a region key");
 	pair_close(&pp);
+}
+
+static void refused(const uint8_t *ppsk, const uint8_t *spsk)
+{
+	struct pair_opts o = {.lanes = 2, .size = 1 << 20, .ppsk = ppsk, .spsk = spsk};
+
+	refused_with(&o);
 }
 
 Test(auth, another_key_is_refused)
@@ -61,6 +68,73 @@ Test(auth, primary_without_key_is_refused)
 Test(auth, secondary_without_key_is_refused)
 {
 	refused(key_a, NULL);
+}
+
+/* ---- pairings: the key proves one pairing, not merely the host ---- */
+
+static const uint8_t pkey_a[RCT_PAIRING_KEY_LEN] = {0xa1, 0xa2};
+static const uint8_t pkey_b[RCT_PAIRING_KEY_LEN] = {0xb1, 0xb2};
+
+static void paired(const uint8_t *psk, const char *pid, const uint8_t *pk, const char *sid,
+		   const uint8_t *sk, bool ok)
+{
+	struct pair_opts o = {.lanes = 2,
+			      .size = 1 << 20,
+			      .auto_flush = true,
+			      .ppsk = psk,
+			      .spsk = psk,
+			      .ppairing = pid,
+			      .spairing = sid,
+			      .ppkey = pk,
+			      .spkey = sk};
+	struct pair pp;
+	rct_status_t st;
+
+	if (!ok) {
+		refused_with(&o);
+		return;
+	}
+	st = pair_open(&pp, &o);
+	cr_assert_eq(st, RCT_OK, "primary: %s", rct_status_str(st));
+	cr_assert_eq(pair_ckpt(&pp, 0, NULL, "dev", 3), RCT_OK);
+	cr_assert(pair_wait_flushed(&pp, 0, 5000));
+	cr_assert(pp.equal, "secondary RAM differs from the primary's snapshot");
+	pair_close(&pp);
+}
+
+Test(auth, the_same_pairing_checkpoints)
+{
+	paired(key_a, "vm-a", pkey_a, "vm-a", pkey_a, true);
+	/* The pairing key alone, no host key, proves it too. */
+	paired(NULL, "vm-a", pkey_a, "vm-a", pkey_a, true);
+}
+
+/* Both hosts hold the same pre-shared key, as deployed: that is not enough. */
+Test(auth, another_vm_on_a_host_with_the_same_key_is_refused)
+{
+	/* Another VM's primary (honest about who it is). */
+	paired(key_a, "vm-b", pkey_b, "vm-a", pkey_a, false);
+	/* A client that claims VM A's identity without VM A's pairing key. */
+	paired(key_a, "vm-a", pkey_b, "vm-a", pkey_a, false);
+	paired(key_a, "vm-a", NULL, "vm-a", pkey_a, false);
+	/* A primary that names no pairing at all, to a paired secondary. */
+	paired(key_a, NULL, NULL, "vm-a", pkey_a, false);
+}
+
+Test(auth, pairing_arguments_are_checked)
+{
+	struct rct_session_params p = {.field_mask = RCT_SESSION_PARAM_FIELD_ROLE,
+				       .role = RCT_ROLE_PRIMARY};
+	struct rct_session *s;
+
+	cr_assert_eq(rct_session_create(&p, &s), RCT_OK);
+	cr_assert_eq(rct_session_set_pairing(s, "vm-a", NULL, 0), RCT_ERR_INVALID_PARAM,
+		     "nothing to prove the pairing with");
+	cr_assert_eq(rct_session_set_pairing(s, "", pkey_a, 0), RCT_ERR_INVALID_PARAM);
+	cr_assert_eq(rct_session_set_pairing(s, "vm a", pkey_a, 0), RCT_ERR_INVALID_PARAM);
+	cr_assert_eq(rct_session_set_pairing(s, "vm-a", pkey_a, 3), RCT_OK);
+	cr_assert_eq(s->generation, 3);
+	rct_session_destroy(s);
 }
 
 static void write_file(const char *path, const void *p, size_t len, mode_t mode)

@@ -31,24 +31,15 @@
 #define BITS_LEN ((SIZE / PAGE + 63) / 64 * 8)
 #define DEV_BLOB "device state of the test"
 
-static char dir[48], sock[96];
+static char dir[48], sock[96], state[96];
 static pid_t rctd_pid;
 
-static void rctd_start(void)
+/* Wait (at most 5 s) until an rctd serves @at. */
+static void wait_serving(const char *at)
 {
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
 
-	snprintf(dir, sizeof(dir), "/tmp/rctd-test.XXXXXX");
-	cr_assert_not_null(mkdtemp(dir));
-	snprintf(sock, sizeof(sock), "%s/rctd.sock", dir);
-	rctd_pid = fork();
-	cr_assert(rctd_pid >= 0);
-	if (rctd_pid == 0) {
-		execl(RCTD_PATH, "rctd", "--socket", sock, "--log-level", "warn",
-		      "--message-timeout-ms", "2000", (char *)NULL);
-		_exit(127);
-	}
-	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", sock);
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", at);
 	for (int i = 0; i < 500; i++) {
 		int fd = socket(AF_UNIX, SOCK_STREAM, 0);
 		int ok = !connect(fd, (struct sockaddr *)&sun, sizeof(sun));
@@ -58,7 +49,26 @@ static void rctd_start(void)
 			return;
 		usleep(10000);
 	}
-	cr_assert_fail("rctd did not start serving %s", sock);
+	cr_assert_fail("rctd did not start serving %s", at);
+}
+
+static void rctd_start(void)
+{
+
+	if (!dir[0]) { /* kept across a restart: the state directory is in it */
+		snprintf(dir, sizeof(dir), "/tmp/rctd-test.XXXXXX");
+		cr_assert_not_null(mkdtemp(dir));
+	}
+	snprintf(sock, sizeof(sock), "%s/rctd.sock", dir);
+	snprintf(state, sizeof(state), "%s/state", dir);
+	rctd_pid = fork();
+	cr_assert(rctd_pid >= 0);
+	if (rctd_pid == 0) {
+		execl(RCTD_PATH, "rctd", "--socket", sock, "--log-level", "warn",
+		      "--message-timeout-ms", "2000", "--state-dir", state, (char *)NULL);
+		_exit(127);
+	}
+	wait_serving(sock);
 }
 
 /* rctd must still be running. */
@@ -82,10 +92,18 @@ static void rctd_stop(void)
 			  status);
 		cr_expect_neq(access(sock, F_OK), 0, "the socket outlived rctd");
 	}
-	rmdir(dir);
 }
 
-TestSuite(rctd, .init = rctd_start, .fini = rctd_stop, .timeout = 120);
+static void rctd_fini(void)
+{
+	char cmd[96];
+
+	rctd_stop();
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	cr_expect_eq(system(cmd), 0);
+}
+
+TestSuite(rctd, .init = rctd_start, .fini = rctd_fini, .timeout = 120);
 
 /* ------------------------------------------------------------ test guests */
 
@@ -114,17 +132,27 @@ static void side_fini(struct side *s)
 	sim_memfd_unmap(s->bits, BITS_LEN, s->bfd);
 }
 
-static int side_open(struct side *s, enum rct_role role, const char *name)
+/* A session on rctd at @at; paired as @pairing with @key when @pairing is not NULL. */
+static int side_open_at(struct side *s, const char *at, enum rct_role role, const char *name,
+			const char *pairing, const uint8_t *key)
 {
 	struct rct_client_session p = {
 		.role = role, .backend = "tcp", .name = name, .lanes = 2, .timeout_ms = 10000};
-	int rc = rct_client_open(sock, name, &s->c);
+	struct rct_client_pairing pr = {.id = pairing, .key = key};
+	int rc = rct_client_open(at, name, &s->c);
 
 	if (!rc)
 		rc = rct_client_session_open(s->c, &p, NULL);
+	if (!rc && pairing)
+		rc = rct_client_session_pairing(s->c, &pr, NULL);
 	if (!rc)
 		rc = rct_client_region_add(s->c, 0, s->fd, 0, SIZE, s->bfd, 0, NULL);
 	return rc;
+}
+
+static int side_open(struct side *s, enum rct_role role, const char *name)
+{
+	return side_open_at(s, sock, role, name, NULL, NULL);
 }
 
 struct primary_job {
@@ -867,5 +895,206 @@ Test(rctd, a_client_does_not_size_rctds_memory)
 	rct_client_close(c);
 	close(ram);
 	close(bits);
+	rctd_alive();
+}
+
+/* ------------------------------------------------- tenants on one host */
+
+/* Remove a state directory of a daemon started by a test. */
+static void rm_state(const char *path)
+{
+	char cmd[160];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
+	cr_assert_eq(system(cmd), 0);
+}
+
+/* Start rctd on @at with the key file @psk; returns its pid. */
+static pid_t rctd_spawn(const char *at, const char *psk, const char *state_dir)
+{
+	pid_t pid = fork();
+
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		execl(RCTD_PATH, "rctd", "--socket", at, "--log-level", "warn", "--psk-file", psk,
+		      "--state-dir", state_dir, (char *)NULL);
+		_exit(127);
+	}
+	wait_serving(at);
+	return pid;
+}
+
+struct hostile_job {
+	struct side *s;
+	uint16_t port;
+	int rc;
+	char why[256];
+};
+
+static void *hostile_connect(void *arg)
+{
+	struct hostile_job *j = arg;
+
+	j->rc = rct_client_connect(j->s->c, "127.0.0.1", j->port, NULL);
+	if (!j->rc)
+		j->rc = rct_client_ckpt_begin(j->s->c, 0, RCT_CKPT_FULL);
+	if (!j->rc)
+		j->rc = rct_client_ckpt_commit(j->s->c, NULL);
+	snprintf(j->why, sizeof(j->why), "%s", rct_client_error(j->s->c));
+	return NULL;
+}
+
+/*
+ * Two rctd holding the same host key, as the docs deploy them.  VM A's
+ * secondary listens.  Another client of the primary-side rctd (another
+ * tenant's hypervisor) goes for it: without a pairing it may not connect at
+ * all; claiming VM A's identity without VM A's pairing key it fails AUTH.
+ * Either way VM A's guest RAM stays as it was, and VM A's own primary then
+ * pairs and checkpoints, verified byte for byte.  (Before pairings, the first
+ * authenticated primary won: its pages reached VM A's guest RAM.)
+ */
+Test(rctd, another_tenants_primary_never_writes_into_vm_a)
+{
+	static const uint8_t key_a[RCT_IPC_PAIRING_KEY_LEN] = {0xa, 0xb, 0xc};
+	static const uint8_t key_x[RCT_IPC_PAIRING_KEY_LEN] = {0xd, 0xe, 0xf};
+	char psk[96], ps[96], ss[96], pst[96], sst[96];
+	struct side sec, evil, pri;
+	pid_t ppid, spid;
+	int fd, rc;
+
+	snprintf(psk, sizeof(psk), "%s/host.key", dir);
+	snprintf(ps, sizeof(ps), "%s/p.sock", dir);
+	snprintf(ss, sizeof(ss), "%s/s.sock", dir);
+	snprintf(pst, sizeof(pst), "%s/p.state", dir);
+	snprintf(sst, sizeof(sst), "%s/s.state", dir);
+	fd = open(psk, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	cr_assert_eq(write(fd, "the two hosts share this key...!", 32), 32);
+	close(fd);
+	ppid = rctd_spawn(ps, psk, pst);
+	spid = rctd_spawn(ss, psk, sst);
+
+	for (int attempt = 0; attempt < 2; attempt++) {
+		struct hostile_job job = {.s = &evil};
+		pthread_t t;
+		uint8_t before[64];
+
+		side_init(&sec, 2);
+		side_init(&evil, 3);
+		memcpy(before, sec.ram, sizeof(before));
+		cr_assert_eq(
+			side_open_at(&sec, ss, RCT_ROLE_SECONDARY, "vm-a.secondary", "vm-a", key_a),
+			0, "%s", rct_client_error(sec.c));
+		cr_assert_eq(rct_client_listen(sec.c, "127.0.0.1", 0, &job.port), 0);
+		if (attempt == 0) {
+			/* No pairing at all: rctd lets it pair with nothing. */
+			cr_assert_eq(side_open_at(&evil, ps, RCT_ROLE_PRIMARY, "evil", NULL, NULL),
+				     0);
+			rc = rct_client_connect(evil.c, "127.0.0.1", job.port, NULL);
+			cr_assert_eq(rc, -EPERM, "unpaired connect: %d (%s)", rc,
+				     rct_client_error(evil.c));
+		} else {
+			/* VM A's identity without VM A's pairing key. */
+			cr_assert_eq(
+				side_open_at(&evil, ps, RCT_ROLE_PRIMARY, "evil", "vm-a", key_x),
+				0);
+			cr_assert_eq(pthread_create(&t, NULL, hostile_connect, &job), 0);
+			rc = rct_client_accept(sec.c, NULL);
+			pthread_join(t, NULL);
+			cr_assert_eq(job.rc, -EKEYREJECTED, "the impostor got %d (%s)", job.rc,
+				     job.why);
+			cr_assert_eq(rc, -EKEYREJECTED, "VM A's accept: %d (%s)", rc,
+				     rct_client_error(sec.c));
+		}
+		cr_assert_eq(memcmp(sec.ram, before, sizeof(before)), 0,
+			     "VM A's guest RAM changed");
+		side_fini(&evil);
+		side_fini(&sec);
+	}
+
+	/* VM A's own primary: paired, checkpointed, verified. */
+	{
+		struct primary_job job = {.s = &pri};
+		pthread_t t;
+
+		side_init(&sec, 2);
+		side_init(&pri, 1);
+		cr_assert_eq(
+			side_open_at(&sec, ss, RCT_ROLE_SECONDARY, "vm-a.secondary", "vm-a", key_a),
+			0);
+		cr_assert_eq(rct_client_listen(sec.c, "127.0.0.1", 0, &job.port), 0);
+		cr_assert_eq(
+			side_open_at(&pri, ps, RCT_ROLE_PRIMARY, "vm-a.primary", "vm-a", key_a), 0);
+		cr_assert_eq(pthread_create(&t, NULL, primary_full_sync, &job), 0);
+		rc = rct_client_accept(sec.c, NULL);
+		cr_assert_eq(rc, 0, "accept: %s (%s)", strerror(-rc), rct_client_error(sec.c));
+		pthread_join(t, NULL);
+		cr_assert_eq(job.rc, 0, "primary: %s", rct_client_error(pri.c));
+		secondary_apply_epoch0(&sec, pri.ram);
+		side_fini(&pri);
+		side_fini(&sec);
+	}
+	kill(ppid, SIGTERM);
+	kill(spid, SIGTERM);
+	waitpid(ppid, NULL, 0);
+	waitpid(spid, NULL, 0);
+	unlink(psk);
+	rm_state(pst);
+	rm_state(sst);
+	rctd_alive();
+}
+
+/* A pairing's generation and last committed epoch outlive rctd. */
+Test(rctd, the_pairing_state_survives_a_restart_of_rctd)
+{
+	static const uint8_t key_g[RCT_IPC_PAIRING_KEY_LEN] = {0x9};
+	struct rct_client_pairing p5 = {
+		.id = "vm-g", .key = key_g, .has_generation = 1, .generation = 5};
+	struct rct_client_pairing_state st;
+	struct side pri, sec;
+	char *json = NULL;
+	int rc;
+
+	/* Paired at generation 5, one checkpoint committed and flushed (epoch 0). */
+	side_init(&sec, 2);
+	side_init(&pri, 1);
+	{
+		struct primary_job job = {.s = &pri};
+		pthread_t t;
+
+		cr_assert_eq(side_open(&sec, RCT_ROLE_SECONDARY, "g.secondary"), 0);
+		cr_assert_eq(rct_client_session_pairing(sec.c, &p5, &st), 0, "%s",
+			     rct_client_error(sec.c));
+		cr_assert_eq(st.generation, 5);
+		cr_assert_eq(st.last_committed, UINT64_MAX);
+		cr_assert_eq(rct_client_listen(sec.c, "127.0.0.1", 0, &job.port), 0);
+		cr_assert_eq(side_open(&pri, RCT_ROLE_PRIMARY, "g.primary"), 0);
+		cr_assert_eq(rct_client_session_pairing(pri.c, &p5, NULL), 0);
+		cr_assert_eq(pthread_create(&t, NULL, primary_full_sync, &job), 0);
+		cr_assert_eq(rct_client_accept(sec.c, NULL), 0);
+		pthread_join(t, NULL);
+		cr_assert_eq(job.rc, 0, "%s", rct_client_error(pri.c));
+		secondary_apply_epoch0(&sec, pri.ram);
+		cr_assert_eq(rct_client_query(sec.c, RCT_IPC_STATUS, 0, &json), 0);
+		cr_assert_not_null(strstr(json, "\"pairing\":\"vm-g\",\"generation\":5"), "%s",
+				   json);
+		free(json);
+		side_fini(&pri);
+		side_fini(&sec);
+	}
+	/* rctd restarts: the record is read back, a stale generation refused. */
+	rctd_stop();
+	rctd_start();
+	side_init(&sec, 2);
+	cr_assert_eq(side_open(&sec, RCT_ROLE_SECONDARY, "g.secondary"), 0);
+	p5.generation = 4;
+	rc = rct_client_session_pairing(sec.c, &p5, &st);
+	cr_assert_eq(rc, -ESTALE, "generation 4 after 5: %d (%s)", rc, rct_client_error(sec.c));
+	p5.has_generation = 0;
+	cr_assert_eq(rct_client_session_pairing(sec.c, &p5, &st), 0, "%s", rct_client_error(sec.c));
+	cr_assert_eq(st.generation, 5, "generation %llu after the restart",
+		     (unsigned long long)st.generation);
+	cr_assert_eq(st.last_committed, 0, "last committed epoch %llu after the restart",
+		     (unsigned long long)st.last_committed);
+	side_fini(&sec);
 	rctd_alive();
 }

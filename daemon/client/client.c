@@ -261,6 +261,36 @@ int rct_client_session_open(struct rct_client *c, const struct rct_client_sessio
 	return 0;
 }
 
+int rct_client_session_pairing(struct rct_client *c, const struct rct_client_pairing *p,
+			       struct rct_client_pairing_state *state_p)
+{
+	struct rct_ipc_session_pairing w = {0};
+	struct rct_ipc_session_pairing_reply r;
+	int rc;
+
+	if (!c || !p || !p->id || ipc_str_put(w.id, sizeof(w.id), p->id))
+		return -EINVAL;
+	if (p->key) {
+		w.flags |= RCT_IPC_PAIRING_KEY;
+		memcpy(w.key, p->key, sizeof(w.key));
+	}
+	if (p->has_generation) {
+		w.flags |= RCT_IPC_PAIRING_GENERATION;
+		w.generation = htole64(p->generation);
+	}
+	w.flags = htole32(w.flags);
+	rc = client_call(c, RCT_IPC_SESSION_PAIRING, &w, sizeof(w), NULL, 0, sizeof(r));
+	explicit_bzero(&w, sizeof(w));
+	if (rc)
+		return rc;
+	memcpy(&r, c->buf, sizeof(r));
+	if (state_p) {
+		state_p->generation = le64toh(r.generation);
+		state_p->last_committed = le64toh(r.last_committed);
+	}
+	return 0;
+}
+
 int rct_client_session_close(struct rct_client *c)
 {
 	int rc = client_call(c, RCT_IPC_SESSION_CLOSE, NULL, 0, NULL, 0, 0);

@@ -244,6 +244,17 @@ static void run_sleep_until(const struct timespec *t)
 		;
 }
 
+/* The pairing key of this run's VM, made once (the management layer's job). */
+static const uint8_t *run_pairing_key(void)
+{
+	static uint8_t key[RCT_IPC_PAIRING_KEY_LEN];
+	static bool made;
+
+	if (!made && getrandom(key, sizeof(key), 0) == (ssize_t)sizeof(key))
+		made = true;
+	return made ? key : NULL;
+}
+
 /* A client of rctd at @sock with this cell's session and guest region. */
 static int run_open(const struct run_cfg *cfg, enum rct_role role, const char *sock, int memfd,
 		    uint64_t size, int bits_fd, struct rct_client **c_p, char *what,
@@ -277,6 +288,13 @@ static int run_open(const struct run_cfg *cfg, enum rct_role role, const char *s
 		return rc;
 	}
 	rc = rct_client_session_open(c, &p, NULL);
+	/* Both guests of the run belong to one pairing: the VM and a key of its own. */
+	if (!rc) {
+		struct rct_client_pairing pr = {.id = cfg->vm_name ? cfg->vm_name : "demo-vm",
+						.key = run_pairing_key()};
+
+		rc = rct_client_session_pairing(c, &pr, NULL);
+	}
 	if (!rc)
 		rc = rct_client_region_add(c, RUN_REGION_ID, memfd, 0, size, bits_fd, 0, NULL);
 	if (rc) {
@@ -547,9 +565,9 @@ static int run_wait_daemon(pid_t pid, const char *sock)
 static pid_t run_spawn_daemon(const struct run_cfg *cfg, const char *sock, int metrics_port,
 			      const char *psk_file)
 {
-	char path[PATH_MAX], port[16], hb[16];
+	char path[PATH_MAX], port[16], hb[16], state[PATH_MAX];
 	const char *rctd = run_rctd_path(cfg, path, sizeof(path));
-	const char *argv[16];
+	const char *argv[20];
 	int n = 0;
 	pid_t pid;
 
@@ -560,6 +578,10 @@ static pid_t run_spawn_daemon(const struct run_cfg *cfg, const char *sock, int m
 	argv[n++] = getenv("RCTD_LOG_LEVEL") ? getenv("RCTD_LOG_LEVEL") : "warn";
 	argv[n++] = "--psk-file";
 	argv[n++] = psk_file;
+	/* Its pairing records beside its socket, not in the host's /var/lib/rctd. */
+	snprintf(state, sizeof(state), "%s.state", sock);
+	argv[n++] = "--state-dir";
+	argv[n++] = state;
 	if (metrics_port > 0) {
 		snprintf(port, sizeof(port), "%d", metrics_port);
 		argv[n++] = "--metrics-port";
@@ -699,11 +721,33 @@ int run_env_create(struct run_env *env, const struct run_cfg *cfg, uint64_t size
 	return 0;
 }
 
+/* The pairing records of a daemon started here (SOCK.state/, flat). */
+static void run_rm_state(const char *sock)
+{
+	char dir[PATH_MAX], path[PATH_MAX * 2];
+	struct dirent *e;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "%s.state", sock);
+	d = opendir(dir);
+	if (!d)
+		return;
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.' || (e->d_name[1] && strcmp(e->d_name, ".."))) {
+			snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+			unlink(path);
+		}
+	closedir(d);
+	rmdir(dir);
+}
+
 void run_env_destroy(struct run_env *env)
 {
 	run_stop_daemon(env->ppid);
 	run_stop_daemon(env->spid);
 	if (env->dir[0]) {
+		run_rm_state(env->psock);
+		run_rm_state(env->ssock);
 		unlink(env->psock);
 		unlink(env->ssock);
 		unlink(env->psk);

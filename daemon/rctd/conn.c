@@ -385,6 +385,11 @@ static int h_session_open(struct rctd_conn *c, const struct ipc_msg *m, struct r
 	snprintf(c->backend, sizeof(c->backend), "%s", p.backend);
 	memset(&c->m, 0, sizeof(c->m));
 	memset(&c->live, 0, sizeof(c->live));
+	c->paired = false;
+	c->pairing[0] = '\0';
+	c->generation = 0;
+	c->saved_epoch = UINT64_MAX;
+	c->persist_failed = false;
 	c->m.last_epoch = UINT64_MAX;
 	c->state = RCTD_SESS_OPEN;
 	pthread_mutex_unlock(&c->d->lock);
@@ -394,6 +399,124 @@ static int h_session_open(struct rctd_conn *c, const struct ipc_msg *m, struct r
 	r->data = out;
 	r->len = sizeof(*out);
 	return 0;
+}
+
+/*
+ * SESSION_PAIRING: the VM identity and the secret its management layer gave
+ * both hypervisors, and the generation.  rctd records the generation and the
+ * last committed epoch per pairing across its restarts; a client asking for
+ * a generation older than the recorded one is stale.
+ */
+static int h_pairing(struct rctd_conn *c, const struct ipc_msg *m, struct reply *r,
+		     struct rct_ipc_session_pairing_reply *out)
+{
+	struct rct_ipc_session_pairing w;
+	struct rctd_pairing_state ps;
+	uint32_t flags;
+	uint64_t gen;
+	rct_status_t st;
+	int rc;
+
+	if (!want(r, m, sizeof(w), 0))
+		return r->status;
+	memcpy(&w, c->buf, sizeof(w));
+	flags = le32toh(w.flags);
+	if (!ipc_str_ok(w.id, sizeof(w.id)) || w.reserved ||
+	    (flags & ~(uint32_t)(RCT_IPC_PAIRING_KEY | RCT_IPC_PAIRING_GENERATION)))
+		return reply_bad(r,
+				 "SESSION_PAIRING: unterminated identity, unknown flags 0x%x or "
+				 "reserved field set",
+				 flags);
+	if (c->state != RCTD_SESS_OPEN)
+		return reply_fail(r, c->state == RCTD_SESS_NONE ? -ENOENT : -EBUSY, RCT_ERR_STATE,
+				  "SESSION_PAIRING comes after SESSION_OPEN and before LISTEN or "
+				  "CONNECT");
+	if (c->paired)
+		return reply_fail(r, -EEXIST, RCT_ERR_EXISTS, "session %s is paired as %s already",
+				  c->name, c->pairing);
+	if (!rctd_pairing_id_ok(w.id))
+		return reply_fail(r, -EINVAL, RCT_ERR_INVALID_PARAM,
+				  "pairing identity '%.64s': 1..%d of letters, digits, - _ . : "
+				  "(not starting with .)",
+				  w.id, RCT_IPC_PAIRING_ID_MAX - 1);
+	if (c->d->has_psk && !(flags & RCT_IPC_PAIRING_KEY))
+		return reply_fail(r, -EINVAL, RCT_ERR_INVALID_PARAM,
+				  "pairing %s: no pairing key; with a host key every client could "
+				  "claim any identity (docs/security.md)",
+				  w.id);
+	rc = rctd_state_read(c->d, w.id, &ps);
+	if (rc)
+		return reply_fail(r, rc, RCT_ERR_SYSTEM, "pairing %s: reading its state in %s: %s",
+				  w.id, c->d->cfg.state_dir, strerror(-rc));
+	gen = flags & RCT_IPC_PAIRING_GENERATION ? le64toh(w.generation) : ps.generation;
+	if (gen < ps.generation)
+		return reply_fail(r, -ESTALE, RCT_ERR_MISMATCH,
+				  "pairing %s is at generation %" PRIu64
+				  " on this host; generation %" PRIu64 " is stale",
+				  w.id, ps.generation, gen);
+	st = rct_session_set_pairing(c->sess, w.id, flags & RCT_IPC_PAIRING_KEY ? w.key : NULL,
+				     gen);
+	explicit_bzero(&w.key, sizeof(w.key));
+	if (reply_rct(r, st, "pairing"))
+		return r->status;
+	if (!ps.found || gen != ps.generation) {
+		ps.generation = gen;
+		rc = rctd_state_write(c->d, w.id, &ps, true);
+		if (rc)
+			return reply_fail(r, rc, RCT_ERR_SYSTEM,
+					  "pairing %s: recording generation %" PRIu64 " in %s: %s",
+					  w.id, gen, c->d->cfg.state_dir, strerror(-rc));
+	}
+	pthread_mutex_lock(&c->d->lock);
+	c->paired = true;
+	snprintf(c->pairing, sizeof(c->pairing), "%s", w.id);
+	c->generation = gen;
+	c->m.last_epoch = c->saved_epoch = ps.last_committed;
+	pthread_mutex_unlock(&c->d->lock);
+	rctd_info("session %s: pairing %s, generation %" PRIu64 ", last committed epoch %" PRId64,
+		  c->name, w.id, gen, (int64_t)ps.last_committed);
+	out->generation = htole64(gen);
+	out->last_committed = htole64(ps.last_committed);
+	r->data = out;
+	r->len = sizeof(*out);
+	return 0;
+}
+
+/* With a host key, a session proves its pairing or pairs with nothing. */
+static int need_pairing(struct rctd_conn *c, struct reply *r)
+{
+	if (!c->d->has_psk || c->paired)
+		return 0;
+	return reply_fail(r, -EPERM, RCT_ERR_AUTH,
+			  "session %s: rctd holds a pre-shared key, so the session must be bound "
+			  "to its pairing (SESSION_PAIRING) before LISTEN or CONNECT",
+			  c->name);
+}
+
+/* After a checkpoint's reply: record its epoch for the pairing (off the pause). */
+static void conn_persist(struct rctd_conn *c)
+{
+	struct rctd_pairing_state ps;
+	uint64_t epoch;
+	int rc;
+
+	if (!c->paired)
+		return;
+	pthread_mutex_lock(&c->d->lock);
+	epoch = c->m.last_epoch;
+	pthread_mutex_unlock(&c->d->lock);
+	if (epoch == c->saved_epoch)
+		return;
+	ps.generation = c->generation;
+	ps.last_committed = epoch;
+	rc = rctd_state_write(c->d, c->pairing, &ps, false);
+	if (rc && !c->persist_failed)
+		rctd_warn("pairing %s: recording epoch %" PRIu64 " in %s: %s (retried after the "
+			  "next checkpoint)",
+			  c->pairing, epoch, c->d->cfg.state_dir, strerror(-rc));
+	c->persist_failed = rc != 0;
+	if (!rc)
+		c->saved_epoch = epoch;
 }
 
 static int need_session(struct rctd_conn *c, struct reply *r, enum rctd_sess_state want_state,
@@ -596,7 +719,8 @@ static int h_listen(struct rctd_conn *c, const struct ipc_msg *m, struct reply *
 	uint16_t port = 0;
 	rct_status_t st;
 
-	if (peer_decode(c, m, r, &w) || need_session(c, r, RCTD_SESS_OPEN, RCT_ROLE_SECONDARY))
+	if (peer_decode(c, m, r, &w) || need_session(c, r, RCTD_SESS_OPEN, RCT_ROLE_SECONDARY) ||
+	    need_pairing(c, r))
 		return r->status;
 	st = rct_session_listen(c->sess, w.addr[0] ? w.addr : "127.0.0.1", le16toh(w.port), &port);
 	if (reply_rct(r, st, "listen"))
@@ -637,7 +761,7 @@ static int h_connect(struct rctd_conn *c, const struct ipc_msg *m, struct reply 
 	rct_status_t st;
 
 	if (peer_decode(c, m, r, &w) || need_session(c, r, RCTD_SESS_OPEN, RCT_ROLE_PRIMARY) ||
-	    conn_register_regions(c, r))
+	    need_pairing(c, r) || conn_register_regions(c, r))
 		return r->status;
 	if (!w.addr[0] || !w.port)
 		return reply_fail(r, -EINVAL, RCT_ERR_INVALID_PARAM,
@@ -938,6 +1062,7 @@ static int conn_request(struct rctd_conn *c, struct ipc_msg *m)
 		struct rct_ipc_region_add_reply region;
 		struct rct_ipc_ckpt_stats stats;
 		struct rct_ipc_devstate_get_reply devstate;
+		struct rct_ipc_session_pairing_reply pairing;
 	} out;
 	struct reply r = {0};
 	struct ipc_msg rm = {
@@ -967,6 +1092,9 @@ static int conn_request(struct rctd_conn *c, struct ipc_msg *m)
 			break;
 		case RCT_IPC_SESSION_CLOSE:
 			h_close(c, m, &r);
+			break;
+		case RCT_IPC_SESSION_PAIRING:
+			h_pairing(c, m, &r, &out.pairing);
 			break;
 		case RCT_IPC_REGION_ADD:
 			h_region_add(c, m, &r, &out.region);
@@ -1136,6 +1264,7 @@ void *rctd_conn_main(void *arg)
 				break;
 			/* A busy client keeps the loop here: look at the stalls too. */
 			conn_watch_stalls(c);
+			conn_persist(c);
 			continue;
 		}
 		if (drive && c->sess) {

@@ -91,6 +91,9 @@ static void usage(FILE *f)
 		"                           secondary allocates a colo cache as large.  A\n"
 		"                           REGION_ADD beyond it is refused before anything is\n"
 		"                           mapped\n"
+		"  -S, --state-dir DIR      one state file per pairing: its generation and last\n"
+		"                           committed epoch, kept across restarts (default\n"
+		"                           /var/lib/rctd; created 0700)\n"
 		"  -l, --log-level LEVEL    error, warn, info (default) or debug\n"
 		"  -c, --config FILE        read options from FILE first: one 'option = value'\n"
 		"                           per line, long option names without '--', # comments;\n"
@@ -115,6 +118,7 @@ static const struct option longopts[] = {
 	{"message-timeout-ms", required_argument, NULL, 'T'},
 	{"idle-timeout-ms", required_argument, NULL, 'I'},
 	{"max-registered", required_argument, NULL, 'M'},
+	{"state-dir", required_argument, NULL, 'S'},
 	{"config", required_argument, NULL, 'c'},
 	{"version", no_argument, NULL, 'V'},
 	{"help", no_argument, NULL, 'h'},
@@ -227,6 +231,9 @@ static int apply_option(struct rctd_cfg *cfg, int c, const char *arg)
 		return int_option("--metrics-port", arg, 0, 65535, &cfg->metrics_port);
 	case 'M':
 		return size_option("--max-registered", arg, &cfg->max_registered);
+	case 'S':
+		cfg->state_dir = arg;
+		return 0;
 	case 'a':
 		cfg->metrics_addr = arg;
 		return 0;
@@ -339,7 +346,7 @@ static int parse_args(struct rctd_cfg *cfg, int argc, char **argv)
 		if (file && (rc = load_config(cfg, file)))
 			return rc;
 	}
-	while ((c = getopt_long(argc, argv, "s:g:u:G:m:a:l:k:H:L:T:I:M:c:Vh", longopts, NULL)) !=
+	while ((c = getopt_long(argc, argv, "s:g:u:G:m:a:l:k:H:L:T:I:M:S:c:Vh", longopts, NULL)) !=
 	       -1) {
 		switch (c) {
 		case 'h':
@@ -580,6 +587,7 @@ int main(int argc, char **argv)
 	d.cfg.heartbeat_ms = RCT_HEARTBEAT_DEFAULT_MS;
 	d.cfg.msg_timeout_ms = RCTD_MSG_TIMEOUT_MS;
 	d.cfg.idle_timeout_ms = RCTD_IDLE_TIMEOUT_MS;
+	d.cfg.state_dir = "/var/lib/rctd";
 	d.cfg.max_registered = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE) /
 			       4 * 3;
 	rc = parse_args(&d.cfg, argc, argv);
@@ -619,6 +627,11 @@ int main(int argc, char **argv)
 		rctd_warn("no --psk-file: peers are not authenticated; any host that reaches "
 			  "a listening session can pair with it");
 	}
+	rc = rctd_state_dir_init(&d);
+	if (rc) {
+		rctd_err("state directory %s: %s (--state-dir)", d.cfg.state_dir, strerror(-rc));
+		return 1;
+	}
 	lfd = open_socket(&d);
 	if (lfd < 0)
 		return 1;
@@ -629,6 +642,8 @@ int main(int argc, char **argv)
 	}
 	if (d.metrics_port >= 0)
 		d.caps |= RCT_IPC_CAP_METRICS;
+	if (d.has_psk)
+		d.caps |= RCT_IPC_CAP_PSK;
 	rctd_info("guest regions of all sessions together: at most %" PRIu64
 		  " MiB (--max-registered)",
 		  d.cfg.max_registered >> 20);

@@ -117,6 +117,12 @@ struct rctd_conn {
 	bool peer_closed;	  /* PEER_LOST: the peer closed the session (GOODBYE) */
 	struct rctd_metrics m;
 	struct rct_liveness_stats live; /* the figures last reported, under d->lock */
+	/* The pairing (SESSION_PAIRING); written by the thread, read under d->lock. */
+	bool paired;
+	char pairing[RCT_IPC_PAIRING_ID_MAX];
+	uint64_t generation;
+	uint64_t saved_epoch; /* last_epoch as last written to the state file */
+	bool persist_failed;  /* the last write of it failed (warned once) */
 
 	uint8_t *buf; /* RCT_IPC_MAX_PAYLOAD: requests and replies */
 	void *devbuf;
@@ -138,6 +144,7 @@ struct rctd_cfg {
 	int msg_timeout_ms;	 /* a message whole within this of its first byte; HELLO too */
 	int idle_timeout_ms;	 /* a connection without a session that sends nothing */
 	uint64_t max_registered; /* bytes of guest regions all sessions may register */
+	const char *state_dir;	 /* one state file per pairing (generation, last epoch) */
 };
 
 struct rctd {
@@ -155,6 +162,19 @@ struct rctd {
 	uint64_t registered; /* bytes of guest regions reserved, under lock */
 	struct MHD_Daemon *mhd;
 };
+
+/* pairing.c: one state file per pairing in cfg.state_dir. */
+struct rctd_pairing_state {
+	uint64_t generation;
+	uint64_t last_committed; /* UINT64_MAX: none */
+	bool found;		 /* the file existed */
+};
+bool rctd_pairing_id_ok(const char *id);
+int rctd_state_dir_init(const struct rctd *d);
+int rctd_state_read(const struct rctd *d, const char *id, struct rctd_pairing_state *st);
+/* Replace the file whole (write, rename); @durable: fsync it and the directory. */
+int rctd_state_write(const struct rctd *d, const char *id, const struct rctd_pairing_state *st,
+		     bool durable);
 
 /* conn.c: the thread of one client connection (takes ownership of @c). */
 void *rctd_conn_main(void *arg);

@@ -253,6 +253,28 @@ RCT_API rct_status_t rct_region_register(struct rct_session *session, uint32_t i
 /** Number of pages (dirty-bitmap bits) in @a region. */
 RCT_API uint64_t rct_region_pages(const struct rct_region *region);
 
+/** Longest pairing identity, with its NUL; bytes of a pairing key. */
+#define RCT_PAIRING_ID_MAX  64
+#define RCT_PAIRING_KEY_LEN 32
+
+/**
+ * Bind the session to one pairing (before listen/connect): the VM's identity
+ * @a id (1..63 bytes: letters, digits, - _ . :), a secret @a key of
+ * RCT_PAIRING_KEY_LEN bytes that the management layer gives the pairing's two
+ * hypervisors (NULL: none), and its @a generation (as
+ * RCT_SESSION_PARAM_FIELD_GENERATION).  The AUTH exchange then proves the
+ * pairing, not merely the host: its key is BLAKE2b-256, keyed with the
+ * session's pre-shared key (or none), of the identity and the pairing key.
+ * A peer of another pairing, or one that claims this identity without its
+ * key, fails with RCT_ERR_AUTH before any remote key is advertised, even
+ * when both hosts share the pre-shared key.  Copies everything.
+ *
+ * @return RCT_OK, RCT_ERR_INVALID_PARAM (bad identity; neither a pre-shared
+ *         key nor a pairing key to prove it with), RCT_ERR_STATE (not NEW).
+ */
+RCT_API rct_status_t rct_session_set_pairing(struct rct_session *session, const char *id,
+					     const uint8_t *key, uint64_t generation);
+
 /**
  * Secondary: bind and listen.  @a port 0 picks a free port, returned in
  * @a port_p.  Non-blocking.

@@ -55,6 +55,22 @@ struct rct_client_session {
 	uint64_t staging_size; /**< device-state capacity */
 };
 
+/** The pairing a session belongs to (rct_client_session_pairing()). */
+struct rct_client_pairing {
+	const char *id; /**< the pairing's identity: the VM, 1..63 of letters, digits, - _ . : */
+	const uint8_t *key; /**< RCT_IPC_PAIRING_KEY_LEN secret bytes the management layer gave
+				 both hypervisors of the pairing; NULL: none (then rctd must
+				 hold no pre-shared key, or the pairing is not proven) */
+	int has_generation; /**< 1: generation below; 0: rctd's record for id (0 if none) */
+	uint64_t generation;
+};
+
+/** What rctd recorded for the pairing (persisted across its restarts). */
+struct rct_client_pairing_state {
+	uint64_t generation;	 /**< the session's generation */
+	uint64_t last_committed; /**< UINT64_MAX: none */
+};
+
 /**
  * Connect to rctd at @a socket_path and say HELLO as @a name (for its logs).
  * *client_p is written on success only; on failure rct_client_open_error()
@@ -85,6 +101,17 @@ RCT_CLIENT_API int rct_client_session_open(struct rct_client *client,
 					   const struct rct_client_session *params,
 					   uint64_t *session_id_p);
 RCT_CLIENT_API int rct_client_session_close(struct rct_client *client);
+/**
+ * Bind the open session to its pairing, before listen or connect (required
+ * when rctd holds a pre-shared key: its session then proves this pairing to
+ * the peer, not merely the host).  A generation older than the one rctd
+ * recorded for the identity is refused (-ESTALE).  @a state_p (may be NULL)
+ * gets the session's generation and the recorded last committed epoch.
+ * @return 0, -EINVAL, -EBUSY (not before listen/connect), -ESTALE, -errno.
+ */
+RCT_CLIENT_API int rct_client_session_pairing(struct rct_client *client,
+					      const struct rct_client_pairing *pairing,
+					      struct rct_client_pairing_state *state_p);
 
 /**
  * Add guest RAM region @a id: @a size bytes of @a memfd from @a offset (page

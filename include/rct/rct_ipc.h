@@ -30,25 +30,26 @@
 #define RCT_IPC_ADDR_MAX    64
 
 enum rct_ipc_type {
-	RCT_IPC_HELLO = 1,	    /* version and capabilities; first message of a connection */
-	RCT_IPC_SESSION_OPEN = 2,   /* create this connection's session */
-	RCT_IPC_SESSION_CLOSE = 3,  /* destroy it (GOODBYE to the peer) */
-	RCT_IPC_REGION_ADD = 4,	    /* fds: guest RAM memfd, dirty-bitmap memfd */
-	RCT_IPC_REGION_REMOVE = 5,  /* before the session is connected */
-	RCT_IPC_LISTEN = 6,	    /* secondary: bind; reply has the port */
-	RCT_IPC_ACCEPT = 7,	    /* secondary: wait for the primary; reply once connected */
-	RCT_IPC_CONNECT = 8,	    /* primary: connect to the secondary's rctd */
-	RCT_IPC_CKPT_BEGIN = 9,	    /* primary */
-	RCT_IPC_CKPT_DIRTY = 10,    /* primary: a region's shared bitmap is ready */
-	RCT_IPC_CKPT_DEVSTATE = 11, /* primary: inline bytes, or fd: a memfd read from offset 0 */
-	RCT_IPC_CKPT_COMMIT = 12,   /* primary: reply after the secondary acknowledged */
-	RCT_IPC_CKPT_FLUSH = 13,    /* secondary: apply a ready epoch to guest RAM */
-	RCT_IPC_DEVSTATE_GET = 14,  /* secondary: fd: a memfd the daemon writes the blob into */
-	RCT_IPC_EVENT = 15,	    /* daemon -> client: checkpoint ready, peer lost */
-	RCT_IPC_STATUS = 16,	    /* reply: JSON text, the daemon */
-	RCT_IPC_SESSIONS = 17,	    /* reply: JSON text, every session (admin only) */
-	RCT_IPC_STATS = 18,	    /* reply: JSON text, counters and latency histograms */
-	RCT_IPC_TYPE_MAX = RCT_IPC_STATS,
+	RCT_IPC_HELLO = 1,	      /* version and capabilities; first message of a connection */
+	RCT_IPC_SESSION_OPEN = 2,     /* create this connection's session */
+	RCT_IPC_SESSION_CLOSE = 3,    /* destroy it (GOODBYE to the peer) */
+	RCT_IPC_REGION_ADD = 4,	      /* fds: guest RAM memfd, dirty-bitmap memfd */
+	RCT_IPC_REGION_REMOVE = 5,    /* before the session is connected */
+	RCT_IPC_LISTEN = 6,	      /* secondary: bind; reply has the port */
+	RCT_IPC_ACCEPT = 7,	      /* secondary: wait for the primary; reply once connected */
+	RCT_IPC_CONNECT = 8,	      /* primary: connect to the secondary's rctd */
+	RCT_IPC_CKPT_BEGIN = 9,	      /* primary */
+	RCT_IPC_CKPT_DIRTY = 10,      /* primary: a region's shared bitmap is ready */
+	RCT_IPC_CKPT_DEVSTATE = 11,   /* primary: inline bytes, or fd: a memfd read from offset 0 */
+	RCT_IPC_CKPT_COMMIT = 12,     /* primary: reply after the secondary acknowledged */
+	RCT_IPC_CKPT_FLUSH = 13,      /* secondary: apply a ready epoch to guest RAM */
+	RCT_IPC_DEVSTATE_GET = 14,    /* secondary: fd: a memfd the daemon writes the blob into */
+	RCT_IPC_EVENT = 15,	      /* daemon -> client: checkpoint ready, peer lost */
+	RCT_IPC_STATUS = 16,	      /* reply: JSON text, the daemon */
+	RCT_IPC_SESSIONS = 17,	      /* reply: JSON text, every session (admin only) */
+	RCT_IPC_STATS = 18,	      /* reply: JSON text, counters and latency histograms */
+	RCT_IPC_SESSION_PAIRING = 19, /* bind the session to its pairing, before LISTEN/CONNECT */
+	RCT_IPC_TYPE_MAX = RCT_IPC_SESSION_PAIRING,
 };
 
 enum rct_ipc_flags {
@@ -62,6 +63,7 @@ enum rct_ipc_caps {
 	RCT_IPC_CAP_UCX = 1u << 1,
 	RCT_IPC_CAP_VERBS = 1u << 2,
 	RCT_IPC_CAP_METRICS = 1u << 3, /* a Prometheus endpoint is served */
+	RCT_IPC_CAP_PSK = 1u << 4, /* rctd holds a pre-shared key: SESSION_PAIRING is required */
 };
 
 struct rct_ipc_hdr {
@@ -107,6 +109,29 @@ struct rct_ipc_session_open {
 
 struct rct_ipc_session_open_reply {
 	__le64 session_id;
+};
+
+/* SESSION_PAIRING: the VM identity and secret the management layer gave this
+ * pairing's two hypervisors, and its generation (docs/ipc.md, "Pairings"). */
+#define RCT_IPC_PAIRING_ID_MAX	64
+#define RCT_IPC_PAIRING_KEY_LEN 32
+
+enum rct_ipc_pairing_flags {
+	RCT_IPC_PAIRING_KEY = 1u << 0,	      /* key holds the pairing key */
+	RCT_IPC_PAIRING_GENERATION = 1u << 1, /* generation is given (else: rctd's record) */
+};
+
+struct rct_ipc_session_pairing {
+	__le64 generation;
+	__le32 flags; /* rct_ipc_pairing_flags */
+	__le32 reserved;
+	char id[RCT_IPC_PAIRING_ID_MAX]; /* NUL-terminated: letters, digits, - _ . : */
+	__u8 key[RCT_IPC_PAIRING_KEY_LEN];
+};
+
+struct rct_ipc_session_pairing_reply {
+	__le64 generation;     /* the session's generation */
+	__le64 last_committed; /* recorded for this pairing on this host; UINT64_MAX: none */
 };
 
 /* LISTEN and CONNECT. */
@@ -217,6 +242,8 @@ _Static_assert(sizeof(struct rct_ipc_hdr) == RCT_IPC_HDR_SIZE, "ipc header");
 _Static_assert(sizeof(struct rct_ipc_hello) == 40, "ipc hello");
 _Static_assert(sizeof(struct rct_ipc_hello_reply) == 24, "ipc hello reply");
 _Static_assert(sizeof(struct rct_ipc_session_open) == 72, "ipc session open");
+_Static_assert(sizeof(struct rct_ipc_session_pairing) == 112, "ipc session pairing");
+_Static_assert(sizeof(struct rct_ipc_session_pairing_reply) == 16, "ipc pairing reply");
 _Static_assert(sizeof(struct rct_ipc_peer) == 72, "ipc peer");
 _Static_assert(sizeof(struct rct_ipc_connected) == 24, "ipc connected");
 _Static_assert(sizeof(struct rct_ipc_region_add) == 32, "ipc region add");

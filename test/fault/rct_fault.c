@@ -128,6 +128,8 @@ struct tally {
 
 static char dir[64];
 static char psk_path[128];
+/* The pairing key of the VM of every trial (made with the host key). */
+static uint8_t pairing_key[RCT_IPC_PAIRING_KEY_LEN];
 
 static uint64_t now_ns(void)
 {
@@ -172,10 +174,12 @@ static int daemon_start(const struct opts *o, struct daemon *d, const char *name
 			bool psk)
 {
 	char hb[16];
-	const char *argv[20];
+	const char *argv[24];
+	char state[160];
 	int n = 0;
 
 	snprintf(d->sock, sizeof(d->sock), "%s/%s.sock", dir, name);
+	snprintf(state, sizeof(state), "%s/%s.state", dir, name);
 	snprintf(d->log, sizeof(d->log), "%s/%s.log", dir, name);
 	snprintf(hb, sizeof(hb), "%d", o->heartbeat_ms);
 	unlink(d->sock);
@@ -192,6 +196,8 @@ static int daemon_start(const struct opts *o, struct daemon *d, const char *name
 	argv[n++] = hb;
 	argv[n++] = "--log-level";
 	argv[n++] = "info";
+	argv[n++] = "--state-dir";
+	argv[n++] = state;
 	if (psk) {
 		argv[n++] = "--psk-file";
 		argv[n++] = psk_path;
@@ -258,6 +264,14 @@ static json_t *daemon_status(struct daemon *d)
 
 /* ------------------------------------------------------------ sessions */
 
+/* Every session of a trial belongs to the one VM's pairing. */
+static int pair_as_vm(struct rct_client *c)
+{
+	struct rct_client_pairing p = {.id = "vm", .key = pairing_key};
+
+	return rct_client_session_pairing(c, &p, NULL);
+}
+
 static int session_open(const struct opts *o, struct daemon *d, enum rct_role role,
 			const char *name, int memfd, int bits_fd, uint64_t size,
 			struct rct_client **c_p)
@@ -278,6 +292,8 @@ static int session_open(const struct opts *o, struct daemon *d, enum rct_role ro
 		return rc;
 	}
 	rc = rct_client_session_open(c, &p, NULL);
+	if (!rc)
+		rc = pair_as_vm(c);
 	if (!rc)
 		rc = rct_client_region_add(c, REGION_ID, memfd, 0, size, bits_fd, 0, NULL);
 	if (rc) {
@@ -806,6 +822,8 @@ static bool rejoin(struct run *r, struct daemon *pd, struct daemon *sd, const ch
 					       .timeout_ms = 5000};
 
 		rc = rct_client_session_open(r->pc, &p, NULL);
+		if (!rc)
+			rc = pair_as_vm(r->pc);
 	}
 	if (!rc)
 		rc = rct_client_region_add(r->pc, REGION_ID, sim_guest_memfd(r->guest), 0,
@@ -1247,6 +1265,7 @@ static int make_key(void)
 	fd = open(psk_path, O_WRONLY | O_CREAT | O_EXCL, 0600);
 	f = fopen("/dev/urandom", "r");
 	if (fd < 0 || !f || fread(key, 1, sizeof(key), f) != sizeof(key) ||
+	    fread(pairing_key, 1, sizeof(pairing_key), f) != sizeof(pairing_key) ||
 	    write(fd, key, sizeof(key)) != (ssize_t)sizeof(key)) {
 		fprintf(stderr, "fault: cannot write %s: %s\n", psk_path, strerror(errno));
 		if (f)

@@ -31,6 +31,7 @@ void rctd_log(int level, const char *fmt, ...)
 }
 
 static struct rctd d;
+static char state_dir[] = "/tmp/rct-fuzz-state.XXXXXX";
 static uint8_t buf[1 << 16];
 
 static void rewrite(uint8_t *p, size_t size)
@@ -68,6 +69,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		d.caps = RCT_IPC_CAP_TCP;
 		d.cfg.socket_path = "fuzz.sock";
 		d.metrics_port = -1;
+		/* As rctd's defaults, the state directory a fresh one. */
+		d.cfg.msg_timeout_ms = 5000;
+		d.cfg.idle_timeout_ms = 60000;
+		d.cfg.max_registered = 1ull << 30;
+		d.cfg.state_dir = mkdtemp(state_dir);
 	}
 	memcpy(buf, data, size);
 	rewrite(buf, size);

@@ -95,6 +95,27 @@ rct_status_t rct_psk_load(const char *path, uint8_t key_p[RCT_PSK_LEN])
 	return RCT_OK;
 }
 
+void rct_auth_pairing_key(const struct rct_session *s, const char *id, const uint8_t *key,
+			  uint8_t out[RCT_PSK_LEN])
+{
+	static const uint8_t none[RCT_PSK_LEN];
+	crypto_generichash_state st;
+	uint8_t len = (uint8_t)strlen(id), has_key = key != NULL;
+
+	/* Keyed with the host's pre-shared key (or none), so that the pairing
+	 * key alone, or the host key alone, proves nothing of this pairing. */
+	crypto_generichash_init(&st, s->has_host_psk ? s->host_psk : none, RCT_PSK_LEN,
+				RCT_PSK_LEN);
+	crypto_generichash_update(&st, (const uint8_t *)"rct-pairing-v1", 15);
+	crypto_generichash_update(&st, &len, 1);
+	crypto_generichash_update(&st, (const uint8_t *)id, len);
+	crypto_generichash_update(&st, &has_key, 1);
+	if (key)
+		crypto_generichash_update(&st, key, RCT_PAIRING_KEY_LEN);
+	crypto_generichash_final(&st, out, RCT_PSK_LEN);
+	sodium_memzero(&st, sizeof(st));
+}
+
 /* MAC(K, label | hello | Np | Ns). */
 static void rct_auth_mac(const struct rct_session *s, const char *label, uint8_t *mac)
 {
@@ -149,7 +170,9 @@ rct_status_t rct_auth_primary(struct rct_session *s, uint64_t deadline)
 	if (crypto_verify_32(mac, m.auth.mac))
 		return rct_session_proto_error(s, RCT_ERR_AUTH,
 					       "the secondary's proof does not verify: it holds "
-					       "another pre-shared key; nothing was sent to it");
+					       "another pre-shared key, or belongs to another "
+					       "pairing (VM identity or pairing key); nothing was "
+					       "sent to it");
 	memset(&m, 0, sizeof(m));
 	m.type = RCT_MSG_AUTH;
 	m.auth.step = RCT_AUTH_PROVE_P;
@@ -184,7 +207,8 @@ rct_status_t rct_auth_secondary(struct rct_session *s, uint64_t deadline)
 		return rct_session_proto_error(
 			s, RCT_ERR_AUTH,
 			"the primary's proof does not verify: it holds "
-			"another pre-shared key; no remote key was advertised");
+			"another pre-shared key, or belongs to another pairing (VM "
+			"identity or pairing key); no remote key was advertised");
 	rct_info("auth: the primary proved the pre-shared key");
 	return RCT_OK;
 }

@@ -15,7 +15,7 @@
  *     a sequence number, the sender's last committed epoch, the longest local
  *     stall it saw since its previous beat, its role, and an HMAC-SHA-256 over
  *     the rest keyed per direction from the pre-shared key and both handshake
- *     nonces (no key: no MAC, the token only);
+ *     nonces (no key: no MAC, the token only); four beats per interval;
  *   - the primary knows the secondary's address and port (LIVENESS message of
  *     the handshake); the secondary learns the primary's address from its
  *     first valid beat and answers there;
@@ -52,6 +52,13 @@
 #define RCT_LIVE_VERSION 1
 #define RCT_LIVE_BEAT	 1
 #define RCT_LIVE_STACK	 (256u << 10)
+/*
+ * Beats per interval.  A peer that stops for S (SIGSTOP, a host stall) is
+ * silent for S plus the time since its last beat: with one beat per interval
+ * a 100 ms stop read as 150 ms of silence, the whole threshold at 50 ms x 3.
+ * Four per interval make the tolerated stall (misses - 1/4) intervals.
+ */
+#define RCT_LIVE_BEATS 4
 
 struct rct_wire_beat {
 	__le32 magic;
@@ -308,6 +315,7 @@ static void *rct_live_main(void *arg)
 {
 	struct rct_live *lv = arg;
 	const uint64_t iv = lv->p.interval_ns;
+	const uint64_t tx_iv = iv / RCT_LIVE_BEATS;
 	const uint64_t limit = (uint64_t)lv->p.misses * iv;
 	uint64_t now = rct_now_ns(), next_tx = now, last_rx = now, prev_rx = 0;
 	bool seen = false, learned = false;
@@ -337,13 +345,16 @@ static void *rct_live_main(void *arg)
 		/* Woken a whole interval after the latest moment it asked for:
 		 * this process was not running (stopped, starved, faulting). */
 		late = now > wake + 1000000 * (uint64_t)(ms > 0) ? now - wake : 0;
+		/* The peer's silence counts only while we could hear it: any time
+		 * this thread was kept from running is not the peer's.  Reported
+		 * as a stall from a whole interval on. */
+		if (late)
+			last_rx = RCT_MIN(last_rx + late, now);
 		if (late >= iv) {
 			atomic_fetch_add_explicit(&lv->stalls, 1, memory_order_relaxed);
 			atomic_store_explicit(&lv->stall_last_ns, late, memory_order_relaxed);
 			rct_live_max(&lv->stall_max_ns, late);
 			lv->stall_since_beat_ns = RCT_MAX(lv->stall_since_beat_ns, late);
-			/* The peer's silence counts only while we could hear it. */
-			last_rx = RCT_MIN(last_rx + late, now);
 		}
 		if (rct_live_drain(lv, &learned)) {
 			if (seen && prev_rx)
@@ -357,9 +368,9 @@ static void *rct_live_main(void *arg)
 		}
 		if (now >= next_tx && lv->peer_len) {
 			rct_live_send(lv);
-			next_tx = RCT_MAX(next_tx + iv, now + iv / 2);
+			next_tx = RCT_MAX(next_tx + tx_iv, now + tx_iv / 2);
 		} else if (now >= next_tx) {
-			next_tx = now + iv; /* secondary: no address until the first beat */
+			next_tx = now + tx_iv; /* secondary: no address until the first beat */
 		}
 		if (now > last_rx + allow) {
 			atomic_store_explicit(&lv->lost_silence_ns, now - last_rx,

@@ -131,7 +131,8 @@ rct_status_t rct_session_create_ops(const struct rct_session_params *params,
 		if (status != RCT_OK)
 			goto out_free;
 		memcpy(s->psk, params->psk, RCT_PSK_LEN);
-		s->has_psk = true;
+		memcpy(s->host_psk, params->psk, RCT_PSK_LEN);
+		s->has_psk = s->has_host_psk = true;
 		status = RCT_ERR_INVALID_PARAM;
 	}
 
@@ -222,6 +223,7 @@ void rct_session_destroy(struct rct_session *s)
 	rct_mem_free(s->devstate_buf, s->devstate_cap);
 	s->ops->ctx_destroy(s->ctx);
 	explicit_bzero(s->psk, sizeof(s->psk));
+	explicit_bzero(s->host_psk, sizeof(s->host_psk));
 	free(s);
 }
 
@@ -845,6 +847,39 @@ static void rct_session_hello(const struct rct_session *s, struct rct_msg *m)
 	m->hello.flags = (s->has_psk ? RCT_HELLO_AUTH : 0) |
 			 (s->liveness & RCT_LIVENESS_THREAD ? RCT_HELLO_LIVENESS : 0);
 	m->hello.generation = s->generation;
+}
+
+rct_status_t rct_session_set_pairing(struct rct_session *s, const char *id, const uint8_t *key,
+				     uint64_t generation)
+{
+	size_t n;
+
+	if (!s || !id)
+		return RCT_ERR_INVALID_PARAM;
+	if (s->state != RCT_SESSION_NEW) {
+		rct_error("session: the pairing is set before listen or connect");
+		return RCT_ERR_STATE;
+	}
+	n = strlen(id);
+	if (!n || n >= RCT_PAIRING_ID_MAX ||
+	    strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		       "0123456789-_.:") != n) {
+		rct_error("session: pairing identity '%.64s': 1..%d of letters, digits, - _ . :",
+			  id, RCT_PAIRING_ID_MAX - 1);
+		return RCT_ERR_INVALID_PARAM;
+	}
+	if (!key && !s->has_host_psk) {
+		rct_error("pairing %s: neither a pre-shared key nor a pairing key to prove it with",
+			  id);
+		return RCT_ERR_INVALID_PARAM;
+	}
+	if (rct_auth_init() != RCT_OK)
+		return RCT_ERR_SYSTEM;
+	rct_auth_pairing_key(s, id, key, s->psk);
+	s->has_psk = true;
+	s->generation = generation;
+	snprintf(s->pairing_id, sizeof(s->pairing_id), "%s", id);
+	return RCT_OK;
 }
 
 rct_status_t rct_session_listen(struct rct_session *s, const char *addr, uint16_t port,

@@ -55,9 +55,13 @@ struct rct_session {
 	rct_status_t fail_status;
 	bool goodbye; /* the peer closed the session with GOODBYE */
 
-	/* Peer authentication (auth.c). */
+	/* Peer authentication (auth.c).  psk is the key AUTH proves: the host's
+	 * pre-shared key, or the pairing key derived from it (host_psk kept). */
 	bool has_psk;
 	uint8_t psk[RCT_PSK_LEN];
+	bool has_host_psk;
+	uint8_t host_psk[RCT_PSK_LEN];
+	char pairing_id[RCT_PAIRING_ID_MAX]; /* "" until rct_session_set_pairing() */
 	uint8_t auth_np[RCT_AUTH_NONCE_LEN], auth_ns[RCT_AUTH_NONCE_LEN];
 	uint8_t auth_hello[64]; /* the primary's HELLO as encoded */
 	size_t auth_hello_len;
@@ -154,6 +158,9 @@ rct_status_t rct_auth_init(void);
 rct_status_t rct_auth_bind_hello(struct rct_session *s, const struct rct_msg *hello);
 rct_status_t rct_auth_primary(struct rct_session *s, uint64_t deadline);
 rct_status_t rct_auth_secondary(struct rct_session *s, uint64_t deadline);
+/* Derive the key AUTH proves for pairing @id with pairing key @key (or NULL). */
+void rct_auth_pairing_key(const struct rct_session *s, const char *id, const uint8_t *key,
+			  uint8_t out[RCT_PSK_LEN]);
 /* The liveness channel's MAC keys of this session (after the AUTH exchange). */
 void rct_auth_live_keys(const struct rct_session *s, uint8_t *tx_key, uint8_t *rx_key);
 

@@ -203,9 +203,9 @@ static void rct_ucx_conn_handler(ucp_conn_request_h req, void *arg)
  * before the first UCX context, sends them through rct's log (stderr, or the
  * embedding program's log) instead, and stops UCX's default handler.
  */
-static ucs_log_func_rc_t rct_ucx_log(const char *file, unsigned line, const char *function,
-				     ucs_log_level_t level, const ucs_log_component_config_t *comp,
-				     const char *fmt, va_list ap)
+__attribute__((format(printf, 6, 0))) static ucs_log_func_rc_t rct_ucx_log(
+	const char *file, unsigned line, const char *function, ucs_log_level_t level,
+	const ucs_log_component_config_t *comp, const char *fmt, va_list ap)
 {
 	const char *base = strrchr(file, '/');
 	enum rct_log_level lvl = level <= UCS_LOG_LEVEL_ERROR  ? RCT_LOG_ERROR

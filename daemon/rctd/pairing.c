@@ -1,0 +1,110 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Pairings: the VM a session belongs to, its generation and the last epoch
+ * committed for it on this host, kept in one small state file per pairing
+ * (STATE_DIR/ID.state) so that they survive a restart of rctd: they are what
+ * a cluster manager reads to pick the node with current data.
+ *
+ * The file is text, "key value" per line, replaced whole by write + rename
+ * (never half-written).  A generation change is also fsynced with its
+ * directory; the epoch, written after every checkpoint, is not (a restart of
+ * rctd keeps it; a crash of the host may lose the last few, never the
+ * generation).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "rctd.h"
+
+bool rctd_pairing_id_ok(const char *id)
+{
+	size_t n = strlen(id);
+
+	return n && n < RCT_IPC_PAIRING_ID_MAX && id[0] != '.' &&
+	       strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:") ==
+		       n;
+}
+
+int rctd_state_read(const struct rctd *d, const char *id, struct rctd_pairing_state *st)
+{
+	char path[4096], line[160];
+	FILE *f;
+
+	st->generation = 0;
+	st->last_committed = UINT64_MAX;
+	st->found = false;
+	snprintf(path, sizeof(path), "%s/%s.state", d->cfg.state_dir, id);
+	f = fopen(path, "re");
+	if (!f)
+		return errno == ENOENT ? 0 : -errno;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long long v;
+
+		if (sscanf(line, "generation %llu", &v) == 1)
+			st->generation = v;
+		else if (sscanf(line, "last_committed_epoch %llu", &v) == 1)
+			st->last_committed = v;
+	}
+	fclose(f);
+	st->found = true;
+	return 0;
+}
+
+int rctd_state_write(const struct rctd *d, const char *id, const struct rctd_pairing_state *st,
+		     bool durable)
+{
+	char path[4096], tmp[4096], text[256], epoch[32];
+	int fd, len, err = 0;
+
+	snprintf(path, sizeof(path), "%s/%s.state", d->cfg.state_dir, id);
+	snprintf(tmp, sizeof(tmp), "%s/.%s.state.tmp", d->cfg.state_dir, id);
+	if (st->last_committed == UINT64_MAX)
+		snprintf(epoch, sizeof(epoch), "none");
+	else
+		snprintf(epoch, sizeof(epoch), "%" PRIu64, st->last_committed);
+	len = snprintf(text, sizeof(text),
+		       "# rctd pairing state: written whole by rctd, do not edit while it runs\n"
+		       "pairing %s\ngeneration %" PRIu64 "\nlast_committed_epoch %s\n",
+		       id, st->generation, epoch);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, text, (size_t)len) != len || (durable && fsync(fd)))
+		err = errno ? -errno : -EIO;
+	if (close(fd) && !err)
+		err = -errno;
+	if (!err && rename(tmp, path))
+		err = -errno;
+	if (err) {
+		unlink(tmp);
+		return err;
+	}
+	if (durable) {
+		int dfd = open(d->cfg.state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+		if (dfd >= 0) {
+			fsync(dfd);
+			close(dfd);
+		}
+	}
+	return 0;
+}
+
+int rctd_state_dir_init(const struct rctd *d)
+{
+	struct stat sb;
+
+	if (mkdir(d->cfg.state_dir, 0700) && errno != EEXIST)
+		return -errno;
+	if (stat(d->cfg.state_dir, &sb))
+		return -errno;
+	if (!S_ISDIR(sb.st_mode))
+		return -ENOTDIR;
+	return access(d->cfg.state_dir, W_OK) ? -errno : 0;
+}
