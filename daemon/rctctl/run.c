@@ -218,7 +218,10 @@ static int run_wait_report(struct run *r, uint64_t epoch, struct run_report *rep
 	int rc = 0;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += r->cfg->timeout_ms / 1000 + 30;
+	/* The secondary's report follows its flush, which on a cold or loaded host
+	 * copies ~64 MB a second at worst (a 2 GiB first sync took 31 s beside a
+	 * page-fault storm): wait a second per 64 MiB of guest on top. */
+	ts.tv_sec += r->cfg->timeout_ms / 1000 + 30 + (time_t)(r->env->size >> 26);
 	pthread_mutex_lock(&r->lock);
 	while (!(r->report.valid && r->report.epoch == epoch) && !r->secondary_done && rc == 0)
 		rc = pthread_cond_timedwait(&r->cond, &r->lock, &ts);

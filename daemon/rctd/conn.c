@@ -722,6 +722,13 @@ static int h_listen(struct rctd_conn *c, const struct ipc_msg *m, struct reply *
 	if (peer_decode(c, m, r, &w) || need_session(c, r, RCTD_SESS_OPEN, RCT_ROLE_SECONDARY) ||
 	    need_pairing(c, r))
 		return r->status;
+	/* The colo caches are made (allocated, pre-faulted) now, before any
+	 * primary can know the port: on a slow host populating 2 GiB takes
+	 * longer than the primary's handshake deadline (it timed out waiting
+	 * for AUTH while the cache was made at ACCEPT).  Regions added after
+	 * LISTEN are registered at ACCEPT. */
+	if (c->nregions && conn_register_regions(c, r))
+		return r->status;
 	st = rct_session_listen(c->sess, w.addr[0] ? w.addr : "127.0.0.1", le16toh(w.port), &port);
 	if (reply_rct(r, st, "listen"))
 		return r->status;
