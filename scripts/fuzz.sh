@@ -41,3 +41,5 @@ for t in proto ipc; do
     echo "fuzz: fuzz_$t ${secs}s: ${runs} runs, coverage ${cov} edges, corpus $(ls "$B/corpus/$t" | wc -l) inputs, 0 crashes"
     rm -f "$out"
 done
+# fuzz_ipc's rctd keeps pairing records in a directory of its own (test/fuzz/fuzz_ipc.c).
+rm -rf /tmp/rct-fuzz-state.*

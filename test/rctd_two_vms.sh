@@ -6,7 +6,7 @@
 #   test/rctd_two_vms.sh BUILD_DAEMON_DIR BACKEND1 BACKEND2
 set -euo pipefail
 bin=$1 b1=${2:-tcp} b2=${3:-tcp}
-K=30
+K=30 # at 250 ms: ~8 s, long enough for the reads below on a loaded host
 dir=$(mktemp -d /tmp/rctd-two-vms.XXXXXX)
 export UCX_NET_DEVICES=${UCX_NET_DEVICES:-lo} UCX_WARN_UNUSED_ENV_VARS=n
 pids=()
@@ -19,15 +19,17 @@ fail() { echo "FAIL: $*" >&2; for f in "$dir"/*.log; do echo "== $f" >&2; tail -
 
 (umask 077; head -c 32 /dev/urandom >"$dir/peer.key")
 "$bin/rctd" --socket "$dir/p.sock" --metrics-port 0 --psk-file "$dir/peer.key" --log-level info \
+    --state-dir "$dir/p-state" \
     2>"$dir/rctd-p.log" & pids+=($!); ppid=$!
 "$bin/rctd" --socket "$dir/s.sock" --metrics-port 0 --psk-file "$dir/peer.key" --log-level info \
+    --state-dir "$dir/s-state" \
     2>"$dir/rctd-s.log" & pids+=($!); spid=$!
 for i in $(seq 100); do [ -S "$dir/p.sock" ] && [ -S "$dir/s.sock" ] && break; sleep 0.1; done
 "$bin/rctctl" status --socket "$dir/p.sock" >/dev/null || fail "rctd primary not serving"
 
 demo() { "$bin/rctctl" demo --primary-socket "$dir/p.sock" --secondary-socket "$dir/s.sock" \
            --backend "$1" --vm-name "$2" --lanes 2 --region-size 64M --checkpoints $K \
-           --interval-ms 100 --workload load >"$dir/$2.out" 2>"$dir/$2.log"; }
+           --interval-ms 250 --workload load >"$dir/$2.out" 2>"$dir/$2.log"; }
 demo "$b1" vm1 & d1=$!
 demo "$b2" vm2 & d2=$!
 

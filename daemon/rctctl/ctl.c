@@ -110,8 +110,8 @@ static void print_sessions(json_t *a)
 	json_t *s;
 	size_t i;
 
-	printf("%-4s %-24s %-9s %-7s %-10s %-28s %5s %8s %8s\n", "ID", "NAME", "ROLE", "BACKEND",
-	       "STATE", "PEER", "LANES", "EPOCH", "CKPTS");
+	printf("%-4s %-24s %-9s %-7s %-10s %-28s %5s %8s %8s %-16s %4s\n", "ID", "NAME", "ROLE",
+	       "BACKEND", "STATE", "PEER", "LANES", "EPOCH", "CKPTS", "PAIRING", "GEN");
 	json_array_foreach(a, i, s)
 	{
 		json_t *e = json_object_get(s, "last_committed_epoch");
@@ -120,9 +120,13 @@ static void print_sessions(json_t *a)
 		if (json_is_integer(e))
 			snprintf(epoch, sizeof(epoch), "%" JSON_INTEGER_FORMAT,
 				 json_integer_value(e));
-		printf("%-4d %-24s %-9s %-7s %-10s %-28s %5d %8s %8.0f\n", (int)jnum(s, "id"),
-		       jstr(s, "name"), jstr(s, "role"), jstr(s, "backend"), jstr(s, "state"),
-		       jstr(s, "peer"), (int)jnum(s, "lanes"), epoch, jnum(s, "checkpoints"));
+		json_t *p = json_object_get(s, "pairing");
+
+		printf("%-4d %-24s %-9s %-7s %-10s %-28s %5d %8s %8.0f %-16s %4.0f\n",
+		       (int)jnum(s, "id"), jstr(s, "name"), jstr(s, "role"), jstr(s, "backend"),
+		       jstr(s, "state"), jstr(s, "peer"), (int)jnum(s, "lanes"), epoch,
+		       jnum(s, "checkpoints"), json_is_string(p) ? json_string_value(p) : "-",
+		       jnum(s, "generation"));
 	}
 	if (!json_array_size(a))
 		printf("(no sessions)\n");
@@ -200,7 +204,7 @@ int rctctl_ctl(int argc, char **argv)
 					  : RCT_IPC_STATS;
 	rc = rct_client_open(sock, "rctctl", &c);
 	if (rc) {
-		fprintf(stderr, "rctctl: cannot reach rctd at %s: %s\n", sock, strerror(-rc));
+		fprintf(stderr, "rctctl: cannot use rctd: %s\n", rct_client_open_error());
 		return RCTCTL_EXIT_TRANSPORT;
 	}
 	rc = rct_client_query(c, type, RCT_IPC_STATS_ALL, &text);
