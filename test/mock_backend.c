@@ -190,6 +190,30 @@ static rct_status_t mock_accept(struct rct_be_ctx *ctx, int timeout_ms, unsigned
 	return status;
 }
 
+/* A fresh pair of ends for the next primary; the turned-away one keeps its own. */
+static void mock_reject(struct rct_be_ctx *ctx)
+{
+	struct mock_ctx *m = mock(ctx);
+
+	pthread_mutex_lock(&mock_lock);
+	close(m->ctrl_fd);
+	m->ctrl_fd = -1;
+	if (!socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
+			mock_ports[m->port].fds))
+		m->ctrl_fd = mock_ports[m->port].fds[0];
+	mock_ports[m->port].connected = 0;
+	m->lanes = 0;
+	m->failed = RCT_OK;
+	pthread_mutex_unlock(&mock_lock);
+}
+
+/* Puts are stores through the rkey's address: there are no lanes to open. */
+static rct_status_t mock_open_lanes(struct rct_be_ctx *ctx, int timeout_ms)
+{
+	(void)timeout_ms;
+	return mock(ctx)->ctrl_fd >= 0 ? RCT_OK : RCT_ERR_STATE;
+}
+
 static rct_status_t mock_connect(struct rct_be_ctx *ctx, const char *addr, uint16_t port,
 				 unsigned lanes, int timeout_ms)
 {
@@ -389,7 +413,9 @@ const struct rct_backend_ops mock_ops = {
 	.ctx_destroy = mock_ctx_destroy,
 	.listen = mock_listen,
 	.accept = mock_accept,
+	.reject = mock_reject,
 	.connect = mock_connect,
+	.open_lanes = mock_open_lanes,
 	.disconnect = mock_disconnect,
 	.mem_map = mock_mem_map,
 	.mem_unmap = mock_mem_unmap,

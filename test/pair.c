@@ -188,6 +188,8 @@ rct_status_t pair_open(struct pair *pp, const struct pair_opts *o)
 		return st;
 	if (pthread_create(&pp->thread, NULL, pair_secondary, pp))
 		return RCT_ERR_SYSTEM;
+	if (pp->o.before_connect)
+		pp->o.before_connect(pp, pp->o.before_arg);
 	st = pair_session(pp, RCT_ROLE_PRIMARY, &pp->p);
 	if (st == RCT_OK)
 		st = rct_region_register(pp->p, 7, pp->pram, o->size, &pp->pr);
@@ -300,6 +302,51 @@ rct_status_t pair_wait_lost(struct pair *pp, int timeout_ms)
 	st = pp->lost;
 	pthread_mutex_unlock(&pp->lock);
 	return st;
+}
+
+/* Before the real primary: one holding another key, which must be turned away. */
+static void pair_impostor(struct pair *pp, void *arg)
+{
+	static const uint8_t other[32] = {0x66, 0x6f, 0x65};
+	rct_status_t *status_p = arg;
+	const uint8_t *mine = pp->o.ppsk;
+	struct rct_session *evil;
+	struct rct_region *r;
+
+	pp->o.ppsk = other;
+	*status_p = pair_session(pp, RCT_ROLE_PRIMARY, &evil);
+	pp->o.ppsk = mine;
+	cr_assert_eq(*status_p, RCT_OK);
+	cr_assert_eq(rct_region_register(evil, 7, pp->pram, pp->o.size, &r), RCT_OK);
+	*status_p = rct_session_connect(evil, pp->o.addr, pp->port);
+	cr_assert_null(r->rkey, "the impostor imported a remote key");
+	rct_session_destroy(evil);
+}
+
+void pair_run_impostor_first(const char *backend, const char *addr, unsigned lanes)
+{
+	static const uint8_t key[32] = {0x6b, 0x65, 0x79};
+	rct_status_t evil = RCT_OK, st;
+	struct pair_opts o = {.backend = backend,
+			      .addr = addr,
+			      .lanes = lanes,
+			      .size = 4u << 20,
+			      .auto_flush = true,
+			      .ppsk = key,
+			      .spsk = key,
+			      .before_connect = pair_impostor,
+			      .before_arg = &evil};
+	struct pair pp;
+
+	st = pair_open(&pp, &o);
+	cr_assert_eq(evil, RCT_ERR_AUTH, "the impostor: %s", rct_status_str(evil));
+	cr_assert_eq(st, RCT_OK, "the real primary after the impostor (%s): %s", backend,
+		     rct_status_str(st));
+	cr_assert_eq(pp.s->turned_away, 1);
+	cr_assert_eq(pair_ckpt(&pp, 0, NULL, "dev", 3), RCT_OK);
+	cr_assert(pair_wait_flushed(&pp, 0, 10000));
+	cr_assert(pp.equal, "the secondary's RAM differs from the primary's epoch 0 (%s)", backend);
+	pair_close(&pp);
 }
 
 #define E2E_SIZE (32u << 20)

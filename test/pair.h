@@ -15,6 +15,8 @@
 
 #include "core/backend.h"
 
+struct pair;
+
 struct pair_opts {
 	const struct rct_backend_ops *ops; /* NULL: the real backend named by backend */
 	const char *backend;		   /* default "tcp" */
@@ -34,6 +36,10 @@ struct pair_opts {
 	unsigned liveness;	    /* rct_liveness_flags of both sides (0: in-band heartbeats) */
 	const char *ppairing, *spairing; /* pairing identities (rct_session_set_pairing), or NULL */
 	const uint8_t *ppkey, *spkey;	 /* their pairing keys, or NULL */
+	/* Called once the secondary listens and accepts, before the primary
+	 * connects (a hostile peer goes first), or NULL. */
+	void (*before_connect)(struct pair *pp, void *arg);
+	void *before_arg;
 };
 
 struct pair {
@@ -75,6 +81,10 @@ rct_status_t pair_ckpt(struct pair *pp, uint64_t epoch, const uint64_t *bits, co
 bool pair_wait_flushed(struct pair *pp, uint64_t epoch, int timeout_ms);
 /* Wait until the secondary lost its peer; returns that status. */
 rct_status_t pair_wait_lost(struct pair *pp, int timeout_ms);
+
+/* A primary with another key connects first and is turned away; the real one
+ * then pairs with the same listening secondary, verified (Criterion asserts). */
+void pair_run_impostor_first(const char *backend, const char *addr, unsigned lanes);
 
 /* The end-to-end scenario every real backend runs (Criterion asserts inside). */
 void pair_run_e2e(const char *backend, const char *addr, unsigned lanes, unsigned threads);

@@ -34,14 +34,26 @@ Test(auth, same_key_checkpoint_verified)
 	pair_close(&pp);
 }
 
-/* Open a pair with @o that must fail authentication; nothing may have been advertised. */
-static void refused_with(const struct pair_opts *o)
+/*
+ * Open a pair with @o that must fail authentication; nothing may have been
+ * advertised.  The secondary turns the primary away and listens on until its
+ * accept deadline (1.5 s here): a peer that cannot prove the pairing does not
+ * end it.
+ */
+static void refused_with(const struct pair_opts *o_in)
 {
+	struct pair_opts o = *o_in;
 	struct pair pp;
-	rct_status_t st = pair_open(&pp, o);
+	rct_status_t st;
 
+	o.timeout_ms = 1500;
+	st = pair_open(&pp, &o);
 	cr_assert_eq(st, RCT_ERR_AUTH, "primary: %s", rct_status_str(st));
-	cr_assert_eq(pair_wait_lost(&pp, 5000), RCT_ERR_AUTH, "the secondary's status");
+	cr_assert_eq(pair_wait_lost(&pp, 5000), RCT_ERR_TIMED_OUT,
+		     "the secondary's accept: %s (it must listen on to its deadline)",
+		     rct_status_str(pp.lost));
+	cr_assert_eq(pp.s->turned_away, 1);
+	cr_assert_eq(pp.s->state, RCT_SESSION_LISTENING);
 	cr_assert_null(pp.p->staging_rkey, "the primary imported the staging key");
 	for (unsigned i = 0; i < pp.p->nregions; i++)
 		cr_assert_null(pp.p->regions[i]->rkey, "the primary imported a region key");
@@ -174,4 +186,11 @@ Test(auth, key_file_rules)
 	cr_assert_eq(rct_psk_load(path, k2), RCT_ERR_NOT_FOUND);
 	unlink(path2);
 	rmdir(dir);
+}
+
+/* A primary with another key first: turned away, and the listening secondary
+ * then pairs with the real one (before, the impostor ended its accept). */
+Test(auth, an_impostor_is_turned_away_and_the_real_primary_pairs)
+{
+	pair_run_impostor_first("tcp", "127.0.0.1", 2);
 }

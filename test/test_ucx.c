@@ -82,3 +82,10 @@ Test(ucx, closing_a_primary_with_queued_copier_stores_is_safe)
 	pair_close(&pp);
 	free(bits);
 }
+
+/* A primary with another key first: turned away, and the listening secondary
+ * then pairs with the real one (before, the impostor ended its accept). */
+Test(ucx, an_impostor_is_turned_away_and_the_real_primary_pairs)
+{
+	pair_run_impostor_first("ucx", "127.0.0.1", 2);
+}

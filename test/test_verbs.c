@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/session.h"
+#include "core/util.h"
 #include "pair.h"
 #include "verbs/verbs.h"
 
@@ -83,6 +84,64 @@ Test(verbs, wrong_rkey_gives_a_clean_error)
 	free(saved);
 }
 
+/*
+ * The control QP connects before AUTH, so it must reach nothing but its
+ * rings: an RDMA WRITE posted on it with the colo cache's real rkey and
+ * address is refused by the device (the cache lives in another protection
+ * domain) and the cache keeps every byte.  Before, control and data QPs
+ * shared one PD and the write landed.
+ */
+Test(verbs, the_control_qp_reaches_no_region_even_with_its_rkey)
+{
+	struct pair_opts o = {.backend = "verbs",
+			      .addr = addr(),
+			      .lanes = 1,
+			      .size = 1u << 20,
+			      .timeout_ms = 20000,
+			      .no_snapshot = true};
+	struct rct_verbs_rkey *k;
+	struct rct_verbs_ctx *v;
+	struct ibv_send_wr wr, *bad;
+	struct ibv_sge sge;
+	struct ibv_wc wc;
+	uint8_t *cache;
+	uint64_t deadline;
+	struct pair pp;
+	int n = 0;
+
+	cr_assert_eq(pair_open(&pp, &o), RCT_OK);
+	v = rct_verbs(pp.p->ctx);
+	k = (struct rct_verbs_rkey *)pp.pr->rkey;
+	cache = pp.sr->mem->addr;
+	memset(cache, 0x11, 4096);
+	memset(v->tx_ring, 0x5a, 4096);
+	sge = (struct ibv_sge){
+		.addr = (uintptr_t)v->tx_ring, .length = 4096, .lkey = v->tx_mr->lkey};
+	memset(&wr, 0, sizeof(wr));
+	wr.wr_id = 0xdead;
+	wr.sg_list = &sge;
+	wr.num_sge = 1;
+	wr.opcode = IBV_WR_RDMA_WRITE;
+	wr.send_flags = IBV_SEND_SIGNALED;
+	wr.wr.rdma.remote_addr = k->raddr;
+	wr.wr.rdma.rkey = k->rkey;
+	cr_assert_eq(ibv_post_send(v->ctrl.id->qp, &wr, &bad), 0);
+	deadline = rct_now_ns() + 10ull * 1000000000;
+	while (rct_now_ns() < deadline) {
+		n = ibv_poll_cq(v->ctrl.cq, 1, &wc);
+		if (n == 1 && wc.wr_id == 0xdead)
+			break;
+		n = 0;
+	}
+	cr_assert_eq(n, 1, "no completion for the write on the control QP");
+	cr_assert_neq(wc.status, IBV_WC_SUCCESS,
+		      "an RDMA WRITE on the control QP landed in the colo cache");
+	for (size_t i = 0; i < 4096; i++)
+		if (cache[i] != 0x11)
+			cr_assert_fail("colo cache byte %zu written through the control QP", i);
+	pair_close(&pp);
+}
+
 /* IPv6: the VM gives rxe0's interface fd00:77::1 too (RCT_VERBS_ADDR6). */
 Test(verbs, e2e_ipv6_2_qps)
 {
@@ -94,4 +153,11 @@ Test(verbs, e2e_ipv6_2_qps)
 Test(verbs, secondary_lost_mid_checkpoint_fails_the_commit)
 {
 	pair_run_secondary_loss("verbs", addr());
+}
+
+/* A primary with another key first: turned away, and the listening secondary
+ * then pairs with the real one (before, the impostor ended its accept). */
+Test(verbs, an_impostor_is_turned_away_and_the_real_primary_pairs)
+{
+	pair_run_impostor_first("verbs", addr(), 2);
 }

@@ -283,11 +283,20 @@ RCT_API rct_status_t rct_session_listen(struct rct_session *session, const char 
 					uint16_t port, uint16_t *port_p);
 
 /**
- * Secondary: wait (at most the session timeout) for a primary, set up its
- * lanes, exchange HELLO and advertise every region's remote key.
+ * Secondary: wait (at most the session timeout) for a primary that proves
+ * itself, then take its data lanes and advertise every region's remote key.
  *
- * @return RCT_OK, RCT_ERR_TIMED_OUT, RCT_ERR_VERSION, RCT_ERR_MISMATCH,
- *         RCT_ERR_PROTO, RCT_ERR_PEER_LOST.
+ * Only the primary's control lane is taken first.  A primary whose HELLO does
+ * not match (roles, lanes, page size, regions, an older generation, liveness)
+ * or that fails AUTH (another key, another pairing) is told why (an ERROR
+ * message), turned away and logged, and the session goes on listening: no
+ * peer that cannot prove the pairing ends it.  Nothing of the session's memory
+ * is reachable by a primary before it proved itself: its data lanes are not
+ * taken and no remote key goes out.
+ *
+ * @return RCT_OK; RCT_ERR_TIMED_OUT when no primary proved itself in time
+ *         (the session still listens: call again); after the proof, a failure
+ *         of the session (RCT_ERR_PEER_LOST, RCT_ERR_NO_MEMORY, ...).
  */
 RCT_API rct_status_t rct_session_accept(struct rct_session *session);
 

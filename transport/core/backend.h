@@ -56,6 +56,7 @@ struct rct_be_params {
 	int timeout_ms;
 	uint64_t max_put;
 	unsigned threads; /* helper threads the data path may start (0: none) */
+	uint64_t loss_ns; /* the session takes this much silence for a lost peer */
 	/*
 	 * A call that may wait longer than a heartbeat interval (verbs: a put
 	 * waiting for send-queue room on a slow device) calls this from its wait,
@@ -73,12 +74,27 @@ struct rct_backend_ops {
 	rct_status_t (*ctx_create)(const struct rct_be_params *params, struct rct_be_ctx **ctx_p);
 	void (*ctx_destroy)(struct rct_be_ctx *ctx);
 
-	/* Connection: the secondary listens then accepts; the primary connects. */
+	/*
+	 * Connection, in two steps, so that nothing of a peer but its control
+	 * lane is taken before the core has authenticated it (HELLO, AUTH):
+	 *   secondary: listen; accept() takes the control lane of the next
+	 *     primary and returns the number of data lanes it asks for; then
+	 *     open_lanes() takes that primary's data lanes, or reject() closes
+	 *     its control lane (it did not prove itself) and the listener stays
+	 *     for the next accept();
+	 *   primary: connect() opens the control lane; open_lanes() the data
+	 *     lanes, once the secondary has proved itself.
+	 * Before open_lanes() no data lane exists: nothing a peer sends can reach
+	 * memory mapped RCT_MEM_REMOTE_WRITE, and nothing of it is read but
+	 * control messages.
+	 */
 	rct_status_t (*listen)(struct rct_be_ctx *ctx, const char *addr, uint16_t port,
 			       uint16_t *port_p);
 	rct_status_t (*accept)(struct rct_be_ctx *ctx, int timeout_ms, unsigned *lanes_p);
+	void (*reject)(struct rct_be_ctx *ctx);
 	rct_status_t (*connect)(struct rct_be_ctx *ctx, const char *addr, uint16_t port,
 				unsigned lanes, int timeout_ms);
+	rct_status_t (*open_lanes)(struct rct_be_ctx *ctx, int timeout_ms);
 	/* Close every lane; pending operations fail.  Called after every rkey is
 	 * destroyed and before memory is unmapped (UCX needs that order). */
 	void (*disconnect)(struct rct_be_ctx *ctx);

@@ -147,6 +147,7 @@ rct_status_t rct_session_create_ops(const struct rct_session_params *params,
 		be_params.threads = 0;
 	}
 	be_params.timeout_ms = s->timeout_ms;
+	be_params.loss_ns = s->hb_ns * RCT_HEARTBEAT_MISSES;
 	be_params.max_put = s->max_put;
 	be_params.keepalive = rct_session_keepalive;
 	be_params.keepalive_arg = s;
@@ -394,6 +395,10 @@ rct_status_t rct_session_fail(struct rct_session *s, rct_status_t status)
 			  rct_status_str(status));
 		status = RCT_ERR_PEER_LOST;
 	}
+	/* A primary that has not proved itself ends nothing but its own try:
+	 * rct_session_accept() turns it away and listens on. */
+	if (s->state == RCT_SESSION_ADMITTING)
+		return status;
 	if (s->goodbye)
 		rct_info("session: closed by the peer");
 	else
@@ -549,8 +554,11 @@ rct_status_t rct_session_proto_error(struct rct_session *s, rct_status_t code, c
 	struct rct_msg m = {.type = RCT_MSG_ERROR};
 	size_t len = strlen(text);
 
-	rct_error("session: %s", text);
-	if (s->state == RCT_SESSION_CONNECTED) {
+	if (s->state == RCT_SESSION_ADMITTING)
+		rct_warn("session: a connecting primary: %s", text);
+	else
+		rct_error("session: %s", text);
+	if (s->state == RCT_SESSION_CONNECTED || s->state == RCT_SESSION_ADMITTING) {
 		m.error.code = code;
 		m.error.text_len = (uint16_t)RCT_MIN(len, RCT_ERROR_TEXT_MAX);
 		m.error.text = text;
@@ -571,8 +579,9 @@ static rct_status_t rct_session_dispatch(struct rct_session *s, const struct rct
 	case RCT_MSG_ERROR:
 		memcpy(text, m->error.text, m->error.text_len);
 		text[m->error.text_len] = '\0';
-		rct_error("session: peer reported an error (%s): %s",
-			  rct_status_str((rct_status_t)m->error.code), text);
+		rct_log(s->state == RCT_SESSION_ADMITTING ? RCT_LOG_WARN : RCT_LOG_ERROR,
+			"session: peer reported an error (%s): %s",
+			rct_status_str((rct_status_t)m->error.code), text);
 		/* A disagreement is reported as such on both sides. */
 		if (m->error.code == RCT_ERR_AUTH || m->error.code == RCT_ERR_MISMATCH ||
 		    m->error.code == RCT_ERR_VERSION)
@@ -904,21 +913,16 @@ rct_status_t rct_session_listen(struct rct_session *s, const char *addr, uint16_
 	return status;
 }
 
-rct_status_t rct_session_accept(struct rct_session *s)
+/*
+ * Secondary: the HELLO and AUTH of the primary whose control lane is in
+ * (state ADMITTING).  Nothing of the session's memory is reachable by it yet:
+ * its data lanes are not taken and no remote key has gone out.
+ */
+static rct_status_t rct_session_admit(struct rct_session *s, unsigned lanes, uint64_t deadline)
 {
-	uint64_t deadline = rct_now_ns() + (uint64_t)s->timeout_ms * 1000000;
 	struct rct_msg m;
 	rct_status_t status;
-	unsigned lanes;
 	char text[160];
-
-	if (s->role != RCT_ROLE_SECONDARY || s->state != RCT_SESSION_LISTENING)
-		return RCT_ERR_STATE;
-	status = s->ops->accept(s->ctx, s->timeout_ms, &lanes);
-	if (status != RCT_OK)
-		return status;
-	s->lanes = lanes;
-	s->state = RCT_SESSION_CONNECTED;
 
 	status = rct_session_wait_msg(s, deadline, RCT_MSG_HELLO, &m);
 	if (status != RCT_OK)
@@ -940,7 +944,6 @@ rct_status_t rct_session_accept(struct rct_session *s)
 			 (unsigned long long)m.hello.generation, (unsigned long long)s->generation);
 		return rct_session_proto_error(s, RCT_ERR_MISMATCH, text);
 	}
-	s->generation = m.hello.generation;
 	/* Authentication before anything about our memory is said. */
 	if (s->has_psk != !!(m.hello.flags & RCT_HELLO_AUTH))
 		return rct_session_proto_error(
@@ -957,8 +960,49 @@ rct_status_t rct_session_accept(struct rct_session *s)
 			return status;
 	}
 	status = rct_session_live_agree(s, &m);
-	if (status != RCT_OK)
-		return status;
+	if (status == RCT_OK)
+		s->generation = m.hello.generation; /* proved, or no key to prove it */
+	return status;
+}
+
+rct_status_t rct_session_accept(struct rct_session *s)
+{
+	uint64_t deadline = rct_now_ns() + (uint64_t)s->timeout_ms * 1000000;
+	rct_status_t status, why = RCT_OK;
+	unsigned lanes, away = 0;
+	struct rct_msg m;
+
+	if (!s)
+		return RCT_ERR_INVALID_PARAM;
+	if (s->role != RCT_ROLE_SECONDARY || s->state != RCT_SESSION_LISTENING)
+		return RCT_ERR_STATE;
+	/* A primary that fails HELLO or AUTH is turned away and the next one is
+	 * heard: whoever can reach the port must not end this VM's pairing. */
+	for (;;) {
+		status = s->ops->accept(s->ctx, rct_ms_left(deadline), &lanes);
+		if (status != RCT_OK) {
+			if (away)
+				rct_error(
+					"session: no primary proved itself within %d ms (%u turned "
+					"away, the last: %s)",
+					s->timeout_ms, away, rct_status_str(why));
+			return status;
+		}
+		s->lanes = lanes;
+		s->state = RCT_SESSION_ADMITTING;
+		status = rct_session_admit(s, lanes,
+					   RCT_MIN(deadline, rct_now_ns() + RCT_ADMIT_NS));
+		if (status == RCT_OK)
+			break;
+		why = status;
+		away++;
+		s->turned_away++;
+		rct_warn("session: turned a connecting primary away (%s); listening on",
+			 rct_status_str(status));
+		s->ops->reject(s->ctx);
+		s->state = RCT_SESSION_LISTENING;
+	}
+	s->state = RCT_SESSION_CONNECTED;
 
 	status = rct_session_staging_map(s, s->staging_size, RCT_MEM_REMOTE_WRITE);
 	if (status != RCT_OK)
@@ -975,6 +1019,12 @@ rct_status_t rct_session_accept(struct rct_session *s)
 	status = rct_session_send(s, &m);
 	if (status == RCT_OK && (s->liveness & RCT_LIVENESS_THREAD))
 		status = rct_session_live_offer(s);
+	/* The proved primary's data lanes, and only now. */
+	if (status == RCT_OK) {
+		status = s->ops->open_lanes(s->ctx, rct_ms_left(deadline));
+		if (status != RCT_OK)
+			return rct_session_fail(s, status);
+	}
 	for (unsigned i = 0; status == RCT_OK && i < s->nregions; i++)
 		status = rct_session_send_region(s, s->regions[i]->id, RCT_REGION_GUEST,
 						 s->regions[i]->mem, s->regions[i]->size);
@@ -1077,6 +1127,10 @@ rct_status_t rct_session_connect(struct rct_session *s, const char *addr, uint16
 		status = rct_session_live_join(s, addr, deadline);
 	if (status != RCT_OK)
 		return status;
+	/* The secondary proved itself (or neither side holds a key): data lanes. */
+	status = s->ops->open_lanes(s->ctx, rct_ms_left(deadline));
+	if (status != RCT_OK)
+		return rct_session_fail(s, status);
 	/* One REGION per guest region plus the staging buffer. */
 	for (unsigned i = 0; i <= s->nregions; i++) {
 		status = rct_session_wait_msg(s, deadline, RCT_MSG_REGION, &m);

@@ -17,10 +17,15 @@
 #define RCT_LANE_BATCH	     256	  /* runs handed to one put() call */
 #define RCT_LANE_BATCH_BYTES (8ull << 20) /* bytes handed to one put() call */
 #define RCT_STAGING_MAX	     (1ull << 30)
+/* A connecting primary has this long for HELLO and AUTH before it is turned
+ * away (rct_session_accept): a silent one must not hold the listener. */
+#define RCT_ADMIT_NS (2000ull * 1000000)
 
 enum rct_session_state {
 	RCT_SESSION_NEW,
 	RCT_SESSION_LISTENING,
+	RCT_SESSION_ADMITTING, /* secondary: a primary's control lane is in, its HELLO and
+				  AUTH are not yet checked; a failure turns it away */
 	RCT_SESSION_CONNECTED,
 	RCT_SESSION_FAILED,
 };
@@ -86,6 +91,7 @@ struct rct_session {
 	unsigned page_shift;
 	uint64_t max_put;
 	int timeout_ms;
+	uint64_t turned_away; /* secondary: primaries that failed HELLO or AUTH */
 	uint64_t staging_size;
 
 	struct rct_region **regions;

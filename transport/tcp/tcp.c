@@ -197,33 +197,22 @@ static rct_status_t rct_tcp_lanes_alloc(struct rct_tcp_ctx *t, unsigned nlanes)
 }
 
 /*
- * Accept connections until the control lane and every data lane of one peer
- * (same cookie) are in.  A connection that is not an rct lane is closed with a
- * warning and the wait goes on: a port scan must not break the pairing.
+ * The next connection on the listener that opens with a lane hello, before
+ * @deadline.  A connection that is not an rct lane is closed with a warning
+ * and the wait goes on: a port scan must not break the pairing.
  */
-static rct_status_t rct_tcp_accept(struct rct_be_ctx *ctx, int timeout_ms, unsigned *lanes_p)
+static rct_status_t rct_tcp_next_lane(struct rct_tcp_ctx *t, uint64_t deadline,
+				      struct rct_tcp_lane_hello *h_p, int *fd_p)
 {
-	struct rct_tcp_ctx *t = rct_tcp_ctx(ctx);
-	uint64_t deadline = rct_now_ns() + (uint64_t)timeout_ms * 1000000;
 	uint8_t buf[sizeof(struct rct_tcp_wire_lane_hello)];
-	struct rct_tcp_lane_hello h;
-	unsigned have = 0, want = 0;
-	uint64_t cookie = 0;
 	rct_status_t status;
 	const char *why;
-	int fd, *slot;
+	int fd;
 
-	if (t->listen_fd < 0 || t->nlanes)
-		return RCT_ERR_STATE;
-	while (!want || have < want) {
+	for (;;) {
 		status = rct_tcp_wait_fd(t->listen_fd, POLLIN, deadline);
-		if (status != RCT_OK) {
-			if (status == RCT_ERR_TIMED_OUT)
-				rct_error("tcp: no primary connected within %d ms (%u of %u lanes "
-					  "in)",
-					  timeout_ms, have, want ? want : 1);
+		if (status != RCT_OK)
 			return status;
-		}
 		fd = accept4(t->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 		if (fd < 0) {
 			if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
@@ -236,43 +225,77 @@ static rct_status_t rct_tcp_accept(struct rct_be_ctx *ctx, int timeout_ms, unsig
 		status = rct_tcp_read_full(fd, buf, sizeof(buf),
 					   RCT_MIN(deadline, rct_now_ns() + RCT_TCP_HELLO_NS));
 		if (status == RCT_OK)
-			status = rct_tcp_lane_hello_decode(buf, &h, &why);
-		if (status == RCT_OK && want && (h.cookie != cookie || h.nlanes + 1u != want)) {
-			why = "lane of another peer while one is pairing";
-			status = RCT_ERR_PROTO;
+			status = rct_tcp_lane_hello_decode(buf, h_p, &why);
+		if (status == RCT_OK) {
+			rct_tcp_sock_opts(fd);
+			*fd_p = fd;
+			return RCT_OK;
 		}
-		if (status != RCT_OK) {
-			rct_warn("tcp: closing an incoming connection: %s", why);
-			close(fd);
-			continue;
-		}
-		if (!want) {
-			cookie = h.cookie;
-			want = h.nlanes + 1u;
-			status = rct_tcp_lanes_alloc(t, h.nlanes);
-			if (status != RCT_OK) {
-				close(fd);
-				return status;
-			}
-		}
-		slot = h.lane ? &t->lanes[h.lane - 1].fd : &t->ctrl_fd;
-		if (*slot >= 0) {
-			rct_warn("tcp: closing a duplicate connection for lane %u", h.lane);
-			close(fd);
-			continue;
-		}
-		rct_tcp_sock_opts(fd);
-		*slot = fd;
-		have++;
+		rct_warn("tcp: closing an incoming connection: %s", why);
+		close(fd);
 	}
+}
+
+/* The control lane of the next primary; its data lanes wait for open_lanes(). */
+static rct_status_t rct_tcp_accept(struct rct_be_ctx *ctx, int timeout_ms, unsigned *lanes_p)
+{
+	struct rct_tcp_ctx *t = rct_tcp_ctx(ctx);
+	uint64_t deadline = rct_now_ns() + (uint64_t)timeout_ms * 1000000;
+	struct rct_tcp_lane_hello h;
+	rct_status_t status;
+	int fd;
+
+	if (t->listen_fd < 0 || t->nlanes)
+		return RCT_ERR_STATE;
+	for (;;) {
+		status = rct_tcp_next_lane(t, deadline, &h, &fd);
+		if (status == RCT_ERR_TIMED_OUT)
+			rct_error("tcp: no primary connected within %d ms", timeout_ms);
+		if (status != RCT_OK)
+			return status;
+		if (!h.lane)
+			break;
+		/* A data lane whose control lane is not in, let alone
+		 * authenticated: never read. */
+		rct_warn("tcp: closing data lane %u of a primary whose control lane is not "
+			 "authenticated",
+			 h.lane);
+		close(fd);
+	}
+	status = rct_tcp_lanes_alloc(t, h.nlanes);
+	if (status != RCT_OK) {
+		close(fd);
+		return status;
+	}
+	t->ctrl_fd = fd;
+	t->cookie = h.cookie;
 	t->receiver = true;
 	*lanes_p = t->nlanes;
 	return RCT_OK;
 }
 
-static rct_status_t rct_tcp_connect_one(struct rct_tcp_ctx *t, const struct sockaddr_storage *ss,
-					unsigned sl, unsigned lane, unsigned nlanes,
-					uint64_t cookie, uint64_t deadline, int *fd_p)
+/* The primary whose control lane we hold did not prove itself: let it go. */
+static void rct_tcp_reject(struct rct_be_ctx *ctx)
+{
+	struct rct_tcp_ctx *t = rct_tcp_ctx(ctx);
+
+	if (t->ctrl_fd >= 0 && t->failed == RCT_OK)
+		rct_tcp_ctrl_flush(t); /* the ERROR that says why, if it fits */
+	rct_tcp_close(&t->ctrl_fd);
+	free(t->lanes);
+	free(t->pfds);
+	t->lanes = NULL;
+	t->pfds = NULL;
+	t->nlanes = 0;
+	t->receiver = false;
+	t->failed = RCT_OK;
+	t->tx_len = t->tx_off = 0;
+	t->rx_len = t->rx_consumed = 0;
+}
+
+static rct_status_t rct_tcp_connect_one(const struct sockaddr_storage *ss, unsigned sl,
+					unsigned lane, unsigned nlanes, uint64_t cookie,
+					uint64_t deadline, int *fd_p)
 {
 	struct rct_tcp_wire_lane_hello w = {
 		.magic = htole32(RCT_TCP_LANE_MAGIC),
@@ -285,7 +308,6 @@ static rct_status_t rct_tcp_connect_one(struct rct_tcp_ctx *t, const struct sock
 	rct_status_t status;
 	int fd, err = 0;
 
-	(void)t;
 	fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0) {
 		rct_error("tcp: socket: %m");
@@ -318,30 +340,71 @@ static rct_status_t rct_tcp_connect_one(struct rct_tcp_ctx *t, const struct sock
 	return RCT_OK;
 }
 
+/* The control lane; the data lanes follow in open_lanes(). */
 static rct_status_t rct_tcp_connect(struct rct_be_ctx *ctx, const char *addr, uint16_t port,
 				    unsigned lanes, int timeout_ms)
 {
 	struct rct_tcp_ctx *t = rct_tcp_ctx(ctx);
 	uint64_t deadline = rct_now_ns() + (uint64_t)timeout_ms * 1000000;
-	struct sockaddr_storage ss;
 	rct_status_t status;
-	uint64_t cookie;
-	unsigned sl;
 
 	if (t->nlanes || lanes < 1 || lanes > RCT_MAX_LANES)
 		return RCT_ERR_STATE;
-	cookie = rct_random64();
-	status = rct_sockaddr_resolve("tcp", addr, port, false, &ss, &sl);
+	t->cookie = rct_random64();
+	status = rct_sockaddr_resolve("tcp", addr, port, false, &t->peer, &t->peer_len);
 	if (status != RCT_OK)
 		return status;
 	status = rct_tcp_lanes_alloc(t, lanes);
 	if (status == RCT_OK)
-		status = rct_tcp_connect_one(t, &ss, sl, 0, lanes, cookie, deadline, &t->ctrl_fd);
-	for (unsigned i = 0; i < lanes && status == RCT_OK; i++)
-		status = rct_tcp_connect_one(t, &ss, sl, i + 1, lanes, cookie, deadline,
-					     &t->lanes[i].fd);
+		status = rct_tcp_connect_one(&t->peer, t->peer_len, 0, lanes, t->cookie, deadline,
+					     &t->ctrl_fd);
 	if (status != RCT_OK)
 		rct_error("tcp: cannot connect to %s:%u: %s", addr, port, rct_status_str(status));
+	return status;
+}
+
+/* The secondary: every data lane of the primary whose control lane we hold. */
+static rct_status_t rct_tcp_accept_lanes(struct rct_tcp_ctx *t, uint64_t deadline)
+{
+	struct rct_tcp_lane_hello h;
+	unsigned have = 0;
+	rct_status_t status;
+	int fd, *slot;
+
+	while (have < t->nlanes) {
+		status = rct_tcp_next_lane(t, deadline, &h, &fd);
+		if (status != RCT_OK) {
+			rct_error("tcp: %u of the primary's %u data lanes in: %s", have, t->nlanes,
+				  rct_status_str(status));
+			return status;
+		}
+		slot = h.lane ? &t->lanes[h.lane - 1].fd : NULL;
+		if (h.cookie != t->cookie || h.nlanes != t->nlanes || !slot || *slot >= 0) {
+			rct_warn("tcp: closing lane %u of another connection (a primary is "
+				 "paired)",
+				 h.lane);
+			close(fd);
+			continue;
+		}
+		*slot = fd;
+		have++;
+	}
+	return RCT_OK;
+}
+
+static rct_status_t rct_tcp_open_lanes(struct rct_be_ctx *ctx, int timeout_ms)
+{
+	struct rct_tcp_ctx *t = rct_tcp_ctx(ctx);
+	uint64_t deadline = rct_now_ns() + (uint64_t)timeout_ms * 1000000;
+	rct_status_t status = RCT_OK;
+
+	if (t->ctrl_fd < 0 || !t->nlanes || t->lanes[0].fd >= 0)
+		return RCT_ERR_STATE;
+	if (t->receiver)
+		return rct_tcp_accept_lanes(t, deadline);
+	for (unsigned i = 0; i < t->nlanes && status == RCT_OK; i++)
+		status = rct_tcp_connect_one(&t->peer, t->peer_len, i + 1, t->nlanes, t->cookie,
+					     deadline, &t->lanes[i].fd);
 	return status;
 }
 
@@ -565,7 +628,9 @@ const struct rct_backend_ops rct_tcp_ops = {
 	.ctx_destroy = rct_tcp_ctx_destroy,
 	.listen = rct_tcp_listen,
 	.accept = rct_tcp_accept,
+	.reject = rct_tcp_reject,
 	.connect = rct_tcp_connect,
+	.open_lanes = rct_tcp_open_lanes,
 	.disconnect = rct_tcp_disconnect,
 	.mem_map = rct_tcp_mem_map,
 	.mem_unmap = rct_tcp_mem_unmap,

@@ -6,7 +6,8 @@
  * Wire (little-endian, docs/protocol.md "TCP lanes"):
  *   every connection opens with LANE_HELLO(magic, version, lane, nlanes, cookie);
  *     lane 0 is the control lane, 1..N the data lanes; the cookie ties the
- *     N + 1 connections of one peer together.
+ *     N + 1 connections of one peer together.  The secondary takes the
+ *     control lane first and the data lanes only after AUTH (backend.h).
  *   control lane: FRAME(length) + one core control message, repeated.
  *   data lane:    PUT(nruns, key) + nruns RUN(offset, length) + the payload of
  *                 every run in order, read straight into the target memory;
@@ -18,6 +19,7 @@
 #include <linux/types.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 
 #include "../core/backend.h"
@@ -146,7 +148,10 @@ struct rct_tcp_ctx {
 	int ctrl_fd;
 	struct rct_tcp_lane *lanes;
 	unsigned nlanes;
-	bool receiver; /* accepted (secondary): data lanes carry puts to us */
+	bool receiver;		      /* accepted (secondary): data lanes carry puts to us */
+	uint64_t cookie;	      /* ties the data lanes to the control lane */
+	struct sockaddr_storage peer; /* primary: where open_lanes() connects */
+	unsigned peer_len;
 	struct pollfd *pfds;
 	rct_status_t failed; /* first fatal status, RCT_OK while healthy */
 

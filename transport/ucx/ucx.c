@@ -8,10 +8,13 @@
  * emulated, with the receiver's CPU doing the copy.
  *
  * Connection: the secondary listens (ucp_listener); the primary creates the
- * control endpoint from the socket address and sends LANE_HELLO (lane count)
- * on it; the secondary answers with its worker address, and the primary
- * creates the N data endpoints from that address.  The secondary needs no
- * endpoint per data lane: nothing is ever sent to the primary on them.
+ * control endpoint from the socket address; the secondary sends WELCOME on
+ * it (a connection cookie it chose), and the primary LANE_HELLO (lane count).
+ * Every later tag carries the cookie, so that what a turned-away primary
+ * still sends is never matched by the next one's receives.  Only after AUTH
+ * (open_lanes) does the secondary send its worker address, from which the
+ * primary creates the N data endpoints.  The secondary needs no endpoint per
+ * data lane: nothing is ever sent to the primary on them.
  *
  * Completion: a put completes locally; ucp_ep_flush_nbx() on every data
  * endpoint (fence) completes remotely, so fenced() is UINT64_MAX and the core
@@ -40,14 +43,27 @@
 #include "../core/proto.h"
 #include "../core/util.h"
 
-#define RCT_UCX_MAGIC	    0x55544352u /* "RCTU" */
-#define RCT_UCX_VERSION	    1
-#define RCT_UCX_TAG_HELLO   0x5243540000000001ull
-#define RCT_UCX_TAG_ADDRESS 0x5243540000000002ull
-#define RCT_UCX_TAG_CTRL    0x5243540000000003ull
+#define RCT_UCX_MAGIC	0x55544352u /* "RCTU" */
+#define RCT_UCX_VERSION 2
+/* Tags: "RCT", the message type, then the connection's cookie. */
+#define RCT_UCX_TAG_WELCOME 0x5243540100000000ull
+#define RCT_UCX_TAG_HELLO   0x5243540200000000ull
+#define RCT_UCX_TAG_ADDRESS 0x5243540300000000ull
+#define RCT_UCX_TAG_CTRL    0x5243540400000000ull
 #define RCT_UCX_TAG_MASK    0xffffffffffffffffull
+#define RCT_UCX_TAG_TYPE    0xffffffff00000000ull
+#define RCT_UCX_WAITING	    4	/* connection requests queued behind one being authenticated */
 #define RCT_UCX_INFLIGHT    512 /* puts in flight before the poster waits */
 #define RCT_UCX_CLOSE_NS    (2000ull * 1000000)
+
+/* Secondary -> primary, first on a new control endpoint. */
+struct rct_ucx_wire_welcome {
+	__le32 magic;
+	__le16 version;
+	__le16 reserved;
+	__le32 cookie;
+	__le32 reserved2;
+};
 
 /* Backend hello, primary -> secondary on the control endpoint. */
 struct rct_ucx_wire_hello {
@@ -64,6 +80,7 @@ struct rct_ucx_wire_key {
 };
 
 _Static_assert(sizeof(struct rct_ucx_wire_hello) == 16, "ucx hello");
+_Static_assert(sizeof(struct rct_ucx_wire_welcome) == 16, "ucx welcome");
 _Static_assert(sizeof(struct rct_ucx_wire_key) == 16, "ucx key");
 
 struct rct_ucx_mem {
@@ -116,7 +133,13 @@ struct rct_ucx_ctx {
 	ucp_worker_h worker;
 	int efd;
 	ucp_listener_h listener;
-	ucp_conn_request_h conn_request;
+	/* Secondary: connection requests waiting while one primary is
+	 * authenticated; refused once its data lanes are open. */
+	ucp_conn_request_h conn_waiting[RCT_UCX_WAITING];
+	unsigned nwaiting;
+	bool lanes_open;
+	bool receiver;
+	uint32_t cookie; /* in every tag of this connection */
 	ucp_ep_h ctrl_ep;
 	ucp_ep_h *lanes;
 	unsigned nlanes;
@@ -187,13 +210,19 @@ static void rct_ucx_conn_handler(ucp_conn_request_h req, void *arg)
 {
 	struct rct_ucx_ctx *u = arg;
 
-	if (u->conn_request || u->ctrl_ep) {
+	if (u->lanes_open || u->nwaiting == RCT_UCX_WAITING) {
 		/* One primary per session: later requests are turned away. */
-		rct_warn("ucx: rejecting a second connection request");
+		rct_warn("ucx: rejecting a connection request: %s",
+			 u->lanes_open ? "a primary is connected" : "too many waiting");
 		ucp_listener_reject(u->listener, req);
 		return;
 	}
-	u->conn_request = req;
+	u->conn_waiting[u->nwaiting++] = req;
+}
+
+static ucp_tag_t rct_ucx_tag(const struct rct_ucx_ctx *u, ucp_tag_t type)
+{
+	return type | u->cookie;
 }
 
 /*
@@ -503,6 +532,8 @@ static void rct_ucx_disconnect(struct rct_be_ctx *ctx)
 	for (unsigned i = 0; u->lanes && i < u->nlanes; i++)
 		rct_ucx_close_ep(u, &u->lanes[i], false);
 	rct_ucx_close_ep(u, &u->ctrl_ep, true);
+	while (u->listener && u->nwaiting)
+		ucp_listener_reject(u->listener, u->conn_waiting[--u->nwaiting]);
 	if (u->listener) {
 		ucp_listener_destroy(u->listener);
 		u->listener = NULL;
@@ -599,16 +630,18 @@ static ucp_ep_params_t rct_ucx_ep_params(struct rct_ucx_ctx *u)
 
 /* Blocking tag send of a small handshake message. */
 static rct_status_t rct_ucx_send_sync(struct rct_ucx_ctx *u, const void *buf, size_t len,
-				      ucp_tag_t tag, uint64_t deadline, const char *what)
+				      ucp_tag_t type, uint64_t deadline, const char *what)
 {
 	ucp_request_param_t p = {.op_attr_mask = 0};
 
-	return rct_ucx_wait_req(u, ucp_tag_send_nbx(u->ctrl_ep, buf, len, tag, &p), deadline, what);
+	return rct_ucx_wait_req(u, ucp_tag_send_nbx(u->ctrl_ep, buf, len, rct_ucx_tag(u, type), &p),
+				deadline, what);
 }
 
 /* Blocking tag receive of a handshake message into @buf (@cap bytes). */
 static rct_status_t rct_ucx_recv_sync(struct rct_ucx_ctx *u, void *buf, size_t cap, ucp_tag_t tag,
-				      uint64_t deadline, size_t *len_p, const char *what)
+				      ucp_tag_t mask, uint64_t deadline, size_t *len_p,
+				      const char *what)
 {
 	/* Always a request back, even when the message is already here (else NULL,
 	 * and the length would be lost). */
@@ -617,7 +650,7 @@ static rct_status_t rct_ucx_recv_sync(struct rct_ucx_ctx *u, void *buf, size_t c
 	rct_status_t status;
 	void *req;
 
-	req = ucp_tag_recv_nbx(u->worker, buf, cap, tag, RCT_UCX_TAG_MASK, &p);
+	req = ucp_tag_recv_nbx(u->worker, buf, cap, tag, mask, &p);
 	if (UCS_PTR_IS_ERR(req)) {
 		rct_error("ucx: %s: %s", what, ucs_status_string(UCS_PTR_STATUS(req)));
 		return rct_ucx_status(UCS_PTR_STATUS(req));
@@ -646,12 +679,16 @@ static rct_status_t rct_ucx_recv_sync(struct rct_ucx_ctx *u, void *buf, size_t c
 	return RCT_OK;
 }
 
+/* The control endpoint of the next primary that asked, with its lane hello. */
 static rct_status_t rct_ucx_accept(struct rct_be_ctx *ctx, int timeout_ms, unsigned *lanes_p)
 {
 	struct rct_ucx_ctx *u = rct_ucx(ctx);
 	uint64_t deadline = rct_now_ns() + (uint64_t)timeout_ms * 1000000;
-	ucp_worker_attr_t wa = {.field_mask = UCP_WORKER_ATTR_FIELD_ADDRESS};
 	ucp_ep_params_t ep = rct_ucx_ep_params(u);
+	struct rct_ucx_wire_welcome w = {
+		.magic = htole32(RCT_UCX_MAGIC),
+		.version = htole16(RCT_UCX_VERSION),
+	};
 	struct rct_ucx_wire_hello h;
 	rct_status_t status;
 	ucs_status_t st;
@@ -660,7 +697,7 @@ static rct_status_t rct_ucx_accept(struct rct_be_ctx *ctx, int timeout_ms, unsig
 
 	if (!u->listener || u->ctrl_ep)
 		return RCT_ERR_STATE;
-	while (!u->conn_request) {
+	while (!u->nwaiting) {
 		if (rct_now_ns() >= deadline) {
 			rct_error("ucx: no primary connected within %d ms", timeout_ms);
 			return RCT_ERR_TIMED_OUT;
@@ -668,46 +705,64 @@ static rct_status_t rct_ucx_accept(struct rct_be_ctx *ctx, int timeout_ms, unsig
 		rct_ucx_wait(u, RCT_MIN(rct_ms_left(deadline), 100));
 	}
 	ep.field_mask |= UCP_EP_PARAM_FIELD_CONN_REQUEST;
-	ep.conn_request = u->conn_request;
-	u->conn_request = NULL;
+	ep.conn_request = u->conn_waiting[0];
+	memmove(u->conn_waiting, u->conn_waiting + 1, --u->nwaiting * sizeof(u->conn_waiting[0]));
 	st = ucp_ep_create(u->worker, &ep, &u->ctrl_ep);
 	if (st != UCS_OK) {
 		rct_error("ucx: accepting the control endpoint: %s", ucs_status_string(st));
 		return rct_ucx_status(st);
 	}
-
-	status = rct_ucx_recv_sync(u, &h, sizeof(h), RCT_UCX_TAG_HELLO, deadline, &len,
-				   "waiting for the lane hello");
+	u->receiver = true;
+	do
+		u->cookie = (uint32_t)rct_random64();
+	while (!u->cookie);
+	w.cookie = htole32(u->cookie);
+	status = rct_ucx_send_sync(u, &w, sizeof(w), RCT_UCX_TAG_WELCOME, deadline,
+				   "sending the welcome");
+	if (status == RCT_OK)
+		status = rct_ucx_recv_sync(u, &h, sizeof(h), rct_ucx_tag(u, RCT_UCX_TAG_HELLO),
+					   RCT_UCX_TAG_MASK,
+					   RCT_MIN(deadline, rct_now_ns() + RCT_UCX_CLOSE_NS), &len,
+					   "waiting for the lane hello");
 	if (status != RCT_OK)
 		return status;
 	lanes = le16toh(h.lanes);
 	if (len != sizeof(h) || le32toh(h.magic) != RCT_UCX_MAGIC || h.reserved || lanes < 1 ||
 	    lanes > RCT_MAX_LANES) {
 		rct_error("ucx: malformed lane hello (%zu bytes)", len);
-		return RCT_ERR_PROTO;
+		return rct_ucx_fail(u, RCT_ERR_PROTO);
 	}
 	if (le16toh(h.version) != RCT_UCX_VERSION) {
 		rct_error("ucx: lane hello version %u, this build speaks %d", le16toh(h.version),
 			  RCT_UCX_VERSION);
-		return RCT_ERR_VERSION;
+		return rct_ucx_fail(u, RCT_ERR_VERSION);
 	}
-
-	/* Our worker address, from which the primary makes its data endpoints. */
-	st = ucp_worker_query(u->worker, &wa);
-	if (st != UCS_OK) {
-		rct_error("ucx: ucp_worker_query: %s", ucs_status_string(st));
-		return rct_ucx_status(st);
-	}
-	status = rct_ucx_send_sync(u, wa.address, wa.address_length, RCT_UCX_TAG_ADDRESS, deadline,
-				   "sending the worker address");
-	ucp_worker_release_address(u->worker, wa.address);
-	if (status != RCT_OK)
-		return status;
 	u->nlanes = lanes;
 	*lanes_p = lanes;
 	return RCT_OK;
 }
 
+/* The held primary did not prove itself: close its endpoint, forget its cookie. */
+static void rct_ucx_reject(struct rct_be_ctx *ctx)
+{
+	struct rct_ucx_ctx *u = rct_ucx(ctx);
+
+	if (u->rx_req) {
+		ucp_request_cancel(u->worker, u->rx_req);
+		rct_ucx_drain(u);
+		ucp_request_free(u->rx_req);
+		u->rx_req = NULL;
+	}
+	u->rx_done = u->rx_handed = false;
+	rct_ucx_close_ep(u, &u->ctrl_ep, true);
+	rct_ucx_drop_unexpected(u);
+	u->cookie = 0;
+	u->nlanes = 0;
+	u->receiver = false;
+	u->failed = RCT_OK;
+}
+
+/* The control endpoint, the secondary's welcome and our lane hello. */
 static rct_status_t rct_ucx_connect(struct rct_be_ctx *ctx, const char *addr, uint16_t port,
 				    unsigned lanes, int timeout_ms)
 {
@@ -719,11 +774,10 @@ static rct_status_t rct_ucx_connect(struct rct_be_ctx *ctx, const char *addr, ui
 		.lanes = htole16((uint16_t)lanes),
 	};
 	ucp_ep_params_t ep = rct_ucx_ep_params(u);
-	ucp_request_param_t p = {.op_attr_mask = 0};
+	struct rct_ucx_wire_welcome w;
 	struct sockaddr_storage ss;
 	rct_status_t status;
 	ucs_status_t st;
-	uint8_t *waddr;
 	unsigned sl;
 	size_t len;
 
@@ -733,11 +787,9 @@ static rct_status_t rct_ucx_connect(struct rct_be_ctx *ctx, const char *addr, ui
 	if (status != RCT_OK)
 		return status;
 	u->lanes = calloc(lanes, sizeof(*u->lanes));
-	waddr = malloc(RCT_MSG_MAX);
-	if (!u->lanes || !waddr) {
-		free(waddr);
+	if (!u->lanes)
 		return RCT_ERR_NO_MEMORY;
-	}
+	u->nlanes = lanes;
 
 	ep.field_mask |= UCP_EP_PARAM_FIELD_FLAGS | UCP_EP_PARAM_FIELD_SOCK_ADDR;
 	ep.flags = UCP_EP_PARAMS_FLAGS_CLIENT_SERVER;
@@ -749,14 +801,70 @@ static rct_status_t rct_ucx_connect(struct rct_be_ctx *ctx, const char *addr, ui
 		status = rct_ucx_status(st);
 		goto out;
 	}
-	status = rct_ucx_send_sync(u, &h, sizeof(h), RCT_UCX_TAG_HELLO, deadline,
-				   "sending the lane hello");
-	if (status == RCT_OK)
-		status = rct_ucx_recv_sync(u, waddr, RCT_MSG_MAX, RCT_UCX_TAG_ADDRESS, deadline,
-					   &len, "waiting for the peer's worker address");
+	status = rct_ucx_recv_sync(u, &w, sizeof(w), RCT_UCX_TAG_WELCOME, RCT_UCX_TAG_TYPE,
+				   deadline, &len, "waiting for the secondary's welcome");
+	if (status == RCT_OK &&
+	    (len != sizeof(w) || le32toh(w.magic) != RCT_UCX_MAGIC || !w.cookie)) {
+		rct_error("ucx: malformed welcome (%zu bytes)", len);
+		status = RCT_ERR_PROTO;
+	}
+	if (status == RCT_OK && le16toh(w.version) != RCT_UCX_VERSION) {
+		rct_error("ucx: the secondary speaks version %u, this build %d", le16toh(w.version),
+			  RCT_UCX_VERSION);
+		status = RCT_ERR_VERSION;
+	}
 	if (status != RCT_OK)
 		goto out;
+	u->cookie = le32toh(w.cookie);
+	status = rct_ucx_send_sync(u, &h, sizeof(h), RCT_UCX_TAG_HELLO, deadline,
+				   "sending the lane hello");
+out:
+	if (status != RCT_OK)
+		rct_error("ucx: cannot connect to %s:%u: %s", addr, port, rct_status_str(status));
+	return status;
+}
 
+/* Secondary: our worker address, now that the primary proved itself. */
+static rct_status_t rct_ucx_offer_address(struct rct_ucx_ctx *u, uint64_t deadline)
+{
+	ucp_worker_attr_t wa = {.field_mask = UCP_WORKER_ATTR_FIELD_ADDRESS};
+	rct_status_t status;
+	ucs_status_t st;
+
+	while (u->nwaiting) {
+		rct_warn("ucx: rejecting a connection request: a primary is connected");
+		ucp_listener_reject(u->listener, u->conn_waiting[--u->nwaiting]);
+	}
+	st = ucp_worker_query(u->worker, &wa);
+	if (st != UCS_OK) {
+		rct_error("ucx: ucp_worker_query: %s", ucs_status_string(st));
+		return rct_ucx_status(st);
+	}
+	status = rct_ucx_send_sync(u, wa.address, wa.address_length, RCT_UCX_TAG_ADDRESS, deadline,
+				   "sending the worker address");
+	ucp_worker_release_address(u->worker, wa.address);
+	return status;
+}
+
+/* Primary: the data endpoints, from the secondary's worker address. */
+static rct_status_t rct_ucx_lanes_create(struct rct_ucx_ctx *u, uint64_t deadline)
+{
+	ucp_request_param_t p = {.op_attr_mask = 0};
+	ucp_ep_params_t ep;
+	rct_status_t status;
+	unsigned lanes = u->nlanes;
+	ucs_status_t st;
+	uint8_t *waddr;
+	size_t len;
+
+	waddr = malloc(RCT_MSG_MAX);
+	if (!waddr)
+		return RCT_ERR_NO_MEMORY;
+	status = rct_ucx_recv_sync(u, waddr, RCT_MSG_MAX, rct_ucx_tag(u, RCT_UCX_TAG_ADDRESS),
+				   RCT_UCX_TAG_MASK, deadline, &len,
+				   "waiting for the peer's worker address");
+	if (status != RCT_OK)
+		goto out;
 	/*
 	 * Data lanes without peer error handling: in UCX 1.13 PEER mode excludes
 	 * the shared-memory transports (no peer-failure support), which leaves
@@ -773,7 +881,6 @@ static rct_status_t rct_ucx_connect(struct rct_be_ctx *ctx, const char *addr, ui
 			status = rct_ucx_status(st);
 			goto out;
 		}
-		u->nlanes = i + 1;
 	}
 	/* Finish wire-up now rather than on the first checkpoint's critical path. */
 	for (unsigned i = 0; i < lanes && status == RCT_OK; i++)
@@ -786,9 +893,18 @@ static rct_status_t rct_ucx_connect(struct rct_be_ctx *ctx, const char *addr, ui
 		ucp_ep_print_info(u->lanes[0], stderr);
 out:
 	free(waddr);
-	if (status != RCT_OK)
-		rct_error("ucx: cannot connect to %s:%u: %s", addr, port, rct_status_str(status));
 	return status;
+}
+
+static rct_status_t rct_ucx_open_lanes(struct rct_be_ctx *ctx, int timeout_ms)
+{
+	struct rct_ucx_ctx *u = rct_ucx(ctx);
+	uint64_t deadline = rct_now_ns() + (uint64_t)timeout_ms * 1000000;
+
+	if (!u->ctrl_ep || u->lanes_open)
+		return RCT_ERR_STATE;
+	u->lanes_open = true;
+	return u->receiver ? rct_ucx_offer_address(u, deadline) : rct_ucx_lanes_create(u, deadline);
 }
 
 /* ------------------------------------------------------------- memory */
@@ -1161,7 +1277,7 @@ static rct_status_t rct_ucx_ctrl_send(struct rct_be_ctx *ctx, const void *buf, s
 	s->u = u;
 	memcpy(s->data, buf, len);
 	p.user_data = s;
-	req = ucp_tag_send_nbx(u->ctrl_ep, s->data, len, RCT_UCX_TAG_CTRL, &p);
+	req = ucp_tag_send_nbx(u->ctrl_ep, s->data, len, rct_ucx_tag(u, RCT_UCX_TAG_CTRL), &p);
 	if (req == NULL) {
 		free(s);
 		return RCT_OK;
@@ -1206,7 +1322,8 @@ static rct_status_t rct_ucx_ctrl_recv(struct rct_be_ctx *ctx, const void **buf_p
 	}
 	if (!u->rx_req) {
 		u->rx_req = ucp_tag_recv_nbx(u->worker, u->rx_buf, sizeof(u->rx_buf),
-					     RCT_UCX_TAG_CTRL, RCT_UCX_TAG_MASK, &p);
+					     rct_ucx_tag(u, RCT_UCX_TAG_CTRL), RCT_UCX_TAG_MASK,
+					     &p);
 		if (UCS_PTR_IS_ERR(u->rx_req)) {
 			ucs_status_t st = UCS_PTR_STATUS(u->rx_req);
 
@@ -1244,7 +1361,9 @@ const struct rct_backend_ops rct_ucx_ops = {
 	.ctx_destroy = rct_ucx_ctx_destroy,
 	.listen = rct_ucx_listen,
 	.accept = rct_ucx_accept,
+	.reject = rct_ucx_reject,
 	.connect = rct_ucx_connect,
+	.open_lanes = rct_ucx_open_lanes,
 	.disconnect = rct_ucx_disconnect,
 	.mem_map = rct_ucx_mem_map,
 	.mem_unmap = rct_ucx_mem_unmap,

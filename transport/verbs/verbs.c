@@ -66,6 +66,14 @@ static rct_status_t rct_verbs_ctx_create(const struct rct_be_params *params,
 		return RCT_ERR_NO_MEMORY;
 	v->params = *params;
 	v->rx_handed = -1;
+	if (params->loss_ns && params->loss_ns < RCT_VERBS_MIN_LOSS_NS)
+		rct_warn("verbs: the peer is declared lost after %llu ms of silence, below the "
+			 "%llu ms of 3 local ACK timeouts (%.1f ms each): one retransmitted packet "
+			 "could read as a lost peer; use a heartbeat of at least %llu ms",
+			 (unsigned long long)(params->loss_ns / 1000000),
+			 (unsigned long long)(RCT_VERBS_MIN_LOSS_NS / 1000000),
+			 RCT_VERBS_ACK_NS / 1e6,
+			 (unsigned long long)((RCT_VERBS_MIN_LOSS_NS / 3 + 999999) / 1000000));
 	v->ec = rdma_create_event_channel();
 	if (!v->ec) {
 		rct_error("verbs: rdma_create_event_channel: %m (is rdma_ucm loaded? "
@@ -94,6 +102,8 @@ static void rct_verbs_ctx_destroy(struct rct_be_ctx *ctx)
 		ibv_destroy_comp_channel(v->cc);
 	if (v->pd)
 		ibv_dealloc_pd(v->pd);
+	if (v->ctrl_pd)
+		ibv_dealloc_pd(v->ctrl_pd);
 	if (v->listen_id)
 		rdma_destroy_id(v->listen_id);
 	rdma_destroy_event_channel(v->ec);
@@ -262,7 +272,8 @@ rct_status_t rct_verbs_device_open(struct rct_verbs_ctx *v, struct ibv_context *
 	}
 	v->dev = dev;
 	v->pd = ibv_alloc_pd(dev);
-	if (!v->pd) {
+	v->ctrl_pd = ibv_alloc_pd(dev);
+	if (!v->pd || !v->ctrl_pd) {
 		rct_error("verbs: %s: ibv_alloc_pd: %m", ibv_get_device_name(dev->device));
 		return rct_verbs_errno(errno);
 	}
@@ -329,7 +340,7 @@ rct_status_t rct_verbs_lane_create(struct rct_verbs_ctx *v, struct rct_verbs_lan
 	qa.cap.max_send_sge = 1;
 	qa.cap.max_recv_sge = 1;
 	qa.sq_sig_all = 0;
-	if (rdma_create_qp(id, v->pd, &qa)) {
+	if (rdma_create_qp(id, l->index ? v->pd : v->ctrl_pd, &qa)) {
 		rct_error("verbs: lane %u: rdma_create_qp: %m", l->index);
 		ibv_destroy_cq(l->cq);
 		l->cq = NULL;
@@ -461,7 +472,9 @@ const struct rct_backend_ops rct_verbs_ops = {
 	.ctx_destroy = rct_verbs_ctx_destroy,
 	.listen = rct_verbs_listen,
 	.accept = rct_verbs_accept,
+	.reject = rct_verbs_reject,
 	.connect = rct_verbs_connect,
+	.open_lanes = rct_verbs_open_lanes,
 	.disconnect = rct_verbs_disconnect,
 	.mem_map = rct_verbs_mem_map,
 	.mem_unmap = rct_verbs_mem_unmap,

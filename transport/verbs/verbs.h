@@ -31,6 +31,18 @@
 #define RCT_VERBS_CHAIN	     32	 /* WRs per ibv_post_send */
 #define RCT_VERBS_SIGNAL     16	 /* one signalled WR in N */
 #define RCT_VERBS_CTRL_SLOT  (RCT_MSG_MAX)
+#define RCT_VERBS_WAITING    4 /* primaries queued behind one being authenticated */
+/*
+ * RC retransmission, set on every QP through rdma_cm: the local ACK timeout
+ * is 4.096 us << 12 = 16.8 ms, and 7 retries put a QP in error after 8 of
+ * them (134 ms without an ACK: a cut link).  A dropped packet is resent after
+ * one timeout, so a loss threshold below 3 timeouts (50 ms) could take two
+ * retransmissions in a row for a lost peer: ctx_create warns.
+ */
+#define RCT_VERBS_ACK_TIMEOUT 12
+#define RCT_VERBS_RETRY	      7
+#define RCT_VERBS_ACK_NS      (4096ull << RCT_VERBS_ACK_TIMEOUT)
+#define RCT_VERBS_MIN_LOSS_NS (3 * RCT_VERBS_ACK_NS)
 
 struct rct_verbs_wire_conn {
 	__le32 magic;
@@ -88,7 +100,9 @@ struct rct_verbs_ctx {
 	struct rdma_event_channel *ec;
 	struct rdma_cm_id *listen_id;
 	struct ibv_context *dev;
-	struct ibv_pd *pd;
+	struct ibv_pd *pd;	/* memory and the data QPs */
+	struct ibv_pd *ctrl_pd; /* the control QP and its rings only: it connects
+				   before AUTH and can reach no other memory */
 	struct ibv_comp_channel *cc;
 	uint32_t max_msg;
 	rct_status_t failed;
@@ -99,6 +113,14 @@ struct rct_verbs_ctx {
 	struct rct_verbs_lane ctrl;
 	struct rct_verbs_lane *lanes;
 	unsigned nlanes;
+	bool lanes_open;	      /* open_lanes() ran: data lanes may come */
+	uint64_t cookie;	      /* ties the data lanes to the control lane */
+	struct sockaddr_storage peer; /* primary: where open_lanes() connects */
+	/* Secondary: control lanes of other primaries waiting while one is
+	 * authenticated (rct_verbs_accept() takes them in turn). */
+	struct rdma_cm_id *waiting[RCT_VERBS_WAITING];
+	struct rct_verbs_wire_conn waiting_conn[RCT_VERBS_WAITING];
+	unsigned nwaiting;
 	size_t pending; /* data WRs not complete */
 
 	/* Control lane (verbs_ctrl.c). */
@@ -135,8 +157,10 @@ rct_status_t rct_verbs_poll(struct rct_verbs_ctx *v, bool *any_p);
 rct_status_t rct_verbs_listen(struct rct_be_ctx *ctx, const char *addr, uint16_t port,
 			      uint16_t *port_p);
 rct_status_t rct_verbs_accept(struct rct_be_ctx *ctx, int timeout_ms, unsigned *lanes_p);
+void rct_verbs_reject(struct rct_be_ctx *ctx);
 rct_status_t rct_verbs_connect(struct rct_be_ctx *ctx, const char *addr, uint16_t port,
 			       unsigned lanes, int timeout_ms);
+rct_status_t rct_verbs_open_lanes(struct rct_be_ctx *ctx, int timeout_ms);
 void rct_verbs_disconnect(struct rct_be_ctx *ctx);
 rct_status_t rct_verbs_cm_poll(struct rct_verbs_ctx *v);
 

@@ -78,6 +78,17 @@ static rct_status_t rct_verbs_cm_wait(struct rct_verbs_ctx *v, struct rdma_cm_id
 	}
 }
 
+/* RC retransmission timing on @id's QP (verbs.h); a failure is logged, not fatal. */
+static void rct_verbs_set_timeouts(struct rdma_cm_id *id, unsigned lane)
+{
+	uint8_t t = RCT_VERBS_ACK_TIMEOUT;
+
+	if (rdma_set_option(id, RDMA_OPTION_ID, RDMA_OPTION_ID_ACK_TIMEOUT, &t, sizeof(t)))
+		rct_warn("verbs: lane %u: setting the ACK timeout: %m (the device's default "
+			 "applies)",
+			 lane);
+}
+
 static void rct_verbs_conn_fill(struct rct_verbs_wire_conn *w, unsigned lane, unsigned nlanes,
 				uint64_t cookie)
 {
@@ -153,70 +164,96 @@ rct_status_t rct_verbs_listen(struct rct_be_ctx *ctx, const char *addr, uint16_t
 	return RCT_OK;
 }
 
-/* A connect request: check it, make its QP, accept it. */
-static rct_status_t rct_verbs_on_request(struct rct_verbs_ctx *v, struct rdma_cm_event *ev,
-					 uint64_t *cookie, unsigned *want)
+/*
+ * A connect request (@id with the private data @w): make its QP and accept
+ * it.  Lane 0 starts a primary: only while none is held (@open false and no
+ * control lane).  A data lane is taken only once open_lanes() runs (@open),
+ * and only the held primary's (same cookie).  Anything else is rejected with
+ * a warning; RCT_OK unless our own resources failed.
+ */
+static rct_status_t rct_verbs_on_request(struct rct_verbs_ctx *v, struct rdma_cm_id *id,
+					 const struct rct_verbs_wire_conn *w, bool open)
 {
-	struct rct_verbs_wire_conn w, mine;
+	struct rct_verbs_wire_conn mine;
 	struct rdma_conn_param cp;
 	struct rct_verbs_lane *l;
-	const char *why = "private data too short";
-	rct_status_t status = RCT_ERR_PROTO;
-	unsigned lane;
+	unsigned lane = le16toh(w->lane);
+	const char *why = NULL;
+	rct_status_t status;
 
-	if (ev->param.conn.private_data_len >= sizeof(w)) {
-		memcpy(&w, ev->param.conn.private_data, sizeof(w));
-		status = rct_verbs_conn_check(&w, &why);
+	if (!lane && (open || v->ctrl.id))
+		why = "a primary is connected";
+	else if (lane && !open)
+		why = "a data lane before its primary was authenticated";
+	else if (lane && (le64toh(w->cookie) != v->cookie || le16toh(w->nlanes) != v->nlanes))
+		why = "lane of another primary";
+	else if (lane && v->lanes[lane - 1].id)
+		why = "duplicate lane";
+	if (why) {
+		rct_warn("verbs: rejecting a connection for lane %u: %s", lane, why);
+		rdma_reject(id, NULL, 0);
+		return RCT_OK;
 	}
-	if (status == RCT_OK && *want &&
-	    (le64toh(w.cookie) != *cookie || le16toh(w.nlanes) != v->nlanes)) {
-		why = "lane of another primary while one is connecting";
-		status = RCT_ERR_PROTO;
-	}
-	if (status == RCT_OK && !*want) {
-		*cookie = le64toh(w.cookie);
-		*want = le16toh(w.nlanes) + 1u;
-		status = rct_verbs_lanes_alloc(v, le16toh(w.nlanes));
-		if (status != RCT_OK)
+	if (!lane) {
+		status = rct_verbs_lanes_alloc(v, le16toh(w->nlanes));
+		if (status != RCT_OK) {
+			rdma_reject(id, NULL, 0);
 			return status;
-	}
-	if (status == RCT_OK) {
-		lane = le16toh(w.lane);
-		l = lane ? &v->lanes[lane - 1] : &v->ctrl;
-		if (l->id) {
-			why = "duplicate lane";
-			status = RCT_ERR_PROTO;
 		}
+		v->cookie = le64toh(w->cookie);
 	}
-	if (status != RCT_OK) {
-		rct_warn("verbs: rejecting a connection: %s", why);
-		rdma_reject(ev->id, NULL, 0);
-		return RCT_OK; /* keep waiting for the real lanes */
-	}
-
-	status = rct_verbs_device_open(v, ev->id->verbs);
+	l = lane ? &v->lanes[lane - 1] : &v->ctrl;
+	status = rct_verbs_device_open(v, id->verbs);
 	if (status == RCT_OK)
-		status = rct_verbs_lane_create(v, l, ev->id);
+		status = rct_verbs_lane_create(v, l, id);
 	if (status == RCT_OK && !lane) {
-		v->peer_depth = le16toh(w.ctrl_depth);
+		v->peer_depth = le16toh(w->ctrl_depth);
 		status = rct_verbs_ctrl_setup(v); /* receives posted before the accept */
 	}
 	if (status != RCT_OK) {
-		rdma_reject(ev->id, NULL, 0);
+		rdma_reject(id, NULL, 0);
 		return status;
 	}
-	rct_verbs_conn_fill(&mine, lane, v->nlanes, *cookie);
+	rct_verbs_set_timeouts(id, lane);
+	rct_verbs_conn_fill(&mine, lane, v->nlanes, v->cookie);
 	memset(&cp, 0, sizeof(cp));
 	cp.private_data = &mine;
 	cp.private_data_len = sizeof(mine);
 	cp.responder_resources = 1;
 	cp.initiator_depth = 1;
 	cp.rnr_retry_count = 7;
-	if (rdma_accept(ev->id, &cp)) {
+	if (rdma_accept(id, &cp)) {
 		rct_error("verbs: lane %u: rdma_accept: %m", lane);
 		return rct_verbs_errno(errno);
 	}
 	return RCT_OK;
+}
+
+/* A CONNECT_REQUEST event: its private data checked, then as above. */
+static rct_status_t rct_verbs_request_event(struct rct_verbs_ctx *v, struct rdma_cm_event *ev,
+					    bool open)
+{
+	struct rct_verbs_wire_conn w;
+	const char *why = "private data too short";
+	rct_status_t status = RCT_ERR_PROTO;
+
+	if (ev->param.conn.private_data_len >= sizeof(w)) {
+		memcpy(&w, ev->param.conn.private_data, sizeof(w));
+		status = rct_verbs_conn_check(&w, &why);
+	}
+	if (status != RCT_OK) {
+		rct_warn("verbs: rejecting a connection: %s", why);
+		rdma_reject(ev->id, NULL, 0);
+		return RCT_OK; /* keep waiting for the real lanes */
+	}
+	/* Another primary's control lane while one is being authenticated:
+	 * it waits its turn (rct_verbs_reject() takes the next one). */
+	if (!le16toh(w.lane) && !open && v->ctrl.id && v->nwaiting < RCT_VERBS_WAITING) {
+		v->waiting[v->nwaiting] = ev->id;
+		v->waiting_conn[v->nwaiting++] = w;
+		return RCT_OK;
+	}
+	return rct_verbs_on_request(v, ev->id, &w, open);
 }
 
 static struct rct_verbs_lane *rct_verbs_lane_of(struct rct_verbs_ctx *v, struct rdma_cm_id *id)
@@ -229,37 +266,50 @@ static struct rct_verbs_lane *rct_verbs_lane_of(struct rct_verbs_ctx *v, struct 
 	return NULL;
 }
 
-rct_status_t rct_verbs_accept(struct rct_be_ctx *ctx, int timeout_ms, unsigned *lanes_p)
+/*
+ * Secondary: handle connection events until @done lanes are established
+ * (the control lane at accept, every data lane at open_lanes).
+ */
+static rct_status_t rct_verbs_establish(struct rct_verbs_ctx *v, bool open, unsigned want,
+					uint64_t deadline, int timeout_ms)
 {
-	struct rct_verbs_ctx *v = rct_verbs(ctx);
-	uint64_t deadline = rct_now_ns() + (uint64_t)timeout_ms * 1000000;
 	struct rdma_cm_event *ev;
 	struct rct_verbs_lane *l;
-	unsigned want = 0, have = 0;
+	unsigned have = 0;
 	rct_status_t status;
-	uint64_t cookie = 0;
 
-	if (!v->listen_id || v->nlanes)
-		return RCT_ERR_STATE;
-	while (!want || have < want) {
+	while (have < want) {
 		status = rct_verbs_cm_next(v, deadline, &ev);
 		if (status != RCT_OK) {
-			rct_error("verbs: no primary connected within %d ms (%u of %u lanes up)",
-				  timeout_ms, have, want ? want : 1);
+			if (open)
+				rct_error(
+					"verbs: %u of the primary's %u data lanes up within %d ms",
+					have, want, timeout_ms);
+			else
+				rct_error("verbs: no primary connected within %d ms", timeout_ms);
 			return status;
 		}
 		switch (ev->event) {
 		case RDMA_CM_EVENT_CONNECT_REQUEST:
-			status = rct_verbs_on_request(v, ev, &cookie, &want);
+			status = rct_verbs_request_event(v, ev, open);
 			break;
 		case RDMA_CM_EVENT_ESTABLISHED:
 			l = rct_verbs_lane_of(v, ev->id);
-			if (l && !l->established) {
+			if (l && !l->established && (open ? l->index != 0 : l->index == 0)) {
 				l->established = true;
 				have++;
 			}
 			status = RCT_OK;
 			break;
+		case RDMA_CM_EVENT_DISCONNECTED:
+		case RDMA_CM_EVENT_TIMEWAIT_EXIT:
+		case RDMA_CM_EVENT_REJECTED:
+		case RDMA_CM_EVENT_CONNECT_ERROR:
+			if (!rct_verbs_lane_of(v, ev->id)) { /* a lane we turned away */
+				status = RCT_OK;
+				break;
+			}
+			/* fall through */
 		default:
 			rct_error("verbs: while accepting: %s (status %d)",
 				  rdma_event_str(ev->event), ev->status);
@@ -270,14 +320,70 @@ rct_status_t rct_verbs_accept(struct rct_be_ctx *ctx, int timeout_ms, unsigned *
 		if (status != RCT_OK)
 			return status;
 	}
+	return RCT_OK;
+}
+
+/* The control lane of the next primary (one that waited its turn first). */
+rct_status_t rct_verbs_accept(struct rct_be_ctx *ctx, int timeout_ms, unsigned *lanes_p)
+{
+	struct rct_verbs_ctx *v = rct_verbs(ctx);
+	uint64_t deadline = rct_now_ns() + (uint64_t)timeout_ms * 1000000;
+	rct_status_t status;
+
+	if (!v->listen_id || v->ctrl.id)
+		return RCT_ERR_STATE;
+	while (v->nwaiting && !v->ctrl.id) {
+		struct rct_verbs_wire_conn w = v->waiting_conn[0];
+		struct rdma_cm_id *id = v->waiting[0];
+
+		memmove(v->waiting, v->waiting + 1, --v->nwaiting * sizeof(v->waiting[0]));
+		memmove(v->waiting_conn, v->waiting_conn + 1,
+			v->nwaiting * sizeof(v->waiting_conn[0]));
+		status = rct_verbs_on_request(v, id, &w, false);
+		if (status != RCT_OK)
+			return status;
+	}
+	status = rct_verbs_establish(v, false, 1, deadline, timeout_ms);
+	if (status != RCT_OK)
+		return status;
 	v->receiver = true;
 	v->credits = v->peer_depth - 1; /* one kept for credit updates */
 	*lanes_p = v->nlanes;
 	return RCT_OK;
 }
 
+/* Tear down lanes and the control ring state of one peer; the listener stays. */
+static void rct_verbs_lanes_free(struct rct_verbs_ctx *v)
+{
+	for (unsigned i = 0; i <= v->nlanes; i++) {
+		struct rct_verbs_lane *l = i ? &v->lanes[i - 1] : &v->ctrl;
+
+		if (l->id && l->established)
+			rdma_disconnect(l->id);
+	}
+	for (unsigned i = 0; i <= v->nlanes; i++)
+		rct_verbs_lane_destroy(v, i ? &v->lanes[i - 1] : &v->ctrl);
+	rct_verbs_ctrl_teardown(v);
+}
+
+/* The held primary did not prove itself: drop its control lane. */
+void rct_verbs_reject(struct rct_be_ctx *ctx)
+{
+	struct rct_verbs_ctx *v = rct_verbs(ctx);
+
+	rct_verbs_lanes_free(v);
+	free(v->lanes);
+	v->lanes = NULL;
+	v->nlanes = 0;
+	memset(&v->ctrl, 0, sizeof(v->ctrl));
+	v->failed = RCT_OK;
+	v->receiver = false;
+	v->peer_depth = v->credits = v->to_return = 0;
+	v->tx_next = v->tx_busy = v->rx_head = v->rx_count = 0;
+	v->rx_handed = -1;
+}
+
 static rct_status_t rct_verbs_connect_one(struct rct_verbs_ctx *v, struct rct_verbs_lane *l,
-					  struct sockaddr_storage *dst, uint64_t cookie,
 					  uint64_t deadline)
 {
 	struct rct_verbs_wire_conn mine, theirs;
@@ -290,7 +396,7 @@ static rct_status_t rct_verbs_connect_one(struct rct_verbs_ctx *v, struct rct_ve
 		rct_error("verbs: lane %u: rdma_create_id: %m", l->index);
 		return rct_verbs_errno(errno);
 	}
-	if (rdma_resolve_addr(id, NULL, (struct sockaddr *)dst, RCT_VERBS_RESOLVE_MS)) {
+	if (rdma_resolve_addr(id, NULL, (struct sockaddr *)&v->peer, RCT_VERBS_RESOLVE_MS)) {
 		rct_error("verbs: lane %u: rdma_resolve_addr: %m", l->index);
 		rdma_destroy_id(id);
 		return rct_verbs_errno(errno);
@@ -316,13 +422,14 @@ static rct_status_t rct_verbs_connect_one(struct rct_verbs_ctx *v, struct rct_ve
 		if (status != RCT_OK)
 			return status;
 	}
-	rct_verbs_conn_fill(&mine, l->index, v->nlanes, cookie);
+	rct_verbs_set_timeouts(id, l->index);
+	rct_verbs_conn_fill(&mine, l->index, v->nlanes, v->cookie);
 	memset(&cp, 0, sizeof(cp));
 	cp.private_data = &mine;
 	cp.private_data_len = sizeof(mine);
 	cp.responder_resources = 1;
 	cp.initiator_depth = 1;
-	cp.retry_count = 7;
+	cp.retry_count = RCT_VERBS_RETRY;
 	cp.rnr_retry_count = 7;
 	if (rdma_connect(id, &cp)) {
 		rct_error("verbs: lane %u: rdma_connect: %m", l->index);
@@ -341,30 +448,51 @@ static rct_status_t rct_verbs_connect_one(struct rct_verbs_ctx *v, struct rct_ve
 	return RCT_OK;
 }
 
+/* The control QP; the data QPs follow in open_lanes(). */
 rct_status_t rct_verbs_connect(struct rct_be_ctx *ctx, const char *addr, uint16_t port,
 			       unsigned lanes, int timeout_ms)
 {
 	struct rct_verbs_ctx *v = rct_verbs(ctx);
 	uint64_t deadline = rct_now_ns() + (uint64_t)timeout_ms * 1000000;
-	struct sockaddr_storage dst;
 	rct_status_t status;
-	uint64_t cookie;
 	unsigned sl;
 
 	if (v->nlanes || lanes < 1 || lanes > RCT_MAX_LANES)
 		return RCT_ERR_STATE;
-	cookie = rct_random64();
-	status = rct_sockaddr_resolve("verbs", addr, port, false, &dst, &sl);
+	v->cookie = rct_random64();
+	status = rct_sockaddr_resolve("verbs", addr, port, false, &v->peer, &sl);
 	if (status == RCT_OK)
 		status = rct_verbs_lanes_alloc(v, lanes);
 	if (status == RCT_OK)
-		status = rct_verbs_connect_one(v, &v->ctrl, &dst, cookie, deadline);
-	for (unsigned i = 0; i < lanes && status == RCT_OK; i++)
-		status = rct_verbs_connect_one(v, &v->lanes[i], &dst, cookie, deadline);
+		status = rct_verbs_connect_one(v, &v->ctrl, deadline);
 	if (status == RCT_OK)
 		v->credits = v->peer_depth - 1; /* one kept for credit updates */
 	else
 		rct_error("verbs: cannot connect to %s:%u: %s", addr, port, rct_status_str(status));
+	return status;
+}
+
+rct_status_t rct_verbs_open_lanes(struct rct_be_ctx *ctx, int timeout_ms)
+{
+	struct rct_verbs_ctx *v = rct_verbs(ctx);
+	uint64_t deadline = rct_now_ns() + (uint64_t)timeout_ms * 1000000;
+	rct_status_t status = RCT_OK;
+
+	if (!v->ctrl.established || v->lanes_open)
+		return RCT_ERR_STATE;
+	v->lanes_open = true;
+	if (v->receiver) {
+		/* Whoever waited behind the proved primary: turned away now. */
+		while (v->nwaiting) {
+			rct_warn("verbs: rejecting a connection for lane 0: a primary is "
+				 "connected");
+			rdma_reject(v->waiting[--v->nwaiting], NULL, 0);
+			rdma_destroy_id(v->waiting[v->nwaiting]);
+		}
+		return rct_verbs_establish(v, true, v->nlanes, deadline, timeout_ms);
+	}
+	for (unsigned i = 0; i < v->nlanes && status == RCT_OK; i++)
+		status = rct_verbs_connect_one(v, &v->lanes[i], deadline);
 	return status;
 }
 
@@ -377,6 +505,8 @@ rct_status_t rct_verbs_cm_poll(struct rct_verbs_ctx *v)
 		switch (ev->event) {
 		case RDMA_CM_EVENT_DISCONNECTED:
 		case RDMA_CM_EVENT_TIMEWAIT_EXIT:
+			if (!rct_verbs_lane_of(v, ev->id))
+				break; /* a connection we turned away */
 			rct_info("verbs: lane disconnected by the peer");
 			rct_verbs_fail(v, RCT_ERR_PEER_LOST);
 			break;
@@ -385,8 +515,8 @@ rct_status_t rct_verbs_cm_poll(struct rct_verbs_ctx *v)
 			rct_verbs_fail(v, RCT_ERR_NO_DEVICE);
 			break;
 		case RDMA_CM_EVENT_CONNECT_REQUEST:
-			rct_warn("verbs: rejecting a connection: a primary is connected");
-			rdma_reject(ev->id, NULL, 0);
+			if (rct_verbs_request_event(v, ev, v->lanes_open) != RCT_OK)
+				rct_verbs_fail(v, RCT_ERR_NO_MEMORY);
 			break;
 		default:
 			rct_debug("verbs: %s", rdma_event_str(ev->event));
@@ -411,12 +541,6 @@ void rct_verbs_disconnect(struct rct_be_ctx *ctx)
 			rct_verbs_poll(v, &any);
 		}
 	}
-	for (unsigned i = 0; i <= v->nlanes; i++) {
-		struct rct_verbs_lane *l = i ? &v->lanes[i - 1] : &v->ctrl;
-
-		if (l->id && l->established)
-			rdma_disconnect(l->id);
-	}
 	for (unsigned i = 0; i < v->nlanes; i++) {
 		if (v->lanes[i].posts)
 			rct_info("verbs: lane %u: %llu ibv_post_send, %llu signalled completions",
@@ -424,7 +548,9 @@ void rct_verbs_disconnect(struct rct_be_ctx *ctx)
 				 (unsigned long long)v->lanes[i].signaled);
 		v->lanes[i].posts = v->lanes[i].signaled = 0;
 	}
-	for (unsigned i = 0; i <= v->nlanes; i++)
-		rct_verbs_lane_destroy(v, i ? &v->lanes[i - 1] : &v->ctrl);
-	rct_verbs_ctrl_teardown(v);
+	rct_verbs_lanes_free(v);
+	while (v->nwaiting) {
+		rdma_reject(v->waiting[--v->nwaiting], NULL, 0);
+		rdma_destroy_id(v->waiting[v->nwaiting]);
+	}
 }

@@ -51,8 +51,8 @@ rct_status_t rct_verbs_ctrl_setup(struct rct_verbs_ctx *v)
 	v->tx_ring = rct_mem_alloc(ring);
 	if (!v->rx_ring || !v->tx_ring)
 		return RCT_ERR_NO_MEMORY;
-	v->rx_mr = ibv_reg_mr(v->pd, v->rx_ring, ring, IBV_ACCESS_LOCAL_WRITE);
-	v->tx_mr = ibv_reg_mr(v->pd, v->tx_ring, ring, IBV_ACCESS_LOCAL_WRITE);
+	v->rx_mr = ibv_reg_mr(v->ctrl_pd, v->rx_ring, ring, IBV_ACCESS_LOCAL_WRITE);
+	v->tx_mr = ibv_reg_mr(v->ctrl_pd, v->tx_ring, ring, IBV_ACCESS_LOCAL_WRITE);
 	if (!v->rx_mr || !v->tx_mr) {
 		rct_error("verbs: registering the control rings (2 x %zu bytes): %m", ring);
 		return rct_verbs_errno(errno);
