@@ -91,6 +91,7 @@ static void *pair_secondary(void *arg)
 			} else if (ev.type == RCT_EVENT_PEER_LOST) {
 				pp->lost = ev.status;
 				pp->lost_epoch = ev.epoch;
+				pp->lost_discarded = ev.discarded;
 			}
 			pthread_cond_broadcast(&pp->cond);
 			pthread_mutex_unlock(&pp->lock);
@@ -429,6 +430,8 @@ void pair_run_peer_loss(const char *backend, const char *addr)
 
 	cr_assert_eq(pair_wait_lost(&pp, 10000), RCT_ERR_PEER_LOST);
 	cr_assert_eq(pp.lost_epoch, 1);
+	cr_assert_eq(pp.lost_discarded, 2, "the event names %llu as discarded, not epoch 2",
+		     (unsigned long long)pp.lost_discarded);
 	cr_assert_eq(pp.ready, 1, "a CKPT_READY was raised for the lost epoch");
 	cr_assert_eq(memcmp(pp.sram, saved, 8u << 20), 0, "guest RAM changed");
 	pair_close(&pp);

@@ -61,6 +61,7 @@ struct pair {
 	rct_status_t lost;	 /* PEER_LOST status, RCT_OK while connected */
 	rct_status_t accept_status;
 	uint64_t lost_epoch;
+	uint64_t lost_discarded; /* the PEER_LOST event's epoch in flight, UINT64_MAX none */
 	uint64_t rng;
 	uint8_t devstate[1 << 16];
 	size_t devstate_len;

@@ -114,6 +114,8 @@ Test(engine, lane_failure_mid_checkpoint_leaves_guest_ram_untouched)
 	pp.p = NULL;
 	cr_assert_eq(pair_wait_lost(&pp, 2000), RCT_ERR_PEER_LOST);
 	cr_assert_eq(pp.lost_epoch, 0);
+	cr_assert_eq(pp.lost_discarded, 1, "the event names %llu as discarded, not epoch 1",
+		     (unsigned long long)pp.lost_discarded);
 	cr_assert_eq(pp.ready, 0, "a CKPT_READY was raised for the failed epoch");
 	cr_assert_eq(memcmp(pp.sram, saved, SIZE), 0, "guest RAM changed");
 }

@@ -132,7 +132,7 @@ Test(ipc, bad_magic_version_reserved_and_size)
 	cr_assert(strstr(what, "magic"), "%s", what);
 
 	h = raw_hdr(RCT_IPC_HELLO, 0, 0);
-	h.version = htole16(2);
+	h.version = htole16(RCT_IPC_VERSION + 1);
 	cr_assert_eq(write(sv[0], &h, sizeof(h)), sizeof(h));
 	cr_assert_eq(ipc_recv(sv[1], &r, buf, sizeof(buf), what, sizeof(what)), -EPROTONOSUPPORT);
 

@@ -388,7 +388,8 @@ static void raw_hello(int fd)
 	struct {
 		struct rct_ipc_hdr h;
 		struct rct_ipc_hello b;
-	} m = {.b = {.version_min = htole16(1), .version_max = htole16(1)}};
+	} m = {.b = {.version_min = htole16(RCT_IPC_VERSION),
+		     .version_max = htole16(RCT_IPC_VERSION)}};
 	uint8_t reply[RCT_IPC_HDR_SIZE + sizeof(struct rct_ipc_hello_reply)];
 
 	raw_hdr(&m.h, RCT_IPC_HELLO, sizeof(m.b), 1);

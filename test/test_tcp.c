@@ -261,6 +261,8 @@ Test(tcp, a_silent_primary_is_lost_within_three_heartbeats)
 		      (unsigned long long)ms);
 	cr_assert_eq(pp.lost_epoch, 1, "failover image is epoch %llu",
 		     (unsigned long long)pp.lost_epoch);
+	cr_assert_eq(pp.lost_discarded, UINT64_MAX, "nothing was in flight, %llu discarded",
+		     (unsigned long long)pp.lost_discarded);
 	pair_close(&pp);
 	free(bits);
 }

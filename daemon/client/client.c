@@ -50,6 +50,7 @@ static void client_event_push(struct rct_client *c, const struct ipc_msg *m)
 	ev->type = (enum rct_event_type)le32toh(w.type);
 	ev->status = (rct_status_t)(int32_t)le32toh(w.status);
 	ev->epoch = le64toh(w.epoch);
+	ev->discarded = le64toh(w.discarded);
 }
 
 static int client_broken(struct rct_client *c, int rc, const char *what)

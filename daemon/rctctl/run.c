@@ -62,7 +62,7 @@ struct run {
 	pthread_cond_t cond;
 	struct run_report report;
 	bool secondary_done;
-	char secondary_what[160]; /* why the secondary stopped */
+	char secondary_what[256]; /* why the secondary stopped */
 	bool stop;
 	void *devbuf; /* the secondary's expected device state */
 	size_t devcap;
@@ -199,8 +199,15 @@ static void *run_secondary(void *arg)
 			run_secondary_apply(r, ev.epoch, cpu - cpu0, &rng);
 			cpu0 = run_proc_cpu_ms(r->env->spid);
 		} else if (ev.type == RCT_EVENT_PEER_LOST) {
-			snprintf(r->secondary_what, sizeof(r->secondary_what), "peer lost: %s",
-				 rct_status_str(ev.status));
+			char gone[64] = "";
+
+			if (ev.discarded != UINT64_MAX)
+				snprintf(gone, sizeof(gone), "; epoch %llu in flight discarded",
+					 (unsigned long long)ev.discarded);
+			snprintf(r->secondary_what, sizeof(r->secondary_what),
+				 "peer lost: %.60s (failover image %lld%s)",
+				 rct_status_str(ev.status),
+				 ev.epoch == UINT64_MAX ? -1ll : (long long)ev.epoch, gone);
 			rc = -ECONNRESET;
 		}
 	}

@@ -156,6 +156,7 @@ static int conn_send_event(struct rctd_conn *c, const struct rct_event *ev)
 		.type = htole32((uint32_t)ev->type),
 		.status = htole32((uint32_t)ev->status),
 		.epoch = htole64(ev->epoch),
+		.discarded = htole64(ev->discarded),
 	};
 	struct ipc_msg m = {.type = RCT_IPC_EVENT, .flags = RCT_IPC_FLAG_EVENT};
 

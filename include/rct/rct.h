@@ -439,9 +439,15 @@ enum rct_event_type {
 	RCT_EVENT_NONE = 0,
 	RCT_EVENT_CKPT_READY = 1, /**< epoch is whole in the cache; call rct_ckpt_flush() */
 	/** The session failed; status says why.  On a secondary this is the
-	 *  failover event: epoch is the last committed consistent epoch (-1:
-	 *  none, e.g. a resync had not finished).  A checkpoint already READY
-	 *  can still be flushed; that is the image to resume from. */
+	 *  failover event, with QEMU COLO's contract: epoch is the last
+	 *  committed consistent epoch (-1: none, e.g. a resync had not
+	 *  finished).  If that epoch is READY and not yet flushed (its
+	 *  CKPT_READY came before this event), flush it, then load its device
+	 *  state: that is the image to resume from.  Otherwise the secondary's
+	 *  guest simply continues its own state (the last flushed image plus
+	 *  what it wrote since): nothing is applied.  A checkpoint that was in
+	 *  flight (begun, never committed) is discarded, never applied, and
+	 *  named in discarded. */
 	RCT_EVENT_PEER_LOST = 2,
 };
 
@@ -449,6 +455,8 @@ struct rct_event {
 	enum rct_event_type type;
 	uint64_t epoch;	     /**< CKPT_READY: the epoch; PEER_LOST: see above */
 	rct_status_t status; /**< PEER_LOST: the cause */
+	uint64_t discarded;  /**< PEER_LOST on a secondary: the epoch that was in flight
+				  and is discarded; -1 (UINT64_MAX) none */
 };
 
 /**

@@ -21,7 +21,7 @@
 #include <linux/types.h>
 
 #define RCT_IPC_MAGIC	    0x53544352u /* "RCTS" in memory order */
-#define RCT_IPC_VERSION	    1
+#define RCT_IPC_VERSION	    2		/* 2: EVENT carries discarded (24 bytes) */
 #define RCT_IPC_HDR_SIZE    32
 #define RCT_IPC_MAX_PAYLOAD (256 * 1024) /* payload bytes after the header */
 #define RCT_IPC_MAX_FDS	    2
@@ -226,6 +226,8 @@ struct rct_ipc_event {
 	__le32 type;   /* enum rct_event_type */
 	__le32 status; /* rct_status_t (PEER_LOST: the cause) */
 	__le64 epoch;
+	__le64 discarded; /* PEER_LOST: the epoch in flight that was discarded
+			     (UINT64_MAX none); since version 2 */
 };
 
 enum rct_ipc_stats_scope {
@@ -248,6 +250,6 @@ _Static_assert(sizeof(struct rct_ipc_peer) == 72, "ipc peer");
 _Static_assert(sizeof(struct rct_ipc_connected) == 24, "ipc connected");
 _Static_assert(sizeof(struct rct_ipc_region_add) == 32, "ipc region add");
 _Static_assert(sizeof(struct rct_ipc_ckpt_stats) == 80, "ipc stats");
-_Static_assert(sizeof(struct rct_ipc_event) == 16, "ipc event");
+_Static_assert(sizeof(struct rct_ipc_event) == 24, "ipc event");
 
 #endif /* RCT_RCT_IPC_H */

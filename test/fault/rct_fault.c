@@ -46,7 +46,8 @@
 
 #define PAGE	   4096u
 #define REGION_ID  0
-#define SNAPS	   4 /* snapshot ring: see fault_primary_ckpt() */
+#define SNAPS	   4  /* snapshot ring: see fault_primary_ckpt() */
+#define SCRIB_MAX  64 /* pages the secondary's guest writes between checkpoints, kept */
 #define NS	   "rctf-s"
 #define VETH_P	   "rctf0"
 #define VETH_S	   "rctf1"
@@ -102,6 +103,15 @@ struct run {
 	uint64_t flushed;   /* last epoch flushed (UINT64_MAX: none) */
 	bool flushed_equal; /* RAM and device state equal the snapshot at that flush */
 	char mismatch[160];
+	/* The failover contract: at PEER_LOST the guest RAM must be the last
+	 * flushed image plus the secondary guest's own writes since (kept here),
+	 * nothing of an epoch in flight; the event names that epoch. */
+	uint8_t *scrib;
+	uint64_t scrib_page[SCRIB_MAX];
+	unsigned nscrib;
+	uint64_t lost_discarded;
+	bool failover_equal;
+	char failover_why[160];
 	uint64_t rng;
 
 	/* Primary. */
@@ -305,6 +315,55 @@ static int session_open(const struct opts *o, struct daemon *d, enum rct_role ro
 	return 0;
 }
 
+/* Keep what the secondary's own guest wrote since the flush (the pages marked in sbits). */
+static void scrib_keep(struct run *r)
+{
+	r->nscrib = 0;
+	for (uint64_t w = 0; w < r->bits_len / 8; w++)
+		for (uint64_t bits = r->sbits[w]; bits && r->nscrib < SCRIB_MAX; bits &= bits - 1) {
+			uint64_t page = w * 64 + (uint64_t)__builtin_ctzll(bits);
+
+			memcpy(r->scrib + (size_t)r->nscrib * PAGE,
+			       (const uint8_t *)r->sram + page * PAGE, PAGE);
+			r->scrib_page[r->nscrib++] = page;
+		}
+}
+
+/*
+ * At PEER_LOST (r->lock held): what the secondary's guest really holds must be
+ * the last flushed image plus its own writes since, page for page; an epoch in
+ * flight must have left no trace.  Sets failover_equal / failover_why.
+ */
+static void failover_check_ram(struct run *r)
+{
+	const uint8_t *ram = r->sram, *snap;
+	unsigned k = 0;
+
+	r->failover_equal = false;
+	if (r->flushed == UINT64_MAX || r->snap_epoch[r->flushed % SNAPS] != r->flushed) {
+		/* No image yet, or a live resync (not an image): nothing to hold. */
+		r->failover_equal = true;
+		return;
+	}
+	snap = r->snap[r->flushed % SNAPS];
+	for (uint64_t p = 0; p < r->npages; p++) {
+		const uint8_t *want = snap + p * PAGE;
+
+		if (k < r->nscrib && r->scrib_page[k] == p)
+			want = r->scrib + (size_t)k++ * PAGE;
+		if (memcmp(ram + p * PAGE, want, PAGE)) {
+			snprintf(r->failover_why, sizeof(r->failover_why),
+				 "at failover, guest RAM page %" PRIu64 " is neither epoch %" PRIu64
+				 " nor the secondary's own write%s",
+				 p, r->flushed,
+				 r->lost_discarded != UINT64_MAX ? " (an epoch in flight leaked in)"
+								 : "");
+			return;
+		}
+	}
+	r->failover_equal = true;
+}
+
 /* The secondary's hypervisor: flush every ready checkpoint, compare it with the
  * primary's snapshot of that epoch, then let its own guest dirty a few pages. */
 static void *secondary_main(void *arg)
@@ -344,6 +403,10 @@ static void *secondary_main(void *arg)
 			r->lost = true;
 			r->lost_epoch = ev.epoch;
 			r->lost_status = ev.status;
+			r->lost_discarded = ev.discarded;
+			/* A READY epoch came as CKPT_READY before this event and
+			 * was flushed above: the guest continues from here. */
+			failover_check_ram(r);
 			r->t_lost = now_ns();
 			pthread_cond_broadcast(&r->cond);
 			pthread_mutex_unlock(&r->lock);
@@ -354,6 +417,7 @@ static void *secondary_main(void *arg)
 		rc = rct_client_ckpt_flush(r->sc, ev.epoch, RCT_IPC_FLUSH_LOCAL_DIRTY, NULL);
 		memset(r->sbits, 0, r->bits_len);
 		pthread_mutex_lock(&r->lock);
+		r->nscrib = 0; /* the flush put those pages back to the primary's */
 		if (rc) {
 			snprintf(r->mismatch, sizeof(r->mismatch), "flush %" PRIu64 ": %s (%s)",
 				 ev.epoch, strerror(-rc), rct_client_error(r->sc));
@@ -376,8 +440,10 @@ static void *secondary_main(void *arg)
 					 "epoch %" PRIu64 ": device state differs", ev.epoch);
 			}
 			/* The secondary's own guest runs until the next checkpoint. */
-			if (r->flushed_equal)
+			if (r->flushed_equal) {
 				sim_scribble(r->sram, r->npages, PAGE, 8, &r->rng, r->sbits);
+				scrib_keep(r);
+			}
 		}
 		pthread_cond_broadcast(&r->cond);
 		pthread_mutex_unlock(&r->lock);
@@ -392,6 +458,9 @@ static int secondary_start(struct run *r, struct daemon *d, const char *addr, co
 
 	pthread_mutex_lock(&r->lock);
 	r->lost = false;
+	r->nscrib = 0;
+	r->lost_discarded = UINT64_MAX;
+	r->failover_equal = false;
 	r->flushed = UINT64_MAX;
 	r->flushed_equal = false;
 	r->mismatch[0] = '\0';
@@ -616,7 +685,9 @@ static void *killer_main(void *arg)
 /*
  * After the primary is gone: the secondary's failover epoch must be the last
  * one whose commit returned (or the one in flight, if its ACK was sent), it
- * must have been flushed, and it must have compared equal.
+ * must have been flushed and compared equal, the guest RAM at the loss must be
+ * that image plus the secondary's own writes, and an epoch the event names as
+ * discarded must be the one after it.
  */
 static bool check_failover(struct run *r, const struct killer *k, char *why, size_t len)
 {
@@ -636,6 +707,14 @@ static bool check_failover(struct run *r, const struct killer *k, char *why, siz
 			 r->lost_epoch, r->flushed);
 	else if (!r->flushed_equal)
 		snprintf(why, len, "%s", r->mismatch);
+	else if (!r->failover_equal)
+		snprintf(why, len, "%s", r->failover_why);
+	else if (r->lost_discarded != UINT64_MAX &&
+		 (r->lost_discarded <= r->lost_epoch || r->lost_discarded > k->epoch))
+		snprintf(why, len,
+			 "the event discards epoch %" PRIu64 " (failover epoch %" PRIu64
+			 ", %" PRIu64 " in flight)",
+			 r->lost_discarded, r->lost_epoch, k->epoch);
 	else
 		why[0] = '\0';
 	ok = !why[0];
@@ -1400,9 +1479,10 @@ int main(int argc, char **argv)
 	r.sram = sim_memfd_map("rct-fault-secondary", o.size, &r.smemfd);
 	r.pbits = sim_memfd_map("rct-fault-pbits", r.bits_len, &r.pbits_fd);
 	r.sbits = sim_memfd_map("rct-fault-sbits", r.bits_len, &r.sbits_fd);
+	r.scrib = malloc((size_t)SCRIB_MAX * PAGE);
 	for (int i = 0; i < SNAPS; i++)
 		r.snap[i] = malloc(o.size);
-	if (!r.sram || !r.pbits || !r.sbits || !r.snap[SNAPS - 1]) {
+	if (!r.sram || !r.pbits || !r.sbits || !r.scrib || !r.snap[SNAPS - 1]) {
 		fprintf(stderr, "fault: out of memory\n");
 		return 1;
 	}

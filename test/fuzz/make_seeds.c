@@ -61,7 +61,8 @@ static void frame(uint16_t type, const void *payload, uint32_t len)
 
 static void hello_open(uint16_t role)
 {
-	struct rct_ipc_hello h = {.version_min = htole16(1), .version_max = htole16(1)};
+	struct rct_ipc_hello h = {.version_min = htole16(RCT_IPC_VERSION),
+				  .version_max = htole16(RCT_IPC_VERSION)};
 	struct rct_ipc_session_open o = {.role = htole16(role), .lanes = htole16(2)};
 
 	slen = 0;

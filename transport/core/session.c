@@ -363,6 +363,12 @@ void rct_session_event_push(struct rct_session *s, enum rct_event_type type, uin
 	ev->type = type;
 	ev->epoch = epoch;
 	ev->status = status;
+	/* The failover contract (rct.h): a checkpoint begun and never committed
+	 * is discarded, and the event says which. */
+	ev->discarded = type == RCT_EVENT_PEER_LOST && s->role == RCT_ROLE_SECONDARY &&
+					s->ckpt == RCT_CKPT_RECEIVING
+				? s->epoch
+				: RCT_NO_EPOCH;
 	s->ev_count++;
 }
 
@@ -411,6 +417,9 @@ rct_status_t rct_session_fail(struct rct_session *s, rct_status_t status)
 	s->fail_status = status;
 	/* A failed session is not alive for its peer either. */
 	rct_live_stop(s->live);
+	if (s->role == RCT_ROLE_SECONDARY && s->ckpt == RCT_CKPT_RECEIVING)
+		rct_warn("session: epoch %llu was in flight: discarded, never applied",
+			 (unsigned long long)s->epoch);
 	rct_session_event_push(s, RCT_EVENT_PEER_LOST, s->last_consistent, status);
 	return status;
 }
