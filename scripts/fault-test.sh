@@ -31,6 +31,10 @@ run --backend tcp --kill-primary "${RCT_FAULT_TRIALS:-100}" --kill-secondary 5 -
 if [ -x "$B/test/test_ucx" ]; then # built with UCX
     UCX_NET_DEVICES=lo UCX_WARN_UNUSED_ENV_VARS=n \
         run --backend ucx --kill-primary 20 --kill-secondary 2 --link-cut 0 --no-hostile
+    # Link cuts over UCX: the secondary's rctd in its network namespace behind the veth
+    # pair, UCX choosing its own devices (the control endpoint and the liveness channel
+    # cross the veth; the colo cache is mapped through shared memory on one host).
+    run --backend ucx --kill-primary 0 --kill-secondary 0 --link-cut 3 --no-hostile
 fi
 # ---- stalls: a slow host must not read as a dead peer ----
 # rct-stall makes this host slow on purpose: a 1 GiB page-fault storm, a spinning thread per
