@@ -16,7 +16,10 @@
  *                   sides must detect it (heartbeats) and nothing may hang.
  *   hostile         a raw peer sends truncated, oversized and out-of-range
  *                   messages to a listening secondary: a clear error, the
- *                   daemon stays up, guest RAM untouched.
+ *                   daemon stays up, guest RAM untouched.  Then cross-pairing:
+ *                   another tenant's primary (same host key, not vm's pairing)
+ *                   is refused and vm's own primary pairs with the same
+ *                   listening secondary, verified.
  *
  * Last line: "faults: T trials, C consistent, L lost".  Exit status 0 only
  * when every trial was consistent.
@@ -282,9 +285,9 @@ static int pair_as_vm(struct rct_client *c)
 	return rct_client_session_pairing(c, &p, NULL);
 }
 
-static int session_open(const struct opts *o, struct daemon *d, enum rct_role role,
-			const char *name, int memfd, int bits_fd, uint64_t size,
-			struct rct_client **c_p)
+/* The parameters of every session of a trial. */
+static struct rct_client_session session_params(const struct opts *o, enum rct_role role,
+						const char *name)
 {
 	struct rct_client_session p = {.role = role,
 				       .backend = o->backend,
@@ -292,6 +295,15 @@ static int session_open(const struct opts *o, struct daemon *d, enum rct_role ro
 				       .lanes = o->lanes,
 				       .page_size = PAGE,
 				       .timeout_ms = 5000};
+
+	return p;
+}
+
+static int session_open(const struct opts *o, struct daemon *d, enum rct_role role,
+			const char *name, int memfd, int bits_fd, uint64_t size,
+			struct rct_client **c_p)
+{
+	struct rct_client_session p = session_params(o, role, name);
 	struct rct_client *c;
 	int rc;
 
@@ -893,12 +905,7 @@ static bool rejoin(struct run *r, struct daemon *pd, struct daemon *sd, const ch
 	}
 	rc = rct_client_session_close(r->pc);
 	if (!rc) {
-		struct rct_client_session p = {.role = RCT_ROLE_PRIMARY,
-					       .backend = r->o->backend,
-					       .name = "vm.primary",
-					       .lanes = r->o->lanes,
-					       .page_size = PAGE,
-					       .timeout_ms = 5000};
+		struct rct_client_session p = session_params(r->o, RCT_ROLE_PRIMARY, "vm.primary");
 
 		rc = rct_client_session_open(r->pc, &p, NULL);
 		if (!rc)
@@ -1315,6 +1322,70 @@ out:
 	free(before);
 }
 
+/*
+ * (e) Cross-pairing: another tenant's primary, a client of a primary-side rctd
+ * holding the same host key, goes for VM vm's listening secondary, once
+ * claiming vm without its pairing key, once naming another VM.  AUTH must
+ * refuse it (-EKEYREJECTED) with no guest page changed, and the same listening
+ * session must then pair with vm's own primary: the full sync flushed and
+ * verified byte for byte.
+ */
+static void scenario_cross_pairing(struct run *r, struct daemon *sd, struct tally *t)
+{
+	static const char *const what[2] = {"claims vm with another key", "names another VM"};
+	uint8_t other_key[RCT_IPC_PAIRING_KEY_LEN];
+	uint8_t *before = malloc(r->o->size);
+
+	memcpy(other_key, pairing_key, sizeof(other_key));
+	other_key[0] ^= 0x5a;
+	for (int i = 0; i < 2 && before; i++) {
+		struct rct_client_session sp = session_params(r->o, RCT_ROLE_PRIMARY,
+							      "tenant-x.primary");
+		struct rct_client_pairing p = {.id = i ? "vm-b" : "vm", .key = other_key};
+		struct rct_client *evil = NULL;
+		struct daemon pd = {0};
+		char why[240] = "";
+		uint64_t bad;
+		int port, rc;
+
+		t->trials++;
+		memcpy(before, r->sram, r->o->size);
+		port = secondary_start(r, sd, "127.0.0.1", "vm.secondary");
+		rc = port < 0 ? port : daemon_start(r->o, &pd, "tenant", NULL, true);
+		if (!rc)
+			rc = rct_client_open(pd.sock, "tenant-x", &evil);
+		if (!rc)
+			rc = rct_client_session_open(evil, &sp, NULL);
+		if (!rc)
+			rc = rct_client_session_pairing(evil, &p, NULL);
+		if (!rc)
+			rc = rct_client_region_add(evil, REGION_ID, sim_guest_memfd(r->guest), 0,
+						   r->o->size, r->pbits_fd, 0, NULL);
+		if (rc) {
+			snprintf(why, sizeof(why), "set-up: %s", strerror(-rc));
+			goto done;
+		}
+		rc = rct_client_connect(evil, "127.0.0.1", (uint16_t)port, NULL);
+		if (rc != -EKEYREJECTED)
+			snprintf(why, sizeof(why), "the tenant's connect returned %d (%.100s)", rc,
+				 rct_client_error(evil));
+		else if (!sim_compare(r->sram, before, r->npages, PAGE, &bad))
+			snprintf(why, sizeof(why), "guest RAM page %" PRIu64 " changed", bad);
+		else if (primary_start(r, &pd, "127.0.0.1", (uint16_t)port))
+			snprintf(why, sizeof(why), "vm's own primary after the tenant: %.150s",
+				 r->mismatch[0] ? r->mismatch : "not paired");
+done:
+		if (evil)
+			rct_client_close(evil);
+		tally_count(t, !why[0]);
+		printf("cross-pairing %d/2: a tenant that %s -> %s%s\n", i + 1, what[i],
+		       why[0] ? "FAILED: " : "refused; vm's own primary then paired, verified",
+		       why);
+		trial_end(r, &pd);
+	}
+	free(before);
+}
+
 /* ------------------------------------------------------------ set-up */
 
 static bool netns_up(void)
@@ -1521,6 +1592,13 @@ int main(int argc, char **argv)
 	}
 	if (o.hostile) {
 		scenario_hostile(&r, &td);
+		if (daemon_start(&o, &sd, "secondary", NULL, true)) {
+			td.trials++;
+			td.lost++;
+		} else {
+			scenario_cross_pairing(&r, &sd, &td);
+			daemon_kill(&sd, SIGTERM);
+		}
 		tally_print("hostile", &td);
 	}
 
