@@ -59,12 +59,16 @@ struct rct_be_params {
 	uint64_t loss_ns; /* the session takes this much silence for a lost peer */
 	/*
 	 * A call that may wait longer than a heartbeat interval (verbs: a put
-	 * waiting for send-queue room on a slow device) calls this from its wait,
-	 * so that the session's keepalive goes out meanwhile.  It only queues a
-	 * control message (ctrl_send) and never re-enters the backend otherwise.
-	 * NULL: none.
+	 * waiting for send-queue room; ucx: for a request slot) calls this from
+	 * its wait, so that the session's keepalive goes out meanwhile and the
+	 * liveness channel's verdict ends the wait: RCT_OK to wait on, else the
+	 * status to fail with (RCT_ERR_PEER_LOST: the peer was judged lost while
+	 * this call held the session thread; a cut link leaves a send queue full
+	 * until the transport's own retries give up, if they ever do).  It only
+	 * queues a control message (ctrl_send) and never re-enters the backend
+	 * otherwise.  NULL: none.
 	 */
-	void (*keepalive)(void *arg);
+	rct_status_t (*keepalive)(void *arg);
 	void *keepalive_arg;
 };
 

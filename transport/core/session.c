@@ -26,7 +26,7 @@
 #define RCT_DEFAULT_TIMEOUT_MS	 10000
 #define RCT_DEFAULT_STAGING_SIZE (16ull << 20)
 
-static void rct_session_keepalive(void *arg);
+static rct_status_t rct_session_keepalive(void *arg);
 
 rct_status_t rct_session_create_ops(const struct rct_session_params *params,
 				    const struct rct_backend_ops *ops,
@@ -532,12 +532,16 @@ rct_status_t rct_session_tick(struct rct_session *s)
 	return status == RCT_OK ? RCT_OK : rct_session_fail(s, status);
 }
 
-/* The backend's long waits (rct_be_params.keepalive): queue only, we are inside a call of it. */
-static void rct_session_keepalive(void *arg)
+/* The backend's long waits (rct_be_params.keepalive): queue only, we are
+ * inside a call of it; the session fails when that call returns the status. */
+static rct_status_t rct_session_keepalive(void *arg)
 {
+	struct rct_session *s = arg;
 	bool sent;
 
-	(void)rct_session_heartbeat(arg, &sent);
+	if (s->live && s->hb_armed && rct_live_lost(s->live, NULL))
+		return RCT_ERR_PEER_LOST;
+	return rct_session_heartbeat(s, &sent);
 }
 
 /* Milliseconds (rounded up) until the keepalive needs attention: the next

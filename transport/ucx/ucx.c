@@ -1127,8 +1127,9 @@ static rct_status_t rct_ucx_post_job(struct rct_ucx_ctx *u, struct rct_ucx_copie
  * Wait for one of the RCT_UCX_INFLIGHT request slots.  A peer that stops
  * taking data (a cut link UCX has not noticed yet) would otherwise hold the
  * caller here until UCX itself gives up: the session's heartbeats go out
- * meanwhile (keepalive), the session timeout bounds the wait, and the wait
- * sleeps on the worker's fd rather than spinning.
+ * meanwhile (keepalive), its liveness channel's verdict or else the session
+ * timeout ends the wait, and the wait sleeps on the worker's fd rather than
+ * spinning.
  */
 static rct_status_t rct_ucx_put_room(struct rct_ucx_ctx *u, unsigned lane)
 {
@@ -1141,8 +1142,16 @@ static rct_status_t rct_ucx_put_room(struct rct_ucx_ctx *u, unsigned lane)
 				  lane, u->pending, u->params.timeout_ms);
 			return rct_ucx_fail(u, RCT_ERR_PEER_LOST);
 		}
-		if (u->params.keepalive)
-			u->params.keepalive(u->params.keepalive_arg);
+		if (u->params.keepalive) {
+			rct_status_t status = u->params.keepalive(u->params.keepalive_arg);
+
+			if (status != RCT_OK) {
+				rct_error("ucx: lane %u: %zu puts in flight when the session lost "
+					  "the peer: %s",
+					  lane, u->pending, rct_status_str(status));
+				return rct_ucx_fail(u, status);
+			}
+		}
 		rct_ucx_wait(u, 1);
 	}
 	return u->failed;

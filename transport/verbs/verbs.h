@@ -34,13 +34,17 @@
 #define RCT_VERBS_WAITING    4 /* primaries queued behind one being authenticated */
 /*
  * RC retransmission, set on every QP through rdma_cm: the local ACK timeout
- * is 4.096 us << 12 = 16.8 ms, and 7 retries put a QP in error after 8 of
- * them (134 ms without an ACK: a cut link).  A dropped packet is resent after
- * one timeout, so a loss threshold below 3 timeouts (50 ms) could take two
- * retransmissions in a row for a lost peer: ctx_create warns.
+ * is 4.096 us << 12 = 16.8 ms, and 6 retries put a QP in error after 7 of
+ * them (118 ms without an ACK: a cut link).  Not 7, the top of the 3-bit
+ * field: soft-RoCE (rdma_rxe) takes 7 for "retry for ever", as the spec does
+ * for the RNR count; a cut link then left the send queue full for the whole
+ * session timeout with no error completion (rxe's retry_exceeded_err stayed
+ * 0 through 15 cuts).  A dropped packet is resent after one timeout, so a
+ * loss threshold below 3 timeouts (50 ms) could take two retransmissions in
+ * a row for a lost peer: ctx_create warns.
  */
 #define RCT_VERBS_ACK_TIMEOUT 12
-#define RCT_VERBS_RETRY	      7
+#define RCT_VERBS_RETRY	      6
 #define RCT_VERBS_ACK_NS      (4096ull << RCT_VERBS_ACK_TIMEOUT)
 #define RCT_VERBS_MIN_LOSS_NS (3 * RCT_VERBS_ACK_NS)
 

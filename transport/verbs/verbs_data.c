@@ -57,9 +57,11 @@ static rct_status_t rct_verbs_post_chain(struct rct_verbs_ctx *v, struct rct_ver
  * millisecond just spin (a healthy peer completes within microseconds); past
  * it, stop spinning (a soft-RoCE device, or anything sharing our core, needs
  * the CPU to make progress), check the CM channel (a DISCONNECTED event fails
- * the context), keep the session's heartbeats going, and fail the lane when
- * no completion came for the whole session timeout.  *@since_p: when the
- * wait began (0: now).
+ * the context), keep the session's heartbeats going and fail when its
+ * liveness channel has lost the peer (a cut link: soft-RoCE was seen to keep
+ * the queue full for the whole 5 s session timeout, its retries never giving
+ * up), and fail the lane when no completion came for the whole session
+ * timeout.  *@since_p: when the wait began (0: now).
  */
 static rct_status_t rct_verbs_sq_wait(struct rct_verbs_ctx *v, struct rct_verbs_lane *l,
 				      uint64_t *since_p)
@@ -74,8 +76,17 @@ static rct_status_t rct_verbs_sq_wait(struct rct_verbs_ctx *v, struct rct_verbs_
 	usleep(100);
 	/* A slow device can keep the queue full for longer than the peer waits
 	 * for a heartbeat (soft-RoCE in a VM: seconds for one checkpoint). */
-	if (v->params.keepalive)
-		v->params.keepalive(v->params.keepalive_arg);
+	if (v->params.keepalive) {
+		status = v->params.keepalive(v->params.keepalive_arg);
+		if (status != RCT_OK) {
+			rct_error("verbs: lane %u: send queue full (%u WRs) for %llu ms when the "
+				  "session lost the peer: %s",
+				  l->index, l->outstanding,
+				  (unsigned long long)((now - *since_p) / 1000000),
+				  rct_status_str(status));
+			return rct_verbs_fail(v, status);
+		}
+	}
 	status = rct_verbs_cm_poll(v);
 	if (status != RCT_OK)
 		return status;
