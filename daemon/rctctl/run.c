@@ -381,37 +381,39 @@ static int run_checkpoint(struct run *r, struct rct_client *pc, uint64_t epoch, 
 /*
  * Where the two peers meet.  verbs needs the address of an RDMA device's
  * network interface (rdma_cm maps the address to the device): take the IPv4
- * address of the first device's port 1 netdev.
+ * address of port 1's netdev of the first device by name (readdir's order is
+ * the directory's: the soft-RoCE VM's rxe2 came before rxe0).
  */
 static const char *run_addr(const struct run_cfg *cfg, char *buf, size_t len)
 {
 	struct ifaddrs *ifa, *i;
 	char ndev[IF_NAMESIZE + 1] = "";
 	const char *found = NULL;
-	struct dirent *e;
+	struct dirent **names = NULL;
+	int n;
 	FILE *f;
-	DIR *d;
 
 	if (cfg->addr)
 		return cfg->addr;
 	if (strcmp(cfg->backend, "verbs"))
 		return "127.0.0.1";
-	d = opendir("/sys/class/infiniband");
-	while (d && (e = readdir(d)) && !ndev[0]) {
+	n = scandir("/sys/class/infiniband", &names, NULL, alphasort);
+	for (int k = 0; k < n; k++) {
 		char path[512];
 
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/sys/class/infiniband/%s/ports/1/gid_attrs/ndevs/0",
-			 e->d_name);
-		f = fopen(path, "r");
-		if (f && fgets(ndev, sizeof(ndev), f))
-			ndev[strcspn(ndev, "\n")] = '\0';
-		if (f)
-			fclose(f);
+		if (names[k]->d_name[0] != '.' && !ndev[0]) {
+			snprintf(path, sizeof(path),
+				 "/sys/class/infiniband/%s/ports/1/gid_attrs/ndevs/0",
+				 names[k]->d_name);
+			f = fopen(path, "r");
+			if (f && fgets(ndev, sizeof(ndev), f))
+				ndev[strcspn(ndev, "\n")] = '\0';
+			if (f)
+				fclose(f);
+		}
+		free(names[k]);
 	}
-	if (d)
-		closedir(d);
+	free(names);
 	if (ndev[0] && !getifaddrs(&ifa)) {
 		for (i = ifa; i && !found; i = i->ifa_next)
 			if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET &&

@@ -147,7 +147,9 @@ rct_status_t rct_session_create_ops(const struct rct_session_params *params,
 		be_params.threads = 0;
 	}
 	be_params.timeout_ms = s->timeout_ms;
-	be_params.loss_ns = s->hb_ns * RCT_HEARTBEAT_MISSES;
+	/* In-band beats share the control lane with the transport's retransmission;
+	 * the liveness thread's do not. */
+	be_params.loss_ns = s->liveness & RCT_LIVENESS_THREAD ? 0 : s->hb_ns * RCT_HEARTBEAT_MISSES;
 	be_params.max_put = s->max_put;
 	be_params.keepalive = rct_session_keepalive;
 	be_params.keepalive_arg = s;

@@ -34,16 +34,21 @@
 #define RCT_VERBS_WAITING    4 /* primaries queued behind one being authenticated */
 /*
  * RC retransmission, set on every QP through rdma_cm: the local ACK timeout
- * is 4.096 us << 12 = 16.8 ms, and 6 retries put a QP in error after 7 of
- * them (118 ms without an ACK: a cut link).  Not 7, the top of the 3-bit
- * field: soft-RoCE (rdma_rxe) takes 7 for "retry for ever", as the spec does
- * for the RNR count; a cut link then left the send queue full for the whole
- * session timeout with no error completion (rxe's retry_exceeded_err stayed
- * 0 through 15 cuts).  A dropped packet is resent after one timeout, so a
- * loss threshold below 3 timeouts (50 ms) could take two retransmissions in
- * a row for a lost peer: ctx_create warns.
+ * is 4.096 us << 14 = 67.1 ms (perftest's default), and 6 retries put a QP in
+ * error after 7 of them (470 ms without an ACK: a cut link, which the
+ * liveness channel has reported long before).  Not shorter: at 16.8 ms a
+ * slow responder (soft-RoCE under TCG) drew hundreds of spurious
+ * retransmissions per run, and rxe answered some duplicates of a WRITE with an
+ * invalid-request NAK that ends the session.  Not 7 retries, the top of the
+ * 3-bit field: rxe takes 7 for "retry for ever", as the spec does for the RNR
+ * count; a cut link then left the send queue full for the whole session
+ * timeout with no error completion (retry_exceeded_err stayed 0 through 15
+ * cuts).  A dropped packet is resent after one timeout, so in-band heartbeats
+ * (on the control QP) with a loss threshold below 3 timeouts (201 ms) could
+ * take two retransmissions in a row for a lost peer: ctx_create warns.  The
+ * liveness thread's beats go by UDP and never wait for RC.
  */
-#define RCT_VERBS_ACK_TIMEOUT 12
+#define RCT_VERBS_ACK_TIMEOUT 14
 #define RCT_VERBS_RETRY	      6
 #define RCT_VERBS_ACK_NS      (4096ull << RCT_VERBS_ACK_TIMEOUT)
 #define RCT_VERBS_MIN_LOSS_NS (3 * RCT_VERBS_ACK_NS)
