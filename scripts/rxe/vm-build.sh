@@ -28,8 +28,8 @@ cp "kernel/boot/vmlinuz-$kver" vmlinuz
 [ -f "kernel/lib/modules/$kver/modules.dep" ] || depmod -b kernel "$kver"
 
 # 9p for the host's filesystem, virtio-console for the command's output,
-# dummy for the link under rxe, overlay for a writable root.
-mods="virtio_pci 9pnet_virtio 9p virtio_console dummy overlay crc32_generic rdma_rxe rdma_ucm ib_umad"
+# dummy for the link under rxe0, veth for rxe1/rxe2 and netem to cut it, overlay for a writable root.
+mods="virtio_pci 9pnet_virtio 9p virtio_console dummy veth sch_netem overlay crc32_generic rdma_rxe rdma_ucm ib_umad"
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage"/{bin,sbin,proc,sys,dev,mnt,newroot,lib/modules/$kver}

@@ -3,11 +3,12 @@
 #   scripts/rxe/vm-run.sh CMD [ARGS...]
 # boots a throw-away QEMU VM (Debian's kernel, busybox initramfs; TCG) whose
 # root is this machine's / (read-only 9p under a tmpfs overlay), with rxe0 on
-# dummy0 (10.77.0.1/24; no NIC, nothing leaves the VM), runs CMD as root in the
-# current directory with the current environment, streams its output, and
-# exits with its status (255: the VM failed; 124: timed out).  Both peers of a
-# test must use rxe0 (10.77.0.1).  Writes go to the host only under the
-# directories in RCT_RXE_VM_RW (default: the current directory).
+# dummy0 (10.77.0.1/24; no NIC, nothing leaves the VM) and rxe1/rxe2 on the two
+# ends of a veth pair (rxv0 10.78.0.1, rxv1 10.78.0.2: a link a test can cut),
+# runs CMD as root in the current directory with the current environment,
+# streams its output, and exits with its status (255: the VM failed; 124: timed
+# out).  Writes go to the host only under the directories in RCT_RXE_VM_RW
+# (default: the current directory).
 #
 #   RCT_RXE_VM_SMP (nproc)  RCT_RXE_VM_MEM MiB (4096)  RCT_RXE_VM_TIMEOUT s (1800)
 #   RCT_RXE_VM_MTU (1500: rxe active MTU 1024; 4200: 4096)

@@ -14,6 +14,9 @@
  *   link-cut        the secondary's rctd in a network namespace behind a
  *                   veth pair; the link is taken down mid-checkpoint: both
  *                   sides must detect it (heartbeats) and nothing may hang.
+ *                   With --link, a veth pair that exists already (the
+ *                   soft-RoCE VM's, under rxe1 and rxe2) carries the pairing
+ *                   and the cut drops every packet on it, both ways.
  *   hostile         a raw peer sends truncated, oversized and out-of-range
  *                   messages to a listening secondary: a clear error, the
  *                   daemon stays up, guest RAM untouched.  Then cross-pairing:
@@ -36,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -56,6 +60,7 @@
 #define VETH_S	   "rctf1"
 #define ADDR_P	   "10.79.0.1"
 #define ADDR_S	   "10.79.0.2"
+#define IFNAME_MAX 15 /* IFNAMSIZ - 1 */
 #define MAX_EPOCHS 100000
 
 enum phase { PH_RUNNING, PH_SNAPSHOT, PH_BEGIN, PH_DIRTY, PH_DEVSTATE, PH_COMMIT, PH_NR };
@@ -68,6 +73,8 @@ struct opts {
 	const char *backend;
 	uint64_t size;
 	unsigned kill_primary, kill_secondary, link_cut;
+	const char *link;	/* --link P,S,ADDR: an existing veth pair, NULL: rct-fault's own */
+	unsigned detect_max_ms; /* a cut noticed later fails the trial (0: no bound) */
 	bool hostile;
 	int heartbeat_ms;
 	uint64_t seed;
@@ -136,8 +143,25 @@ struct tally {
 	unsigned trials, consistent, lost;
 	double detect_ms[1024];
 	unsigned ndetect;
+	double sdetect_ms[1024]; /* the secondary's, where it has to notice too */
+	unsigned nsdetect;
 	unsigned phases[PH_NR];
 };
+
+/*
+ * The link a cut takes down.  Either rct-fault's own (netns_up(): the
+ * secondary's rctd in namespace rctf-s behind veth rctf0/rctf1, cut by taking
+ * rctf0 down), or with --link a veth pair that already exists in this
+ * namespace with both daemons here (link_given()): the soft-RoCE VM's rxv0 and
+ * rxv1 under rxe1 and rxe2, which cannot be moved (its rdma_rxe listens in the
+ * initial namespace only).  That cut drops every packet both ways with the
+ * links left up, as a failed switch would: no port event tells either side.
+ */
+static struct {
+	const char *ns;		       /* the secondary's namespace; NULL: this one */
+	char addr_s[INET6_ADDRSTRLEN]; /* what the secondary listens on */
+	char cut[160], mend[160];      /* shell commands */
+} link_cfg = {NS, ADDR_S, "ip link set " VETH_P " down", "ip link set " VETH_P " up"};
 
 static char dir[64];
 static char psk_path[128];
@@ -150,6 +174,12 @@ static uint64_t now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* @t1 - @t0 in ms, negative when @t1 came first (noticed while a cut was still being made). */
+static double ms_between(uint64_t t0, uint64_t t1)
+{
+	return (double)(int64_t)(t1 - t0) / 1e6;
 }
 
 /* The primary enters phase @p: the killer reads it, the summary sums it. */
@@ -651,7 +681,8 @@ struct killer {
 	const char *cmd; /* instead of a kill: a shell command (link cut) */
 	uint64_t delay_us;
 	uint64_t rng;
-	uint64_t t_fault;
+	uint64_t t_fault; /* when the fault took effect */
+	double cmd_ms;	  /* how long @cmd took */
 	int phase;
 	uint64_t epoch;
 };
@@ -686,8 +717,16 @@ static void *killer_main(void *arg)
 	k->epoch = atomic_load(&k->r->epoch);
 	k->t_fault = now_ns();
 	if (k->cmd) {
+		/* The link is cut when the command returns: forking ip or tc took
+		 * hundreds of ms in the soft-RoCE VM (TCG), which is not detection. */
 		if (system(k->cmd))
 			fprintf(stderr, "fault: '%s' failed\n", k->cmd);
+		k->cmd_ms = (double)(now_ns() - k->t_fault) / 1e6;
+		k->t_fault = now_ns();
+		/* The primary went on meanwhile: what was in flight when the cut
+		 * took effect is at most what is in flight now. */
+		k->phase = atomic_load(&k->r->phase);
+		k->epoch = atomic_load(&k->r->epoch);
 	} else {
 		kill(k->victim->pid, SIGKILL);
 	}
@@ -747,14 +786,19 @@ static int cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+static void ms_print(const char *what, double *ms, unsigned n)
+{
+	if (!n)
+		return;
+	qsort(ms, n, sizeof(double), cmp_double);
+	printf("; %s ms: min %.1f, median %.1f, max %.1f", what, ms[0], ms[n / 2], ms[n - 1]);
+}
+
 static void tally_print(const char *what, struct tally *t)
 {
 	printf("%s: %u trials, %u consistent, %u lost", what, t->trials, t->consistent, t->lost);
-	if (t->ndetect) {
-		qsort(t->detect_ms, t->ndetect, sizeof(double), cmp_double);
-		printf("; detection ms: min %.1f, median %.1f, max %.1f", t->detect_ms[0],
-		       t->detect_ms[t->ndetect / 2], t->detect_ms[t->ndetect - 1]);
-	}
+	ms_print("detection", t->detect_ms, t->ndetect);
+	ms_print("the secondary's", t->sdetect_ms, t->nsdetect);
 	printf("\n");
 	for (int p = 0; p < PH_NR; p++)
 		if (t->phases[p])
@@ -805,7 +849,7 @@ static void scenario_kill_primary(struct run *r, struct daemon *sd, struct tally
 		struct daemon pd = {0};
 		struct killer k = {.r = r, .victim = &pd};
 		pthread_t kt;
-		char why[200];
+		char why[320];
 		bool ok = false;
 		int port;
 
@@ -827,11 +871,16 @@ static void scenario_kill_primary(struct run *r, struct daemon *sd, struct tally
 			goto done;
 		}
 		pthread_join(kt, NULL);
+		if (!k.t_fault) {
+			snprintf(why, sizeof(why), "a checkpoint failed before the kill (see %s)",
+				 pd.log);
+			goto done;
+		}
 		if (!secondary_wait_lost(r, 5000)) {
 			snprintf(why, sizeof(why), "the secondary did not report the loss (hang)");
 			goto done;
 		}
-		tally_detect(t, (double)(r->t_lost - k.t_fault) / 1e6);
+		tally_detect(t, ms_between(k.t_fault, r->t_lost));
 		t->phases[k.phase]++;
 		ok = check_failover(r, &k, why, sizeof(why));
 		if (ok && !daemon_alive(sd)) {
@@ -974,7 +1023,8 @@ static void scenario_secondary_fault(struct run *r, struct daemon *pd, bool cut,
 				     struct tally *t)
 {
 	const char *name = cut ? "link-cut" : "kill-secondary";
-	const char *saddr = cut ? ADDR_S : "127.0.0.1";
+	const char *saddr = cut ? link_cfg.addr_s : "127.0.0.1";
+	const char *ns = cut ? link_cfg.ns : NULL;
 	uint64_t rng = r->o->seed ^ (cut ? 0xc07 : 0x5ec);
 
 	for (unsigned i = 1; i <= n; i++) {
@@ -982,14 +1032,14 @@ static void scenario_secondary_fault(struct run *r, struct daemon *pd, bool cut,
 		struct killer k = {.r = r, .victim = &sd};
 		uint64_t e, t_detect = 0;
 		pthread_t kt;
-		char why[200] = "set-up failed";
+		char why[320] = "set-up failed";
 		bool ok = false;
 		int port;
 
 		t->trials++;
 		if (cut)
-			k.cmd = "ip link set " VETH_P " down";
-		if (daemon_start(r->o, &sd, "secondary", cut ? NS : NULL, true))
+			k.cmd = link_cfg.cut;
+		if (daemon_start(r->o, &sd, "secondary", ns, true))
 			goto done;
 		port = secondary_start(r, &sd, saddr, "vm.secondary");
 		if (port < 0 || primary_start(r, pd, saddr, (uint16_t)port))
@@ -1005,7 +1055,13 @@ static void scenario_secondary_fault(struct run *r, struct daemon *pd, bool cut,
 			snprintf(why, sizeof(why), "the primary never noticed");
 			goto done;
 		}
-		tally_detect(t, (double)(t_detect - k.t_fault) / 1e6);
+		if (!k.t_fault) {
+			snprintf(why, sizeof(why),
+				 "checkpoint %" PRIu64 " failed before any fault (see %s)", e,
+				 pd->log);
+			goto done;
+		}
+		tally_detect(t, ms_between(k.t_fault, t_detect));
 		t->phases[k.phase]++;
 		if (cut) {
 			/* The secondary must notice too, and keep its image. */
@@ -1015,9 +1071,23 @@ static void scenario_secondary_fault(struct run *r, struct daemon *pd, bool cut,
 			}
 			if (!check_failover(r, &k, why, sizeof(why)))
 				goto done;
-			printf("  %s %u: secondary noticed after %.1f ms, failover image %" PRIu64
-			       "\n",
-			       name, i, (double)(r->t_lost - k.t_fault) / 1e6, r->lost_epoch);
+			if (t->nsdetect < sizeof(t->sdetect_ms) / sizeof(t->sdetect_ms[0]))
+				t->sdetect_ms[t->nsdetect++] = ms_between(k.t_fault, r->t_lost);
+			printf("  %s %u: the cut took %.1f ms; the secondary noticed %.1f ms after "
+			       "it, failover image %" PRIu64 "\n",
+			       name, i, k.cmd_ms, ms_between(k.t_fault, r->t_lost), r->lost_epoch);
+			/* Heartbeats find a cut within 3 intervals; a side that took
+			 * far longer found it some other way (its session timeout). */
+			if (r->o->detect_max_ms &&
+			    (ms_between(k.t_fault, t_detect) > r->o->detect_max_ms ||
+			     ms_between(k.t_fault, r->t_lost) > r->o->detect_max_ms)) {
+				snprintf(why, sizeof(why),
+					 "noticed after %.1f ms (primary) and %.1f ms (secondary), "
+					 "beyond --detect-max-ms %u",
+					 ms_between(k.t_fault, t_detect),
+					 ms_between(k.t_fault, r->t_lost), r->o->detect_max_ms);
+				goto done;
+			}
 		}
 		if (!daemon_alive(pd)) {
 			snprintf(why, sizeof(why), "the primary's rctd died");
@@ -1030,9 +1100,9 @@ static void scenario_secondary_fault(struct run *r, struct daemon *pd, bool cut,
 		sleep_us(20000);
 		secondary_stop(r);
 		daemon_kill(&sd, SIGKILL);
-		if (cut && sh("ip link set " VETH_P " up"))
+		if (cut && sh(link_cfg.mend))
 			goto done;
-		if (daemon_start(r->o, &sd, "secondary", cut ? NS : NULL, true))
+		if (daemon_start(r->o, &sd, "secondary", ns, true))
 			goto done;
 		ok = rejoin(r, pd, &sd, saddr, &e, why, sizeof(why));
 done:
@@ -1040,11 +1110,11 @@ done:
 		printf("%s %u/%u: fault during %s of epoch %" PRIu64 ", primary noticed after "
 		       "%.1f ms: %s%s\n",
 		       name, i, n, phase_names[k.phase], k.epoch,
-		       t_detect ? (double)(t_detect - k.t_fault) / 1e6 : -1.0,
+		       t_detect && k.t_fault ? ms_between(k.t_fault, t_detect) : -1.0,
 		       ok ? "stayed up, rejoined, consistent" : "FAILED: ", ok ? "" : why);
 		trial_end(r, &sd);
 		if (cut)
-			(void)system("ip link set " VETH_P " up 2>/dev/null");
+			(void)system(link_cfg.mend);
 	}
 }
 
@@ -1405,6 +1475,66 @@ static void netns_down(void)
 	(void)system("ip netns del " NS " 2>/dev/null; ip link del " VETH_P " 2>/dev/null");
 }
 
+static bool ifname_ok(const char *s, size_t n)
+{
+	if (!n || n > IFNAME_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+		      (s[i] >= '0' && s[i] <= '9') || s[i] == '_' || s[i] == '-' || s[i] == '.'))
+			return false;
+	return true;
+}
+
+/* --link P,S,ADDR: both ends exist and are up, nothing drops on them yet. */
+static bool link_given(const char *spec)
+{
+	const char *c1 = strchr(spec, ','), *c2 = c1 ? strchr(c1 + 1, ',') : NULL;
+	char p[IFNAME_MAX + 1], q[IFNAME_MAX + 1], cmd[160], batch[sizeof(dir) + 8];
+	uint8_t a[16];
+	FILE *f;
+	bool ok;
+
+	if (!c2 || !ifname_ok(spec, (size_t)(c1 - spec)) ||
+	    !ifname_ok(c1 + 1, (size_t)(c2 - c1 - 1)) ||
+	    strlen(c2 + 1) >= sizeof(link_cfg.addr_s) ||
+	    (inet_pton(AF_INET, c2 + 1, a) != 1 && inet_pton(AF_INET6, c2 + 1, a) != 1)) {
+		printf("link-cut: --link '%s': want P,S,ADDR (two interface names and the "
+		       "secondary's address on S)\n",
+		       spec);
+		return false;
+	}
+	snprintf(p, sizeof(p), "%.*s", (int)(c1 - spec), spec);
+	snprintf(q, sizeof(q), "%.*s", (int)(c2 - c1 - 1), c1 + 1);
+	link_cfg.ns = NULL;
+	snprintf(link_cfg.addr_s, sizeof(link_cfg.addr_s), "%s", c2 + 1);
+	/* One tc for both ends: forking one took ~250 ms in the soft-RoCE VM. */
+	snprintf(batch, sizeof(batch), "%s/cut.tc", dir);
+	f = fopen(batch, "w");
+	ok = f && fprintf(f,
+			  "qdisc add dev %s root netem loss 100%%\n"
+			  "qdisc add dev %s root netem loss 100%%\n",
+			  p, q) > 0;
+	if (f && fclose(f))
+		ok = false;
+	if (!ok) {
+		printf("link-cut: cannot write %s: %s\n", batch, strerror(errno));
+		return false;
+	}
+	snprintf(link_cfg.cut, sizeof(link_cfg.cut), "tc -batch %s", batch);
+	snprintf(link_cfg.mend, sizeof(link_cfg.mend),
+		 "tc qdisc del dev %s root 2>/dev/null; tc qdisc del dev %s root 2>/dev/null", p,
+		 q);
+	(void)system(link_cfg.mend);
+	snprintf(cmd, sizeof(cmd),
+		 "ip link show dev %s up | grep -q . && ip link show dev %s up | grep -q .", p, q);
+	if (sh(cmd)) {
+		printf("link-cut: --link: %s and %s must both exist and be up\n", p, q);
+		return false;
+	}
+	return true;
+}
+
 static int make_key(void)
 {
 	uint8_t key[32];
@@ -1435,13 +1565,18 @@ static void usage(FILE *f)
 		"Fault injection against real rctd daemons (see the top of rct_fault.c).\n"
 		"\n"
 		"  --rctd PATH            the rctd to start (required)\n"
-		"  --backend NAME         tcp (default) or ucx\n"
+		"  --backend NAME         tcp (default), ucx or verbs\n"
 		"  --lanes N              data lanes (default 2)\n"
 		"  --size SIZE            guest RAM (default 16M)\n"
 		"  --kill-primary N       trials of kill -9 of the primary's rctd (default 100)\n"
 		"  --kill-secondary N     trials of kill -9 of the secondary's rctd (default 5)\n"
 		"  --link-cut N           trials of a veth link cut (default 5; needs root, ip "
 		"netns)\n"
+		"  --link P,S,ADDR        cut an existing veth pair instead (both daemons in this\n"
+		"                         namespace, the secondary on ADDR behind S; the cut is\n"
+		"                         tc netem loss 100%% on P and S)\n"
+		"  --detect-max-ms N      a link cut either side notices later than N ms after it\n"
+		"                         fails the trial (default 0: no bound)\n"
 		"  --no-hostile           skip the hostile peer\n"
 		"  --heartbeat-ms N       rctd's keepalive interval (default 50)\n"
 		"  --seed N               random seed (default 1)\n"
@@ -1461,6 +1596,8 @@ int main(int argc, char **argv)
 		{"kill-primary", required_argument, NULL, 'p'},
 		{"kill-secondary", required_argument, NULL, 'k'},
 		{"link-cut", required_argument, NULL, 'c'},
+		{"link", required_argument, NULL, 'L'},
+		{"detect-max-ms", required_argument, NULL, 'D'},
 		{"no-hostile", no_argument, NULL, 'H'},
 		{"heartbeat-ms", required_argument, NULL, 'B'},
 		{"seed", required_argument, NULL, 'S'},
@@ -1507,6 +1644,12 @@ int main(int argc, char **argv)
 			break;
 		case 'c':
 			o.link_cut = (unsigned)strtoul(optarg, NULL, 10);
+			break;
+		case 'L':
+			o.link = optarg;
+			break;
+		case 'D':
+			o.detect_max_ms = (unsigned)strtoul(optarg, NULL, 10);
 			break;
 		case 'H':
 			o.hostile = false;
@@ -1575,13 +1718,16 @@ int main(int argc, char **argv)
 		} else {
 			if (o.kill_secondary)
 				scenario_secondary_fault(&r, &pd, false, o.kill_secondary, &tc);
-			if (o.link_cut && !netns_up()) {
+			if (o.link_cut && o.link && !link_given(o.link)) {
+				tb.trials = tb.lost = 1;
+			} else if (o.link_cut && !o.link && !netns_up()) {
 				printf("link-cut: cannot make the network namespace (root and "
 				       "iproute2 needed)\n");
 				tb.trials = tb.lost = 1;
 			} else if (o.link_cut) {
 				scenario_secondary_fault(&r, &pd, true, o.link_cut, &tb);
-				netns_down();
+				if (!o.link)
+					netns_down();
 			}
 			daemon_kill(&pd, SIGTERM);
 		}
