@@ -21,11 +21,12 @@ struct mock_mem {
 };
 
 struct mock_rkey {
+	struct rct_be_rkey super;
 	void *addr;
-	uint64_t size;
 };
 
 struct mock_ctx {
+	struct rct_be_ctx super;
 	int ctrl_fd;
 	int port;
 	unsigned lanes;
@@ -35,7 +36,6 @@ struct mock_ctx {
 	 * as an RDMA NIC's completions trickle in. */
 	bool deferred;
 	size_t pending;
-	rct_status_t failed;
 	uint8_t rx[RCT_MSG_MAX];
 };
 
@@ -94,16 +94,17 @@ unsigned long mock_runs_placed(void)
 
 static struct mock_ctx *mock(struct rct_be_ctx *ctx)
 {
-	return (struct mock_ctx *)ctx;
+	return rct_container_of(ctx, struct mock_ctx, super);
 }
 
 static rct_status_t mock_ctx_create(const struct rct_be_params *params, struct rct_be_ctx **ctx_p)
 {
 	struct mock_ctx *m = calloc(1, sizeof(*m));
 
-	(void)params;
 	if (!m)
 		return RCT_ERR_NO_MEMORY;
+	m->super.ops = &mock_ops;
+	m->super.params = *params;
 	m->ctrl_fd = -1;
 	m->port = -1;
 	pthread_mutex_lock(&mock_lock);
@@ -111,7 +112,7 @@ static rct_status_t mock_ctx_create(const struct rct_be_params *params, struct r
 	m->fault_after = mock_next_fault_after;
 	m->deferred = mock_next_deferred;
 	pthread_mutex_unlock(&mock_lock);
-	*ctx_p = (struct rct_be_ctx *)m;
+	*ctx_p = &m->super;
 	return RCT_OK;
 }
 
@@ -203,7 +204,7 @@ static void mock_reject(struct rct_be_ctx *ctx)
 		m->ctrl_fd = mock_ports[m->port].fds[0];
 	mock_ports[m->port].connected = 0;
 	m->lanes = 0;
-	m->failed = RCT_OK;
+	m->super.failed = RCT_OK;
 	pthread_mutex_unlock(&mock_lock);
 }
 
@@ -271,7 +272,7 @@ static void mock_mem_unmap(struct rct_be_ctx *ctx, struct rct_be_mem *mem)
 static rct_status_t mock_mem_pack(struct rct_be_ctx *ctx, struct rct_be_mem *mem, void *buf,
 				  size_t cap, size_t *len_p)
 {
-	struct mock_rkey k = {.addr = mem->addr, .size = mem->len};
+	struct mock_rkey k = {.super.size = mem->len, .addr = mem->addr};
 
 	(void)ctx;
 	if (cap < sizeof(k))
@@ -293,32 +294,33 @@ static rct_status_t mock_rkey_unpack(struct rct_be_ctx *ctx, const void *buf, si
 	if (!k)
 		return RCT_ERR_NO_MEMORY;
 	memcpy(k, buf, sizeof(*k));
-	*rkey_p = (struct rct_be_rkey *)k;
+	*rkey_p = &k->super;
 	return RCT_OK;
 }
 
 static void mock_rkey_destroy(struct rct_be_ctx *ctx, struct rct_be_rkey *rkey)
 {
 	(void)ctx;
-	free(rkey);
+	free(rct_container_of(rkey, struct mock_rkey, super));
 }
 
 static rct_status_t mock_put(struct rct_be_ctx *ctx, unsigned lane, struct rct_be_mem *mem,
 			     struct rct_be_rkey *rkey, const struct rct_run *runs, size_t n)
 {
 	struct mock_ctx *m = mock(ctx);
-	struct mock_rkey *k = (struct mock_rkey *)rkey;
+	struct mock_rkey *k = rct_container_of(rkey, struct mock_rkey, super);
 
-	if (m->failed != RCT_OK)
-		return m->failed;
+	if (m->super.failed != RCT_OK)
+		return m->super.failed;
 	if (lane >= m->lanes)
 		return RCT_ERR_INVALID_PARAM;
 	for (size_t i = 0; i < n; i++) {
 		if ((int)lane == m->fault_lane && m->fault_after-- <= 0) {
-			m->failed = RCT_ERR_IO; /* like a QP moved to error mid-checkpoint */
-			return m->failed;
+			m->super.failed = RCT_ERR_IO; /* like a QP moved to error mid-checkpoint */
+			return m->super.failed;
 		}
-		if (rct_runs_check(&runs[i], 1, mem->len, k->size, "mock", lane + 1) != RCT_OK)
+		if (rct_runs_check(&runs[i], 1, mem->len, k->super.size, "mock", lane + 1) !=
+		    RCT_OK)
 			return RCT_ERR_INVALID_PARAM;
 		memcpy((char *)k->addr + runs[i].roff, (char *)mem->addr + runs[i].loff,
 		       runs[i].len);
@@ -341,7 +343,7 @@ static rct_status_t mock_fence(struct rct_be_ctx *ctx, uint64_t token)
 	pthread_mutex_unlock(&mock_lock);
 	if (m->deferred)
 		m->pending++; /* the fence itself completes later, like a flush */
-	return m->failed;
+	return m->super.failed;
 }
 
 static size_t mock_pending(struct rct_be_ctx *ctx)
@@ -359,8 +361,8 @@ static rct_status_t mock_ctrl_send(struct rct_be_ctx *ctx, const void *buf, size
 {
 	struct mock_ctx *m = mock(ctx);
 
-	if (m->failed != RCT_OK)
-		return m->failed;
+	if (m->super.failed != RCT_OK)
+		return m->super.failed;
 	if (len >= 8 && ((const uint8_t *)buf)[6] == RCT_MSG_COMMIT) {
 		/* What was still in flight when the COMMIT went out. */
 		pthread_mutex_lock(&mock_lock);
@@ -397,8 +399,8 @@ static rct_status_t mock_progress(struct rct_be_ctx *ctx, int timeout_ms)
 	struct mock_ctx *m = mock(ctx);
 	struct pollfd pfd = {.fd = m->ctrl_fd, .events = POLLIN};
 
-	if (m->failed != RCT_OK)
-		return m->failed;
+	if (m->super.failed != RCT_OK)
+		return m->super.failed;
 	if (m->pending) {
 		m->pending--; /* one completion per call */
 		return RCT_OK;

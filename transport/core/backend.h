@@ -3,12 +3,15 @@
  * The one interface between the core and a backend (tcp, ucx, verbs).
  *
  * A backend context serves one session: one peer with one control lane and N
- * data lanes.  The core never sees a socket, a QP or an endpoint; it sees:
+ * data lanes.  Its base, struct rct_be_ctx (the ops, the parameters, the
+ * sticky failure), is embedded in the backend's own context and recovered with
+ * rct_container_of(), as rdma-core's providers embed verbs objects.  The core
+ * never sees a socket, a QP or an endpoint; it sees:
  *
  *   memory   rct_be_mem (addr, len), embedded in the backend's own object and
  *            recovered with rct_container_of().  A mem mapped with
  *            RCT_MEM_REMOTE_WRITE can be packed into a key blob that the peer
- *            unpacks into an rct_be_rkey.
+ *            unpacks into an rct_be_rkey (the size; embedded likewise).
  *   puts     a list of (local offset, remote offset, length) runs on one lane.
  *            put() only posts; progress() drives; pending() counts what is not
  *            yet locally complete.  Completion order is not defined.
@@ -33,8 +36,7 @@
 
 #include <rct/rct.h>
 
-struct rct_be_ctx;
-struct rct_be_rkey;
+struct rct_backend_ops;
 
 struct rct_be_mem {
 	void *addr;
@@ -55,6 +57,7 @@ enum rct_mem_access {
 struct rct_be_params {
 	int timeout_ms;
 	uint64_t max_put;
+	size_t ctrl_max;  /* longest control message either side sends */
 	unsigned threads; /* helper threads the data path may start (0: none) */
 	uint64_t loss_ns; /* the session takes this much silence for a lost peer */
 	/*
@@ -71,6 +74,31 @@ struct rct_be_params {
 	rct_status_t (*keepalive)(void *arg);
 	void *keepalive_arg;
 };
+
+/*
+ * The base of every backend context, embedded in the backend's own as
+ * `super` and recovered with rct_container_of(): ctx_create fills it, the
+ * core reads it.  The failure is sticky: rct_be_fail() keeps the first fatal
+ * status, and every later call of the backend returns it.  Only the thread
+ * that drives the session touches it.
+ */
+struct rct_be_ctx {
+	const struct rct_backend_ops *ops;
+	struct rct_be_params params;
+	rct_status_t failed; /* first fatal status, RCT_OK while healthy */
+};
+
+/* A peer's memory unpacked from its key blob: the base of the backend's own. */
+struct rct_be_rkey {
+	uint64_t size; /* bytes of the peer's memory */
+};
+
+static inline rct_status_t rct_be_fail(struct rct_be_ctx *ctx, rct_status_t status)
+{
+	if (ctx->failed == RCT_OK)
+		ctx->failed = status;
+	return ctx->failed;
+}
 
 struct rct_backend_ops {
 	const char *name;
@@ -148,12 +176,9 @@ const struct rct_backend_ops *rct_backend_find(const char *name);
 /* Comma-separated names of the backends in this build (static storage). */
 const char *rct_backend_names(void);
 
+/* Defined where that backend is built (backend.c lists those of this build). */
 extern const struct rct_backend_ops rct_tcp_ops;
-#ifdef RCT_WITH_UCX
 extern const struct rct_backend_ops rct_ucx_ops;
-#endif
-#ifdef RCT_WITH_VERBS
 extern const struct rct_backend_ops rct_verbs_ops;
-#endif
 
 #endif /* RCT_BACKEND_H */

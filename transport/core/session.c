@@ -151,6 +151,7 @@ rct_status_t rct_session_create_ops(const struct rct_session_params *params,
 	 * the liveness thread's do not. */
 	be_params.loss_ns = s->liveness & RCT_LIVENESS_THREAD ? 0 : s->hb_ns * RCT_HEARTBEAT_MISSES;
 	be_params.max_put = s->max_put;
+	be_params.ctrl_max = RCT_MSG_MAX;
 	be_params.keepalive = rct_session_keepalive;
 	be_params.keepalive_arg = s;
 	status = ops->ctx_create(&be_params, &s->ctx);

@@ -17,13 +17,12 @@
 #include <unistd.h>
 
 #include "../core/log.h"
-#include "../core/proto.h"
 #include "../core/util.h"
 #include "tcp.h"
 
 #define RCT_TCP_FRAME_HDR sizeof(struct rct_tcp_wire_frame)
 #define RCT_TCP_HELLO_NS  (2000ull * 1000000) /* a lane hello must come within 2 s */
-#define RCT_TCP_RX_CAP	  (4 * (RCT_TCP_FRAME_HDR + RCT_MSG_MAX))
+#define RCT_TCP_RX_CAP(t) (4 * (RCT_TCP_FRAME_HDR + (t)->super.params.ctrl_max))
 
 static rct_status_t rct_tcp_ctrl_flush(struct rct_tcp_ctx *t);
 
@@ -35,15 +34,16 @@ static rct_status_t rct_tcp_ctx_create(const struct rct_be_params *params,
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return RCT_ERR_NO_MEMORY;
-	t->params = *params;
+	t->super.ops = &rct_tcp_ops;
+	t->super.params = *params;
 	t->listen_fd = -1;
 	t->ctrl_fd = -1;
-	t->rx_buf = malloc(RCT_TCP_RX_CAP);
+	t->rx_buf = malloc(RCT_TCP_RX_CAP(t));
 	if (!t->rx_buf) {
 		free(t);
 		return RCT_ERR_NO_MEMORY;
 	}
-	*ctx_p = (struct rct_be_ctx *)t;
+	*ctx_p = &t->super;
 	return RCT_OK;
 }
 
@@ -59,7 +59,7 @@ static void rct_tcp_disconnect(struct rct_be_ctx *ctx)
 	struct rct_tcp_ctx *t = rct_tcp_ctx(ctx);
 
 	/* Best effort: what the control lane still holds (a GOODBYE). */
-	if (t->ctrl_fd >= 0 && t->failed == RCT_OK)
+	if (t->ctrl_fd >= 0 && t->super.failed == RCT_OK)
 		rct_tcp_ctrl_flush(t);
 	for (unsigned i = 0; i < t->nlanes; i++) {
 		rct_tcp_lane_drop(t, &t->lanes[i]);
@@ -279,7 +279,7 @@ static void rct_tcp_reject(struct rct_be_ctx *ctx)
 {
 	struct rct_tcp_ctx *t = rct_tcp_ctx(ctx);
 
-	if (t->ctrl_fd >= 0 && t->failed == RCT_OK)
+	if (t->ctrl_fd >= 0 && t->super.failed == RCT_OK)
 		rct_tcp_ctrl_flush(t); /* the ERROR that says why, if it fits */
 	rct_tcp_close(&t->ctrl_fd);
 	free(t->lanes);
@@ -288,7 +288,7 @@ static void rct_tcp_reject(struct rct_be_ctx *ctx)
 	t->pfds = NULL;
 	t->nlanes = 0;
 	t->receiver = false;
-	t->failed = RCT_OK;
+	t->super.failed = RCT_OK;
 	t->tx_len = t->tx_off = 0;
 	t->rx_len = t->rx_consumed = 0;
 }
@@ -424,10 +424,10 @@ static rct_status_t rct_tcp_ctrl_flush(struct rct_tcp_ctx *t)
 				return RCT_OK;
 			if (errno == EPIPE || errno == ECONNRESET) {
 				rct_error("tcp: control lane: peer closed the connection (%m)");
-				return rct_tcp_fail(t, RCT_ERR_PEER_LOST);
+				return rct_be_fail(&t->super, RCT_ERR_PEER_LOST);
 			}
 			rct_error("tcp: control lane: send: %m");
-			return rct_tcp_fail(t, RCT_ERR_IO);
+			return rct_be_fail(&t->super, RCT_ERR_IO);
 		}
 		t->tx_off += (size_t)n;
 	}
@@ -441,11 +441,11 @@ static rct_status_t rct_tcp_ctrl_send(struct rct_be_ctx *ctx, const void *buf, s
 	struct rct_tcp_wire_frame f = {.length = htole32((uint32_t)len)};
 	size_t need;
 
-	if (t->failed != RCT_OK)
-		return t->failed;
+	if (t->super.failed != RCT_OK)
+		return t->super.failed;
 	if (t->ctrl_fd < 0)
 		return RCT_ERR_STATE;
-	if (len > RCT_MSG_MAX)
+	if (len > t->super.params.ctrl_max)
 		return RCT_ERR_INVALID_PARAM;
 	if (t->tx_off) { /* compact what is still to be written */
 		memmove(t->tx_buf, t->tx_buf + t->tx_off, t->tx_len - t->tx_off);
@@ -480,10 +480,10 @@ static size_t rct_tcp_ctrl_frame(struct rct_tcp_ctx *t, rct_status_t *status_p)
 		return 0;
 	memcpy(&f, t->rx_buf + t->rx_consumed, sizeof(f));
 	len = le32toh(f.length);
-	if (len > RCT_MSG_MAX || f.reserved) {
+	if (len > t->super.params.ctrl_max || f.reserved) {
 		rct_error("tcp: control lane: bad frame (length %u, reserved 0x%x)", len,
 			  le32toh(f.reserved));
-		*status_p = rct_tcp_fail(t, RCT_ERR_PROTO);
+		*status_p = rct_be_fail(&t->super, RCT_ERR_PROTO);
 		return 0;
 	}
 	return avail >= sizeof(f) + len ? sizeof(f) + len : 0;
@@ -496,7 +496,7 @@ static rct_status_t rct_tcp_ctrl_recv(struct rct_be_ctx *ctx, const void **buf_p
 	size_t frame;
 	ssize_t n;
 
-	/* No check of t->failed: after a data lane failed, what the control lane
+	/* No check of t->super.failed: after a data lane failed, what the control lane
 	 * still holds (a GOODBYE, an ERROR) tells the core why. */
 	if (t->ctrl_fd < 0)
 		return RCT_ERR_STATE;
@@ -511,21 +511,21 @@ static rct_status_t rct_tcp_ctrl_recv(struct rct_be_ctx *ctx, const void **buf_p
 			t->rx_len -= t->rx_consumed;
 			t->rx_consumed = 0;
 		}
-		n = read(t->ctrl_fd, t->rx_buf + t->rx_len, RCT_TCP_RX_CAP - t->rx_len);
+		n = read(t->ctrl_fd, t->rx_buf + t->rx_len, RCT_TCP_RX_CAP(t) - t->rx_len);
 		if (n > 0) {
 			t->rx_len += (size_t)n;
 			continue;
 		}
 		if (n == 0) {
 			rct_info("tcp: control lane: peer closed the connection");
-			return rct_tcp_fail(t, RCT_ERR_PEER_LOST);
+			return rct_be_fail(&t->super, RCT_ERR_PEER_LOST);
 		}
 		if (errno == EINTR)
 			continue;
 		if (errno == EAGAIN || errno == EWOULDBLOCK)
 			return RCT_ERR_AGAIN;
 		rct_error("tcp: control lane: receive: %m");
-		return rct_tcp_fail(t, RCT_ERR_IO);
+		return rct_be_fail(&t->super, RCT_ERR_IO);
 	}
 	*buf_p = t->rx_buf + t->rx_consumed + RCT_TCP_FRAME_HDR;
 	*len_p = frame - RCT_TCP_FRAME_HDR;
@@ -543,16 +543,16 @@ static rct_status_t rct_tcp_sender_lane_readable(struct rct_tcp_ctx *t, struct r
 
 	if (n == 0) {
 		rct_info("tcp: lane %u: peer closed the connection", l->index);
-		return rct_tcp_fail(t, RCT_ERR_PEER_LOST);
+		return rct_be_fail(&t->super, RCT_ERR_PEER_LOST);
 	}
 	if (n > 0) {
 		rct_error("tcp: lane %u: unexpected data from the receiver", l->index);
-		return rct_tcp_fail(t, RCT_ERR_PROTO);
+		return rct_be_fail(&t->super, RCT_ERR_PROTO);
 	}
 	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
 		return RCT_OK;
 	rct_error("tcp: lane %u: receive: %m", l->index);
-	return rct_tcp_fail(t, RCT_ERR_IO);
+	return rct_be_fail(&t->super, RCT_ERR_IO);
 }
 
 static rct_status_t rct_tcp_progress(struct rct_be_ctx *ctx, int timeout_ms)
@@ -563,8 +563,8 @@ static rct_status_t rct_tcp_progress(struct rct_be_ctx *ctx, int timeout_ms)
 	size_t pending;
 	int rc;
 
-	if (t->failed != RCT_OK)
-		return t->failed;
+	if (t->super.failed != RCT_OK)
+		return t->super.failed;
 	if (t->ctrl_fd < 0)
 		return RCT_ERR_STATE;
 
@@ -592,7 +592,7 @@ static rct_status_t rct_tcp_progress(struct rct_be_ctx *ctx, int timeout_ms)
 		if (errno == EINTR)
 			return RCT_OK;
 		rct_error("tcp: poll: %m");
-		return rct_tcp_fail(t, RCT_ERR_SYSTEM);
+		return rct_be_fail(&t->super, RCT_ERR_SYSTEM);
 	}
 	if (rc == 0)
 		return RCT_OK;

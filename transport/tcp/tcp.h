@@ -16,6 +16,7 @@
 #ifndef RCT_TCP_H
 #define RCT_TCP_H
 
+#include <assert.h>
 #include <linux/types.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -23,6 +24,7 @@
 #include <sys/uio.h>
 
 #include "../core/backend.h"
+#include "../core/util.h"
 
 #define RCT_TCP_LANE_MAGIC 0x4c544352u /* "RCTL" */
 #define RCT_TCP_DATA_MAGIC 0x44544352u /* "RCTD" */
@@ -107,9 +109,9 @@ struct rct_tcp_mem {
 };
 
 struct rct_tcp_rkey {
+	struct rct_be_rkey super; /* the peer memory's size */
 	uint32_t id;
 	uint32_t tag;
-	uint64_t size;
 };
 
 /* A queued PUT or FENCE: iov[0] is the header and run list, then one iov per run. */
@@ -143,7 +145,7 @@ struct rct_tcp_lane {
 };
 
 struct rct_tcp_ctx {
-	struct rct_be_params params;
+	struct rct_be_ctx super; /* ops, params, the sticky failure */
 	int listen_fd;
 	int ctrl_fd;
 	struct rct_tcp_lane *lanes;
@@ -153,7 +155,6 @@ struct rct_tcp_ctx {
 	struct sockaddr_storage peer; /* primary: where open_lanes() connects */
 	unsigned peer_len;
 	struct pollfd *pfds;
-	rct_status_t failed; /* first fatal status, RCT_OK while healthy */
 
 	struct rct_tcp_mem **mems;
 	unsigned nmems;
@@ -183,11 +184,16 @@ uint64_t rct_tcp_fenced(struct rct_be_ctx *ctx);
 rct_status_t rct_tcp_lane_send(struct rct_tcp_ctx *t, struct rct_tcp_lane *l);
 rct_status_t rct_tcp_lane_recv(struct rct_tcp_ctx *t, struct rct_tcp_lane *l);
 void rct_tcp_lane_drop(struct rct_tcp_ctx *t, struct rct_tcp_lane *l);
-rct_status_t rct_tcp_fail(struct rct_tcp_ctx *t, rct_status_t status);
 
 static inline struct rct_tcp_ctx *rct_tcp_ctx(struct rct_be_ctx *ctx)
 {
-	return (struct rct_tcp_ctx *)ctx;
+	assert(ctx->ops == &rct_tcp_ops); /* a context of another backend */
+	return rct_container_of(ctx, struct rct_tcp_ctx, super);
+}
+
+static inline struct rct_tcp_rkey *rct_tcp_rkey(struct rct_be_rkey *rkey)
+{
+	return rct_container_of(rkey, struct rct_tcp_rkey, super);
 }
 
 #endif /* RCT_TCP_H */

@@ -105,13 +105,6 @@ rct_status_t rct_tcp_run_check(uint64_t offset, uint64_t length, uint64_t size, 
 	return RCT_OK;
 }
 
-rct_status_t rct_tcp_fail(struct rct_tcp_ctx *t, rct_status_t status)
-{
-	if (t->failed == RCT_OK)
-		t->failed = status;
-	return t->failed;
-}
-
 /* ------------------------------------------------------------- memory */
 
 rct_status_t rct_tcp_mem_map(struct rct_be_ctx *ctx, void *addr, size_t len, unsigned access,
@@ -203,15 +196,15 @@ rct_status_t rct_tcp_rkey_unpack(struct rct_be_ctx *ctx, const void *buf, size_t
 		return RCT_ERR_NO_MEMORY;
 	k->id = le32toh(w.id);
 	k->tag = le32toh(w.tag);
-	k->size = le64toh(w.size);
-	*rkey_p = (struct rct_be_rkey *)k;
+	k->super.size = le64toh(w.size);
+	*rkey_p = &k->super;
 	return RCT_OK;
 }
 
 void rct_tcp_rkey_destroy(struct rct_be_ctx *ctx, struct rct_be_rkey *rkey)
 {
 	(void)ctx;
-	free(rkey);
+	free(rct_tcp_rkey(rkey));
 }
 
 /* ------------------------------------------------------------- sender */
@@ -265,13 +258,13 @@ rct_status_t rct_tcp_put(struct rct_be_ctx *ctx, unsigned lane, struct rct_be_me
 			 struct rct_be_rkey *rkey, const struct rct_run *runs, size_t n)
 {
 	struct rct_tcp_ctx *t = rct_tcp_ctx(ctx);
-	struct rct_tcp_rkey *k = (struct rct_tcp_rkey *)rkey;
+	struct rct_tcp_rkey *k = rct_tcp_rkey(rkey);
 	struct rct_tcp_lane *l;
 	struct rct_tcp_batch *b;
 	uint8_t *hdr;
 
-	if (t->failed != RCT_OK)
-		return t->failed;
+	if (t->super.failed != RCT_OK)
+		return t->super.failed;
 	if (lane >= t->nlanes)
 		return RCT_ERR_INVALID_PARAM;
 	l = &t->lanes[lane];
@@ -284,7 +277,8 @@ rct_status_t rct_tcp_put(struct rct_be_ctx *ctx, unsigned lane, struct rct_be_me
 		if (!b)
 			return RCT_ERR_NO_MEMORY;
 		rct_tcp_put_hdr_fill(hdr, RCT_TCP_PUT, nb, k->id, k->tag, 0);
-		if (rct_runs_check(&runs[done], nb, mem->len, k->size, "tcp", l->index) != RCT_OK) {
+		if (rct_runs_check(&runs[done], nb, mem->len, k->super.size, "tcp", l->index) !=
+		    RCT_OK) {
 			free(b);
 			return RCT_ERR_INVALID_PARAM;
 		}
@@ -311,8 +305,8 @@ rct_status_t rct_tcp_fence(struct rct_be_ctx *ctx, uint64_t token)
 	rct_status_t status;
 	uint8_t *hdr;
 
-	if (t->failed != RCT_OK)
-		return t->failed;
+	if (t->super.failed != RCT_OK)
+		return t->super.failed;
 	for (unsigned i = 0; i < t->nlanes; i++) {
 		b = rct_tcp_batch_alloc(0, &hdr);
 		if (!b)
@@ -364,10 +358,10 @@ static rct_status_t rct_tcp_io_error(struct rct_tcp_ctx *t, unsigned lane, const
 {
 	if (errno == EPIPE || errno == ECONNRESET) {
 		rct_error("tcp: lane %u: %s: peer closed the connection (%m)", lane, op);
-		return rct_tcp_fail(t, RCT_ERR_PEER_LOST);
+		return rct_be_fail(&t->super, RCT_ERR_PEER_LOST);
 	}
 	rct_error("tcp: lane %u: %s: %m", lane, op);
-	return rct_tcp_fail(t, RCT_ERR_IO);
+	return rct_be_fail(&t->super, RCT_ERR_IO);
 }
 
 rct_status_t rct_tcp_lane_send(struct rct_tcp_ctx *t, struct rct_tcp_lane *l)
@@ -435,7 +429,7 @@ static rct_status_t rct_tcp_bad_put(struct rct_tcp_ctx *t, struct rct_tcp_lane *
 	rct_error("tcp: lane %u: rejected data from the peer: %s (run %u, key %u); nothing of "
 		  "this put was written",
 		  l->index, why, run, l->rx_put.key_id);
-	return rct_tcp_fail(t, status);
+	return rct_be_fail(&t->super, status);
 }
 
 /* A PUT's run list is complete: check every run, then aim the iovs into place. */
@@ -510,7 +504,7 @@ rct_status_t rct_tcp_lane_recv(struct rct_tcp_ctx *t, struct rct_tcp_lane *l)
 		}
 		if (n == 0) {
 			rct_info("tcp: lane %u: peer closed the connection", l->index);
-			return rct_tcp_fail(t, RCT_ERR_PEER_LOST);
+			return rct_be_fail(&t->super, RCT_ERR_PEER_LOST);
 		}
 		budget -= RCT_MIN(budget, (size_t)n);
 

@@ -23,8 +23,10 @@
  * Every wait is a poll() on the worker's event fd bounded by the caller's
  * deadline; a peer failure (error handler, PEER mode) fails the context.
  */
+#include <assert.h>
 #include <endian.h>
 #include <errno.h>
+#include <linux/types.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -40,7 +42,6 @@
 
 #include "../core/backend.h"
 #include "../core/log.h"
-#include "../core/proto.h"
 #include "../core/util.h"
 
 #define RCT_UCX_MAGIC	0x55544352u /* "RCTU" */
@@ -90,8 +91,8 @@ struct rct_ucx_mem {
 };
 
 struct rct_ucx_rkey {
+	struct rct_be_rkey super; /* the peer memory's size */
 	uint64_t raddr;
-	uint64_t size;
 	void *lptr; /* the target mapped into this process (ucp_rkey_ptr), or NULL */
 	unsigned n;
 	ucp_rkey_h rkeys[]; /* one per data lane: an rkey belongs to an endpoint */
@@ -123,7 +124,7 @@ struct rct_ucx_copier {
 };
 
 struct rct_ucx_ctx {
-	struct rct_be_params params;
+	struct rct_be_ctx super;	/* ops, params, the sticky failure */
 	struct rct_ucx_copier *copiers; /* params.threads of them, started at connect */
 	unsigned ncopiers;
 	uint64_t jobs_posted; /* poster only */
@@ -143,7 +144,6 @@ struct rct_ucx_ctx {
 	ucp_ep_h ctrl_ep;
 	ucp_ep_h *lanes;
 	unsigned nlanes;
-	rct_status_t failed;
 	size_t pending; /* puts and flushes not complete */
 	size_t sends;	/* control sends not complete */
 
@@ -153,12 +153,18 @@ struct rct_ucx_ctx {
 	bool rx_handed; /* rx_buf was returned by ctrl_recv(): repost next time */
 	size_t rx_len;
 	ucs_status_t rx_status;
-	uint8_t rx_buf[RCT_MSG_MAX];
+	uint8_t *rx_buf; /* params.ctrl_max bytes */
 };
 
 static inline struct rct_ucx_ctx *rct_ucx(struct rct_be_ctx *ctx)
 {
-	return (struct rct_ucx_ctx *)ctx;
+	assert(ctx->ops == &rct_ucx_ops); /* a context of another backend */
+	return rct_container_of(ctx, struct rct_ucx_ctx, super);
+}
+
+static inline struct rct_ucx_rkey *rct_ucx_rkey(struct rct_be_rkey *rkey)
+{
+	return rct_container_of(rkey, struct rct_ucx_rkey, super);
 }
 
 static rct_status_t rct_ucx_status(ucs_status_t st)
@@ -189,13 +195,6 @@ static rct_status_t rct_ucx_status(ucs_status_t st)
 	}
 }
 
-static rct_status_t rct_ucx_fail(struct rct_ucx_ctx *u, rct_status_t status)
-{
-	if (u->failed == RCT_OK)
-		u->failed = status;
-	return u->failed;
-}
-
 static void rct_ucx_ep_error(void *arg, ucp_ep_h ep, ucs_status_t st)
 {
 	struct rct_ucx_ctx *u = arg;
@@ -203,7 +202,7 @@ static void rct_ucx_ep_error(void *arg, ucp_ep_h ep, ucs_status_t st)
 	/* Info only: after a GOODBYE this is the normal end; the core logs a
 	 * failure when the session did not expect one. */
 	rct_info("ucx: endpoint %p failed: %s", (void *)ep, ucs_status_string(st));
-	rct_ucx_fail(u, rct_ucx_status(st) == RCT_ERR_IO ? RCT_ERR_IO : RCT_ERR_PEER_LOST);
+	rct_be_fail(&u->super, rct_ucx_status(st) == RCT_ERR_IO ? RCT_ERR_IO : RCT_ERR_PEER_LOST);
 }
 
 static void rct_ucx_conn_handler(ucp_conn_request_h req, void *arg)
@@ -278,11 +277,18 @@ static rct_status_t rct_ucx_ctx_create(const struct rct_be_params *params,
 	u = calloc(1, sizeof(*u));
 	if (!u)
 		return RCT_ERR_NO_MEMORY;
-	u->params = *params;
+	u->super.ops = &rct_ucx_ops;
+	u->super.params = *params;
 	u->efd = -1;
+	u->rx_buf = malloc(params->ctrl_max);
+	if (!u->rx_buf) {
+		free(u);
+		return RCT_ERR_NO_MEMORY;
+	}
 	u->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (u->wake_fd < 0) {
 		rct_error("ucx: eventfd: %m");
+		free(u->rx_buf);
 		free(u);
 		return RCT_ERR_SYSTEM;
 	}
@@ -307,7 +313,7 @@ static rct_status_t rct_ucx_ctx_create(const struct rct_be_params *params,
 		rct_error("ucx: ucp_worker_get_efd: %s", ucs_status_string(st));
 		goto out_worker;
 	}
-	*ctx_p = (struct rct_be_ctx *)u;
+	*ctx_p = &u->super;
 	return RCT_OK;
 
 out_worker:
@@ -316,6 +322,7 @@ out_cleanup:
 	ucp_cleanup(u->context);
 out_free:
 	close(u->wake_fd);
+	free(u->rx_buf);
 	free(u);
 	return rct_ucx_status(st);
 }
@@ -343,7 +350,7 @@ static void rct_ucx_wait(struct rct_ucx_ctx *u, int timeout_ms)
 	uint64_t jobs = rct_ucx_jobs_pending(u), v;
 	ucs_status_t st;
 
-	if (rct_ucx_drain(u) || timeout_ms <= 0 || u->rx_done || u->failed != RCT_OK)
+	if (rct_ucx_drain(u) || timeout_ms <= 0 || u->rx_done || u->super.failed != RCT_OK)
 		return;
 	st = ucp_worker_arm(u->worker);
 	if (st == UCS_OK && (!jobs || rct_ucx_jobs_pending(u) == jobs))
@@ -521,7 +528,7 @@ static void rct_ucx_disconnect(struct rct_be_ctx *ctx)
 
 	rct_ucx_copiers_stop(u); /* drops what they hold, waits for what they copy */
 	/* Let what the control lane holds (a GOODBYE) leave first. */
-	while (u->sends && u->failed == RCT_OK && rct_now_ns() < deadline)
+	while (u->sends && u->super.failed == RCT_OK && rct_now_ns() < deadline)
 		rct_ucx_wait(u, 10);
 	if (u->rx_req) {
 		ucp_request_cancel(u->worker, u->rx_req);
@@ -557,7 +564,8 @@ static void rct_ucx_drop_unexpected(struct rct_ucx_ctx *u)
 	rct_ucx_drain(u);
 	while ((msg = ucp_tag_probe_nb(u->worker, 0, 0, 1, &info)) && rct_now_ns() < deadline) {
 		/* Truncated into rx_buf if larger: still consumed. */
-		void *req = ucp_tag_msg_recv_nbx(u->worker, u->rx_buf, sizeof(u->rx_buf), msg, &p);
+		void *req = ucp_tag_msg_recv_nbx(u->worker, u->rx_buf, u->super.params.ctrl_max,
+						 msg, &p);
 
 		if (rct_ucx_wait_req(u, req, deadline, "dropping an unasked message") != RCT_OK)
 			break;
@@ -577,6 +585,7 @@ static void rct_ucx_ctx_destroy(struct rct_be_ctx *ctx)
 	ucp_worker_destroy(u->worker);
 	ucp_cleanup(u->context);
 	close(u->wake_fd);
+	free(u->rx_buf);
 	free(u);
 }
 
@@ -656,7 +665,7 @@ static rct_status_t rct_ucx_recv_sync(struct rct_ucx_ctx *u, void *buf, size_t c
 		return rct_ucx_status(UCS_PTR_STATUS(req));
 	}
 	while (ucp_tag_recv_request_test(req, &info) == UCS_INPROGRESS) {
-		if (u->failed != RCT_OK || rct_now_ns() >= deadline)
+		if (u->super.failed != RCT_OK || rct_now_ns() >= deadline)
 			break;
 		rct_ucx_wait(u, RCT_MIN(rct_ms_left(deadline), 100));
 	}
@@ -665,8 +674,9 @@ static rct_status_t rct_ucx_recv_sync(struct rct_ucx_ctx *u, void *buf, size_t c
 		rct_ucx_drain(u);
 		ucp_request_free(req);
 		rct_error("ucx: %s: %s", what,
-			  u->failed != RCT_OK ? rct_status_str(u->failed) : "timed out");
-		return u->failed != RCT_OK ? u->failed : RCT_ERR_TIMED_OUT;
+			  u->super.failed != RCT_OK ? rct_status_str(u->super.failed)
+						    : "timed out");
+		return u->super.failed != RCT_OK ? u->super.failed : RCT_ERR_TIMED_OUT;
 	}
 	status = rct_ucx_status(ucp_request_check_status(req));
 	ucp_tag_recv_request_test(req, &info);
@@ -730,12 +740,12 @@ static rct_status_t rct_ucx_accept(struct rct_be_ctx *ctx, int timeout_ms, unsig
 	if (len != sizeof(h) || le32toh(h.magic) != RCT_UCX_MAGIC || h.reserved || lanes < 1 ||
 	    lanes > RCT_MAX_LANES) {
 		rct_error("ucx: malformed lane hello (%zu bytes)", len);
-		return rct_ucx_fail(u, RCT_ERR_PROTO);
+		return rct_be_fail(&u->super, RCT_ERR_PROTO);
 	}
 	if (le16toh(h.version) != RCT_UCX_VERSION) {
 		rct_error("ucx: lane hello version %u, this build speaks %d", le16toh(h.version),
 			  RCT_UCX_VERSION);
-		return rct_ucx_fail(u, RCT_ERR_VERSION);
+		return rct_be_fail(&u->super, RCT_ERR_VERSION);
 	}
 	u->nlanes = lanes;
 	*lanes_p = lanes;
@@ -759,7 +769,7 @@ static void rct_ucx_reject(struct rct_be_ctx *ctx)
 	u->cookie = 0;
 	u->nlanes = 0;
 	u->receiver = false;
-	u->failed = RCT_OK;
+	u->super.failed = RCT_OK;
 }
 
 /* The control endpoint, the secondary's welcome and our lane hello. */
@@ -857,12 +867,12 @@ static rct_status_t rct_ucx_lanes_create(struct rct_ucx_ctx *u, uint64_t deadlin
 	uint8_t *waddr;
 	size_t len;
 
-	waddr = malloc(RCT_MSG_MAX);
+	waddr = malloc(u->super.params.ctrl_max);
 	if (!waddr)
 		return RCT_ERR_NO_MEMORY;
-	status = rct_ucx_recv_sync(u, waddr, RCT_MSG_MAX, rct_ucx_tag(u, RCT_UCX_TAG_ADDRESS),
-				   RCT_UCX_TAG_MASK, deadline, &len,
-				   "waiting for the peer's worker address");
+	status = rct_ucx_recv_sync(u, waddr, u->super.params.ctrl_max,
+				   rct_ucx_tag(u, RCT_UCX_TAG_ADDRESS), RCT_UCX_TAG_MASK, deadline,
+				   &len, "waiting for the peer's worker address");
 	if (status != RCT_OK)
 		goto out;
 	/*
@@ -889,8 +899,8 @@ static rct_status_t rct_ucx_lanes_create(struct rct_ucx_ctx *u, uint64_t deadlin
 	for (unsigned i = 0; i < lanes && status == RCT_OK; i++)
 		status = rct_ucx_wait_req(u, ucp_ep_flush_nbx(u->lanes[i], &p), deadline,
 					  "connecting a data lane");
-	if (status == RCT_OK && u->params.threads)
-		status = rct_ucx_copiers_start(u, RCT_MIN(u->params.threads, lanes));
+	if (status == RCT_OK && u->super.params.threads)
+		status = rct_ucx_copiers_start(u, RCT_MIN(u->super.params.threads, lanes));
 	/* Which transports UCX chose for the data lanes (RCT_LOG=debug). */
 	if (status == RCT_OK && rct_log_level_cur >= RCT_LOG_DEBUG)
 		ucp_ep_print_info(u->lanes[0], stderr);
@@ -998,7 +1008,7 @@ static rct_status_t rct_ucx_mem_pack(struct rct_be_ctx *ctx, struct rct_be_mem *
 
 static void rct_ucx_rkey_destroy(struct rct_be_ctx *ctx, struct rct_be_rkey *rkey)
 {
-	struct rct_ucx_rkey *k = (struct rct_ucx_rkey *)rkey;
+	struct rct_ucx_rkey *k = rct_ucx_rkey(rkey);
 
 	/* ucp_rkey_destroy unmaps k->lptr: no copier may still store there. */
 	if (k->lptr)
@@ -1026,8 +1036,8 @@ static rct_status_t rct_ucx_rkey_unpack(struct rct_be_ctx *ctx, const void *buf,
 	if (!k)
 		return RCT_ERR_NO_MEMORY;
 	k->raddr = le64toh(w.raddr);
-	k->size = le64toh(w.size);
-	if (k->raddr + k->size < k->raddr) {
+	k->super.size = le64toh(w.size);
+	if (k->raddr + k->super.size < k->raddr) {
 		free(k);
 		rct_error("ucx: remote key: address + size wraps around");
 		return RCT_ERR_PROTO;
@@ -1037,7 +1047,7 @@ static rct_status_t rct_ucx_rkey_unpack(struct rct_be_ctx *ctx, const void *buf,
 		if (st != UCS_OK) {
 			rct_error("ucx: lane %u: ucp_ep_rkey_unpack: %s", i + 1,
 				  ucs_status_string(st));
-			rct_ucx_rkey_destroy(ctx, (struct rct_be_rkey *)k);
+			rct_ucx_rkey_destroy(ctx, &k->super);
 			return rct_ucx_status(st);
 		}
 		k->n = i + 1;
@@ -1050,7 +1060,7 @@ static rct_status_t rct_ucx_rkey_unpack(struct rct_be_ctx *ctx, const void *buf,
 		if (st != UCS_OK) {
 			rct_info("ucx: lane %u: remote memory of %llu bytes not mapped here (%s): "
 				 "puts go through the transport",
-				 i + 1, (unsigned long long)k->size, ucs_status_string(st));
+				 i + 1, (unsigned long long)k->super.size, ucs_status_string(st));
 			continue;
 		}
 		if (!k->lptr)
@@ -1058,15 +1068,15 @@ static rct_status_t rct_ucx_rkey_unpack(struct rct_be_ctx *ctx, const void *buf,
 		if (i && ptr == prev)
 			continue;
 		prev = ptr;
-		if (madvise(ptr, k->size, MADV_POPULATE_WRITE))
+		if (madvise(ptr, k->super.size, MADV_POPULATE_WRITE))
 			rct_warn(
 				"ucx: lane %u: pre-faulting %llu bytes of mapped remote memory: %m",
-				i + 1, (unsigned long long)k->size);
+				i + 1, (unsigned long long)k->super.size);
 		else
 			rct_debug("ucx: lane %u: remote memory mapped at %p, pre-faulted", i + 1,
 				  ptr);
 	}
-	*rkey_p = (struct rct_be_rkey *)k;
+	*rkey_p = &k->super;
 	return RCT_OK;
 }
 
@@ -1079,7 +1089,7 @@ static void rct_ucx_op_done(void *req, ucs_status_t st, void *arg)
 	u->pending--;
 	if (st != UCS_OK) {
 		rct_error("ucx: put or flush failed: %s", ucs_status_string(st));
-		rct_ucx_fail(u, rct_ucx_status(st));
+		rct_be_fail(&u->super, rct_ucx_status(st));
 	}
 	ucp_request_free(req);
 }
@@ -1092,7 +1102,7 @@ static rct_status_t rct_ucx_track(struct rct_ucx_ctx *u, void *req, unsigned lan
 	if (UCS_PTR_IS_ERR(req)) {
 		rct_error("ucx: lane %u: %s: %s", lane, what,
 			  ucs_status_string(UCS_PTR_STATUS(req)));
-		return rct_ucx_fail(u, rct_ucx_status(UCS_PTR_STATUS(req)));
+		return rct_be_fail(&u->super, rct_ucx_status(UCS_PTR_STATUS(req)));
 	}
 	u->pending++;
 	return RCT_OK;
@@ -1133,28 +1143,29 @@ static rct_status_t rct_ucx_post_job(struct rct_ucx_ctx *u, struct rct_ucx_copie
  */
 static rct_status_t rct_ucx_put_room(struct rct_ucx_ctx *u, unsigned lane)
 {
-	uint64_t deadline = rct_now_ns() + (uint64_t)u->params.timeout_ms * 1000000;
+	uint64_t deadline = rct_now_ns() + (uint64_t)u->super.params.timeout_ms * 1000000;
 
-	while (u->pending >= RCT_UCX_INFLIGHT && u->failed == RCT_OK) {
+	while (u->pending >= RCT_UCX_INFLIGHT && u->super.failed == RCT_OK) {
 		if (rct_now_ns() >= deadline) {
 			rct_error("ucx: lane %u: %zu puts in flight and none completed for %d ms: "
 				  "the secondary takes no data",
-				  lane, u->pending, u->params.timeout_ms);
-			return rct_ucx_fail(u, RCT_ERR_PEER_LOST);
+				  lane, u->pending, u->super.params.timeout_ms);
+			return rct_be_fail(&u->super, RCT_ERR_PEER_LOST);
 		}
-		if (u->params.keepalive) {
-			rct_status_t status = u->params.keepalive(u->params.keepalive_arg);
+		if (u->super.params.keepalive) {
+			rct_status_t status = u->super.params.keepalive(
+				u->super.params.keepalive_arg);
 
 			if (status != RCT_OK) {
 				rct_error("ucx: lane %u: %zu puts in flight when the session lost "
 					  "the peer: %s",
 					  lane, u->pending, rct_status_str(status));
-				return rct_ucx_fail(u, status);
+				return rct_be_fail(&u->super, status);
 			}
 		}
 		rct_ucx_wait(u, 1);
 	}
-	return u->failed;
+	return u->super.failed;
 }
 
 static rct_status_t rct_ucx_put(struct rct_be_ctx *ctx, unsigned lane, struct rct_be_mem *mem,
@@ -1162,7 +1173,7 @@ static rct_status_t rct_ucx_put(struct rct_be_ctx *ctx, unsigned lane, struct rc
 {
 	struct rct_ucx_ctx *u = rct_ucx(ctx);
 	struct rct_ucx_mem *m = rct_container_of(mem, struct rct_ucx_mem, super);
-	struct rct_ucx_rkey *k = (struct rct_ucx_rkey *)rkey;
+	struct rct_ucx_rkey *k = rct_ucx_rkey(rkey);
 	ucp_request_param_t p = {
 		.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA |
 				UCP_OP_ATTR_FIELD_MEMH,
@@ -1172,11 +1183,11 @@ static rct_status_t rct_ucx_put(struct rct_be_ctx *ctx, unsigned lane, struct rc
 	};
 	rct_status_t status;
 
-	if (u->failed != RCT_OK)
-		return u->failed;
+	if (u->super.failed != RCT_OK)
+		return u->super.failed;
 	if (lane >= u->nlanes)
 		return RCT_ERR_INVALID_PARAM;
-	status = rct_runs_check(runs, n, mem->len, k->size, "ucx", lane + 1);
+	status = rct_runs_check(runs, n, mem->len, k->super.size, "ucx", lane + 1);
 	if (status != RCT_OK)
 		return status;
 	/*
@@ -1212,7 +1223,7 @@ static rct_status_t rct_ucx_put(struct rct_be_ctx *ctx, unsigned lane, struct rc
 		if (status != RCT_OK)
 			return status;
 	}
-	return u->failed;
+	return u->super.failed;
 }
 
 static rct_status_t rct_ucx_fence(struct rct_be_ctx *ctx, uint64_t token)
@@ -1223,7 +1234,7 @@ static rct_status_t rct_ucx_fence(struct rct_be_ctx *ctx, uint64_t token)
 		.cb.send = rct_ucx_op_done,
 		.user_data = u,
 	};
-	rct_status_t status = u->failed;
+	rct_status_t status = u->super.failed;
 
 	(void)token;
 	/* Direct stores into a mapped target: ordered before what follows. */
@@ -1263,7 +1274,7 @@ static void rct_ucx_send_done(void *req, ucs_status_t st, void *arg)
 	s->u->sends--;
 	if (st != UCS_OK) {
 		rct_error("ucx: control send failed: %s", ucs_status_string(st));
-		rct_ucx_fail(s->u, rct_ucx_status(st));
+		rct_be_fail(&s->u->super, rct_ucx_status(st));
 	}
 	free(s);
 	ucp_request_free(req);
@@ -1279,8 +1290,8 @@ static rct_status_t rct_ucx_ctrl_send(struct rct_be_ctx *ctx, const void *buf, s
 	struct rct_ucx_send *s;
 	void *req;
 
-	if (u->failed != RCT_OK)
-		return u->failed;
+	if (u->super.failed != RCT_OK)
+		return u->super.failed;
 	if (!u->ctrl_ep)
 		return RCT_ERR_STATE;
 	s = malloc(sizeof(*s) + len);
@@ -1297,7 +1308,7 @@ static rct_status_t rct_ucx_ctrl_send(struct rct_be_ctx *ctx, const void *buf, s
 	if (UCS_PTR_IS_ERR(req)) {
 		free(s);
 		rct_error("ucx: control send: %s", ucs_status_string(UCS_PTR_STATUS(req)));
-		return rct_ucx_fail(u, rct_ucx_status(UCS_PTR_STATUS(req)));
+		return rct_be_fail(&u->super, rct_ucx_status(UCS_PTR_STATUS(req)));
 	}
 	u->sends++;
 	return RCT_OK;
@@ -1333,7 +1344,7 @@ static rct_status_t rct_ucx_ctrl_recv(struct rct_be_ctx *ctx, const void **buf_p
 		u->rx_done = false;
 	}
 	if (!u->rx_req) {
-		u->rx_req = ucp_tag_recv_nbx(u->worker, u->rx_buf, sizeof(u->rx_buf),
+		u->rx_req = ucp_tag_recv_nbx(u->worker, u->rx_buf, u->super.params.ctrl_max,
 					     rct_ucx_tag(u, RCT_UCX_TAG_CTRL), RCT_UCX_TAG_MASK,
 					     &p);
 		if (UCS_PTR_IS_ERR(u->rx_req)) {
@@ -1341,15 +1352,15 @@ static rct_status_t rct_ucx_ctrl_recv(struct rct_be_ctx *ctx, const void **buf_p
 
 			u->rx_req = NULL;
 			rct_error("ucx: control receive: %s", ucs_status_string(st));
-			return rct_ucx_fail(u, rct_ucx_status(st));
+			return rct_be_fail(&u->super, rct_ucx_status(st));
 		}
 		rct_ucx_drain(u);
 	}
 	if (!u->rx_done)
-		return u->failed != RCT_OK ? u->failed : RCT_ERR_AGAIN;
+		return u->super.failed != RCT_OK ? u->super.failed : RCT_ERR_AGAIN;
 	if (u->rx_status != UCS_OK) {
 		rct_error("ucx: control receive: %s", ucs_status_string(u->rx_status));
-		return rct_ucx_fail(u, rct_ucx_status(u->rx_status));
+		return rct_be_fail(&u->super, rct_ucx_status(u->rx_status));
 	}
 	u->rx_handed = true;
 	*buf_p = u->rx_buf;
@@ -1361,10 +1372,10 @@ static rct_status_t rct_ucx_progress(struct rct_be_ctx *ctx, int timeout_ms)
 {
 	struct rct_ucx_ctx *u = rct_ucx(ctx);
 
-	if (u->failed != RCT_OK)
-		return u->failed;
+	if (u->super.failed != RCT_OK)
+		return u->super.failed;
 	rct_ucx_wait(u, timeout_ms);
-	return u->failed;
+	return u->super.failed;
 }
 
 const struct rct_backend_ops rct_ucx_ops = {

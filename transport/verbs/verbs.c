@@ -24,13 +24,6 @@
 #include "../core/util.h"
 #include "verbs.h"
 
-rct_status_t rct_verbs_fail(struct rct_verbs_ctx *v, rct_status_t status)
-{
-	if (v->failed == RCT_OK)
-		v->failed = status;
-	return v->failed;
-}
-
 rct_status_t rct_verbs_errno(int err)
 {
 	switch (err) {
@@ -64,7 +57,8 @@ static rct_status_t rct_verbs_ctx_create(const struct rct_be_params *params,
 	v = calloc(1, sizeof(*v));
 	if (!v)
 		return RCT_ERR_NO_MEMORY;
-	v->params = *params;
+	v->super.ops = &rct_verbs_ops;
+	v->super.params = *params;
 	v->rx_handed = -1;
 	if (params->loss_ns && params->loss_ns < RCT_VERBS_MIN_LOSS_NS)
 		rct_warn("verbs: the peer is declared lost after %llu ms of silence, below the "
@@ -87,7 +81,7 @@ static rct_status_t rct_verbs_ctx_create(const struct rct_be_params *params,
 		free(v);
 		return RCT_ERR_SYSTEM;
 	}
-	*ctx_p = (struct rct_be_ctx *)v;
+	*ctx_p = &v->super;
 	return RCT_OK;
 }
 
@@ -236,21 +230,21 @@ static rct_status_t rct_verbs_rkey_unpack(struct rct_be_ctx *ctx, const void *bu
 	if (!k)
 		return RCT_ERR_NO_MEMORY;
 	k->raddr = le64toh(w.raddr);
-	k->size = le64toh(w.size);
+	k->super.size = le64toh(w.size);
 	k->rkey = le32toh(w.rkey);
-	if (k->raddr + k->size < k->raddr) {
+	if (k->raddr + k->super.size < k->raddr) {
 		free(k);
 		rct_error("verbs: remote key: address + size wraps around");
 		return RCT_ERR_PROTO;
 	}
-	*rkey_p = (struct rct_be_rkey *)k;
+	*rkey_p = &k->super;
 	return RCT_OK;
 }
 
 static void rct_verbs_rkey_destroy(struct rct_be_ctx *ctx, struct rct_be_rkey *rkey)
 {
 	(void)ctx;
-	free(rkey);
+	free(rct_verbs_rkey(rkey));
 }
 
 /* ------------------------------------------------------------- device */
@@ -389,7 +383,7 @@ rct_status_t rct_verbs_poll(struct rct_verbs_ctx *v, bool *any_p)
 		}
 		if (n < 0) {
 			rct_error("verbs: lane %u: ibv_poll_cq failed", l->index);
-			return rct_verbs_fail(v, RCT_ERR_IO);
+			return rct_be_fail(&v->super, RCT_ERR_IO);
 		}
 	}
 	return status;
@@ -418,8 +412,8 @@ static rct_status_t rct_verbs_progress(struct rct_be_ctx *ctx, int timeout_ms)
 	rct_status_t status;
 	bool any = false;
 
-	if (v->failed != RCT_OK)
-		return v->failed;
+	if (v->super.failed != RCT_OK)
+		return v->super.failed;
 	status = rct_verbs_cm_poll(v);
 	if (status == RCT_OK)
 		status = rct_verbs_poll(v, &any);
@@ -439,7 +433,7 @@ static rct_status_t rct_verbs_progress(struct rct_be_ctx *ctx, int timeout_ms)
 	pfd[1].events = POLLIN;
 	if (poll(pfd, 2, timeout_ms) < 0 && errno != EINTR) {
 		rct_error("verbs: poll: %m");
-		return rct_verbs_fail(v, RCT_ERR_SYSTEM);
+		return rct_be_fail(&v->super, RCT_ERR_SYSTEM);
 	}
 	status = rct_verbs_cm_poll(v);
 	if (status == RCT_OK)
@@ -452,7 +446,7 @@ static rct_status_t rct_verbs_fence(struct rct_be_ctx *ctx, uint64_t token)
 	(void)token;
 	/* An RC write completes at the requester only after the responder acked
 	 * it: once pending() is zero the data is in the peer's memory. */
-	return rct_verbs(ctx)->failed;
+	return ctx->failed;
 }
 
 static size_t rct_verbs_pending(struct rct_be_ctx *ctx)

@@ -15,6 +15,7 @@
 #ifndef RCT_VERBS_H
 #define RCT_VERBS_H
 
+#include <assert.h>
 #include <infiniband/verbs.h>
 #include <linux/types.h>
 #include <rdma/rdma_cma.h>
@@ -22,16 +23,16 @@
 #include <stdint.h>
 
 #include "../core/backend.h"
-#include "../core/proto.h"
+#include "../core/util.h"
 
-#define RCT_VERBS_MAGIC	     0x56544352u /* "RCTV" */
-#define RCT_VERBS_VERSION    1
-#define RCT_VERBS_CTRL_DEPTH 32	 /* control receive ring */
-#define RCT_VERBS_SQ_DEPTH   128 /* data send queue (perftest's tx-depth) */
-#define RCT_VERBS_CHAIN	     32	 /* WRs per ibv_post_send */
-#define RCT_VERBS_SIGNAL     16	 /* one signalled WR in N */
-#define RCT_VERBS_CTRL_SLOT  (RCT_MSG_MAX)
-#define RCT_VERBS_WAITING    4 /* primaries queued behind one being authenticated */
+#define RCT_VERBS_MAGIC	       0x56544352u /* "RCTV" */
+#define RCT_VERBS_VERSION      1
+#define RCT_VERBS_CTRL_DEPTH   32  /* control receive ring */
+#define RCT_VERBS_SQ_DEPTH     128 /* data send queue (perftest's tx-depth) */
+#define RCT_VERBS_CHAIN	       32  /* WRs per ibv_post_send */
+#define RCT_VERBS_SIGNAL       16  /* one signalled WR in N */
+#define RCT_VERBS_CTRL_SLOT(v) ((v)->super.params.ctrl_max)
+#define RCT_VERBS_WAITING      4 /* primaries queued behind one being authenticated */
 /*
  * RC retransmission, set on every QP through rdma_cm: the local ACK timeout
  * is 4.096 us << 14 = 67.1 ms (perftest's default), and 6 retries put a QP in
@@ -82,8 +83,8 @@ struct rct_verbs_mem {
 };
 
 struct rct_verbs_rkey {
+	struct rct_be_rkey super; /* the peer memory's size */
 	uint64_t raddr;
-	uint64_t size;
 	uint32_t rkey;
 };
 
@@ -105,7 +106,7 @@ struct rct_verbs_ctrl_msg {
 };
 
 struct rct_verbs_ctx {
-	struct rct_be_params params;
+	struct rct_be_ctx super; /* ops, params, the sticky failure */
 	struct rdma_event_channel *ec;
 	struct rdma_cm_id *listen_id;
 	struct ibv_context *dev;
@@ -114,7 +115,6 @@ struct rct_verbs_ctx {
 				   before AUTH and can reach no other memory */
 	struct ibv_comp_channel *cc;
 	uint32_t max_msg;
-	rct_status_t failed;
 	bool receiver;
 
 	struct rct_verbs_mem *mems;
@@ -149,10 +149,15 @@ struct rct_verbs_ctx {
 
 static inline struct rct_verbs_ctx *rct_verbs(struct rct_be_ctx *ctx)
 {
-	return (struct rct_verbs_ctx *)ctx;
+	assert(ctx->ops == &rct_verbs_ops); /* a context of another backend */
+	return rct_container_of(ctx, struct rct_verbs_ctx, super);
 }
 
-rct_status_t rct_verbs_fail(struct rct_verbs_ctx *v, rct_status_t status);
+static inline struct rct_verbs_rkey *rct_verbs_rkey(struct rct_be_rkey *rkey)
+{
+	return rct_container_of(rkey, struct rct_verbs_rkey, super);
+}
+
 rct_status_t rct_verbs_errno(int err);
 
 /* verbs.c */

@@ -376,7 +376,7 @@ void rct_verbs_reject(struct rct_be_ctx *ctx)
 	v->lanes = NULL;
 	v->nlanes = 0;
 	memset(&v->ctrl, 0, sizeof(v->ctrl));
-	v->failed = RCT_OK;
+	v->super.failed = RCT_OK;
 	v->receiver = false;
 	v->peer_depth = v->credits = v->to_return = 0;
 	v->tx_next = v->tx_busy = v->rx_head = v->rx_count = 0;
@@ -508,15 +508,15 @@ rct_status_t rct_verbs_cm_poll(struct rct_verbs_ctx *v)
 			if (!rct_verbs_lane_of(v, ev->id))
 				break; /* a connection we turned away */
 			rct_info("verbs: lane disconnected by the peer");
-			rct_verbs_fail(v, RCT_ERR_PEER_LOST);
+			rct_be_fail(&v->super, RCT_ERR_PEER_LOST);
 			break;
 		case RDMA_CM_EVENT_DEVICE_REMOVAL:
 			rct_error("verbs: the RDMA device was removed");
-			rct_verbs_fail(v, RCT_ERR_NO_DEVICE);
+			rct_be_fail(&v->super, RCT_ERR_NO_DEVICE);
 			break;
 		case RDMA_CM_EVENT_CONNECT_REQUEST:
 			if (rct_verbs_request_event(v, ev, v->lanes_open) != RCT_OK)
-				rct_verbs_fail(v, RCT_ERR_NO_MEMORY);
+				rct_be_fail(&v->super, RCT_ERR_NO_MEMORY);
 			break;
 		default:
 			rct_debug("verbs: %s", rdma_event_str(ev->event));
@@ -524,19 +524,19 @@ rct_status_t rct_verbs_cm_poll(struct rct_verbs_ctx *v)
 		}
 		rdma_ack_cm_event(ev);
 	}
-	return v->failed;
+	return v->super.failed;
 }
 
 void rct_verbs_disconnect(struct rct_be_ctx *ctx)
 {
 	struct rct_verbs_ctx *v = rct_verbs(ctx);
 
-	if (v->failed == RCT_OK && v->ctrl.id) {
+	if (v->super.failed == RCT_OK && v->ctrl.id) {
 		/* Let what the control QP holds (a GOODBYE) leave first. */
 		uint64_t deadline = rct_now_ns() + 500ull * 1000000;
 		bool any;
 
-		while (v->tx_busy && rct_now_ns() < deadline && v->failed == RCT_OK) {
+		while (v->tx_busy && rct_now_ns() < deadline && v->super.failed == RCT_OK) {
 			any = false;
 			rct_verbs_poll(v, &any);
 		}

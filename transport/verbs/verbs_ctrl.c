@@ -25,8 +25,8 @@
 static rct_status_t rct_verbs_post_recv(struct rct_verbs_ctx *v, unsigned slot)
 {
 	struct ibv_sge sge = {
-		.addr = (uintptr_t)(v->rx_ring + (size_t)slot * RCT_VERBS_CTRL_SLOT),
-		.length = RCT_VERBS_CTRL_SLOT,
+		.addr = (uintptr_t)(v->rx_ring + (size_t)slot * RCT_VERBS_CTRL_SLOT(v)),
+		.length = RCT_VERBS_CTRL_SLOT(v),
 		.lkey = v->rx_mr->lkey,
 	};
 	struct ibv_recv_wr wr = {.wr_id = RCT_VERBS_WR_RX | slot, .sg_list = &sge, .num_sge = 1};
@@ -37,14 +37,14 @@ static rct_status_t rct_verbs_post_recv(struct rct_verbs_ctx *v, unsigned slot)
 	if (err) {
 		rct_error("verbs: control lane (qp 0x%x): ibv_post_recv: %s",
 			  v->ctrl.id->qp->qp_num, strerror(err));
-		return rct_verbs_fail(v, RCT_ERR_IO);
+		return rct_be_fail(&v->super, RCT_ERR_IO);
 	}
 	return RCT_OK;
 }
 
 rct_status_t rct_verbs_ctrl_setup(struct rct_verbs_ctx *v)
 {
-	size_t ring = (size_t)RCT_VERBS_CTRL_DEPTH * RCT_VERBS_CTRL_SLOT;
+	size_t ring = (size_t)RCT_VERBS_CTRL_DEPTH * RCT_VERBS_CTRL_SLOT(v);
 	rct_status_t status = RCT_OK;
 
 	v->rx_ring = rct_mem_alloc(ring);
@@ -64,7 +64,7 @@ rct_status_t rct_verbs_ctrl_setup(struct rct_verbs_ctx *v)
 
 void rct_verbs_ctrl_teardown(struct rct_verbs_ctx *v)
 {
-	size_t ring = (size_t)RCT_VERBS_CTRL_DEPTH * RCT_VERBS_CTRL_SLOT;
+	size_t ring = (size_t)RCT_VERBS_CTRL_DEPTH * RCT_VERBS_CTRL_SLOT(v);
 	struct rct_verbs_ctrl_msg *m;
 
 	if (v->rx_mr)
@@ -87,7 +87,7 @@ static rct_status_t rct_verbs_post_send(struct rct_verbs_ctx *v, const void *buf
 {
 	unsigned slot = v->tx_next;
 	struct ibv_sge sge = {
-		.addr = (uintptr_t)(v->tx_ring + (size_t)slot * RCT_VERBS_CTRL_SLOT),
+		.addr = (uintptr_t)(v->tx_ring + (size_t)slot * RCT_VERBS_CTRL_SLOT(v)),
 		.length = (uint32_t)len,
 		.lkey = v->tx_mr->lkey,
 	};
@@ -103,12 +103,12 @@ static rct_status_t rct_verbs_post_send(struct rct_verbs_ctx *v, const void *buf
 	int err;
 
 	if (len)
-		memcpy(v->tx_ring + (size_t)slot * RCT_VERBS_CTRL_SLOT, buf, len);
+		memcpy(v->tx_ring + (size_t)slot * RCT_VERBS_CTRL_SLOT(v), buf, len);
 	err = ibv_post_send(v->ctrl.id->qp, &wr, &bad);
 	if (err) {
 		rct_error("verbs: control lane (qp 0x%x): ibv_post_send: %s",
 			  v->ctrl.id->qp->qp_num, strerror(err));
-		return rct_verbs_fail(v, RCT_ERR_IO);
+		return rct_be_fail(&v->super, RCT_ERR_IO);
 	}
 	v->to_return = 0;
 	v->credits--;
@@ -127,8 +127,8 @@ rct_status_t rct_verbs_ctrl_flush(struct rct_verbs_ctx *v)
 	struct rct_verbs_ctrl_msg *m;
 	rct_status_t status = RCT_OK;
 
-	if (!v->ctrl.id || v->failed != RCT_OK)
-		return v->failed;
+	if (!v->ctrl.id || v->super.failed != RCT_OK)
+		return v->super.failed;
 	while ((m = v->backlog) && rct_verbs_can_send(v) && status == RCT_OK) {
 		status = rct_verbs_post_send(v, m->data, m->len);
 		v->backlog = m->next;
@@ -147,11 +147,11 @@ rct_status_t rct_verbs_ctrl_send(struct rct_be_ctx *ctx, const void *buf, size_t
 	struct rct_verbs_ctx *v = rct_verbs(ctx);
 	struct rct_verbs_ctrl_msg *m;
 
-	if (v->failed != RCT_OK)
-		return v->failed;
+	if (v->super.failed != RCT_OK)
+		return v->super.failed;
 	if (!v->ctrl.id)
 		return RCT_ERR_STATE;
-	if (!len || len > RCT_VERBS_CTRL_SLOT)
+	if (!len || len > RCT_VERBS_CTRL_SLOT(v))
 		return RCT_ERR_INVALID_PARAM;
 	if (!v->backlog && rct_verbs_can_send(v))
 		return rct_verbs_post_send(v, buf, len);
@@ -181,10 +181,10 @@ rct_status_t rct_verbs_ctrl_wc(struct rct_verbs_ctx *v, const struct ibv_wc *wc)
 		else
 			rct_error("verbs: control lane (qp 0x%x): %s (vendor error 0x%x)",
 				  wc->qp_num, ibv_wc_status_str(wc->status), wc->vendor_err);
-		return rct_verbs_fail(v, wc->status == IBV_WC_WR_FLUSH_ERR ||
-							 wc->status == IBV_WC_RETRY_EXC_ERR
-						 ? RCT_ERR_PEER_LOST
-						 : RCT_ERR_IO);
+		return rct_be_fail(&v->super, wc->status == IBV_WC_WR_FLUSH_ERR ||
+							      wc->status == IBV_WC_RETRY_EXC_ERR
+						      ? RCT_ERR_PEER_LOST
+						      : RCT_ERR_IO);
 	}
 	if (!(wc->wr_id & RCT_VERBS_WR_RX)) {
 		v->tx_busy--;
@@ -196,7 +196,7 @@ rct_status_t rct_verbs_ctrl_wc(struct rct_verbs_ctx *v, const struct ibv_wc *wc)
 	if (v->credits > v->peer_depth) {
 		rct_error("verbs: control lane: the peer returned more credits (%u) than its ring",
 			  v->credits);
-		return rct_verbs_fail(v, RCT_ERR_PROTO);
+		return rct_be_fail(&v->super, RCT_ERR_PROTO);
 	}
 	if (!wc->byte_len) { /* a pure credit update: the buffer goes straight back */
 		v->to_return++;
@@ -220,7 +220,7 @@ rct_status_t rct_verbs_ctrl_recv(struct rct_be_ctx *ctx, const void **buf_p, siz
 	if (v->rx_handed >= 0) { /* the previous message is consumed: re-post its buffer */
 		slot = (unsigned)v->rx_handed;
 		v->rx_handed = -1;
-		if (v->failed == RCT_OK) {
+		if (v->super.failed == RCT_OK) {
 			status = rct_verbs_post_recv(v, slot);
 			if (status != RCT_OK)
 				return status;
@@ -232,12 +232,12 @@ rct_status_t rct_verbs_ctrl_recv(struct rct_be_ctx *ctx, const void **buf_p, siz
 	/* Messages that arrived before a failure are still handed out: a GOODBYE
 	 * or an ERROR among them says why the session ends. */
 	if (!v->rx_count)
-		return v->failed != RCT_OK ? v->failed : RCT_ERR_AGAIN;
+		return v->super.failed != RCT_OK ? v->super.failed : RCT_ERR_AGAIN;
 	slot = v->rx_ready[v->rx_head];
 	v->rx_head = (v->rx_head + 1) % RCT_VERBS_CTRL_DEPTH;
 	v->rx_count--;
 	v->rx_handed = (int)slot;
-	*buf_p = v->rx_ring + (size_t)slot * RCT_VERBS_CTRL_SLOT;
+	*buf_p = v->rx_ring + (size_t)slot * RCT_VERBS_CTRL_SLOT(v);
 	*len_p = v->rx_len[slot];
 	return RCT_OK;
 }

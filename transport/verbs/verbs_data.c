@@ -22,8 +22,8 @@ rct_status_t rct_verbs_data_wc(struct rct_verbs_ctx *v, struct rct_verbs_lane *l
 	if (wc->status != IBV_WC_SUCCESS) {
 		rct_error("verbs: lane %u (qp 0x%x): RDMA WRITE failed: %s (vendor error 0x%x)",
 			  l->index, wc->qp_num, ibv_wc_status_str(wc->status), wc->vendor_err);
-		return rct_verbs_fail(v, wc->status == IBV_WC_RETRY_EXC_ERR ? RCT_ERR_PEER_LOST
-									    : RCT_ERR_IO);
+		return rct_be_fail(&v->super, wc->status == IBV_WC_RETRY_EXC_ERR ? RCT_ERR_PEER_LOST
+										 : RCT_ERR_IO);
 	}
 	l->outstanding -= (unsigned)wc->wr_id;
 	v->pending -= wc->wr_id;
@@ -46,7 +46,7 @@ static rct_status_t rct_verbs_post_chain(struct rct_verbs_ctx *v, struct rct_ver
 	if (err) {
 		rct_error("verbs: lane %u (qp 0x%x): ibv_post_send: %s", l->index,
 			  l->id->qp->qp_num, strerror(err));
-		return rct_verbs_fail(v, RCT_ERR_IO);
+		return rct_be_fail(&v->super, RCT_ERR_IO);
 	}
 	l->posts++;
 	return RCT_OK;
@@ -76,25 +76,25 @@ static rct_status_t rct_verbs_sq_wait(struct rct_verbs_ctx *v, struct rct_verbs_
 	usleep(100);
 	/* A slow device can keep the queue full for longer than the peer waits
 	 * for a heartbeat (soft-RoCE in a VM: seconds for one checkpoint). */
-	if (v->params.keepalive) {
-		status = v->params.keepalive(v->params.keepalive_arg);
+	if (v->super.params.keepalive) {
+		status = v->super.params.keepalive(v->super.params.keepalive_arg);
 		if (status != RCT_OK) {
 			rct_error("verbs: lane %u: send queue full (%u WRs) for %llu ms when the "
 				  "session lost the peer: %s",
 				  l->index, l->outstanding,
 				  (unsigned long long)((now - *since_p) / 1000000),
 				  rct_status_str(status));
-			return rct_verbs_fail(v, status);
+			return rct_be_fail(&v->super, status);
 		}
 	}
 	status = rct_verbs_cm_poll(v);
 	if (status != RCT_OK)
 		return status;
-	if (now - *since_p > (uint64_t)v->params.timeout_ms * 1000000) {
+	if (now - *since_p > (uint64_t)v->super.params.timeout_ms * 1000000) {
 		rct_error("verbs: lane %u: send queue full (%u WRs) and no completion for %d ms: "
 			  "the peer does not acknowledge",
-			  l->index, l->outstanding, v->params.timeout_ms);
-		return rct_verbs_fail(v, RCT_ERR_PEER_LOST);
+			  l->index, l->outstanding, v->super.params.timeout_ms);
+		return rct_be_fail(&v->super, RCT_ERR_PEER_LOST);
 	}
 	return RCT_OK;
 }
@@ -104,7 +104,7 @@ rct_status_t rct_verbs_put(struct rct_be_ctx *ctx, unsigned lane, struct rct_be_
 {
 	struct rct_verbs_ctx *v = rct_verbs(ctx);
 	struct rct_verbs_mem *m = rct_container_of(mem, struct rct_verbs_mem, super);
-	struct rct_verbs_rkey *k = (struct rct_verbs_rkey *)rkey;
+	struct rct_verbs_rkey *k = rct_verbs_rkey(rkey);
 	struct ibv_send_wr chain[RCT_VERBS_CHAIN];
 	struct ibv_sge sge[RCT_VERBS_CHAIN];
 	struct rct_verbs_lane *l;
@@ -113,12 +113,12 @@ rct_status_t rct_verbs_put(struct rct_be_ctx *ctx, unsigned lane, struct rct_be_
 	uint64_t since = 0;
 	bool any;
 
-	if (v->failed != RCT_OK)
-		return v->failed;
+	if (v->super.failed != RCT_OK)
+		return v->super.failed;
 	if (lane >= v->nlanes || !m->mr)
 		return RCT_ERR_INVALID_PARAM;
 	l = &v->lanes[lane];
-	status = rct_runs_check(runs, n, mem->len, k->size, "verbs", l->index);
+	status = rct_runs_check(runs, n, mem->len, k->super.size, "verbs", l->index);
 	if (status != RCT_OK)
 		return status;
 
