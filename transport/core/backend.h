@@ -30,11 +30,14 @@
 #ifndef RCT_BACKEND_H
 #define RCT_BACKEND_H
 
+#include <assert.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include <rct/rct.h>
+
+#include "util.h"
 
 struct rct_backend_ops;
 
@@ -92,6 +95,22 @@ struct rct_be_ctx {
 struct rct_be_rkey {
 	uint64_t size; /* bytes of the peer's memory */
 };
+
+/*
+ * A backend's own context and remote key from the core's bases: @ctx_fn(ctx)
+ * (which asserts, in debug builds, that ctx is of the backend of @backend_ops) and
+ * @rkey_fn(rkey).  Both types embed their base as `super`.
+ */
+#define RCT_BE_DOWNCASTS(ctx_fn, ctx_type, rkey_fn, rkey_type, backend_ops)                        \
+	static inline ctx_type *ctx_fn(struct rct_be_ctx *ctx)                                     \
+	{                                                                                          \
+		assert(ctx->ops == &(backend_ops)); /* a context of another backend */             \
+		return rct_container_of(ctx, ctx_type, super);                                     \
+	}                                                                                          \
+	static inline rkey_type *rkey_fn(struct rct_be_rkey *rkey)                                 \
+	{                                                                                          \
+		return rct_container_of(rkey, rkey_type, super);                                   \
+	}
 
 static inline rct_status_t rct_be_fail(struct rct_be_ctx *ctx, rct_status_t status)
 {

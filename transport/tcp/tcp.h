@@ -16,7 +16,6 @@
 #ifndef RCT_TCP_H
 #define RCT_TCP_H
 
-#include <assert.h>
 #include <linux/types.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -185,15 +184,6 @@ rct_status_t rct_tcp_lane_send(struct rct_tcp_ctx *t, struct rct_tcp_lane *l);
 rct_status_t rct_tcp_lane_recv(struct rct_tcp_ctx *t, struct rct_tcp_lane *l);
 void rct_tcp_lane_drop(struct rct_tcp_ctx *t, struct rct_tcp_lane *l);
 
-static inline struct rct_tcp_ctx *rct_tcp_ctx(struct rct_be_ctx *ctx)
-{
-	assert(ctx->ops == &rct_tcp_ops); /* a context of another backend */
-	return rct_container_of(ctx, struct rct_tcp_ctx, super);
-}
-
-static inline struct rct_tcp_rkey *rct_tcp_rkey(struct rct_be_rkey *rkey)
-{
-	return rct_container_of(rkey, struct rct_tcp_rkey, super);
-}
+RCT_BE_DOWNCASTS(rct_tcp_ctx, struct rct_tcp_ctx, rct_tcp_rkey, struct rct_tcp_rkey, rct_tcp_ops)
 
 #endif /* RCT_TCP_H */

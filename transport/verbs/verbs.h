@@ -15,7 +15,6 @@
 #ifndef RCT_VERBS_H
 #define RCT_VERBS_H
 
-#include <assert.h>
 #include <infiniband/verbs.h>
 #include <linux/types.h>
 #include <rdma/rdma_cma.h>
@@ -147,16 +146,8 @@ struct rct_verbs_ctx {
 	struct rct_verbs_ctrl_msg *backlog, *backlog_tail; /* waiting for credits */
 };
 
-static inline struct rct_verbs_ctx *rct_verbs(struct rct_be_ctx *ctx)
-{
-	assert(ctx->ops == &rct_verbs_ops); /* a context of another backend */
-	return rct_container_of(ctx, struct rct_verbs_ctx, super);
-}
-
-static inline struct rct_verbs_rkey *rct_verbs_rkey(struct rct_be_rkey *rkey)
-{
-	return rct_container_of(rkey, struct rct_verbs_rkey, super);
-}
+RCT_BE_DOWNCASTS(rct_verbs, struct rct_verbs_ctx, rct_verbs_rkey, struct rct_verbs_rkey,
+		 rct_verbs_ops)
 
 rct_status_t rct_verbs_errno(int err);
 

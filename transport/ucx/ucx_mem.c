@@ -1,0 +1,161 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* UCX backend: memory mapped for the peer, its packed keys, the peer's keys unpacked. */
+#include "ucx.h"
+
+rct_status_t rct_ucx_mem_map(struct rct_be_ctx *ctx, void *addr, size_t len, unsigned access,
+			     struct rct_be_mem **mem_p)
+{
+	struct rct_ucx_ctx *u = rct_ucx(ctx);
+	ucp_mem_map_params_t mp = {
+		.field_mask = UCP_MEM_MAP_PARAM_FIELD_ADDRESS | UCP_MEM_MAP_PARAM_FIELD_LENGTH |
+			      UCP_MEM_MAP_PARAM_FIELD_FLAGS,
+		.address = addr,
+		.length = len,
+		/* A target UCX allocates can be mapped by the peer: real one-sided
+		 * stores on one host.  Into plain memory, put is only emulated. */
+		.flags = addr ? 0 : UCP_MEM_MAP_ALLOCATE,
+	};
+	ucp_mem_attr_t attr = {.field_mask = UCP_MEM_ATTR_FIELD_ADDRESS |
+					     UCP_MEM_ATTR_FIELD_LENGTH};
+	struct rct_ucx_mem *m;
+	ucs_status_t st;
+
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return RCT_ERR_NO_MEMORY;
+	st = ucp_mem_map(u->context, &mp, &m->memh);
+	if (st != UCS_OK) {
+		rct_error("ucx: ucp_mem_map of %zu bytes%s: %s", len, addr ? "" : " (allocate)",
+			  ucs_status_string(st));
+		free(m);
+		return rct_ucx_status(st);
+	}
+	st = ucp_mem_query(m->memh, &attr);
+	if (st != UCS_OK) {
+		rct_error("ucx: ucp_mem_query: %s", ucs_status_string(st));
+		ucp_mem_unmap(u->context, m->memh);
+		free(m);
+		return rct_ucx_status(st);
+	}
+	if (!addr && madvise(attr.address, len, MADV_POPULATE_WRITE))
+		memset(attr.address, 0, len); /* pre-fault the colo cache */
+	m->super.addr = attr.address;
+	m->super.len = len;
+	m->access = access;
+	*mem_p = &m->super;
+	return RCT_OK;
+}
+
+void rct_ucx_mem_unmap(struct rct_be_ctx *ctx, struct rct_be_mem *mem)
+{
+	struct rct_ucx_mem *m = rct_container_of(mem, struct rct_ucx_mem, super);
+	ucs_status_t st = ucp_mem_unmap(rct_ucx(ctx)->context, m->memh);
+
+	if (st != UCS_OK)
+		rct_warn("ucx: ucp_mem_unmap: %s", ucs_status_string(st));
+	free(m);
+}
+
+rct_status_t rct_ucx_mem_pack(struct rct_be_ctx *ctx, struct rct_be_mem *mem, void *buf, size_t cap,
+			      size_t *len_p)
+{
+	struct rct_ucx_mem *m = rct_container_of(mem, struct rct_ucx_mem, super);
+	struct rct_ucx_wire_key w;
+	void *rkey_buf;
+	size_t rkey_len;
+	ucs_status_t st;
+
+	if (!(m->access & RCT_MEM_REMOTE_WRITE))
+		return RCT_ERR_INVALID_PARAM;
+	st = ucp_rkey_pack(rct_ucx(ctx)->context, m->memh, &rkey_buf, &rkey_len);
+	if (st != UCS_OK) {
+		rct_error("ucx: ucp_rkey_pack: %s", ucs_status_string(st));
+		return rct_ucx_status(st);
+	}
+	if (sizeof(w) + rkey_len > cap) {
+		rct_error("ucx: packed key of %zu bytes exceeds %zu", rkey_len, cap - sizeof(w));
+		ucp_rkey_buffer_release(rkey_buf);
+		return RCT_ERR_NO_SPACE;
+	}
+	w.raddr = htole64((uintptr_t)mem->addr);
+	w.size = htole64(mem->len);
+	memcpy(buf, &w, sizeof(w));
+	memcpy((char *)buf + sizeof(w), rkey_buf, rkey_len);
+	ucp_rkey_buffer_release(rkey_buf);
+	*len_p = sizeof(w) + rkey_len;
+	return RCT_OK;
+}
+
+void rct_ucx_rkey_destroy(struct rct_be_ctx *ctx, struct rct_be_rkey *rkey)
+{
+	struct rct_ucx_rkey *k = rct_ucx_rkey(rkey);
+
+	/* ucp_rkey_destroy unmaps k->lptr: no copier may still store there. */
+	if (k->lptr)
+		rct_ucx_copiers_quiesce(rct_ucx(ctx));
+	for (unsigned i = 0; i < k->n; i++)
+		ucp_rkey_destroy(k->rkeys[i]);
+	free(k);
+}
+
+rct_status_t rct_ucx_rkey_unpack(struct rct_be_ctx *ctx, const void *buf, size_t len,
+				 struct rct_be_rkey **rkey_p)
+{
+	struct rct_ucx_ctx *u = rct_ucx(ctx);
+	struct rct_ucx_wire_key w;
+	struct rct_ucx_rkey *k;
+	void *ptr, *prev = NULL;
+	ucs_status_t st;
+
+	if (len <= sizeof(w) || !u->nlanes) {
+		rct_error("ucx: remote key of %zu bytes (or no data lanes)", len);
+		return RCT_ERR_PROTO;
+	}
+	memcpy(&w, buf, sizeof(w));
+	k = calloc(1, sizeof(*k) + u->nlanes * sizeof(ucp_rkey_h));
+	if (!k)
+		return RCT_ERR_NO_MEMORY;
+	k->raddr = le64toh(w.raddr);
+	k->super.size = le64toh(w.size);
+	if (k->raddr + k->super.size < k->raddr) {
+		free(k);
+		rct_error("ucx: remote key: address + size wraps around");
+		return RCT_ERR_PROTO;
+	}
+	for (unsigned i = 0; i < u->nlanes; i++) {
+		st = ucp_ep_rkey_unpack(u->lanes[i], (const char *)buf + sizeof(w), &k->rkeys[i]);
+		if (st != UCS_OK) {
+			rct_error("ucx: lane %u: ucp_ep_rkey_unpack: %s", i + 1,
+				  ucs_status_string(st));
+			rct_ucx_rkey_destroy(ctx, &k->super);
+			return rct_ucx_status(st);
+		}
+		k->n = i + 1;
+	}
+	/* Where the target is mapped into this process (shared memory), fault the
+	 * mapping in now: first-touch faults (~2 us a page here) would otherwise
+	 * be paid by the puts.  Each lane's rkey may attach a mapping of its own. */
+	for (unsigned i = 0; i < k->n; i++) {
+		st = ucp_rkey_ptr(k->rkeys[i], k->raddr, &ptr);
+		if (st != UCS_OK) {
+			rct_info("ucx: lane %u: remote memory of %llu bytes not mapped here (%s): "
+				 "puts go through the transport",
+				 i + 1, (unsigned long long)k->super.size, ucs_status_string(st));
+			continue;
+		}
+		if (!k->lptr)
+			k->lptr = ptr;
+		if (i && ptr == prev)
+			continue;
+		prev = ptr;
+		if (madvise(ptr, k->super.size, MADV_POPULATE_WRITE))
+			rct_warn(
+				"ucx: lane %u: pre-faulting %llu bytes of mapped remote memory: %m",
+				i + 1, (unsigned long long)k->super.size);
+		else
+			rct_debug("ucx: lane %u: remote memory mapped at %p, pre-faulted", i + 1,
+				  ptr);
+	}
+	*rkey_p = &k->super;
+	return RCT_OK;
+}
