@@ -18,7 +18,7 @@ int rctctl_parse_ulong(const char *text, unsigned long min, unsigned long max, u
 	if (!*text || *text == '-')
 		return -1;
 	errno = 0;
-	v = strtoul(text, &end, 0);
+	v = strtoul(text, &end, 10); /* "010" is ten, not eight */
 	if (errno || *end || v < min || v > max)
 		return -1;
 	*v_p = v;

@@ -1557,6 +1557,22 @@ static int make_key(void)
 	return 0;
 }
 
+/* @text as a base-10 number in [@min, @max] for option @opt, or exit 2 naming it. */
+static uint64_t opt_uint(const char *opt, const char *text, uint64_t min, uint64_t max)
+{
+	unsigned long long v;
+	char *end;
+
+	errno = 0;
+	v = strtoull(text, &end, 10);
+	if (!*text || *text == '-' || *end || errno || v < min || v > max) {
+		fprintf(stderr, "fault: --%s '%s': expected a number %llu..%llu\n", opt, text,
+			(unsigned long long)min, (unsigned long long)max);
+		exit(2);
+	}
+	return v;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -1628,7 +1644,7 @@ int main(int argc, char **argv)
 			o.backend = optarg;
 			break;
 		case 'n':
-			o.lanes = (unsigned)strtoul(optarg, NULL, 10);
+			o.lanes = (unsigned)opt_uint("lanes", optarg, 1, RCT_MAX_LANES);
 			break;
 		case 's':
 			if (sim_parse_size(optarg, &o.size) || o.size % PAGE) {
@@ -1637,28 +1653,28 @@ int main(int argc, char **argv)
 			}
 			break;
 		case 'p':
-			o.kill_primary = (unsigned)strtoul(optarg, NULL, 10);
+			o.kill_primary = (unsigned)opt_uint("kill-primary", optarg, 0, 100000);
 			break;
 		case 'k':
-			o.kill_secondary = (unsigned)strtoul(optarg, NULL, 10);
+			o.kill_secondary = (unsigned)opt_uint("kill-secondary", optarg, 0, 100000);
 			break;
 		case 'c':
-			o.link_cut = (unsigned)strtoul(optarg, NULL, 10);
+			o.link_cut = (unsigned)opt_uint("link-cut", optarg, 0, 100000);
 			break;
 		case 'L':
 			o.link = optarg;
 			break;
 		case 'D':
-			o.detect_max_ms = (unsigned)strtoul(optarg, NULL, 10);
+			o.detect_max_ms = (unsigned)opt_uint("detect-max-ms", optarg, 0, 3600000);
 			break;
 		case 'H':
 			o.hostile = false;
 			break;
 		case 'B':
-			o.heartbeat_ms = atoi(optarg);
+			o.heartbeat_ms = (int)opt_uint("heartbeat-ms", optarg, 1, 60000);
 			break;
 		case 'S':
-			o.seed = strtoull(optarg, NULL, 10);
+			o.seed = opt_uint("seed", optarg, 0, UINT64_MAX);
 			break;
 		case 'h':
 			usage(stdout);
