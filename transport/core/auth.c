@@ -27,6 +27,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "auth.h"
+#include "handshake.h"
 #include "log.h"
 #include "session.h"
 

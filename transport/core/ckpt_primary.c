@@ -21,6 +21,9 @@
 #include <string.h>
 
 #include "bitmap.h"
+#include "ckpt.h"
+#include "keepalive.h"
+#include "region.h"
 #include "log.h"
 #include "session.h"
 #include "util.h"

@@ -1,5 +1,9 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* Session internals shared by session.c, ckpt_primary.c and ckpt_secondary.c. */
+/*
+ * Session internals: the session and region objects, and what session.c
+ * offers the other core files.  Each concept beside it has its header:
+ * handshake.h, keepalive.h, region.h, auth.h, ckpt.h.
+ */
 #ifndef RCT_SESSION_H
 #define RCT_SESSION_H
 
@@ -154,31 +158,9 @@ rct_status_t rct_session_fail(struct rct_session *s, rct_status_t status);
 
 /* Encode and send one control message; fails the session on error. */
 rct_status_t rct_session_send(struct rct_session *s, const struct rct_msg *msg);
-/* Wait (until @deadline_ns) for the next control message during the handshake; it must be
- * of @type (ERROR and GOODBYE end the session). */
-rct_status_t rct_session_wait_msg(struct rct_session *s, uint64_t deadline_ns, unsigned type,
-				  struct rct_msg *msg_p);
-
-/* auth.c: the pre-shared-key handshake. */
-rct_status_t rct_auth_init(void);
-rct_status_t rct_auth_bind_hello(struct rct_session *s, const struct rct_msg *hello);
-rct_status_t rct_auth_primary(struct rct_session *s, uint64_t deadline);
-rct_status_t rct_auth_secondary(struct rct_session *s, uint64_t deadline);
-/* Derive the key AUTH proves for pairing @id with pairing key @key (or NULL). */
-void rct_auth_pairing_key(const struct rct_session *s, const char *id, const uint8_t *key,
-			  uint8_t out[RCT_PSK_LEN]);
-/* The liveness channel's MAC keys of this session (after the AUTH exchange). */
-void rct_auth_live_keys(const struct rct_session *s, uint8_t *tx_key, uint8_t *rx_key);
 
 /* Send ERROR(code, text) to the peer (best effort) and fail the session with @code. */
 rct_status_t rct_session_proto_error(struct rct_session *s, rct_status_t code, const char *text);
-
-/* Send a HEARTBEAT if nothing went to the peer for an interval, and push it out.
- * Long loops call it between steps. */
-rct_status_t rct_session_tick(struct rct_session *s);
-
-/* Arm the keepalive (end of the handshake): starts the liveness thread if any. */
-rct_status_t rct_session_arm(struct rct_session *s);
 
 /* Drive the backend once and dispatch every control message that arrived. */
 rct_status_t rct_session_poll(struct rct_session *s, int timeout_ms);
@@ -190,13 +172,10 @@ rct_status_t rct_session_wait_flag(struct rct_session *s, const bool *flag, uint
 void rct_session_event_push(struct rct_session *s, enum rct_event_type type, uint64_t epoch,
 			    rct_status_t status);
 
-/* Role-specific message handlers (after the handshake). */
-rct_status_t rct_primary_dispatch(struct rct_session *s, const struct rct_msg *msg);
-rct_status_t rct_secondary_dispatch(struct rct_session *s, const struct rct_msg *msg);
-/* Secondary: complete a committed checkpoint whose fence has passed. */
-rct_status_t rct_secondary_try_complete(struct rct_session *s);
+/* A message every role handles the same way, after the handshake. */
+rct_status_t rct_session_dispatch(struct rct_session *s, const struct rct_msg *m);
 
-/* Find a region by id, or NULL. */
-struct rct_region *rct_session_region(struct rct_session *s, uint32_t id);
+/* Receive and decode one control message, if one is there. */
+rct_status_t rct_session_recv_one(struct rct_session *s, struct rct_msg *msg_p);
 
 #endif /* RCT_SESSION_H */

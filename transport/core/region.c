@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* Guest regions of a session: registration, lookup, teardown. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "bitmap.h"
+#include "log.h"
+#include "region.h"
+#include "session.h"
+#include "util.h"
+
+void rct_region_free(struct rct_session *s, struct rct_region *r)
+{
+	if (r->rkey)
+		s->ops->rkey_destroy(s->ctx, r->rkey);
+	if (r->mem)
+		s->ops->mem_unmap(s->ctx, r->mem);
+	free(r->bitmap);
+	free(r->local_dirty);
+	free(r);
+}
+
+struct rct_region *rct_session_region(struct rct_session *s, uint32_t id)
+{
+	for (unsigned i = 0; i < s->nregions; i++)
+		if (s->regions[i]->id == id)
+			return s->regions[i];
+	return NULL;
+}
+
+uint64_t rct_region_pages(const struct rct_region *r)
+{
+	return r->npages;
+}
+
+rct_status_t rct_region_register(struct rct_session *s, uint32_t id, void *addr, size_t size,
+				 struct rct_region **region_p)
+{
+	struct rct_region **regions, *r;
+	rct_status_t status;
+
+	if (!s || !addr || !region_p)
+		return RCT_ERR_INVALID_PARAM;
+	if (s->state != RCT_SESSION_NEW && s->state != RCT_SESSION_LISTENING) {
+		rct_error("region %u: regions are registered before connect/accept", id);
+		return RCT_ERR_STATE;
+	}
+	if (!size || size % s->page_size || (uintptr_t)addr % s->page_size) {
+		rct_error(
+			"region %u: address %p and size %zu must be multiples of the page size %u",
+			id, addr, size, s->page_size);
+		return RCT_ERR_INVALID_PARAM;
+	}
+	if (rct_session_region(s, id)) {
+		rct_error("region %u: id already registered", id);
+		return RCT_ERR_EXISTS;
+	}
+	if (s->nregions >= RCT_MAX_REGIONS) {
+		rct_error("region %u: at most %d regions per session", id, RCT_MAX_REGIONS);
+		return RCT_ERR_NO_SPACE;
+	}
+
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return RCT_ERR_NO_MEMORY;
+	r->session = s;
+	r->id = id;
+	r->ram = addr;
+	r->size = size;
+	r->npages = size >> s->page_shift;
+	r->nwords = rct_bitmap_words(r->npages);
+	status = RCT_ERR_NO_MEMORY;
+	r->bitmap = calloc(r->nwords, sizeof(uint64_t));
+	if (!r->bitmap)
+		goto out_free;
+	if (s->role == RCT_ROLE_SECONDARY) {
+		r->local_dirty = calloc(r->nwords, sizeof(uint64_t));
+		if (!r->local_dirty)
+			goto out_free;
+		/* The colo cache: allocated and pre-faulted by the backend, so that
+		 * no first-touch fault lands on the checkpoint's critical path. */
+		status = s->ops->mem_map(s->ctx, NULL, size, RCT_MEM_REMOTE_WRITE, &r->mem);
+	} else {
+		status = s->ops->mem_map(s->ctx, addr, size, RCT_MEM_LOCAL, &r->mem);
+	}
+	if (status != RCT_OK) {
+		rct_error("region %u: mapping %zu bytes with backend %s failed: %s", id, size,
+			  s->ops->name, rct_status_str(status));
+		/* A local resource failed (fatal range): the session with it. */
+		if (rct_status_is_fatal(status))
+			status = rct_session_fail(s, status);
+		goto out_free;
+	}
+
+	regions = realloc(s->regions, (s->nregions + 1) * sizeof(*regions));
+	if (!regions) {
+		status = RCT_ERR_NO_MEMORY;
+		goto out_free;
+	}
+	s->regions = regions;
+	s->regions[s->nregions++] = r;
+	*region_p = r;
+	return RCT_OK;
+
+out_free:
+	rct_region_free(s, r);
+	return status;
+}
