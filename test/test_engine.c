@@ -246,6 +246,49 @@ Test(engine, api_misuse_is_refused)
 	cr_assert_eq(rct_ckpt_begin(pp.s, 9, 0), RCT_ERR_STATE); /* reads the role only */
 }
 
+/* Every public call takes a NULL session (or a NULL output) and says so,
+ * before it reads anything through it: accept and connect read the timeout
+ * of a NULL session first. */
+Test(session, every_call_refuses_null_before_touching_it)
+{
+	struct rct_session_params p = {.field_mask = RCT_SESSION_PARAM_FIELD_ROLE,
+				       .role = RCT_ROLE_PRIMARY};
+	struct rct_sync_progress prog = {.active = 1};
+	struct rct_session *s = NULL;
+	struct rct_event ev;
+	const void *buf;
+	uint64_t one = 1;
+	size_t len;
+
+	cr_assert_eq(rct_session_accept(NULL), RCT_ERR_INVALID_PARAM);
+	cr_assert_eq(rct_session_connect(NULL, "127.0.0.1", 1), RCT_ERR_INVALID_PARAM);
+	cr_assert_eq(rct_session_listen(NULL, "127.0.0.1", 0, NULL), RCT_ERR_INVALID_PARAM);
+	cr_assert_eq(rct_session_set_pairing(NULL, "vm", NULL, 0), RCT_ERR_INVALID_PARAM);
+	cr_assert_eq(rct_region_register(NULL, 0, &one, 4096, NULL), RCT_ERR_INVALID_PARAM);
+	cr_assert_eq(rct_ckpt_begin(NULL, 1, 0), RCT_ERR_INVALID_PARAM);
+	cr_assert_eq(rct_ckpt_dirty(NULL, NULL, &one, 64), RCT_ERR_INVALID_PARAM);
+	cr_assert_eq(rct_ckpt_devstate_put(NULL, &one, 8), RCT_ERR_INVALID_PARAM);
+	cr_assert_eq(rct_ckpt_commit(NULL, NULL), RCT_ERR_INVALID_PARAM);
+	cr_assert_eq(rct_ckpt_local_dirty(NULL, NULL, &one, 64), RCT_ERR_INVALID_PARAM);
+	cr_assert_eq(rct_ckpt_flush(NULL, 0, NULL), RCT_ERR_INVALID_PARAM);
+	cr_assert_eq(rct_ckpt_devstate_get(NULL, 0, &buf, &len), RCT_ERR_INVALID_PARAM);
+	cr_assert_eq(rct_session_progress(NULL, 0), RCT_ERR_INVALID_PARAM);
+	cr_assert_eq(rct_session_event_next(NULL, &ev), RCT_ERR_INVALID_PARAM);
+	cr_assert_null(rct_session_backend(NULL));
+	cr_assert_eq(rct_session_lanes(NULL), 0);
+	cr_assert_eq(rct_session_last_committed(NULL), UINT64_MAX);
+	cr_assert_eq(rct_session_peer_closed(NULL), 0);
+	rct_session_sync_progress(NULL, &prog);
+	cr_assert_eq(prog.active, 0);
+
+	cr_assert_eq(rct_session_create(&p, &s), RCT_OK);
+	rct_session_sync_progress(s, NULL);
+	cr_assert_eq(rct_session_connect(s, NULL, 1), RCT_ERR_INVALID_PARAM);
+	cr_assert_eq(rct_session_event_next(s, NULL), RCT_ERR_INVALID_PARAM);
+	cr_assert_eq(rct_ckpt_devstate_get(s, 0, NULL, &len), RCT_ERR_INVALID_PARAM);
+	rct_session_destroy(s);
+}
+
 Test(session, params_are_validated)
 {
 	struct rct_session_params p = {.field_mask = RCT_SESSION_PARAM_FIELD_ROLE,

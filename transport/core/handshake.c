@@ -209,15 +209,16 @@ static rct_status_t rct_session_admit(struct rct_session *s, unsigned lanes, uin
 
 rct_status_t rct_session_accept(struct rct_session *s)
 {
-	uint64_t deadline = rct_now_ns() + (uint64_t)s->timeout_ms * 1000000;
 	rct_status_t status, why = RCT_OK;
 	unsigned lanes, away = 0;
+	uint64_t deadline;
 	struct rct_msg m;
 
 	if (!s)
 		return RCT_ERR_INVALID_PARAM;
 	if (s->role != RCT_ROLE_SECONDARY || s->state != RCT_SESSION_LISTENING)
 		return RCT_ERR_STATE;
+	deadline = rct_now_ns() + (uint64_t)s->timeout_ms * 1000000;
 	/* A primary that fails HELLO or AUTH is turned away and the next one is
 	 * heard: whoever can reach the port must not end this VM's pairing. */
 	for (;;) {
@@ -326,7 +327,7 @@ static rct_status_t rct_session_import(struct rct_session *s, const struct rct_m
 
 rct_status_t rct_session_connect(struct rct_session *s, const char *addr, uint16_t port)
 {
-	uint64_t deadline = rct_now_ns() + (uint64_t)s->timeout_ms * 1000000;
+	uint64_t deadline;
 	struct rct_msg m;
 	rct_status_t status;
 	char text[160];
@@ -335,6 +336,7 @@ rct_status_t rct_session_connect(struct rct_session *s, const char *addr, uint16
 		return RCT_ERR_INVALID_PARAM;
 	if (s->role != RCT_ROLE_PRIMARY || s->state != RCT_SESSION_NEW)
 		return RCT_ERR_STATE;
+	deadline = rct_now_ns() + (uint64_t)s->timeout_ms * 1000000;
 
 	status = s->ops->connect(s->ctx, addr, port, s->lanes, s->timeout_ms);
 	if (status != RCT_OK)

@@ -220,23 +220,25 @@ void rct_session_destroy(struct rct_session *s)
 
 const char *rct_session_backend(const struct rct_session *s)
 {
-	return s->ops->name;
+	return s ? s->ops->name : NULL;
 }
 
 unsigned rct_session_lanes(const struct rct_session *s)
 {
-	return s->state == RCT_SESSION_CONNECTED ? s->lanes : 0;
+	return s && s->state == RCT_SESSION_CONNECTED ? s->lanes : 0;
 }
 
 uint64_t rct_session_last_committed(const struct rct_session *s)
 {
-	return s->last_committed;
+	return s ? s->last_committed : RCT_NO_EPOCH;
 }
 
 void rct_session_sync_progress(const struct rct_session *s, struct rct_sync_progress *p)
 {
 	uint64_t t0, t1;
 
+	if (!p)
+		return;
 	memset(p, 0, sizeof(*p));
 	if (!s)
 		return;
