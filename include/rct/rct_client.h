@@ -28,7 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <rct/rct.h>
+#include <rct/rct_types.h>
 #include <rct/rct_ipc.h>
 
 #ifdef __cplusplus
