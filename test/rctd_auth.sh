@@ -1,7 +1,8 @@
 #!/bin/bash
 # Two rctd with different pre-shared keys: the demo through them must fail with
 # "peer authentication failed" on both sides, and no checkpoint may pass; then a
-# daemon with a key file others can read must refuse to start.
+# daemon with a key file others can read must refuse to start.  Every line
+# either daemon logs, the library's included, is in rctd's format.
 #   test/rctd_auth.sh BUILD_DAEMON_DIR
 set -euo pipefail
 bin=$1
@@ -25,6 +26,11 @@ grep -q "peer authentication failed" "$dir/demo.log" || fail "the demo does not 
 grep -q "verified [1-9]" "$dir/demo.out" && fail "a checkpoint passed between peers with different keys"
 sleep 0.3
 grep -q "another pre-shared key" "$dir/rctd-p.log" || fail "rctd primary does not name the cause"
+# The library's lines in rctd's format, beside rctd's own: one format in one journal.
+grep -qE '^rctd\[[0-9]+\]: (error|warning): .*another pre-shared key' "$dir/rctd-p.log" ||
+    fail "the library's auth error is not in rctd's format"
+other=$(grep -vE '^rctd\[[0-9]+\]: (error|warning|info|debug): ' "$dir"/rctd-[ps].log || true)
+[ -z "$other" ] || fail "lines in rctd's log not in its format: $(echo "$other" | head -3)"
 "$bin/rctctl" status --socket "$dir/s.sock" >/dev/null || fail "rctd secondary died"
 "$bin/rctctl" status --socket "$dir/p.sock" >/dev/null || fail "rctd primary died"
 

@@ -47,6 +47,19 @@ void rctd_log(int level, const char *fmt, ...)
 		fprintf(stderr, "rctd[%d]: %s: %s\n", (int)getpid(), names[level & 7], line);
 }
 
+/* The library's log lines, in rctd's format beside rctd's own (one journal, one format). */
+static void rctd_log_library(enum rct_log_level level, const char *file, int line, const char *msg,
+			     void *arg)
+{
+	static const int map[] = {RCTD_LOG_ERR, RCTD_LOG_WARN, RCTD_LOG_INFO, RCTD_LOG_DEBUG};
+
+	(void)arg;
+	if (rctd_log_threshold >= RCTD_LOG_DEBUG)
+		rctd_log(map[level], "%s (%s:%d)", msg, file, line);
+	else
+		rctd_log(map[level], "%s", msg);
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -582,6 +595,7 @@ int main(int argc, char **argv)
 	int lfd, sfd, rc;
 
 	rctd_journal = getenv("JOURNAL_STREAM") != NULL;
+	rct_log_set_handler(rctd_log_library, NULL);
 	d.cfg.metrics_addr = "127.0.0.1";
 	d.cfg.metrics_port = -1;
 	d.cfg.heartbeat_ms = RCT_HEARTBEAT_DEFAULT_MS;

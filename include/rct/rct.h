@@ -418,6 +418,24 @@ enum rct_log_level {
  */
 RCT_API void rct_log_set_level(enum rct_log_level level);
 
+/**
+ * Where a log line goes instead of stderr: @a msg is one line without its
+ * newline (prefixed by the object, e.g. "verbs: lane 2: ..."), @a file and
+ * @a line its source (the file's base name).  Lines below the threshold of
+ * rct_log_set_level() never reach it.  It may be called from any thread the
+ * library runs (a session's caller, the liveness thread), so it must be
+ * thread-safe; it must not call back into a session nor into rct_log_*().
+ */
+typedef void (*rct_log_handler_t)(enum rct_log_level level, const char *file, int line,
+				  const char *msg, void *arg);
+
+/**
+ * Send the library's log lines to @a handler (with @a arg), or back to stderr
+ * when NULL: a daemon writes them in its own format, beside its own.  Set it
+ * before the first session; thread-safe.
+ */
+RCT_API void rct_log_set_handler(rct_log_handler_t handler, void *arg);
+
 #ifdef __cplusplus
 }
 #endif

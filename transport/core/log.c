@@ -11,6 +11,12 @@
 
 int rct_log_level_cur = RCT_LOG_WARN;
 
+/* The handler and its argument change together under the lock; emitting reads
+ * both under it too (a log line is rare and slow anyway). */
+static pthread_mutex_t rct_log_lock = PTHREAD_MUTEX_INITIALIZER;
+static rct_log_handler_t rct_log_handler;
+static void *rct_log_handler_arg;
+
 static pthread_once_t rct_log_once = PTHREAD_ONCE_INIT;
 
 static void rct_log_read_env(void)
@@ -42,11 +48,20 @@ void rct_log_set_level(enum rct_log_level level)
 	__atomic_store_n(&rct_log_level_cur, (int)level, __ATOMIC_RELAXED);
 }
 
+void rct_log_set_handler(rct_log_handler_t handler, void *arg)
+{
+	pthread_mutex_lock(&rct_log_lock);
+	rct_log_handler = handler;
+	rct_log_handler_arg = arg;
+	pthread_mutex_unlock(&rct_log_lock);
+}
+
 void rct_log_emit(enum rct_log_level level, const char *file, int line, const char *fmt, ...)
 {
 	static const char tag[] = "EWID";
 	const char *base = strrchr(file, '/');
 	int saved_errno = errno; /* so that %m in fmt still means the caller's errno */
+	rct_log_handler_t handler;
 	char msg[512];
 	va_list ap;
 
@@ -54,7 +69,13 @@ void rct_log_emit(enum rct_log_level level, const char *file, int line, const ch
 	errno = saved_errno;
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	pthread_mutex_lock(&rct_log_lock);
+	handler = rct_log_handler;
+	if (handler)
+		handler(level, base ? base + 1 : file, line, msg, rct_log_handler_arg);
+	pthread_mutex_unlock(&rct_log_lock);
 	/* One fprintf per line: stdio locks the stream, so lines never interleave. */
-	fprintf(stderr, "rct %c %s:%d %s\n", tag[level], base ? base + 1 : file, line, msg);
+	if (!handler)
+		fprintf(stderr, "rct %c %s:%d %s\n", tag[level], base ? base + 1 : file, line, msg);
 	errno = saved_errno;
 }
