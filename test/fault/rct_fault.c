@@ -1770,6 +1770,12 @@ int main(int argc, char **argv)
 		unsigned lost = ta.lost + tb.lost + tc.lost + td.lost;
 
 		printf("faults: %u trials, %u consistent, %u lost\n", t, ok, lost);
+		for (int i = 0; i < SNAPS; i++)
+			free(r.snap[i]);
+		free(r.scrib);
+		free(r.devbuf);
+		free(r.sdevbuf);
+		sim_guest_destroy(r.guest);
 		return ok == t ? 0 : 1;
 	}
 }
