@@ -3,6 +3,7 @@
 #   fuzz_proto  the peer control-protocol decoder (round trip: accepted bytes re-encode
 #               to exactly themselves)
 #   fuzz_ipc    rctd's connection code: socket API framing, validation and handlers
+#   fuzz_payload the socket API's payload codec alone (round trip, as fuzz_proto)
 # Each runs for SECONDS (default 60) from its seed corpus (test/fuzz/seeds/) plus what
 # earlier runs in this build tree found.  A crash, a sanitizer report or a timeout fails
 # the script and leaves the input in build/fuzz/artifacts/.
@@ -15,14 +16,14 @@ secs=${1:-60}
 
 CC=clang cmake -S . -B "$B" -DRCT_FUZZ=ON -DRCT_BUILD_TESTS=OFF \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$B" -j "$(nproc)" --target fuzz_proto fuzz_ipc make_seeds >/dev/null
+cmake --build "$B" -j "$(nproc)" --target fuzz_proto fuzz_ipc fuzz_payload make_seeds >/dev/null
 if [ "$secs" = --seeds ]; then
-    mkdir -p test/fuzz/seeds/proto test/fuzz/seeds/ipc
+    mkdir -p test/fuzz/seeds/proto test/fuzz/seeds/ipc test/fuzz/seeds/payload
     "$B/test/fuzz/make_seeds" test/fuzz/seeds
     exit 0
 fi
 mkdir -p "$B/artifacts"
-for t in proto ipc; do
+for t in proto ipc payload; do
     mkdir -p "$B/corpus/$t"
     out=$(mktemp)
     rc=0

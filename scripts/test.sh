@@ -52,7 +52,7 @@ step "tests under ASan+UBSan (all but those that need an RDMA device)"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir "$B/asan" -LE rxe --output-on-failure | tee -a "$log"
 
-step "fuzzing: the peer protocol decoder and rctd's socket API, 60 s each"
+step "fuzzing: the peer protocol decoder, rctd's socket API and its payload codec, 60 s each"
 scripts/fuzz.sh "${RCT_FUZZ_SECONDS:-60}"
 
 tail -n 1 "$faults"

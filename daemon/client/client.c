@@ -14,6 +14,7 @@
 #include <rct/rct_client.h>
 
 #include "../ipc/ipc.h"
+#include "../ipc/payload.h"
 
 #define CLIENT_EVENTS 64 /* queued events a client has not read yet */
 
@@ -36,21 +37,17 @@ struct rct_client {
 
 static void client_event_push(struct rct_client *c, const struct ipc_msg *m)
 {
-	struct rct_ipc_event w;
-	struct rct_event *ev;
+	union ipc_body b;
+	char what[160];
 
-	if (m->length != sizeof(w))
+	/* An event this version cannot read is dropped, not fatal: rctd may be newer. */
+	if (ipc_decode(RCT_IPC_EVENT, IPC_REQUEST, c->buf, m->length, 0, &b, what, sizeof(what)))
 		return;
-	memcpy(&w, c->buf, sizeof(w));
 	if (c->ev_count == CLIENT_EVENTS) { /* a client that never reads: keep the newest */
 		c->ev_head = (c->ev_head + 1) % CLIENT_EVENTS;
 		c->ev_count--;
 	}
-	ev = &c->events[(c->ev_head + c->ev_count++) % CLIENT_EVENTS];
-	ev->type = (enum rct_event_type)le32toh(w.type);
-	ev->status = (rct_status_t)(int32_t)le32toh(w.status);
-	ev->epoch = le64toh(w.epoch);
-	ev->discarded = le64toh(w.discarded);
+	c->events[(c->ev_head + c->ev_count++) % CLIENT_EVENTS] = b.event;
 }
 
 static int client_broken(struct rct_client *c, int rc, const char *what)
@@ -90,23 +87,32 @@ static int client_read(struct rct_client *c, struct ipc_msg *m)
 }
 
 /*
- * One request and its reply.  The reply payload is left in c->buf
- * (c->reply_len bytes, NUL-terminated); it must be @want bytes unless @want
- * is SIZE_MAX (any length).
+ * One request, @req (NULL: an empty payload) with @nfds descriptors, and its
+ * reply, decoded into @reply (NULL: none expected).  Pointers in a decoded
+ * reply point into c->buf, NUL-terminated, valid until the next call.
  */
-static int client_call(struct rct_client *c, uint16_t type, const void *req, size_t len,
-		       const int *fds, unsigned nfds, size_t want)
+static int client_call(struct rct_client *c, uint16_t type, const union ipc_body *req,
+		       const int *fds, unsigned nfds, union ipc_body *reply)
 {
 	struct ipc_msg m = {.type = type, .request_id = ++c->next_id, .nfds = nfds};
-	int rc;
+	union ipc_body none, scratch;
+	char what[200];
+	int rc, len;
 
 	c->error[0] = '\0';
 	c->detail = RCT_OK;
 	if (c->broken)
 		return -ECONNRESET;
+	memset(&none, 0, sizeof(none));
+	len = ipc_encode(type, IPC_REQUEST, req ? req : &none, c->buf, RCT_IPC_MAX_PAYLOAD);
+	if (len < 0) {
+		snprintf(c->error, sizeof(c->error), "%s: cannot encode the request: %s",
+			 ipc_type_str(type), strerror(-len));
+		return len;
+	}
 	for (unsigned i = 0; i < nfds; i++)
 		m.fds[i] = fds[i];
-	rc = ipc_send(c->fd, &m, req, len);
+	rc = ipc_send(c->fd, &m, c->buf, (size_t)len);
 	/* rctd may have refused and closed before our first request: its
 	 * reason is waiting in the socket (the read cannot block: EOF follows). */
 	if (rc == -EPIPE || rc == -ECONNRESET) {
@@ -136,8 +142,9 @@ static int client_call(struct rct_client *c, uint16_t type, const void *req, siz
 			snprintf(c->error, sizeof(c->error), "%s", (char *)c->buf);
 			return r.status < 0 ? r.status : -EPROTO;
 		}
-		if (want != SIZE_MAX && r.length != want)
-			return client_broken(c, -EPROTO, "a reply of the wrong size");
+		if (ipc_decode(type, IPC_REPLY, c->buf, r.length, 0, reply ? reply : &scratch, what,
+			       sizeof(what)))
+			return client_broken(c, -EPROTO, what);
 		return 0;
 	}
 }
@@ -153,14 +160,14 @@ const char *rct_client_open_error(void)
 int rct_client_open(const char *socket_path, const char *name, struct rct_client **client_p)
 {
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
-	struct rct_ipc_hello h = {.version_min = htole16(RCT_IPC_VERSION),
-				  .version_max = htole16(RCT_IPC_VERSION)};
-	struct rct_ipc_hello_reply hr;
+	union ipc_body h = {
+		.hello = {.version_min = RCT_IPC_VERSION, .version_max = RCT_IPC_VERSION}};
+	union ipc_body hr;
 	struct rct_client *c;
 	int rc;
 
-	if (!socket_path || strlen(socket_path) >= sizeof(sun.sun_path) ||
-	    ipc_str_put(h.name, sizeof(h.name), name ? name : "rct-client"))
+	if (!client_p || !socket_path || strlen(socket_path) >= sizeof(sun.sun_path) ||
+	    ipc_str_put(h.hello.name, sizeof(h.hello.name), name ? name : "rct-client"))
 		return -EINVAL;
 	c = calloc(1, sizeof(*c));
 	if (!c)
@@ -177,15 +184,14 @@ int rct_client_open(const char *socket_path, const char *name, struct rct_client
 		rc = -errno;
 		goto fail;
 	}
-	rc = client_call(c, RCT_IPC_HELLO, &h, sizeof(h), NULL, 0, sizeof(hr));
+	rc = client_call(c, RCT_IPC_HELLO, &h, NULL, 0, &hr);
 	if (rc)
 		goto fail;
-	memcpy(&hr, c->buf, sizeof(hr));
-	if (le16toh(hr.version) != RCT_IPC_VERSION) {
+	if (hr.hello_reply.version != RCT_IPC_VERSION) {
 		rc = -EPROTONOSUPPORT;
 		goto fail;
 	}
-	c->caps = le64toh(hr.caps);
+	c->caps = hr.hello_reply.caps;
 	client_open_error[0] = '\0';
 	*client_p = c;
 	return 0;
@@ -217,85 +223,84 @@ void rct_client_close(struct rct_client *c)
 
 int rct_client_fd(const struct rct_client *c)
 {
-	return c->fd;
+	return c ? c->fd : -EBADF;
 }
 
 uint64_t rct_client_caps(const struct rct_client *c)
 {
-	return c->caps;
+	return c ? c->caps : 0;
 }
 
 const char *rct_client_error(const struct rct_client *c)
 {
-	return c->error;
+	return c ? c->error : "no client (NULL)";
 }
 
 rct_status_t rct_client_detail(const struct rct_client *c)
 {
-	return c->detail;
+	return c ? c->detail : RCT_ERR_INVALID_PARAM;
 }
 
 int rct_client_session_open(struct rct_client *c, const struct rct_client_session *p,
 			    uint64_t *session_id_p)
 {
-	struct rct_ipc_session_open w = {0};
-	struct rct_ipc_session_open_reply r;
+	union ipc_body w = {0}, r;
 	int rc;
 
-	if (!p || p->lanes > UINT16_MAX || p->threads > UINT16_MAX || p->timeout_ms < 0 ||
-	    ipc_str_put(w.backend, sizeof(w.backend), p->backend) ||
-	    ipc_str_put(w.name, sizeof(w.name), p->name))
+	if (!c || !p || p->lanes > UINT16_MAX || p->threads > UINT16_MAX || p->timeout_ms < 0 ||
+	    p->role > UINT16_MAX ||
+	    ipc_str_put(w.open.backend, sizeof(w.open.backend), p->backend) ||
+	    ipc_str_put(w.open.name, sizeof(w.open.name), p->name))
 		return -EINVAL;
-	w.role = htole16((uint16_t)p->role);
-	w.lanes = htole16((uint16_t)p->lanes);
-	w.threads = htole16((uint16_t)p->threads);
-	w.page_size = htole32(p->page_size);
-	w.timeout_ms = htole32((uint32_t)p->timeout_ms);
-	w.staging_size = htole64(p->staging_size);
-	rc = client_call(c, RCT_IPC_SESSION_OPEN, &w, sizeof(w), NULL, 0, sizeof(r));
+	w.open.role = (uint16_t)p->role;
+	w.open.lanes = (uint16_t)p->lanes;
+	w.open.threads = (uint16_t)p->threads;
+	w.open.page_size = p->page_size;
+	w.open.timeout_ms = (uint32_t)p->timeout_ms;
+	w.open.staging_size = p->staging_size;
+	rc = client_call(c, RCT_IPC_SESSION_OPEN, &w, NULL, 0, &r);
 	if (rc)
 		return rc;
 	c->has_session = true;
-	memcpy(&r, c->buf, sizeof(r));
 	if (session_id_p)
-		*session_id_p = le64toh(r.session_id);
+		*session_id_p = r.session_id;
 	return 0;
 }
 
 int rct_client_session_pairing(struct rct_client *c, const struct rct_client_pairing *p,
 			       struct rct_client_pairing_state *state_p)
 {
-	struct rct_ipc_session_pairing w = {0};
-	struct rct_ipc_session_pairing_reply r;
+	union ipc_body w = {0}, r;
 	int rc;
 
-	if (!c || !p || !p->id || ipc_str_put(w.id, sizeof(w.id), p->id))
+	if (!c || !p || !p->id || ipc_str_put(w.pairing.id, sizeof(w.pairing.id), p->id))
 		return -EINVAL;
 	if (p->key) {
-		w.flags |= RCT_IPC_PAIRING_KEY;
-		memcpy(w.key, p->key, sizeof(w.key));
+		w.pairing.flags |= RCT_IPC_PAIRING_KEY;
+		memcpy(w.pairing.key, p->key, sizeof(w.pairing.key));
 	}
 	if (p->has_generation) {
-		w.flags |= RCT_IPC_PAIRING_GENERATION;
-		w.generation = htole64(p->generation);
+		w.pairing.flags |= RCT_IPC_PAIRING_GENERATION;
+		w.pairing.generation = p->generation;
 	}
-	w.flags = htole32(w.flags);
-	rc = client_call(c, RCT_IPC_SESSION_PAIRING, &w, sizeof(w), NULL, 0, sizeof(r));
+	rc = client_call(c, RCT_IPC_SESSION_PAIRING, &w, NULL, 0, &r);
 	explicit_bzero(&w, sizeof(w));
 	if (rc)
 		return rc;
-	memcpy(&r, c->buf, sizeof(r));
 	if (state_p) {
-		state_p->generation = le64toh(r.generation);
-		state_p->last_committed = le64toh(r.last_committed);
+		state_p->generation = r.pairing_reply.generation;
+		state_p->last_committed = r.pairing_reply.last_committed;
 	}
 	return 0;
 }
 
 int rct_client_session_close(struct rct_client *c)
 {
-	int rc = client_call(c, RCT_IPC_SESSION_CLOSE, NULL, 0, NULL, 0, 0);
+	int rc;
 
+	if (!c)
+		return -EINVAL;
+	rc = client_call(c, RCT_IPC_SESSION_CLOSE, NULL, NULL, 0, NULL);
 	if (!rc || rc == -ENOENT)
 		c->has_session = false;
 	return rc;
@@ -304,94 +309,86 @@ int rct_client_session_close(struct rct_client *c)
 int rct_client_region_add(struct rct_client *c, uint32_t id, int memfd, uint64_t offset,
 			  uint64_t size, int bitmap_fd, uint64_t bitmap_offset, uint64_t *pages_p)
 {
-	struct rct_ipc_region_add w = {.id = htole32(id),
-				       .offset = htole64(offset),
-				       .size = htole64(size),
-				       .bitmap_offset = htole64(bitmap_offset)};
-	struct rct_ipc_region_add_reply r;
+	union ipc_body w = {
+		.region_add = {
+			.id = id, .offset = offset, .size = size, .bitmap_offset = bitmap_offset}};
+	union ipc_body r;
 	int fds[2] = {memfd, bitmap_fd};
 	int rc;
 
+	if (!c)
+		return -EINVAL;
 	if (memfd < 0 || bitmap_fd < 0)
 		return -EBADF;
-	rc = client_call(c, RCT_IPC_REGION_ADD, &w, sizeof(w), fds, 2, sizeof(r));
+	rc = client_call(c, RCT_IPC_REGION_ADD, &w, fds, 2, &r);
 	if (rc)
 		return rc;
-	memcpy(&r, c->buf, sizeof(r));
 	if (pages_p)
-		*pages_p = le64toh(r.pages);
+		*pages_p = r.pages;
 	return 0;
 }
 
 int rct_client_region_remove(struct rct_client *c, uint32_t id)
 {
-	struct rct_ipc_region_ref w = {.id = htole32(id)};
+	union ipc_body w = {.region_id = id};
 
-	return client_call(c, RCT_IPC_REGION_REMOVE, &w, sizeof(w), NULL, 0, 0);
+	return c ? client_call(c, RCT_IPC_REGION_REMOVE, &w, NULL, 0, NULL) : -EINVAL;
 }
 
 static int client_peer(struct rct_client *c, uint16_t type, const char *addr, uint16_t port,
-		       size_t want)
+		       union ipc_body *r)
 {
-	struct rct_ipc_peer w = {.port = htole16(port)};
+	union ipc_body w = {.peer = {.port = port}};
 
-	if (ipc_str_put(w.addr, sizeof(w.addr), addr))
+	if (!c || ipc_str_put(w.peer.addr, sizeof(w.peer.addr), addr))
 		return -EINVAL;
-	return client_call(c, type, &w, sizeof(w), NULL, 0, want);
+	return client_call(c, type, &w, NULL, 0, r);
 }
 
 int rct_client_listen(struct rct_client *c, const char *addr, uint16_t port, uint16_t *port_p)
 {
-	struct rct_ipc_listen_reply r;
-	int rc = client_peer(c, RCT_IPC_LISTEN, addr, port, sizeof(r));
+	union ipc_body r;
+	int rc = client_peer(c, RCT_IPC_LISTEN, addr, port, &r);
 
 	if (rc)
 		return rc;
-	memcpy(&r, c->buf, sizeof(r));
 	if (port_p)
-		*port_p = le16toh(r.port);
+		*port_p = r.peer.port;
 	return 0;
-}
-
-static void client_lanes(struct rct_client *c, unsigned *lanes_p)
-{
-	struct rct_ipc_connected r;
-
-	memcpy(&r, c->buf, sizeof(r));
-	if (lanes_p)
-		*lanes_p = le32toh(r.lanes);
 }
 
 int rct_client_accept(struct rct_client *c, unsigned *lanes_p)
 {
-	int rc = client_call(c, RCT_IPC_ACCEPT, NULL, 0, NULL, 0, sizeof(struct rct_ipc_connected));
+	union ipc_body r;
+	int rc = c ? client_call(c, RCT_IPC_ACCEPT, NULL, NULL, 0, &r) : -EINVAL;
 
-	if (!rc)
-		client_lanes(c, lanes_p);
+	if (!rc && lanes_p)
+		*lanes_p = r.connected.lanes;
 	return rc;
 }
 
 int rct_client_connect(struct rct_client *c, const char *addr, uint16_t port, unsigned *lanes_p)
 {
-	int rc = client_peer(c, RCT_IPC_CONNECT, addr, port, sizeof(struct rct_ipc_connected));
+	union ipc_body r;
+	int rc = client_peer(c, RCT_IPC_CONNECT, addr, port, &r);
 
-	if (!rc)
-		client_lanes(c, lanes_p);
+	if (!rc && lanes_p)
+		*lanes_p = r.connected.lanes;
 	return rc;
 }
 
 int rct_client_ckpt_begin(struct rct_client *c, uint64_t epoch, unsigned flags)
 {
-	struct rct_ipc_ckpt_begin w = {.epoch = htole64(epoch), .flags = htole32(flags)};
+	union ipc_body w = {.ckpt = {.epoch = epoch, .flags = flags}};
 
-	return client_call(c, RCT_IPC_CKPT_BEGIN, &w, sizeof(w), NULL, 0, 0);
+	return c ? client_call(c, RCT_IPC_CKPT_BEGIN, &w, NULL, 0, NULL) : -EINVAL;
 }
 
 int rct_client_ckpt_dirty(struct rct_client *c, uint32_t id)
 {
-	struct rct_ipc_region_ref w = {.id = htole32(id)};
+	union ipc_body w = {.region_id = id};
 
-	return client_call(c, RCT_IPC_CKPT_DIRTY, &w, sizeof(w), NULL, 0, 0);
+	return c ? client_call(c, RCT_IPC_CKPT_DIRTY, &w, NULL, 0, NULL) : -EINVAL;
 }
 
 static int client_memfd(int *fd_p, const char *name)
@@ -403,24 +400,14 @@ static int client_memfd(int *fd_p, const char *name)
 
 int rct_client_ckpt_devstate(struct rct_client *c, const void *buf, size_t len)
 {
-	struct rct_ipc_devstate w = {.length = htole64(len)};
+	union ipc_body w = {.devstate = {.length = len, .bytes = buf}};
 	size_t done = 0;
 	int rc;
 
-	if (!buf && len)
+	if (!c || (!buf && len))
 		return -EINVAL;
-	if (len <= RCT_IPC_MAX_PAYLOAD - sizeof(w)) {
-		uint8_t *msg = malloc(sizeof(w) + len);
-
-		if (!msg)
-			return -ENOMEM;
-		memcpy(msg, &w, sizeof(w));
-		if (len)
-			memcpy(msg + sizeof(w), buf, len);
-		rc = client_call(c, RCT_IPC_CKPT_DEVSTATE, msg, sizeof(w) + len, NULL, 0, 0);
-		free(msg);
-		return rc;
-	}
+	if (len <= RCT_IPC_MAX_PAYLOAD - sizeof(struct rct_ipc_devstate))
+		return client_call(c, RCT_IPC_CKPT_DEVSTATE, &w, NULL, 0, NULL);
 	/* Large: through a memfd rctd reads with pread. */
 	rc = client_memfd(&c->put_fd, "rct-devstate-put");
 	if (rc)
@@ -434,30 +421,24 @@ int rct_client_ckpt_devstate(struct rct_client *c, const void *buf, size_t len)
 			return n ? -errno : -EIO;
 		done += (size_t)n;
 	}
-	return client_call(c, RCT_IPC_CKPT_DEVSTATE, &w, sizeof(w), &c->put_fd, 1, 0);
-}
-
-static int client_stats(struct rct_client *c, struct rct_ckpt_stats *stats_p)
-{
-	struct rct_ipc_ckpt_stats w;
-
-	if (stats_p) {
-		memcpy(&w, c->buf, sizeof(w));
-		ipc_stats_decode(&w, stats_p);
-	}
-	return 0;
+	w.devstate.bytes = NULL;
+	return client_call(c, RCT_IPC_CKPT_DEVSTATE, &w, &c->put_fd, 1, NULL);
 }
 
 int rct_client_ckpt_commit(struct rct_client *c, struct rct_ckpt_stats *stats_p)
 {
-	int rc = client_call(c, RCT_IPC_CKPT_COMMIT, NULL, 0, NULL, 0,
-			     sizeof(struct rct_ipc_ckpt_stats));
+	union ipc_body r;
+	int rc = c ? client_call(c, RCT_IPC_CKPT_COMMIT, NULL, NULL, 0, &r) : -EINVAL;
 
-	return rc ? rc : client_stats(c, stats_p);
+	if (!rc && stats_p)
+		*stats_p = r.stats;
+	return rc;
 }
 
 int rct_client_event_next(struct rct_client *c, int timeout_ms, struct rct_event *ev_p)
 {
+	if (!c || !ev_p)
+		return -EINVAL;
 	while (!c->ev_count) {
 		struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
 		struct ipc_msg m;
@@ -489,28 +470,29 @@ int rct_client_event_next(struct rct_client *c, int timeout_ms, struct rct_event
 int rct_client_ckpt_flush(struct rct_client *c, uint64_t epoch, unsigned flags,
 			  struct rct_ckpt_stats *stats_p)
 {
-	struct rct_ipc_ckpt_flush w = {.epoch = htole64(epoch), .flags = htole32(flags)};
-	int rc = client_call(c, RCT_IPC_CKPT_FLUSH, &w, sizeof(w), NULL, 0,
-			     sizeof(struct rct_ipc_ckpt_stats));
+	union ipc_body w = {.ckpt = {.epoch = epoch, .flags = flags}}, r;
+	int rc = c ? client_call(c, RCT_IPC_CKPT_FLUSH, &w, NULL, 0, &r) : -EINVAL;
 
-	return rc ? rc : client_stats(c, stats_p);
+	if (!rc && stats_p)
+		*stats_p = r.stats;
+	return rc;
 }
 
 int rct_client_devstate_get(struct rct_client *c, uint64_t epoch, const void **buf_p, size_t *len_p)
 {
-	struct rct_ipc_devstate_get w = {.epoch = htole64(epoch)};
-	struct rct_ipc_devstate_get_reply r;
+	union ipc_body w = {.epoch = epoch}, r;
 	size_t len, done = 0;
 	int rc;
 
+	if (!c || !buf_p || !len_p)
+		return -EINVAL;
 	rc = client_memfd(&c->get_fd, "rct-devstate-get");
 	if (rc)
 		return rc;
-	rc = client_call(c, RCT_IPC_DEVSTATE_GET, &w, sizeof(w), &c->get_fd, 1, sizeof(r));
+	rc = client_call(c, RCT_IPC_DEVSTATE_GET, &w, &c->get_fd, 1, &r);
 	if (rc)
 		return rc;
-	memcpy(&r, c->buf, sizeof(r));
-	len = (size_t)le64toh(r.length);
+	len = (size_t)r.length;
 	if (len > c->devcap) {
 		void *p = realloc(c->dev, len);
 
@@ -535,15 +517,15 @@ int rct_client_devstate_get(struct rct_client *c, uint64_t epoch, const void **b
 
 int rct_client_query(struct rct_client *c, enum rct_ipc_type type, uint32_t scope, char **json_p)
 {
-	struct rct_ipc_stats w = {.scope = htole32(scope)};
+	union ipc_body w = {.scope = scope}, r;
 	int rc;
 
-	if (type != RCT_IPC_STATUS && type != RCT_IPC_SESSIONS && type != RCT_IPC_STATS)
+	if (!c || !json_p ||
+	    (type != RCT_IPC_STATUS && type != RCT_IPC_SESSIONS && type != RCT_IPC_STATS))
 		return -EINVAL;
-	rc = client_call(c, (uint16_t)type, type == RCT_IPC_STATS ? &w : NULL,
-			 type == RCT_IPC_STATS ? sizeof(w) : 0, NULL, 0, SIZE_MAX);
+	rc = client_call(c, (uint16_t)type, &w, NULL, 0, &r);
 	if (rc)
 		return rc;
-	*json_p = strdup((char *)c->buf);
+	*json_p = strndup(r.text.text, r.text.len);
 	return *json_p ? 0 : -ENOMEM;
 }

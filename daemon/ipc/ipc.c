@@ -341,31 +341,3 @@ fail:
 	ipc_msg_close_fds(m);
 	return rc;
 }
-
-void ipc_stats_encode(const struct rct_ckpt_stats *st, struct rct_ipc_ckpt_stats *w)
-{
-	w->epoch = htole64(st->epoch);
-	w->pages = htole64(st->pages);
-	w->bytes = htole64(st->bytes);
-	w->runs = htole64(st->runs);
-	w->devstate_bytes = htole64(st->devstate_bytes);
-	w->transfer_ns = htole64(st->transfer_ns);
-	w->commit_ns = htole64(st->commit_ns);
-	w->total_ns = htole64(st->total_ns);
-	w->flush_ns = htole64(st->flush_ns);
-	w->flush_pages = htole64(st->flush_pages);
-}
-
-void ipc_stats_decode(const struct rct_ipc_ckpt_stats *w, struct rct_ckpt_stats *st)
-{
-	st->epoch = le64toh(w->epoch);
-	st->pages = le64toh(w->pages);
-	st->bytes = le64toh(w->bytes);
-	st->runs = le64toh(w->runs);
-	st->devstate_bytes = le64toh(w->devstate_bytes);
-	st->transfer_ns = le64toh(w->transfer_ns);
-	st->commit_ns = le64toh(w->commit_ns);
-	st->total_ns = le64toh(w->total_ns);
-	st->flush_ns = le64toh(w->flush_ns);
-	st->flush_pages = le64toh(w->flush_pages);
-}

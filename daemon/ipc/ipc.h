@@ -2,8 +2,7 @@
 /*
  * The socket API codec (include/rct/rct_ipc.h), shared by rctd and
  * librct-client: framing with descriptor passing, header validation and the
- * host form of a message.  Payloads are decoded by the caller with the
- * helpers below (exact sizes, NUL-terminated strings).
+ * host form of a message.  The payloads' codec is payload.h.
  */
 #ifndef RCT_IPC_CODEC_H
 #define RCT_IPC_CODEC_H
@@ -15,7 +14,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include <rct/rct.h>
+#include <rct/rct_types.h>
 #include <rct/rct_ipc.h>
 
 /* A message in host form.  Descriptors received are owned by the message. */
@@ -56,12 +55,6 @@ void ipc_msg_close_fds(struct ipc_msg *m);
 /* Name of an ipc message type ("unknown" when out of range). */
 const char *ipc_type_str(unsigned type);
 
-/* Whether the fixed-size string field @s of @len bytes is NUL-terminated. */
-static inline bool ipc_str_ok(const char *s, size_t len)
-{
-	return memchr(s, '\0', len) != NULL;
-}
-
 /* Copy @src into fixed field @dst of @len bytes; -ENAMETOOLONG when it does not fit. */
 static inline int ipc_str_put(char *dst, size_t len, const char *src)
 {
@@ -77,9 +70,5 @@ static inline int ipc_str_put(char *dst, size_t len, const char *src)
 
 /* -errno for an rct_status_t (0 for RCT_OK). */
 int ipc_errno_of(rct_status_t status);
-
-/* struct rct_ckpt_stats to and from the wire. */
-void ipc_stats_encode(const struct rct_ckpt_stats *st, struct rct_ipc_ckpt_stats *w);
-void ipc_stats_decode(const struct rct_ipc_ckpt_stats *w, struct rct_ckpt_stats *st);
 
 #endif /* RCT_IPC_CODEC_H */

@@ -2,8 +2,8 @@
 /*
  * libFuzzer target: rctd's side of the socket API.  The input is a byte
  * stream a client writes on its connection; the real connection code of rctd
- * (daemon/rctd/conn.c: the codec, every request's validation and handler,
- * the JSON replies) reads it through a socketpair until the end of the stream.
+ * (daemon/rctd/conn*.c with daemon/ipc/: the codec, the dispatch table,
+ * every request's validation and handler, the JSON replies) reads it through a socketpair until the end of the stream.
  *
  * Two rewrites keep every input fast and self-contained: LISTEN, ACCEPT and
  * CONNECT frames become STATUS (they would bind ports and wait for a peer),

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Writes the seed corpora of the fuzz targets: one valid message of every
- * peer-protocol type (test/fuzz/seeds/proto/) and typical client
- * conversations on the socket API (test/fuzz/seeds/ipc/).
- *   make_seeds DIR     (DIR/proto and DIR/ipc must exist)
+ * peer-protocol type (test/fuzz/seeds/proto/), typical client
+ * conversations on the socket API (test/fuzz/seeds/ipc/) and one payload of
+ * every socket API message and direction (test/fuzz/seeds/payload/).
+ *   make_seeds DIR     (DIR/proto, DIR/ipc and DIR/payload must exist)
  */
 #include <endian.h>
 #include <stdio.h>
@@ -13,6 +14,8 @@
 #include <rct/rct_ipc.h>
 
 #include "core/proto.h"
+#include "ipc.h"
+#include "payload.h"
 
 static const char *dir;
 
@@ -71,6 +74,62 @@ static void hello_open(uint16_t role)
 	strcpy(o.name, "seed-vm");
 	frame(RCT_IPC_HELLO, &h, sizeof(h));
 	frame(RCT_IPC_SESSION_OPEN, &o, sizeof(o));
+}
+
+/* fuzz_payload's input: type, direction and descriptors, then the payload. */
+static void payload_seed(unsigned type, enum ipc_dir dir, unsigned nfds, const union ipc_body *b)
+{
+	static uint8_t buf[2 + 4096];
+	char name[64];
+	int len;
+
+	buf[0] = (uint8_t)type;
+	buf[1] = (uint8_t)((dir == IPC_REPLY ? 0x80 : 0) | nfds);
+	len = ipc_encode(type, dir, b, buf + 2, sizeof(buf) - 2);
+	if (len < 0) {
+		fprintf(stderr, "cannot encode %s\n", ipc_type_str(type));
+		exit(1);
+	}
+	snprintf(name, sizeof(name), "%s-%s%s", ipc_type_str(type),
+		 dir == IPC_REPLY ? "reply" : "request", nfds ? "-fd" : "");
+	put("payload", name, buf, (size_t)len + 2);
+}
+
+static void payload_seeds(void)
+{
+	union ipc_body b;
+
+	for (unsigned t = 1; t <= RCT_IPC_TYPE_MAX; t++) {
+		for (int dir = IPC_REQUEST; dir <= IPC_REPLY; dir++) {
+			unsigned nfds = dir == IPC_REQUEST && t == RCT_IPC_REGION_ADD	  ? 2
+					: dir == IPC_REQUEST && t == RCT_IPC_DEVSTATE_GET ? 1
+											  : 0;
+
+			if (ipc_fixed_size(t, (enum ipc_dir)dir) < 0)
+				continue;
+			memset(&b, 0, sizeof(b));
+			switch (t) {
+			case RCT_IPC_HELLO:
+				snprintf(b.hello.name, sizeof(b.hello.name), "seed");
+				break;
+			case RCT_IPC_SESSION_OPEN:
+				snprintf(b.open.backend, sizeof(b.open.backend), "tcp");
+				break;
+			case RCT_IPC_CKPT_DEVSTATE:
+				b.devstate = (struct ipc_devstate){.length = 4, .bytes = "dev"};
+				break;
+			case RCT_IPC_STATUS:
+			case RCT_IPC_SESSIONS:
+			case RCT_IPC_STATS:
+				if (dir == IPC_REPLY)
+					b.text = (struct ipc_text){.text = "{}", .len = 2};
+				break;
+			default:
+				break;
+			}
+			payload_seed(t, (enum ipc_dir)dir, nfds, &b);
+		}
+	}
 }
 
 int main(int argc, char **argv)
@@ -158,5 +217,6 @@ int main(int argc, char **argv)
 		frame(RCT_IPC_SESSION_CLOSE, NULL, 0);
 		put("ipc", "secondary", stream, slen);
 	}
+	payload_seeds();
 	return 0;
 }

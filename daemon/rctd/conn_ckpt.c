@@ -1,0 +1,278 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * A connection's session meeting its peer (LISTEN, ACCEPT, CONNECT) and its
+ * checkpoints: the primary's BEGIN, DIRTY, DEVSTATE, COMMIT and the
+ * secondary's FLUSH and DEVSTATE_GET.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conn.h"
+
+static void connected_reply(struct rctd_conn *c, struct reply *r, union ipc_body *out)
+{
+	out->connected.lanes = rct_session_lanes(c->sess);
+	snprintf(out->connected.backend, sizeof(out->connected.backend), "%s",
+		 rct_session_backend(c->sess));
+	pthread_mutex_lock(&c->d->lock);
+	c->lanes = rct_session_lanes(c->sess);
+	c->state = RCTD_SESS_CONNECTED;
+	c->in_sync = false;
+	c->lost_status = RCT_OK;
+	c->lost_epoch = UINT64_MAX;
+	c->peer_closed = false;
+	pthread_mutex_unlock(&c->d->lock);
+	r->has_body = true;
+}
+
+int h_listen(struct rctd_conn *c, const struct ipc_msg *m, const union ipc_body *in,
+	     union ipc_body *out, struct reply *r)
+{
+	const char *addr = in->peer.addr[0] ? in->peer.addr : "127.0.0.1";
+	uint16_t port = 0;
+	rct_status_t st;
+
+	(void)m;
+	if (conn_need_pairing(c, r))
+		return r->status;
+	/* The colo caches are made (allocated, pre-faulted) now, before any
+	 * primary can know the port: on a slow host populating 2 GiB takes
+	 * longer than the primary's handshake deadline (it timed out waiting
+	 * for AUTH while the cache was made at ACCEPT).  Regions added after
+	 * LISTEN are registered at ACCEPT. */
+	if (c->nregions && conn_register_regions(c, r))
+		return r->status;
+	st = rct_session_listen(c->sess, addr, in->peer.port, &port);
+	if (reply_rct(r, st, "listen"))
+		return r->status;
+	pthread_mutex_lock(&c->d->lock);
+	snprintf(c->peer, sizeof(c->peer), "listening %s:%u", addr, port);
+	c->state = RCTD_SESS_LISTENING;
+	pthread_mutex_unlock(&c->d->lock);
+	out->peer.port = port;
+	r->has_body = true;
+	return 0;
+}
+
+int h_accept(struct rctd_conn *c, const struct ipc_msg *m, const union ipc_body *in,
+	     union ipc_body *out, struct reply *r)
+{
+	rct_status_t st;
+
+	(void)m;
+	(void)in;
+	if (conn_register_regions(c, r))
+		return r->status;
+	st = rct_session_accept(c->sess);
+	conn_check_fatal(c, st);
+	if (reply_rct(r, st, "accept"))
+		return r->status;
+	connected_reply(c, r, out);
+	rctd_info("session %s: primary connected, %u lanes", c->name, c->lanes);
+	return 0;
+}
+
+int h_connect(struct rctd_conn *c, const struct ipc_msg *m, const union ipc_body *in,
+	      union ipc_body *out, struct reply *r)
+{
+	const struct ipc_peer *w = &in->peer;
+	rct_status_t st;
+
+	(void)m;
+	if (conn_need_pairing(c, r) || conn_register_regions(c, r))
+		return r->status;
+	if (!w->addr[0] || !w->port)
+		return reply_fail(r, -EINVAL, RCT_ERR_INVALID_PARAM,
+				  "CONNECT needs the secondary's address and port");
+	st = rct_session_connect(c->sess, w->addr, w->port);
+	conn_check_fatal(c, st);
+	if (reply_rct(r, st, "connect"))
+		return r->status;
+	pthread_mutex_lock(&c->d->lock);
+	snprintf(c->peer, sizeof(c->peer), "%s:%u", w->addr, w->port);
+	pthread_mutex_unlock(&c->d->lock);
+	connected_reply(c, r, out);
+	rctd_info("session %s: connected to %s:%u, %u lanes", c->name, w->addr, w->port, c->lanes);
+	return 0;
+}
+
+int h_begin(struct rctd_conn *c, const struct ipc_msg *m, const union ipc_body *in,
+	    union ipc_body *out, struct reply *r)
+{
+	rct_status_t st;
+
+	(void)m;
+	(void)out;
+	st = rct_ckpt_begin(c->sess, in->ckpt.epoch, in->ckpt.flags);
+	conn_check_fatal(c, st);
+	if (st == RCT_OK)
+		c->ckpt_flags = in->ckpt.flags;
+	return reply_rct(r, st, "begin");
+}
+
+int h_dirty(struct rctd_conn *c, const struct ipc_msg *m, const union ipc_body *in,
+	    union ipc_body *out, struct reply *r)
+{
+	struct rctd_region *g = conn_region(c, in->region_id);
+	rct_status_t st;
+
+	(void)m;
+	(void)out;
+	if (!g)
+		return reply_fail(r, -ENOENT, RCT_ERR_NOT_FOUND, "no region %u", in->region_id);
+	st = rct_ckpt_dirty(c->sess, g->rr, g->bits, g->pages);
+	conn_check_fatal(c, st);
+	return reply_rct(r, st, "dirty");
+}
+
+static int devbuf_reserve(struct rctd_conn *c, size_t len)
+{
+	void *p;
+
+	if (len <= c->devcap)
+		return 0;
+	p = realloc(c->devbuf, len);
+	if (!p)
+		return -ENOMEM;
+	c->devbuf = p;
+	c->devcap = len;
+	return 0;
+}
+
+/* A blob too large to go inline, from the client's file: pread, not mmap, so
+ * that a file the client truncates cannot fault the daemon. */
+static int devstate_read(struct rctd_conn *c, int fd, uint64_t len, struct reply *r)
+{
+	size_t got = 0;
+
+	if (devbuf_reserve(c, len ? len : 1))
+		return reply_fail(r, -ENOMEM, RCT_ERR_NO_MEMORY,
+				  "no memory for %" PRIu64 " bytes of device state", len);
+	while (got < len) {
+		ssize_t n = pread(fd, (uint8_t *)c->devbuf + got, len - got, (off_t)got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return reply_fail(r, n ? -errno : -EINVAL, RCT_ERR_INVALID_PARAM,
+					  "device-state file: %s after %zu of %" PRIu64 " bytes",
+					  n ? strerror(errno) : "end of file", got, len);
+		got += (size_t)n;
+	}
+	return 0;
+}
+
+int h_devstate(struct rctd_conn *c, const struct ipc_msg *m, const union ipc_body *in,
+	       union ipc_body *out, struct reply *r)
+{
+	const struct ipc_devstate *w = &in->devstate;
+	const void *blob = w->bytes;
+	rct_status_t st;
+
+	(void)out;
+	if (w->length > RCTD_DEVSTATE_MAX)
+		return reply_fail(r, -ENOSPC, RCT_ERR_NO_SPACE,
+				  "device state of %" PRIu64 " bytes exceeds the limit of %llu MiB",
+				  w->length, RCTD_DEVSTATE_MAX >> 20);
+	if (m->nfds == 1) {
+		if (devstate_read(c, m->fds[0], w->length, r))
+			return r->status;
+		blob = c->devbuf;
+	}
+	st = rct_ckpt_devstate_put(c->sess, blob, w->length);
+	conn_check_fatal(c, st);
+	return reply_rct(r, st, "device state");
+}
+
+int h_commit(struct rctd_conn *c, const struct ipc_msg *m, const union ipc_body *in,
+	     union ipc_body *out, struct reply *r)
+{
+	struct rct_ckpt_stats *st = &out->stats;
+	rct_status_t s;
+
+	(void)m;
+	(void)in;
+	s = rct_ckpt_commit(c->sess, st);
+	conn_check_fatal(c, s);
+	pthread_mutex_lock(&c->d->lock);
+	if (s == RCT_OK) {
+		c->m.checkpoints++;
+		c->m.pages += st->pages;
+		c->m.bytes += st->bytes;
+		c->m.devstate_bytes += st->devstate_bytes;
+		c->m.last_epoch = st->epoch;
+		c->in_sync = !(c->ckpt_flags & RCT_CKPT_LIVE);
+		rctd_hist_add(&c->m.transfer, st->transfer_ns);
+		rctd_hist_add(&c->m.commit_rtt, st->commit_ns);
+	} else {
+		c->m.failures++;
+	}
+	pthread_mutex_unlock(&c->d->lock);
+	if (reply_rct(r, s, "commit"))
+		return r->status;
+	r->has_body = true;
+	return 0;
+}
+
+int h_flush(struct rctd_conn *c, const struct ipc_msg *m, const union ipc_body *in,
+	    union ipc_body *out, struct reply *r)
+{
+	struct rct_ckpt_stats *st = &out->stats;
+	rct_status_t s = RCT_OK;
+
+	(void)m;
+	for (unsigned i = 0;
+	     s == RCT_OK && (in->ckpt.flags & RCT_IPC_FLUSH_LOCAL_DIRTY) && i < c->nregions; i++)
+		s = rct_ckpt_local_dirty(c->sess, c->regions[i].rr, c->regions[i].bits,
+					 c->regions[i].pages);
+	if (s == RCT_OK)
+		s = rct_ckpt_flush(c->sess, in->ckpt.epoch, st);
+	conn_check_fatal(c, s);
+	if (reply_rct(r, s, "flush"))
+		return r->status;
+	c->ready_pending = false;
+	pthread_mutex_lock(&c->d->lock);
+	c->m.checkpoints++;
+	c->m.flushed_pages += st->flush_pages;
+	c->in_sync = c->state == RCTD_SESS_CONNECTED;
+	c->m.last_epoch = in->ckpt.epoch;
+	rctd_hist_add(&c->m.flush, st->flush_ns);
+	pthread_mutex_unlock(&c->d->lock);
+	r->has_body = true;
+	return 0;
+}
+
+int h_devstate_get(struct rctd_conn *c, const struct ipc_msg *m, const union ipc_body *in,
+		   union ipc_body *out, struct reply *r)
+{
+	const void *blob;
+	size_t len, done = 0;
+	rct_status_t st;
+
+	st = rct_ckpt_devstate_get(c->sess, in->epoch, &blob, &len);
+	if (reply_rct(r, st, "device state"))
+		return r->status;
+	if (ftruncate(m->fds[0], (off_t)len))
+		return reply_fail(r, -errno, RCT_ERR_INVALID_PARAM,
+				  "cannot size the client's device-state file to %zu bytes: %s",
+				  len, strerror(errno));
+	while (done < len) {
+		ssize_t n = pwrite(m->fds[0], (const uint8_t *)blob + done, len - done,
+				   (off_t)done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return reply_fail(r, n ? -errno : -EIO, RCT_ERR_SYSTEM,
+					  "writing the device state: %s",
+					  n ? strerror(errno) : "short write");
+		done += (size_t)n;
+	}
+	out->length = len;
+	r->has_body = true;
+	return 0;
+}

@@ -1,0 +1,313 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* A connection's HELLO, its session, the session's pairing and the JSON queries. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conn.h"
+
+int h_hello(struct rctd_conn *c, const struct ipc_msg *m, const union ipc_body *in,
+	    union ipc_body *out, struct reply *r)
+{
+	const struct ipc_hello *h = &in->hello;
+
+	(void)m;
+	if (c->hello)
+		return reply_bad(r, "a second HELLO");
+	if (h->version_min > RCT_IPC_VERSION || h->version_max < RCT_IPC_VERSION) {
+		r->fatal = true;
+		return reply_fail(r, -EPROTONOSUPPORT, RCT_ERR_VERSION,
+				  "client speaks versions %u..%u, rctd speaks %u", h->version_min,
+				  h->version_max, RCT_IPC_VERSION);
+	}
+	pthread_mutex_lock(&c->d->lock);
+	memcpy(c->client, h->name, sizeof(c->client));
+	pthread_mutex_unlock(&c->d->lock);
+	c->hello = true;
+	out->hello_reply = (struct ipc_hello_reply){.version = RCT_IPC_VERSION,
+						    .max_payload = RCT_IPC_MAX_PAYLOAD,
+						    .caps = c->d->caps,
+						    .pid = (uint32_t)getpid()};
+	r->has_body = true;
+	rctd_info("client %" PRIu64 " '%s' (pid %d uid %u) connected", c->id, c->client,
+		  (int)c->pid, (unsigned)c->uid);
+	return 0;
+}
+
+/* Session names go into logs and metric labels: a conservative alphabet. */
+static bool name_ok(const char *s)
+{
+	if (!*s)
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || *s == '-' || *s == '_' || *s == '.' || *s == ':'))
+			return false;
+	return true;
+}
+
+/* The session's parameters: what the client asked, what rctd imposes. */
+static void open_params(const struct rctd *d, const struct ipc_session_open *w,
+			struct rct_session_params *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->field_mask = RCT_SESSION_PARAM_FIELD_ROLE | RCT_SESSION_PARAM_FIELD_BACKEND |
+			RCT_SESSION_PARAM_FIELD_HEARTBEAT;
+	p->heartbeat_ms = d->cfg.heartbeat_ms;
+	if (!d->cfg.inband) {
+		p->field_mask |= RCT_SESSION_PARAM_FIELD_LIVENESS;
+		p->liveness = RCT_LIVENESS_THREAD | RCT_LIVENESS_RT;
+	}
+	if (d->has_psk) {
+		p->field_mask |= RCT_SESSION_PARAM_FIELD_PSK;
+		p->psk = d->psk;
+	}
+	p->role = (enum rct_role)w->role;
+	p->backend = w->backend[0] ? w->backend : "tcp";
+	if (w->lanes) {
+		p->field_mask |= RCT_SESSION_PARAM_FIELD_LANES;
+		p->lanes = w->lanes;
+	}
+	if (w->threads) {
+		p->field_mask |= RCT_SESSION_PARAM_FIELD_THREADS;
+		p->threads = w->threads;
+	}
+	if (w->page_size) {
+		p->field_mask |= RCT_SESSION_PARAM_FIELD_PAGE_SIZE;
+		p->page_size = w->page_size;
+	}
+	if (w->timeout_ms) {
+		p->field_mask |= RCT_SESSION_PARAM_FIELD_TIMEOUT;
+		p->timeout_ms = (int)(w->timeout_ms > 3600000 ? 3600000 : w->timeout_ms);
+	}
+	if (w->staging_size) {
+		p->field_mask |= RCT_SESSION_PARAM_FIELD_STAGING_SIZE;
+		p->staging_size = w->staging_size;
+	}
+}
+
+int h_session_open(struct rctd_conn *c, const struct ipc_msg *m, const union ipc_body *in,
+		   union ipc_body *out, struct reply *r)
+{
+	const struct ipc_session_open *w = &in->open;
+	struct rct_session_params p;
+	rct_status_t st;
+
+	(void)m;
+	if (c->state != RCTD_SESS_NONE)
+		return reply_fail(r, -EEXIST, RCT_ERR_EXISTS,
+				  "this connection already has session '%s'", c->name);
+	if (w->role != RCT_ROLE_PRIMARY && w->role != RCT_ROLE_SECONDARY)
+		return reply_fail(r, -EINVAL, RCT_ERR_INVALID_PARAM, "role %u is neither %d nor %d",
+				  w->role, RCT_ROLE_PRIMARY, RCT_ROLE_SECONDARY);
+	if (w->name[0] && !name_ok(w->name))
+		return reply_fail(r, -EINVAL, RCT_ERR_INVALID_PARAM,
+				  "session name '%s': use letters, digits and - _ . :", w->name);
+	open_params(c->d, w, &p);
+	st = rct_session_create(&p, &c->sess);
+	if (st != RCT_OK)
+		return reply_fail(r, ipc_errno_of(st), st, "cannot create a %s session on '%s': %s",
+				  p.role == RCT_ROLE_PRIMARY ? "primary" : "secondary", p.backend,
+				  rct_status_str(st));
+	pthread_mutex_lock(&c->d->lock);
+	/* Names label metrics and logs: one session per name on this daemon. */
+	for (struct rctd_conn *o = c->d->conns; w->name[0] && o; o = o->next) {
+		if (o != c && o->state != RCTD_SESS_NONE && !strcmp(o->name, w->name)) {
+			pthread_mutex_unlock(&c->d->lock);
+			rct_session_destroy(c->sess);
+			c->sess = NULL;
+			return reply_fail(r, -EEXIST, RCT_ERR_EXISTS,
+					  "a session named '%s' exists on this rctd", w->name);
+		}
+	}
+	c->session_id = c->id;
+	c->role = p.role;
+	c->page_size = p.page_size ? p.page_size : 4096;
+	if (w->name[0])
+		snprintf(c->name, sizeof(c->name), "%s", w->name);
+	else
+		snprintf(c->name, sizeof(c->name), "session-%" PRIu64, c->id);
+	snprintf(c->backend, sizeof(c->backend), "%s", p.backend);
+	memset(&c->m, 0, sizeof(c->m));
+	memset(&c->live, 0, sizeof(c->live));
+	c->paired = false;
+	c->pairing[0] = '\0';
+	c->generation = 0;
+	c->saved_epoch = UINT64_MAX;
+	c->persist_failed = false;
+	c->m.last_epoch = UINT64_MAX;
+	c->state = RCTD_SESS_OPEN;
+	pthread_mutex_unlock(&c->d->lock);
+	rctd_info("session %s: %s over %s for client %" PRIu64, c->name,
+		  c->role == RCT_ROLE_PRIMARY ? "primary" : "secondary", c->backend, c->id);
+	out->session_id = c->session_id;
+	r->has_body = true;
+	return 0;
+}
+
+void conn_session_close(struct rctd_conn *c)
+{
+	struct rct_session *sess;
+
+	/* Detached under the lock: status readers look at c->sess. */
+	pthread_mutex_lock(&c->d->lock);
+	sess = c->sess;
+	c->sess = NULL;
+	c->state = RCTD_SESS_NONE;
+	pthread_mutex_unlock(&c->d->lock);
+	rct_session_destroy(sess);
+	conn_regions_release(c);
+	c->ready_pending = false;
+}
+
+int h_session_close(struct rctd_conn *c, const struct ipc_msg *m, const union ipc_body *in,
+		    union ipc_body *out, struct reply *r)
+{
+	(void)m;
+	(void)in;
+	(void)out;
+	(void)r;
+	rctd_info("session %s closed by its client", c->name);
+	conn_session_close(c);
+	return 0;
+}
+
+/*
+ * SESSION_PAIRING: the VM identity and the secret its management layer gave
+ * both hypervisors, and the generation.  rctd records the generation and the
+ * last committed epoch per pairing across its restarts; a client asking for
+ * a generation older than the recorded one is stale.
+ */
+int h_pairing(struct rctd_conn *c, const struct ipc_msg *m, const union ipc_body *in,
+	      union ipc_body *out, struct reply *r)
+{
+	const struct ipc_pairing *w = &in->pairing;
+	struct rctd_pairing_state ps;
+	uint64_t gen;
+	rct_status_t st;
+	int rc;
+
+	(void)m;
+	if (c->paired)
+		return reply_fail(r, -EEXIST, RCT_ERR_EXISTS, "session %s is paired as %s already",
+				  c->name, c->pairing);
+	if (!rctd_pairing_id_ok(w->id))
+		return reply_fail(r, -EINVAL, RCT_ERR_INVALID_PARAM,
+				  "pairing identity '%.64s': 1..%d of letters, digits, - _ . : "
+				  "(not starting with .)",
+				  w->id, RCT_IPC_PAIRING_ID_MAX - 1);
+	if (c->d->has_psk && !(w->flags & RCT_IPC_PAIRING_KEY))
+		return reply_fail(r, -EINVAL, RCT_ERR_INVALID_PARAM,
+				  "pairing %s: no pairing key; with a host key every client could "
+				  "claim any identity (docs/security.md)",
+				  w->id);
+	rc = rctd_state_read(c->d, w->id, &ps);
+	if (rc)
+		return reply_fail(r, rc, RCT_ERR_SYSTEM, "pairing %s: reading its state in %s: %s",
+				  w->id, c->d->cfg.state_dir, strerror(-rc));
+	gen = w->flags & RCT_IPC_PAIRING_GENERATION ? w->generation : ps.generation;
+	if (gen < ps.generation)
+		return reply_fail(r, -ESTALE, RCT_ERR_MISMATCH,
+				  "pairing %s is at generation %" PRIu64
+				  " on this host; generation %" PRIu64 " is stale",
+				  w->id, ps.generation, gen);
+	st = rct_session_set_pairing(c->sess, w->id, w->flags & RCT_IPC_PAIRING_KEY ? w->key : NULL,
+				     gen);
+	if (reply_rct(r, st, "pairing"))
+		return r->status;
+	if (!ps.found || gen != ps.generation) {
+		ps.generation = gen;
+		rc = rctd_state_write(c->d, w->id, &ps, true);
+		if (rc)
+			return reply_fail(r, rc, RCT_ERR_SYSTEM,
+					  "pairing %s: recording generation %" PRIu64 " in %s: %s",
+					  w->id, gen, c->d->cfg.state_dir, strerror(-rc));
+	}
+	pthread_mutex_lock(&c->d->lock);
+	c->paired = true;
+	snprintf(c->pairing, sizeof(c->pairing), "%s", w->id);
+	c->generation = gen;
+	c->m.last_epoch = c->saved_epoch = ps.last_committed;
+	pthread_mutex_unlock(&c->d->lock);
+	rctd_info("session %s: pairing %s, generation %" PRIu64 ", last committed epoch %" PRId64,
+		  c->name, w->id, gen, (int64_t)ps.last_committed);
+	out->pairing_reply.generation = gen;
+	out->pairing_reply.last_committed = ps.last_committed;
+	r->has_body = true;
+	return 0;
+}
+
+int conn_need_pairing(struct rctd_conn *c, struct reply *r)
+{
+	if (!c->d->has_psk || c->paired)
+		return 0;
+	return reply_fail(r, -EPERM, RCT_ERR_AUTH,
+			  "session %s: rctd holds a pre-shared key, so the session must be bound "
+			  "to its pairing (SESSION_PAIRING) before LISTEN or CONNECT",
+			  c->name);
+}
+
+void conn_persist(struct rctd_conn *c)
+{
+	struct rctd_pairing_state ps;
+	uint64_t epoch;
+	int rc;
+
+	if (!c->paired)
+		return;
+	pthread_mutex_lock(&c->d->lock);
+	epoch = c->m.last_epoch;
+	pthread_mutex_unlock(&c->d->lock);
+	if (epoch == c->saved_epoch)
+		return;
+	ps.generation = c->generation;
+	ps.last_committed = epoch;
+	rc = rctd_state_write(c->d, c->pairing, &ps, false);
+	if (rc && !c->persist_failed)
+		rctd_warn("pairing %s: recording epoch %" PRIu64 " in %s: %s (retried after the "
+			  "next checkpoint)",
+			  c->pairing, epoch, c->d->cfg.state_dir, strerror(-rc));
+	c->persist_failed = rc != 0;
+	if (!rc)
+		c->saved_epoch = epoch;
+}
+
+/* STATUS, SESSIONS and STATS answer JSON text. */
+int h_query(struct rctd_conn *c, const struct ipc_msg *m, const union ipc_body *in,
+	    union ipc_body *out, struct reply *r)
+{
+	json_t *j = NULL;
+
+	if (m->type == RCT_IPC_STATS && in->scope == RCT_IPC_STATS_SESSION) {
+		if (c->state == RCTD_SESS_NONE)
+			return reply_fail(r, -ENOENT, RCT_ERR_STATE,
+					  "no session on this connection");
+		pthread_mutex_lock(&c->d->lock);
+		j = rctd_session_json(c);
+		pthread_mutex_unlock(&c->d->lock);
+	} else if (m->type == RCT_IPC_STATUS) {
+		j = rctd_status_json(c->d);
+	} else {
+		/* Every session: only for root and the daemon's own user. */
+		if (!c->admin)
+			return reply_fail(r, -EPERM, RCT_ERR_INVALID_PARAM,
+					  "%s of every session is for root or uid %u only",
+					  ipc_type_str(m->type), (unsigned)geteuid());
+		j = rctd_sessions_json(c->d);
+	}
+	r->text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_decref(j);
+	if (!r->text)
+		return reply_fail(r, -ENOMEM, RCT_ERR_NO_MEMORY, "no memory for the reply");
+	out->text.text = r->text;
+	out->text.len = strlen(r->text);
+	if (out->text.len > RCT_IPC_MAX_PAYLOAD)
+		return reply_fail(r, -E2BIG, RCT_ERR_NO_SPACE,
+				  "a reply of %zu bytes exceeds the payload limit of %d",
+				  out->text.len, RCT_IPC_MAX_PAYLOAD);
+	r->has_body = true;
+	return 0;
+}
