@@ -25,10 +25,11 @@ static void begin(void)
 	nwant = 0;
 }
 
+/* @v little-endian in @bytes bytes (beyond 8: zeros). */
 static void le(uint64_t v, unsigned bytes)
 {
 	for (unsigned i = 0; i < bytes; i++)
-		want[nwant++] = (uint8_t)(v >> (8 * i));
+		want[nwant++] = i < 8 ? (uint8_t)(v >> (8 * i)) : 0;
 }
 
 static void str(const char *s, size_t field)

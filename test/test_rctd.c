@@ -25,6 +25,8 @@
 
 #include <rct/rct_client.h>
 
+#include "harness.h"
+
 #include "sim.h"
 
 #define PAGE	 4096
@@ -35,42 +37,32 @@
 static char dir[48], sock[96], state[96];
 static pid_t rctd_pid;
 
-/* Wait (at most 5 s) until an rctd serves @at. */
-static void wait_serving(const char *at)
+/* Start rctd on @at (with key file @psk unless NULL) and wait until it serves. */
+static pid_t rctd_spawn(const char *at, const char *psk, const char *state_dir)
 {
-	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	struct harness_rctd h = {.rctd = RCTD_PATH,
+				 .socket = at,
+				 .state_dir = state_dir,
+				 .psk_file = psk,
+				 .message_timeout_ms = psk ? 0 : 2000,
+				 .die_with_parent = true, /* a failed assertion must not leave it */
+				 .ready_ms = 5000};
+	char why[512];
+	pid_t pid = harness_rctd_start(&h, why, sizeof(why));
 
-	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", at);
-	for (int i = 0; i < 500; i++) {
-		int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-		int ok = !connect(fd, (struct sockaddr *)&sun, sizeof(sun));
-
-		close(fd);
-		if (ok)
-			return;
-		usleep(10000);
-	}
-	cr_assert_fail("rctd did not start serving %s", at);
+	cr_assert(pid > 0, "%s", why);
+	return pid;
 }
 
 static void rctd_start(void)
 {
-
 	if (!dir[0]) { /* kept across a restart: the state directory is in it */
 		snprintf(dir, sizeof(dir), "/tmp/rctd-test.XXXXXX");
 		cr_assert_not_null(mkdtemp(dir));
 	}
 	snprintf(sock, sizeof(sock), "%s/rctd.sock", dir);
 	snprintf(state, sizeof(state), "%s/state", dir);
-	rctd_pid = fork();
-	cr_assert(rctd_pid >= 0);
-	if (rctd_pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGTERM); /* a failed assertion must not leave it */
-		execl(RCTD_PATH, "rctd", "--socket", sock, "--log-level", "warn",
-		      "--message-timeout-ms", "2000", "--state-dir", state, (char *)NULL);
-		_exit(127);
-	}
-	wait_serving(sock);
+	rctd_pid = rctd_spawn(sock, NULL, state);
 }
 
 /* rctd must still be running. */
@@ -910,22 +902,6 @@ static void rm_state(const char *path)
 
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
 	cr_assert_eq(system(cmd), 0);
-}
-
-/* Start rctd on @at with the key file @psk; returns its pid. */
-static pid_t rctd_spawn(const char *at, const char *psk, const char *state_dir)
-{
-	pid_t pid = fork();
-
-	cr_assert(pid >= 0);
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		execl(RCTD_PATH, "rctd", "--socket", at, "--log-level", "warn", "--psk-file", psk,
-		      "--state-dir", state_dir, (char *)NULL);
-		_exit(127);
-	}
-	wait_serving(at);
-	return pid;
 }
 
 struct hostile_job {

@@ -24,7 +24,7 @@
 #include "../sim/sim.h"
 #include "rctctl.h"
 #include "bench.h"
-#include "run.h"
+#include "cell.h"
 
 const unsigned bench_sweep_lanes[BENCH_SWEEP_NLANES] = {1, 2, 4, 8};
 const double bench_sweep_pct[BENCH_SWEEP_NPCT] = {0.1, 1, 10, 100};
@@ -78,7 +78,7 @@ static void bench_usage(FILE *f)
 		"                       copies with the CPU (ucx on one host); default: one per\n"
 		"                       core beyond the first, at most lanes - 1\n"
 		"  --json               the table as one JSON object on stdout\n"
-		"  --verbose            a line per checkpoint on stderr\n" RUN_DAEMON_HELP
+		"  --verbose            a line per checkpoint on stderr\n" CELL_DAEMON_HELP
 		"  -h, --help           this text\n"
 		"\n"
 		"Exit status: 0 every cell verified, 1 a checkpoint differs, 2 usage, 3 "
@@ -188,7 +188,7 @@ static int bench_parse(int argc, char **argv, struct bench_opts *o)
 		{"json", no_argument, NULL, 'j'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
-		RUN_LONGOPTS,
+		CELL_LONGOPTS,
 		{NULL, 0, NULL, 0},
 	};
 	const char *backends = NULL, *workloads = NULL;
@@ -244,7 +244,7 @@ static int bench_parse(int argc, char **argv, struct bench_opts *o)
 			bench_usage(stdout);
 			return 1;
 		default:
-			rc = run_parse_option(c, optarg, &o->cfg, &o->region_size);
+			rc = cell_parse_option(c, optarg, &o->cfg, &o->region_size);
 			if (rc > 0)
 				return rc;
 			if (rc < 0) {
@@ -332,7 +332,7 @@ static json_t *bench_summary_json(const double *v, unsigned n)
 }
 
 /* CPU seconds of @ms (per checkpoint) per GB moved by @res. */
-static double bench_cpu_s_per_gb(const double *ms, const struct run_result *res)
+static double bench_cpu_s_per_gb(const double *ms, const struct cell_result *res)
 {
 	double cpu = 0, bytes = 0;
 
@@ -343,12 +343,12 @@ static double bench_cpu_s_per_gb(const double *ms, const struct run_result *res)
 	return bytes > 0 ? cpu / (bytes / 1e9) : 0;
 }
 
-static double bench_memcpy_ms_mean(const struct run_result *res)
+static double bench_memcpy_ms_mean(const struct cell_result *res)
 {
 	return res->done ? res->memcpy_ms / res->done : 0;
 }
 
-double bench_memcpy_gbps(const struct run_result *res)
+double bench_memcpy_gbps(const struct cell_result *res)
 {
 	return res->memcpy_ms > 0 ? (double)res->memcpy_bytes / (res->memcpy_ms * 1e6) : 0;
 }
@@ -374,12 +374,12 @@ static unsigned bench_interval_ms(const struct bench_opts *o)
 
 static json_t *bench_cell_json(const struct bench_cell *c)
 {
-	const struct run_result *r = &c->res;
+	const struct cell_result *r = &c->res;
 	json_t *cell = json_pack("{s:s, s:i, s:s, s:i, s:i, s:o, s:o, s:f}", "backend", c->backend,
 				 "lanes", (int)c->lanes, "workload", c->wl_name, "verified",
 				 (int)r->verified, "checkpoints", (int)c->checkpoints,
 				 "transfer_ms", bench_summary_json(r->xfer_ms, r->done), "pause_ms",
-				 bench_summary_json(r->pause_ms, r->done), "gbps", run_gbps(r));
+				 bench_summary_json(r->pause_ms, r->done), "gbps", cell_gbps(r));
 
 	if (!cell)
 		return NULL;
@@ -465,7 +465,7 @@ double bench_sweep_gbps(const struct bench_opts *o, const char *backend, unsigne
 	if (backend) {
 		const struct bench_cell *c = bench_sweep_cell(o, backend, lanes, pct);
 
-		return c ? run_gbps(&c->res) : 0;
+		return c ? cell_gbps(&c->res) : 0;
 	}
 	for (unsigned i = 0; i < o->nsweep; i++) {
 		const struct bench_cell *c = &o->sweep[i];
@@ -517,11 +517,11 @@ static void bench_print(const struct bench_opts *o)
 	       (double)o->region_size / (1ull << 30), o->checkpoints, bench_interval_ms(o),
 	       o->interval_given ? "" : " (0 for random:PCT)");
 	bench_table(o, "memory transfer (first put -> the secondary's ACK of COMMIT)",
-		    offsetof(struct run_result, xfer_ms));
+		    offsetof(struct cell_result, xfer_ms));
 	bench_table(o,
 		    "whole pause (begin -> commit reply as the hypervisor sees it, plus the "
 		    "secondary's flush)",
-		    offsetof(struct run_result, pause_ms));
+		    offsetof(struct cell_result, pause_ms));
 	printf("\nmemcpy of the same pages (scattered 4 KiB, address order, 1 thread): %.2f "
 	       "GB/s\n\n",
 	       o->memcpy_gbps);
@@ -545,7 +545,7 @@ static void bench_print(const struct bench_opts *o)
 		}
 		printf("%-20s %-10s %9s %7.2f %8.2fx %9s %10.3f %10.3f\n",
 		       bench_row_name(c->backend, c->lanes, name, sizeof(name)), c->wl_name, ver,
-		       run_gbps(&c->res), mc > 0 ? s.mean / mc : 0.0, vs,
+		       cell_gbps(&c->res), mc > 0 ? s.mean / mc : 0.0, vs,
 		       bench_cpu_s_per_gb(c->res.pri_cpu_ms, &c->res),
 		       bench_cpu_s_per_gb(c->res.sec_cpu_ms, &c->res));
 	}
@@ -561,7 +561,7 @@ static void bench_csv_cells(FILE *f, const struct bench_cell *cells, unsigned n,
 {
 	for (unsigned i = 0; i < n; i++) {
 		const struct bench_cell *c = &cells[i];
-		const struct run_result *r = &c->res;
+		const struct cell_result *r = &c->res;
 
 		for (unsigned k = 0; k < r->done; k++)
 			fprintf(f,
@@ -593,7 +593,7 @@ static int bench_csv(struct bench_opts *o)
 }
 
 /* The progress line: on a terminal rewritten in place, else a line per quarter cell. */
-static void bench_progress(void *arg, const struct run_result *res)
+static void bench_progress(void *arg, const struct cell_result *res)
 {
 	struct bench_opts *o = arg;
 	const struct bench_cell *c = o->cur;
@@ -644,13 +644,13 @@ static void bench_sweep_setup(struct bench_opts *o)
 }
 
 /* Run @c on @env (its guest switched to the cell's workload when it differs). */
-static int bench_run_cell(struct bench_opts *o, struct run_env *env, struct bench_cell *c)
+static int bench_run_cell(struct bench_opts *o, struct cell_env *env, struct bench_cell *c)
 {
 	int rc;
 
 	if (o->cfg.wl.kind != c->wl.kind || o->cfg.wl.pct != c->wl.pct) {
 		fprintf(stderr, "bench: workload %s\n", c->wl_name);
-		rc = sim_guest_set_workload(env->pguest, &c->wl);
+		rc = sim_guest_set_workload(env->g.pguest, &c->wl);
 		if (rc) {
 			snprintf(c->res.what, sizeof(c->res.what), "cannot switch the workload: %s",
 				 strerror(-rc));
@@ -667,7 +667,7 @@ static int bench_run_cell(struct bench_opts *o, struct run_env *env, struct benc
 	o->cfg.checkpoints = c->checkpoints;
 	o->cur = c;
 	o->cell_no++;
-	rc = run_cell(&o->cfg, env, &c->res);
+	rc = cell_run(&o->cfg, env, &c->res);
 	c->ran = true;
 	if (o->tty)
 		fputc('\n', stderr);
@@ -680,7 +680,7 @@ static int bench_run_cell(struct bench_opts *o, struct run_env *env, struct benc
 int rctctl_bench(int argc, char **argv)
 {
 	struct bench_opts *o = calloc(1, sizeof(*o));
-	struct run_env env;
+	struct cell_env env;
 	double memcpy_ms = 0, memcpy_bytes = 0;
 	int rc, ret = 0;
 
@@ -719,7 +719,7 @@ int rctctl_bench(int argc, char **argv)
 	o->cfg.wl = o->cells[0].wl;
 	fprintf(stderr, "bench: %u cells; preparing %.2f GiB guests and a memcpy target...\n",
 		o->cell_total, (double)o->region_size / (1ull << 30));
-	rc = run_env_create(&env, &o->cfg, o->region_size, true);
+	rc = cell_env_create(&env, &o->cfg, o->region_size, true);
 	if (rc) {
 		fprintf(stderr, "bench: cannot create the guests: %s\n", strerror(-rc));
 		ret = RCTCTL_EXIT_TRANSPORT;
@@ -737,7 +737,7 @@ int rctctl_bench(int argc, char **argv)
 				memcpy_bytes += (double)c->res.memcpy_bytes;
 			}
 		}
-		run_env_destroy(&env);
+		cell_env_destroy(&env);
 	}
 	o->memcpy_gbps = memcpy_ms > 0 ? memcpy_bytes / (memcpy_ms * 1e6) : 0;
 	if (o->csv_file && bench_csv(o) && !ret)
@@ -749,9 +749,9 @@ int rctctl_bench(int argc, char **argv)
 	if (o->plots && bench_plots(o) && !ret)
 		ret = RCTCTL_EXIT_TRANSPORT;
 	for (unsigned i = 0; i < o->ncells; i++)
-		run_result_free(&o->cells[i].res);
+		cell_result_free(&o->cells[i].res);
 	for (unsigned i = 0; i < o->nsweep; i++)
-		run_result_free(&o->sweep[i].res);
+		cell_result_free(&o->sweep[i].res);
 	free(o);
 	return ret;
 }

@@ -8,7 +8,7 @@
 #include <stdio.h>
 
 #include "../sim/sim.h"
-#include "run.h"
+#include "cell.h"
 
 #define BENCH_MAX_BACKENDS  16
 #define BENCH_NAME_LEN	    16 /* a backend name */
@@ -31,12 +31,12 @@ struct bench_cell {
 	struct sim_workload wl;
 	char wl_name[32];
 	unsigned checkpoints;
-	struct run_result res;
+	struct cell_result res;
 	bool ran;
 };
 
 struct bench_opts {
-	struct run_cfg cfg;
+	struct cell_cfg cfg;
 	uint64_t region_size;
 	bool json, verbose, quick, interval_given, sweeps;
 	unsigned checkpoints, sweep_checkpoints;
@@ -76,7 +76,7 @@ const char *bench_row_name(const char *backend, unsigned lanes, char *buf, size_
 double bench_sweep_gbps(const struct bench_opts *o, const char *backend, unsigned lanes,
 			double pct);
 /* GB/s of the scattered memcpy of a cell's pages (0 when not measured). */
-double bench_memcpy_gbps(const struct run_result *res);
+double bench_memcpy_gbps(const struct cell_result *res);
 
 /*
  * Write DIR/plots.gp (gnuplot commands with the data inline) and run gnuplot

@@ -87,8 +87,8 @@ static void plot_cdfs(struct plot_ctx *p, unsigned w)
 		const char *tag, *what;
 		size_t offset;
 	} metric[] = {
-		{"transfer", "memory transfer", offsetof(struct run_result, xfer_ms)},
-		{"pause", "whole pause", offsetof(struct run_result, pause_ms)},
+		{"transfer", "memory transfer", offsetof(struct cell_result, xfer_ms)},
+		{"pause", "whole pause", offsetof(struct cell_result, pause_ms)},
 	};
 	const struct bench_opts *o = p->o;
 	char file[64], title[256], name[32], spec[128], wl[32];

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * rctctl demo: one cell (run.h) with a line per checkpoint and a summary:
+ * rctctl demo: one cell (cell.h) with a line per checkpoint and a summary:
  * transfer time mean/p50/p99/max, GB/s, pages, and 'verified N/N'.
  */
 #include <dirent.h>
@@ -17,10 +17,10 @@
 
 #include "../sim/sim.h"
 #include "rctctl.h"
-#include "run.h"
+#include "cell.h"
 
 struct demo_opts {
-	struct run_cfg cfg;
+	struct cell_cfg cfg;
 	uint64_t region_size;
 	bool json;
 };
@@ -52,7 +52,7 @@ static void demo_usage(FILE *f)
 		"                       copies with the CPU (ucx on one host); default: one per\n"
 		"                       core beyond the first, at most lanes - 1\n"
 		"  --json               print one JSON object on stdout (per-checkpoint lines go "
-		"to stderr)\n" RUN_DAEMON_HELP "  -h, --help           this text\n"
+		"to stderr)\n" CELL_DAEMON_HELP "  -h, --help           this text\n"
 		"\n"
 		"Exit status: 0 all verified, 1 a checkpoint differs, 2 usage, 3 transport "
 		"failure.\n");
@@ -96,7 +96,7 @@ static int demo_parse(int argc, char **argv, struct demo_opts *o)
 		{"json", no_argument, NULL, 'j'},
 		{"selftest-corrupt", required_argument, NULL, 'C'},
 		{"help", no_argument, NULL, 'h'},
-		RUN_LONGOPTS,
+		CELL_LONGOPTS,
 		{NULL, 0, NULL, 0},
 	};
 	unsigned long v;
@@ -137,7 +137,7 @@ static int demo_parse(int argc, char **argv, struct demo_opts *o)
 			demo_usage(stdout);
 			return 1;
 		default:
-			rc = run_parse_option(c, optarg, &o->cfg, &o->region_size);
+			rc = cell_parse_option(c, optarg, &o->cfg, &o->region_size);
 			if (rc > 0)
 				return rc;
 			if (rc < 0) {
@@ -164,10 +164,10 @@ static int demo_parse(int argc, char **argv, struct demo_opts *o)
 	return 0;
 }
 
-static void demo_print(const struct demo_opts *o, struct run_result *res)
+static void demo_print(const struct demo_opts *o, struct cell_result *res)
 {
-	const struct run_cfg *c = &o->cfg;
-	double gbps = run_gbps(res);
+	const struct cell_cfg *c = &o->cfg;
+	double gbps = cell_gbps(res);
 	struct sim_summary xs, fs, cs, hs, ds;
 	char wl[32];
 
@@ -182,12 +182,12 @@ static void demo_print(const struct demo_opts *o, struct run_result *res)
 			(json_int_t)o->region_size, "workload", wl, "interval_ms",
 			(int)c->interval_ms, "checkpoints", (int)c->checkpoints, "verified",
 			(int)res->verified, "transfer_ms",
-			run_json_summary(res->xfer_ms, res->done), "flush_ms",
-			run_json_summary(res->flush_ms, res->done), "commit_ms",
-			run_json_summary(res->commit_ms, res->done), "secondary_cpu_ms",
-			run_json_summary(res->sec_cpu_ms, res->done), "checkpoint_ms",
-			run_json_summary(res->hv_ms, res->done), "rctd_checkpoint_ms",
-			run_json_summary(res->rctd_ms, res->done), "bytes", (json_int_t)res->bytes,
+			cell_json_summary(res->xfer_ms, res->done), "flush_ms",
+			cell_json_summary(res->flush_ms, res->done), "commit_ms",
+			cell_json_summary(res->commit_ms, res->done), "secondary_cpu_ms",
+			cell_json_summary(res->sec_cpu_ms, res->done), "checkpoint_ms",
+			cell_json_summary(res->hv_ms, res->done), "rctd_checkpoint_ms",
+			cell_json_summary(res->rctd_ms, res->done), "bytes", (json_int_t)res->bytes,
 			"pages", (json_int_t)res->pages, "gbps", gbps, "initial_sync", "bytes",
 			(json_int_t)res->sync.bytes, "transfer_ms",
 			(double)res->sync.transfer_ns / 1e6);
@@ -223,9 +223,9 @@ static void demo_print(const struct demo_opts *o, struct run_result *res)
 
 int rctctl_demo(int argc, char **argv)
 {
-	struct run_result res;
+	struct cell_result res;
 	struct demo_opts o;
-	struct run_env env;
+	struct cell_env env;
 	int rc;
 
 	rc = demo_parse(argc, argv, &o);
@@ -235,18 +235,18 @@ int rctctl_demo(int argc, char **argv)
 
 	fprintf(stderr, "demo: preparing a %.2f GiB guest on each side...\n",
 		(double)o.region_size / (1ull << 30));
-	rc = run_env_create(&env, &o.cfg, o.region_size, false);
+	rc = cell_env_create(&env, &o.cfg, o.region_size, false);
 	if (rc) {
 		fprintf(stderr, "demo: cannot create the guests: %s\n", strerror(-rc));
 		return RCTCTL_EXIT_TRANSPORT;
 	}
-	rc = run_cell(&o.cfg, &env, &res);
+	rc = cell_run(&o.cfg, &env, &res);
 	if (rc)
 		fprintf(stderr, "demo: %s\n", res.what);
 	/* A summary whenever a checkpoint was measured, even when one failed. */
 	if (res.done || !rc)
 		demo_print(&o, &res);
-	run_result_free(&res);
-	run_env_destroy(&env);
+	cell_result_free(&res);
+	cell_env_destroy(&env);
 	return rc;
 }

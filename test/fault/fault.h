@@ -11,6 +11,8 @@
 
 #include <rct/rct_client.h>
 
+#include "harness.h"
+
 #define PAGE	   4096u
 #define REGION_ID  0
 #define SNAPS	   4  /* snapshot ring: see fault_primary_ckpt() */
@@ -44,15 +46,11 @@ struct daemon {
 	char log[160];
 };
 
-/* What one run (primary + secondary sessions) shares between its threads. */
-struct run {
+/* The replicated pair every trial runs on (primary + secondary sessions), shared
+ * between its threads; a trial is one injected fault and its checks. */
+struct fault_pair {
 	const struct opts *o;
-	struct sim_guest *guest;
-	void *sram;
-	int smemfd;
-	uint64_t *pbits, *sbits;
-	int pbits_fd, sbits_fd;
-	size_t bits_len;
+	struct harness_guests g; /* the primary's guest, the secondary's RAM, the bitmaps */
 	uint64_t npages;
 	uint8_t *snap[SNAPS];
 	uint64_t snap_epoch[SNAPS];
@@ -110,17 +108,17 @@ bool daemon_alive(struct daemon *d);
 void daemon_kill(struct daemon *d, int sig);
 int daemon_start(const struct opts *o, struct daemon *d, const char *name, const char *ns,
 		 bool psk);
-int primary_start(struct run *r, struct daemon *d, const char *addr, uint16_t port);
-int secondary_start(struct run *r, struct daemon *d, const char *addr, const char *name);
+int primary_start(struct fault_pair *r, struct daemon *d, const char *addr, uint16_t port);
+int secondary_start(struct fault_pair *r, struct daemon *d, const char *addr, const char *name);
 int session_open(const struct opts *o, struct daemon *d, enum rct_role role, const char *name,
 		 int memfd, int bits_fd, uint64_t size, struct rct_client **c_p);
 struct rct_client_session session_params(const struct opts *o, enum rct_role role,
 					 const char *name);
 void tally_count(struct tally *t, bool ok);
-void trial_end(struct run *r, struct daemon *d);
+void trial_end(struct fault_pair *r, struct daemon *d);
 
 /* fault_hostile.c */
-void scenario_hostile(struct run *r, struct tally *t);
-void scenario_cross_pairing(struct run *r, struct daemon *sd, struct tally *t);
+void scenario_hostile(struct fault_pair *r, struct tally *t);
+void scenario_cross_pairing(struct fault_pair *r, struct daemon *sd, struct tally *t);
 
 #endif /* RCT_FAULT_H */

@@ -224,7 +224,7 @@ static void *hostile_accept_main(void *arg)
 }
 
 /* (d) each hostile kind against a secondary rctd: a clear error, RAM untouched. */
-void scenario_hostile(struct run *r, struct tally *t)
+void scenario_hostile(struct fault_pair *r, struct tally *t)
 {
 	struct daemon open_d = {0}, key_d = {0};
 	uint8_t *before = malloc(r->o->size);
@@ -245,9 +245,9 @@ void scenario_hostile(struct run *r, struct tally *t)
 		int rc;
 
 		t->trials++;
-		memcpy(before, r->sram, r->o->size);
-		rc = session_open(r->o, d, RCT_ROLE_SECONDARY, "vm.secondary", r->smemfd,
-				  r->sbits_fd, r->o->size, &sc);
+		memcpy(before, r->g.sram, r->o->size);
+		rc = session_open(r->o, d, RCT_ROLE_SECONDARY, "vm.secondary", r->g.smemfd,
+				  r->g.sbits_fd, r->o->size, &sc);
 		if (rc || rct_client_listen(sc, "127.0.0.1", 0, &port)) {
 			snprintf(why, sizeof(why), "set-up failed");
 		} else {
@@ -268,7 +268,7 @@ void scenario_hostile(struct run *r, struct tally *t)
 			else
 				snprintf(saw + strlen(saw), sizeof(saw) - strlen(saw),
 					 "; session failed: %s", rct_status_str(a.ev.status));
-			if (!sim_compare(r->sram, before, r->npages, PAGE, &bad))
+			if (!sim_compare(r->g.sram, before, r->npages, PAGE, &bad))
 				snprintf(why, sizeof(why), "guest RAM page %" PRIu64 " written",
 					 bad);
 			else if (strstr(saw, "REMOTE KEY"))
@@ -314,7 +314,7 @@ out:
  * session must then pair with vm's own primary: the full sync flushed and
  * verified byte for byte.
  */
-void scenario_cross_pairing(struct run *r, struct daemon *sd, struct tally *t)
+void scenario_cross_pairing(struct fault_pair *r, struct daemon *sd, struct tally *t)
 {
 	static const char *const what[2] = {"claims vm with another key", "names another VM"};
 	uint8_t other_key[RCT_IPC_PAIRING_KEY_LEN];
@@ -333,7 +333,7 @@ void scenario_cross_pairing(struct run *r, struct daemon *sd, struct tally *t)
 		int port, rc;
 
 		t->trials++;
-		memcpy(before, r->sram, r->o->size);
+		memcpy(before, r->g.sram, r->o->size);
 		port = secondary_start(r, sd, "127.0.0.1", "vm.secondary");
 		rc = port < 0 ? port : daemon_start(r->o, &pd, "tenant", NULL, true);
 		if (!rc)
@@ -343,8 +343,8 @@ void scenario_cross_pairing(struct run *r, struct daemon *sd, struct tally *t)
 		if (!rc)
 			rc = rct_client_session_pairing(evil, &p, NULL);
 		if (!rc)
-			rc = rct_client_region_add(evil, REGION_ID, sim_guest_memfd(r->guest), 0,
-						   r->o->size, r->pbits_fd, 0, NULL);
+			rc = rct_client_region_add(evil, REGION_ID, sim_guest_memfd(r->g.pguest), 0,
+						   r->o->size, r->g.pbits_fd, 0, NULL);
 		if (rc) {
 			snprintf(why, sizeof(why), "set-up: %s", strerror(-rc));
 			goto done;
@@ -353,7 +353,7 @@ void scenario_cross_pairing(struct run *r, struct daemon *sd, struct tally *t)
 		if (rc != -EKEYREJECTED)
 			snprintf(why, sizeof(why), "the tenant's connect returned %d (%.100s)", rc,
 				 rct_client_error(evil));
-		else if (!sim_compare(r->sram, before, r->npages, PAGE, &bad))
+		else if (!sim_compare(r->g.sram, before, r->npages, PAGE, &bad))
 			snprintf(why, sizeof(why), "guest RAM page %" PRIu64 " changed", bad);
 		else if (primary_start(r, &pd, "127.0.0.1", (uint16_t)port))
 			snprintf(why, sizeof(why), "vm's own primary after the tenant: %.150s",

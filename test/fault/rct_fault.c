@@ -40,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <arpa/inet.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -51,10 +52,11 @@
 #include "rawpeer.h"
 #include "sim.h"
 
+#include "harness.h"
 #include "fault.h"
 
-struct run;
-static void phase_set(struct run *r, enum phase p);
+struct fault_pair;
+static void phase_set(struct fault_pair *r, enum phase p);
 
 static const char *const phase_names[PH_NR] = {"guest running", "pause+snapshot", "begin",
 					       "dirty",		"device state",	  "commit"};
@@ -94,7 +96,7 @@ static double ms_between(uint64_t t0, uint64_t t1)
 }
 
 /* The primary enters phase @p: the killer reads it, the summary sums it. */
-static void phase_set(struct run *r, enum phase p)
+static void phase_set(struct fault_pair *r, enum phase p)
 {
 	uint64_t t = now_ns();
 
@@ -123,66 +125,31 @@ static int sh(const char *cmd)
 
 /* ------------------------------------------------------------ daemons */
 
-/* Start rctd on @sock (in namespace @ns unless NULL), with the run's key when @psk. */
+/* Start rctd @name (in namespace @ns unless NULL), with the run's key when @psk. */
 int daemon_start(const struct opts *o, struct daemon *d, const char *name, const char *ns, bool psk)
 {
-	char hb[16];
-	const char *argv[24];
-	char state[160];
-	int n = 0;
+	char state[160], why[512];
+	struct harness_rctd h = {.rctd = o->rctd,
+				 .socket = d->sock,
+				 .state_dir = state,
+				 .psk_file = psk ? psk_path : NULL,
+				 .netns = ns,
+				 .log_path = d->log,
+				 .log_level = "info",
+				 .heartbeat_ms = o->heartbeat_ms};
+	pid_t pid;
 
 	snprintf(d->sock, sizeof(d->sock), "%s/%s.sock", dir, name);
 	snprintf(state, sizeof(state), "%s/%s.state", dir, name);
 	snprintf(d->log, sizeof(d->log), "%s/%s.log", dir, name);
-	snprintf(hb, sizeof(hb), "%d", o->heartbeat_ms);
-	unlink(d->sock);
-	if (ns) {
-		argv[n++] = "ip";
-		argv[n++] = "netns";
-		argv[n++] = "exec";
-		argv[n++] = ns;
+	pid = harness_rctd_start(&h, why, sizeof(why));
+	if (pid < 0) {
+		fprintf(stderr, "fault: rctd %s: %s (log: %s)\n", name, why, d->log);
+		d->pid = 0;
+		return (int)pid;
 	}
-	argv[n++] = o->rctd;
-	argv[n++] = "--socket";
-	argv[n++] = d->sock;
-	argv[n++] = "--heartbeat-ms";
-	argv[n++] = hb;
-	argv[n++] = "--log-level";
-	argv[n++] = "info";
-	argv[n++] = "--state-dir";
-	argv[n++] = state;
-	if (psk) {
-		argv[n++] = "--psk-file";
-		argv[n++] = psk_path;
-	}
-	argv[n] = NULL;
-	d->pid = fork();
-	if (d->pid < 0)
-		return -errno;
-	if (d->pid == 0) {
-		FILE *f = freopen(d->log, "a", stderr);
-
-		(void)f;
-		execvp(argv[0], (char *const *)argv);
-		fprintf(stderr, "fault: cannot run %s: %s\n", argv[0], strerror(errno));
-		_exit(127);
-	}
-	for (int i = 0; i < 1000; i++) {
-		struct rct_client *c;
-
-		if (waitpid(d->pid, NULL, WNOHANG) == d->pid) {
-			fprintf(stderr, "fault: rctd %s exited at start (log: %s)\n", name, d->log);
-			d->pid = 0;
-			return -ECHILD;
-		}
-		if (!rct_client_open(d->sock, "rct-fault", &c)) {
-			rct_client_close(c);
-			return 0;
-		}
-		sleep_us(10000);
-	}
-	fprintf(stderr, "fault: rctd %s did not come up (log: %s)\n", name, d->log);
-	return -ETIMEDOUT;
+	d->pid = pid;
+	return 0;
 }
 
 bool daemon_alive(struct daemon *d)
@@ -266,15 +233,16 @@ int session_open(const struct opts *o, struct daemon *d, enum rct_role role, con
 }
 
 /* Keep what the secondary's own guest wrote since the flush (the pages marked in sbits). */
-static void scrib_keep(struct run *r)
+static void scrib_keep(struct fault_pair *r)
 {
 	r->nscrib = 0;
-	for (uint64_t w = 0; w < r->bits_len / 8; w++)
-		for (uint64_t bits = r->sbits[w]; bits && r->nscrib < SCRIB_MAX; bits &= bits - 1) {
+	for (uint64_t w = 0; w < r->g.bits_len / 8; w++)
+		for (uint64_t bits = r->g.sbits[w]; bits && r->nscrib < SCRIB_MAX;
+		     bits &= bits - 1) {
 			uint64_t page = w * 64 + (uint64_t)__builtin_ctzll(bits);
 
 			memcpy(r->scrib + (size_t)r->nscrib * PAGE,
-			       (const uint8_t *)r->sram + page * PAGE, PAGE);
+			       (const uint8_t *)r->g.sram + page * PAGE, PAGE);
 			r->scrib_page[r->nscrib++] = page;
 		}
 }
@@ -284,9 +252,9 @@ static void scrib_keep(struct run *r)
  * the last flushed image plus its own writes since, page for page; an epoch in
  * flight must have left no trace.  Sets failover_equal / failover_why.
  */
-static void failover_check_ram(struct run *r)
+static void failover_check_ram(struct fault_pair *r)
 {
-	const uint8_t *ram = r->sram, *snap;
+	const uint8_t *ram = r->g.sram, *snap;
 	unsigned k = 0;
 
 	r->failover_equal = false;
@@ -318,7 +286,7 @@ static void failover_check_ram(struct run *r)
  * primary's snapshot of that epoch, then let its own guest dirty a few pages. */
 static void *secondary_main(void *arg)
 {
-	struct run *r = arg;
+	struct fault_pair *r = arg;
 	struct rct_event ev;
 	const void *dev;
 	size_t len;
@@ -365,7 +333,7 @@ static void *secondary_main(void *arg)
 		if (ev.type != RCT_EVENT_CKPT_READY)
 			continue;
 		rc = rct_client_ckpt_flush(r->sc, ev.epoch, RCT_IPC_FLUSH_LOCAL_DIRTY, NULL);
-		memset(r->sbits, 0, r->bits_len);
+		memset(r->g.sbits, 0, r->g.bits_len);
 		pthread_mutex_lock(&r->lock);
 		r->nscrib = 0; /* the flush put those pages back to the primary's */
 		if (rc) {
@@ -378,7 +346,7 @@ static void *secondary_main(void *arg)
 
 			r->flushed = ev.epoch;
 			r->flushed_equal = r->snap_epoch[ev.epoch % SNAPS] == ev.epoch &&
-					   sim_compare(r->sram, snap, r->npages, PAGE, &bad);
+					   sim_compare(r->g.sram, snap, r->npages, PAGE, &bad);
 			if (!r->flushed_equal)
 				snprintf(r->mismatch, sizeof(r->mismatch),
 					 "epoch %" PRIu64 ": guest RAM differs at page %" PRIu64,
@@ -391,7 +359,7 @@ static void *secondary_main(void *arg)
 			}
 			/* The secondary's own guest runs until the next checkpoint. */
 			if (r->flushed_equal) {
-				sim_scribble(r->sram, r->npages, PAGE, 8, &r->rng, r->sbits);
+				sim_scribble(r->g.sram, r->npages, PAGE, 8, &r->rng, r->g.sbits);
 				scrib_keep(r);
 			}
 		}
@@ -401,7 +369,7 @@ static void *secondary_main(void *arg)
 }
 
 /* Secondary: a session on @d, listening on @addr; returns its port or -errno. */
-int secondary_start(struct run *r, struct daemon *d, const char *addr, const char *name)
+int secondary_start(struct fault_pair *r, struct daemon *d, const char *addr, const char *name)
 {
 	uint16_t port;
 	int rc;
@@ -415,8 +383,8 @@ int secondary_start(struct run *r, struct daemon *d, const char *addr, const cha
 	r->flushed_equal = false;
 	r->mismatch[0] = '\0';
 	pthread_mutex_unlock(&r->lock);
-	memset(r->sbits, 0, r->bits_len);
-	rc = session_open(r->o, d, RCT_ROLE_SECONDARY, name, r->smemfd, r->sbits_fd, r->o->size,
+	memset(r->g.sbits, 0, r->g.bits_len);
+	rc = session_open(r->o, d, RCT_ROLE_SECONDARY, name, r->g.smemfd, r->g.sbits_fd, r->o->size,
 			  &r->sc);
 	if (rc)
 		return rc;
@@ -436,7 +404,7 @@ int secondary_start(struct run *r, struct daemon *d, const char *addr, const cha
 	return port;
 }
 
-static void secondary_stop(struct run *r)
+static void secondary_stop(struct fault_pair *r)
 {
 	if (!r->sc)
 		return;
@@ -451,7 +419,7 @@ static void secondary_stop(struct run *r)
 }
 
 /* Wait until the secondary flushed @epoch or lost its primary. */
-static bool secondary_wait_flushed(struct run *r, uint64_t epoch, int timeout_ms)
+static bool secondary_wait_flushed(struct fault_pair *r, uint64_t epoch, int timeout_ms)
 {
 	uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000;
 	struct timespec ts;
@@ -472,7 +440,7 @@ static bool secondary_wait_flushed(struct run *r, uint64_t epoch, int timeout_ms
 	return ok;
 }
 
-static bool secondary_wait_lost(struct run *r, int timeout_ms)
+static bool secondary_wait_lost(struct fault_pair *r, int timeout_ms)
 {
 	uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000;
 	bool lost;
@@ -495,7 +463,7 @@ static bool secondary_wait_lost(struct run *r, int timeout_ms)
  * waits for the flush of e-1, which the secondary does after comparing e-2,
  * so slots e and e-2 differ with SNAPS >= 3.
  */
-static int primary_ckpt(struct run *r, uint64_t e, unsigned flags, bool pause)
+static int primary_ckpt(struct fault_pair *r, uint64_t e, unsigned flags, bool pause)
 {
 	size_t len;
 	int rc;
@@ -503,9 +471,9 @@ static int primary_ckpt(struct run *r, uint64_t e, unsigned flags, bool pause)
 	atomic_store(&r->epoch, e);
 	phase_set(r, PH_RUNNING);
 	if (pause)
-		sim_guest_pause(r->guest, r->pbits);
+		sim_guest_pause(r->g.pguest, r->g.pbits);
 	phase_set(r, PH_SNAPSHOT);
-	memcpy(r->snap[e % SNAPS], sim_guest_ram(r->guest), r->o->size);
+	memcpy(r->snap[e % SNAPS], sim_guest_ram(r->g.pguest), r->o->size);
 	r->snap_epoch[e % SNAPS] = (flags & RCT_CKPT_LIVE) ? UINT64_MAX : e;
 	len = sim_devstate(r->o->seed, e, &r->devbuf, &r->devcap);
 	phase_set(r, PH_BEGIN);
@@ -526,13 +494,13 @@ static int primary_ckpt(struct run *r, uint64_t e, unsigned flags, bool pause)
 }
 
 /* Primary: a session on @d connected to @addr:@port, then the first full sync. */
-int primary_start(struct run *r, struct daemon *d, const char *addr, uint16_t port)
+int primary_start(struct fault_pair *r, struct daemon *d, const char *addr, uint16_t port)
 {
 	int rc;
 
 	atomic_store(&r->committed, UINT64_MAX);
-	rc = session_open(r->o, d, RCT_ROLE_PRIMARY, "vm.primary", sim_guest_memfd(r->guest),
-			  r->pbits_fd, r->o->size, &r->pc);
+	rc = session_open(r->o, d, RCT_ROLE_PRIMARY, "vm.primary", sim_guest_memfd(r->g.pguest),
+			  r->g.pbits_fd, r->o->size, &r->pc);
 	if (rc)
 		return rc;
 	rc = rct_client_connect(r->pc, addr, port, NULL);
@@ -549,24 +517,24 @@ int primary_start(struct run *r, struct daemon *d, const char *addr, uint16_t po
 
 /* The guest's work of one interval, done by hand so that it takes no time:
  * half the pages rewritten (the workload thread stays paused). */
-static void primary_dirty(struct run *r, uint64_t *rng)
+static void primary_dirty(struct fault_pair *r, uint64_t *rng)
 {
-	uint8_t *ram = sim_guest_ram(r->guest);
+	uint8_t *ram = sim_guest_ram(r->g.pguest);
 
-	memset(r->pbits, 0, r->bits_len);
+	memset(r->g.pbits, 0, r->g.bits_len);
 	for (uint64_t i = 0; i < r->npages / 2; i++) {
 		uint64_t page = sim_rand(rng) % r->npages;
 
 		memset(ram + page * PAGE + sim_rand(rng) % (PAGE - 64), (int)(sim_rand(rng) | 1),
 		       64);
-		r->pbits[page / 64] |= 1ull << (page % 64);
+		r->g.pbits[page / 64] |= 1ull << (page % 64);
 	}
 }
 
 /* Checkpoints every @interval_us until one fails; the epoch that failed, or
  * MAX_EPOCHS when none did within 20 s (the fault never took effect).  Most
  * of the time goes to transfers, so faults land in them. */
-static uint64_t primary_loop(struct run *r, uint64_t first, unsigned interval_us)
+static uint64_t primary_loop(struct fault_pair *r, uint64_t first, unsigned interval_us)
 {
 	uint64_t rng = r->o->seed + first, t_end = now_ns() + 20000000000ull;
 	uint64_t e = first, failed = MAX_EPOCHS;
@@ -584,7 +552,7 @@ static uint64_t primary_loop(struct run *r, uint64_t first, unsigned interval_us
 }
 
 struct killer {
-	struct run *r;
+	struct fault_pair *r;
 	struct daemon *victim;
 	const char *cmd; /* instead of a kill: a shell command (link cut) */
 	uint64_t delay_us;
@@ -648,7 +616,7 @@ static void *killer_main(void *arg)
  * that image plus the secondary's own writes, and an epoch the event names as
  * discarded must be the one after it.
  */
-static bool check_failover(struct run *r, const struct killer *k, char *why, size_t len)
+static bool check_failover(struct fault_pair *r, const struct killer *k, char *why, size_t len)
 {
 	uint64_t committed = atomic_load(&r->committed);
 	bool ok;
@@ -725,7 +693,7 @@ void tally_count(struct tally *t, bool ok)
 }
 
 /* Close both sessions and kill the daemon the trial started. */
-void trial_end(struct run *r, struct daemon *d)
+void trial_end(struct fault_pair *r, struct daemon *d)
 {
 	fflush(stdout);
 	rct_client_close(r->pc);
@@ -736,7 +704,7 @@ void trial_end(struct run *r, struct daemon *d)
 
 /* (a) kill -9 the primary's rctd at a random moment. */
 /* Where the primary's time went: faults at random moments land in proportion. */
-static void phase_print(struct run *r)
+static void phase_print(struct fault_pair *r)
 {
 	uint64_t sum = 0;
 
@@ -749,7 +717,7 @@ static void phase_print(struct run *r)
 	memset(r->phase_ns, 0, sizeof(r->phase_ns));
 }
 
-static void scenario_kill_primary(struct run *r, struct daemon *sd, struct tally *t)
+static void scenario_kill_primary(struct fault_pair *r, struct daemon *sd, struct tally *t)
 {
 	uint64_t rng = r->o->seed ^ 0xa11ce;
 
@@ -848,7 +816,7 @@ static void *watcher_main(void *arg)
 
 /* The primary alone, then a new secondary: resync while the guest runs, then
  * verified checkpoints.  Returns true when the secondary ends consistent. */
-static bool rejoin(struct run *r, struct daemon *pd, struct daemon *sd, const char *saddr,
+static bool rejoin(struct fault_pair *r, struct daemon *pd, struct daemon *sd, const char *saddr,
 		   uint64_t *epoch, char *why, size_t len)
 {
 	struct watcher w = {.d = pd};
@@ -869,8 +837,8 @@ static bool rejoin(struct run *r, struct daemon *pd, struct daemon *sd, const ch
 			rc = pair_as_vm(r->pc);
 	}
 	if (!rc)
-		rc = rct_client_region_add(r->pc, REGION_ID, sim_guest_memfd(r->guest), 0,
-					   r->o->size, r->pbits_fd, 0, NULL);
+		rc = rct_client_region_add(r->pc, REGION_ID, sim_guest_memfd(r->g.pguest), 0,
+					   r->o->size, r->g.pbits_fd, 0, NULL);
 	if (!rc)
 		rc = rct_client_connect(r->pc, saddr, (uint16_t)port, NULL);
 	if (rc) {
@@ -878,8 +846,8 @@ static bool rejoin(struct run *r, struct daemon *pd, struct daemon *sd, const ch
 		return false;
 	}
 	/* Dirty tracking from here; the sync reads RAM while the guest writes it. */
-	sim_guest_pause(r->guest, r->pbits);
-	sim_guest_resume(r->guest);
+	sim_guest_pause(r->g.pguest, r->g.pbits);
+	sim_guest_resume(r->g.pguest);
 	pthread_create(&wt, NULL, watcher_main, &w);
 	rc = primary_ckpt(r, ++*epoch, RCT_CKPT_FULL | RCT_CKPT_LIVE, false);
 	atomic_store(&w.stop, true);
@@ -899,10 +867,10 @@ static bool rejoin(struct run *r, struct daemon *pd, struct daemon *sd, const ch
 				 rc ? strerror(-rc) : r->mismatch);
 			return false;
 		}
-		sim_guest_resume(r->guest);
+		sim_guest_resume(r->g.pguest);
 		sleep_us(2000);
 	}
-	sim_guest_pause(r->guest, r->pbits);
+	sim_guest_pause(r->g.pguest, r->g.pbits);
 	return true;
 }
 
@@ -927,7 +895,7 @@ static bool primary_reports_loss(struct daemon *pd, char *why, size_t len)
 }
 
 /* (c) kill -9 the secondary's rctd; (b) cut its link: the primary detects, stays up, rejoins. */
-static void scenario_secondary_fault(struct run *r, struct daemon *pd, bool cut, unsigned n,
+static void scenario_secondary_fault(struct fault_pair *r, struct daemon *pd, bool cut, unsigned n,
 				     struct tally *t)
 {
 	const char *name = cut ? "link-cut" : "kill-secondary";
@@ -1004,7 +972,7 @@ static void scenario_secondary_fault(struct run *r, struct daemon *pd, bool cut,
 		if (!primary_reports_loss(pd, why, sizeof(why)))
 			goto done;
 		/* Unprotected, the guest runs on; then a new secondary joins. */
-		sim_guest_resume(r->guest);
+		sim_guest_resume(r->g.pguest);
 		sleep_us(20000);
 		secondary_stop(r);
 		daemon_kill(&sd, SIGKILL);
@@ -1107,24 +1075,20 @@ static bool link_given(const char *spec)
 
 static int make_key(void)
 {
-	uint8_t key[32];
-	FILE *f;
-	int fd;
+	char why[512];
+	int rc;
 
 	snprintf(psk_path, sizeof(psk_path), "%s/peer.key", dir);
-	fd = open(psk_path, O_WRONLY | O_CREAT | O_EXCL, 0600);
-	f = fopen("/dev/urandom", "r");
-	if (fd < 0 || !f || fread(key, 1, sizeof(key), f) != sizeof(key) ||
-	    fread(pairing_key, 1, sizeof(pairing_key), f) != sizeof(pairing_key) ||
-	    write(fd, key, sizeof(key)) != (ssize_t)sizeof(key)) {
-		fprintf(stderr, "fault: cannot write %s: %s\n", psk_path, strerror(errno));
-		if (f)
-			fclose(f);
-		return -1;
+	rc = harness_make_key(psk_path, why, sizeof(why));
+	if (rc) {
+		fprintf(stderr, "fault: %s\n", why);
+		return rc;
 	}
-	fclose(f);
-	close(fd);
-	return 0;
+	if (getrandom(pairing_key, sizeof(pairing_key), 0) != (ssize_t)sizeof(pairing_key)) {
+		rc = -errno;
+		fprintf(stderr, "fault: the pairing key: getrandom: %s\n", strerror(errno));
+	}
+	return rc;
 }
 
 /* @text as a base-10 number in [@min, @max] for option @opt, or exit 2 naming it. */
@@ -1202,7 +1166,8 @@ int main(int argc, char **argv)
 	struct tally ta = {0}, tb = {0}, tc = {0}, td = {0};
 	struct sim_workload wl;
 	struct daemon sd = {0}, pd = {0};
-	struct run r;
+	struct fault_pair r;
+	char why[512];
 	int c;
 
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -1267,22 +1232,18 @@ int main(int argc, char **argv)
 	r.o = &o;
 	r.rng = o.seed;
 	r.npages = o.size / PAGE;
-	r.bits_len = (r.npages + 63) / 64 * 8;
 	pthread_mutex_init(&r.lock, NULL);
 	pthread_cond_init(&r.cond, NULL);
 	/* The workload thread runs during resyncs; checkpoints dirty by hand. */
 	sim_workload_parse("load", &wl);
-	if (sim_guest_create(o.size, PAGE, &wl, o.seed, &r.guest)) {
-		fprintf(stderr, "fault: cannot create the guest\n");
+	if (harness_guests_create(&r.g, o.size, PAGE, &wl, o.seed, why, sizeof(why))) {
+		fprintf(stderr, "fault: %s\n", why);
 		return 1;
 	}
-	r.sram = sim_memfd_map("rct-fault-secondary", o.size, &r.smemfd);
-	r.pbits = sim_memfd_map("rct-fault-pbits", r.bits_len, &r.pbits_fd);
-	r.sbits = sim_memfd_map("rct-fault-sbits", r.bits_len, &r.sbits_fd);
 	r.scrib = malloc((size_t)SCRIB_MAX * PAGE);
 	for (int i = 0; i < SNAPS; i++)
 		r.snap[i] = malloc(o.size);
-	if (!r.sram || !r.pbits || !r.sbits || !r.scrib || !r.snap[SNAPS - 1]) {
+	if (!r.scrib || !r.snap[SNAPS - 1]) {
 		fprintf(stderr, "fault: out of memory\n");
 		return 1;
 	}
@@ -1345,7 +1306,7 @@ int main(int argc, char **argv)
 		free(r.scrib);
 		free(r.devbuf);
 		free(r.sdevbuf);
-		sim_guest_destroy(r.guest);
+		harness_guests_destroy(&r.g);
 		return ok == t ? 0 : 1;
 	}
 }

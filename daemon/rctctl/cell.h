@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * One measured run ("cell"): a simulated guest on each side, each the client
+ * One measured cell (a bench cell; not a page run, not a fault trial): a simulated guest on each side, each the client
  * of its own rctd (guest -> rctd primary <-> rctd secondary <- guest) on
  * 127.0.0.1 over one backend, a full sync and then K checkpoints, each
  * verified byte for byte.  rctctl demo runs one cell; rctctl bench runs
  * several in one process, on the same guests and the same two daemons.
  */
-#ifndef RCTCTL_RUN_H
-#define RCTCTL_RUN_H
+#ifndef RCTCTL_CELL_H
+#define RCTCTL_CELL_H
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -16,13 +16,14 @@
 
 #include <rct/rct.h>
 
+#include "../harness/harness.h"
 #include "../sim/sim.h"
 
-#define RUN_PAGE_SIZE 4096
+#define CELL_PAGE_SIZE 4096
 
-struct run_result;
+struct cell_result;
 
-struct run_cfg {
+struct cell_cfg {
 	const char *backend;
 	const char *addr; /* where the peers meet; NULL: 127.0.0.1, or an RDMA device's
 			     IPv4 address for verbs */
@@ -36,7 +37,7 @@ struct run_cfg {
 	int timeout_ms;
 	uint64_t corrupt_epoch; /* flip a byte after flushing this epoch (0: never) */
 	FILE *lines;		/* one line per checkpoint, or NULL */
-	/* The two daemons: started by run_env_create() unless both sockets are given. */
+	/* The two daemons: started by cell_env_create() unless both sockets are given. */
 	const char *rctd;    /* the rctd program (NULL: next to rctctl, else $PATH) */
 	const char *psock;   /* the primary's rctd socket, or NULL */
 	const char *ssock;   /* the secondary's rctd socket, or NULL */
@@ -44,20 +45,15 @@ struct run_cfg {
 	const char *vm_name; /* sessions are VM.primary and VM.secondary (NULL: demo-vm) */
 	int heartbeat_ms;    /* --heartbeat-ms for the daemons started here (0: rctd's) */
 	/* Called after every verified checkpoint of a cell (bench's progress line). */
-	void (*progress)(void *arg, const struct run_result *res);
+	void (*progress)(void *arg, const struct cell_result *res);
 	void *progress_arg;
 };
 
 /* What the cells of one process share: the guests, the daemons, a memcpy target. */
-struct run_env {
+struct cell_env {
 	uint64_t size;
-	struct sim_guest *pguest; /* primary's guest: RAM (memfd) + snapshot */
-	void *sram;		  /* secondary's guest RAM, in memfd smemfd */
-	int smemfd;
-	uint64_t *pbits, *sbits; /* the regions' shared dirty bitmaps */
-	int pbits_fd, sbits_fd;
-	size_t bits_len;
-	void *scratch; /* target of the memcpy reference, or NULL */
+	struct harness_guests g; /* the primary's guest, the secondary's RAM, the bitmaps */
+	void *scratch;		 /* target of the memcpy reference, or NULL */
 	/* Daemons started here (pid 0: none), their sockets in dir. */
 	pid_t ppid, spid;
 	char dir[64];
@@ -65,7 +61,7 @@ struct run_env {
 	char psk[128]; /* the key file the two daemons share */
 };
 
-struct run_result {
+struct cell_result {
 	unsigned done, verified;
 	int exit;	/* 0, RCTCTL_EXIT_MISMATCH or RCTCTL_EXIT_TRANSPORT */
 	char what[256]; /* why it stopped, when exit != 0 */
@@ -84,7 +80,7 @@ struct run_result {
 
 /* The options demo and bench share (option characters s w k i S t T A R P Q M N H). */
 /* clang-format off */
-#define RUN_LONGOPTS \
+#define CELL_LONGOPTS \
 	{"region-size", required_argument, NULL, 's'}, \
 	{"workload", required_argument, NULL, 'w'}, \
 	{"checkpoints", required_argument, NULL, 'k'}, \
@@ -102,7 +98,7 @@ struct run_result {
 /* clang-format on */
 
 /* Help text of the shared daemon options. */
-#define RUN_DAEMON_HELP                                                                            \
+#define CELL_DAEMON_HELP                                                                           \
 	"  --rctd PATH           the rctd to start (default: beside rctctl, else $PATH)\n"         \
 	"  --primary-socket P    use the running rctd at P for the primary side, and\n"            \
 	"  --secondary-socket S  the one at S for the secondary (both, or neither:\n"              \
@@ -119,23 +115,23 @@ struct run_result {
  * Returns 0 when parsed, RCTCTL_EXIT_USAGE (after a message) on a bad value,
  * -1 when @c is not a shared option.
  */
-int run_parse_option(int c, const char *arg, struct run_cfg *cfg, uint64_t *region_size);
+int cell_parse_option(int c, const char *arg, struct cell_cfg *cfg, uint64_t *region_size);
 
 /*
  * Guests of @size bytes (workload and seed of @cfg); @scratch also maps a
  * memcpy target.  Starts the two rctd unless @cfg names their sockets.
  * Returns 0, or -errno after a message on stderr.
  */
-int run_env_create(struct run_env *env, const struct run_cfg *cfg, uint64_t size, bool scratch);
-void run_env_destroy(struct run_env *env);
+int cell_env_create(struct cell_env *env, const struct cell_cfg *cfg, uint64_t size, bool scratch);
+void cell_env_destroy(struct cell_env *env);
 
-/* Run one cell.  Returns res->exit; res must be freed with run_result_free(). */
-int run_cell(const struct run_cfg *cfg, struct run_env *env, struct run_result *res);
-void run_result_free(struct run_result *res);
+/* Run one cell.  Returns res->exit; res must be freed with cell_result_free(). */
+int cell_run(const struct cell_cfg *cfg, struct cell_env *env, struct cell_result *res);
+void cell_result_free(struct cell_result *res);
 
 /* {"mean","p50","p99","max"} of @n samples (sorted in place). */
-json_t *run_json_summary(double *v, size_t n);
+json_t *cell_json_summary(double *v, size_t n);
 /* GB/s of a result (bytes over summed transfer time). */
-double run_gbps(const struct run_result *res);
+double cell_gbps(const struct cell_result *res);
 
 #endif

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * One cell: see run.h.
+ * One cell: see cell.h.
  *
  * The deployment shape: guest -> rctd primary <-> rctd secondary <- guest.
  * Two real rctd processes (started here, or given by socket) serve the two
@@ -21,29 +21,27 @@
 #include <net/if.h>
 #include <limits.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <fcntl.h>
 #include <sys/random.h>
 #include <sys/socket.h>
-#include <sys/un.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <rct/rct_client.h>
 
+#include "../harness/harness.h"
 #include "rctctl.h"
-#include "run.h"
+#include "cell.h"
 
-#define RUN_REGION_ID 0
-#define RUN_SCRIBBLES 16 /* pages the secondary's own guest dirties per interval */
+#define CELL_REGION_ID 0
+#define CELL_SCRIBBLES 16 /* pages the secondary's own guest dirties per interval */
 #define RCT_MIN_U(a, b)                                                                            \
 	((unsigned long)(a) < (unsigned long)(b) ? (unsigned long)(a) : (unsigned long)(b))
 
 /* One verification report from the secondary; guarded by run.lock. */
-struct run_report {
+struct cell_report {
 	bool valid;
 	uint64_t epoch;
 	bool ok;
@@ -52,15 +50,15 @@ struct run_report {
 	double cpu_ms; /* CPU of the secondary's rctd for this epoch (when it is ours) */
 };
 
-struct run {
-	const struct run_cfg *cfg;
-	struct run_env *env;
+struct cell {
+	const struct cell_cfg *cfg;
+	struct cell_env *env;
 	struct rct_client *sc; /* the secondary hypervisor's connection to its rctd */
 	uint16_t port;
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	struct run_report report;
+	struct cell_report report;
 	bool secondary_done;
 	char secondary_what[256]; /* why the secondary stopped */
 	bool stop;
@@ -73,7 +71,7 @@ struct run {
  * the scheduler's run time (/proc/PID/task/TID/schedstat, nanoseconds; the
  * clock-tick figures of /proc/PID/stat are 10 ms coarse).
  */
-static double run_proc_cpu_ms(pid_t pid)
+static double cell_proc_cpu_ms(pid_t pid)
 {
 	unsigned long long ns, sum = 0;
 	char path[300];
@@ -101,7 +99,7 @@ static double run_proc_cpu_ms(pid_t pid)
 	return (double)sum / 1e6;
 }
 
-static void run_post(struct run *r, const struct run_report *rep)
+static void cell_post(struct cell *r, const struct cell_report *rep)
 {
 	pthread_mutex_lock(&r->lock);
 	r->report = *rep;
@@ -111,11 +109,11 @@ static void run_post(struct run *r, const struct run_report *rep)
 }
 
 /* Flush ready epoch @epoch and compare guest RAM and device state with the primary's. */
-static void run_secondary_apply(struct run *r, uint64_t epoch, double cpu_ms, uint64_t *rng)
+static void cell_secondary_apply(struct cell *r, uint64_t epoch, double cpu_ms, uint64_t *rng)
 {
-	uint64_t npages = sim_guest_pages(r->env->pguest), bad;
-	struct run_report rep = {.epoch = epoch, .ok = false, .cpu_ms = cpu_ms};
-	uint64_t *bits = r->env->sbits;
+	uint64_t npages = sim_guest_pages(r->env->g.pguest), bad;
+	struct cell_report rep = {.epoch = epoch, .ok = false, .cpu_ms = cpu_ms};
+	uint64_t *bits = r->env->g.sbits;
 	const void *dev;
 	size_t dev_len, want_len;
 	int rc;
@@ -143,14 +141,14 @@ static void run_secondary_apply(struct run *r, uint64_t epoch, double cpu_ms, ui
 		/* Self-test of the verifier: one flipped byte must be caught. */
 		uint64_t page = npages / 3;
 
-		((uint8_t *)r->env->sram)[page * RUN_PAGE_SIZE + 100] ^= 0x01;
+		((uint8_t *)r->env->g.sram)[page * CELL_PAGE_SIZE + 100] ^= 0x01;
 	}
-	if (!sim_compare(r->env->sram, sim_guest_snapshot(r->env->pguest), npages, RUN_PAGE_SIZE,
-			 &bad)) {
+	if (!sim_compare(r->env->g.sram, sim_guest_snapshot(r->env->g.pguest), npages,
+			 CELL_PAGE_SIZE, &bad)) {
 		snprintf(rep.what, sizeof(rep.what),
 			 "guest RAM differs from the primary's snapshot: first at page %" PRIu64
 			 " (offset 0x%" PRIx64 ")",
-			 bad, bad * RUN_PAGE_SIZE);
+			 bad, bad * CELL_PAGE_SIZE);
 		goto out;
 	}
 	rep.ok = true;
@@ -158,21 +156,22 @@ static void run_secondary_apply(struct run *r, uint64_t epoch, double cpu_ms, ui
 	/* The secondary guest runs until the next checkpoint and dirties pages of its own;
 	 * they go into the shared bitmap rctd reads at the next flush. */
 	memset(bits, 0, (npages + 63) / 64 * sizeof(uint64_t));
-	sim_scribble(r->env->sram, npages, RUN_PAGE_SIZE, RUN_SCRIBBLES, rng, bits);
+	sim_scribble(r->env->g.sram, npages, CELL_PAGE_SIZE, CELL_SCRIBBLES, rng, bits);
 out:
-	run_post(r, &rep);
+	cell_post(r, &rep);
 }
 
-static void *run_secondary(void *arg)
+static void *cell_secondary(void *arg)
 {
-	struct run *r = arg;
+	struct cell *r = arg;
 	uint64_t rng = r->cfg->seed ^ 0x5ec0ull;
-	double cpu0 = run_proc_cpu_ms(r->env->spid), cpu;
+	double cpu0 = cell_proc_cpu_ms(r->env->spid), cpu;
 	struct rct_event ev;
 	int rc;
 	bool stop;
 
-	memset(r->env->sbits, 0, (sim_guest_pages(r->env->pguest) + 63) / 64 * sizeof(uint64_t));
+	memset(r->env->g.sbits, 0,
+	       (sim_guest_pages(r->env->g.pguest) + 63) / 64 * sizeof(uint64_t));
 	rc = rct_client_accept(r->sc, NULL);
 	if (rc)
 		snprintf(r->secondary_what, sizeof(r->secondary_what), "accept: %s (%.100s)",
@@ -195,9 +194,9 @@ static void *run_secondary(void *arg)
 		}
 		if (ev.type == RCT_EVENT_CKPT_READY) {
 			/* CPU the secondary's rctd spent on this epoch (receiving, acking). */
-			cpu = run_proc_cpu_ms(r->env->spid);
-			run_secondary_apply(r, ev.epoch, cpu - cpu0, &rng);
-			cpu0 = run_proc_cpu_ms(r->env->spid);
+			cpu = cell_proc_cpu_ms(r->env->spid);
+			cell_secondary_apply(r, ev.epoch, cpu - cpu0, &rng);
+			cpu0 = cell_proc_cpu_ms(r->env->spid);
 		} else if (ev.type == RCT_EVENT_PEER_LOST) {
 			char gone[64] = "";
 
@@ -219,7 +218,7 @@ static void *run_secondary(void *arg)
 }
 
 /* Wait for the secondary's report on @epoch: 0 verified, 1 differs, -1 no report. */
-static int run_wait_report(struct run *r, uint64_t epoch, struct run_report *rep)
+static int cell_wait_report(struct cell *r, uint64_t epoch, struct cell_report *rep)
 {
 	struct timespec ts;
 	int rc = 0;
@@ -248,14 +247,14 @@ static int run_wait_report(struct run *r, uint64_t epoch, struct run_report *rep
 	return rep->ok ? 0 : 1;
 }
 
-static void run_sleep_until(const struct timespec *t)
+static void cell_sleep_until(const struct timespec *t)
 {
 	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, t, NULL) == EINTR)
 		;
 }
 
 /* The pairing key of this run's VM, made once (the management layer's job). */
-static const uint8_t *run_pairing_key(void)
+static const uint8_t *cell_pairing_key(void)
 {
 	static uint8_t key[RCT_IPC_PAIRING_KEY_LEN];
 	static bool made;
@@ -266,16 +265,16 @@ static const uint8_t *run_pairing_key(void)
 }
 
 /* A client of rctd at @sock with this cell's session and guest region. */
-static int run_open(const struct run_cfg *cfg, enum rct_role role, const char *sock, int memfd,
-		    uint64_t size, int bits_fd, struct rct_client **c_p, char *what,
-		    size_t what_len)
+static int cell_open(const struct cell_cfg *cfg, enum rct_role role, const char *sock, int memfd,
+		     uint64_t size, int bits_fd, struct rct_client **c_p, char *what,
+		     size_t what_len)
 {
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	struct rct_client_session p = {
 		.role = role,
 		.backend = cfg->backend,
 		.lanes = cfg->lanes,
-		.page_size = RUN_PAGE_SIZE,
+		.page_size = CELL_PAGE_SIZE,
 		.timeout_ms = cfg->timeout_ms,
 	};
 	const char *side = role == RCT_ROLE_PRIMARY ? "primary" : "secondary";
@@ -301,12 +300,12 @@ static int run_open(const struct run_cfg *cfg, enum rct_role role, const char *s
 	/* Both guests of the run belong to one pairing: the VM and a key of its own. */
 	if (!rc) {
 		struct rct_client_pairing pr = {.id = cfg->vm_name ? cfg->vm_name : "demo-vm",
-						.key = run_pairing_key()};
+						.key = cell_pairing_key()};
 
 		rc = rct_client_session_pairing(c, &pr, NULL);
 	}
 	if (!rc)
-		rc = rct_client_region_add(c, RUN_REGION_ID, memfd, 0, size, bits_fd, 0, NULL);
+		rc = rct_client_region_add(c, CELL_REGION_ID, memfd, 0, size, bits_fd, 0, NULL);
 	if (rc) {
 		snprintf(what, what_len, "%s: %s (%.120s)", side, strerror(-rc),
 			 rct_client_error(c));
@@ -322,11 +321,11 @@ static int run_open(const struct run_cfg *cfg, enum rct_role role, const char *s
  * a pre-faulted buffer.  Measured while the guest is paused, outside the
  * transfer window; the physical limit of any transport on this host.
  */
-static void run_memcpy_ref(struct run_env *env, const uint64_t *bits, struct run_result *res)
+static void cell_memcpy_ref(struct cell_env *env, const uint64_t *bits, struct cell_result *res)
 {
-	const uint8_t *src = sim_guest_ram(env->pguest);
+	const uint8_t *src = sim_guest_ram(env->g.pguest);
 	uint8_t *dst = env->scratch;
-	uint64_t npages = sim_guest_pages(env->pguest), n = 0;
+	uint64_t npages = sim_guest_pages(env->g.pguest), n = 0;
 	struct timespec a, b;
 
 	clock_gettime(CLOCK_MONOTONIC, &a);
@@ -334,47 +333,47 @@ static void run_memcpy_ref(struct run_env *env, const uint64_t *bits, struct run
 		for (uint64_t v = bits[w]; v; v &= v - 1) {
 			uint64_t p = w * 64 + (uint64_t)__builtin_ctzll(v);
 
-			memcpy(dst + p * RUN_PAGE_SIZE, src + p * RUN_PAGE_SIZE, RUN_PAGE_SIZE);
+			memcpy(dst + p * CELL_PAGE_SIZE, src + p * CELL_PAGE_SIZE, CELL_PAGE_SIZE);
 			n++;
 		}
 	}
 	clock_gettime(CLOCK_MONOTONIC, &b);
 	res->memcpy_ms += (double)(b.tv_sec - a.tv_sec) * 1e3 +
 			  (double)(b.tv_nsec - a.tv_nsec) / 1e6;
-	res->memcpy_bytes += n * RUN_PAGE_SIZE;
+	res->memcpy_bytes += n * CELL_PAGE_SIZE;
 }
 
 /* One checkpoint on the primary: pause, hand over, commit, resume.  0 or -errno. */
-static int run_checkpoint(struct run *r, struct rct_client *pc, uint64_t epoch, bool full,
-			  void **devbuf, size_t *devcap, struct rct_ckpt_stats *st,
-			  struct run_result *res, double *hv_ms_p, double *cpu_ms_p)
+static int cell_checkpoint(struct cell *r, struct rct_client *pc, uint64_t epoch, bool full,
+			   void **devbuf, size_t *devcap, struct rct_ckpt_stats *st,
+			   struct cell_result *res, double *hv_ms_p, double *cpu_ms_p)
 {
 	double cpu0;
-	uint64_t *bits = r->env->pbits;
+	uint64_t *bits = r->env->g.pbits;
 	struct timespec a, b;
 	size_t dev_len;
 	int rc;
 
 	/* The guest's dirty log goes straight into the bitmap rctd shares with us. */
-	sim_guest_pause(r->env->pguest, bits);
+	sim_guest_pause(r->env->g.pguest, bits);
 	if (!full && r->env->scratch)
-		run_memcpy_ref(r->env, bits, res);
+		cell_memcpy_ref(r->env, bits, res);
 	dev_len = sim_devstate(r->cfg->seed, epoch, devbuf, devcap);
 	if (!dev_len)
 		return -ENOMEM;
-	cpu0 = run_proc_cpu_ms(r->env->ppid);
+	cpu0 = cell_proc_cpu_ms(r->env->ppid);
 	clock_gettime(CLOCK_MONOTONIC, &a);
 	rc = rct_client_ckpt_begin(pc, epoch, full ? RCT_CKPT_FULL : 0);
 	if (!rc && !full)
-		rc = rct_client_ckpt_dirty(pc, RUN_REGION_ID);
+		rc = rct_client_ckpt_dirty(pc, CELL_REGION_ID);
 	if (!rc)
 		rc = rct_client_ckpt_devstate(pc, *devbuf, dev_len);
 	if (!rc)
 		rc = rct_client_ckpt_commit(pc, st);
 	clock_gettime(CLOCK_MONOTONIC, &b);
 	*hv_ms_p = (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6;
-	*cpu_ms_p = run_proc_cpu_ms(r->env->ppid) - cpu0;
-	sim_guest_resume(r->env->pguest);
+	*cpu_ms_p = cell_proc_cpu_ms(r->env->ppid) - cpu0;
+	sim_guest_resume(r->env->g.pguest);
 	return rc;
 }
 
@@ -384,7 +383,7 @@ static int run_checkpoint(struct run *r, struct rct_client *pc, uint64_t epoch, 
  * address of port 1's netdev of the first device by name (readdir's order is
  * the directory's: the soft-RoCE VM's rxe2 came before rxe0).
  */
-static const char *run_addr(const struct run_cfg *cfg, char *buf, size_t len)
+static const char *cell_addr(const struct cell_cfg *cfg, char *buf, size_t len)
 {
 	struct ifaddrs *ifa, *i;
 	char ndev[IF_NAMESIZE + 1] = "";
@@ -434,14 +433,14 @@ static const char *run_addr(const struct run_cfg *cfg, char *buf, size_t len)
 	return found;
 }
 
-int run_parse_option(int c, const char *arg, struct run_cfg *cfg, uint64_t *region_size)
+int cell_parse_option(int c, const char *arg, struct cell_cfg *cfg, uint64_t *region_size)
 {
 	unsigned long v;
 
 	switch (c) {
 	case 's':
 		if (sim_parse_size(arg, region_size) || !*region_size ||
-		    *region_size % RUN_PAGE_SIZE)
+		    *region_size % CELL_PAGE_SIZE)
 			return rctctl_usage_error("--region-size", arg,
 						  "a multiple of 4K such as 64M or 1G");
 		return 0;
@@ -506,8 +505,8 @@ int run_parse_option(int c, const char *arg, struct run_cfg *cfg, uint64_t *regi
 	return -1;
 }
 
-static void run_line(const struct run *r, const char *label, const struct rct_ckpt_stats *st,
-		     const struct run_report *rep)
+static void cell_line(const struct cell *r, const char *label, const struct rct_ckpt_stats *st,
+		      const struct cell_report *rep)
 {
 	double ms = (double)st->transfer_ns / 1e6;
 	double bytes = (double)(st->bytes + st->devstate_bytes);
@@ -525,149 +524,38 @@ static void run_line(const struct run *r, const char *label, const struct rct_ck
 	fflush(r->cfg->lines);
 }
 
-/* The rctd to start: --rctd, else the one beside this rctctl, else $PATH. */
-static const char *run_rctd_path(const struct run_cfg *cfg, char *buf, size_t len)
+static pid_t cell_spawn_daemon(const struct cell_cfg *cfg, const char *sock, int metrics_port,
+			       const char *psk_file)
 {
-	ssize_t n;
-	char *slash;
+	char path[PATH_MAX], why[512];
+	struct harness_rctd h = {
+		.rctd = harness_rctd_path(cfg->rctd, path, sizeof(path)),
+		.socket = sock,
+		.psk_file = psk_file,
+		.log_level = getenv("RCTD_LOG_LEVEL") ? getenv("RCTD_LOG_LEVEL") : "warn",
+		.heartbeat_ms = cfg->heartbeat_ms,
+		.metrics_port = metrics_port,
+	};
+	pid_t pid = harness_rctd_start(&h, why, sizeof(why));
 
-	if (cfg->rctd)
-		return cfg->rctd;
-	n = readlink("/proc/self/exe", buf, len - 8);
-	if (n > 0) {
-		buf[n] = '\0';
-		slash = strrchr(buf, '/');
-		if (slash) {
-			strcpy(slash + 1, "rctd");
-			if (!access(buf, X_OK))
-				return buf;
-		}
-	}
-	return "rctd";
-}
-
-/* Wait until rctd @pid accepts connections on @sock: 0, or -1 after a message. */
-static int run_wait_daemon(pid_t pid, const char *sock)
-{
-	struct sockaddr_un sun = {.sun_family = AF_UNIX};
-	int status;
-
-	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", sock);
-	for (int i = 0; i < 1000; i++) { /* 10 s */
-		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-		if (fd >= 0 && !connect(fd, (struct sockaddr *)&sun, sizeof(sun))) {
-			close(fd);
-			return 0;
-		}
-		if (fd >= 0)
-			close(fd);
-		if (waitpid(pid, &status, WNOHANG) == pid) {
-			fprintf(stderr, "run: rctd for %s exited (status %d) before serving\n",
-				sock,
-				WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
-			return -1;
-		}
-		usleep(10000);
-	}
-	fprintf(stderr, "run: rctd for %s did not start serving within 10 s\n", sock);
-	return -1;
-}
-
-static pid_t run_spawn_daemon(const struct run_cfg *cfg, const char *sock, int metrics_port,
-			      const char *psk_file)
-{
-	char path[PATH_MAX], port[16], hb[16], state[PATH_MAX];
-	const char *rctd = run_rctd_path(cfg, path, sizeof(path));
-	const char *argv[20];
-	int n = 0;
-	pid_t pid;
-
-	argv[n++] = rctd;
-	argv[n++] = "--socket";
-	argv[n++] = sock;
-	argv[n++] = "--log-level";
-	argv[n++] = getenv("RCTD_LOG_LEVEL") ? getenv("RCTD_LOG_LEVEL") : "warn";
-	argv[n++] = "--psk-file";
-	argv[n++] = psk_file;
-	/* Its pairing records beside its socket, not in the host's /var/lib/rctd. */
-	snprintf(state, sizeof(state), "%s.state", sock);
-	argv[n++] = "--state-dir";
-	argv[n++] = state;
-	if (metrics_port > 0) {
-		snprintf(port, sizeof(port), "%d", metrics_port);
-		argv[n++] = "--metrics-port";
-		argv[n++] = port;
-	}
-	if (cfg->heartbeat_ms > 0) {
-		snprintf(hb, sizeof(hb), "%d", cfg->heartbeat_ms);
-		argv[n++] = "--heartbeat-ms";
-		argv[n++] = hb;
-	}
-	argv[n] = NULL;
-	pid = fork();
-	if (pid == 0) {
-		execvp(rctd, (char *const *)argv);
-		fprintf(stderr, "run: cannot run %s: %s (give --rctd)\n", rctd, strerror(errno));
-		_exit(127);
-	}
-	if (pid < 0) {
-		fprintf(stderr, "run: fork: %s\n", strerror(errno));
-		return -1;
-	}
-	if (run_wait_daemon(pid, sock)) {
-		kill(pid, SIGKILL);
-		waitpid(pid, NULL, 0);
-		return -1;
-	}
+	if (pid < 0)
+		fprintf(stderr, "run: %s%s\n", why, cfg->rctd ? "" : " (give --rctd)");
 	return pid;
 }
 
-/* SIGTERM, and SIGKILL when it has not stopped within 10 s. */
-static void run_stop_daemon(pid_t pid)
+static void cell_stop_daemon(pid_t pid)
 {
-	int status;
+	int st = harness_rctd_stop(pid, 10000);
 
-	if (pid <= 0)
-		return;
-	kill(pid, SIGTERM);
-	for (int i = 0; i < 1000; i++) {
-		if (waitpid(pid, &status, WNOHANG) == pid) {
-			if (!WIFEXITED(status) || WEXITSTATUS(status))
-				fprintf(stderr, "run: rctd %d ended with status %d\n", (int)pid,
-					WIFEXITED(status) ? WEXITSTATUS(status)
-							  : 128 + WTERMSIG(status));
-			return;
-		}
-		usleep(10000);
-	}
-	fprintf(stderr, "run: rctd %d did not stop on SIGTERM; killing it\n", (int)pid);
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
+	if (st)
+		fprintf(stderr, "run: rctd %d ended with status %d\n", (int)pid, st);
 }
 
-/* 32 random bytes in a new file of mode 0600: a pre-shared key for the two rctd. */
-static int run_make_key(const char *path)
-{
-	uint8_t key[32];
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600), err;
-
-	if (fd < 0 || getrandom(key, sizeof(key), 0) != (ssize_t)sizeof(key) ||
-	    write(fd, key, sizeof(key)) != (ssize_t)sizeof(key)) {
-		err = errno;
-		fprintf(stderr, "run: cannot write the peers' key %s: %s\n", path, strerror(err));
-		if (fd >= 0)
-			close(fd);
-		errno = err;
-		return -1;
-	}
-	close(fd);
-	return 0;
-}
-
-static int run_env_daemons(struct run_env *env, const struct run_cfg *cfg)
+static int cell_env_daemons(struct cell_env *env, const struct cell_cfg *cfg)
 {
 	const char *tmp = getenv("TMPDIR");
+	char why[512];
+	int rc;
 
 	if (cfg->psock || cfg->ssock) {
 		if (!cfg->psock || !cfg->ssock) {
@@ -689,91 +577,76 @@ static int run_env_daemons(struct run_env *env, const struct run_cfg *cfg)
 	snprintf(env->ssock, sizeof(env->ssock), "%s/secondary.sock", env->dir);
 	/* The two daemons authenticate each other with a key made for this run. */
 	snprintf(env->psk, sizeof(env->psk), "%s/peer.key", env->dir);
-	if (run_make_key(env->psk))
-		return -errno;
-	env->spid = run_spawn_daemon(cfg, env->ssock,
-				     cfg->metrics_port > 0 ? cfg->metrics_port + 1 : 0, env->psk);
+	rc = harness_make_key(env->psk, why, sizeof(why));
+	if (rc) {
+		fprintf(stderr, "run: %s\n", why);
+		return rc;
+	}
+	env->spid = cell_spawn_daemon(cfg, env->ssock,
+				      cfg->metrics_port > 0 ? cfg->metrics_port + 1 : 0, env->psk);
 	if (env->spid > 0)
-		env->ppid = run_spawn_daemon(cfg, env->psock, cfg->metrics_port, env->psk);
+		env->ppid = cell_spawn_daemon(cfg, env->psock, cfg->metrics_port, env->psk);
 	if (env->spid <= 0 || env->ppid <= 0)
 		return -ECHILD;
 	return 0;
 }
 
-int run_env_create(struct run_env *env, const struct run_cfg *cfg, uint64_t size, bool scratch)
+int cell_env_create(struct cell_env *env, const struct cell_cfg *cfg, uint64_t size, bool scratch)
 {
-	uint64_t npages = size / RUN_PAGE_SIZE;
+	char why[512];
 	int rc;
 
 	memset(env, 0, sizeof(*env));
-	env->smemfd = env->pbits_fd = env->sbits_fd = -1;
 	env->size = size;
-	env->bits_len = (npages + 63) / 64 * sizeof(uint64_t);
-	rc = sim_guest_create(size, RUN_PAGE_SIZE, &cfg->wl, cfg->seed, &env->pguest);
+	rc = harness_guests_create(&env->g, size, CELL_PAGE_SIZE, &cfg->wl, cfg->seed, why,
+				   sizeof(why));
 	if (rc) {
-		fprintf(stderr, "run: cannot create the primary's guest: %s\n", strerror(-rc));
+		fprintf(stderr, "run: %s\n", why);
 		return rc;
 	}
-	env->sram = sim_memfd_map("rct-sim-secondary", size, &env->smemfd);
-	env->pbits = sim_memfd_map("rct-sim-primary-bitmap", env->bits_len, &env->pbits_fd);
-	env->sbits = sim_memfd_map("rct-sim-secondary-bitmap", env->bits_len, &env->sbits_fd);
 	if (scratch)
 		env->scratch = rctctl_map_anon(size);
-	if (!env->sram || !env->pbits || !env->sbits || (scratch && !env->scratch)) {
-		fprintf(stderr, "run: cannot map the secondary's guest and the bitmaps: %s\n",
-			strerror(errno));
-		run_env_destroy(env);
+	if (scratch && !env->scratch) {
+		fprintf(stderr, "run: cannot map the memcpy reference's %" PRIu64 " bytes: %s\n",
+			size, strerror(errno));
+		cell_env_destroy(env);
 		return -ENOMEM;
 	}
-	rc = run_env_daemons(env, cfg);
+	rc = cell_env_daemons(env, cfg);
 	if (rc) {
-		run_env_destroy(env);
+		cell_env_destroy(env);
 		return rc;
 	}
 	return 0;
 }
 
 /* The pairing records of a daemon started here (SOCK.state/, flat). */
-static void run_rm_state(const char *sock)
+static void cell_rm_state(const char *sock)
 {
-	char dir[PATH_MAX], path[PATH_MAX * 2];
-	struct dirent *e;
-	DIR *d;
+	char dir[PATH_MAX];
 
 	snprintf(dir, sizeof(dir), "%s.state", sock);
-	d = opendir(dir);
-	if (!d)
-		return;
-	while ((e = readdir(d)))
-		if (e->d_name[0] != '.' || (e->d_name[1] && strcmp(e->d_name, ".."))) {
-			snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-			unlink(path);
-		}
-	closedir(d);
-	rmdir(dir);
+	harness_rm_flat_dir(dir);
 }
 
-void run_env_destroy(struct run_env *env)
+void cell_env_destroy(struct cell_env *env)
 {
-	run_stop_daemon(env->ppid);
-	run_stop_daemon(env->spid);
+	cell_stop_daemon(env->ppid);
+	cell_stop_daemon(env->spid);
 	if (env->dir[0]) {
-		run_rm_state(env->psock);
-		run_rm_state(env->ssock);
+		cell_rm_state(env->psock);
+		cell_rm_state(env->ssock);
 		unlink(env->psock);
 		unlink(env->ssock);
 		unlink(env->psk);
 		rmdir(env->dir);
 	}
-	sim_guest_destroy(env->pguest);
-	sim_memfd_unmap(env->sram, env->size, env->smemfd);
-	sim_memfd_unmap(env->pbits, env->bits_len, env->pbits_fd);
-	sim_memfd_unmap(env->sbits, env->bits_len, env->sbits_fd);
+	harness_guests_destroy(&env->g);
 	rctctl_unmap(env->scratch, env->size);
 	memset(env, 0, sizeof(*env));
 }
 
-void run_result_free(struct run_result *res)
+void cell_result_free(struct cell_result *res)
 {
 	free(res->xfer_ms);
 	free(res->commit_ms);
@@ -787,12 +660,12 @@ void run_result_free(struct run_result *res)
 	free(res->ckpt_pages);
 }
 
-double run_gbps(const struct run_result *res)
+double cell_gbps(const struct cell_result *res)
 {
 	return res->total_xfer_ms > 0 ? (double)res->bytes / (res->total_xfer_ms * 1e6) : 0;
 }
 
-json_t *run_json_summary(double *v, size_t n)
+json_t *cell_json_summary(double *v, size_t n)
 {
 	struct sim_summary s;
 
@@ -802,8 +675,8 @@ json_t *run_json_summary(double *v, size_t n)
 }
 
 /* Record why the cell stopped; @c (may be NULL) adds rctd's text for error @err. */
-static int run_fail(struct run_result *res, int exit, const char *what, int err,
-		    const struct rct_client *c)
+static int cell_fail(struct cell_result *res, int exit, const char *what, int err,
+		     const struct rct_client *c)
 {
 	res->exit = exit;
 	if (err)
@@ -816,12 +689,12 @@ static int run_fail(struct run_result *res, int exit, const char *what, int err,
 }
 
 /* The checkpoints after the full sync; the sessions are connected. */
-static void run_checkpoints(struct run *r, struct rct_client *pc, void **devbuf, size_t *devcap,
-			    struct run_result *res)
+static void cell_checkpoints(struct cell *r, struct rct_client *pc, void **devbuf, size_t *devcap,
+			     struct cell_result *res)
 {
-	const struct run_cfg *cfg = r->cfg;
+	const struct cell_cfg *cfg = r->cfg;
 	struct rct_ckpt_stats st;
-	struct run_report rep;
+	struct cell_report rep;
 	struct timespec next;
 	char label[24], what[200];
 	int rc;
@@ -834,17 +707,17 @@ static void run_checkpoints(struct run *r, struct rct_client *pc, void **devbuf,
 			next.tv_sec++;
 			next.tv_nsec -= 1000000000L;
 		}
-		run_sleep_until(&next);
-		rc = run_checkpoint(r, pc, k, false, devbuf, devcap, &st, res,
-				    &res->hv_ms[res->done], &res->pri_cpu_ms[res->done]);
+		cell_sleep_until(&next);
+		rc = cell_checkpoint(r, pc, k, false, devbuf, devcap, &st, res,
+				     &res->hv_ms[res->done], &res->pri_cpu_ms[res->done]);
 		if (rc) {
 			snprintf(what, sizeof(what), "checkpoint %u failed", k);
-			run_fail(res, RCTCTL_EXIT_TRANSPORT, what, rc, pc);
+			cell_fail(res, RCTCTL_EXIT_TRANSPORT, what, rc, pc);
 			return;
 		}
-		rc = run_wait_report(r, k, &rep);
+		rc = cell_wait_report(r, k, &rep);
 		snprintf(label, sizeof(label), "ckpt %u", k);
-		run_line(r, label, &st, &rep);
+		cell_line(r, label, &st, &rep);
 		res->xfer_ms[res->done] = (double)st.transfer_ns / 1e6;
 		res->commit_ms[res->done] = (double)st.commit_ns / 1e6;
 		res->rctd_ms[res->done] = (double)st.total_ns / 1e6;
@@ -859,8 +732,8 @@ static void run_checkpoints(struct run *r, struct rct_client *pc, void **devbuf,
 		res->done++;
 		if (rc) {
 			snprintf(what, sizeof(what), "checkpoint %u NOT verified: %s", k, rep.what);
-			run_fail(res, rc == 1 ? RCTCTL_EXIT_MISMATCH : RCTCTL_EXIT_TRANSPORT, what,
-				 0, NULL);
+			cell_fail(res, rc == 1 ? RCTCTL_EXIT_MISMATCH : RCTCTL_EXIT_TRANSPORT, what,
+				  0, NULL);
 			return;
 		}
 		res->verified++;
@@ -870,15 +743,15 @@ static void run_checkpoints(struct run *r, struct rct_client *pc, void **devbuf,
 	}
 }
 
-int run_cell(const struct run_cfg *cfg, struct run_env *env, struct run_result *res)
+int cell_run(const struct cell_cfg *cfg, struct cell_env *env, struct cell_result *res)
 {
 	struct rct_client *pc = NULL;
-	struct run_report rep;
+	struct cell_report rep;
 	pthread_t sthread;
 	bool sthread_up = false;
 	void *devbuf = NULL;
 	size_t devcap = 0;
-	struct run r;
+	struct cell r;
 	char addr_buf[INET6_ADDRSTRLEN + 128], what[300];
 	const char *addr;
 	unsigned lanes = 0;
@@ -904,40 +777,40 @@ int run_cell(const struct run_cfg *cfg, struct run_env *env, struct run_result *
 	if (!res->xfer_ms || !res->commit_ms || !res->flush_ms || !res->sec_cpu_ms || !res->hv_ms ||
 	    !res->rctd_ms || !res->pause_ms || !res->pri_cpu_ms || !res->ckpt_bytes ||
 	    !res->ckpt_pages) {
-		run_fail(res, RCTCTL_EXIT_TRANSPORT, "out of memory", 0, NULL);
+		cell_fail(res, RCTCTL_EXIT_TRANSPORT, "out of memory", 0, NULL);
 		goto out;
 	}
 
 	/* Secondary: its guest RAM and bitmap handed to its rctd, listening. */
-	addr = run_addr(cfg, addr_buf, sizeof(addr_buf));
-	rc = run_open(cfg, RCT_ROLE_SECONDARY, env->ssock, env->smemfd, env->size, env->sbits_fd,
-		      &r.sc, what, sizeof(what));
+	addr = cell_addr(cfg, addr_buf, sizeof(addr_buf));
+	rc = cell_open(cfg, RCT_ROLE_SECONDARY, env->ssock, env->g.smemfd, env->size,
+		       env->g.sbits_fd, &r.sc, what, sizeof(what));
 	if (rc) {
-		run_fail(res, RCTCTL_EXIT_TRANSPORT, what, 0, NULL);
+		cell_fail(res, RCTCTL_EXIT_TRANSPORT, what, 0, NULL);
 		goto out;
 	}
 	rc = rct_client_listen(r.sc, addr, 0, &r.port);
 	if (rc) {
-		run_fail(res, RCTCTL_EXIT_TRANSPORT, "secondary cannot listen", rc, r.sc);
+		cell_fail(res, RCTCTL_EXIT_TRANSPORT, "secondary cannot listen", rc, r.sc);
 		goto out;
 	}
-	if (pthread_create(&sthread, NULL, run_secondary, &r)) {
-		run_fail(res, RCTCTL_EXIT_TRANSPORT, "cannot start the secondary thread", 0, NULL);
+	if (pthread_create(&sthread, NULL, cell_secondary, &r)) {
+		cell_fail(res, RCTCTL_EXIT_TRANSPORT, "cannot start the secondary thread", 0, NULL);
 		goto out;
 	}
 	sthread_up = true;
 
 	/* Primary: its guest RAM and bitmap handed to its rctd, connected. */
-	rc = run_open(cfg, RCT_ROLE_PRIMARY, env->psock, sim_guest_memfd(env->pguest), env->size,
-		      env->pbits_fd, &pc, what, sizeof(what));
+	rc = cell_open(cfg, RCT_ROLE_PRIMARY, env->psock, sim_guest_memfd(env->g.pguest), env->size,
+		       env->g.pbits_fd, &pc, what, sizeof(what));
 	if (rc) {
-		run_fail(res, RCTCTL_EXIT_TRANSPORT, what, 0, NULL);
+		cell_fail(res, RCTCTL_EXIT_TRANSPORT, what, 0, NULL);
 		goto out;
 	}
 	rc = rct_client_connect(pc, addr, r.port, &lanes);
 	if (rc) {
 		snprintf(what, sizeof(what), "primary cannot connect to %.150s", addr);
-		run_fail(res, RCTCTL_EXIT_TRANSPORT, what, rc, pc);
+		cell_fail(res, RCTCTL_EXIT_TRANSPORT, what, rc, pc);
 		goto out;
 	}
 	if (cfg->lines)
@@ -947,21 +820,21 @@ int run_cell(const struct run_cfg *cfg, struct run_env *env, struct run_result *
 			cfg->backend, lanes);
 
 	/* Epoch 0: the first full sync (every page). */
-	rc = run_checkpoint(&r, pc, 0, true, &devbuf, &devcap, &res->sync, res, &sync_hv_ms,
-			    &sync_cpu_ms);
+	rc = cell_checkpoint(&r, pc, 0, true, &devbuf, &devcap, &res->sync, res, &sync_hv_ms,
+			     &sync_cpu_ms);
 	if (rc) {
-		run_fail(res, RCTCTL_EXIT_TRANSPORT, "initial sync failed", rc, pc);
+		cell_fail(res, RCTCTL_EXIT_TRANSPORT, "initial sync failed", rc, pc);
 		goto out;
 	}
-	rc = run_wait_report(&r, 0, &rep);
-	run_line(&r, "sync", &res->sync, &rep);
+	rc = cell_wait_report(&r, 0, &rep);
+	cell_line(&r, "sync", &res->sync, &rep);
 	if (rc) {
 		snprintf(what, sizeof(what), "initial sync not verified: %s", rep.what);
-		run_fail(res, rc == 1 ? RCTCTL_EXIT_MISMATCH : RCTCTL_EXIT_TRANSPORT, what, 0,
-			 NULL);
+		cell_fail(res, rc == 1 ? RCTCTL_EXIT_MISMATCH : RCTCTL_EXIT_TRANSPORT, what, 0,
+			  NULL);
 		goto out;
 	}
-	run_checkpoints(&r, pc, &devbuf, &devcap, res);
+	cell_checkpoints(&r, pc, &devbuf, &devcap, res);
 
 out:
 	/* Closing the primary's session sends GOODBYE: the secondary sees its peer leave. */
