@@ -42,7 +42,7 @@ static void *pair_secondary(void *arg)
 	struct pair *pp = arg;
 	uint64_t rng = 0x5ec0;
 	uint64_t *bits = calloc(rct_bitmap_words(pp->npages), sizeof(uint64_t));
-	struct rct_event ev;
+	struct rct_event ev = {0};
 	rct_status_t st;
 
 	st = rct_session_accept(pp->s);

@@ -246,6 +246,40 @@ Test(engine, api_misuse_is_refused)
 	cr_assert_eq(rct_ckpt_begin(pp.s, 9, 0), RCT_ERR_STATE); /* reads the role only */
 }
 
+/* Output structs (rct_types.h, field_mask): the library writes only the fields
+ * asked, says which it wrote, and 0 asks for the first version's. */
+Test(engine, output_structs_carry_only_the_fields_asked)
+{
+	struct rct_ckpt_stats st = {.field_mask = RCT_CKPT_STATS_FIELD_EPOCH |
+						  RCT_CKPT_STATS_FIELD_TRANSFER_NS | (1ull << 40),
+				    .pages = 12345,
+				    .flush_ns = 777};
+	struct rct_ckpt_stats all = {0};
+	struct rct_sync_progress prog = {.field_mask = RCT_SYNC_PROGRESS_FIELD_ACTIVE,
+					 .pages_total = 99};
+
+	open_pair(2, true);
+	cr_assert_eq(rct_ckpt_begin(pp.p, 1, RCT_CKPT_FULL), RCT_OK);
+	cr_assert_eq(rct_ckpt_commit(pp.p, &st), RCT_OK);
+	/* Asked: epoch and transfer_ns (and a bit this version does not know). */
+	cr_assert_eq(st.field_mask, RCT_CKPT_STATS_FIELD_EPOCH | RCT_CKPT_STATS_FIELD_TRANSFER_NS);
+	cr_assert_eq(st.epoch, 1);
+	cr_assert_gt(st.transfer_ns, 0);
+	cr_assert_eq(st.pages, 12345, "a field not asked for was written");
+	cr_assert_eq(st.flush_ns, 777, "a field not asked for was written");
+	cr_assert(pair_wait_flushed(&pp, 1, 5000));
+	cr_assert_eq(rct_ckpt_begin(pp.p, 2, 0), RCT_OK);
+	memset(bits, 0, rct_bitmap_words(SIZE / 4096) * 8);
+	cr_assert_eq(rct_ckpt_dirty(pp.p, pp.pr, bits, SIZE / 4096), RCT_OK);
+	cr_assert_eq(rct_ckpt_commit(pp.p, &all), RCT_OK);
+	cr_assert_eq(all.field_mask, RCT_CKPT_STATS_FIELDS_V1);
+	cr_assert_eq(all.epoch, 2);
+	rct_session_sync_progress(pp.p, &prog);
+	cr_assert_eq(prog.field_mask, RCT_SYNC_PROGRESS_FIELD_ACTIVE);
+	cr_assert_eq(prog.active, 0);
+	cr_assert_eq(prog.pages_total, 99, "a field not asked for was written");
+}
+
 /* Every public call takes a NULL session (or a NULL output) and says so,
  * before it reads anything through it: accept and connect read the timeout
  * of a NULL session first. */
@@ -255,7 +289,7 @@ Test(session, every_call_refuses_null_before_touching_it)
 				       .role = RCT_ROLE_PRIMARY};
 	struct rct_sync_progress prog = {.active = 1};
 	struct rct_session *s = NULL;
-	struct rct_event ev;
+	struct rct_event ev = {0};
 	const void *buf;
 	uint64_t one = 1;
 	size_t len;

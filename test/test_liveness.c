@@ -62,7 +62,7 @@ static void hold_secondary(struct pair *pp, bool hold)
 Test(liveness, sessions_not_driven_for_twelve_intervals_are_not_taken_for_loss)
 {
 	uint64_t *bits = calloc(rct_bitmap_words(1024), sizeof(uint64_t));
-	struct rct_liveness_stats ps, ss;
+	struct rct_liveness_stats ps = {0}, ss = {0};
 	struct pair pp;
 
 	live_pair(&pp, false);
@@ -148,7 +148,7 @@ Test(liveness, flags_are_checked_and_only_the_thread_has_figures)
 	o.liveness = 0;
 	cr_assert_eq(pair_open(&pp, &o), RCT_OK);
 	{
-		struct rct_liveness_stats st;
+		struct rct_liveness_stats st = {0};
 
 		cr_assert_eq(rct_session_liveness(pp.p, &st), RCT_ERR_STATE,
 			     "in-band heartbeats have no liveness channel");
@@ -215,7 +215,7 @@ Test(liveness, a_primary_and_secondary_that_disagree_are_refused)
 Test(liveness, datagrams_that_are_not_the_pairings_beats_are_refused)
 {
 	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	struct rct_liveness_stats st;
+	struct rct_liveness_stats st = {0};
 	uint8_t junk[72];
 	struct pair pp;
 	int fd;

@@ -198,7 +198,7 @@ Test(payload, checkpoints_events_and_queries)
 	le(5u << 20, 8);
 	golden(RCT_IPC_CKPT_DEVSTATE, IPC_REQUEST, &b, 1);
 
-	b.stats = (struct rct_ckpt_stats){1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
+	b.stats = (struct rct_ckpt_stats){RCT_CKPT_STATS_FIELDS_V1, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
 	begin();
 	for (unsigned i = 1; i <= 10; i++)
 		le(i, 8);

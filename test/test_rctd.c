@@ -173,7 +173,7 @@ static void *primary_full_sync(void *arg)
 /* The secondary's half of epoch 0: ready event, flush, device state, byte compare. */
 static void secondary_apply_epoch0(struct side *sec, const void *expect)
 {
-	struct rct_event ev;
+	struct rct_event ev = {0};
 	const void *dev;
 	size_t len;
 	int rc;
@@ -591,7 +591,7 @@ static void primary_dies(uint16_t port)
 Test(rctd, client_dies_mid_checkpoint_secondary_keeps_last_epoch)
 {
 	struct side sec, ref;
-	struct rct_event ev;
+	struct rct_event ev = {0};
 	uint16_t port;
 	pid_t child;
 	int status, rc;
@@ -662,7 +662,7 @@ Test(rctd, a_request_that_holds_rctd_for_16_heartbeats_loses_no_peer)
 {
 	struct side pri, sec;
 	struct rct_ipc_hdr h;
-	struct rct_event ev;
+	struct rct_event ev = {0};
 	char *json = NULL;
 	int rc, fd;
 
@@ -1023,7 +1023,7 @@ Test(rctd, the_pairing_state_survives_a_restart_of_rctd)
 	static const uint8_t key_g[RCT_IPC_PAIRING_KEY_LEN] = {0x9};
 	struct rct_client_pairing p5 = {
 		.id = "vm-g", .key = key_g, .has_generation = 1, .generation = 5};
-	struct rct_client_pairing_state st;
+	struct rct_client_pairing_state st = {0};
 	struct side pri, sec;
 	char *json = NULL;
 	int rc;

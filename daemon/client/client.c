@@ -241,23 +241,47 @@ rct_status_t rct_client_detail(const struct rct_client *c)
 	return c ? c->detail : RCT_ERR_INVALID_PARAM;
 }
 
+/* Whether input field @bit of a struct with @mask is given (0: every V1 field is). */
+#define CLIENT_GIVEN(mask, bit) (!(mask) || ((mask) & (bit)))
+
 int rct_client_session_open(struct rct_client *c, const struct rct_client_session *p,
 			    uint64_t *session_id_p)
 {
 	union ipc_body w = {0}, r;
+	uint64_t m;
 	int rc;
 
-	if (!c || !p || p->lanes > UINT16_MAX || p->threads > UINT16_MAX || p->timeout_ms < 0 ||
-	    p->role > UINT16_MAX ||
-	    ipc_str_put(w.open.backend, sizeof(w.open.backend), p->backend) ||
-	    ipc_str_put(w.open.name, sizeof(w.open.name), p->name))
+	if (!c || !p || (p->field_mask & ~(uint64_t)RCT_CLIENT_SESSION_FIELDS_V1))
+		return -EINVAL;
+	m = p->field_mask;
+	if (!CLIENT_GIVEN(m, RCT_CLIENT_SESSION_FIELD_ROLE) || p->role > UINT16_MAX)
 		return -EINVAL;
 	w.open.role = (uint16_t)p->role;
-	w.open.lanes = (uint16_t)p->lanes;
-	w.open.threads = (uint16_t)p->threads;
-	w.open.page_size = p->page_size;
-	w.open.timeout_ms = (uint32_t)p->timeout_ms;
-	w.open.staging_size = p->staging_size;
+	if (CLIENT_GIVEN(m, RCT_CLIENT_SESSION_FIELD_BACKEND) &&
+	    ipc_str_put(w.open.backend, sizeof(w.open.backend), p->backend))
+		return -EINVAL;
+	if (CLIENT_GIVEN(m, RCT_CLIENT_SESSION_FIELD_NAME) &&
+	    ipc_str_put(w.open.name, sizeof(w.open.name), p->name))
+		return -EINVAL;
+	if (CLIENT_GIVEN(m, RCT_CLIENT_SESSION_FIELD_LANES)) {
+		if (p->lanes > UINT16_MAX)
+			return -EINVAL;
+		w.open.lanes = (uint16_t)p->lanes;
+	}
+	if (CLIENT_GIVEN(m, RCT_CLIENT_SESSION_FIELD_THREADS)) {
+		if (p->threads > UINT16_MAX)
+			return -EINVAL;
+		w.open.threads = (uint16_t)p->threads;
+	}
+	if (CLIENT_GIVEN(m, RCT_CLIENT_SESSION_FIELD_PAGE_SIZE))
+		w.open.page_size = p->page_size;
+	if (CLIENT_GIVEN(m, RCT_CLIENT_SESSION_FIELD_TIMEOUT)) {
+		if (p->timeout_ms < 0)
+			return -EINVAL;
+		w.open.timeout_ms = (uint32_t)p->timeout_ms;
+	}
+	if (CLIENT_GIVEN(m, RCT_CLIENT_SESSION_FIELD_STAGING_SIZE))
+		w.open.staging_size = p->staging_size;
 	rc = client_call(c, RCT_IPC_SESSION_OPEN, &w, NULL, 0, &r);
 	if (rc)
 		return rc;
@@ -271,15 +295,20 @@ int rct_client_session_pairing(struct rct_client *c, const struct rct_client_pai
 			       struct rct_client_pairing_state *state_p)
 {
 	union ipc_body w = {0}, r;
+	uint64_t m;
 	int rc;
 
-	if (!c || !p || !p->id || ipc_str_put(w.pairing.id, sizeof(w.pairing.id), p->id))
+	if (!c || !p || (p->field_mask & ~(uint64_t)RCT_CLIENT_PAIRING_FIELDS_V1))
 		return -EINVAL;
-	if (p->key) {
+	m = p->field_mask;
+	if (!CLIENT_GIVEN(m, RCT_CLIENT_PAIRING_FIELD_ID) || !p->id ||
+	    ipc_str_put(w.pairing.id, sizeof(w.pairing.id), p->id))
+		return -EINVAL;
+	if (CLIENT_GIVEN(m, RCT_CLIENT_PAIRING_FIELD_KEY) && p->key) {
 		w.pairing.flags |= RCT_IPC_PAIRING_KEY;
 		memcpy(w.pairing.key, p->key, sizeof(w.pairing.key));
 	}
-	if (p->has_generation) {
+	if (CLIENT_GIVEN(m, RCT_CLIENT_PAIRING_FIELD_GENERATION) && p->has_generation) {
 		w.pairing.flags |= RCT_IPC_PAIRING_GENERATION;
 		w.pairing.generation = p->generation;
 	}
@@ -288,8 +317,15 @@ int rct_client_session_pairing(struct rct_client *c, const struct rct_client_pai
 	if (rc)
 		return rc;
 	if (state_p) {
-		state_p->generation = r.pairing_reply.generation;
-		state_p->last_committed = r.pairing_reply.last_committed;
+		uint64_t want = (state_p->field_mask ? state_p->field_mask
+						     : RCT_CLIENT_PAIRING_STATE_FIELDS_V1) &
+				RCT_CLIENT_PAIRING_STATE_FIELDS_ALL;
+
+		if (want & RCT_CLIENT_PAIRING_STATE_FIELD_GENERATION)
+			state_p->generation = r.pairing_reply.generation;
+		if (want & RCT_CLIENT_PAIRING_STATE_FIELD_LAST_COMMITTED)
+			state_p->last_committed = r.pairing_reply.last_committed;
+		state_p->field_mask = want;
 	}
 	return 0;
 }
@@ -431,7 +467,7 @@ int rct_client_ckpt_commit(struct rct_client *c, struct rct_ckpt_stats *stats_p)
 	int rc = c ? client_call(c, RCT_IPC_CKPT_COMMIT, NULL, NULL, 0, &r) : -EINVAL;
 
 	if (!rc && stats_p)
-		*stats_p = r.stats;
+		rct_ckpt_stats_copy(stats_p, &r.stats);
 	return rc;
 }
 
@@ -461,7 +497,7 @@ int rct_client_event_next(struct rct_client *c, int timeout_ms, struct rct_event
 			return client_broken(c, -EPROTO, "a reply nobody asked for");
 		}
 	}
-	*ev_p = c->events[c->ev_head];
+	rct_event_copy(ev_p, &c->events[c->ev_head]);
 	c->ev_head = (c->ev_head + 1) % CLIENT_EVENTS;
 	c->ev_count--;
 	return 0;
@@ -474,7 +510,7 @@ int rct_client_ckpt_flush(struct rct_client *c, uint64_t epoch, unsigned flags,
 	int rc = c ? client_call(c, RCT_IPC_CKPT_FLUSH, &w, NULL, 0, &r) : -EINVAL;
 
 	if (!rc && stats_p)
-		*stats_p = r.stats;
+		rct_ckpt_stats_copy(stats_p, &r.stats);
 	return rc;
 }
 

@@ -361,6 +361,7 @@ static int dec_stats(const union ipc_wire *w, union ipc_body *b, struct ipc_dec 
 
 	(void)d;
 	memset(st, 0, sizeof(*st));
+	st->field_mask = RCT_CKPT_STATS_FIELDS_V1; /* what the wire carries */
 	st->epoch = le64toh(w->stats.epoch);
 	st->pages = le64toh(w->stats.pages);
 	st->bytes = le64toh(w->stats.bytes);
@@ -412,6 +413,7 @@ static bool enc_event(const union ipc_body *b, union ipc_wire *w)
 static int dec_event(const union ipc_wire *w, union ipc_body *b, struct ipc_dec *d)
 {
 	(void)d;
+	b->event.field_mask = RCT_EVENT_FIELDS_V1; /* what the wire carries */
 	b->event.type = (enum rct_event_type)le32toh(w->event.type);
 	b->event.status = (rct_status_t)(int32_t)le32toh(w->event.status);
 	b->event.epoch = le64toh(w->event.epoch);

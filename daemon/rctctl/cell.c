@@ -166,7 +166,7 @@ static void *cell_secondary(void *arg)
 	struct cell *r = arg;
 	uint64_t rng = r->cfg->seed ^ 0x5ec0ull;
 	double cpu0 = cell_proc_cpu_ms(r->env->spid), cpu;
-	struct rct_event ev;
+	struct rct_event ev = {0};
 	int rc;
 	bool stop;
 
@@ -693,7 +693,7 @@ static void cell_checkpoints(struct cell *r, struct rct_client *pc, void **devbu
 			     struct cell_result *res)
 {
 	const struct cell_cfg *cfg = r->cfg;
-	struct rct_ckpt_stats st;
+	struct rct_ckpt_stats st = {0};
 	struct cell_report rep;
 	struct timespec next;
 	char label[24], what[200];

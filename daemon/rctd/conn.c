@@ -61,7 +61,7 @@ static int conn_send_event(struct rctd_conn *c, const struct rct_event *ev)
 /* Forward the session's pending events to the client. */
 static int conn_drain_events(struct rctd_conn *c)
 {
-	struct rct_event ev;
+	struct rct_event ev = {0};
 	int rc;
 
 	while (c->sess && rct_session_event_next(c->sess, &ev) == RCT_OK) {
@@ -109,7 +109,7 @@ static int conn_drain_events(struct rctd_conn *c)
  */
 static void conn_watch_stalls(struct rctd_conn *c)
 {
-	struct rct_liveness_stats ls;
+	struct rct_liveness_stats ls = {0};
 	const struct rct_liveness_stats *old = &c->live;
 
 	if (!c->sess || rct_session_liveness(c->sess, &ls) != RCT_OK)

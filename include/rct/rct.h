@@ -258,18 +258,20 @@ RCT_API rct_status_t rct_session_accept(struct rct_session *session);
 RCT_API rct_status_t rct_session_connect(struct rct_session *session, const char *addr,
 					 uint16_t port);
 
-/** Bits of rct_liveness_stats.field_mask: the groups of fields the library filled. */
+/** Bits of rct_liveness_stats.field_mask: groups of fields, asked by the caller (0: the
+ *  first version's, all of these) and set by the library to the groups it wrote. */
 enum rct_liveness_stats_field {
 	RCT_LIVENESS_STATS_FIELD_BEATS = 1u << 0,
 	RCT_LIVENESS_STATS_FIELD_STALLS = 1u << 1,
 	RCT_LIVENESS_STATS_FIELD_PEER = 1u << 2,
 	RCT_LIVENESS_STATS_FIELD_GAPS = 1u << 3,
 	RCT_LIVENESS_STATS_FIELD_ALL = (1u << 4) - 1,
+	RCT_LIVENESS_STATS_FIELDS_V1 = RCT_LIVENESS_STATS_FIELD_ALL,
 };
 
 /** What the liveness channel saw (rct_session_liveness()). */
 struct rct_liveness_stats {
-	uint64_t field_mask;	      /**< set by the library: rct_liveness_stats_field */
+	uint64_t field_mask;	      /**< rct_liveness_stats_field: asked, then set */
 	int running;		      /**< the heartbeat thread runs (connected, peer alive) */
 	uint64_t beats_sent;	      /**< beats this side sent */
 	uint64_t beats_received;      /**< valid beats from the peer */

@@ -43,8 +43,22 @@ extern "C" {
 
 struct rct_client;
 
-/** Session parameters; zero fields take rctd's defaults. */
+/** Bits of rct_client_session.field_mask (0: every field of the first version is given). */
+enum rct_client_session_field {
+	RCT_CLIENT_SESSION_FIELD_ROLE = 1u << 0,
+	RCT_CLIENT_SESSION_FIELD_BACKEND = 1u << 1,
+	RCT_CLIENT_SESSION_FIELD_NAME = 1u << 2,
+	RCT_CLIENT_SESSION_FIELD_LANES = 1u << 3,
+	RCT_CLIENT_SESSION_FIELD_THREADS = 1u << 4,
+	RCT_CLIENT_SESSION_FIELD_PAGE_SIZE = 1u << 5,
+	RCT_CLIENT_SESSION_FIELD_TIMEOUT = 1u << 6,
+	RCT_CLIENT_SESSION_FIELD_STAGING_SIZE = 1u << 7,
+	RCT_CLIENT_SESSION_FIELDS_V1 = (1u << 8) - 1,
+};
+
+/** Session parameters: fields not in field_mask, and zero fields, take rctd's defaults. */
 struct rct_client_session {
+	uint64_t field_mask;   /**< rct_client_session_field (rct_types.h: field_mask) */
 	enum rct_role role;    /**< required */
 	const char *backend;   /**< "tcp" (default), "ucx", "verbs" */
 	const char *name;      /**< the VM: letters, digits, - _ . : (NULL: rctd picks) */
@@ -55,8 +69,17 @@ struct rct_client_session {
 	uint64_t staging_size; /**< device-state capacity */
 };
 
+/** Bits of rct_client_pairing.field_mask (0: every field of the first version is given). */
+enum rct_client_pairing_field {
+	RCT_CLIENT_PAIRING_FIELD_ID = 1u << 0,
+	RCT_CLIENT_PAIRING_FIELD_KEY = 1u << 1,
+	RCT_CLIENT_PAIRING_FIELD_GENERATION = 1u << 2, /**< has_generation and generation */
+	RCT_CLIENT_PAIRING_FIELDS_V1 = (1u << 3) - 1,
+};
+
 /** The pairing a session belongs to (rct_client_session_pairing()). */
 struct rct_client_pairing {
+	uint64_t field_mask; /**< rct_client_pairing_field (rct_types.h: field_mask) */
 	const char *id; /**< the pairing's identity: the VM, 1..63 of letters, digits, - _ . : */
 	const uint8_t *key; /**< RCT_IPC_PAIRING_KEY_LEN secret bytes the management layer gave
 				 both hypervisors of the pairing; NULL: none (then rctd must
@@ -65,8 +88,17 @@ struct rct_client_pairing {
 	uint64_t generation;
 };
 
+/** Bits of rct_client_pairing_state.field_mask. */
+enum rct_client_pairing_state_field {
+	RCT_CLIENT_PAIRING_STATE_FIELD_GENERATION = 1u << 0,
+	RCT_CLIENT_PAIRING_STATE_FIELD_LAST_COMMITTED = 1u << 1,
+	RCT_CLIENT_PAIRING_STATE_FIELDS_V1 = (1u << 2) - 1,
+	RCT_CLIENT_PAIRING_STATE_FIELDS_ALL = RCT_CLIENT_PAIRING_STATE_FIELDS_V1,
+};
+
 /** What rctd recorded for the pairing (persisted across its restarts). */
 struct rct_client_pairing_state {
+	uint64_t field_mask;	 /**< asked by the caller, set by the library (rct_types.h) */
 	uint64_t generation;	 /**< the session's generation */
 	uint64_t last_committed; /**< UINT64_MAX: none */
 };

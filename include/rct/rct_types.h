@@ -5,6 +5,18 @@
  * transport) and librct-client (rct/rct_client.h, the socket API to rctd)
  * both include it; a hypervisor that only talks to rctd needs nothing else
  * of librct and links nothing of it.
+ *
+ * field_mask, as in UCX: every struct that crosses the API carries one, first.
+ *   - In a struct the caller fills (parameters), it names the fields given;
+ *     the others take their defaults.
+ *   - In a struct the library fills (stats, progress, events, states), the
+ *     caller names the fields it wants and the library writes only those it
+ *     knows, then sets field_mask to exactly the fields it wrote.  0 asks for
+ *     every field of the struct's first version (*_FIELDS_V1), so a struct
+ *     initialised with {0} gets them all.  An uninitialised field_mask asks
+ *     for garbage: initialise the struct.
+ * A struct can then grow at its end without breaking a program built against
+ * an older header: that program's struct is never written past its fields.
  */
 #ifndef RCT_RCT_TYPES_H
 #define RCT_RCT_TYPES_H
@@ -79,8 +91,25 @@ enum rct_ckpt_flags {
 	RCT_CKPT_LIVE = 1u << 1,
 };
 
+/** Bits of rct_ckpt_stats.field_mask. */
+enum rct_ckpt_stats_field {
+	RCT_CKPT_STATS_FIELD_EPOCH = 1u << 0,
+	RCT_CKPT_STATS_FIELD_PAGES = 1u << 1,
+	RCT_CKPT_STATS_FIELD_BYTES = 1u << 2,
+	RCT_CKPT_STATS_FIELD_RUNS = 1u << 3,
+	RCT_CKPT_STATS_FIELD_DEVSTATE_BYTES = 1u << 4,
+	RCT_CKPT_STATS_FIELD_TRANSFER_NS = 1u << 5,
+	RCT_CKPT_STATS_FIELD_COMMIT_NS = 1u << 6,
+	RCT_CKPT_STATS_FIELD_TOTAL_NS = 1u << 7,
+	RCT_CKPT_STATS_FIELD_FLUSH_NS = 1u << 8,
+	RCT_CKPT_STATS_FIELD_FLUSH_PAGES = 1u << 9,
+	RCT_CKPT_STATS_FIELDS_V1 = (1u << 10) - 1,
+	RCT_CKPT_STATS_FIELDS_ALL = RCT_CKPT_STATS_FIELDS_V1, /**< what this header knows */
+};
+
 /** Per-checkpoint figures.  Times in nanoseconds. */
 struct rct_ckpt_stats {
+	uint64_t field_mask; /**< rct_ckpt_stats_field: asked by the caller, set by the library */
 	uint64_t epoch;
 	uint64_t pages; /**< pages sent (primary) or flushed (secondary) */
 	uint64_t bytes; /**< page bytes sent (primary) */
@@ -94,8 +123,19 @@ struct rct_ckpt_stats {
 	uint64_t flush_pages; /**< secondary: pages copied (primary | secondary dirty) */
 };
 
+/** Bits of rct_sync_progress.field_mask. */
+enum rct_sync_progress_field {
+	RCT_SYNC_PROGRESS_FIELD_PAGES_TOTAL = 1u << 0,
+	RCT_SYNC_PROGRESS_FIELD_PAGES_DONE = 1u << 1,
+	RCT_SYNC_PROGRESS_FIELD_ELAPSED_NS = 1u << 2,
+	RCT_SYNC_PROGRESS_FIELD_ACTIVE = 1u << 3,
+	RCT_SYNC_PROGRESS_FIELDS_V1 = (1u << 4) - 1,
+	RCT_SYNC_PROGRESS_FIELDS_ALL = RCT_SYNC_PROGRESS_FIELDS_V1,
+};
+
 /** Progress of the current or last full sync (RCT_CKPT_FULL). */
 struct rct_sync_progress {
+	uint64_t field_mask;  /**< rct_sync_progress_field: asked, then set by the library */
 	uint64_t pages_total; /**< pages of the sync; 0 when none ran yet */
 	uint64_t pages_done;  /**< pages whose puts completed */
 	uint64_t elapsed_ns;  /**< since the sync started (until it ended, when done) */
@@ -118,13 +158,77 @@ enum rct_event_type {
 	RCT_EVENT_PEER_LOST = 2,
 };
 
+/** Bits of rct_event.field_mask. */
+enum rct_event_field {
+	RCT_EVENT_FIELD_TYPE = 1u << 0,
+	RCT_EVENT_FIELD_EPOCH = 1u << 1,
+	RCT_EVENT_FIELD_STATUS = 1u << 2,
+	RCT_EVENT_FIELD_DISCARDED = 1u << 3,
+	RCT_EVENT_FIELDS_V1 = (1u << 4) - 1,
+	RCT_EVENT_FIELDS_ALL = RCT_EVENT_FIELDS_V1,
+};
+
 struct rct_event {
+	uint64_t field_mask; /**< rct_event_field: asked by the caller, set by the library */
 	enum rct_event_type type;
 	uint64_t epoch;	     /**< CKPT_READY: the epoch; PEER_LOST: see above */
 	rct_status_t status; /**< PEER_LOST: the cause */
 	uint64_t discarded;  /**< PEER_LOST on a secondary: the epoch that was in flight
 				  and is discarded; -1 (UINT64_MAX) none */
 };
+
+/* What a library delivers of @in (field_mask: what it holds) into the
+ * caller's @out (field_mask: what the caller asked, 0 = the first version's). */
+#define RCT_FIELDS_DELIVER(out, in, v1)                                                            \
+	(((out)->field_mask ? (out)->field_mask : (uint64_t)(v1)) & (in)->field_mask)
+#define RCT_FIELD_COPY(out, in, mask, bit, f)                                                      \
+	do {                                                                                       \
+		if ((mask) & (bit))                                                                \
+			(out)->f = (in)->f;                                                        \
+	} while (0)
+
+/** Copy the fields of @a in that @a out asks for (see field_mask above). */
+static inline void rct_ckpt_stats_copy(struct rct_ckpt_stats *out, const struct rct_ckpt_stats *in)
+{
+	uint64_t m = RCT_FIELDS_DELIVER(out, in, RCT_CKPT_STATS_FIELDS_V1);
+
+	RCT_FIELD_COPY(out, in, m, RCT_CKPT_STATS_FIELD_EPOCH, epoch);
+	RCT_FIELD_COPY(out, in, m, RCT_CKPT_STATS_FIELD_PAGES, pages);
+	RCT_FIELD_COPY(out, in, m, RCT_CKPT_STATS_FIELD_BYTES, bytes);
+	RCT_FIELD_COPY(out, in, m, RCT_CKPT_STATS_FIELD_RUNS, runs);
+	RCT_FIELD_COPY(out, in, m, RCT_CKPT_STATS_FIELD_DEVSTATE_BYTES, devstate_bytes);
+	RCT_FIELD_COPY(out, in, m, RCT_CKPT_STATS_FIELD_TRANSFER_NS, transfer_ns);
+	RCT_FIELD_COPY(out, in, m, RCT_CKPT_STATS_FIELD_COMMIT_NS, commit_ns);
+	RCT_FIELD_COPY(out, in, m, RCT_CKPT_STATS_FIELD_TOTAL_NS, total_ns);
+	RCT_FIELD_COPY(out, in, m, RCT_CKPT_STATS_FIELD_FLUSH_NS, flush_ns);
+	RCT_FIELD_COPY(out, in, m, RCT_CKPT_STATS_FIELD_FLUSH_PAGES, flush_pages);
+	out->field_mask = m;
+}
+
+/** Copy the fields of @a in that @a out asks for (see field_mask above). */
+static inline void rct_sync_progress_copy(struct rct_sync_progress *out,
+					  const struct rct_sync_progress *in)
+{
+	uint64_t m = RCT_FIELDS_DELIVER(out, in, RCT_SYNC_PROGRESS_FIELDS_V1);
+
+	RCT_FIELD_COPY(out, in, m, RCT_SYNC_PROGRESS_FIELD_PAGES_TOTAL, pages_total);
+	RCT_FIELD_COPY(out, in, m, RCT_SYNC_PROGRESS_FIELD_PAGES_DONE, pages_done);
+	RCT_FIELD_COPY(out, in, m, RCT_SYNC_PROGRESS_FIELD_ELAPSED_NS, elapsed_ns);
+	RCT_FIELD_COPY(out, in, m, RCT_SYNC_PROGRESS_FIELD_ACTIVE, active);
+	out->field_mask = m;
+}
+
+/** Copy the fields of @a in that @a out asks for (see field_mask above). */
+static inline void rct_event_copy(struct rct_event *out, const struct rct_event *in)
+{
+	uint64_t m = RCT_FIELDS_DELIVER(out, in, RCT_EVENT_FIELDS_V1);
+
+	RCT_FIELD_COPY(out, in, m, RCT_EVENT_FIELD_TYPE, type);
+	RCT_FIELD_COPY(out, in, m, RCT_EVENT_FIELD_EPOCH, epoch);
+	RCT_FIELD_COPY(out, in, m, RCT_EVENT_FIELD_STATUS, status);
+	RCT_FIELD_COPY(out, in, m, RCT_EVENT_FIELD_DISCARDED, discarded);
+	out->field_mask = m;
+}
 
 #ifdef __cplusplus
 }

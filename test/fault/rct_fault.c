@@ -287,7 +287,7 @@ static void failover_check_ram(struct fault_pair *r)
 static void *secondary_main(void *arg)
 {
 	struct fault_pair *r = arg;
-	struct rct_event ev;
+	struct rct_event ev = {0};
 	const void *dev;
 	size_t len;
 	uint64_t bad;

@@ -115,6 +115,7 @@ rct_status_t rct_ckpt_begin(struct rct_session *s, uint64_t epoch, unsigned flag
 	s->devstate_len = 0;
 	s->devstate_given = false;
 	memset(&s->stats, 0, sizeof(s->stats));
+	s->stats.field_mask = RCT_CKPT_STATS_FIELDS_ALL;
 	s->stats.epoch = epoch;
 	memset(s->lane_bytes, 0, sizeof(s->lane_bytes));
 	for (unsigned i = 0; i < s->nregions; i++)
@@ -451,6 +452,6 @@ rct_status_t rct_ckpt_commit(struct rct_session *s, struct rct_ckpt_stats *stats
 	s->stats.commit_ns = t_done - s->t_commit_sent;
 	s->stats.total_ns = rct_now_ns() - s->t_begin;
 	if (stats_p)
-		*stats_p = s->stats;
+		rct_ckpt_stats_copy(stats_p, &s->stats);
 	return RCT_OK;
 }

@@ -249,7 +249,7 @@ static uint64_t rct_secondary_flush_region(struct rct_session *s, struct rct_reg
 rct_status_t rct_ckpt_flush(struct rct_session *s, uint64_t epoch, struct rct_ckpt_stats *stats_p)
 {
 	struct rct_msg ack = {.type = RCT_MSG_ACK};
-	struct rct_ckpt_stats st;
+	struct rct_ckpt_stats st = {0};
 	uint64_t t0;
 
 	if (!s)
@@ -264,6 +264,7 @@ rct_status_t rct_ckpt_flush(struct rct_session *s, uint64_t epoch, struct rct_ck
 	}
 
 	memset(&st, 0, sizeof(st));
+	st.field_mask = RCT_CKPT_STATS_FIELDS_ALL;
 	st.epoch = epoch;
 	st.devstate_bytes = s->devstate_committed_len;
 	st.pages = s->commit.pages; /* checked against the bitmaps at commit */
@@ -274,7 +275,7 @@ rct_status_t rct_ckpt_flush(struct rct_session *s, uint64_t epoch, struct rct_ck
 
 	s->ckpt = RCT_CKPT_IDLE;
 	if (stats_p)
-		*stats_p = st;
+		rct_ckpt_stats_copy(stats_p, &st);
 	if (s->state == RCT_SESSION_FAILED)
 		return RCT_OK;
 	/* The image is applied whatever happens to this ACK: a peer lost just

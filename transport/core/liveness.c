@@ -424,24 +424,35 @@ bool rct_live_lost(const struct rct_live *lv, uint64_t *silence_ns_p)
 	return true;
 }
 
-void rct_live_stats(const struct rct_live *lv, struct rct_liveness_stats *st)
+void rct_live_stats(const struct rct_live *lv, struct rct_liveness_stats *out)
 {
+	uint64_t m = (out->field_mask ? out->field_mask : RCT_LIVENESS_STATS_FIELDS_V1) &
+		     RCT_LIVENESS_STATS_FIELD_ALL;
+
 #define RCT_LIVE_LOAD(_f) atomic_load_explicit(&lv->_f, memory_order_relaxed)
-	st->field_mask = RCT_LIVENESS_STATS_FIELD_ALL;
-	st->running = lv->started && !RCT_LIVE_LOAD(lost);
-	st->beats_sent = RCT_LIVE_LOAD(sent);
-	st->beats_received = RCT_LIVE_LOAD(rcvd);
-	st->beats_rejected = RCT_LIVE_LOAD(rejected);
-	st->local_stalls = RCT_LIVE_LOAD(stalls);
-	st->local_stall_max_ns = RCT_LIVE_LOAD(stall_max_ns);
-	st->local_stall_last_ns = RCT_LIVE_LOAD(stall_last_ns);
-	st->peer_stall_max_ns = RCT_LIVE_LOAD(peer_stall_max_ns);
-	st->peer_silence_max_ns = RCT_LIVE_LOAD(peer_silence_max_ns);
-	st->peer_last_committed = RCT_LIVE_LOAD(peer_committed);
-	st->session_gaps = RCT_LIVE_LOAD(gaps);
-	st->session_gap_max_ns = RCT_LIVE_LOAD(gap_max_ns);
-	st->session_gap_last_ns = RCT_LIVE_LOAD(gap_last_ns);
+	if (m & RCT_LIVENESS_STATS_FIELD_BEATS) {
+		out->running = lv->started && !RCT_LIVE_LOAD(lost);
+		out->beats_sent = RCT_LIVE_LOAD(sent);
+		out->beats_received = RCT_LIVE_LOAD(rcvd);
+		out->beats_rejected = RCT_LIVE_LOAD(rejected);
+	}
+	if (m & RCT_LIVENESS_STATS_FIELD_STALLS) {
+		out->local_stalls = RCT_LIVE_LOAD(stalls);
+		out->local_stall_max_ns = RCT_LIVE_LOAD(stall_max_ns);
+		out->local_stall_last_ns = RCT_LIVE_LOAD(stall_last_ns);
+	}
+	if (m & RCT_LIVENESS_STATS_FIELD_PEER) {
+		out->peer_stall_max_ns = RCT_LIVE_LOAD(peer_stall_max_ns);
+		out->peer_silence_max_ns = RCT_LIVE_LOAD(peer_silence_max_ns);
+		out->peer_last_committed = RCT_LIVE_LOAD(peer_committed);
+	}
+	if (m & RCT_LIVENESS_STATS_FIELD_GAPS) {
+		out->session_gaps = RCT_LIVE_LOAD(gaps);
+		out->session_gap_max_ns = RCT_LIVE_LOAD(gap_max_ns);
+		out->session_gap_last_ns = RCT_LIVE_LOAD(gap_last_ns);
+	}
 #undef RCT_LIVE_LOAD
+	out->field_mask = m;
 }
 
 void rct_live_stop(struct rct_live *lv)

@@ -235,19 +235,21 @@ uint64_t rct_session_last_committed(const struct rct_session *s)
 
 void rct_session_sync_progress(const struct rct_session *s, struct rct_sync_progress *p)
 {
+	struct rct_sync_progress full = {.field_mask = RCT_SYNC_PROGRESS_FIELDS_ALL};
 	uint64_t t0, t1;
 
 	if (!p)
 		return;
-	memset(p, 0, sizeof(*p));
-	if (!s)
-		return;
-	p->active = atomic_load_explicit(&s->sync_active, memory_order_relaxed);
-	p->pages_total = atomic_load_explicit(&s->sync_total, memory_order_relaxed);
-	p->pages_done = atomic_load_explicit(&s->sync_done, memory_order_relaxed);
-	t0 = atomic_load_explicit(&s->sync_t0, memory_order_relaxed);
-	t1 = p->active ? rct_now_ns() : atomic_load_explicit(&s->sync_t1, memory_order_relaxed);
-	p->elapsed_ns = t0 && t1 > t0 ? t1 - t0 : 0;
+	if (s) {
+		full.active = atomic_load_explicit(&s->sync_active, memory_order_relaxed);
+		full.pages_total = atomic_load_explicit(&s->sync_total, memory_order_relaxed);
+		full.pages_done = atomic_load_explicit(&s->sync_done, memory_order_relaxed);
+		t0 = atomic_load_explicit(&s->sync_t0, memory_order_relaxed);
+		t1 = full.active ? rct_now_ns()
+				 : atomic_load_explicit(&s->sync_t1, memory_order_relaxed);
+		full.elapsed_ns = t0 && t1 > t0 ? t1 - t0 : 0;
+	}
+	rct_sync_progress_copy(p, &full);
 }
 
 void rct_session_event_push(struct rct_session *s, enum rct_event_type type, uint64_t epoch,
@@ -263,6 +265,7 @@ void rct_session_event_push(struct rct_session *s, enum rct_event_type type, uin
 		s->ev_count--;
 	}
 	ev = &s->events[(s->ev_head + s->ev_count) % RCT_EVENT_RING];
+	ev->field_mask = RCT_EVENT_FIELDS_ALL;
 	ev->type = type;
 	ev->epoch = epoch;
 	ev->status = status;
@@ -281,7 +284,7 @@ rct_status_t rct_session_event_next(struct rct_session *s, struct rct_event *eve
 		return RCT_ERR_INVALID_PARAM;
 	if (!s->ev_count)
 		return RCT_ERR_AGAIN;
-	*event_p = s->events[s->ev_head];
+	rct_event_copy(event_p, &s->events[s->ev_head]);
 	s->ev_head = (s->ev_head + 1) % RCT_EVENT_RING;
 	s->ev_count--;
 	return RCT_OK;
