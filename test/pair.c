@@ -37,6 +37,27 @@ static void pair_scribble(struct pair *pp, uint64_t *bits, uint64_t *rng)
 	rct_ckpt_local_dirty(pp->s, pp->sr, bits, pp->npages);
 }
 
+/* One turn of a hypervisor's event loop: arm, sleep on the descriptor (at
+ * most 20 ms: the stop flag), progress without waiting. */
+static rct_status_t pair_secondary_wait(struct pair *pp)
+{
+	int ms = -1;
+	rct_status_t st = rct_session_arm(pp->s, &ms);
+
+	if (st == RCT_OK) {
+		struct pollfd pfd = {.fd = rct_session_fd(pp->s), .events = POLLIN};
+
+		if (poll(&pfd, 1, ms < 0 || ms > 20 ? 20 : ms) > 0) {
+			pthread_mutex_lock(&pp->lock);
+			pp->fd_wakes++;
+			pthread_mutex_unlock(&pp->lock);
+		}
+	} else if (st != RCT_ERR_AGAIN) {
+		return st;
+	}
+	return rct_session_progress(pp->s, 0);
+}
+
 static void *pair_secondary(void *arg)
 {
 	struct pair *pp = arg;
@@ -63,7 +84,7 @@ static void *pair_secondary(void *arg)
 			usleep(2000);
 			continue;
 		}
-		st = rct_session_progress(pp->s, 20);
+		st = pp->o.use_fd ? pair_secondary_wait(pp) : rct_session_progress(pp->s, 20);
 		while (rct_session_event_next(pp->s, &ev) == RCT_OK) {
 			const void *dev = NULL;
 			size_t len = 0;
@@ -473,6 +494,43 @@ void pair_run_secondary_loss(const char *backend, const char *addr)
 	cr_assert(rct_status_is_fatal(st), "commit to a vanished secondary returned %s",
 		  rct_status_str(st));
 	cr_assert_lt(rct_now_ns() - t0, 20ull * 1000000000, "took longer than the deadline");
+	pair_close(&pp);
+	free(bits);
+}
+
+void pair_run_session_fd(const char *backend, const char *addr)
+{
+	struct pair_opts o = {.backend = backend,
+			      .addr = addr,
+			      .lanes = 2,
+			      .size = 8u << 20,
+			      .auto_flush = true,
+			      .scribble = 4,
+			      .use_fd = true};
+	uint64_t *bits = calloc(rct_bitmap_words((8u << 20) / PAIR_PAGE), sizeof(uint64_t));
+	struct pair pp;
+	unsigned wakes;
+	int ms;
+
+	cr_assert_eq(rct_session_arm(NULL, &ms), RCT_ERR_INVALID_PARAM);
+	cr_assert_eq(pair_open(&pp, &o), RCT_OK);
+	cr_assert_geq(rct_session_fd(pp.s), 0);
+	cr_assert_eq(rct_session_fd(pp.s), rct_session_fd(pp.s), "one descriptor per session");
+	cr_assert_eq(pair_ckpt(&pp, 0, NULL, "dev", 3), RCT_OK);
+	cr_assert(pair_wait_flushed(&pp, 0, 5000));
+	cr_assert(pp.equal, "full sync differs");
+	for (unsigned e = 1; e <= 5; e++) {
+		pair_dirty(&pp, bits, 100 * e, e * 300, 32);
+		cr_assert_eq(pair_ckpt(&pp, e, bits, "dev", 3), RCT_OK);
+		cr_assert(pair_wait_flushed(&pp, e, 5000), "epoch %u not flushed", e);
+		cr_assert(pp.equal, "secondary RAM differs at epoch %u", e);
+	}
+	pthread_mutex_lock(&pp.lock);
+	wakes = pp.fd_wakes;
+	pthread_mutex_unlock(&pp.lock);
+	/* Each checkpoint's messages woke the sleeping secondary through its fd. */
+	cr_assert_geq(wakes, 6, "the descriptor woke the secondary %u times for 6 checkpoints",
+		      wakes);
 	pair_close(&pp);
 	free(bits);
 }

@@ -36,6 +36,7 @@ struct pair_opts {
 	unsigned liveness;	    /* rct_liveness_flags of both sides (0: in-band heartbeats) */
 	const char *ppairing, *spairing; /* pairing identities (rct_session_set_pairing), or NULL */
 	const uint8_t *ppkey, *spkey;	 /* their pairing keys, or NULL */
+	bool use_fd; /* the secondary's thread sleeps on rct_session_fd() (rct_session_arm()) */
 	/* Called once the secondary listens and accepts, before the primary
 	 * connects (a hostile peer goes first), or NULL. */
 	void (*before_connect)(struct pair *pp, void *arg);
@@ -62,6 +63,7 @@ struct pair {
 	rct_status_t accept_status;
 	uint64_t lost_epoch;
 	uint64_t lost_discarded; /* the PEER_LOST event's epoch in flight, UINT64_MAX none */
+	unsigned fd_wakes;	 /* use_fd: sleeps that ended with the descriptor readable */
 	uint64_t rng;
 	uint8_t devstate[1 << 16];
 	size_t devstate_len;
@@ -93,5 +95,7 @@ void pair_run_e2e(const char *backend, const char *addr, unsigned lanes, unsigne
 void pair_run_peer_loss(const char *backend, const char *addr);
 /* The secondary dies mid-checkpoint; the primary's commit must fail, not hang. */
 void pair_run_secondary_loss(const char *backend, const char *addr);
+/* Checkpoints with the secondary driven through its descriptor, as an event loop would. */
+void pair_run_session_fd(const char *backend, const char *addr);
 
 #endif

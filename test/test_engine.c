@@ -246,6 +246,23 @@ Test(engine, api_misuse_is_refused)
 	cr_assert_eq(rct_ckpt_begin(pp.s, 9, 0), RCT_ERR_STATE); /* reads the role only */
 }
 
+/* The mock backend has no notifications: arming says so instead of sleeping forever. */
+Test(engine, arm_needs_a_connected_session_and_a_backend_that_can)
+{
+	struct rct_session_params p = {.field_mask = RCT_SESSION_PARAM_FIELD_ROLE,
+				       .role = RCT_ROLE_SECONDARY};
+	struct rct_session *s = NULL;
+	int ms;
+
+	cr_assert_eq(rct_session_create(&p, &s), RCT_OK);
+	cr_assert_eq(rct_session_arm(s, &ms), RCT_ERR_STATE);
+	cr_assert_eq(rct_session_arm(s, NULL), RCT_ERR_INVALID_PARAM);
+	cr_assert_eq(rct_session_fd(NULL), -1);
+	rct_session_destroy(s);
+	open_pair(1, true);
+	cr_assert_eq(rct_session_arm(pp.p, &ms), RCT_ERR_UNSUPPORTED);
+}
+
 /* Output structs (rct_types.h, field_mask): the library writes only the fields
  * asked, says which it wrote, and 0 asks for the first version's. */
 Test(engine, output_structs_carry_only_the_fields_asked)

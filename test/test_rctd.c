@@ -246,6 +246,51 @@ static void pair_checkpoint(const char *tag)
 
 /* ------------------------------------------------------------------ tests */
 
+/* The client's descriptor in a hypervisor's event loop: an event that came
+ * while a call waited for its reply is queued, and rct_client_arm() says so
+ * before the caller would sleep on a socket that holds nothing. */
+Test(rctd, client_arm_reports_events_queued_during_a_call)
+{
+	struct side pri, sec;
+	struct rct_event ev = {0};
+	struct pollfd pfd;
+	char *json = NULL;
+
+	pair_up(&pri, &sec, "armed");
+	cr_assert_eq(rct_client_arm(sec.c), 0, "an event is queued with none pending");
+	for (uint64_t e = 1; e <= 2; e++) {
+		memset(pri.ram + e * PAGE, 0x70 + (int)e, PAGE);
+		pri.bits[0] |= 1ull << e;
+		cr_assert_eq(rct_client_ckpt_begin(pri.c, e, 0), 0, "%s", rct_client_error(pri.c));
+		cr_assert_eq(rct_client_ckpt_dirty(pri.c, 0), 0, "%s", rct_client_error(pri.c));
+		cr_assert_eq(rct_client_ckpt_commit(pri.c, NULL), 0, "%s", rct_client_error(pri.c));
+		if (e == 1) {
+			/* rctd forwards CKPT_READY before it reads this request. */
+			cr_assert_eq(rct_client_query(sec.c, RCT_IPC_STATUS, 0, &json), 0);
+			free(json);
+			cr_assert_eq(rct_client_arm(sec.c), -EAGAIN,
+				     "the queued event is not seen");
+		} else {
+			/* Nothing queued: the event waits in the socket, which polls readable. */
+			cr_assert_eq(rct_client_arm(sec.c), 0);
+			pfd = (struct pollfd){.fd = rct_client_fd(sec.c), .events = POLLIN};
+			cr_assert_eq(poll(&pfd, 1, 10000), 1,
+				     "the descriptor never became readable");
+		}
+		cr_assert_eq(rct_client_event_next(sec.c, 0, &ev), 0);
+		cr_assert_eq(ev.type, RCT_EVENT_CKPT_READY);
+		cr_assert_eq(ev.epoch, e);
+		cr_assert_eq(rct_client_arm(sec.c), 0);
+		cr_assert_eq(rct_client_ckpt_flush(sec.c, e, RCT_IPC_FLUSH_LOCAL_DIRTY, NULL), 0,
+			     "%s", rct_client_error(sec.c));
+		cr_assert_eq(memcmp(sec.ram, pri.ram, SIZE), 0, "guest RAM differs at epoch %llu",
+			     (unsigned long long)e);
+	}
+	cr_assert_eq(rct_client_arm(NULL), -EINVAL);
+	side_fini(&pri);
+	side_fini(&sec);
+}
+
 Test(rctd, socket_api_round_trip_with_fd_passing)
 {
 	struct rct_client_session p = {.role = RCT_ROLE_SECONDARY, .name = "vm-a"};

@@ -35,6 +35,11 @@ Test(tcp, peer_lost_mid_checkpoint_leaves_guest_ram_untouched)
 	pair_run_peer_loss("tcp", "127.0.0.1");
 }
 
+Test(tcp, secondary_driven_through_its_descriptor)
+{
+	pair_run_session_fd("tcp", "127.0.0.1");
+}
+
 Test(tcp, e2e_4_lanes)
 {
 	pair_run_e2e("tcp", "127.0.0.1", 4, 0);

@@ -24,6 +24,11 @@ Test(ucx, peer_lost_mid_checkpoint_leaves_guest_ram_untouched)
 	pair_run_peer_loss("ucx", "127.0.0.1");
 }
 
+Test(ucx, secondary_driven_through_its_descriptor)
+{
+	pair_run_session_fd("ucx", "127.0.0.1");
+}
+
 Test(ucx, e2e_4_lanes)
 {
 	pair_run_e2e("ucx", "127.0.0.1", 4, 0);

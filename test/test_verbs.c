@@ -54,6 +54,11 @@ Test(verbs, peer_lost_mid_checkpoint_leaves_guest_ram_untouched)
 	pair_run_peer_loss("verbs", addr());
 }
 
+Test(verbs, secondary_driven_through_its_descriptor)
+{
+	pair_run_session_fd("verbs", addr());
+}
+
 /* A wrong rkey: the RDMA WRITE fails remotely, the commit fails cleanly
  * (no hang), and the secondary's guest RAM keeps the last committed image. */
 Test(verbs, wrong_rkey_gives_a_clean_error)

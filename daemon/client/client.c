@@ -226,6 +226,15 @@ int rct_client_fd(const struct rct_client *c)
 	return c ? c->fd : -EBADF;
 }
 
+int rct_client_arm(const struct rct_client *c)
+{
+	if (!c)
+		return -EINVAL;
+	if (c->ev_count)
+		return -EAGAIN;
+	return c->broken ? -ECONNRESET : 0;
+}
+
 uint64_t rct_client_caps(const struct rct_client *c)
 {
 	return c ? c->caps : 0;

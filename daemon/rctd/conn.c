@@ -346,19 +346,44 @@ void *rctd_conn_main(void *arg)
 	}
 	c->t_active = rctd_now_ns();
 	while (!c->d->stopping) {
-		bool drive = c->state == RCTD_SESS_CONNECTED;
+		bool drive = c->state == RCTD_SESS_CONNECTED && c->sess, slices = false;
 		uint64_t idle_ms = (rctd_now_ns() - c->t_active) / 1000000;
-		/* A secondary between checkpoints is driven continuously.  Any other
-		 * connected session is driven at least four times per heartbeat
-		 * interval, whatever the client does: the peer takes silence for
-		 * loss.  Without a connected session the thread sleeps on the client. */
+		/* A secondary between checkpoints sleeps on its client and its
+		 * session's descriptor together, for as long as the keepalive allows.
+		 * Any other connected session is driven at least four times per
+		 * heartbeat interval, whatever the client does: the peer takes
+		 * silence for loss.  Without a connected session the thread sleeps on
+		 * the client. */
 		int wait = !drive ? 200
 			   : c->role == RCT_ROLE_SECONDARY && !c->ready_pending
-				   ? 0
+				   ? -1
 				   : (c->d->cfg.heartbeat_ms + 3) / 4;
-		struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+		struct pollfd pfd[2] = {{.fd = c->fd, .events = POLLIN}, {.fd = -1}};
 		int n;
 
+		if (drive) {
+			int ms = -1;
+			rct_status_t st = rct_session_arm(c->sess, &ms);
+
+			if (st == RCT_OK) {
+				pfd[1] = (struct pollfd){.fd = rct_session_fd(c->sess),
+							 .events = POLLIN};
+				if (ms >= 0 && (wait < 0 || ms < wait))
+					wait = ms;
+			} else if (st == RCT_ERR_UNSUPPORTED) {
+				/* A backend without notifications: progress waits in
+				 * slices of 5 ms between looks at the client. */
+				slices = true;
+				if (wait < 0)
+					wait = 0;
+			} else {
+				/* Work now (RCT_ERR_AGAIN), or the session failed:
+				 * progress says so and its events go out. */
+				wait = 0;
+			}
+		}
+		if (wait < 0) /* a look at c->d->stopping now and then */
+			wait = 200;
 		/* Silent connections hold a slot of RCTD_MAX_CONNS: no HELLO within
 		 * the message deadline, or no session and nothing said for the idle
 		 * timeout, and they go. */
@@ -384,13 +409,13 @@ void *rctd_conn_main(void *arg)
 			if (left < (uint64_t)wait)
 				wait = (int)left;
 		}
-		n = poll(&pfd, 1, wait);
+		n = poll(pfd, 2, wait);
 
 		if (n < 0 && errno != EINTR) {
 			rctd_err("client %" PRIu64 ": poll: %s", c->id, strerror(errno));
 			break;
 		}
-		if (n > 0) {
+		if (n > 0 && pfd[0].revents) {
 			struct ipc_msg m;
 			int rc = ipc_recv_within(c->fd, &m, c->buf, RCT_IPC_MAX_PAYLOAD,
 						 cfg->msg_timeout_ms, what, sizeof(what));
@@ -409,8 +434,8 @@ void *rctd_conn_main(void *arg)
 			conn_persist(c);
 			continue;
 		}
-		if (drive && c->sess) {
-			rct_status_t st = rct_session_progress(c->sess, wait == 0 ? 5 : 0);
+		if (drive) {
+			rct_status_t st = rct_session_progress(c->sess, slices ? 5 : 0);
 
 			conn_check_fatal(c, st);
 			conn_watch_stalls(c);

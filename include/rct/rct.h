@@ -362,6 +362,35 @@ RCT_API void rct_session_sync_progress(const struct rct_session *session,
  */
 RCT_API rct_status_t rct_session_progress(struct rct_session *session, int timeout_ms);
 
+/**
+ * A descriptor for the caller's own event loop (uv_backend_fd(),
+ * ucp_worker_get_efd()): it becomes readable when rct_session_progress() has
+ * work.  Owned by the session (closed by rct_session_destroy()); -1 with errno
+ * set when it cannot be made.  Use it with rct_session_arm():
+ *
+ *     for (;;) {
+ *         st = rct_session_arm(s, &ms);
+ *         if (st == RCT_OK)
+ *             poll({rct_session_fd(s), POLLIN, ...your fds}, ms);
+ *         else if (st != RCT_ERR_AGAIN)
+ *             break;                      (fatal: the session failed)
+ *         rct_session_progress(s, 0);
+ *         while (rct_session_event_next(s, &ev) == RCT_OK) ...
+ *     }
+ */
+RCT_API int rct_session_fd(struct rct_session *session);
+
+/**
+ * Prepare to sleep on rct_session_fd(): push out what is queued and arm the
+ * backend's notifications.  RCT_OK: sleep until the descriptor is readable,
+ * at most *timeout_ms_p ms (-1: no limit; the keepalive sets it), then call
+ * rct_session_progress(session, 0).  RCT_ERR_AGAIN: there is work now (or an
+ * event to read): call rct_session_progress() without sleeping.  Only for a
+ * connected session (RCT_ERR_STATE before); RCT_ERR_UNSUPPORTED for a backend
+ * without notifications; a fatal code when the session failed.
+ */
+RCT_API rct_status_t rct_session_arm(struct rct_session *session, int *timeout_ms_p);
+
 /** Pop the oldest pending event.  RCT_ERR_AGAIN when there is none. */
 RCT_API rct_status_t rct_session_event_next(struct rct_session *session, struct rct_event *event_p);
 

@@ -120,8 +120,21 @@ RCT_CLIENT_API const char *rct_client_open_error(void);
  */
 RCT_CLIENT_API void rct_client_close(struct rct_client *client);
 
-/** The socket, to poll for events (readable: call rct_client_event_next()). */
+/**
+ * The socket, for the hypervisor's own event loop: readable when an event
+ * (or a reply) waits in it.  Events that arrive while a call waits for its
+ * reply are queued by the library, not left in the socket: before sleeping on
+ * the descriptor, ask rct_client_arm().  Calls stay synchronous; use the
+ * descriptor from the thread that makes them (or a second, watch-only
+ * connection from another thread).
+ */
 RCT_CLIENT_API int rct_client_fd(const struct rct_client *client);
+/**
+ * Whether the caller may sleep on rct_client_fd(): 0 when nothing is queued;
+ * -EAGAIN when events are queued (read them with rct_client_event_next(client,
+ * 0, ...) first); -ECONNRESET when the connection failed; -EINVAL for NULL.
+ */
+RCT_CLIENT_API int rct_client_arm(const struct rct_client *client);
 /** RCT_IPC_CAP_* bits rctd announced. */
 RCT_CLIENT_API uint64_t rct_client_caps(const struct rct_client *client);
 /** rctd's text for the last failed call ("" when none). */

@@ -32,6 +32,7 @@
 
 #include <assert.h>
 #include <stdbool.h>
+#include <poll.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -173,6 +174,15 @@ struct rct_backend_ops {
 
 	/* Drive sends and receives; wait at most @timeout_ms for activity. */
 	rct_status_t (*progress)(struct rct_be_ctx *ctx, int timeout_ms);
+	/*
+	 * Prepare to sleep (rct_session_arm()): do what progress() does before it
+	 * would wait, arm the notifications, and give the descriptors it would
+	 * wait on in @fds (at most @cap; events as for poll(2)).  RCT_OK: the
+	 * caller may sleep until one is ready, then call progress(ctx, 0);
+	 * RCT_ERR_AGAIN: there is work now.  NULL: not supported.
+	 */
+	rct_status_t (*arm)(struct rct_be_ctx *ctx, struct pollfd *fds, unsigned cap,
+			    unsigned *n_p);
 };
 
 /*

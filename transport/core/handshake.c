@@ -275,7 +275,7 @@ rct_status_t rct_session_accept(struct rct_session *s)
 		status = rct_session_send_region(s, 0, RCT_REGION_STAGING, s->staging,
 						 s->staging_size);
 	if (status == RCT_OK)
-		status = rct_session_arm(s);
+		status = rct_keepalive_start(s);
 	if (status != RCT_OK)
 		return status;
 	rct_info("session: accepted a primary with %u data lanes over %s (generation %llu)", lanes,
@@ -400,7 +400,7 @@ rct_status_t rct_session_connect(struct rct_session *s, const char *addr, uint16
 		if (!s->lane_runs[i])
 			return rct_session_fail(s, RCT_ERR_NO_MEMORY);
 	}
-	status = rct_session_arm(s);
+	status = rct_keepalive_start(s);
 	if (status != RCT_OK)
 		return status;
 	rct_info("session: connected to %s:%u with %u data lanes over %s", addr, port, s->lanes,

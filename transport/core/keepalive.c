@@ -16,7 +16,7 @@
 #include "session.h"
 #include "util.h"
 
-rct_status_t rct_session_arm(struct rct_session *s)
+rct_status_t rct_keepalive_start(struct rct_session *s)
 {
 	uint64_t now = rct_now_ns();
 	rct_status_t status;

@@ -13,7 +13,7 @@
 rct_status_t rct_session_tick(struct rct_session *s);
 
 /* Arm the keepalive (end of the handshake): starts the liveness thread if any. */
-rct_status_t rct_session_arm(struct rct_session *s);
+rct_status_t rct_keepalive_start(struct rct_session *s);
 
 /* The liveness channel's verdict, acted on by the session thread. */
 rct_status_t rct_session_live_check(struct rct_session *s);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "auth.h"
 #include "ckpt.h"
@@ -45,6 +46,7 @@ rct_status_t rct_session_create_ops(const struct rct_session_params *params,
 	if (!s)
 		return RCT_ERR_NO_MEMORY;
 	s->ops = ops;
+	s->wait.epfd = -1;
 	s->role = params->role;
 	s->state = RCT_SESSION_NEW;
 	s->ckpt = RCT_CKPT_IDLE;
@@ -215,6 +217,8 @@ void rct_session_destroy(struct rct_session *s)
 	s->ops->ctx_destroy(s->ctx);
 	explicit_bzero(s->psk, sizeof(s->psk));
 	explicit_bzero(s->host_psk, sizeof(s->host_psk));
+	if (s->wait.epfd >= 0)
+		close(s->wait.epfd);
 	free(s);
 }
 

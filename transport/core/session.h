@@ -21,6 +21,7 @@
 #define RCT_LANE_BATCH	     256	  /* runs handed to one put() call */
 #define RCT_LANE_BATCH_BYTES (8ull << 20) /* bytes handed to one put() call */
 #define RCT_STAGING_MAX	     (1ull << 30)
+#define RCT_WAIT_FDS	     (RCT_MAX_LANES + 2) /* what a backend waits on, at most */
 /* A connecting primary has this long for HELLO and AUTH before it is turned
  * away (rct_session_accept): a silent one must not hold the listener. */
 #define RCT_ADMIT_NS (2000ull * 1000000)
@@ -143,6 +144,13 @@ struct rct_session {
 
 	struct rct_event events[RCT_EVENT_RING];
 	unsigned ev_head, ev_count;
+
+	/* The caller's descriptor (wait.c): an epoll set of the backend's. */
+	struct rct_session_wait {
+		int epfd; /* -1 until rct_session_fd() */
+		unsigned n;
+		struct pollfd fds[RCT_WAIT_FDS]; /* what the epoll set holds */
+	} wait;
 
 	uint8_t msgbuf[RCT_MSG_MAX];
 	uint64_t lebuf[RCT_BITMAP_CHUNK_WORDS];

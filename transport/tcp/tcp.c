@@ -555,38 +555,69 @@ static rct_status_t rct_tcp_sender_lane_readable(struct rct_tcp_ctx *t, struct r
 	return rct_be_fail(&t->super, RCT_ERR_IO);
 }
 
-static rct_status_t rct_tcp_progress(struct rct_be_ctx *ctx, int timeout_ms)
+/*
+ * What progress() does before it would sleep: push what is queued and fill
+ * t->pfds (the control lane and every data lane, POLLOUT where a queue
+ * waits).  *news_p: there is news already (puts completed just now, which
+ * the caller waits for exactly; or a whole control message is buffered), so
+ * nobody should sleep.  Sleeping there cost a full timeout per checkpoint.
+ */
+static rct_status_t rct_tcp_prepare(struct rct_tcp_ctx *t, bool *news_p)
 {
-	struct rct_tcp_ctx *t = rct_tcp_ctx(ctx);
-	rct_status_t status, ignore;
 	unsigned n = t->nlanes;
-	size_t pending;
-	int rc;
+	size_t pending = t->pending;
+	rct_status_t status, ignore;
 
 	if (t->super.failed != RCT_OK)
 		return t->super.failed;
 	if (t->ctrl_fd < 0)
 		return RCT_ERR_STATE;
-
-	/* Push what is queued before sleeping. */
-	pending = t->pending;
 	status = rct_tcp_ctrl_flush(t);
 	for (unsigned i = 0; i < n && status == RCT_OK; i++)
 		status = rct_tcp_lane_send(t, &t->lanes[i]);
 	if (status != RCT_OK)
 		return status;
-	/* Do not sleep when there is news already: puts completed just now
-	 * (the caller waits for exactly that), or a whole control message is
-	 * buffered.  Sleeping here cost a full timeout per checkpoint. */
-	if (t->pending < pending || rct_tcp_ctrl_frame(t, &ignore))
-		timeout_ms = 0;
-
+	*news_p = t->pending < pending || rct_tcp_ctrl_frame(t, &ignore);
 	t->pfds[0].fd = t->ctrl_fd;
 	t->pfds[0].events = POLLIN | (t->tx_len > t->tx_off ? POLLOUT : 0);
 	for (unsigned i = 0; i < n; i++) {
 		t->pfds[i + 1].fd = t->lanes[i].fd;
 		t->pfds[i + 1].events = POLLIN | (t->lanes[i].tx_head ? POLLOUT : 0);
 	}
+	return RCT_OK;
+}
+
+static rct_status_t rct_tcp_arm(struct rct_be_ctx *ctx, struct pollfd *fds, unsigned cap,
+				unsigned *n_p)
+{
+	struct rct_tcp_ctx *t = rct_tcp_ctx(ctx);
+	bool news;
+	rct_status_t status = rct_tcp_prepare(t, &news);
+
+	if (status != RCT_OK)
+		return status;
+	if (news)
+		return RCT_ERR_AGAIN;
+	if (cap < t->nlanes + 1)
+		return RCT_ERR_NO_SPACE;
+	memcpy(fds, t->pfds, (t->nlanes + 1) * sizeof(*fds));
+	*n_p = t->nlanes + 1;
+	return RCT_OK;
+}
+
+static rct_status_t rct_tcp_progress(struct rct_be_ctx *ctx, int timeout_ms)
+{
+	struct rct_tcp_ctx *t = rct_tcp_ctx(ctx);
+	rct_status_t status;
+	unsigned n = t->nlanes;
+	bool news;
+	int rc;
+
+	status = rct_tcp_prepare(t, &news);
+	if (status != RCT_OK)
+		return status;
+	if (news)
+		timeout_ms = 0;
 	rc = poll(t->pfds, n + 1, timeout_ms);
 	if (rc < 0) {
 		if (errno == EINTR)
@@ -644,4 +675,5 @@ const struct rct_backend_ops rct_tcp_ops = {
 	.ctrl_send = rct_tcp_ctrl_send,
 	.ctrl_recv = rct_tcp_ctrl_recv,
 	.progress = rct_tcp_progress,
+	.arm = rct_tcp_arm,
 };

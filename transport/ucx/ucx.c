@@ -245,6 +245,37 @@ static void rct_ucx_ctx_destroy(struct rct_be_ctx *ctx)
 	free(u);
 }
 
+/* progress()'s wait (rct_ucx_wait()) split for the caller's event loop. */
+static rct_status_t rct_ucx_arm(struct rct_be_ctx *ctx, struct pollfd *fds, unsigned cap,
+				unsigned *n_p)
+{
+	struct rct_ucx_ctx *u = rct_ucx(ctx);
+	uint64_t jobs, v;
+	ucs_status_t st;
+
+	if (u->super.failed != RCT_OK)
+		return u->super.failed;
+	if (cap < 2)
+		return RCT_ERR_NO_SPACE;
+	/* The copiers' wake-ups are consumed here: progress(ctx, 0) does not. */
+	while (u->wake_fd >= 0 && read(u->wake_fd, &v, sizeof(v)) == (ssize_t)sizeof(v))
+		;
+	jobs = rct_ucx_jobs_pending(u);
+	if (rct_ucx_drain(u) || u->rx_done || u->super.failed != RCT_OK)
+		return u->super.failed != RCT_OK ? u->super.failed : RCT_ERR_AGAIN;
+	st = ucp_worker_arm(u->worker);
+	if (st == UCS_ERR_BUSY || (jobs && rct_ucx_jobs_pending(u) != jobs))
+		return RCT_ERR_AGAIN;
+	if (st != UCS_OK) {
+		rct_warn("ucx: ucp_worker_arm: %s", ucs_status_string(st));
+		return RCT_ERR_AGAIN;
+	}
+	fds[0] = (struct pollfd){.fd = u->efd, .events = POLLIN};
+	fds[1] = (struct pollfd){.fd = u->wake_fd, .events = POLLIN};
+	*n_p = u->wake_fd >= 0 ? 2 : 1;
+	return RCT_OK;
+}
+
 static rct_status_t rct_ucx_progress(struct rct_be_ctx *ctx, int timeout_ms)
 {
 	struct rct_ucx_ctx *u = rct_ucx(ctx);
@@ -277,4 +308,5 @@ const struct rct_backend_ops rct_ucx_ops = {
 	.ctrl_send = rct_ucx_ctrl_send,
 	.ctrl_recv = rct_ucx_ctrl_recv,
 	.progress = rct_ucx_progress,
+	.arm = rct_ucx_arm,
 };

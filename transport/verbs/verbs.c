@@ -441,6 +441,40 @@ static rct_status_t rct_verbs_progress(struct rct_be_ctx *ctx, int timeout_ms)
 	return status;
 }
 
+/* progress()'s wait split for the caller's event loop: the same arm-then-poll. */
+static rct_status_t rct_verbs_arm_wait(struct rct_be_ctx *ctx, struct pollfd *fds, unsigned cap,
+				       unsigned *n_p)
+{
+	struct rct_verbs_ctx *v = rct_verbs(ctx);
+	rct_status_t status;
+	bool any = false;
+
+	if (v->super.failed != RCT_OK)
+		return v->super.failed;
+	if (cap < 2)
+		return RCT_ERR_NO_SPACE;
+	status = rct_verbs_cm_poll(v);
+	if (status == RCT_OK)
+		status = rct_verbs_poll(v, &any);
+	if (status == RCT_OK)
+		status = rct_verbs_ctrl_flush(v);
+	if (status != RCT_OK)
+		return status;
+	if (any || v->rx_count)
+		return RCT_ERR_AGAIN;
+	/* Arm, then poll again: a completion between the two would be missed. */
+	rct_verbs_arm(v);
+	status = rct_verbs_poll(v, &any);
+	if (status != RCT_OK)
+		return status;
+	if (any || v->rx_count)
+		return RCT_ERR_AGAIN;
+	fds[0] = (struct pollfd){.fd = v->ec->fd, .events = POLLIN};
+	fds[1] = (struct pollfd){.fd = v->cc ? v->cc->fd : -1, .events = POLLIN};
+	*n_p = v->cc ? 2 : 1;
+	return RCT_OK;
+}
+
 static rct_status_t rct_verbs_fence(struct rct_be_ctx *ctx, uint64_t token)
 {
 	(void)token;
@@ -482,4 +516,5 @@ const struct rct_backend_ops rct_verbs_ops = {
 	.ctrl_send = rct_verbs_ctrl_send,
 	.ctrl_recv = rct_verbs_ctrl_recv,
 	.progress = rct_verbs_progress,
+	.arm = rct_verbs_arm_wait,
 };
