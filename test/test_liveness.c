@@ -110,7 +110,7 @@ Test(liveness, a_peer_whose_beats_stop_is_lost_within_three_intervals)
 	/* The secondary's heartbeats stop while every socket stays open: as a
 	 * link that drops packets without a reset, or a host gone silent. */
 	hold_secondary(&pp, true);
-	rct_live_stop(pp.s->live);
+	rct_live_stop(pp.s->ka.live);
 	t0 = rct_now_ns();
 	do
 		st = rct_session_progress(pp.p, 10);
@@ -221,7 +221,7 @@ Test(liveness, datagrams_that_are_not_the_pairings_beats_are_refused)
 	int fd;
 
 	live_pair(&pp, true);
-	sin.sin_port = htons(rct_live_port(pp.s->live));
+	sin.sin_port = htons(rct_live_port(pp.s->ka.live));
 	fd = socket(AF_INET, SOCK_DGRAM, 0);
 	cr_assert_geq(fd, 0);
 	/* A beat's size and magic but no valid token or MAC, and a short one. */

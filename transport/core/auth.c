@@ -106,7 +106,7 @@ void rct_auth_pairing_key(const struct rct_session *s, const char *id, const uin
 
 	/* Keyed with the host's pre-shared key (or none), so that the pairing
 	 * key alone, or the host key alone, proves nothing of this pairing. */
-	crypto_generichash_init(&st, s->has_host_psk ? s->host_psk : none, RCT_PSK_LEN,
+	crypto_generichash_init(&st, s->auth.has_host_psk ? s->auth.host_psk : none, RCT_PSK_LEN,
 				RCT_PSK_LEN);
 	crypto_generichash_update(&st, (const uint8_t *)"rct-pairing-v1", 15);
 	crypto_generichash_update(&st, &len, 1);
@@ -123,11 +123,11 @@ static void rct_auth_mac(const struct rct_session *s, const char *label, uint8_t
 {
 	crypto_auth_hmacsha256_state st;
 
-	crypto_auth_hmacsha256_init(&st, s->psk, RCT_PSK_LEN);
+	crypto_auth_hmacsha256_init(&st, s->auth.psk, RCT_PSK_LEN);
 	crypto_auth_hmacsha256_update(&st, (const uint8_t *)label, strlen(label) + 1);
-	crypto_auth_hmacsha256_update(&st, s->auth_hello, s->auth_hello_len);
-	crypto_auth_hmacsha256_update(&st, s->auth_np, RCT_AUTH_NONCE_LEN);
-	crypto_auth_hmacsha256_update(&st, s->auth_ns, RCT_AUTH_NONCE_LEN);
+	crypto_auth_hmacsha256_update(&st, s->auth.hello, s->auth.hello_len);
+	crypto_auth_hmacsha256_update(&st, s->auth.np, RCT_AUTH_NONCE_LEN);
+	crypto_auth_hmacsha256_update(&st, s->auth.ns, RCT_AUTH_NONCE_LEN);
 	crypto_auth_hmacsha256_final(&st, mac);
 	sodium_memzero(&st, sizeof(st));
 }
@@ -135,7 +135,7 @@ static void rct_auth_mac(const struct rct_session *s, const char *label, uint8_t
 /* Keep the primary's HELLO as it went on the wire: the MACs cover it. */
 rct_status_t rct_auth_bind_hello(struct rct_session *s, const struct rct_msg *hello)
 {
-	return rct_msg_encode(hello, s->auth_hello, sizeof(s->auth_hello), &s->auth_hello_len);
+	return rct_msg_encode(hello, s->auth.hello, sizeof(s->auth.hello), &s->auth.hello_len);
 }
 
 /* Wait for AUTH step @step. */
@@ -159,15 +159,15 @@ rct_status_t rct_auth_primary(struct rct_session *s, uint64_t deadline)
 	uint8_t mac[RCT_AUTH_MAC_LEN];
 	rct_status_t status;
 
-	randombytes_buf(s->auth_np, sizeof(s->auth_np));
+	randombytes_buf(s->auth.np, sizeof(s->auth.np));
 	m.auth.step = RCT_AUTH_CHALLENGE;
-	memcpy(m.auth.nonce, s->auth_np, sizeof(m.auth.nonce));
+	memcpy(m.auth.nonce, s->auth.np, sizeof(m.auth.nonce));
 	status = rct_session_send(s, &m);
 	if (status == RCT_OK)
 		status = rct_auth_wait(s, deadline, RCT_AUTH_PROVE_S, &m);
 	if (status != RCT_OK)
 		return status;
-	memcpy(s->auth_ns, m.auth.nonce, sizeof(s->auth_ns));
+	memcpy(s->auth.ns, m.auth.nonce, sizeof(s->auth.ns));
 	rct_auth_mac(s, "rct-auth-v1 secondary", mac);
 	if (crypto_verify_32(mac, m.auth.mac))
 		return rct_session_proto_error(s, RCT_ERR_AUTH,
@@ -192,12 +192,12 @@ rct_status_t rct_auth_secondary(struct rct_session *s, uint64_t deadline)
 	status = rct_auth_wait(s, deadline, RCT_AUTH_CHALLENGE, &m);
 	if (status != RCT_OK)
 		return status;
-	memcpy(s->auth_np, m.auth.nonce, sizeof(s->auth_np));
-	randombytes_buf(s->auth_ns, sizeof(s->auth_ns));
+	memcpy(s->auth.np, m.auth.nonce, sizeof(s->auth.np));
+	randombytes_buf(s->auth.ns, sizeof(s->auth.ns));
 	memset(&m, 0, sizeof(m));
 	m.type = RCT_MSG_AUTH;
 	m.auth.step = RCT_AUTH_PROVE_S;
-	memcpy(m.auth.nonce, s->auth_ns, sizeof(m.auth.nonce));
+	memcpy(m.auth.nonce, s->auth.ns, sizeof(m.auth.nonce));
 	rct_auth_mac(s, "rct-auth-v1 secondary", m.auth.mac);
 	status = rct_session_send(s, &m);
 	if (status == RCT_OK)

@@ -44,19 +44,20 @@ rct_status_t rct_primary_dispatch(struct rct_session *s, const struct rct_msg *m
 	char text[160];
 
 	if (m->type == RCT_MSG_ACK && m->ack.kind == RCT_ACK_COMMITTED &&
-	    s->ckpt == RCT_CKPT_OPEN && s->t_commit_sent && m->ack.epoch == s->epoch && !s->acked) {
+	    s->ckpt == RCT_CKPT_OPEN && s->pri.t_commit_sent && m->ack.epoch == s->epoch &&
+	    !s->pri.acked) {
 		/* Committed from here on: the FLUSHED that follows may come in the
 		 * same poll, before rct_ckpt_commit() returns. */
-		s->acked = true;
-		s->t_acked = rct_now_ns();
+		s->pri.acked = true;
+		s->pri.t_acked = rct_now_ns();
 		s->last_committed = s->epoch;
 		s->last_consistent = (s->flags & RCT_CKPT_LIVE) ? RCT_NO_EPOCH : s->epoch;
-		s->flushed = false;
+		s->pri.flushed = false;
 		return RCT_OK;
 	}
 	if (m->type == RCT_MSG_ACK && m->ack.kind == RCT_ACK_FLUSHED &&
-	    m->ack.epoch == s->last_committed && !s->flushed) {
-		s->flushed = true;
+	    m->ack.epoch == s->last_committed && !s->pri.flushed) {
+		s->pri.flushed = true;
 		return RCT_OK;
 	}
 	if (m->type == RCT_MSG_ACK)
@@ -92,9 +93,9 @@ rct_status_t rct_ckpt_begin(struct rct_session *s, uint64_t epoch, unsigned flag
 		return RCT_ERR_INVALID_PARAM;
 	}
 
-	s->t_begin = rct_now_ns();
-	deadline = s->t_begin + (uint64_t)s->timeout_ms * 1000000;
-	status = rct_session_wait_flag(s, &s->flushed, deadline,
+	s->pri.t_begin = rct_now_ns();
+	deadline = s->pri.t_begin + (uint64_t)s->timeout_ms * 1000000;
+	status = rct_session_wait_flag(s, &s->pri.flushed, deadline,
 				       "the secondary to flush the previous checkpoint");
 	if (status != RCT_OK)
 		return status == RCT_ERR_TIMED_OUT ? rct_session_fail(s, status) : status;
@@ -108,16 +109,17 @@ rct_status_t rct_ckpt_begin(struct rct_session *s, uint64_t epoch, unsigned flag
 	s->ckpt = RCT_CKPT_OPEN;
 	s->epoch = epoch;
 	s->flags = flags;
-	s->acked = false;
-	s->t_first_put = 0;
-	s->t_commit_sent = 0;
-	s->bitmap_words_sent = 0;
-	s->devstate_len = 0;
-	s->devstate_given = false;
-	memset(&s->stats, 0, sizeof(s->stats));
-	s->stats.field_mask = RCT_CKPT_STATS_FIELDS_ALL;
-	s->stats.epoch = epoch;
-	memset(s->lane_bytes, 0, sizeof(s->lane_bytes));
+	s->pri.acked = false;
+	s->pri.t_first_put = 0;
+	s->pri.t_commit_sent = 0;
+	s->pri.bitmap_words_sent = 0;
+	s->pri.devstate_len = 0;
+	s->pri.devstate_given = false;
+	memset(&s->pri.stats, 0, sizeof(s->pri.stats));
+	s->pri.stats.field_mask = RCT_CKPT_STATS_FIELDS_ALL;
+	s->pri.stats.epoch = epoch;
+	for (unsigned i = 0; i < RCT_MAX_LANES; i++)
+		s->pri.lane[i].bytes = 0;
 	for (unsigned i = 0; i < s->nregions; i++)
 		s->regions[i]->dirty_given = false;
 	return RCT_OK;
@@ -129,13 +131,14 @@ static rct_status_t rct_primary_lane_flush(struct rct_session *s, unsigned lane,
 {
 	rct_status_t status;
 
-	if (!s->lane_nruns[lane])
+	if (!s->pri.lane[lane].nruns)
 		return RCT_OK;
-	if (!s->t_first_put)
-		s->t_first_put = rct_now_ns();
-	status = s->ops->put(s->ctx, lane, mem, rkey, s->lane_runs[lane], s->lane_nruns[lane]);
-	s->lane_nruns[lane] = 0;
-	s->lane_batch_bytes[lane] = 0;
+	if (!s->pri.t_first_put)
+		s->pri.t_first_put = rct_now_ns();
+	status = s->ops->put(s->ctx, lane, mem, rkey, s->pri.lane[lane].runs,
+			     s->pri.lane[lane].nruns);
+	s->pri.lane[lane].nruns = 0;
+	s->pri.lane[lane].batch_bytes = 0;
 	if (status != RCT_OK) {
 		rct_error("checkpoint %llu: put on lane %u failed: %s",
 			  (unsigned long long)s->epoch, lane, rct_status_str(status));
@@ -155,16 +158,16 @@ static rct_status_t rct_primary_queue_run(struct rct_session *s, struct rct_be_m
 	struct rct_run *run;
 
 	for (unsigned i = 1; i < s->lanes; i++)
-		if (s->lane_bytes[i] < s->lane_bytes[lane])
+		if (s->pri.lane[i].bytes < s->pri.lane[lane].bytes)
 			lane = i;
-	run = &s->lane_runs[lane][s->lane_nruns[lane]++];
+	run = &s->pri.lane[lane].runs[s->pri.lane[lane].nruns++];
 	run->loff = loff;
 	run->roff = roff;
 	run->len = len;
-	s->lane_bytes[lane] += len;
-	s->lane_batch_bytes[lane] += len;
-	if (s->lane_nruns[lane] == RCT_LANE_BATCH ||
-	    s->lane_batch_bytes[lane] >= RCT_LANE_BATCH_BYTES)
+	s->pri.lane[lane].bytes += len;
+	s->pri.lane[lane].batch_bytes += len;
+	if (s->pri.lane[lane].nruns == RCT_LANE_BATCH ||
+	    s->pri.lane[lane].batch_bytes >= RCT_LANE_BATCH_BYTES)
 		return rct_primary_lane_flush(s, lane, mem, rkey);
 	return RCT_OK;
 }
@@ -204,7 +207,7 @@ static rct_status_t rct_primary_send_bitmap(struct rct_session *s, struct rct_re
 		status = rct_session_send(s, &m);
 		if (status != RCT_OK)
 			return status;
-		s->bitmap_words_sent += n;
+		s->pri.bitmap_words_sent += n;
 	}
 	return RCT_OK;
 }
@@ -213,8 +216,8 @@ static rct_status_t rct_primary_send_bitmap(struct rct_session *s, struct rct_re
 static rct_status_t rct_primary_queue_pages(struct rct_session *s, struct rct_region *r,
 					    uint64_t first, uint64_t len)
 {
-	s->stats.pages += len;
-	s->stats.runs++;
+	s->pri.stats.pages += len;
+	s->pri.stats.runs++;
 	return rct_primary_queue_run(s, r->mem, r->rkey, first << s->page_shift,
 				     first << s->page_shift, len << s->page_shift);
 }
@@ -256,7 +259,7 @@ rct_status_t rct_ckpt_dirty(struct rct_session *s, struct rct_region *r, const u
 			  r->id);
 		return RCT_ERR_STATE;
 	}
-	if (r->dirty_given || s->t_commit_sent) {
+	if (r->dirty_given || s->pri.t_commit_sent) {
 		rct_error("region %u: dirty pages already given for epoch %llu", r->id,
 			  (unsigned long long)s->epoch);
 		return RCT_ERR_STATE;
@@ -283,7 +286,7 @@ rct_status_t rct_ckpt_devstate_put(struct rct_session *s, const void *buf, size_
 	status = rct_primary_check(s, RCT_CKPT_OPEN);
 	if (status != RCT_OK)
 		return status;
-	if (s->devstate_given || s->t_commit_sent) {
+	if (s->pri.devstate_given || s->pri.t_commit_sent) {
 		rct_error("checkpoint %llu: device state already given",
 			  (unsigned long long)s->epoch);
 		return RCT_ERR_STATE;
@@ -294,8 +297,8 @@ rct_status_t rct_ckpt_devstate_put(struct rct_session *s, const void *buf, size_
 			  (unsigned long long)s->epoch, len, s->staging->len);
 		return RCT_ERR_NO_SPACE;
 	}
-	s->devstate_given = true;
-	s->devstate_len = len;
+	s->pri.devstate_given = true;
+	s->pri.devstate_len = len;
 	if (len) {
 		memcpy(s->staging->addr, buf, len);
 		status = rct_primary_queue_run(s, s->staging, s->staging_rkey, 0, 0, len);
@@ -359,10 +362,10 @@ static rct_status_t rct_primary_full_sync(struct rct_session *s)
 
 	for (unsigned i = 0; i < s->nregions; i++)
 		total += s->regions[i]->npages;
-	atomic_store_explicit(&s->sync_total, total, memory_order_relaxed);
-	atomic_store_explicit(&s->sync_done, 0, memory_order_relaxed);
-	atomic_store_explicit(&s->sync_t0, rct_now_ns(), memory_order_relaxed);
-	atomic_store_explicit(&s->sync_active, 1, memory_order_relaxed);
+	atomic_store_explicit(&s->pri.sync_total, total, memory_order_relaxed);
+	atomic_store_explicit(&s->pri.sync_done, 0, memory_order_relaxed);
+	atomic_store_explicit(&s->pri.sync_t0, rct_now_ns(), memory_order_relaxed);
+	atomic_store_explicit(&s->pri.sync_active, 1, memory_order_relaxed);
 	rct_info("checkpoint %llu: full sync of %llu pages%s", (unsigned long long)s->epoch,
 		 (unsigned long long)total, s->flags & RCT_CKPT_LIVE ? " (guest running)" : "");
 
@@ -379,12 +382,13 @@ static rct_status_t rct_primary_full_sync(struct rct_session *s)
 					s, rct_now_ns() + (uint64_t)s->timeout_ms * 1000000);
 			if (status == RCT_OK) {
 				done += n;
-				atomic_store_explicit(&s->sync_done, done, memory_order_relaxed);
+				atomic_store_explicit(&s->pri.sync_done, done,
+						      memory_order_relaxed);
 			}
 		}
 	}
-	atomic_store_explicit(&s->sync_t1, rct_now_ns(), memory_order_relaxed);
-	atomic_store_explicit(&s->sync_active, 0, memory_order_relaxed);
+	atomic_store_explicit(&s->pri.sync_t1, rct_now_ns(), memory_order_relaxed);
+	atomic_store_explicit(&s->pri.sync_active, 0, memory_order_relaxed);
 	return status;
 }
 
@@ -407,8 +411,8 @@ rct_status_t rct_ckpt_commit(struct rct_session *s, struct rct_ckpt_stats *stats
 			return status;
 		deadline = rct_now_ns() + (uint64_t)s->timeout_ms * 1000000;
 	}
-	if (!s->t_first_put)
-		s->t_first_put = rct_now_ns();
+	if (!s->pri.t_first_put)
+		s->pri.t_first_put = rct_now_ns();
 
 	/* Every put locally complete before the commit goes out. */
 	status = rct_primary_wait_puts(s, deadline);
@@ -416,7 +420,7 @@ rct_status_t rct_ckpt_commit(struct rct_session *s, struct rct_ckpt_stats *stats
 		return status;
 	/* Fence every lane and wait for it too: for one-sided backends the
 	 * fence's completion is what says the data is in the peer's memory. */
-	status = s->ops->fence(s->ctx, ++s->fence_seq);
+	status = s->ops->fence(s->ctx, ++s->pri.fence_seq);
 	if (status != RCT_OK)
 		return rct_session_fail(s, status);
 	status = rct_primary_wait_puts(s, deadline);
@@ -424,17 +428,17 @@ rct_status_t rct_ckpt_commit(struct rct_session *s, struct rct_ckpt_stats *stats
 		return status;
 
 	m.commit.epoch = s->epoch;
-	m.commit.pages = s->stats.pages;
-	m.commit.bytes = s->stats.pages << s->page_shift;
-	m.commit.bitmap_words = s->bitmap_words_sent;
-	m.commit.devstate_len = s->devstate_len;
-	m.commit.fence = s->fence_seq;
+	m.commit.pages = s->pri.stats.pages;
+	m.commit.bytes = s->pri.stats.pages << s->page_shift;
+	m.commit.bitmap_words = s->pri.bitmap_words_sent;
+	m.commit.devstate_len = s->pri.devstate_len;
+	m.commit.fence = s->pri.fence_seq;
 	status = rct_session_send(s, &m);
 	if (status != RCT_OK)
 		return status;
-	s->t_commit_sent = rct_now_ns();
+	s->pri.t_commit_sent = rct_now_ns();
 
-	status = rct_session_wait_flag(s, &s->acked, deadline, "the secondary's commit ACK");
+	status = rct_session_wait_flag(s, &s->pri.acked, deadline, "the secondary's commit ACK");
 	if (status != RCT_OK) {
 		/* The COMMIT left: the secondary may have completed the epoch and
 		 * its ACK be what was lost.  Say so; never "not committed". */
@@ -444,14 +448,14 @@ rct_status_t rct_ckpt_commit(struct rct_session *s, struct rct_ckpt_stats *stats
 		rct_session_fail(s, status);
 		return RCT_ERR_OUTCOME_UNKNOWN;
 	}
-	t_done = s->t_acked;
+	t_done = s->pri.t_acked;
 	s->ckpt = RCT_CKPT_IDLE;
-	s->stats.bytes = s->stats.pages << s->page_shift;
-	s->stats.devstate_bytes = s->devstate_len;
-	s->stats.transfer_ns = t_done - s->t_first_put;
-	s->stats.commit_ns = t_done - s->t_commit_sent;
-	s->stats.total_ns = rct_now_ns() - s->t_begin;
+	s->pri.stats.bytes = s->pri.stats.pages << s->page_shift;
+	s->pri.stats.devstate_bytes = s->pri.devstate_len;
+	s->pri.stats.transfer_ns = t_done - s->pri.t_first_put;
+	s->pri.stats.commit_ns = t_done - s->pri.t_commit_sent;
+	s->pri.stats.total_ns = rct_now_ns() - s->pri.t_begin;
 	if (stats_p)
-		rct_ckpt_stats_copy(stats_p, &s->stats);
+		rct_ckpt_stats_copy(stats_p, &s->pri.stats);
 	return RCT_OK;
 }

@@ -51,10 +51,10 @@ static rct_status_t rct_secondary_begin(struct rct_session *s, const struct rct_
 	s->ckpt = RCT_CKPT_RECEIVING;
 	s->epoch = m->begin.epoch;
 	s->flags = m->begin.flags;
-	s->commit_seen = false;
-	s->bitmap_words_rcvd = 0;
-	s->devstate_seen = false;
-	s->devstate_len = 0;
+	s->sec.commit_seen = false;
+	s->sec.bitmap_words_rcvd = 0;
+	s->sec.devstate_seen = false;
+	s->sec.devstate_len = 0;
 	for (unsigned i = 0; i < s->nregions; i++)
 		memset(s->regions[i]->bitmap, 0, s->regions[i]->nwords * sizeof(uint64_t));
 	return RCT_OK;
@@ -82,7 +82,7 @@ static rct_status_t rct_secondary_bitmap(struct rct_session *s, const struct rct
 		dst[i] |= rct_msg_bitmap_word(m, i);
 	if (r->npages % 64)
 		r->bitmap[r->nwords - 1] &= (1ull << (r->npages % 64)) - 1;
-	s->bitmap_words_rcvd += m->bitmap.nwords;
+	s->sec.bitmap_words_rcvd += m->bitmap.nwords;
 	return RCT_OK;
 }
 
@@ -107,7 +107,7 @@ rct_status_t rct_secondary_dispatch(struct rct_session *s, const struct rct_msg 
 				 : m->type == RCT_MSG_DEVSTATE ? m->devstate.epoch
 							       : m->commit.epoch;
 
-		if (s->ckpt != RCT_CKPT_RECEIVING || epoch != s->epoch || s->commit_seen)
+		if (s->ckpt != RCT_CKPT_RECEIVING || epoch != s->epoch || s->sec.commit_seen)
 			return rct_secondary_violation(
 				s, "message for epoch %llu outside its checkpoint (current %llu)",
 				ULL(epoch), ULL(s->epoch));
@@ -117,7 +117,7 @@ rct_status_t rct_secondary_dispatch(struct rct_session *s, const struct rct_msg 
 	case RCT_MSG_BITMAP:
 		return rct_secondary_bitmap(s, m);
 	case RCT_MSG_DEVSTATE:
-		if (s->devstate_seen)
+		if (s->sec.devstate_seen)
 			return rct_secondary_violation(s, "DEVSTATE(%llu) twice (%llu bytes)",
 						       ULL(m->devstate.epoch),
 						       ULL(m->devstate.length));
@@ -125,16 +125,16 @@ rct_status_t rct_secondary_dispatch(struct rct_session *s, const struct rct_msg 
 			return rct_secondary_violation(
 				s, "DEVSTATE: %llu bytes exceed the staging buffer (%llu)",
 				ULL(m->devstate.length), ULL(s->staging->len));
-		s->devstate_seen = true;
-		s->devstate_len = m->devstate.length;
+		s->sec.devstate_seen = true;
+		s->sec.devstate_len = m->devstate.length;
 		return RCT_OK;
 	default:
-		s->commit_seen = true;
-		s->commit.pages = m->commit.pages;
-		s->commit.bytes = m->commit.bytes;
-		s->commit.bitmap_words = m->commit.bitmap_words;
-		s->commit.devstate_len = m->commit.devstate_len;
-		s->commit.fence = m->commit.fence;
+		s->sec.commit_seen = true;
+		s->sec.commit.pages = m->commit.pages;
+		s->sec.commit.bytes = m->commit.bytes;
+		s->sec.commit.bitmap_words = m->commit.bitmap_words;
+		s->sec.commit.devstate_len = m->commit.devstate_len;
+		s->sec.commit.fence = m->commit.fence;
 		return RCT_OK;
 	}
 }
@@ -156,27 +156,28 @@ rct_status_t rct_secondary_try_complete(struct rct_session *s)
 	struct rct_msg ack = {.type = RCT_MSG_ACK};
 	uint64_t pages;
 
-	if (s->ops->fenced(s->ctx) < s->commit.fence)
+	if (s->ops->fenced(s->ctx) < s->sec.commit.fence)
 		return RCT_OK; /* data still in flight on some lane */
-	s->commit_seen = false;
+	s->sec.commit_seen = false;
 
-	if (s->bitmap_words_rcvd != s->commit.bitmap_words)
+	if (s->sec.bitmap_words_rcvd != s->sec.commit.bitmap_words)
 		return rct_secondary_violation(s, "COMMIT: %llu bitmap words announced, %llu seen",
-					       ULL(s->commit.bitmap_words),
-					       ULL(s->bitmap_words_rcvd));
+					       ULL(s->sec.commit.bitmap_words),
+					       ULL(s->sec.bitmap_words_rcvd));
 	pages = rct_secondary_pages(s);
-	if (pages != s->commit.pages || s->commit.bytes != pages << s->page_shift)
+	if (pages != s->sec.commit.pages || s->sec.commit.bytes != pages << s->page_shift)
 		return rct_secondary_violation(s, "COMMIT: %llu pages announced, bitmaps hold %llu",
-					       ULL(s->commit.pages), ULL(pages));
-	if (s->commit.devstate_len != (s->devstate_seen ? s->devstate_len : 0))
+					       ULL(s->sec.commit.pages), ULL(pages));
+	if (s->sec.commit.devstate_len != (s->sec.devstate_seen ? s->sec.devstate_len : 0))
 		return rct_secondary_violation(s, "COMMIT: device state of %llu bytes, %llu seen",
-					       ULL(s->commit.devstate_len), ULL(s->devstate_len));
+					       ULL(s->sec.commit.devstate_len),
+					       ULL(s->sec.devstate_len));
 
 	/* Keep the committed device state out of staging: the next epoch reuses
 	 * it.  The buffer is as large as staging (checked at DEVSTATE). */
-	if (s->devstate_len)
-		memcpy(s->devstate_buf, s->staging->addr, s->devstate_len);
-	s->devstate_committed_len = s->devstate_len;
+	if (s->sec.devstate_len)
+		memcpy(s->sec.devstate_buf, s->staging->addr, s->sec.devstate_len);
+	s->sec.devstate_committed_len = s->sec.devstate_len;
 
 	s->last_committed = s->epoch;
 	/* A live resync is no image to resume from until the next checkpoint. */
@@ -266,8 +267,8 @@ rct_status_t rct_ckpt_flush(struct rct_session *s, uint64_t epoch, struct rct_ck
 	memset(&st, 0, sizeof(st));
 	st.field_mask = RCT_CKPT_STATS_FIELDS_ALL;
 	st.epoch = epoch;
-	st.devstate_bytes = s->devstate_committed_len;
-	st.pages = s->commit.pages; /* checked against the bitmaps at commit */
+	st.devstate_bytes = s->sec.devstate_committed_len;
+	st.pages = s->sec.commit.pages; /* checked against the bitmaps at commit */
 	t0 = rct_now_ns();
 	for (unsigned i = 0; i < s->nregions; i++)
 		st.flush_pages += rct_secondary_flush_region(s, s->regions[i]);
@@ -302,7 +303,7 @@ rct_status_t rct_ckpt_devstate_get(struct rct_session *s, uint64_t epoch, const 
 			  (unsigned long long)epoch);
 		return RCT_ERR_NOT_FOUND;
 	}
-	*buf_p = s->devstate_buf;
-	*len_p = s->devstate_committed_len;
+	*buf_p = s->sec.devstate_buf;
+	*len_p = s->sec.devstate_committed_len;
 	return RCT_OK;
 }

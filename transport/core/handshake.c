@@ -95,8 +95,8 @@ static void rct_session_hello(const struct rct_session *s, struct rct_msg *m)
 	m->hello.page_size = s->page_size;
 	m->hello.nregions = s->nregions;
 	m->hello.max_put = s->max_put;
-	m->hello.flags = (s->has_psk ? RCT_HELLO_AUTH : 0) |
-			 (s->liveness & RCT_LIVENESS_THREAD ? RCT_HELLO_LIVENESS : 0);
+	m->hello.flags = (s->auth.has_psk ? RCT_HELLO_AUTH : 0) |
+			 (s->ka.liveness & RCT_LIVENESS_THREAD ? RCT_HELLO_LIVENESS : 0);
 	m->hello.generation = s->generation;
 }
 
@@ -119,17 +119,17 @@ rct_status_t rct_session_set_pairing(struct rct_session *s, const char *id, cons
 			  id, RCT_PAIRING_ID_MAX - 1);
 		return RCT_ERR_INVALID_PARAM;
 	}
-	if (!key && !s->has_host_psk) {
+	if (!key && !s->auth.has_host_psk) {
 		rct_error("pairing %s: neither a pre-shared key nor a pairing key to prove it with",
 			  id);
 		return RCT_ERR_INVALID_PARAM;
 	}
 	if (rct_auth_init() != RCT_OK)
 		return RCT_ERR_SYSTEM;
-	rct_auth_pairing_key(s, id, key, s->psk);
-	s->has_psk = true;
+	rct_auth_pairing_key(s, id, key, s->auth.psk);
+	s->auth.has_psk = true;
 	s->generation = generation;
-	snprintf(s->pairing_id, sizeof(s->pairing_id), "%s", id);
+	snprintf(s->auth.pairing_id, sizeof(s->auth.pairing_id), "%s", id);
 	return RCT_OK;
 }
 
@@ -142,14 +142,14 @@ rct_status_t rct_session_listen(struct rct_session *s, const char *addr, uint16_
 		return RCT_ERR_INVALID_PARAM;
 	if (s->role != RCT_ROLE_SECONDARY || s->state != RCT_SESSION_NEW)
 		return RCT_ERR_STATE;
-	if (strlen(addr) >= sizeof(s->listen_addr)) {
+	if (strlen(addr) >= sizeof(s->ka.listen_addr)) {
 		rct_error("session: listen address '%.64s...' longer than %zu bytes", addr,
-			  sizeof(s->listen_addr) - 1);
+			  sizeof(s->ka.listen_addr) - 1);
 		return RCT_ERR_INVALID_PARAM;
 	}
 	status = s->ops->listen(s->ctx, addr, port, port_p);
 	if (status == RCT_OK) {
-		snprintf(s->listen_addr, sizeof(s->listen_addr), "%s", addr);
+		snprintf(s->ka.listen_addr, sizeof(s->ka.listen_addr), "%s", addr);
 		s->state = RCT_SESSION_LISTENING;
 	}
 	return status;
@@ -187,14 +187,15 @@ static rct_status_t rct_session_admit(struct rct_session *s, unsigned lanes, uin
 		return rct_session_proto_error(s, RCT_ERR_MISMATCH, text);
 	}
 	/* Authentication before anything about our memory is said. */
-	if (s->has_psk != !!(m.hello.flags & RCT_HELLO_AUTH))
+	if (s->auth.has_psk != !!(m.hello.flags & RCT_HELLO_AUTH))
 		return rct_session_proto_error(
 			s, RCT_ERR_AUTH,
-			s->has_psk ? "the primary holds no pre-shared key; this secondary "
-				     "requires one, so no remote key was advertised"
-				   : "the primary requires a pre-shared key; this secondary holds "
-				     "none");
-	if (s->has_psk) {
+			s->auth.has_psk
+				? "the primary holds no pre-shared key; this secondary "
+				  "requires one, so no remote key was advertised"
+				: "the primary requires a pre-shared key; this secondary holds "
+				  "none");
+	if (s->auth.has_psk) {
 		status = rct_auth_bind_hello(s, &m);
 		if (status == RCT_OK)
 			status = rct_auth_secondary(s, deadline);
@@ -252,15 +253,15 @@ rct_status_t rct_session_accept(struct rct_session *s)
 		return rct_session_proto_error(s, status, "cannot map device-state staging");
 	/* Where a committed device state is kept; pre-faulted, since first-touch
 	 * faults would otherwise sit between the last byte and the ACK. */
-	s->devstate_buf = rct_mem_alloc(s->staging->len);
-	if (!s->devstate_buf)
+	s->sec.devstate_buf = rct_mem_alloc(s->staging->len);
+	if (!s->sec.devstate_buf)
 		return rct_session_proto_error(s, RCT_ERR_NO_MEMORY,
 					       "no memory for the committed device state");
-	s->devstate_cap = s->staging->len;
+	s->sec.devstate_cap = s->staging->len;
 
 	rct_session_hello(s, &m);
 	status = rct_session_send(s, &m);
-	if (status == RCT_OK && (s->liveness & RCT_LIVENESS_THREAD))
+	if (status == RCT_OK && (s->ka.liveness & RCT_LIVENESS_THREAD))
 		status = rct_session_live_offer(s);
 	/* The proved primary's data lanes, and only now. */
 	if (status == RCT_OK) {
@@ -345,7 +346,7 @@ rct_status_t rct_session_connect(struct rct_session *s, const char *addr, uint16
 
 	rct_session_hello(s, &m);
 	status = rct_session_send(s, &m);
-	if (status == RCT_OK && s->has_psk) {
+	if (status == RCT_OK && s->auth.has_psk) {
 		status = rct_auth_bind_hello(s, &m);
 		if (status == RCT_OK)
 			status = rct_auth_primary(s, deadline);
@@ -355,7 +356,7 @@ rct_status_t rct_session_connect(struct rct_session *s, const char *addr, uint16
 	status = rct_session_wait_msg(s, deadline, RCT_MSG_HELLO, &m);
 	if (status != RCT_OK)
 		return status;
-	if (!s->has_psk && (m.hello.flags & RCT_HELLO_AUTH))
+	if (!s->auth.has_psk && (m.hello.flags & RCT_HELLO_AUTH))
 		return rct_session_proto_error(s, RCT_ERR_AUTH,
 					       "the secondary requires a pre-shared key; this "
 					       "primary holds none");
@@ -367,7 +368,7 @@ rct_status_t rct_session_connect(struct rct_session *s, const char *addr, uint16
 		return rct_session_proto_error(s, RCT_ERR_MISMATCH, text);
 	}
 	status = rct_session_live_agree(s, &m);
-	if (status == RCT_OK && (s->liveness & RCT_LIVENESS_THREAD))
+	if (status == RCT_OK && (s->ka.liveness & RCT_LIVENESS_THREAD))
 		status = rct_session_live_join(s, addr, deadline);
 	if (status != RCT_OK)
 		return status;
@@ -396,8 +397,8 @@ rct_status_t rct_session_connect(struct rct_session *s, const char *addr, uint16
 	if (status != RCT_OK)
 		return rct_session_fail(s, status);
 	for (unsigned i = 0; i < s->lanes; i++) {
-		s->lane_runs[i] = malloc(RCT_LANE_BATCH * sizeof(struct rct_run));
-		if (!s->lane_runs[i])
+		s->pri.lane[i].runs = malloc(RCT_LANE_BATCH * sizeof(struct rct_run));
+		if (!s->pri.lane[i].runs)
 			return rct_session_fail(s, RCT_ERR_NO_MEMORY);
 	}
 	status = rct_keepalive_start(s);

@@ -52,8 +52,8 @@ rct_status_t rct_session_create_ops(const struct rct_session_params *params,
 	s->ckpt = RCT_CKPT_IDLE;
 	s->last_committed = RCT_NO_EPOCH;
 	s->last_consistent = RCT_NO_EPOCH;
-	s->flushed = true;
-	s->hb_ns = (uint64_t)RCT_HEARTBEAT_DEFAULT_MS * 1000000;
+	s->pri.flushed = true;
+	s->ka.interval_ns = (uint64_t)RCT_HEARTBEAT_DEFAULT_MS * 1000000;
 	s->lanes = RCT_DEFAULT_LANES;
 	s->page_size = RCT_DEFAULT_PAGE_SIZE;
 	s->max_put = RCT_DEFAULT_MAX_PUT;
@@ -107,7 +107,7 @@ rct_status_t rct_session_create_ops(const struct rct_session_params *params,
 				  params->heartbeat_ms);
 			goto out_free;
 		}
-		s->hb_ns = (uint64_t)params->heartbeat_ms * 1000000;
+		s->ka.interval_ns = (uint64_t)params->heartbeat_ms * 1000000;
 	}
 	if (params->field_mask & RCT_SESSION_PARAM_FIELD_GENERATION)
 		s->generation = params->generation;
@@ -119,7 +119,7 @@ rct_status_t rct_session_create_ops(const struct rct_session_params *params,
 				  params->liveness);
 			goto out_free;
 		}
-		s->liveness = params->liveness;
+		s->ka.liveness = params->liveness;
 	}
 
 	if (params->field_mask & RCT_SESSION_PARAM_FIELD_PSK) {
@@ -130,9 +130,9 @@ rct_status_t rct_session_create_ops(const struct rct_session_params *params,
 		status = rct_auth_init();
 		if (status != RCT_OK)
 			goto out_free;
-		memcpy(s->psk, params->psk, RCT_PSK_LEN);
-		memcpy(s->host_psk, params->psk, RCT_PSK_LEN);
-		s->has_psk = s->has_host_psk = true;
+		memcpy(s->auth.psk, params->psk, RCT_PSK_LEN);
+		memcpy(s->auth.host_psk, params->psk, RCT_PSK_LEN);
+		s->auth.has_psk = s->auth.has_host_psk = true;
 		status = RCT_ERR_INVALID_PARAM;
 	}
 
@@ -149,7 +149,9 @@ rct_status_t rct_session_create_ops(const struct rct_session_params *params,
 	be_params.timeout_ms = s->timeout_ms;
 	/* In-band beats share the control lane with the transport's retransmission;
 	 * the liveness thread's do not. */
-	be_params.loss_ns = s->liveness & RCT_LIVENESS_THREAD ? 0 : s->hb_ns * RCT_HEARTBEAT_MISSES;
+	be_params.loss_ns = s->ka.liveness & RCT_LIVENESS_THREAD
+				    ? 0
+				    : s->ka.interval_ns * RCT_HEARTBEAT_MISSES;
 	be_params.max_put = s->max_put;
 	be_params.ctrl_max = RCT_MSG_MAX;
 	be_params.keepalive = rct_session_keepalive;
@@ -188,7 +190,7 @@ void rct_session_destroy(struct rct_session *s)
 {
 	if (!s)
 		return;
-	rct_live_destroy(s->live);
+	rct_live_destroy(s->ka.live);
 	if (s->state == RCT_SESSION_CONNECTED) {
 		struct rct_msg bye = {.type = RCT_MSG_GOODBYE};
 
@@ -212,11 +214,11 @@ void rct_session_destroy(struct rct_session *s)
 	if (s->staging)
 		s->ops->mem_unmap(s->ctx, s->staging);
 	for (unsigned i = 0; i < RCT_MAX_LANES; i++)
-		free(s->lane_runs[i]);
-	rct_mem_free(s->devstate_buf, s->devstate_cap);
+		free(s->pri.lane[i].runs);
+	rct_mem_free(s->sec.devstate_buf, s->sec.devstate_cap);
 	s->ops->ctx_destroy(s->ctx);
-	explicit_bzero(s->psk, sizeof(s->psk));
-	explicit_bzero(s->host_psk, sizeof(s->host_psk));
+	explicit_bzero(s->auth.psk, sizeof(s->auth.psk));
+	explicit_bzero(s->auth.host_psk, sizeof(s->auth.host_psk));
 	if (s->wait.epfd >= 0)
 		close(s->wait.epfd);
 	free(s);
@@ -245,12 +247,12 @@ void rct_session_sync_progress(const struct rct_session *s, struct rct_sync_prog
 	if (!p)
 		return;
 	if (s) {
-		full.active = atomic_load_explicit(&s->sync_active, memory_order_relaxed);
-		full.pages_total = atomic_load_explicit(&s->sync_total, memory_order_relaxed);
-		full.pages_done = atomic_load_explicit(&s->sync_done, memory_order_relaxed);
-		t0 = atomic_load_explicit(&s->sync_t0, memory_order_relaxed);
+		full.active = atomic_load_explicit(&s->pri.sync_active, memory_order_relaxed);
+		full.pages_total = atomic_load_explicit(&s->pri.sync_total, memory_order_relaxed);
+		full.pages_done = atomic_load_explicit(&s->pri.sync_done, memory_order_relaxed);
+		t0 = atomic_load_explicit(&s->pri.sync_t0, memory_order_relaxed);
 		t1 = full.active ? rct_now_ns()
-				 : atomic_load_explicit(&s->sync_t1, memory_order_relaxed);
+				 : atomic_load_explicit(&s->pri.sync_t1, memory_order_relaxed);
 		full.elapsed_ns = t0 && t1 > t0 ? t1 - t0 : 0;
 	}
 	rct_sync_progress_copy(p, &full);
@@ -326,7 +328,7 @@ rct_status_t rct_session_fail(struct rct_session *s, rct_status_t status)
 	s->state = RCT_SESSION_FAILED;
 	s->fail_status = status;
 	/* A failed session is not alive for its peer either. */
-	rct_live_stop(s->live);
+	rct_live_stop(s->ka.live);
 	if (s->role == RCT_ROLE_SECONDARY && s->ckpt == RCT_CKPT_RECEIVING)
 		rct_warn("session: epoch %llu was in flight: discarded, never applied",
 			 (unsigned long long)s->epoch);
@@ -348,7 +350,7 @@ rct_status_t rct_session_send(struct rct_session *s, const struct rct_msg *msg)
 	status = s->ops->ctrl_send(s->ctx, s->msgbuf, len);
 	if (status != RCT_OK)
 		return rct_session_fail(s, status);
-	s->t_tx_last = rct_now_ns();
+	s->ka.t_tx_last = rct_now_ns();
 	return RCT_OK;
 }
 
@@ -414,8 +416,8 @@ rct_status_t rct_session_recv_one(struct rct_session *s, struct rct_msg *msg_p)
 		return status;
 	if (status != RCT_OK)
 		return rct_session_fail(s, status);
-	s->t_rx_last = rct_now_ns();
-	s->hb_peer_seen = s->hb_armed;
+	s->ka.t_rx_last = rct_now_ns();
+	s->ka.peer_seen = s->ka.armed;
 	status = rct_msg_decode(buf, len, msg_p, &why);
 	if (status != RCT_OK) {
 		snprintf(text, sizeof(text), "malformed control message (%zu bytes): %s", len, why);
@@ -432,8 +434,8 @@ rct_status_t rct_session_poll(struct rct_session *s, int timeout_ms)
 
 	if (s->state == RCT_SESSION_FAILED)
 		return s->fail_status;
-	if (s->live)
-		rct_live_set_committed(s->live, s->last_committed);
+	if (s->ka.live)
+		rct_live_set_committed(s->ka.live, s->last_committed);
 	status = rct_session_tick(s);
 	if (status != RCT_OK)
 		return status;
@@ -452,25 +454,25 @@ rct_status_t rct_session_poll(struct rct_session *s, int timeout_ms)
 	}
 	if (pstatus != RCT_OK)
 		return rct_session_fail(s, pstatus);
-	if (s->live) {
+	if (s->ka.live) {
 		status = rct_session_live_check(s);
 		if (status != RCT_OK)
 			return status;
 	}
 	/* Silence is judged only after draining what arrived, so a stall of our
 	 * own (a long flush, a descheduled thread) is not taken for the peer's. */
-	else if (s->hb_armed && rct_now_ns() > s->t_rx_last + rct_session_silence_ns(s)) {
+	else if (s->ka.armed && rct_now_ns() > s->ka.t_rx_last + rct_session_silence_ns(s)) {
 		rct_error("session: nothing from the %s for %llu ms (heartbeat every %llu ms, "
 			  "%d missed): peer lost",
 			  s->role == RCT_ROLE_PRIMARY ? "secondary" : "primary",
-			  (unsigned long long)((rct_now_ns() - s->t_rx_last) / 1000000),
-			  (unsigned long long)(s->hb_ns / 1000000), RCT_HEARTBEAT_MISSES);
+			  (unsigned long long)((rct_now_ns() - s->ka.t_rx_last) / 1000000),
+			  (unsigned long long)(s->ka.interval_ns / 1000000), RCT_HEARTBEAT_MISSES);
 		return rct_session_fail(s, RCT_ERR_PEER_LOST);
 	}
 	status = rct_session_tick(s);
 	if (status != RCT_OK)
 		return status;
-	if (s->role == RCT_ROLE_SECONDARY && s->commit_seen)
+	if (s->role == RCT_ROLE_SECONDARY && s->sec.commit_seen)
 		return rct_secondary_try_complete(s);
 	return RCT_OK;
 }

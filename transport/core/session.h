@@ -57,6 +57,23 @@ struct rct_region {
 	bool dirty_given;	  /* primary: rct_ckpt_dirty() called this epoch */
 };
 
+/* One data lane's share of the primary's current checkpoint. */
+struct rct_lane {
+	uint64_t bytes; /* bytes queued on it this epoch (the least loaded gets the next run) */
+	struct rct_run *runs; /* runs not yet handed to put() (RCT_LANE_BATCH of them) */
+	size_t nruns;
+	uint64_t batch_bytes; /* bytes of those runs */
+};
+
+/*
+ * A session.  Single-threaded: every field belongs to the caller's thread,
+ * except where a sub-struct says otherwise.  Each concept keeps its state in
+ * its own sub-struct, driven by its own file: auth (auth.c), ka (keepalive.c,
+ * liveness.c), pri (ckpt_primary.c), sec (ckpt_secondary.c), wait (wait.c).
+ * Beyond that, session.c and handshake.c only set them up at create and
+ * handshake, stamp ka's send and receive times, and free them; the rest of
+ * the struct is the session's lifecycle and configuration (those two files).
+ */
 struct rct_session {
 	const struct rct_backend_ops *ops;
 	struct rct_be_ctx *ctx;
@@ -65,39 +82,44 @@ struct rct_session {
 	rct_status_t fail_status;
 	bool goodbye; /* the peer closed the session with GOODBYE */
 
-	/* Peer authentication (auth.c).  psk is the key AUTH proves: the host's
-	 * pre-shared key, or the pairing key derived from it (host_psk kept). */
-	bool has_psk;
-	uint8_t psk[RCT_PSK_LEN];
-	bool has_host_psk;
-	uint8_t host_psk[RCT_PSK_LEN];
-	char pairing_id[RCT_PAIRING_ID_MAX]; /* "" until rct_session_set_pairing() */
-	uint8_t auth_np[RCT_AUTH_NONCE_LEN], auth_ns[RCT_AUTH_NONCE_LEN];
-	uint8_t auth_hello[64]; /* the primary's HELLO as encoded */
-	size_t auth_hello_len;
-
-	/* Keepalive (armed once the handshake is over). */
-	bool hb_armed;
-	bool hb_peer_seen;  /* a message arrived since the handshake ended */
-	uint64_t hb_ns;	    /* interval */
-	uint64_t t_rx_last; /* last control message from the peer */
-	uint64_t t_tx_last; /* last control message to the peer */
-	uint64_t hb_seq;
-	uint64_t generation; /* primary: announced; secondary: lowest accepted, then the peer's */
-	/* The liveness channel (liveness.c), when RCT_LIVENESS_THREAD: it then
-	 * replaces the in-band heartbeats above. */
-	unsigned liveness;
-	struct rct_live *live;
-	char listen_addr[64]; /* secondary: where the liveness socket binds */
-	uint64_t t_driven;    /* last rct_session_tick(): the session was driven */
-
+	/* Configuration: set at create, lanes and max_put agreed by the handshake. */
 	unsigned lanes;
 	uint32_t page_size;
 	unsigned page_shift;
 	uint64_t max_put;
 	int timeout_ms;
-	uint64_t turned_away; /* secondary: primaries that failed HELLO or AUTH */
 	uint64_t staging_size;
+	uint64_t generation;  /* primary: announced; secondary: lowest accepted, then the peer's */
+	uint64_t turned_away; /* secondary: primaries that failed HELLO or AUTH */
+
+	/* Peer authentication (auth.c).  psk is the key AUTH proves: the host's
+	 * pre-shared key, or the pairing key derived from it (host_psk kept). */
+	struct rct_session_auth {
+		bool has_psk;
+		uint8_t psk[RCT_PSK_LEN];
+		bool has_host_psk;
+		uint8_t host_psk[RCT_PSK_LEN];
+		char pairing_id[RCT_PAIRING_ID_MAX]; /* "" until rct_session_set_pairing() */
+		uint8_t np[RCT_AUTH_NONCE_LEN], ns[RCT_AUTH_NONCE_LEN];
+		uint8_t hello[64]; /* the primary's HELLO as encoded */
+		size_t hello_len;
+	} auth;
+
+	/* Keepalive (keepalive.c), armed once the handshake is over.  The
+	 * liveness channel (liveness.c, RCT_LIVENESS_THREAD) replaces the
+	 * in-band heartbeats; its own thread shares only *live, through atomics. */
+	struct rct_session_keepalive {
+		bool armed;
+		bool peer_seen;	      /* a message arrived since the handshake ended */
+		uint64_t interval_ns; /* heartbeat interval */
+		uint64_t t_rx_last;   /* last control message from the peer */
+		uint64_t t_tx_last;   /* last control message to the peer */
+		uint64_t seq;
+		unsigned liveness; /* rct_liveness_flags */
+		struct rct_live *live;
+		char listen_addr[64]; /* secondary: where the liveness socket binds */
+		uint64_t t_driven;    /* last rct_session_tick(): the session was driven */
+	} ka;
 
 	struct rct_region **regions;
 	unsigned nregions;
@@ -108,39 +130,42 @@ struct rct_session {
 	struct rct_be_rkey *staging_rkey;
 	uint64_t remote_staging_size;
 
-	/* Checkpoint in progress. */
+	/* The checkpoint, both roles: its state and the epochs behind it. */
 	enum rct_ckpt_state ckpt;
 	uint64_t epoch;
 	unsigned flags;
 	uint64_t last_committed;
 	uint64_t last_consistent; /* last committed epoch that is an image (not LIVE) */
-	bool flushed;		  /* primary: the secondary flushed last_committed */
-	bool acked;		  /* primary: ACK(COMMITTED) for epoch seen */
-	uint64_t fence_seq;	  /* primary: last fence token sent */
-	struct rct_ckpt_stats stats;
-	uint64_t t_begin, t_first_put, t_commit_sent, t_acked;
-	uint64_t bitmap_words_sent;
-	uint64_t devstate_len;
-	bool devstate_given;
-	uint64_t lane_bytes[RCT_MAX_LANES];
-	struct rct_run *lane_runs[RCT_MAX_LANES];
-	size_t lane_nruns[RCT_MAX_LANES];
-	uint64_t lane_batch_bytes[RCT_MAX_LANES];
 
-	/* Secondary: what arrived for this epoch. */
-	bool commit_seen;
-	struct {
-		uint64_t pages, bytes, bitmap_words, devstate_len, fence;
-	} commit;
-	uint64_t bitmap_words_rcvd;
-	bool devstate_seen;
-	void *devstate_buf; /* committed device state, copied out of staging */
-	size_t devstate_cap;
-	size_t devstate_committed_len;
+	/* The primary's checkpoint (ckpt_primary.c). */
+	struct rct_ckpt_primary {
+		bool flushed;	    /* the secondary flushed last_committed */
+		bool acked;	    /* ACK(COMMITTED) for epoch seen */
+		uint64_t fence_seq; /* last fence token sent */
+		struct rct_ckpt_stats stats;
+		uint64_t t_begin, t_first_put, t_commit_sent, t_acked;
+		uint64_t bitmap_words_sent;
+		uint64_t devstate_len;
+		bool devstate_given;
+		struct rct_lane lane[RCT_MAX_LANES];
+		/* Full-sync progress, read by other threads (rct_session_sync_progress). */
+		_Atomic uint64_t sync_total, sync_done, sync_t0, sync_t1;
+		_Atomic int sync_active;
+	} pri;
 
-	/* Full-sync progress, read by other threads (rct_session_sync_progress). */
-	_Atomic uint64_t sync_total, sync_done, sync_t0, sync_t1;
-	_Atomic int sync_active;
+	/* The secondary's checkpoint (ckpt_secondary.c): what arrived for this epoch. */
+	struct rct_ckpt_secondary {
+		bool commit_seen;
+		struct {
+			uint64_t pages, bytes, bitmap_words, devstate_len, fence;
+		} commit;
+		uint64_t bitmap_words_rcvd;
+		bool devstate_seen;
+		uint64_t devstate_len; /* announced by DEVSTATE */
+		void *devstate_buf;    /* committed device state, copied out of staging */
+		size_t devstate_cap;
+		size_t devstate_committed_len;
+	} sec;
 
 	struct rct_event events[RCT_EVENT_RING];
 	unsigned ev_head, ev_count;
