@@ -351,7 +351,7 @@ Test(proto, out_of_range_fields)
 	len = encode(RCT_MSG_HELLO, buf);
 	buf[16 + 2] = 65;
 	cr_assert_eq(decode(buf, len, &why), RCT_ERR_PROTO);
-	cr_assert_str_eq(why, "HELLO: lane count above 64");
+	cr_assert_str_eq(why, "HELLO: lane count 65 above 64");
 	len = encode(RCT_MSG_HELLO, buf);
 	buf[16 + 4] = 0xb8;
 	buf[16 + 5] = 0x0b;
@@ -369,7 +369,7 @@ Test(proto, out_of_range_fields)
 	len = encode(RCT_MSG_REGION, buf);
 	buf[16 + 7] = 0x10; /* 4096 + 16 */
 	cr_assert_eq(decode(buf, len, &why), RCT_ERR_PROTO);
-	cr_assert_str_eq(why, "REGION: remote key longer than 1024 bytes");
+	cr_assert_str_eq(why, "REGION: remote key of 4112 bytes, longer than 1024");
 
 	/* BITMAP: word count 0, word count not matching, beyond the region */
 	len = encode(RCT_MSG_BITMAP, buf);
@@ -541,4 +541,28 @@ Test(proto, tcp_lane_hello)
 	w.magic = 0;
 	cr_assert_eq(rct_tcp_lane_hello_decode(&w, &h, &why), RCT_ERR_PROTO);
 	cr_assert_str_eq(why, "lane hello: bad magic (not an rct peer)");
+}
+
+/* What the decoder refuses, the encoder refuses too: one table and one validity
+ * check serve both (a page size of 256 once encoded and failed only at the peer). */
+Test(proto, encoder_refuses_what_the_decoder_would)
+{
+	uint8_t buf[512];
+	size_t len;
+	struct rct_msg bad[] = {
+		{.type = RCT_MSG_HELLO, .hello = {.role = 1, .lanes = 4, .page_size = 256}},
+		{.type = RCT_MSG_HELLO, .hello = {.role = 1, .lanes = 65, .page_size = 4096}},
+		{.type = RCT_MSG_HELLO, .hello = {.role = 3, .lanes = 4, .page_size = 4096}},
+		{.type = RCT_MSG_REGION, .region = {.kind = 9, .size = 4096}},
+		{.type = RCT_MSG_BEGIN, .begin = {.epoch = 1, .flags = RCT_CKPT_LIVE}},
+		{.type = RCT_MSG_ACK, .ack = {.epoch = 1, .kind = 7}},
+		{.type = RCT_MSG_LIVENESS, .liveness = {.port = 0}},
+		{.type = RCT_MSG_AUTH, .auth = {.step = 0}},
+		{.type = 0},
+		{.type = RCT_MSG_TYPE_MAX + 1},
+	};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		cr_assert_eq(rct_msg_encode(&bad[i], buf, sizeof(buf), &len), RCT_ERR_INVALID_PARAM,
+			     "case %zu (%s) was encoded", i, rct_msg_type_str(bad[i].type));
 }

@@ -77,21 +77,21 @@ static void hello_open(uint16_t role)
 }
 
 /* fuzz_payload's input: type, direction and descriptors, then the payload. */
-static void payload_seed(unsigned type, enum ipc_dir dir, unsigned nfds, const union ipc_body *b)
+static void payload_seed(unsigned type, enum ipc_dir way, unsigned nfds, const union ipc_body *b)
 {
 	static uint8_t buf[2 + 4096];
 	char name[64];
 	int len;
 
 	buf[0] = (uint8_t)type;
-	buf[1] = (uint8_t)((dir == IPC_REPLY ? 0x80 : 0) | nfds);
-	len = ipc_encode(type, dir, b, buf + 2, sizeof(buf) - 2);
+	buf[1] = (uint8_t)((way == IPC_REPLY ? 0x80 : 0) | nfds);
+	len = ipc_encode(type, way, b, buf + 2, sizeof(buf) - 2);
 	if (len < 0) {
 		fprintf(stderr, "cannot encode %s\n", ipc_type_str(type));
 		exit(1);
 	}
 	snprintf(name, sizeof(name), "%s-%s%s", ipc_type_str(type),
-		 dir == IPC_REPLY ? "reply" : "request", nfds ? "-fd" : "");
+		 way == IPC_REPLY ? "reply" : "request", nfds ? "-fd" : "");
 	put("payload", name, buf, (size_t)len + 2);
 }
 
@@ -100,12 +100,12 @@ static void payload_seeds(void)
 	union ipc_body b;
 
 	for (unsigned t = 1; t <= RCT_IPC_TYPE_MAX; t++) {
-		for (int dir = IPC_REQUEST; dir <= IPC_REPLY; dir++) {
-			unsigned nfds = dir == IPC_REQUEST && t == RCT_IPC_REGION_ADD	  ? 2
-					: dir == IPC_REQUEST && t == RCT_IPC_DEVSTATE_GET ? 1
-											  : 0;
+		for (int d = IPC_REQUEST; d <= IPC_REPLY; d++) {
+			unsigned nfds = d == IPC_REQUEST && t == RCT_IPC_REGION_ADD	? 2
+					: d == IPC_REQUEST && t == RCT_IPC_DEVSTATE_GET ? 1
+											: 0;
 
-			if (ipc_fixed_size(t, (enum ipc_dir)dir) < 0)
+			if (ipc_fixed_size(t, (enum ipc_dir)d) < 0)
 				continue;
 			memset(&b, 0, sizeof(b));
 			switch (t) {
@@ -121,13 +121,13 @@ static void payload_seeds(void)
 			case RCT_IPC_STATUS:
 			case RCT_IPC_SESSIONS:
 			case RCT_IPC_STATS:
-				if (dir == IPC_REPLY)
+				if (d == IPC_REPLY)
 					b.text = (struct ipc_text){.text = "{}", .len = 2};
 				break;
 			default:
 				break;
 			}
-			payload_seed(t, (enum ipc_dir)dir, nfds, &b);
+			payload_seed(t, (enum ipc_dir)d, nfds, &b);
 		}
 	}
 }

@@ -1,230 +1,427 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* Encode and decode the peer control protocol; see proto.h and docs/protocol.md. */
 #include <endian.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "proto.h"
 #include "util.h"
 
-static const char *const rct_msg_names[] = {
-	[RCT_MSG_HELLO] = "HELLO",	 [RCT_MSG_REGION] = "REGION",
-	[RCT_MSG_BEGIN] = "BEGIN",	 [RCT_MSG_BITMAP] = "BITMAP",
-	[RCT_MSG_DEVSTATE] = "DEVSTATE", [RCT_MSG_COMMIT] = "COMMIT",
-	[RCT_MSG_ACK] = "ACK",		 [RCT_MSG_HEARTBEAT] = "HEARTBEAT",
-	[RCT_MSG_ERROR] = "ERROR",	 [RCT_MSG_GOODBYE] = "GOODBYE",
-	[RCT_MSG_AUTH] = "AUTH",	 [RCT_MSG_LIVENESS] = "LIVENESS",
+/*
+ * One table drives both directions: per type, its name, the fixed payload
+ * size, one encode/decode pair for the fixed fields (byte order; the decoder
+ * also refuses a set reserved field), and the variable part's accessors.
+ * What makes a message valid beyond its layout (roles, limits, flags) is one
+ * function, rct_msg_invalid(), which the encoder applies before it writes
+ * and the decoder after it reads: the two cannot disagree on what is valid.
+ */
+
+union rct_wire {
+	struct rct_wire_hello hello;
+	struct rct_wire_region region;
+	struct rct_wire_begin begin;
+	struct rct_wire_bitmap bitmap;
+	struct rct_wire_devstate devstate;
+	struct rct_wire_commit commit;
+	struct rct_wire_ack ack;
+	struct rct_wire_heartbeat heartbeat;
+	struct rct_wire_error error;
+	struct rct_wire_goodbye goodbye;
+	struct rct_wire_auth auth;
+	struct rct_wire_liveness liveness;
 };
+
+/* Why a message was refused, formatted (limits from their macros): per thread. */
+static __thread char rct_proto_why[192];
+
+static const char *rct_why(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static const char *rct_why(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(rct_proto_why, sizeof(rct_proto_why), fmt, ap);
+	va_end(ap);
+	return rct_proto_why;
+}
+
+/* ------------------------------------------------ one pair per type */
+
+static void enc_hello(const struct rct_msg *m, union rct_wire *w)
+{
+	w->hello.role = htole16(m->hello.role);
+	w->hello.lanes = htole16(m->hello.lanes);
+	w->hello.page_size = htole32(m->hello.page_size);
+	w->hello.nregions = htole32(m->hello.nregions);
+	w->hello.flags = htole32(m->hello.flags);
+	w->hello.generation = htole64(m->hello.generation);
+	w->hello.max_put = htole64(m->hello.max_put);
+}
+
+static const char *dec_hello(const union rct_wire *w, struct rct_msg *m)
+{
+	m->hello.flags = le32toh(w->hello.flags);
+	m->hello.role = le16toh(w->hello.role);
+	m->hello.lanes = le16toh(w->hello.lanes);
+	m->hello.page_size = le32toh(w->hello.page_size);
+	m->hello.nregions = le32toh(w->hello.nregions);
+	m->hello.generation = le64toh(w->hello.generation);
+	m->hello.max_put = le64toh(w->hello.max_put);
+	return NULL;
+}
+
+static void enc_region(const struct rct_msg *m, union rct_wire *w)
+{
+	w->region.id = htole32(m->region.id);
+	w->region.kind = htole16(m->region.kind);
+	w->region.key_len = htole16(m->region.key_len);
+	w->region.size = htole64(m->region.size);
+}
+
+static const char *dec_region(const union rct_wire *w, struct rct_msg *m)
+{
+	m->region.id = le32toh(w->region.id);
+	m->region.kind = le16toh(w->region.kind);
+	m->region.key_len = le16toh(w->region.key_len);
+	m->region.size = le64toh(w->region.size);
+	return NULL;
+}
+
+static size_t var_len_region(const struct rct_msg *m)
+{
+	return m->region.key_len;
+}
+
+static const void *var_get_region(const struct rct_msg *m)
+{
+	return m->region.key;
+}
+
+static void var_set_region(struct rct_msg *m, const void *p)
+{
+	m->region.key = p;
+}
+
+static void enc_begin(const struct rct_msg *m, union rct_wire *w)
+{
+	w->begin.epoch = htole64(m->begin.epoch);
+	w->begin.flags = htole32(m->begin.flags);
+}
+
+static const char *dec_begin(const union rct_wire *w, struct rct_msg *m)
+{
+	m->begin.epoch = le64toh(w->begin.epoch);
+	m->begin.flags = le32toh(w->begin.flags);
+	return w->begin.reserved ? "BEGIN: nonzero reserved field" : NULL;
+}
+
+static void enc_bitmap(const struct rct_msg *m, union rct_wire *w)
+{
+	w->bitmap.epoch = htole64(m->bitmap.epoch);
+	w->bitmap.region_id = htole32(m->bitmap.region_id);
+	w->bitmap.nwords = htole32(m->bitmap.nwords);
+	w->bitmap.first_word = htole64(m->bitmap.first_word);
+}
+
+static const char *dec_bitmap(const union rct_wire *w, struct rct_msg *m)
+{
+	m->bitmap.epoch = le64toh(w->bitmap.epoch);
+	m->bitmap.region_id = le32toh(w->bitmap.region_id);
+	m->bitmap.nwords = le32toh(w->bitmap.nwords);
+	m->bitmap.first_word = le64toh(w->bitmap.first_word);
+	return NULL;
+}
+
+static size_t var_len_bitmap(const struct rct_msg *m)
+{
+	return (size_t)m->bitmap.nwords * 8;
+}
+
+/* The caller gives little-endian words; the decoder leaves them so (rct_msg_bitmap_word()). */
+static const void *var_get_bitmap(const struct rct_msg *m)
+{
+	return m->bitmap.words;
+}
+
+static void var_set_bitmap(struct rct_msg *m, const void *p)
+{
+	m->bitmap.words = p;
+}
+
+static void enc_devstate(const struct rct_msg *m, union rct_wire *w)
+{
+	w->devstate.epoch = htole64(m->devstate.epoch);
+	w->devstate.length = htole64(m->devstate.length);
+}
+
+static const char *dec_devstate(const union rct_wire *w, struct rct_msg *m)
+{
+	m->devstate.epoch = le64toh(w->devstate.epoch);
+	m->devstate.length = le64toh(w->devstate.length);
+	return NULL;
+}
+
+static void enc_commit(const struct rct_msg *m, union rct_wire *w)
+{
+	w->commit.epoch = htole64(m->commit.epoch);
+	w->commit.pages = htole64(m->commit.pages);
+	w->commit.bytes = htole64(m->commit.bytes);
+	w->commit.bitmap_words = htole64(m->commit.bitmap_words);
+	w->commit.devstate_len = htole64(m->commit.devstate_len);
+	w->commit.fence = htole64(m->commit.fence);
+}
+
+static const char *dec_commit(const union rct_wire *w, struct rct_msg *m)
+{
+	m->commit.epoch = le64toh(w->commit.epoch);
+	m->commit.pages = le64toh(w->commit.pages);
+	m->commit.bytes = le64toh(w->commit.bytes);
+	m->commit.bitmap_words = le64toh(w->commit.bitmap_words);
+	m->commit.devstate_len = le64toh(w->commit.devstate_len);
+	m->commit.fence = le64toh(w->commit.fence);
+	return NULL;
+}
+
+static void enc_ack(const struct rct_msg *m, union rct_wire *w)
+{
+	w->ack.epoch = htole64(m->ack.epoch);
+	w->ack.kind = htole16(m->ack.kind);
+}
+
+static const char *dec_ack(const union rct_wire *w, struct rct_msg *m)
+{
+	m->ack.epoch = le64toh(w->ack.epoch);
+	m->ack.kind = le16toh(w->ack.kind);
+	return w->ack.reserved0 || w->ack.reserved1 ? "ACK: nonzero reserved field" : NULL;
+}
+
+static void enc_heartbeat(const struct rct_msg *m, union rct_wire *w)
+{
+	w->heartbeat.seq = htole64(m->heartbeat.seq);
+	w->heartbeat.last_committed = htole64(m->heartbeat.last_committed);
+}
+
+static const char *dec_heartbeat(const union rct_wire *w, struct rct_msg *m)
+{
+	m->heartbeat.seq = le64toh(w->heartbeat.seq);
+	m->heartbeat.last_committed = le64toh(w->heartbeat.last_committed);
+	return NULL;
+}
+
+static void enc_error(const struct rct_msg *m, union rct_wire *w)
+{
+	w->error.code = htole32((uint32_t)m->error.code);
+	w->error.text_len = htole16(m->error.text_len);
+}
+
+static const char *dec_error(const union rct_wire *w, struct rct_msg *m)
+{
+	m->error.code = (int32_t)le32toh(w->error.code);
+	m->error.text_len = le16toh(w->error.text_len);
+	return w->error.reserved ? "ERROR: nonzero reserved field" : NULL;
+}
+
+static size_t var_len_error(const struct rct_msg *m)
+{
+	return m->error.text_len;
+}
+
+static const void *var_get_error(const struct rct_msg *m)
+{
+	return m->error.text;
+}
+
+static void var_set_error(struct rct_msg *m, const void *p)
+{
+	m->error.text = p;
+}
+
+static void enc_goodbye(const struct rct_msg *m, union rct_wire *w)
+{
+	w->goodbye.reason = htole32(m->goodbye.reason);
+}
+
+static const char *dec_goodbye(const union rct_wire *w, struct rct_msg *m)
+{
+	m->goodbye.reason = le32toh(w->goodbye.reason);
+	return w->goodbye.reserved ? "GOODBYE: nonzero reserved field" : NULL;
+}
+
+static void enc_auth(const struct rct_msg *m, union rct_wire *w)
+{
+	w->auth.step = htole16(m->auth.step);
+	memcpy(w->auth.nonce, m->auth.nonce, sizeof(w->auth.nonce));
+	memcpy(w->auth.mac, m->auth.mac, sizeof(w->auth.mac));
+}
+
+static const char *dec_auth(const union rct_wire *w, struct rct_msg *m)
+{
+	m->auth.step = le16toh(w->auth.step);
+	memcpy(m->auth.nonce, w->auth.nonce, sizeof(w->auth.nonce));
+	memcpy(m->auth.mac, w->auth.mac, sizeof(w->auth.mac));
+	return w->auth.reserved0 || w->auth.reserved1 ? "AUTH: nonzero reserved field" : NULL;
+}
+
+static void enc_liveness(const struct rct_msg *m, union rct_wire *w)
+{
+	w->liveness.port = htole16(m->liveness.port);
+	w->liveness.token = htole64(m->liveness.token);
+}
+
+static const char *dec_liveness(const union rct_wire *w, struct rct_msg *m)
+{
+	m->liveness.port = le16toh(w->liveness.port);
+	m->liveness.token = le64toh(w->liveness.token);
+	return w->liveness.reserved0 || w->liveness.reserved1 ? "LIVENESS: nonzero reserved field"
+							      : NULL;
+}
+
+/* ------------------------------------------------------------ the table */
+
+struct rct_msg_layout {
+	const char *name;
+	uint16_t fixed; /* 0: no such type */
+	void (*enc)(const struct rct_msg *m, union rct_wire *w);
+	const char *(*dec)(const union rct_wire *w, struct rct_msg *m);
+	/* The variable part after the fixed one (NULL: none), and its length's name. */
+	size_t (*var_len)(const struct rct_msg *m);
+	const void *(*var_get)(const struct rct_msg *m);
+	void (*var_set)(struct rct_msg *m, const void *p);
+	const char *var_what;
+};
+
+#define RCT_LAYOUT(T, n)                                                                           \
+	[RCT_MSG_##T] = {                                                                          \
+		.name = #T, .fixed = sizeof(struct rct_wire_##n), .enc = enc_##n, .dec = dec_##n}
+#define RCT_LAYOUT_VAR(T, n, what)                                                                 \
+	[RCT_MSG_##T] = {.name = #T,                                                               \
+			 .fixed = sizeof(struct rct_wire_##n),                                     \
+			 .enc = enc_##n,                                                           \
+			 .dec = dec_##n,                                                           \
+			 .var_len = var_len_##n,                                                   \
+			 .var_get = var_get_##n,                                                   \
+			 .var_set = var_set_##n,                                                   \
+			 .var_what = what}
+
+static const struct rct_msg_layout rct_msg_layouts[RCT_MSG_TYPE_MAX + 1] = {
+	RCT_LAYOUT(HELLO, hello),
+	RCT_LAYOUT_VAR(REGION, region, "key length"),
+	RCT_LAYOUT(BEGIN, begin),
+	RCT_LAYOUT_VAR(BITMAP, bitmap, "word count"),
+	RCT_LAYOUT(DEVSTATE, devstate),
+	RCT_LAYOUT(COMMIT, commit),
+	RCT_LAYOUT(ACK, ack),
+	RCT_LAYOUT(HEARTBEAT, heartbeat),
+	RCT_LAYOUT_VAR(ERROR, error, "text length"),
+	RCT_LAYOUT(GOODBYE, goodbye),
+	RCT_LAYOUT(AUTH, auth),
+	RCT_LAYOUT(LIVENESS, liveness),
+};
+
+static const struct rct_msg_layout *rct_msg_layout(unsigned type)
+{
+	if (type == 0 || type > RCT_MSG_TYPE_MAX || !rct_msg_layouts[type].fixed)
+		return NULL;
+	return &rct_msg_layouts[type];
+}
 
 const char *rct_msg_type_str(unsigned type)
 {
-	if (type == 0 || type > RCT_MSG_TYPE_MAX)
-		return "unknown";
-	return rct_msg_names[type];
+	const struct rct_msg_layout *l = rct_msg_layout(type);
+
+	return l ? l->name : "unknown";
 }
 
-/* Fixed payload size of each type (variable parts follow it). */
-static size_t rct_msg_fixed_len(unsigned type)
+/*
+ * What makes a message valid beyond its layout, for both directions: NULL,
+ * or why not.  The limits in the texts come from the macros that set them.
+ */
+static const char *rct_msg_invalid(const struct rct_msg *m)
 {
-	switch (type) {
+	switch (m->type) {
 	case RCT_MSG_HELLO:
-		return sizeof(struct rct_wire_hello);
+		if (m->hello.flags & ~(uint32_t)RCT_HELLO_FLAGS)
+			return "HELLO: unknown flags";
+		if (m->hello.role != RCT_ROLE_PRIMARY && m->hello.role != RCT_ROLE_SECONDARY)
+			return "HELLO: unknown role";
+		if (m->hello.lanes > RCT_MAX_LANES)
+			return rct_why("HELLO: lane count %u above %d", m->hello.lanes,
+				       RCT_MAX_LANES);
+		if (!rct_is_pow2(m->hello.page_size) || m->hello.page_size < RCT_MIN_PAGE_SIZE)
+			return rct_why("HELLO: page size %u not a power of two >= %d",
+				       m->hello.page_size, RCT_MIN_PAGE_SIZE);
+		if (m->hello.nregions > RCT_MAX_REGIONS)
+			return rct_why("HELLO: region count %u above %d", m->hello.nregions,
+				       RCT_MAX_REGIONS);
+		return NULL;
 	case RCT_MSG_REGION:
-		return sizeof(struct rct_wire_region);
+		if (m->region.kind != RCT_REGION_GUEST && m->region.kind != RCT_REGION_STAGING)
+			return "REGION: unknown region kind";
+		if (m->region.key_len > RCT_KEY_MAX)
+			return rct_why("REGION: remote key of %u bytes, longer than %d",
+				       m->region.key_len, RCT_KEY_MAX);
+		return m->region.key_len && !m->region.key ? "REGION: no key bytes" : NULL;
 	case RCT_MSG_BEGIN:
-		return sizeof(struct rct_wire_begin);
+		if (m->begin.flags & ~(uint32_t)(RCT_CKPT_FULL | RCT_CKPT_LIVE))
+			return "BEGIN: unknown flags";
+		if ((m->begin.flags & RCT_CKPT_LIVE) && !(m->begin.flags & RCT_CKPT_FULL))
+			return "BEGIN: LIVE without FULL";
+		return NULL;
 	case RCT_MSG_BITMAP:
-		return sizeof(struct rct_wire_bitmap);
-	case RCT_MSG_DEVSTATE:
-		return sizeof(struct rct_wire_devstate);
-	case RCT_MSG_COMMIT:
-		return sizeof(struct rct_wire_commit);
+		if (!m->bitmap.nwords || m->bitmap.nwords > RCT_BITMAP_CHUNK_WORDS)
+			return rct_why("BITMAP: word count %u: 0 or above %d", m->bitmap.nwords,
+				       RCT_BITMAP_CHUNK_WORDS);
+		if (m->bitmap.first_word > UINT64_MAX - m->bitmap.nwords)
+			return "BITMAP: first word + count overflows";
+		return m->bitmap.words ? NULL : "BITMAP: no words";
 	case RCT_MSG_ACK:
-		return sizeof(struct rct_wire_ack);
-	case RCT_MSG_HEARTBEAT:
-		return sizeof(struct rct_wire_heartbeat);
+		if (m->ack.kind != RCT_ACK_COMMITTED && m->ack.kind != RCT_ACK_FLUSHED)
+			return "ACK: unknown kind";
+		return NULL;
 	case RCT_MSG_ERROR:
-		return sizeof(struct rct_wire_error);
-	case RCT_MSG_GOODBYE:
-		return sizeof(struct rct_wire_goodbye);
+		if (m->error.text_len > RCT_ERROR_TEXT_MAX)
+			return rct_why("ERROR: text of %u bytes, longer than %d", m->error.text_len,
+				       RCT_ERROR_TEXT_MAX);
+		return m->error.text_len && !m->error.text ? "ERROR: no text bytes" : NULL;
 	case RCT_MSG_AUTH:
-		return sizeof(struct rct_wire_auth);
+		if (m->auth.step < RCT_AUTH_CHALLENGE || m->auth.step > RCT_AUTH_PROVE_P)
+			return "AUTH: unknown step";
+		return NULL;
 	case RCT_MSG_LIVENESS:
-		return sizeof(struct rct_wire_liveness);
+		return m->liveness.port ? NULL : "LIVENESS: port 0";
 	}
-	return 0;
-}
-
-/* Length of the variable part of @msg (already range-checked by the caller). */
-static size_t rct_msg_var_len(const struct rct_msg *msg)
-{
-	switch (msg->type) {
-	case RCT_MSG_REGION:
-		return msg->region.key_len;
-	case RCT_MSG_BITMAP:
-		return (size_t)msg->bitmap.nwords * 8;
-	case RCT_MSG_ERROR:
-		return msg->error.text_len;
-	}
-	return 0;
-}
-
-static rct_status_t rct_msg_check_host(const struct rct_msg *msg)
-{
-	switch (msg->type) {
-	case RCT_MSG_HELLO:
-		if ((msg->hello.role != RCT_ROLE_PRIMARY &&
-		     msg->hello.role != RCT_ROLE_SECONDARY) ||
-		    msg->hello.lanes > RCT_MAX_LANES || !rct_is_pow2(msg->hello.page_size) ||
-		    msg->hello.nregions > RCT_MAX_REGIONS || (msg->hello.flags & ~RCT_HELLO_FLAGS))
-			return RCT_ERR_INVALID_PARAM;
-		return RCT_OK;
-	case RCT_MSG_AUTH:
-		if (msg->auth.step < RCT_AUTH_CHALLENGE || msg->auth.step > RCT_AUTH_PROVE_P)
-			return RCT_ERR_INVALID_PARAM;
-		return RCT_OK;
-	case RCT_MSG_REGION:
-		if (msg->region.key_len > RCT_KEY_MAX || (msg->region.key_len && !msg->region.key))
-			return RCT_ERR_INVALID_PARAM;
-		return RCT_OK;
-	case RCT_MSG_LIVENESS:
-		return msg->liveness.port ? RCT_OK : RCT_ERR_INVALID_PARAM;
-	case RCT_MSG_BITMAP:
-		if (!msg->bitmap.nwords || msg->bitmap.nwords > RCT_BITMAP_CHUNK_WORDS ||
-		    !msg->bitmap.words)
-			return RCT_ERR_INVALID_PARAM;
-		return RCT_OK;
-	case RCT_MSG_ACK:
-		if (msg->ack.kind != RCT_ACK_COMMITTED && msg->ack.kind != RCT_ACK_FLUSHED)
-			return RCT_ERR_INVALID_PARAM;
-		return RCT_OK;
-	case RCT_MSG_ERROR:
-		if (msg->error.text_len > RCT_ERROR_TEXT_MAX ||
-		    (msg->error.text_len && !msg->error.text))
-			return RCT_ERR_INVALID_PARAM;
-		return RCT_OK;
-	case RCT_MSG_BEGIN:
-	case RCT_MSG_DEVSTATE:
-	case RCT_MSG_COMMIT:
-	case RCT_MSG_HEARTBEAT:
-	case RCT_MSG_GOODBYE:
-		return RCT_OK;
-	}
-	return RCT_ERR_INVALID_PARAM;
+	return NULL;
 }
 
 rct_status_t rct_msg_encode(const struct rct_msg *msg, void *buf, size_t cap, size_t *len_p)
 {
+	const struct rct_msg_layout *l = rct_msg_layout(msg->type);
 	struct rct_wire_hdr hdr;
-	union {
-		struct rct_wire_hello hello;
-		struct rct_wire_region region;
-		struct rct_wire_begin begin;
-		struct rct_wire_bitmap bitmap;
-		struct rct_wire_devstate devstate;
-		struct rct_wire_commit commit;
-		struct rct_wire_ack ack;
-		struct rct_wire_heartbeat heartbeat;
-		struct rct_wire_error error;
-		struct rct_wire_goodbye goodbye;
-		struct rct_wire_auth auth;
-		struct rct_wire_liveness liveness;
-	} w;
-	const void *var = NULL;
-	size_t fixed, var_len, total;
-	rct_status_t status;
+	union rct_wire w;
+	size_t var_len, total;
 
-	status = rct_msg_check_host(msg);
-	if (status != RCT_OK)
-		return status;
-	fixed = rct_msg_fixed_len(msg->type);
-	var_len = rct_msg_var_len(msg);
-	total = sizeof(hdr) + fixed + var_len;
+	if (!l || rct_msg_invalid(msg))
+		return RCT_ERR_INVALID_PARAM;
+	var_len = l->var_len ? l->var_len(msg) : 0;
+	total = sizeof(hdr) + l->fixed + var_len;
 	if (total > cap || total > RCT_MSG_MAX)
 		return RCT_ERR_NO_SPACE;
-
 	memset(&w, 0, sizeof(w));
-	switch (msg->type) {
-	case RCT_MSG_HELLO:
-		w.hello.role = htole16(msg->hello.role);
-		w.hello.lanes = htole16(msg->hello.lanes);
-		w.hello.page_size = htole32(msg->hello.page_size);
-		w.hello.nregions = htole32(msg->hello.nregions);
-		w.hello.flags = htole32(msg->hello.flags);
-		w.hello.generation = htole64(msg->hello.generation);
-		w.hello.max_put = htole64(msg->hello.max_put);
-		break;
-	case RCT_MSG_REGION:
-		w.region.id = htole32(msg->region.id);
-		w.region.kind = htole16(msg->region.kind);
-		w.region.key_len = htole16(msg->region.key_len);
-		w.region.size = htole64(msg->region.size);
-		var = msg->region.key;
-		break;
-	case RCT_MSG_BEGIN:
-		w.begin.epoch = htole64(msg->begin.epoch);
-		w.begin.flags = htole32(msg->begin.flags);
-		break;
-	case RCT_MSG_BITMAP:
-		w.bitmap.epoch = htole64(msg->bitmap.epoch);
-		w.bitmap.region_id = htole32(msg->bitmap.region_id);
-		w.bitmap.nwords = htole32(msg->bitmap.nwords);
-		w.bitmap.first_word = htole64(msg->bitmap.first_word);
-		var = msg->bitmap.words; /* the caller gives little-endian words */
-		break;
-	case RCT_MSG_DEVSTATE:
-		w.devstate.epoch = htole64(msg->devstate.epoch);
-		w.devstate.length = htole64(msg->devstate.length);
-		break;
-	case RCT_MSG_COMMIT:
-		w.commit.epoch = htole64(msg->commit.epoch);
-		w.commit.pages = htole64(msg->commit.pages);
-		w.commit.bytes = htole64(msg->commit.bytes);
-		w.commit.bitmap_words = htole64(msg->commit.bitmap_words);
-		w.commit.devstate_len = htole64(msg->commit.devstate_len);
-		w.commit.fence = htole64(msg->commit.fence);
-		break;
-	case RCT_MSG_ACK:
-		w.ack.epoch = htole64(msg->ack.epoch);
-		w.ack.kind = htole16(msg->ack.kind);
-		break;
-	case RCT_MSG_HEARTBEAT:
-		w.heartbeat.seq = htole64(msg->heartbeat.seq);
-		w.heartbeat.last_committed = htole64(msg->heartbeat.last_committed);
-		break;
-	case RCT_MSG_ERROR:
-		w.error.code = htole32((uint32_t)msg->error.code);
-		w.error.text_len = htole16(msg->error.text_len);
-		var = msg->error.text;
-		break;
-	case RCT_MSG_GOODBYE:
-		w.goodbye.reason = htole32(msg->goodbye.reason);
-		break;
-	case RCT_MSG_AUTH:
-		w.auth.step = htole16(msg->auth.step);
-		memcpy(w.auth.nonce, msg->auth.nonce, sizeof(w.auth.nonce));
-		memcpy(w.auth.mac, msg->auth.mac, sizeof(w.auth.mac));
-		break;
-	case RCT_MSG_LIVENESS:
-		w.liveness.port = htole16(msg->liveness.port);
-		w.liveness.token = htole64(msg->liveness.token);
-		break;
-	}
-
+	l->enc(msg, &w);
 	hdr.magic = htole32(RCT_PROTO_MAGIC);
 	hdr.version = htole16(RCT_PROTO_VERSION);
 	hdr.type = htole16(msg->type);
-	hdr.length = htole32((uint32_t)(fixed + var_len));
+	hdr.length = htole32((uint32_t)(l->fixed + var_len));
 	hdr.reserved = 0;
 	memcpy(buf, &hdr, sizeof(hdr));
-	memcpy((char *)buf + sizeof(hdr), &w, fixed);
+	memcpy((char *)buf + sizeof(hdr), &w, l->fixed);
 	if (var_len)
-		memcpy((char *)buf + sizeof(hdr) + fixed, var, var_len);
+		memcpy((char *)buf + sizeof(hdr) + l->fixed, l->var_get(msg), var_len);
 	*len_p = total;
 	return RCT_OK;
 }
-
-#define RCT_STR_(x) #x
-#define RCT_STR(x)  RCT_STR_(x)
 
 #define RCT_PROTO_FAIL(_why)                                                                       \
 	do {                                                                                       \
@@ -235,208 +432,55 @@ rct_status_t rct_msg_encode(const struct rct_msg *msg, void *buf, size_t cap, si
 
 rct_status_t rct_msg_decode(const void *buf, size_t len, struct rct_msg *msg_p, const char **why_p)
 {
-	const char *p = buf;
+	const struct rct_msg_layout *l;
+	const char *p = buf, *why;
 	struct rct_wire_hdr hdr;
+	union rct_wire w;
 	struct rct_msg m;
-	size_t fixed, var_len;
-	uint16_t type;
+	size_t var_len;
 
 	if (len < sizeof(hdr))
-		RCT_PROTO_FAIL("message shorter than the 16-byte header");
+		RCT_PROTO_FAIL(rct_why("message shorter than the %zu-byte header", sizeof(hdr)));
 	memcpy(&hdr, p, sizeof(hdr));
 	if (le32toh(hdr.magic) != RCT_PROTO_MAGIC)
 		RCT_PROTO_FAIL("bad magic");
 	if (le16toh(hdr.version) != RCT_PROTO_VERSION) {
 		if (why_p)
-			*why_p = "unsupported protocol version (this build speaks version " RCT_STR(
-				RCT_PROTO_VERSION) ")";
+			*why_p = rct_why("unsupported protocol version (this build speaks version "
+					 "%d)",
+					 RCT_PROTO_VERSION);
 		return RCT_ERR_VERSION;
 	}
 	if (hdr.reserved)
 		RCT_PROTO_FAIL("nonzero reserved field in header");
 	if (len > RCT_MSG_MAX)
-		RCT_PROTO_FAIL("message larger than 64 KiB");
+		RCT_PROTO_FAIL(rct_why("message larger than %d KiB", RCT_MSG_MAX / 1024));
 	if (le32toh(hdr.length) != len - sizeof(hdr))
 		RCT_PROTO_FAIL("header length does not match the message size");
-
-	type = le16toh(hdr.type);
-	fixed = rct_msg_fixed_len(type);
-	if (!fixed)
+	l = rct_msg_layout(le16toh(hdr.type));
+	if (!l)
 		RCT_PROTO_FAIL("unknown message type");
-	if (len - sizeof(hdr) < fixed)
+	if (len - sizeof(hdr) < l->fixed)
 		RCT_PROTO_FAIL("payload shorter than its message type");
 	p += sizeof(hdr);
-	var_len = len - sizeof(hdr) - fixed;
+	var_len = len - sizeof(hdr) - l->fixed;
 
 	memset(&m, 0, sizeof(m));
-	m.type = type;
-	switch (type) {
-	case RCT_MSG_HELLO: {
-		struct rct_wire_hello w;
-
-		memcpy(&w, p, sizeof(w));
-		if (le32toh(w.flags) & ~(uint32_t)RCT_HELLO_FLAGS)
-			RCT_PROTO_FAIL("HELLO: unknown flags");
-		m.hello.flags = le32toh(w.flags);
-		m.hello.role = le16toh(w.role);
-		m.hello.lanes = le16toh(w.lanes);
-		m.hello.page_size = le32toh(w.page_size);
-		m.hello.nregions = le32toh(w.nregions);
-		m.hello.generation = le64toh(w.generation);
-		m.hello.max_put = le64toh(w.max_put);
-		if (m.hello.role != RCT_ROLE_PRIMARY && m.hello.role != RCT_ROLE_SECONDARY)
-			RCT_PROTO_FAIL("HELLO: unknown role");
-		if (m.hello.lanes > RCT_MAX_LANES)
-			RCT_PROTO_FAIL("HELLO: lane count above 64");
-		if (!rct_is_pow2(m.hello.page_size) || m.hello.page_size < 512)
-			RCT_PROTO_FAIL("HELLO: page size not a power of two >= 512");
-		if (m.hello.nregions > RCT_MAX_REGIONS)
-			RCT_PROTO_FAIL("HELLO: region count above 1024");
-		break;
-	}
-	case RCT_MSG_REGION: {
-		struct rct_wire_region w;
-
-		memcpy(&w, p, sizeof(w));
-		m.region.id = le32toh(w.id);
-		m.region.kind = le16toh(w.kind);
-		m.region.key_len = le16toh(w.key_len);
-		m.region.size = le64toh(w.size);
-		if (m.region.kind != RCT_REGION_GUEST && m.region.kind != RCT_REGION_STAGING)
-			RCT_PROTO_FAIL("REGION: unknown region kind");
-		if (m.region.key_len > RCT_KEY_MAX)
-			RCT_PROTO_FAIL("REGION: remote key longer than 1024 bytes");
-		if (var_len != m.region.key_len)
-			RCT_PROTO_FAIL("REGION: key length does not match the payload");
-		m.region.key = p + sizeof(w);
-		break;
-	}
-	case RCT_MSG_BEGIN: {
-		struct rct_wire_begin w;
-
-		memcpy(&w, p, sizeof(w));
-		if (w.reserved)
-			RCT_PROTO_FAIL("BEGIN: nonzero reserved field");
-		m.begin.epoch = le64toh(w.epoch);
-		m.begin.flags = le32toh(w.flags);
-		if (m.begin.flags & ~(uint32_t)(RCT_CKPT_FULL | RCT_CKPT_LIVE))
-			RCT_PROTO_FAIL("BEGIN: unknown flags");
-		if ((m.begin.flags & RCT_CKPT_LIVE) && !(m.begin.flags & RCT_CKPT_FULL))
-			RCT_PROTO_FAIL("BEGIN: LIVE without FULL");
-		break;
-	}
-	case RCT_MSG_BITMAP: {
-		struct rct_wire_bitmap w;
-
-		memcpy(&w, p, sizeof(w));
-		m.bitmap.epoch = le64toh(w.epoch);
-		m.bitmap.region_id = le32toh(w.region_id);
-		m.bitmap.nwords = le32toh(w.nwords);
-		m.bitmap.first_word = le64toh(w.first_word);
-		if (!m.bitmap.nwords || m.bitmap.nwords > RCT_BITMAP_CHUNK_WORDS)
-			RCT_PROTO_FAIL("BITMAP: word count 0 or above 4096");
-		if (var_len != (size_t)m.bitmap.nwords * 8)
-			RCT_PROTO_FAIL("BITMAP: word count does not match the payload");
-		if (m.bitmap.first_word > UINT64_MAX - m.bitmap.nwords)
-			RCT_PROTO_FAIL("BITMAP: first word + count overflows");
-		m.bitmap.words = p + sizeof(w);
-		break;
-	}
-	case RCT_MSG_DEVSTATE: {
-		struct rct_wire_devstate w;
-
-		memcpy(&w, p, sizeof(w));
-		m.devstate.epoch = le64toh(w.epoch);
-		m.devstate.length = le64toh(w.length);
-		break;
-	}
-	case RCT_MSG_COMMIT: {
-		struct rct_wire_commit w;
-
-		memcpy(&w, p, sizeof(w));
-		m.commit.epoch = le64toh(w.epoch);
-		m.commit.pages = le64toh(w.pages);
-		m.commit.bytes = le64toh(w.bytes);
-		m.commit.bitmap_words = le64toh(w.bitmap_words);
-		m.commit.devstate_len = le64toh(w.devstate_len);
-		m.commit.fence = le64toh(w.fence);
-		break;
-	}
-	case RCT_MSG_ACK: {
-		struct rct_wire_ack w;
-
-		memcpy(&w, p, sizeof(w));
-		if (w.reserved0 || w.reserved1)
-			RCT_PROTO_FAIL("ACK: nonzero reserved field");
-		m.ack.epoch = le64toh(w.epoch);
-		m.ack.kind = le16toh(w.kind);
-		if (m.ack.kind != RCT_ACK_COMMITTED && m.ack.kind != RCT_ACK_FLUSHED)
-			RCT_PROTO_FAIL("ACK: unknown kind");
-		break;
-	}
-	case RCT_MSG_HEARTBEAT: {
-		struct rct_wire_heartbeat w;
-
-		memcpy(&w, p, sizeof(w));
-		m.heartbeat.seq = le64toh(w.seq);
-		m.heartbeat.last_committed = le64toh(w.last_committed);
-		break;
-	}
-	case RCT_MSG_ERROR: {
-		struct rct_wire_error w;
-
-		memcpy(&w, p, sizeof(w));
-		if (w.reserved)
-			RCT_PROTO_FAIL("ERROR: nonzero reserved field");
-		m.error.code = (int32_t)le32toh(w.code);
-		m.error.text_len = le16toh(w.text_len);
-		if (m.error.text_len > RCT_ERROR_TEXT_MAX)
-			RCT_PROTO_FAIL("ERROR: text longer than 256 bytes");
-		if (var_len != m.error.text_len)
-			RCT_PROTO_FAIL("ERROR: text length does not match the payload");
-		m.error.text = p + sizeof(w);
-		break;
-	}
-	case RCT_MSG_GOODBYE: {
-		struct rct_wire_goodbye w;
-
-		memcpy(&w, p, sizeof(w));
-		if (w.reserved)
-			RCT_PROTO_FAIL("GOODBYE: nonzero reserved field");
-		m.goodbye.reason = le32toh(w.reason);
-		break;
-	}
-	case RCT_MSG_AUTH: {
-		struct rct_wire_auth w;
-
-		memcpy(&w, p, sizeof(w));
-		if (w.reserved0 || w.reserved1)
-			RCT_PROTO_FAIL("AUTH: nonzero reserved field");
-		m.auth.step = le16toh(w.step);
-		if (m.auth.step < RCT_AUTH_CHALLENGE || m.auth.step > RCT_AUTH_PROVE_P)
-			RCT_PROTO_FAIL("AUTH: unknown step");
-		memcpy(m.auth.nonce, w.nonce, sizeof(w.nonce));
-		memcpy(m.auth.mac, w.mac, sizeof(w.mac));
-		break;
-	}
-	case RCT_MSG_LIVENESS: {
-		struct rct_wire_liveness w;
-
-		memcpy(&w, p, sizeof(w));
-		if (w.reserved0 || w.reserved1)
-			RCT_PROTO_FAIL("LIVENESS: nonzero reserved field");
-		m.liveness.port = le16toh(w.port);
-		m.liveness.token = le64toh(w.token);
-		if (!m.liveness.port)
-			RCT_PROTO_FAIL("LIVENESS: port 0");
-		break;
-	}
-	}
-
-	/* Only the types with a variable part may carry bytes after the fixed part. */
-	if (var_len && type != RCT_MSG_REGION && type != RCT_MSG_BITMAP && type != RCT_MSG_ERROR)
-		RCT_PROTO_FAIL("payload longer than its message type");
-
+	memset(&w, 0, sizeof(w));
+	memcpy(&w, p, l->fixed);
+	m.type = le16toh(hdr.type);
+	why = l->dec(&w, &m);
+	if (!why && l->var_set)
+		l->var_set(&m, p + l->fixed);
+	if (!why)
+		why = rct_msg_invalid(&m);
+	if (!why && l->var_len && l->var_len(&m) != var_len)
+		why = rct_why("%s: %s does not match the payload", l->name, l->var_what);
+	/* Only the types with a variable part carry bytes after the fixed part. */
+	if (!why && !l->var_len && var_len)
+		why = "payload longer than its message type";
+	if (why)
+		RCT_PROTO_FAIL(why);
 	*msg_p = m;
 	return RCT_OK;
 }

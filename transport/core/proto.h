@@ -40,6 +40,7 @@
 #define RCT_BITMAP_CHUNK_WORDS 4096	   /* words per BITMAP message */
 #define RCT_ERROR_TEXT_MAX     256
 #define RCT_MAX_REGIONS	       1024
+#define RCT_MIN_PAGE_SIZE      512 /* the smallest page a HELLO may announce */
 
 enum rct_msg_type {
 	RCT_MSG_HELLO = 1,
