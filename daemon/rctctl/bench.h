@@ -87,4 +87,8 @@ int bench_plots(const struct bench_opts *o);
 /* Whether gnuplot can be run (searched in $PATH). */
 bool bench_have_gnuplot(void);
 
+/* bench_opts.c: parse rctctl bench's command line into @o.  Returns 0; 1 after
+ * --help printed its text; else the exit status after a message. */
+int bench_parse_args(int argc, char **argv, struct bench_opts *o);
+
 #endif /* RCTCTL_BENCH_H */

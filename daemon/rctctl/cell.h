@@ -117,6 +117,10 @@ struct cell_result {
  */
 int cell_parse_option(int c, const char *arg, struct cell_cfg *cfg, uint64_t *region_size);
 
+/* Where the peers meet: --addr, else 127.0.0.1, else for verbs the IPv4 address of
+ * the first RDMA device's interface (cell_env.c). */
+const char *cell_addr(const struct cell_cfg *cfg, char *buf, size_t len);
+
 /*
  * Guests of @size bytes (workload and seed of @cfg); @scratch also maps a
  * memcpy target.  Starts the two rctd unless @cfg names their sockets.

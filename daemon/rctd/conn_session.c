@@ -133,11 +133,11 @@ int h_session_open(struct rctd_conn *c, const struct ipc_msg *m, const union ipc
 	snprintf(c->backend, sizeof(c->backend), "%s", p.backend);
 	memset(&c->m, 0, sizeof(c->m));
 	memset(&c->live, 0, sizeof(c->live));
-	c->paired = false;
-	c->pairing[0] = '\0';
-	c->generation = 0;
-	c->saved_epoch = UINT64_MAX;
-	c->persist_failed = false;
+	c->pair.bound = false;
+	c->pair.id[0] = '\0';
+	c->pair.generation = 0;
+	c->pair.saved_epoch = UINT64_MAX;
+	c->pair.persist_failed = false;
 	c->m.last_epoch = UINT64_MAX;
 	c->state = RCTD_SESS_OPEN;
 	pthread_mutex_unlock(&c->d->lock);
@@ -191,9 +191,9 @@ int h_pairing(struct rctd_conn *c, const struct ipc_msg *m, const union ipc_body
 	int rc;
 
 	(void)m;
-	if (c->paired)
+	if (c->pair.bound)
 		return reply_fail(r, -EEXIST, RCT_ERR_EXISTS, "session %s is paired as %s already",
-				  c->name, c->pairing);
+				  c->name, c->pair.id);
 	if (!rctd_pairing_id_ok(w->id))
 		return reply_fail(r, -EINVAL, RCT_ERR_INVALID_PARAM,
 				  "pairing identity '%.64s': 1..%d of letters, digits, - _ . : "
@@ -227,10 +227,10 @@ int h_pairing(struct rctd_conn *c, const struct ipc_msg *m, const union ipc_body
 					  w->id, gen, c->d->cfg.state_dir, strerror(-rc));
 	}
 	pthread_mutex_lock(&c->d->lock);
-	c->paired = true;
-	snprintf(c->pairing, sizeof(c->pairing), "%s", w->id);
-	c->generation = gen;
-	c->m.last_epoch = c->saved_epoch = ps.last_committed;
+	c->pair.bound = true;
+	snprintf(c->pair.id, sizeof(c->pair.id), "%s", w->id);
+	c->pair.generation = gen;
+	c->m.last_epoch = c->pair.saved_epoch = ps.last_committed;
 	pthread_mutex_unlock(&c->d->lock);
 	rctd_info("session %s: pairing %s, generation %" PRIu64 ", last committed epoch %" PRId64,
 		  c->name, w->id, gen, (int64_t)ps.last_committed);
@@ -242,7 +242,7 @@ int h_pairing(struct rctd_conn *c, const struct ipc_msg *m, const union ipc_body
 
 int conn_need_pairing(struct rctd_conn *c, struct reply *r)
 {
-	if (!c->d->has_psk || c->paired)
+	if (!c->d->has_psk || c->pair.bound)
 		return 0;
 	return reply_fail(r, -EPERM, RCT_ERR_AUTH,
 			  "session %s: rctd holds a pre-shared key, so the session must be bound "
@@ -256,23 +256,23 @@ void conn_persist(struct rctd_conn *c)
 	uint64_t epoch;
 	int rc;
 
-	if (!c->paired)
+	if (!c->pair.bound)
 		return;
 	pthread_mutex_lock(&c->d->lock);
 	epoch = c->m.last_epoch;
 	pthread_mutex_unlock(&c->d->lock);
-	if (epoch == c->saved_epoch)
+	if (epoch == c->pair.saved_epoch)
 		return;
-	ps.generation = c->generation;
+	ps.generation = c->pair.generation;
 	ps.last_committed = epoch;
-	rc = rctd_state_write(c->d, c->pairing, &ps, false);
-	if (rc && !c->persist_failed)
+	rc = rctd_state_write(c->d, c->pair.id, &ps, false);
+	if (rc && !c->pair.persist_failed)
 		rctd_warn("pairing %s: recording epoch %" PRIu64 " in %s: %s (retried after the "
 			  "next checkpoint)",
-			  c->pairing, epoch, c->d->cfg.state_dir, strerror(-rc));
-	c->persist_failed = rc != 0;
+			  c->pair.id, epoch, c->d->cfg.state_dir, strerror(-rc));
+	c->pair.persist_failed = rc != 0;
 	if (!rc)
-		c->saved_epoch = epoch;
+		c->pair.saved_epoch = epoch;
 }
 
 /* STATUS, SESSIONS and STATS answer JSON text. */

@@ -188,8 +188,8 @@ json_t *rctd_session_json(const struct rctd_conn *c)
 	json_object_set_new(j, "commit_rtt_ms", hist_json(&m->commit_rtt));
 	json_object_set_new(j, "flush_ms", hist_json(&m->flush));
 	json_object_set_new(j, "replication", json_string(replication_str(c, &sp)));
-	json_object_set_new(j, "pairing", c->paired ? json_string(c->pairing) : json_null());
-	json_object_set_new(j, "generation", json_integer((json_int_t)c->generation));
+	json_object_set_new(j, "pairing", c->pair.bound ? json_string(c->pair.id) : json_null());
+	json_object_set_new(j, "generation", json_integer((json_int_t)c->pair.generation));
 	json_object_set_new(j, "stalls",
 			    json_pack("{s:I, s:f, s:I, s:f}", "process",
 				      (json_int_t)m->stalls_process, "process_max_ms",

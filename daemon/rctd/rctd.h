@@ -117,12 +117,15 @@ struct rctd_conn {
 	bool peer_closed;	  /* PEER_LOST: the peer closed the session (GOODBYE) */
 	struct rctd_metrics m;
 	struct rct_liveness_stats live; /* the figures last reported, under d->lock */
-	/* The pairing (SESSION_PAIRING); written by the thread, read under d->lock. */
-	bool paired;
-	char pairing[RCT_IPC_PAIRING_ID_MAX];
-	uint64_t generation;
-	uint64_t saved_epoch; /* last_epoch as last written to the state file */
-	bool persist_failed;  /* the last write of it failed (warned once) */
+	/* The pairing (SESSION_PAIRING, pairing.c's records); written by the
+	 * thread, read under d->lock. */
+	struct rctd_conn_pairing {
+		bool bound; /* SESSION_PAIRING succeeded */
+		char id[RCT_IPC_PAIRING_ID_MAX];
+		uint64_t generation;
+		uint64_t saved_epoch; /* last_epoch as last written to the state file */
+		bool persist_failed;  /* the last write of it failed (warned once) */
+	} pair;
 
 	uint8_t *buf; /* RCT_IPC_MAX_PAYLOAD: requests and replies */
 	void *devbuf;
@@ -175,6 +178,12 @@ int rctd_state_read(const struct rctd *d, const char *id, struct rctd_pairing_st
 /* Replace the file whole (write, rename); @durable: fsync it and the directory. */
 int rctd_state_write(const struct rctd *d, const char *id, const struct rctd_pairing_state *st,
 		     bool durable);
+
+/* options.c: the configuration file (-c), then the command line, into @cfg.
+ * Returns 0, or the exit status after a message (2: usage). */
+int rctd_parse_args(struct rctd_cfg *cfg, int argc, char **argv);
+/* A user (or with @group, a group): a number or a name.  0, or -1 when unknown. */
+int rctd_parse_id(const char *text, bool group, unsigned *id_p);
 
 /* conn.c: the thread of one client connection (takes ownership of @c). */
 void *rctd_conn_main(void *arg);

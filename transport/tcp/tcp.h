@@ -166,6 +166,20 @@ struct rct_tcp_ctx {
 	size_t rx_len, rx_consumed;
 };
 
+/* tcp_conn.c */
+rct_status_t rct_tcp_listen(struct rct_be_ctx *ctx, const char *addr, uint16_t port,
+			    uint16_t *port_p);
+rct_status_t rct_tcp_accept(struct rct_be_ctx *ctx, int timeout_ms, unsigned *lanes_p);
+void rct_tcp_reject(struct rct_be_ctx *ctx);
+rct_status_t rct_tcp_connect(struct rct_be_ctx *ctx, const char *addr, uint16_t port,
+			     unsigned lanes, int timeout_ms);
+rct_status_t rct_tcp_open_lanes(struct rct_be_ctx *ctx, int timeout_ms);
+
+/* tcp.c */
+void rct_tcp_close(int *fd);
+/* Push out what the control lane has queued (non-blocking). */
+rct_status_t rct_tcp_ctrl_flush(struct rct_tcp_ctx *t);
+
 /* tcp_data.c */
 rct_status_t rct_tcp_mem_map(struct rct_be_ctx *ctx, void *addr, size_t len, unsigned access,
 			     struct rct_be_mem **mem_p);

@@ -1,0 +1,346 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * TCP backend: connections.  The secondary listens; the primary connects its
+ * control lane, then one socket per data lane, each introduced by a lane
+ * hello (tcp.h) that the secondary checks within RCT_TCP_HELLO_NS.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "../core/log.h"
+#include "../core/util.h"
+#include "tcp.h"
+
+#define RCT_TCP_HELLO_NS (2000ull * 1000000) /* a lane hello must come within 2 s */
+
+static void rct_tcp_sock_opts(int fd)
+{
+	int one = 1;
+
+	/* Without TCP_NODELAY the small COMMIT behind a page stream stalls ~40 ms. */
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)))
+		rct_warn("tcp: fd %d: TCP_NODELAY: %m", fd);
+}
+
+rct_status_t rct_tcp_listen(struct rct_be_ctx *ctx, const char *addr, uint16_t port,
+			    uint16_t *port_p)
+{
+	struct rct_tcp_ctx *t = rct_tcp_ctx(ctx);
+	struct sockaddr_storage ss, bound;
+	socklen_t sl = sizeof(bound);
+	rct_status_t status;
+	int fd, one = 1;
+	unsigned len;
+
+	status = rct_sockaddr_resolve("tcp", addr, port, true, &ss, &len);
+	if (status != RCT_OK)
+		return status;
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		rct_error("tcp: socket: %m");
+		return RCT_ERR_SYSTEM;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss, len) || listen(fd, 2 * RCT_MAX_LANES)) {
+		rct_error("tcp: cannot listen on %s:%u: %m", addr, port);
+		status = RCT_ERR_SYSTEM;
+		goto out_close;
+	}
+	if (getsockname(fd, (struct sockaddr *)&bound, &sl)) {
+		rct_error("tcp: getsockname: %m");
+		status = RCT_ERR_SYSTEM;
+		goto out_close;
+	}
+	if (port_p)
+		*port_p = ntohs(bound.ss_family == AF_INET6
+					? ((struct sockaddr_in6 *)&bound)->sin6_port
+					: ((struct sockaddr_in *)&bound)->sin_port);
+	t->listen_fd = fd;
+	return RCT_OK;
+
+out_close:
+	close(fd);
+	return status;
+}
+
+static rct_status_t rct_tcp_wait_fd(int fd, short events, uint64_t deadline_ns)
+{
+	struct pollfd pfd = {.fd = fd, .events = events};
+	int rc;
+
+	for (;;) {
+		rc = poll(&pfd, 1, rct_ms_left(deadline_ns));
+		if (rc > 0)
+			return RCT_OK;
+		if (rc == 0)
+			return RCT_ERR_TIMED_OUT;
+		if (errno != EINTR) {
+			rct_error("tcp: poll: %m");
+			return RCT_ERR_SYSTEM;
+		}
+	}
+}
+
+/* Read exactly @len bytes from non-blocking @fd before @deadline_ns. */
+static rct_status_t rct_tcp_read_full(int fd, void *buf, size_t len, uint64_t deadline_ns)
+{
+	size_t got = 0;
+	rct_status_t status;
+	ssize_t n;
+
+	while (got < len) {
+		n = read(fd, (char *)buf + got, len - got);
+		if (n > 0) {
+			got += (size_t)n;
+			continue;
+		}
+		if (n == 0)
+			return RCT_ERR_PEER_LOST;
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
+			return RCT_ERR_IO;
+		status = rct_tcp_wait_fd(fd, POLLIN, deadline_ns);
+		if (status != RCT_OK)
+			return status;
+	}
+	return RCT_OK;
+}
+
+static rct_status_t rct_tcp_lanes_alloc(struct rct_tcp_ctx *t, unsigned nlanes)
+{
+	t->lanes = calloc(nlanes, sizeof(*t->lanes));
+	t->pfds = calloc(nlanes + 1, sizeof(*t->pfds));
+	if (!t->lanes || !t->pfds)
+		return RCT_ERR_NO_MEMORY;
+	t->nlanes = nlanes;
+	for (unsigned i = 0; i < nlanes; i++) {
+		t->lanes[i].fd = -1;
+		t->lanes[i].index = i + 1;
+		t->lanes[i].rx_state = RCT_TCP_RX_HDR;
+		t->lanes[i].rx_need = sizeof(t->lanes[i].rx_hdr);
+	}
+	return RCT_OK;
+}
+
+/*
+ * The next connection on the listener that opens with a lane hello, before
+ * @deadline.  A connection that is not an rct lane is closed with a warning
+ * and the wait goes on: a port scan must not break the pairing.
+ */
+static rct_status_t rct_tcp_next_lane(struct rct_tcp_ctx *t, uint64_t deadline,
+				      struct rct_tcp_lane_hello *h_p, int *fd_p)
+{
+	uint8_t buf[sizeof(struct rct_tcp_wire_lane_hello)];
+	rct_status_t status;
+	const char *why;
+	int fd;
+
+	for (;;) {
+		status = rct_tcp_wait_fd(t->listen_fd, POLLIN, deadline);
+		if (status != RCT_OK)
+			return status;
+		fd = accept4(t->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		if (fd < 0) {
+			if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
+				continue;
+			rct_error("tcp: accept: %m");
+			return RCT_ERR_SYSTEM;
+		}
+		/* A silent connection must not hold up the real primary's lanes. */
+		why = "connection closed or silent before its lane hello";
+		status = rct_tcp_read_full(fd, buf, sizeof(buf),
+					   RCT_MIN(deadline, rct_now_ns() + RCT_TCP_HELLO_NS));
+		if (status == RCT_OK)
+			status = rct_tcp_lane_hello_decode(buf, h_p, &why);
+		if (status == RCT_OK) {
+			rct_tcp_sock_opts(fd);
+			*fd_p = fd;
+			return RCT_OK;
+		}
+		rct_warn("tcp: closing an incoming connection: %s", why);
+		close(fd);
+	}
+}
+
+/* The control lane of the next primary; its data lanes wait for open_lanes(). */
+rct_status_t rct_tcp_accept(struct rct_be_ctx *ctx, int timeout_ms, unsigned *lanes_p)
+{
+	struct rct_tcp_ctx *t = rct_tcp_ctx(ctx);
+	uint64_t deadline = rct_now_ns() + (uint64_t)timeout_ms * 1000000;
+	struct rct_tcp_lane_hello h;
+	rct_status_t status;
+	int fd;
+
+	if (t->listen_fd < 0 || t->nlanes)
+		return RCT_ERR_STATE;
+	for (;;) {
+		status = rct_tcp_next_lane(t, deadline, &h, &fd);
+		if (status == RCT_ERR_TIMED_OUT)
+			rct_error("tcp: no primary connected within %d ms", timeout_ms);
+		if (status != RCT_OK)
+			return status;
+		if (!h.lane)
+			break;
+		/* A data lane whose control lane is not in, let alone
+		 * authenticated: never read. */
+		rct_warn("tcp: closing data lane %u of a primary whose control lane is not "
+			 "authenticated",
+			 h.lane);
+		close(fd);
+	}
+	status = rct_tcp_lanes_alloc(t, h.nlanes);
+	if (status != RCT_OK) {
+		close(fd);
+		return status;
+	}
+	t->ctrl_fd = fd;
+	t->cookie = h.cookie;
+	t->receiver = true;
+	*lanes_p = t->nlanes;
+	return RCT_OK;
+}
+
+/* The primary whose control lane we hold did not prove itself: let it go. */
+void rct_tcp_reject(struct rct_be_ctx *ctx)
+{
+	struct rct_tcp_ctx *t = rct_tcp_ctx(ctx);
+
+	if (t->ctrl_fd >= 0 && t->super.failed == RCT_OK)
+		rct_tcp_ctrl_flush(t); /* the ERROR that says why, if it fits */
+	rct_tcp_close(&t->ctrl_fd);
+	free(t->lanes);
+	free(t->pfds);
+	t->lanes = NULL;
+	t->pfds = NULL;
+	t->nlanes = 0;
+	t->receiver = false;
+	t->super.failed = RCT_OK;
+	t->tx_len = t->tx_off = 0;
+	t->rx_len = t->rx_consumed = 0;
+}
+
+static rct_status_t rct_tcp_connect_one(const struct sockaddr_storage *ss, unsigned sl,
+					unsigned lane, unsigned nlanes, uint64_t cookie,
+					uint64_t deadline, int *fd_p)
+{
+	struct rct_tcp_wire_lane_hello w = {
+		.magic = htole32(RCT_TCP_LANE_MAGIC),
+		.version = htole16(RCT_TCP_VERSION),
+		.lane = htole16((uint16_t)lane),
+		.nlanes = htole16((uint16_t)nlanes),
+		.cookie = htole64(cookie),
+	};
+	socklen_t len = sizeof(int);
+	rct_status_t status;
+	int fd, err = 0;
+
+	fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		rct_error("tcp: socket: %m");
+		return RCT_ERR_SYSTEM;
+	}
+	if (connect(fd, (const struct sockaddr *)ss, sl) && errno != EINPROGRESS) {
+		err = errno;
+	} else {
+		status = rct_tcp_wait_fd(fd, POLLOUT, deadline);
+		if (status != RCT_OK) {
+			rct_error("tcp: lane %u: connect timed out", lane);
+			close(fd);
+			return status;
+		}
+		getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+	}
+	if (err) {
+		rct_error("tcp: lane %u: connect: %s", lane, strerror(err));
+		close(fd);
+		return RCT_ERR_PEER_LOST;
+	}
+	rct_tcp_sock_opts(fd);
+	/* A fresh socket's send buffer always takes 24 bytes. */
+	if (send(fd, &w, sizeof(w), MSG_NOSIGNAL) != (ssize_t)sizeof(w)) {
+		rct_error("tcp: lane %u: sending the lane hello: %m", lane);
+		close(fd);
+		return RCT_ERR_PEER_LOST;
+	}
+	*fd_p = fd;
+	return RCT_OK;
+}
+
+/* The control lane; the data lanes follow in open_lanes(). */
+rct_status_t rct_tcp_connect(struct rct_be_ctx *ctx, const char *addr, uint16_t port,
+			     unsigned lanes, int timeout_ms)
+{
+	struct rct_tcp_ctx *t = rct_tcp_ctx(ctx);
+	uint64_t deadline = rct_now_ns() + (uint64_t)timeout_ms * 1000000;
+	rct_status_t status;
+
+	if (t->nlanes || lanes < 1 || lanes > RCT_MAX_LANES)
+		return RCT_ERR_STATE;
+	t->cookie = rct_random64();
+	status = rct_sockaddr_resolve("tcp", addr, port, false, &t->peer, &t->peer_len);
+	if (status != RCT_OK)
+		return status;
+	status = rct_tcp_lanes_alloc(t, lanes);
+	if (status == RCT_OK)
+		status = rct_tcp_connect_one(&t->peer, t->peer_len, 0, lanes, t->cookie, deadline,
+					     &t->ctrl_fd);
+	if (status != RCT_OK)
+		rct_error("tcp: cannot connect to %s:%u: %s", addr, port, rct_status_str(status));
+	return status;
+}
+
+/* The secondary: every data lane of the primary whose control lane we hold. */
+static rct_status_t rct_tcp_accept_lanes(struct rct_tcp_ctx *t, uint64_t deadline)
+{
+	struct rct_tcp_lane_hello h;
+	unsigned have = 0;
+	rct_status_t status;
+	int fd, *slot;
+
+	while (have < t->nlanes) {
+		status = rct_tcp_next_lane(t, deadline, &h, &fd);
+		if (status != RCT_OK) {
+			rct_error("tcp: %u of the primary's %u data lanes in: %s", have, t->nlanes,
+				  rct_status_str(status));
+			return status;
+		}
+		slot = h.lane ? &t->lanes[h.lane - 1].fd : NULL;
+		if (h.cookie != t->cookie || h.nlanes != t->nlanes || !slot || *slot >= 0) {
+			rct_warn("tcp: closing lane %u of another connection (a primary is "
+				 "paired)",
+				 h.lane);
+			close(fd);
+			continue;
+		}
+		*slot = fd;
+		have++;
+	}
+	return RCT_OK;
+}
+
+rct_status_t rct_tcp_open_lanes(struct rct_be_ctx *ctx, int timeout_ms)
+{
+	struct rct_tcp_ctx *t = rct_tcp_ctx(ctx);
+	uint64_t deadline = rct_now_ns() + (uint64_t)timeout_ms * 1000000;
+	rct_status_t status = RCT_OK;
+
+	if (t->ctrl_fd < 0 || !t->nlanes || t->lanes[0].fd >= 0)
+		return RCT_ERR_STATE;
+	if (t->receiver)
+		return rct_tcp_accept_lanes(t, deadline);
+	for (unsigned i = 0; i < t->nlanes && status == RCT_OK; i++)
+		status = rct_tcp_connect_one(&t->peer, t->peer_len, i + 1, t->nlanes, t->cookie,
+					     deadline, &t->lanes[i].fd);
+	return status;
+}
