@@ -2,9 +2,10 @@
 # What a hypervisor's build consumes: `cmake --install` into a scratch prefix,
 # then a client built only from what pkg-config says of rct-client (as QEMU's
 # meson finds it), linked, run and checked for its libraries; rctd's systemd
-# unit installed with this prefix's paths.  Usage: install_check.sh BUILD_DIR CLIENT_SOURCE
+# unit installed with this prefix's paths.
+#   install_check.sh BUILD_DIR CLIENT_SOURCE [CFLAGS]   (CFLAGS: a sanitizer build's own)
 set -euo pipefail
-build=$1 src=$2
+build=$1 src=$2 extra=${3:-}
 prefix=$(mktemp -d /tmp/rct-install.XXXXXX)
 trap 'rm -rf "$prefix"' EXIT
 fail() { echo "install-check: FAIL: $*" >&2; exit 1; }
@@ -15,7 +16,7 @@ export PKG_CONFIG_PATH=$libdir
 flags=$(pkg-config --cflags --libs rct-client) || fail "pkg-config rct-client"
 echo "install-check: pkg-config rct-client: $flags"
 case " $flags " in *" -lrct-client "*) ;; *) fail "no -lrct-client in '$flags'";; esac
-cc -o "$prefix/client" "$src" $flags || fail "building a client from pkg-config's flags"
+cc $extra -o "$prefix/client" "$src" $flags 2>"$prefix/cc.err" || fail "building a client from pkg-config's flags"
 LD_LIBRARY_PATH=$(pkg-config --variable=libdir rct-client) "$prefix/client" ||
     fail "the installed client did not run"
 needed=$(readelf -d "$prefix/client" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | tr '\n' ' ')
