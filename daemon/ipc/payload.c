@@ -437,6 +437,19 @@ static int dec_stats_req(const union ipc_wire *w, union ipc_body *b, struct ipc_
 }
 
 /* The text itself follows the (empty) fixed part. */
+/* The bytes after CKPT_DEVSTATE's fixed part: the inline blob, none with a descriptor. */
+static const void *tail_devstate(const union ipc_body *b, size_t *len_p)
+{
+	*len_p = b->devstate.bytes ? b->devstate.length : 0;
+	return b->devstate.bytes;
+}
+
+static const void *tail_text(const union ipc_body *b, size_t *len_p)
+{
+	*len_p = b->text.len;
+	return b->text.text;
+}
+
 static bool enc_text(const union ipc_body *b, union ipc_wire *w)
 {
 	(void)b;
@@ -456,7 +469,9 @@ static int dec_text(const union ipc_wire *w, union ipc_body *b, struct ipc_dec *
 
 struct ipc_layout {
 	bool known;
-	bool tail;     /* bytes may follow the fixed part */
+	bool tail; /* bytes may follow the fixed part */
+	/* Encoding: those bytes of a host payload (NULL: none). */
+	const void *(*tail_of)(const union ipc_body *b, size_t *len_p);
 	uint16_t size; /* the fixed part */
 	uint8_t fds_min, fds_max;
 	bool (*enc)(const union ipc_body *b, union ipc_wire *w); /* NULL: no payload */
@@ -474,7 +489,8 @@ struct ipc_layout {
 	}
 #define TEXT                                                                                       \
 	{                                                                                          \
-		.known = true, .tail = true, .enc = enc_text, .dec = dec_text                      \
+		.known = true, .tail = true, .tail_of = tail_text, .enc = enc_text,                \
+		.dec = dec_text                                                                    \
 	}
 
 static const struct ipc_layout ipc_layouts[RCT_IPC_TYPE_MAX + 1][2] = {
@@ -492,6 +508,7 @@ static const struct ipc_layout ipc_layouts[RCT_IPC_TYPE_MAX + 1][2] = {
 	[RCT_IPC_CKPT_DIRTY] = {FIXED(region_ref, region_ref, 0, 0), EMPTY},
 	[RCT_IPC_CKPT_DEVSTATE] = {{.known = true,
 				    .tail = true,
+				    .tail_of = tail_devstate,
 				    .size = sizeof(struct rct_ipc_devstate),
 				    .fds_max = 1,
 				    .enc = enc_devstate,
@@ -537,13 +554,8 @@ int ipc_encode(unsigned type, enum ipc_dir dir, const union ipc_body *b, void *b
 
 	if (!l)
 		return -EINVAL;
-	if (type == RCT_IPC_CKPT_DEVSTATE && b->devstate.bytes) {
-		tail = b->devstate.bytes;
-		tail_len = b->devstate.length;
-	} else if (l->tail && l->enc == enc_text) {
-		tail = b->text.text;
-		tail_len = b->text.len;
-	}
+	if (l->tail_of)
+		tail = l->tail_of(b, &tail_len);
 	if (l->size > cap || tail_len > cap - l->size || l->size + tail_len > RCT_IPC_MAX_PAYLOAD)
 		return -EMSGSIZE;
 	memset(&w, 0, sizeof(w));
