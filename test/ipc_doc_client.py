@@ -24,7 +24,7 @@ import threading
 import time
 
 MAGIC = 0x53544352
-VERSION = 2
+VERSION = 3
 HDR = struct.Struct("<IHHIHBBQii")  # magic version type length flags nfds reserved id status detail
 HELLO, SESSION_OPEN, SESSION_CLOSE, REGION_ADD = 1, 2, 3, 4
 LISTEN, ACCEPT, CONNECT = 6, 7, 8
@@ -124,7 +124,7 @@ def open_side(path, role, name, pairing_key, ram, bits):
     if c.caps & 16:  # a host key: the session must prove its pairing
         generation, last = struct.unpack("<QQ", c.call(
             SESSION_PAIRING, struct.pack("<QII64s32s", 0, 1, 0, cstr("doc-vm", 64), pairing_key)))
-    pages, = struct.unpack("<Q", c.call(REGION_ADD, struct.pack("<IIQQQ", 0, 0, 0, SIZE, 0),
+    pages, = struct.unpack("<Q", c.call(REGION_ADD, struct.pack("<IIQQQ", 0, len(b"pc.ram"), 0, SIZE, 0) + b"pc.ram",
                                         (ram, bits)))
     check(pages == SIZE // PAGE, "REGION_ADD reply: %d pages" % pages)
     return c

@@ -88,11 +88,15 @@ static void *pair_secondary(void *arg)
 		while (rct_session_event_next(pp->s, &ev) == RCT_OK) {
 			const void *dev = NULL;
 			size_t len = 0;
-			bool flushed = false;
+			bool flushed = false, refused = false;
 
 			/* The flush runs without the lock: the main thread drives
 			 * the primary meanwhile (pair_wait_flushed). */
-			if (ev.type == RCT_EVENT_CKPT_READY && pp->o.auto_flush)
+			if (ev.type == RCT_EVENT_CKPT_READY && pp->o.auto_flush && ev.epoch < 64 &&
+			    (pp->o.refuse_mask >> ev.epoch & 1))
+				refused = rct_ckpt_refuse(pp->s, ev.epoch, "test: refuse_mask") ==
+					  RCT_OK;
+			else if (ev.type == RCT_EVENT_CKPT_READY && pp->o.auto_flush)
 				flushed = rct_ckpt_flush(pp->s, ev.epoch, NULL) == RCT_OK &&
 					  rct_ckpt_devstate_get(pp->s, ev.epoch, &dev, &len) ==
 						  RCT_OK &&
@@ -107,6 +111,10 @@ static void *pair_secondary(void *arg)
 					/* Compare before this guest dirties anything. */
 					pp->equal = !pp->o.no_snapshot &&
 						    !memcmp(pp->sram, pp->snap, pp->o.size);
+					pair_scribble(pp, bits, &rng);
+				} else if (refused) {
+					/* Its guest runs on from the old image. */
+					pp->refused = ev.epoch;
 					pair_scribble(pp, bits, &rng);
 				}
 			} else if (ev.type == RCT_EVENT_PEER_LOST) {
@@ -186,7 +194,7 @@ rct_status_t pair_open(struct pair *pp, const struct pair_opts *o)
 	if (!pp->o.heartbeat_ms)
 		pp->o.heartbeat_ms = 2000;
 	pp->npages = o->size / PAIR_PAGE;
-	pp->ready = pp->flushed = UINT64_MAX;
+	pp->ready = pp->flushed = pp->refused = UINT64_MAX;
 	pp->rng = 42;
 	pthread_mutex_init(&pp->lock, NULL);
 	pthread_cond_init(&pp->cond, NULL);
@@ -204,6 +212,8 @@ rct_status_t pair_open(struct pair *pp, const struct pair_opts *o)
 	st = pair_session(pp, RCT_ROLE_SECONDARY, &pp->s);
 	if (st == RCT_OK)
 		st = rct_region_register(pp->s, 7, pp->sram, o->size, &pp->sr);
+	if (st == RCT_OK && o->sname)
+		st = rct_region_set_name(pp->sr, o->sname);
 	if (st == RCT_OK)
 		st = rct_session_listen(pp->s, pp->o.addr, 0, &pp->port);
 	if (st != RCT_OK)
@@ -215,6 +225,8 @@ rct_status_t pair_open(struct pair *pp, const struct pair_opts *o)
 	st = pair_session(pp, RCT_ROLE_PRIMARY, &pp->p);
 	if (st == RCT_OK)
 		st = rct_region_register(pp->p, 7, pp->pram, o->size, &pp->pr);
+	if (st == RCT_OK && o->pname)
+		st = rct_region_set_name(pp->pr, o->pname);
 	if (st == RCT_OK)
 		st = rct_session_connect(pp->p, pp->o.addr, pp->port);
 	return st;
@@ -284,7 +296,7 @@ static void pair_deadline(struct timespec *ts, int timeout_ms)
 	}
 }
 
-bool pair_wait_flushed(struct pair *pp, uint64_t epoch, int timeout_ms)
+static bool pair_wait_epoch(struct pair *pp, const uint64_t *seen, uint64_t epoch, int timeout_ms)
 {
 	uint64_t deadline = rct_now_ns() + (uint64_t)timeout_ms * 1000000;
 	struct timespec ts;
@@ -293,7 +305,7 @@ bool pair_wait_flushed(struct pair *pp, uint64_t epoch, int timeout_ms)
 	/* The primary's hypervisor keeps driving its session meanwhile (the
 	 * secondary takes a primary that says nothing for lost). */
 	pthread_mutex_lock(&pp->lock);
-	while (pp->flushed != epoch && !pp->done && rct_now_ns() < deadline) {
+	while (*seen != epoch && !pp->done && rct_now_ns() < deadline) {
 		pthread_mutex_unlock(&pp->lock);
 		/* Sleeps in the backend's poll until something arrives (the
 		 * FLUSHED ack, a heartbeat) or 5 ms pass: no spinning. */
@@ -303,12 +315,22 @@ bool pair_wait_flushed(struct pair *pp, uint64_t epoch, int timeout_ms)
 		}
 		pthread_mutex_lock(&pp->lock);
 		pair_deadline(&ts, 5);
-		if (pp->flushed != epoch && !pp->done)
+		if (*seen != epoch && !pp->done)
 			pthread_cond_timedwait(&pp->cond, &pp->lock, &ts);
 	}
-	ok = pp->flushed == epoch;
+	ok = *seen == epoch;
 	pthread_mutex_unlock(&pp->lock);
 	return ok;
+}
+
+bool pair_wait_flushed(struct pair *pp, uint64_t epoch, int timeout_ms)
+{
+	return pair_wait_epoch(pp, &pp->flushed, epoch, timeout_ms);
+}
+
+bool pair_wait_refused(struct pair *pp, uint64_t epoch, int timeout_ms)
+{
+	return pair_wait_epoch(pp, &pp->refused, epoch, timeout_ms);
 }
 
 rct_status_t pair_wait_lost(struct pair *pp, int timeout_ms)

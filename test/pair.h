@@ -37,6 +37,8 @@ struct pair_opts {
 	const char *ppairing, *spairing; /* pairing identities (rct_session_set_pairing), or NULL */
 	const uint8_t *ppkey, *spkey;	 /* their pairing keys, or NULL */
 	bool use_fd; /* the secondary's thread sleeps on rct_session_fd() (rct_session_arm()) */
+	const char *pname, *sname; /* region names (rct_region_set_name), or NULL */
+	uint64_t refuse_mask;	   /* epochs < 64 whose READY the secondary refuses (auto_flush) */
 	/* Called once the secondary listens and accepts, before the primary
 	 * connects (a hostile peer goes first), or NULL. */
 	void (*before_connect)(struct pair *pp, void *arg);
@@ -58,6 +60,7 @@ struct pair {
 	bool hold; /* the secondary's thread stops driving its session (a stalled host) */
 	bool held; /* ... and it has stopped */
 	uint64_t ready, flushed; /* last epochs seen ready / flushed, UINT64_MAX none */
+	uint64_t refused;	 /* last epoch refused (refuse_mask), UINT64_MAX none */
 	bool equal;		 /* at the last flush, secondary RAM == primary snapshot */
 	rct_status_t lost;	 /* PEER_LOST status, RCT_OK while connected */
 	rct_status_t accept_status;
@@ -82,6 +85,8 @@ rct_status_t pair_ckpt(struct pair *pp, uint64_t epoch, const uint64_t *bits, co
 
 /* Wait until the secondary flushed @epoch (true) or lost its peer/timed out (false). */
 bool pair_wait_flushed(struct pair *pp, uint64_t epoch, int timeout_ms);
+/* The same for an epoch the secondary refuses (refuse_mask). */
+bool pair_wait_refused(struct pair *pp, uint64_t epoch, int timeout_ms);
 /* Wait until the secondary lost its peer; returns that status. */
 rct_status_t pair_wait_lost(struct pair *pp, int timeout_ms);
 

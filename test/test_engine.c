@@ -223,6 +223,104 @@ Test(engine, begin_waits_until_the_secondary_flushed)
 			cr_assert_fail("byte %zu of guest RAM written before flush", i);
 }
 
+/* Primary events of type @type seen so far, with their epochs in @epochs. */
+static unsigned primary_events(enum rct_event_type type, uint64_t *epochs, unsigned max)
+{
+	struct rct_event ev = {0};
+	unsigned n = 0;
+
+	while (rct_session_event_next(pp.p, &ev) == RCT_OK)
+		if (ev.type == type && n < max)
+			epochs[n++] = ev.epoch;
+	return n;
+}
+
+Test(engine, a_refused_epoch_is_applied_with_the_next_flushed_one)
+{
+	struct pair_opts o = {.ops = &mock_ops,
+			      .lanes = 2,
+			      .size = SIZE,
+			      .max_put = 1 << 20,
+			      .timeout_ms = 2000,
+			      .auto_flush = true,
+			      .scribble = 8,
+			      /* the full sync, then two in a row */
+			      .refuse_mask = 1u << 0 | 1u << 3 | 1u << 4};
+	uint64_t seen[8];
+	unsigned nseen;
+
+	cr_assert_eq(pair_open(&pp, &o), RCT_OK);
+	cr_assert_eq(pair_ckpt(&pp, 0, NULL, NULL, 0), RCT_OK);
+	cr_assert(pair_wait_refused(&pp, 0, 2000));
+	/* Refused: guest RAM holds nothing of it (pair_open fills it with 0xee;
+	 * the secondary's own guest then changed o.scribble bytes at most). */
+	{
+		size_t changed = 0;
+
+		for (size_t i = 0; i < SIZE; i++)
+			changed += pp.sram[i] != 0xee;
+		cr_assert_leq(changed, o.scribble, "%zu bytes of guest RAM written", changed);
+	}
+	for (uint64_t e = 1; e <= 6; e++) {
+		pair_dirty(&pp, bits, 40, e * 11, 100);
+		cr_assert_eq(pair_ckpt(&pp, e, bits, "dev", 3), RCT_OK);
+		if (o.refuse_mask >> e & 1) {
+			cr_assert(pair_wait_refused(&pp, e, 2000), "epoch %llu not refused",
+				  (unsigned long long)e);
+			cr_assert(memcmp(pp.sram, pp.snap, SIZE),
+				  "epoch %llu refused, yet guest RAM equals the primary's",
+				  (unsigned long long)e);
+			continue;
+		}
+		cr_assert(pair_wait_flushed(&pp, e, 2000), "epoch %llu not flushed",
+			  (unsigned long long)e);
+		/* The full sync's pages (epoch 0) and epochs 3 and 4 came late,
+		 * with the next flush, and undid what the secondary's guest wrote. */
+		cr_assert(pp.equal, "secondary RAM differs at epoch %llu", (unsigned long long)e);
+	}
+	nseen = primary_events(RCT_EVENT_CKPT_REFUSED, seen, 8);
+	cr_assert_eq(nseen, 3, "the primary saw %u refusals", nseen);
+	cr_assert_eq(seen[0], 0);
+	cr_assert_eq(seen[1], 3);
+	cr_assert_eq(seen[2], 4);
+	/* Refusing is not ending: both sides are still connected. */
+	cr_assert_eq(rct_session_progress(pp.p, 0), RCT_OK);
+	cr_assert_eq(rct_ckpt_refuse(pp.s, 6, NULL), RCT_ERR_STATE, "epoch 6 is flushed already");
+}
+
+Test(engine, region_names_travel_and_a_mismatch_is_named)
+{
+	struct pair_opts o = {.ops = &mock_ops,
+			      .lanes = 1,
+			      .size = SIZE,
+			      .timeout_ms = 2000,
+			      .auto_flush = true,
+			      .pname = "pc.ram",
+			      .sname = "pc.ram"};
+	rct_status_t st;
+
+	cr_assert_eq(pair_open(&pp, &o), RCT_OK);
+	cr_assert_eq(pair_ckpt(&pp, 0, NULL, NULL, 0), RCT_OK);
+	cr_assert(pair_wait_flushed(&pp, 0, 2000));
+	cr_assert(pp.equal);
+	cr_assert_eq(rct_region_set_name(pp.pr, "other"), RCT_ERR_STATE, "renamed when connected");
+	pair_close(&pp);
+
+	o.sname = "mem0";
+	st = pair_open(&pp, &o);
+	cr_assert_eq(st, RCT_ERR_MISMATCH, "connect returned %s", rct_status_str(st));
+	cr_assert_eq(pair_wait_lost(&pp, 2000), RCT_ERR_MISMATCH);
+	pair_close(&pp);
+
+	o.sname = NULL; /* named on one side only */
+	cr_assert_eq(pair_open(&pp, &o), RCT_ERR_MISMATCH);
+	pair_close(&pp);
+
+	/* Names are checked where they are given. */
+	o.pname = "pc ram";
+	cr_assert_eq(pair_open(&pp, &o), RCT_ERR_INVALID_PARAM);
+}
+
 Test(engine, api_misuse_is_refused)
 {
 	uint64_t one = 1;

@@ -146,6 +146,11 @@ Test(payload, regions_and_peers)
 	begin();
 	le(5, 4), le(0, 4), le(0x200000, 8), le(1ull << 40, 8), le(64, 8);
 	golden(RCT_IPC_REGION_ADD, IPC_REQUEST, &b, 2);
+	/* Named (version 3): name_len where version 2 had reserved, the name after. */
+	snprintf(b.region_add.name, sizeof(b.region_add.name), "pc.ram");
+	begin();
+	le(5, 4), le(6, 4), le(0x200000, 8), le(1ull << 40, 8), le(64, 8), raw("pc.ram", 6);
+	golden(RCT_IPC_REGION_ADD, IPC_REQUEST, &b, 2);
 	b.pages = 1ull << 28;
 	begin();
 	le(1ull << 28, 8);
@@ -238,6 +243,14 @@ Test(payload, checkpoints_events_and_queries)
 	golden(RCT_IPC_SESSION_CLOSE, IPC_REQUEST, &b, 0);
 	golden(RCT_IPC_ACCEPT, IPC_REQUEST, &b, 0);
 	golden(RCT_IPC_CKPT_COMMIT, IPC_REQUEST, &b, 0);
+	b.refuse = (struct ipc_refuse){
+		.epoch = 0x0102030405060708ull, .reason = "virtio", .len = 6};
+	begin();
+	le(0x0102030405060708ull, 8), raw("virtio", 6);
+	golden(RCT_IPC_CKPT_REFUSE, IPC_REQUEST, &b, 0);
+	memset(&b, 0, sizeof(b));
+	begin();
+	golden(RCT_IPC_CKPT_REFUSE, IPC_REPLY, &b, 0);
 	golden(RCT_IPC_STATUS, IPC_REQUEST, &b, 0);
 	golden(RCT_IPC_SESSIONS, IPC_REQUEST, &b, 0);
 }
@@ -296,6 +309,22 @@ Test(payload, fields_refused)
 	begin();
 	le(2, 4), le(0, 4);
 	refused(RCT_IPC_STATS, IPC_REQUEST, 0, "scope 2");
+	/* REGION_ADD's name: its length as announced, printable, at most 63 bytes. */
+	begin();
+	le(1, 4), le(7, 4), le(0, 8), le(4096, 8), le(0, 8), raw("pc.ram", 6);
+	refused(RCT_IPC_REGION_ADD, IPC_REQUEST, 2, "name_len 7, 6 bytes follow");
+	begin();
+	le(1, 4), le(6, 4), le(0, 8), le(4096, 8), le(0, 8), raw("pc ram", 6);
+	refused(RCT_IPC_REGION_ADD, IPC_REQUEST, 2, "byte 2 of the name is not printable");
+	begin();
+	le(1, 4), le(64, 4), le(0, 8), le(4096, 8), le(0, 8);
+	memset(want + nwant, 'r', 64), nwant += 64;
+	refused(RCT_IPC_REGION_ADD, IPC_REQUEST, 2, "name of 64 bytes, longer than 63");
+	/* CKPT_REFUSE's reason: at most 256 bytes. */
+	begin();
+	le(9, 8);
+	memset(want + nwant, 'r', 257), nwant += 257;
+	refused(RCT_IPC_CKPT_REFUSE, IPC_REQUEST, 0, "reason of 257 bytes, longer than 256");
 }
 
 /* A reply's reserved fields are ignored (docs/ipc.md): a newer rctd may use them. */

@@ -14,6 +14,9 @@
 #include "tcp/tcp.h"
 
 static const uint8_t key[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+/* REGION's variable part: the key, then the region's name. */
+static const uint8_t key_name[22] = {1,	 2,  3,	 4,  5,	 6,   7,   8,	9,   10,  11,
+				     12, 13, 14, 15, 16, 'p', 'c', '.', 'r', 'a', 'm'};
 static uint64_t words[3] = {0x0123456789abcdefull, 0, ~0ull};
 static const char text[] = "region 3: something broke";
 
@@ -38,7 +41,9 @@ static struct rct_msg sample(unsigned type)
 		m.region.kind = RCT_REGION_GUEST;
 		m.region.size = 1ull << 30;
 		m.region.key_len = sizeof(key);
-		m.region.key = key;
+		m.region.key = key_name;
+		m.region.name_len = 6;
+		m.region.name = (const char *)key_name + sizeof(key);
 		break;
 	case RCT_MSG_BEGIN:
 		m.begin.epoch = 42;
@@ -137,6 +142,8 @@ Test(proto, round_trip_every_type)
 			cr_assert_eq(out.region.size, 1ull << 30);
 			cr_assert_eq(out.region.key_len, sizeof(key));
 			cr_assert_arr_eq(out.region.key, key, sizeof(key));
+			cr_assert_eq(out.region.name_len, 6);
+			cr_assert_arr_eq(out.region.name, "pc.ram", 6);
 			break;
 		case RCT_MSG_BEGIN:
 			cr_assert_eq(out.begin.epoch, 42);
@@ -198,13 +205,38 @@ Test(proto, golden_bytes_are_little_endian)
 	size_t len = encode(RCT_MSG_BEGIN, buf);
 	static const uint8_t golden[] = {
 		0x52, 0x43, 0x54, 0x31,		    /* "RCT1" */
-		0x02, 0x00,			    /* version 2 */
+		0x03, 0x00,			    /* version 3 */
 		0x03, 0x00,			    /* BEGIN */
 		0x10, 0x00, 0x00, 0x00,		    /* 16 payload bytes */
 		0x00, 0x00, 0x00, 0x00,		    /* reserved */
 		42,   0,    0,	  0,	0, 0, 0, 0, /* epoch */
 		0x01, 0x00, 0x00, 0x00,		    /* flags: FULL */
 		0x00, 0x00, 0x00, 0x00,		    /* reserved */
+	};
+
+	cr_assert_eq(len, sizeof(golden));
+	cr_assert_arr_eq(buf, golden, sizeof(golden));
+}
+
+Test(proto, golden_region_carries_key_then_name)
+{
+	uint8_t buf[128];
+	size_t len = encode(RCT_MSG_REGION, buf);
+	static const uint8_t golden[] = {
+		0x52,	     0x43, 0x54, 0x31,			  /* "RCT1" */
+		0x03,	     0x00,				  /* version 3 */
+		0x02,	     0x00,				  /* REGION */
+		24 + 16 + 6, 0x00, 0x00, 0x00,			  /* payload bytes */
+		0x00,	     0x00, 0x00, 0x00,			  /* reserved */
+		7,	     0,	   0,	 0,			  /* id */
+		0x00,	     0x00,				  /* kind: guest */
+		16,	     0x00,				  /* key_len */
+		0,	     0,	   0,	 0x40, 0,    0,	   0,  0, /* size: 1 GiB */
+		6,	     0x00,				  /* name_len */
+		0x00,	     0x00, 0x00, 0x00, 0x00, 0x00,	  /* reserved */
+		1,	     2,	   3,	 4,    5,    6,	   7,  8,
+		9,	     10,   11,	 12,   13,   14,   15, 16, /* key */
+		'p',	     'c',  '.',	 'r',  'a',  'm',	   /* name */
 	};
 
 	cr_assert_eq(len, sizeof(golden));
@@ -285,7 +317,7 @@ Test(proto, bad_magic_version_reserved_type)
 	len = encode(RCT_MSG_HEARTBEAT, buf);
 	buf[4] = 1; /* a peer of the previous protocol */
 	cr_assert_eq(decode(buf, len, &why), RCT_ERR_VERSION);
-	cr_assert_str_eq(why, "unsupported protocol version (this build speaks version 2)");
+	cr_assert_str_eq(why, "unsupported protocol version (this build speaks version 3)");
 
 	len = encode(RCT_MSG_HEARTBEAT, buf);
 	buf[13] = 1;
@@ -342,7 +374,7 @@ Test(proto, hello_flags_and_auth_steps)
 
 Test(proto, out_of_range_fields)
 {
-	uint8_t buf[512];
+	uint8_t buf[8192];
 	const char *why;
 	size_t len;
 	struct rct_msg m;
@@ -365,11 +397,28 @@ Test(proto, out_of_range_fields)
 	len = encode(RCT_MSG_REGION, buf);
 	buf[16 + 6] = 17;
 	cr_assert_eq(decode(buf, len, &why), RCT_ERR_PROTO);
-	cr_assert_str_eq(why, "REGION: key length does not match the payload");
+	cr_assert_str_eq(why, "REGION: key and name length does not match the payload");
+	/* ... and a key longer than allowed, the payload as long as it says */
 	len = encode(RCT_MSG_REGION, buf);
 	buf[16 + 7] = 0x10; /* 4096 + 16 */
+	memset(buf + len, 0, 4096);
+	len += 4096;
+	buf[8] = (uint8_t)(len - 16);
+	buf[9] = (uint8_t)((len - 16) >> 8);
 	cr_assert_eq(decode(buf, len, &why), RCT_ERR_PROTO);
 	cr_assert_str_eq(why, "REGION: remote key of 4112 bytes, longer than 1024");
+	/* REGION: a name too long, a name with a byte that is not printable, reserved set */
+	len = encode(RCT_MSG_REGION, buf);
+	buf[16 + 16] = 64;
+	cr_assert_eq(decode(buf, len, &why), RCT_ERR_PROTO);
+	len = encode(RCT_MSG_REGION, buf);
+	buf[16 + 24 + 16 + 2] = ' ';
+	cr_assert_eq(decode(buf, len, &why), RCT_ERR_PROTO);
+	cr_assert_str_eq(why, "REGION: name holds a byte that is not printable ASCII");
+	len = encode(RCT_MSG_REGION, buf);
+	buf[16 + 20] = 1;
+	cr_assert_eq(decode(buf, len, &why), RCT_ERR_PROTO);
+	cr_assert_str_eq(why, "REGION: nonzero reserved field");
 
 	/* BITMAP: word count 0, word count not matching, beyond the region */
 	len = encode(RCT_MSG_BITMAP, buf);
@@ -401,7 +450,7 @@ Test(proto, out_of_range_fields)
 	buf[16 + 8] = RCT_CKPT_LIVE | RCT_CKPT_FULL;
 	cr_assert_eq(decode(buf, len, &why), RCT_OK);
 	len = encode(RCT_MSG_ACK, buf);
-	buf[16 + 8] = 3;
+	buf[16 + 8] = 4; /* 1 COMMITTED, 2 FLUSHED, 3 REFUSED */
 	cr_assert_eq(decode(buf, len, &why), RCT_ERR_PROTO);
 	cr_assert_str_eq(why, "ACK: unknown kind");
 	len = encode(RCT_MSG_ERROR, buf);

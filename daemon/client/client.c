@@ -351,26 +351,55 @@ int rct_client_session_close(struct rct_client *c)
 	return rc;
 }
 
-int rct_client_region_add(struct rct_client *c, uint32_t id, int memfd, uint64_t offset,
-			  uint64_t size, int bitmap_fd, uint64_t bitmap_offset, uint64_t *pages_p)
+int rct_client_region_register(struct rct_client *c, const struct rct_client_region *params,
+			       uint64_t *pages_p)
 {
-	union ipc_body w = {
-		.region_add = {
-			.id = id, .offset = offset, .size = size, .bitmap_offset = bitmap_offset}};
-	union ipc_body r;
-	int fds[2] = {memfd, bitmap_fd};
+	uint64_t m = params && params->field_mask ? params->field_mask
+						  : RCT_CLIENT_REGION_FIELDS_V1;
+	union ipc_body w, r;
+	int fds[2];
 	int rc;
 
-	if (!c)
+	if (!c || !params || (m & ~(uint64_t)RCT_CLIENT_REGION_FIELDS_V1) ||
+	    (m & RCT_CLIENT_REGION_FIELDS_REQUIRED) != RCT_CLIENT_REGION_FIELDS_REQUIRED)
 		return -EINVAL;
-	if (memfd < 0 || bitmap_fd < 0)
+	if (params->memfd < 0 || params->bitmap_fd < 0)
 		return -EBADF;
+	memset(&w, 0, sizeof(w));
+	w.region_add.id = params->id;
+	w.region_add.size = params->size;
+	if (m & RCT_CLIENT_REGION_FIELD_OFFSET)
+		w.region_add.offset = params->offset;
+	if (m & RCT_CLIENT_REGION_FIELD_BITMAP_OFFSET)
+		w.region_add.bitmap_offset = params->bitmap_offset;
+	if ((m & RCT_CLIENT_REGION_FIELD_NAME) && params->name) {
+		if (strlen(params->name) >= sizeof(w.region_add.name))
+			return -ENAMETOOLONG;
+		strcpy(w.region_add.name, params->name);
+	}
+	fds[0] = params->memfd;
+	fds[1] = params->bitmap_fd;
 	rc = client_call(c, RCT_IPC_REGION_ADD, &w, fds, 2, &r);
 	if (rc)
 		return rc;
 	if (pages_p)
 		*pages_p = r.pages;
 	return 0;
+}
+
+int rct_client_region_add(struct rct_client *c, uint32_t id, int memfd, uint64_t offset,
+			  uint64_t size, int bitmap_fd, uint64_t bitmap_offset, uint64_t *pages_p)
+{
+	struct rct_client_region p = {.field_mask = RCT_CLIENT_REGION_FIELDS_V1 &
+						    ~(uint64_t)RCT_CLIENT_REGION_FIELD_NAME,
+				      .id = id,
+				      .memfd = memfd,
+				      .offset = offset,
+				      .size = size,
+				      .bitmap_fd = bitmap_fd,
+				      .bitmap_offset = bitmap_offset};
+
+	return rct_client_region_register(c, &p, pages_p);
 }
 
 int rct_client_region_remove(struct rct_client *c, uint32_t id)
@@ -521,6 +550,18 @@ int rct_client_ckpt_flush(struct rct_client *c, uint64_t epoch, unsigned flags,
 	if (!rc && stats_p)
 		rct_ckpt_stats_copy(stats_p, &r.stats);
 	return rc;
+}
+
+int rct_client_ckpt_refuse(struct rct_client *c, uint64_t epoch, const char *reason)
+{
+	union ipc_body w = {.refuse = {.epoch = epoch, .reason = reason}};
+
+	if (!c)
+		return -EINVAL;
+	w.refuse.len = reason ? strlen(reason) : 0;
+	if (w.refuse.len > RCT_IPC_REASON_MAX)
+		w.refuse.len = RCT_IPC_REASON_MAX; /* for the logs: the start says enough */
+	return client_call(c, RCT_IPC_CKPT_REFUSE, &w, NULL, 0, NULL);
 }
 
 int rct_client_devstate_get(struct rct_client *c, uint64_t epoch, const void **buf_p, size_t *len_p)

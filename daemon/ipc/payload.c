@@ -28,6 +28,7 @@ union ipc_wire {
 	struct rct_ipc_ckpt_begin begin;
 	struct rct_ipc_devstate devstate;
 	struct rct_ipc_ckpt_flush flush;
+	struct rct_ipc_ckpt_refuse refuse;
 	struct rct_ipc_ckpt_stats stats;
 	struct rct_ipc_devstate_get devstate_get;
 	struct rct_ipc_devstate_get_reply devstate_get_reply;
@@ -248,7 +249,14 @@ static bool enc_region_add(const union ipc_body *b, union ipc_wire *w)
 	w->region_add.offset = htole64(b->region_add.offset);
 	w->region_add.size = htole64(b->region_add.size);
 	w->region_add.bitmap_offset = htole64(b->region_add.bitmap_offset);
-	return true;
+	w->region_add.name_len = htole32((uint32_t)strlen(b->region_add.name));
+	return strlen(b->region_add.name) <= RCT_IPC_REGION_NAME_MAX;
+}
+
+static const void *tail_region_add(const union ipc_body *b, size_t *len_p)
+{
+	*len_p = strlen(b->region_add.name);
+	return b->region_add.name;
 }
 
 static int dec_region_add(const union ipc_wire *w, union ipc_body *b, struct ipc_dec *d)
@@ -257,7 +265,18 @@ static int dec_region_add(const union ipc_wire *w, union ipc_body *b, struct ipc
 	b->region_add.offset = le64toh(w->region_add.offset);
 	b->region_add.size = le64toh(w->region_add.size);
 	b->region_add.bitmap_offset = le64toh(w->region_add.bitmap_offset);
-	return DEC_RESERVED(d, w->region_add.reserved);
+	if (le32toh(w->region_add.name_len) != d->tail_len)
+		return dec_bad(d, "name_len %u, %zu bytes follow", le32toh(w->region_add.name_len),
+			       d->tail_len);
+	if (d->tail_len > RCT_IPC_REGION_NAME_MAX)
+		return dec_bad(d, "name of %zu bytes, longer than %d", d->tail_len,
+			       RCT_IPC_REGION_NAME_MAX);
+	for (size_t i = 0; i < d->tail_len; i++)
+		if (d->tail[i] <= ' ' || d->tail[i] > '~')
+			return dec_bad(d, "byte %zu of the name is not printable ASCII", i);
+	memcpy(b->region_add.name, d->tail, d->tail_len);
+	b->region_add.name[d->tail_len] = '\0';
+	return 0;
 }
 
 static bool enc_region_add_reply(const union ipc_body *b, union ipc_wire *w)
@@ -316,6 +335,29 @@ static int dec_flush(const union ipc_wire *w, union ipc_body *b, struct ipc_dec 
 }
 
 /* The blob itself follows the fixed part (ipc_encode copies it). */
+static bool enc_refuse(const union ipc_body *b, union ipc_wire *w)
+{
+	w->refuse.epoch = htole64(b->refuse.epoch);
+	return b->refuse.len <= RCT_IPC_REASON_MAX;
+}
+
+static const void *tail_refuse(const union ipc_body *b, size_t *len_p)
+{
+	*len_p = b->refuse.len;
+	return b->refuse.reason;
+}
+
+static int dec_refuse(const union ipc_wire *w, union ipc_body *b, struct ipc_dec *d)
+{
+	b->refuse.epoch = le64toh(w->refuse.epoch);
+	if (d->tail_len > RCT_IPC_REASON_MAX)
+		return dec_bad(d, "reason of %zu bytes, longer than %d", d->tail_len,
+			       RCT_IPC_REASON_MAX);
+	b->refuse.reason = (const char *)d->tail;
+	b->refuse.len = d->tail_len;
+	return 0;
+}
+
 static bool enc_devstate(const union ipc_body *b, union ipc_wire *w)
 {
 	w->devstate.length = htole64(b->devstate.length);
@@ -498,7 +540,14 @@ static const struct ipc_layout ipc_layouts[RCT_IPC_TYPE_MAX + 1][2] = {
 	[RCT_IPC_SESSION_OPEN] = {FIXED(session_open, open, 0, 0),
 				  FIXED(session_open_reply, open_reply, 0, 0)},
 	[RCT_IPC_SESSION_CLOSE] = {EMPTY, EMPTY},
-	[RCT_IPC_REGION_ADD] = {FIXED(region_add, region_add, 2, 2),
+	[RCT_IPC_REGION_ADD] = {{.known = true,
+				 .tail = true,
+				 .tail_of = tail_region_add,
+				 .size = sizeof(struct rct_ipc_region_add),
+				 .fds_min = 2,
+				 .fds_max = 2,
+				 .enc = enc_region_add,
+				 .dec = dec_region_add},
 				FIXED(region_add_reply, region_add_reply, 0, 0)},
 	[RCT_IPC_REGION_REMOVE] = {FIXED(region_ref, region_ref, 0, 0), EMPTY},
 	[RCT_IPC_LISTEN] = {FIXED(peer, peer, 0, 0), FIXED(listen_reply, listen_reply, 0, 0)},
@@ -524,6 +573,13 @@ static const struct ipc_layout ipc_layouts[RCT_IPC_TYPE_MAX + 1][2] = {
 	[RCT_IPC_STATS] = {FIXED(stats, stats_req, 0, 0), TEXT},
 	[RCT_IPC_SESSION_PAIRING] = {FIXED(session_pairing, pairing, 0, 0),
 				     FIXED(session_pairing_reply, pairing_reply, 0, 0)},
+	[RCT_IPC_CKPT_REFUSE] = {{.known = true,
+				  .tail = true,
+				  .tail_of = tail_refuse,
+				  .size = sizeof(struct rct_ipc_ckpt_refuse),
+				  .enc = enc_refuse,
+				  .dec = dec_refuse},
+				 EMPTY},
 };
 
 _Static_assert(sizeof(union ipc_wire) <= 128, "the largest fixed payload");

@@ -65,6 +65,14 @@ struct ipc_connected {
 struct ipc_region_add {
 	uint32_t id;
 	uint64_t offset, size, bitmap_offset;
+	char name[RCT_IPC_REGION_NAME_MAX + 1]; /* "" unnamed; NUL-terminated here */
+};
+
+/* CKPT_REFUSE: the reason points into the receive buffer (not NUL-terminated). */
+struct ipc_refuse {
+	uint64_t epoch;
+	const char *reason;
+	size_t len;
 };
 
 /* CKPT_DEVSTATE: @length bytes at @bytes (inline, into the receive buffer),
@@ -100,6 +108,7 @@ union ipc_body {
 	uint64_t pages;	    /* REGION_ADD reply */
 	uint32_t region_id; /* REGION_REMOVE, CKPT_DIRTY */
 	struct ipc_ckpt ckpt;
+	struct ipc_refuse refuse;
 	struct ipc_devstate devstate;
 	uint64_t epoch;	 /* DEVSTATE_GET */
 	uint64_t length; /* DEVSTATE_GET reply */

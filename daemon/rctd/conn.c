@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "guard.h"
 
 int reply_fail(struct reply *r, int err, rct_status_t detail, const char *fmt, ...)
 {
@@ -188,6 +189,7 @@ static const struct conn_op conn_ops[RCT_IPC_TYPE_MAX + 1] = {
 	 * is lost: the committed checkpoint is the image a failover resumes from. */
 	[RCT_IPC_CKPT_FLUSH] = {h_flush, ST(CONNECTED) | ST(FAILED), RCT_ROLE_SECONDARY},
 	[RCT_IPC_DEVSTATE_GET] = {h_devstate_get, ST(CONNECTED) | ST(FAILED), RCT_ROLE_SECONDARY},
+	[RCT_IPC_CKPT_REFUSE] = {h_refuse, ST(CONNECTED) | ST(FAILED), RCT_ROLE_SECONDARY},
 	[RCT_IPC_STATUS] = {h_query},
 	[RCT_IPC_SESSIONS] = {h_query},
 	[RCT_IPC_STATS] = {h_query},
@@ -330,6 +332,53 @@ static void conn_cleanup(struct rctd_conn *c)
 	pthread_mutex_unlock(&c->d->lock);
 }
 
+/* What the connection thread runs under the SIGBUS guard (guard.c). */
+struct conn_step {
+	struct rctd_conn *c;
+	struct ipc_msg *m; /* a request, or NULL: drive the session */
+	bool slices;
+};
+
+static int conn_step_run(void *arg)
+{
+	struct conn_step *st = arg;
+	struct rctd_conn *c = st->c;
+
+	if (st->m)
+		return conn_request(c, st->m);
+	conn_check_fatal(c, rct_session_progress(c->sess, st->slices ? 5 : 0));
+	conn_watch_stalls(c);
+	return conn_drain_events(c);
+}
+
+/* A step under the guard; a SIGBUS in it ends the session and the connection. */
+static int conn_step(struct rctd_conn *c, struct ipc_msg *m, bool slices)
+{
+	struct conn_step st = {.c = c, .m = m, .slices = slices};
+	void *addr = NULL;
+	int rc = rctd_guarded(conn_step_run, &st, &addr);
+
+	if (rc != RCTD_GUARD_TRIPPED)
+		return rc;
+	for (unsigned i = 0; i < c->nregions; i++) {
+		const struct rctd_region *g = &c->regions[i];
+
+		if ((uint8_t *)addr >= (uint8_t *)g->ram &&
+		    (uint8_t *)addr < (uint8_t *)g->ram + g->size)
+			rctd_warn(
+				"session %s: region %u%s%s%s: its guest RAM file shrank under rctd "
+				"(SIGBUS at offset %zu); ending the session and the connection",
+				c->name, g->id, g->name[0] ? " (" : "", g->name,
+				g->name[0] ? ")" : "",
+				(size_t)((uint8_t *)addr - (uint8_t *)g->ram));
+	}
+	rctd_warn("session %s: SIGBUS at %p while %s; client %" PRIu64 " disconnected", c->name,
+		  addr, m ? ipc_type_str(m->type) : "driving the session", c->id);
+	if (m)
+		ipc_msg_close_fds(m);
+	return -1;
+}
+
 void *rctd_conn_main(void *arg)
 {
 	struct rctd_conn *c = arg;
@@ -427,21 +476,15 @@ void *rctd_conn_main(void *arg)
 				conn_reject(c, &m, rc, what);
 				break;
 			}
-			if (conn_request(c, &m))
+			if (conn_step(c, &m, false))
 				break;
 			/* A busy client keeps the loop here: look at the stalls too. */
 			conn_watch_stalls(c);
 			conn_persist(c);
 			continue;
 		}
-		if (drive) {
-			rct_status_t st = rct_session_progress(c->sess, slices ? 5 : 0);
-
-			conn_check_fatal(c, st);
-			conn_watch_stalls(c);
-			if (conn_drain_events(c))
-				break;
-		}
+		if (drive && conn_step(c, NULL, slices))
+			break;
 	}
 	conn_cleanup(c);
 	return NULL;

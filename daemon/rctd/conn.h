@@ -50,10 +50,12 @@ struct rctd_region *conn_region(struct rctd_conn *c, uint32_t id);
 /* Register the regions not yet registered with the session, before it connects. */
 int conn_register_regions(struct rctd_conn *c, struct reply *r);
 void conn_regions_release(struct rctd_conn *c);
+/* Files that could shrink still hold their regions; else the session ends (-EIO). */
+int conn_regions_check(struct rctd_conn *c, struct reply *r);
 
 /* conn_ckpt.c */
 conn_handler_fn h_listen, h_accept, h_connect, h_begin, h_dirty, h_devstate, h_commit, h_flush,
-	h_devstate_get;
+	h_refuse, h_devstate_get;
 
 /* conn.c */
 void conn_set_state(struct rctd_conn *c, enum rctd_sess_state s);

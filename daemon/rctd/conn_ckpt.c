@@ -29,6 +29,18 @@ static void connected_reply(struct rctd_conn *c, struct reply *r, union ipc_body
 	r->has_body = true;
 }
 
+/* A failed status as the reply, with the session's own words when it failed. */
+static int conn_reply_failed(struct rctd_conn *c, struct reply *r, rct_status_t st, const char *op)
+{
+	const char *why = rct_session_fail_text(c->sess);
+
+	if (st == RCT_OK)
+		return 0;
+	if (!why[0])
+		return reply_rct(r, st, op);
+	return reply_fail(r, ipc_errno_of(st), st, "%s: %s: %s", op, rct_status_str(st), why);
+}
+
 int h_listen(struct rctd_conn *c, const struct ipc_msg *m, const union ipc_body *in,
 	     union ipc_body *out, struct reply *r)
 {
@@ -69,7 +81,7 @@ int h_accept(struct rctd_conn *c, const struct ipc_msg *m, const union ipc_body 
 		return r->status;
 	st = rct_session_accept(c->sess);
 	conn_check_fatal(c, st);
-	if (reply_rct(r, st, "accept"))
+	if (conn_reply_failed(c, r, st, "accept"))
 		return r->status;
 	connected_reply(c, r, out);
 	rctd_info("session %s: primary connected, %u lanes", c->name, c->lanes);
@@ -90,7 +102,7 @@ int h_connect(struct rctd_conn *c, const struct ipc_msg *m, const union ipc_body
 				  "CONNECT needs the secondary's address and port");
 	st = rct_session_connect(c->sess, w->addr, w->port);
 	conn_check_fatal(c, st);
-	if (reply_rct(r, st, "connect"))
+	if (conn_reply_failed(c, r, st, "connect"))
 		return r->status;
 	pthread_mutex_lock(&c->d->lock);
 	snprintf(c->peer, sizeof(c->peer), "%s:%u", w->addr, w->port);
@@ -107,6 +119,8 @@ int h_begin(struct rctd_conn *c, const struct ipc_msg *m, const union ipc_body *
 
 	(void)m;
 	(void)out;
+	if (conn_regions_check(c, r))
+		return r->status;
 	st = rct_ckpt_begin(c->sess, in->ckpt.epoch, in->ckpt.flags);
 	conn_check_fatal(c, st);
 	if (st == RCT_OK)
@@ -225,6 +239,8 @@ int h_flush(struct rctd_conn *c, const struct ipc_msg *m, const union ipc_body *
 	rct_status_t s = RCT_OK;
 
 	(void)m;
+	if (conn_regions_check(c, r))
+		return r->status;
 	for (unsigned i = 0;
 	     s == RCT_OK && (in->ckpt.flags & RCT_IPC_FLUSH_LOCAL_DIRTY) && i < c->nregions; i++)
 		s = rct_ckpt_local_dirty(c->sess, c->regions[i].rr, c->regions[i].bits,
@@ -243,6 +259,34 @@ int h_flush(struct rctd_conn *c, const struct ipc_msg *m, const union ipc_body *
 	rctd_hist_add(&c->m.flush, st->flush_ns);
 	pthread_mutex_unlock(&c->d->lock);
 	r->has_body = true;
+	return 0;
+}
+
+int h_refuse(struct rctd_conn *c, const struct ipc_msg *m, const union ipc_body *in,
+	     union ipc_body *out, struct reply *r)
+{
+	char reason[RCT_IPC_REASON_MAX + 1];
+	rct_status_t st;
+
+	(void)m;
+	(void)out;
+	/* The reason is the hypervisor's text: printable bytes only in the log. */
+	for (size_t i = 0; i < in->refuse.len; i++) {
+		char ch = in->refuse.reason[i];
+
+		reason[i] = ch >= ' ' && ch <= '~' ? ch : '?';
+	}
+	reason[in->refuse.len] = '\0';
+	st = rct_ckpt_refuse(c->sess, in->refuse.epoch, reason);
+	if (reply_rct(r, st, "refuse"))
+		return r->status;
+	c->ready_pending = false;
+	rctd_warn("session %s: the hypervisor refused checkpoint %" PRIu64
+		  " (%s); guest RAM stays at the last flushed epoch",
+		  c->name, in->refuse.epoch, reason[0] ? reason : "no reason given");
+	pthread_mutex_lock(&c->d->lock);
+	c->m.refused++;
+	pthread_mutex_unlock(&c->d->lock);
 	return 0;
 }
 

@@ -2,15 +2,25 @@
 /*
  * A session's regions in rctd: the guest RAM and dirty-bitmap files a client
  * passes, checked, counted against rctd's registered-memory limit, mapped
- * (never populated) and registered with the session before it connects.
+ * (never populated; read-only on the primary) and registered with the session
+ * before it connects.
+ *
+ * A file is either a memfd sealed with F_SEAL_SHRINK (it cannot shrink under
+ * the mapping) or any other regular file: an unsealed memfd, QEMU's
+ * memory-backend-file on /dev/shm or hugetlbfs.  Those are kept open and their
+ * size re-checked at every checkpoint step (conn_regions_check()); a shrink
+ * between two checks raises SIGBUS in this thread, which guard.c turns into
+ * the end of this session instead of rctd's.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "conn.h"
@@ -25,6 +35,10 @@ struct rctd_region *conn_region(struct rctd_conn *c, uint32_t id)
 
 static void region_unmap(struct rctd_conn *c, struct rctd_region *g)
 {
+	if (g->ram_fd >= 0)
+		close(g->ram_fd);
+	if (g->bmap_fd >= 0)
+		close(g->bmap_fd);
 	if (g->ram)
 		munmap(g->ram, g->size);
 	if (g->bmap)
@@ -70,23 +84,84 @@ void conn_regions_release(struct rctd_conn *c)
 	c->nregions = 0;
 }
 
-/* A file the daemon maps must not shrink under it (SIGBUS) and must be big enough. */
-static int check_file(struct reply *r, int fd, const char *what, uint64_t end)
+/*
+ * A file the daemon maps: a regular file of at least @end bytes.  *@keep_p
+ * gets a descriptor of it to re-check its size by, or -1 when it is sealed
+ * against shrinking.  *@page_p (may be NULL) the file's page size.
+ */
+static int check_file(struct reply *r, int fd, const char *what, uint32_t id, uint64_t end,
+		      int *keep_p, uint64_t *page_p)
 {
+	struct statfs fs;
 	struct stat sb;
 	int seals;
 
+	*keep_p = -1;
 	if (fstat(fd, &sb) || !S_ISREG(sb.st_mode))
-		return reply_fail(r, -EINVAL, RCT_ERR_INVALID_PARAM, "%s is not a regular file",
-				  what);
-	seals = fcntl(fd, F_GET_SEALS);
-	if (seals < 0 || !(seals & F_SEAL_SHRINK))
-		return reply_fail(r, -EPERM, RCT_ERR_INVALID_PARAM,
-				  "%s must be a memfd sealed with F_SEAL_SHRINK", what);
+		return reply_fail(r, -EINVAL, RCT_ERR_INVALID_PARAM,
+				  "region %u: %s is not a regular file", id, what);
 	if ((uint64_t)sb.st_size < end)
 		return reply_fail(r, -EINVAL, RCT_ERR_INVALID_PARAM,
-				  "%s has %lld bytes, the region needs %" PRIu64, what,
-				  (long long)sb.st_size, end);
+				  "region %u: %s has %lld bytes, the region needs %" PRIu64, id,
+				  what, (long long)sb.st_size, end);
+	if (page_p) {
+		/* hugetlbfs maps and faults in huge pages only: st_blksize is
+		 * its page size.  Elsewhere the base page. */
+		if (fstatfs(fd, &fs))
+			return reply_fail(r, -errno, RCT_ERR_SYSTEM, "region %u: fstatfs of %s: %s",
+					  id, what, strerror(errno));
+		*page_p = fs.f_type == HUGETLBFS_MAGIC ? (uint64_t)sb.st_blksize
+						       : (uint64_t)sysconf(_SC_PAGESIZE);
+	}
+	seals = fcntl(fd, F_GET_SEALS);
+	if (seals >= 0 && (seals & F_SEAL_SHRINK))
+		return 0;
+	*keep_p = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (*keep_p < 0)
+		return reply_fail(r, -errno, RCT_ERR_SYSTEM, "region %u: keeping %s: %s", id, what,
+				  strerror(errno));
+	return 0;
+}
+
+/* A kept file's size against what the region needs: 0, or -1 with @why. */
+static int file_still_holds(int fd, uint64_t end, char *why, size_t len, const char *what)
+{
+	struct stat sb;
+
+	if (fd < 0)
+		return 0;
+	if (fstat(fd, &sb)) {
+		snprintf(why, len, "fstat of %s: %s", what, strerror(errno));
+		return -1;
+	}
+	if ((uint64_t)sb.st_size >= end)
+		return 0;
+	snprintf(why, len, "%s shrank to %lld bytes under rctd, the region needs %" PRIu64, what,
+		 (long long)sb.st_size, end);
+	return -1;
+}
+
+int conn_regions_check(struct rctd_conn *c, struct reply *r)
+{
+	char why[160];
+
+	for (unsigned i = 0; i < c->nregions; i++) {
+		struct rctd_region *g = &c->regions[i];
+
+		if (!file_still_holds(g->ram_fd, g->ram_end, why, sizeof(why),
+				      "the guest RAM file") &&
+		    !file_still_holds(g->bmap_fd, g->bmap_end, why, sizeof(why),
+				      "the dirty-bitmap file"))
+			continue;
+		rctd_warn("session %s: region %u%s%s%s: %s; ending the session", c->name, g->id,
+			  g->name[0] ? " (" : "", g->name, g->name[0] ? ")" : "", why);
+		reply_fail(r, -EIO, RCT_ERR_INVALID_PARAM, "region %u: %s; the session is ended",
+			   g->id, why);
+		/* Its mappings may not be touched again: the session goes, with
+		 * a GOODBYE to the peer. */
+		conn_session_close(c);
+		return r->status;
+	}
 	return 0;
 }
 
@@ -114,14 +189,35 @@ int h_region_add(struct rctd_conn *c, const struct ipc_msg *m, const union ipc_b
 				  ": size a multiple of %u, offset page-aligned, bitmap 8-aligned",
 				  g.id, g.size, w->offset, w->bitmap_offset, c->page_size);
 	g.pages = g.size / c->page_size;
+	g.ram_fd = g.bmap_fd = -1;
+	g.ram_end = w->offset + g.size;
 	bytes = (g.pages + 63) / 64 * 8;
-	if (check_file(r, m->fds[0], "the guest RAM file", w->offset + g.size) ||
-	    check_file(r, m->fds[1], "the dirty-bitmap file", w->bitmap_offset + bytes) ||
-	    region_reserve(c, &g, r))
+	g.bmap_end = w->bitmap_offset + bytes;
+	snprintf(g.name, sizeof(g.name), "%s", w->name);
+	if (check_file(r, m->fds[0], "the guest RAM file", g.id, g.ram_end, &g.ram_fd,
+		       &g.file_page) ||
+	    check_file(r, m->fds[1], "the dirty-bitmap file", g.id, g.bmap_end, &g.bmap_fd, NULL)) {
+		region_unmap(c, &g);
 		return r->status;
+	}
+	if (w->offset % g.file_page || g.size % g.file_page) {
+		reply_fail(r, -EINVAL, RCT_ERR_INVALID_PARAM,
+			   "region %u: offset %" PRIu64 " and size %" PRIu64
+			   " must be multiples of the guest RAM file's page size %" PRIu64
+			   " (hugetlbfs)",
+			   g.id, w->offset, g.size, g.file_page);
+		region_unmap(c, &g);
+		return r->status;
+	}
+	if (region_reserve(c, &g, r)) {
+		region_unmap(c, &g);
+		return r->status;
+	}
 	/* Not populated: the guest's memory is the hypervisor's, and a sparse
-	 * memfd (a large guest that touched little) must stay sparse. */
-	g.ram = mmap(NULL, g.size, PROT_READ | PROT_WRITE, MAP_SHARED, m->fds[0], (off_t)w->offset);
+	 * file (a large guest that touched little) must stay sparse.  The
+	 * primary only reads its guest: its mapping cannot write it. */
+	g.ram = mmap(NULL, g.size, c->role == RCT_ROLE_PRIMARY ? PROT_READ : PROT_READ | PROT_WRITE,
+		     MAP_SHARED, m->fds[0], (off_t)w->offset);
 	if (g.ram == MAP_FAILED) {
 		int err = errno;
 
@@ -145,8 +241,10 @@ int h_region_add(struct rctd_conn *c, const struct ipc_msg *m, const union ipc_b
 	}
 	g.bits = (uint64_t *)((uint8_t *)g.bmap + (w->bitmap_offset - bstart));
 	c->regions[c->nregions++] = g;
-	rctd_info("session %s: region %u, %" PRIu64 " MiB, %" PRIu64 " pages", c->name, g.id,
-		  g.size >> 20, g.pages);
+	rctd_info("session %s: region %u%s%s%s, %" PRIu64 " MiB, %" PRIu64 " pages%s%s", c->name,
+		  g.id, g.name[0] ? " (" : "", g.name, g.name[0] ? ")" : "", g.size >> 20, g.pages,
+		  g.file_page > (uint64_t)pgsz ? ", huge pages" : "",
+		  g.ram_fd >= 0 ? ", unsealed (size re-checked)" : "");
 	out->pages = g.pages;
 	r->has_body = true;
 	return 0;
@@ -180,6 +278,8 @@ int conn_register_regions(struct rctd_conn *c, struct reply *r)
 		if (g->rr)
 			continue;
 		st = rct_region_register(c->sess, g->id, g->ram, g->size, &g->rr);
+		if (st == RCT_OK && g->name[0])
+			st = rct_region_set_name(g->rr, g->name);
 		if (st != RCT_OK)
 			return reply_fail(r, ipc_errno_of(st), st, "registering region %u: %s",
 					  g->id, rct_status_str(st));

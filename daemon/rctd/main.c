@@ -23,6 +23,7 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include "guard.h"
 #include "rctd.h"
 
 int rctd_log_threshold = RCTD_LOG_INFO;
@@ -293,6 +294,10 @@ int main(int argc, char **argv)
 	sigaddset(&mask, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	if (rctd_guard_init()) {
+		rctd_err("sigaction(SIGBUS): %s", strerror(errno));
+		return 1;
+	}
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC);
 	pthread_mutex_init(&d.lock, NULL);
 	d.started_ns = rctd_now_ns();

@@ -180,6 +180,7 @@ json_t *rctd_session_json(const struct rctd_conn *c)
 							: json_integer((json_int_t)m->last_epoch));
 	json_object_set_new(j, "checkpoints", json_integer((json_int_t)m->checkpoints));
 	json_object_set_new(j, "failures", json_integer((json_int_t)m->failures));
+	json_object_set_new(j, "refused", json_integer((json_int_t)m->refused));
 	json_object_set_new(j, "pages", json_integer((json_int_t)m->pages));
 	json_object_set_new(j, "bytes", json_integer((json_int_t)m->bytes));
 	json_object_set_new(j, "devstate_bytes", json_integer((json_int_t)m->devstate_bytes));

@@ -51,6 +51,7 @@ uint64_t rctd_hist_quantile(const struct rctd_hist *h, double q);
 
 struct rctd_metrics {
 	uint64_t checkpoints, failures;
+	uint64_t refused; /* secondary: ready epochs its hypervisor refused */
 	uint64_t pages, bytes, devstate_bytes, flushed_pages;
 	uint64_t last_epoch; /* UINT64_MAX: none */
 	/* Local stalls (never the peer's loss): the process did not run, or the
@@ -71,13 +72,19 @@ const char *rctd_sess_state_str(enum rctd_sess_state s);
 
 struct rctd_region {
 	uint32_t id;
+	char name[RCT_IPC_REGION_NAME_MAX + 1]; /* "" unnamed */
 	uint64_t size, pages;
-	void *ram;	       /* the guest RAM mapping */
-	void *bmap;	       /* the bitmap file mapping (page-aligned start) */
-	size_t bmap_len;       /* length of that mapping */
-	uint64_t *bits;	       /* the bitmap inside it */
-	struct rct_region *rr; /* registered with the session (at accept / connect) */
-	bool reserved;	       /* size is counted in rctd's registered memory */
+	/* Files that could shrink under the mappings (not sealed F_SEAL_SHRINK):
+	 * kept to re-check their size at every checkpoint step; -1 otherwise. */
+	int ram_fd, bmap_fd;
+	uint64_t ram_end, bmap_end; /* the bytes each file must hold */
+	uint64_t file_page;	    /* the RAM file's page size (hugetlbfs: its huge page) */
+	void *ram;		    /* the guest RAM mapping */
+	void *bmap;		    /* the bitmap file mapping (page-aligned start) */
+	size_t bmap_len;	    /* length of that mapping */
+	uint64_t *bits;		    /* the bitmap inside it */
+	struct rct_region *rr;	    /* registered with the session (at accept / connect) */
+	bool reserved;		    /* size is counted in rctd's registered memory */
 };
 
 struct rctd;

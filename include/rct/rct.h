@@ -199,6 +199,16 @@ RCT_API const char *rct_session_backend(const struct rct_session *session);
 RCT_API rct_status_t rct_region_register(struct rct_session *session, uint32_t id, void *addr,
 					 size_t size, struct rct_region **region_p);
 
+/**
+ * Name @a region (before connect/accept), e.g. the hypervisor's RAMBlock id
+ * ("pc.ram"): 1..63 bytes of printable ASCII without spaces.  The name goes to
+ * the peer with the region; both sides must give the same region id the same
+ * name (both unnamed counts as the same), else the handshake ends with
+ * RCT_ERR_MISMATCH naming both.
+ * @return RCT_OK, RCT_ERR_INVALID_PARAM, RCT_ERR_STATE (connected already).
+ */
+RCT_API rct_status_t rct_region_set_name(struct rct_region *region, const char *name);
+
 /** Number of pages (dirty-bitmap bits) in @a region. */
 RCT_API uint64_t rct_region_pages(const struct rct_region *region);
 
@@ -395,6 +405,13 @@ RCT_API rct_status_t rct_session_arm(struct rct_session *session, int *timeout_m
 RCT_API rct_status_t rct_session_event_next(struct rct_session *session, struct rct_event *event_p);
 
 /**
+ * Why a failed session failed, in the words of the side that found it (the
+ * ERROR text sent or received: "region 0: the secondary names it ..."), or ""
+ * when no such text was given (a loss).  Valid until the session is destroyed.
+ */
+RCT_API const char *rct_session_fail_text(const struct rct_session *session);
+
+/**
  * Whether a failed session ended because the peer closed it (it sent GOODBYE
  * from rct_session_destroy()) rather than failing: the PEER_LOST event of
  * both is the same, this tells a deliberate stop from a loss.
@@ -421,6 +438,20 @@ RCT_API rct_status_t rct_ckpt_local_dirty(struct rct_session *session, struct rc
  */
 RCT_API rct_status_t rct_ckpt_flush(struct rct_session *session, uint64_t epoch,
 				    struct rct_ckpt_stats *stats_p);
+
+/**
+ * Secondary: do not apply the ready checkpoint @a epoch (the hypervisor cannot
+ * load its device state, say), without ending the session.  Guest RAM is not
+ * touched; the epoch's pages, and the pages recorded by rct_ckpt_local_dirty(),
+ * are carried into the next flush, so the next flushed epoch leaves guest RAM
+ * equal to the primary's at that epoch.  The primary is told (ACK REFUSED; its
+ * RCT_EVENT_CKPT_REFUSED) and may begin the next checkpoint.  @a reason (may be
+ * NULL) is logged.
+ *
+ * @return RCT_OK, RCT_ERR_STATE (no checkpoint @a epoch is ready).
+ */
+RCT_API rct_status_t rct_ckpt_refuse(struct rct_session *session, uint64_t epoch,
+				     const char *reason);
 
 /**
  * Secondary: the device state of committed epoch @a epoch.  @a buf_p points into

@@ -14,7 +14,8 @@
  *   secondary: open, session_open(SECONDARY), region_add..., listen, accept,
  *              then wait for RCT_EVENT_CKPT_READY (event_next), stop the guest,
  *              write the pages it dirtied into the region bitmaps, ckpt_flush,
- *              devstate_get, resume.
+ *              devstate_get, resume (or ckpt_refuse: not applied, the session
+ *              goes on).
  *
  * Every call returns 0 or -errno.  When rctd answered with an error,
  * rct_client_error() has its text and rct_client_detail() the rct_status_t
@@ -158,12 +159,60 @@ RCT_CLIENT_API int rct_client_session_pairing(struct rct_client *client,
 					      const struct rct_client_pairing *pairing,
 					      struct rct_client_pairing_state *state_p);
 
+/** Bits of rct_client_region.field_mask (0: every field of the first version is given). */
+enum rct_client_region_field {
+	RCT_CLIENT_REGION_FIELD_ID = 1u << 0,
+	RCT_CLIENT_REGION_FIELD_MEMFD = 1u << 1,
+	RCT_CLIENT_REGION_FIELD_OFFSET = 1u << 2,
+	RCT_CLIENT_REGION_FIELD_SIZE = 1u << 3,
+	RCT_CLIENT_REGION_FIELD_BITMAP_FD = 1u << 4,
+	RCT_CLIENT_REGION_FIELD_BITMAP_OFFSET = 1u << 5,
+	RCT_CLIENT_REGION_FIELD_NAME = 1u << 6,
+	RCT_CLIENT_REGION_FIELDS_V1 = (1u << 7) - 1,
+	RCT_CLIENT_REGION_FIELDS_REQUIRED = RCT_CLIENT_REGION_FIELD_ID |
+					    RCT_CLIENT_REGION_FIELD_MEMFD |
+					    RCT_CLIENT_REGION_FIELD_SIZE |
+					    RCT_CLIENT_REGION_FIELD_BITMAP_FD,
+};
+
 /**
- * Add guest RAM region @a id: @a size bytes of @a memfd from @a offset (page
- * aligned), and its dirty bitmap, one bit per page (bit i of 64-bit word i/64
- * = page i), in @a bitmap_fd from @a bitmap_offset (8-aligned).  Both files
- * must be sealed with F_SEAL_SHRINK.  The descriptors stay the caller's.
+ * A guest RAM region: @a size bytes of the file @a memfd from @a offset, and
+ * its dirty bitmap in @a bitmap_fd from @a bitmap_offset (8-aligned), in
+ * QEMU's layout: host-endian `unsigned long` words, bit n of the region =
+ * bit n % 64 of 64-bit word n / 64, one bit per session page (4096 bytes by
+ * default).  On a 64-bit little-endian host that is the little-endian u64
+ * words rctd reads; docs/ipc.md says what a big-endian host does.
+ *
+ * The guest RAM file is a memfd sealed with F_SEAL_SHRINK, or any regular
+ * file a hypervisor shares its RAM through (an unsealed memfd, QEMU's
+ * memory-backend-file,share=on on /dev/shm or hugetlbfs): rctd then re-checks
+ * its size at every checkpoint step, and a file that shrank ends the session
+ * (-EIO), never rctd.  On hugetlbfs @a offset and @a size must be multiples
+ * of its huge page.  rctd maps the primary's RAM read-only, the secondary's
+ * read-write, and populates neither.  @a name (optional, 1..63 bytes of
+ * printable ASCII without spaces: QEMU's RAMBlock idstr) goes to the peer;
+ * both sides must give the region id the same name (see rct_region_set_name()).
  */
+struct rct_client_region {
+	uint64_t field_mask; /**< rct_client_region_field (rct_types.h: field_mask) */
+	uint32_t id;
+	int memfd;
+	uint64_t offset; /**< page aligned (hugetlbfs: huge-page aligned) */
+	uint64_t size;	 /**< a multiple of the session's page size */
+	int bitmap_fd;
+	uint64_t bitmap_offset;
+	const char *name; /**< NULL: unnamed */
+};
+
+/**
+ * Add a guest RAM region (before listen / connect).  The descriptors stay the
+ * caller's.  @a pages_p (may be NULL) gets the region's page count.
+ * @return 0, -EINVAL, -EBADF, -EEXIST, -ENOSPC, -ENOMEM, -ENAMETOOLONG, -errno.
+ */
+RCT_CLIENT_API int rct_client_region_register(struct rct_client *client,
+					      const struct rct_client_region *params,
+					      uint64_t *pages_p);
+/** rct_client_region_register() of an unnamed region (the first version's call). */
 RCT_CLIENT_API int rct_client_region_add(struct rct_client *client, uint32_t id, int memfd,
 					 uint64_t offset, uint64_t size, int bitmap_fd,
 					 uint64_t bitmap_offset, uint64_t *pages_p);
@@ -202,6 +251,15 @@ RCT_CLIENT_API int rct_client_event_next(struct rct_client *client, int timeout_
  */
 RCT_CLIENT_API int rct_client_ckpt_flush(struct rct_client *client, uint64_t epoch, unsigned flags,
 					 struct rct_ckpt_stats *stats_p);
+/**
+ * Secondary: do not apply ready epoch @a epoch (the hypervisor cannot load its
+ * device state, say); the session goes on.  Guest RAM is not touched; the
+ * epoch's pages are applied with the next flushed epoch; the primary's
+ * hypervisor gets RCT_EVENT_CKPT_REFUSED.  @a reason (may be NULL) goes to
+ * rctd's log.  @return 0, -EBUSY (no such epoch is ready), -errno.
+ */
+RCT_CLIENT_API int rct_client_ckpt_refuse(struct rct_client *client, uint64_t epoch,
+					  const char *reason);
 /**
  * Secondary: the device state of committed epoch @a epoch.  *@a buf_p stays
  * valid until the next call of this function or rct_client_close().

@@ -20,14 +20,18 @@
 
 #include <linux/types.h>
 
-#define RCT_IPC_MAGIC	    0x53544352u /* "RCTS" in memory order */
-#define RCT_IPC_VERSION	    2		/* 2: EVENT carries discarded (24 bytes) */
-#define RCT_IPC_HDR_SIZE    32
-#define RCT_IPC_MAX_PAYLOAD (256 * 1024) /* payload bytes after the header */
-#define RCT_IPC_MAX_FDS	    2
-#define RCT_IPC_NAME_MAX    32 /* NUL-terminated strings: name, backend, address */
-#define RCT_IPC_BACKEND_MAX 16
-#define RCT_IPC_ADDR_MAX    64
+#define RCT_IPC_MAGIC 0x53544352u /* "RCTS" in memory order */
+#define RCT_IPC_VERSION                                                                            \
+	3 /* 2: EVENT carries discarded (24 bytes); 3: region names,
+				 CKPT_REFUSE, unsealed and file-backed regions */
+#define RCT_IPC_HDR_SIZE	32
+#define RCT_IPC_MAX_PAYLOAD	(256 * 1024) /* payload bytes after the header */
+#define RCT_IPC_MAX_FDS		2
+#define RCT_IPC_NAME_MAX	32 /* NUL-terminated strings: name, backend, address */
+#define RCT_IPC_BACKEND_MAX	16
+#define RCT_IPC_ADDR_MAX	64
+#define RCT_IPC_REGION_NAME_MAX 63  /* bytes of a region's name (REGION_ADD) */
+#define RCT_IPC_REASON_MAX	256 /* bytes of CKPT_REFUSE's reason */
 
 enum rct_ipc_type {
 	RCT_IPC_HELLO = 1,	      /* version and capabilities; first message of a connection */
@@ -49,7 +53,8 @@ enum rct_ipc_type {
 	RCT_IPC_SESSIONS = 17,	      /* reply: JSON text, every session (admin only) */
 	RCT_IPC_STATS = 18,	      /* reply: JSON text, counters and latency histograms */
 	RCT_IPC_SESSION_PAIRING = 19, /* bind the session to its pairing, before LISTEN/CONNECT */
-	RCT_IPC_TYPE_MAX = RCT_IPC_SESSION_PAIRING,
+	RCT_IPC_CKPT_REFUSE = 20,     /* secondary: do not apply a ready epoch; session goes on */
+	RCT_IPC_TYPE_MAX = RCT_IPC_CKPT_REFUSE,
 };
 
 enum rct_ipc_flags {
@@ -154,14 +159,17 @@ struct rct_ipc_connected {
 };
 
 /*
- * REGION_ADD, with two descriptors: [0] the guest RAM memfd, mapped from
- * @offset for @size bytes; [1] the dirty-bitmap memfd, one bit per page from
- * @bitmap_offset.  Both must carry F_SEAL_SHRINK (a file that could shrink
- * under the daemon's mapping would raise SIGBUS).
+ * REGION_ADD, with two descriptors: [0] the guest RAM file, mapped from
+ * @offset for @size bytes; [1] the dirty-bitmap file, one bit per page from
+ * @bitmap_offset.  Either a memfd sealed with F_SEAL_SHRINK, or any regular
+ * file (an unsealed memfd, memory-backend-file on /dev/shm or hugetlbfs): rctd
+ * then re-checks its size at every checkpoint step and ends the session, not
+ * itself, if it shrinks.  @name_len bytes of the region's name (1..63 bytes of
+ * printable ASCII without spaces, not NUL-terminated; 0: unnamed) follow.
  */
 struct rct_ipc_region_add {
 	__le32 id;
-	__le32 reserved;
+	__le32 name_len; /* since version 3; before, reserved */
 	__le64 offset;
 	__le64 size;
 	__le64 bitmap_offset;
@@ -213,6 +221,11 @@ struct rct_ipc_ckpt_stats {
 	__le64 flush_pages;
 };
 
+/* CKPT_REFUSE: followed by up to RCT_IPC_REASON_MAX bytes of reason (for the logs). */
+struct rct_ipc_ckpt_refuse {
+	__le64 epoch;
+};
+
 /* DEVSTATE_GET, with one memfd the daemon truncates and writes. */
 struct rct_ipc_devstate_get {
 	__le64 epoch;
@@ -249,6 +262,7 @@ _Static_assert(sizeof(struct rct_ipc_session_pairing_reply) == 16, "ipc pairing 
 _Static_assert(sizeof(struct rct_ipc_peer) == 72, "ipc peer");
 _Static_assert(sizeof(struct rct_ipc_connected) == 24, "ipc connected");
 _Static_assert(sizeof(struct rct_ipc_region_add) == 32, "ipc region add");
+_Static_assert(sizeof(struct rct_ipc_ckpt_refuse) == 8, "ipc ckpt refuse");
 _Static_assert(sizeof(struct rct_ipc_ckpt_stats) == 80, "ipc stats");
 _Static_assert(sizeof(struct rct_ipc_event) == 24, "ipc event");
 

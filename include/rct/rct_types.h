@@ -156,6 +156,12 @@ enum rct_event_type {
 	 *  flight (begun, never committed) is discarded, never applied, and
 	 *  named in discarded. */
 	RCT_EVENT_PEER_LOST = 2,
+	/** Primary: the secondary's hypervisor refused ready epoch @a epoch
+	 *  (rct_ckpt_refuse(): its device state would not load).  The session
+	 *  goes on; its guest RAM stays at the epoch it last flushed and the
+	 *  refused epoch's pages are applied with the next flushed one, so the
+	 *  next committed checkpoint makes the secondary whole again. */
+	RCT_EVENT_CKPT_REFUSED = 3,
 };
 
 /** Bits of rct_event.field_mask. */

@@ -118,6 +118,12 @@ static void payload_seeds(void)
 			case RCT_IPC_CKPT_DEVSTATE:
 				b.devstate = (struct ipc_devstate){.length = 4, .bytes = "dev"};
 				break;
+			case RCT_IPC_REGION_ADD:
+				snprintf(b.region_add.name, sizeof(b.region_add.name), "pc.ram");
+				break;
+			case RCT_IPC_CKPT_REFUSE:
+				b.refuse = (struct ipc_refuse){.reason = "seed", .len = 4};
+				break;
 			case RCT_IPC_STATUS:
 			case RCT_IPC_SESSIONS:
 			case RCT_IPC_STATS:
@@ -136,6 +142,7 @@ int main(int argc, char **argv)
 {
 	static const uint8_t key[32] = {1, 2, 3};
 	static const uint8_t words[64] = {0xff, 0, 0, 0, 0, 0, 0, 0x80};
+	static uint8_t named[32 + 6];
 	struct rct_msg m;
 
 	if (argc != 2) {
@@ -151,6 +158,13 @@ int main(int argc, char **argv)
 	m = (struct rct_msg){
 		.type = RCT_MSG_REGION,
 		.region = {.id = 3, .size = 1 << 20, .key_len = sizeof(key), .key = key}};
+
+	/* REGION's variable part is the key, then the name. */
+	memcpy(named, key, sizeof(key));
+	memcpy(named + sizeof(key), "pc.ram", 6);
+	m.region.key = named;
+	m.region.name_len = 6;
+	m.region.name = (const char *)named + sizeof(key);
 	proto_seed("region", &m);
 	m = (struct rct_msg){.type = RCT_MSG_BEGIN, .begin = {.epoch = 7, .flags = 1}};
 	proto_seed("begin", &m);

@@ -68,3 +68,13 @@ void rct_bitmap_or(uint64_t *dst, const uint64_t *src, uint64_t nbits)
 	if (nbits % 64)
 		dst[nwords - 1] &= (1ull << (nbits % 64)) - 1;
 }
+
+void rct_bitmap_fill(uint64_t *bits, uint64_t nbits)
+{
+	uint64_t nwords = rct_bitmap_words(nbits);
+
+	for (uint64_t w = 0; w < nwords; w++)
+		bits[w] = ~0ull;
+	if (nbits % 64)
+		bits[nwords - 1] = (1ull << (nbits % 64)) - 1;
+}

@@ -29,6 +29,9 @@ uint64_t rct_bitmap_count(const uint64_t *bits, uint64_t nbits);
 /* dst |= src over [0, nbits); bits past nbits in dst's last word are cleared. */
 void rct_bitmap_or(uint64_t *dst, const uint64_t *src, uint64_t nbits);
 
+/* Set bits [0, nbits); bits past nbits in the last word are cleared. */
+void rct_bitmap_fill(uint64_t *bits, uint64_t nbits);
+
 static inline void rct_bitmap_set(uint64_t *bits, uint64_t i)
 {
 	bits[i / 64] |= 1ull << (i % 64);

@@ -55,14 +55,23 @@ rct_status_t rct_primary_dispatch(struct rct_session *s, const struct rct_msg *m
 		s->pri.flushed = false;
 		return RCT_OK;
 	}
-	if (m->type == RCT_MSG_ACK && m->ack.kind == RCT_ACK_FLUSHED &&
+	if (m->type == RCT_MSG_ACK &&
+	    (m->ack.kind == RCT_ACK_FLUSHED || m->ack.kind == RCT_ACK_REFUSED) &&
 	    m->ack.epoch == s->last_committed && !s->pri.flushed) {
 		s->pri.flushed = true;
+		if (m->ack.kind == RCT_ACK_REFUSED) {
+			rct_warn("checkpoint %llu: the secondary refused to apply it; its pages go "
+				 "with the next checkpoint it flushes",
+				 (unsigned long long)m->ack.epoch);
+			rct_session_event_push(s, RCT_EVENT_CKPT_REFUSED, m->ack.epoch, RCT_OK);
+		}
 		return RCT_OK;
 	}
 	if (m->type == RCT_MSG_ACK)
 		snprintf(text, sizeof(text), "unexpected ACK(%s) for epoch %llu",
-			 m->ack.kind == RCT_ACK_COMMITTED ? "COMMITTED" : "FLUSHED",
+			 m->ack.kind == RCT_ACK_COMMITTED ? "COMMITTED"
+			 : m->ack.kind == RCT_ACK_FLUSHED ? "FLUSHED"
+							  : "REFUSED",
 			 (unsigned long long)m->ack.epoch);
 	else
 		snprintf(text, sizeof(text), "unexpected %s from the secondary",

@@ -5,6 +5,8 @@
  *   IDLE --BEGIN(e)--> RECEIVING --COMMIT(e), fence passed, counts match-->
  *   READY (ACK COMMITTED sent, CKPT_READY raised) --rct_ckpt_flush(e)-->
  *   IDLE (ACK FLUSHED sent)
+ *   READY --rct_ckpt_refuse(e)--> IDLE (ACK REFUSED sent; e's pages carried
+ *   into the next flush through local_dirty, the set it restores anyway)
  *
  * Pages land only in the colo cache.  Guest RAM is written by rct_ckpt_flush()
  * alone, after the whole epoch is present, so a checkpoint that never commits
@@ -247,23 +249,44 @@ static uint64_t rct_secondary_flush_region(struct rct_session *s, struct rct_reg
 	return pages;
 }
 
-rct_status_t rct_ckpt_flush(struct rct_session *s, uint64_t epoch, struct rct_ckpt_stats *stats_p)
+/* flush and refuse: only the ready epoch.  A committed checkpoint stays
+ * settleable after the peer is lost: it is the image a failover resumes from. */
+static rct_status_t rct_secondary_ready(struct rct_session *s, uint64_t epoch, const char *op)
 {
-	struct rct_msg ack = {.type = RCT_MSG_ACK};
-	struct rct_ckpt_stats st = {0};
-	uint64_t t0;
-
 	if (!s)
 		return RCT_ERR_INVALID_PARAM;
 	if (s->role != RCT_ROLE_SECONDARY)
 		return RCT_ERR_STATE;
-	/* A committed checkpoint stays appliable after the peer is lost: it is
-	 * the image a failover resumes from. */
 	if (s->ckpt != RCT_CKPT_READY || s->epoch != epoch) {
-		rct_error("flush: checkpoint %llu is not ready", (unsigned long long)epoch);
+		rct_error("%s: checkpoint %llu is not ready", op, ULL(epoch));
 		return RCT_ERR_STATE;
 	}
+	return RCT_OK;
+}
 
+/* The ready epoch is settled (ACK @kind): the cache may take the next one.
+ * Whatever happens to this ACK: a peer lost just now is reported by its
+ * PEER_LOST event, not as a failed flush. */
+static void rct_secondary_settled(struct rct_session *s, uint64_t epoch, uint16_t kind)
+{
+	struct rct_msg ack = {.type = RCT_MSG_ACK};
+
+	s->ckpt = RCT_CKPT_IDLE;
+	if (s->state == RCT_SESSION_FAILED)
+		return;
+	ack.ack.epoch = epoch;
+	ack.ack.kind = kind;
+	(void)rct_session_send(s, &ack);
+}
+
+rct_status_t rct_ckpt_flush(struct rct_session *s, uint64_t epoch, struct rct_ckpt_stats *stats_p)
+{
+	struct rct_ckpt_stats st = {0};
+	rct_status_t status = rct_secondary_ready(s, epoch, "flush");
+	uint64_t t0;
+
+	if (status != RCT_OK)
+		return status;
 	memset(&st, 0, sizeof(st));
 	st.field_mask = RCT_CKPT_STATS_FIELDS_ALL;
 	st.epoch = epoch;
@@ -273,17 +296,33 @@ rct_status_t rct_ckpt_flush(struct rct_session *s, uint64_t epoch, struct rct_ck
 	for (unsigned i = 0; i < s->nregions; i++)
 		st.flush_pages += rct_secondary_flush_region(s, s->regions[i]);
 	st.flush_ns = rct_now_ns() - t0;
-
-	s->ckpt = RCT_CKPT_IDLE;
 	if (stats_p)
 		rct_ckpt_stats_copy(stats_p, &st);
-	if (s->state == RCT_SESSION_FAILED)
-		return RCT_OK;
-	/* The image is applied whatever happens to this ACK: a peer lost just
-	 * now is reported by its PEER_LOST event, not as a failed flush. */
-	ack.ack.epoch = epoch;
-	ack.ack.kind = RCT_ACK_FLUSHED;
-	(void)rct_session_send(s, &ack);
+	rct_secondary_settled(s, epoch, RCT_ACK_FLUSHED);
+	return RCT_OK;
+}
+
+rct_status_t rct_ckpt_refuse(struct rct_session *s, uint64_t epoch, const char *reason)
+{
+	rct_status_t status = rct_secondary_ready(s, epoch, "refuse");
+
+	if (status != RCT_OK)
+		return status;
+	/* The cache holds the epoch whole; guest RAM does not.  Whatever the
+	 * next flush copies must include these pages, or guest RAM would keep
+	 * an older version of a page the cache has moved past. */
+	for (unsigned i = 0; i < s->nregions; i++) {
+		struct rct_region *r = s->regions[i];
+
+		if (s->flags & RCT_CKPT_FULL)
+			rct_bitmap_fill(r->local_dirty, r->npages);
+		else
+			rct_bitmap_or(r->local_dirty, r->bitmap, r->npages);
+	}
+	rct_warn("checkpoint %llu refused by the hypervisor (%s): guest RAM stays at the last "
+		 "flushed epoch; its pages go with the next flush",
+		 ULL(epoch), reason && *reason ? reason : "no reason given");
+	rct_secondary_settled(s, epoch, RCT_ACK_REFUSED);
 	return RCT_OK;
 }
 

@@ -65,14 +65,15 @@ static rct_status_t rct_session_staging_map(struct rct_session *s, size_t size, 
 }
 
 static rct_status_t rct_session_send_region(struct rct_session *s, uint32_t id, uint16_t kind,
-					    struct rct_be_mem *mem, uint64_t size)
+					    struct rct_be_mem *mem, uint64_t size, const char *name)
 {
-	uint8_t key[RCT_KEY_MAX];
+	/* The key, then the name: REGION's one variable part. */
+	uint8_t key[RCT_KEY_MAX + RCT_REGION_NAME_MAX];
 	struct rct_msg m = {.type = RCT_MSG_REGION};
 	rct_status_t status;
 	size_t key_len;
 
-	status = s->ops->mem_pack(s->ctx, mem, key, sizeof(key), &key_len);
+	status = s->ops->mem_pack(s->ctx, mem, key, RCT_KEY_MAX, &key_len);
 	if (status != RCT_OK) {
 		rct_error("region %u: packing its remote key failed: %s", id,
 			  rct_status_str(status));
@@ -83,6 +84,9 @@ static rct_status_t rct_session_send_region(struct rct_session *s, uint32_t id, 
 	m.region.size = size;
 	m.region.key_len = (uint16_t)key_len;
 	m.region.key = key;
+	m.region.name_len = (uint16_t)strlen(name);
+	memcpy(key + key_len, name, m.region.name_len);
+	m.region.name = (const char *)key + key_len;
 	return rct_session_send(s, &m);
 }
 
@@ -271,10 +275,11 @@ rct_status_t rct_session_accept(struct rct_session *s)
 	}
 	for (unsigned i = 0; status == RCT_OK && i < s->nregions; i++)
 		status = rct_session_send_region(s, s->regions[i]->id, RCT_REGION_GUEST,
-						 s->regions[i]->mem, s->regions[i]->size);
+						 s->regions[i]->mem, s->regions[i]->size,
+						 s->regions[i]->name);
 	if (status == RCT_OK)
 		status = rct_session_send_region(s, 0, RCT_REGION_STAGING, s->staging,
-						 s->staging_size);
+						 s->staging_size, "");
 	if (status == RCT_OK)
 		status = rct_keepalive_start(s);
 	if (status != RCT_OK)
@@ -309,6 +314,14 @@ static rct_status_t rct_session_import(struct rct_session *s, const struct rct_m
 				 "region %u: secondary has %llu bytes, primary %s", m->region.id,
 				 (unsigned long long)m->region.size,
 				 r ? "a different size" : "no such region");
+			return rct_session_proto_error(s, RCT_ERR_MISMATCH, text);
+		}
+		if (strlen(r->name) != m->region.name_len ||
+		    memcmp(r->name, m->region.name, m->region.name_len)) {
+			snprintf(text, sizeof(text),
+				 "region %u: the secondary names it '%.*s', the primary '%s' (''"
+				 ": unnamed)",
+				 m->region.id, (int)m->region.name_len, m->region.name, r->name);
 			return rct_session_proto_error(s, RCT_ERR_MISMATCH, text);
 		}
 		slot = &r->rkey;

@@ -78,6 +78,7 @@ static void enc_region(const struct rct_msg *m, union rct_wire *w)
 	w->region.kind = htole16(m->region.kind);
 	w->region.key_len = htole16(m->region.key_len);
 	w->region.size = htole64(m->region.size);
+	w->region.name_len = htole16(m->region.name_len);
 }
 
 static const char *dec_region(const union rct_wire *w, struct rct_msg *m)
@@ -86,12 +87,14 @@ static const char *dec_region(const union rct_wire *w, struct rct_msg *m)
 	m->region.kind = le16toh(w->region.kind);
 	m->region.key_len = le16toh(w->region.key_len);
 	m->region.size = le64toh(w->region.size);
-	return NULL;
+	m->region.name_len = le16toh(w->region.name_len);
+	return w->region.reserved0 || w->region.reserved1 ? "REGION: nonzero reserved field" : NULL;
 }
 
+/* The variable part is the key, then the name. */
 static size_t var_len_region(const struct rct_msg *m)
 {
-	return m->region.key_len;
+	return (size_t)m->region.key_len + m->region.name_len;
 }
 
 static const void *var_get_region(const struct rct_msg *m)
@@ -102,6 +105,7 @@ static const void *var_get_region(const struct rct_msg *m)
 static void var_set_region(struct rct_msg *m, const void *p)
 {
 	m->region.key = p;
+	m->region.name = (const char *)p + m->region.key_len;
 }
 
 static void enc_begin(const struct rct_msg *m, union rct_wire *w)
@@ -307,7 +311,7 @@ struct rct_msg_layout {
 
 static const struct rct_msg_layout rct_msg_layouts[RCT_MSG_TYPE_MAX + 1] = {
 	RCT_LAYOUT(HELLO, hello),
-	RCT_LAYOUT_VAR(REGION, region, "key length"),
+	RCT_LAYOUT_VAR(REGION, region, "key and name length"),
 	RCT_LAYOUT(BEGIN, begin),
 	RCT_LAYOUT_VAR(BITMAP, bitmap, "word count"),
 	RCT_LAYOUT(DEVSTATE, devstate),
@@ -362,7 +366,20 @@ static const char *rct_msg_invalid(const struct rct_msg *m)
 		if (m->region.key_len > RCT_KEY_MAX)
 			return rct_why("REGION: remote key of %u bytes, longer than %d",
 				       m->region.key_len, RCT_KEY_MAX);
-		return m->region.key_len && !m->region.key ? "REGION: no key bytes" : NULL;
+		if (m->region.name_len > RCT_REGION_NAME_MAX)
+			return rct_why("REGION: name of %u bytes, longer than %d",
+				       m->region.name_len, RCT_REGION_NAME_MAX);
+		if (m->region.key_len && !m->region.key)
+			return "REGION: no key bytes";
+		/* One variable part: the encoder copies key_len + name_len bytes
+		 * from the key (the decoder points name there). */
+		if (m->region.name_len &&
+		    m->region.name != (const char *)m->region.key + m->region.key_len)
+			return "REGION: the name does not follow the key";
+		if (m->region.name_len &&
+		    !rct_region_name_valid(m->region.name, m->region.name_len))
+			return "REGION: name holds a byte that is not printable ASCII";
+		return NULL;
 	case RCT_MSG_BEGIN:
 		if (m->begin.flags & ~(uint32_t)(RCT_CKPT_FULL | RCT_CKPT_LIVE))
 			return "BEGIN: unknown flags";
@@ -377,7 +394,7 @@ static const char *rct_msg_invalid(const struct rct_msg *m)
 			return "BITMAP: first word + count overflows";
 		return m->bitmap.words ? NULL : "BITMAP: no words";
 	case RCT_MSG_ACK:
-		if (m->ack.kind != RCT_ACK_COMMITTED && m->ack.kind != RCT_ACK_FLUSHED)
+		if (m->ack.kind < RCT_ACK_COMMITTED || m->ack.kind > RCT_ACK_REFUSED)
 			return "ACK: unknown kind";
 		return NULL;
 	case RCT_MSG_ERROR:
@@ -470,12 +487,13 @@ rct_status_t rct_msg_decode(const void *buf, size_t len, struct rct_msg *msg_p, 
 	memcpy(&w, p, l->fixed);
 	m.type = le16toh(hdr.type);
 	why = l->dec(&w, &m);
+	/* The lengths first: the checks below read the variable part. */
+	if (!why && l->var_len && l->var_len(&m) != var_len)
+		why = rct_why("%s: %s does not match the payload", l->name, l->var_what);
 	if (!why && l->var_set)
 		l->var_set(&m, p + l->fixed);
 	if (!why)
 		why = rct_msg_invalid(&m);
-	if (!why && l->var_len && l->var_len(&m) != var_len)
-		why = rct_why("%s: %s does not match the payload", l->name, l->var_what);
 	/* Only the types with a variable part carry bytes after the fixed part. */
 	if (!why && !l->var_len && var_len)
 		why = "payload longer than its message type";

@@ -26,19 +26,21 @@
 #define RCT_PROTO_H
 
 #include <linux/types.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include <rct/rct.h>
 
 #define RCT_PROTO_MAGIC	  0x31544352u /* "RCT1" in memory order */
-#define RCT_PROTO_VERSION 2
+#define RCT_PROTO_VERSION 3	      /* 3: REGION carries the region's name */
 
 /* Limits a decoder enforces. */
 #define RCT_MSG_MAX	       (64 * 1024) /* header + payload */
 #define RCT_KEY_MAX	       1024	   /* packed remote key (UCX: ~300 bytes) */
 #define RCT_BITMAP_CHUNK_WORDS 4096	   /* words per BITMAP message */
 #define RCT_ERROR_TEXT_MAX     256
+#define RCT_REGION_NAME_MAX    63 /* bytes of a region's name (rct.h) */
 #define RCT_MAX_REGIONS	       1024
 #define RCT_MIN_PAGE_SIZE      512 /* the smallest page a HELLO may announce */
 
@@ -66,6 +68,8 @@ enum rct_region_kind {
 enum rct_ack_kind {
 	RCT_ACK_COMMITTED = 1, /* all of the epoch is in the secondary's memory */
 	RCT_ACK_FLUSHED = 2,   /* applied to guest RAM; the cache may be written again */
+	RCT_ACK_REFUSED = 3,   /* not applied (the hypervisor refused it); the cache may be
+				  written again, its pages go with the next flush */
 };
 
 /* ---- wire structs: little-endian, naturally aligned, sizes pinned ---- */
@@ -126,6 +130,9 @@ struct rct_wire_region {
 	__le16 kind;
 	__le16 key_len; /* bytes of packed key that follow */
 	__le64 size;
+	__le16 name_len; /* bytes of name after the key (0: unnamed) */
+	__le16 reserved0;
+	__le32 reserved1;
 };
 
 struct rct_wire_begin {
@@ -180,7 +187,7 @@ struct rct_wire_goodbye {
 
 _Static_assert(sizeof(struct rct_wire_hdr) == 16, "wire header");
 _Static_assert(sizeof(struct rct_wire_hello) == 32, "wire hello");
-_Static_assert(sizeof(struct rct_wire_region) == 16, "wire region");
+_Static_assert(sizeof(struct rct_wire_region) == 24, "wire region");
 _Static_assert(sizeof(struct rct_wire_begin) == 16, "wire begin");
 _Static_assert(sizeof(struct rct_wire_bitmap) == 24, "wire bitmap");
 _Static_assert(sizeof(struct rct_wire_devstate) == 16, "wire devstate");
@@ -216,6 +223,8 @@ struct rct_msg {
 			uint16_t key_len;
 			uint64_t size;
 			const void *key; /* points into the decoded buffer */
+			uint16_t name_len;
+			const char *name; /* not NUL-terminated; into the decoded buffer */
 		} region;
 		struct {
 			uint64_t epoch;
@@ -286,6 +295,17 @@ rct_status_t rct_msg_decode(const void *buf, size_t len, struct rct_msg *msg_p, 
 
 /* Word @i of a decoded BITMAP message, in host order. */
 uint64_t rct_msg_bitmap_word(const struct rct_msg *msg, uint32_t i);
+
+/* A region name: 1..RCT_REGION_NAME_MAX bytes of printable ASCII, no space. */
+static inline bool rct_region_name_valid(const char *name, size_t len)
+{
+	if (!len || len > RCT_REGION_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (name[i] <= ' ' || name[i] > '~')
+			return false;
+	return true;
+}
 
 /* Check a decoded BITMAP against a region of @region_words words. */
 rct_status_t rct_msg_bitmap_check(const struct rct_msg *msg, uint64_t region_words,

@@ -28,6 +28,27 @@ struct rct_region *rct_session_region(struct rct_session *s, uint32_t id)
 	return NULL;
 }
 
+rct_status_t rct_region_set_name(struct rct_region *r, const char *name)
+{
+	size_t len;
+
+	if (!r || !name)
+		return RCT_ERR_INVALID_PARAM;
+	len = strlen(name);
+	if (!rct_region_name_valid(name, len)) {
+		rct_error("region %u: name '%.*s' is not 1..%d bytes of printable ASCII without "
+			  "spaces",
+			  r->id, RCT_REGION_NAME_MAX, name, RCT_REGION_NAME_MAX);
+		return RCT_ERR_INVALID_PARAM;
+	}
+	if (r->session->state != RCT_SESSION_NEW && r->session->state != RCT_SESSION_LISTENING) {
+		rct_error("region %u: named before connect/accept", r->id);
+		return RCT_ERR_STATE;
+	}
+	memcpy(r->name, name, len + 1);
+	return RCT_OK;
+}
+
 uint64_t rct_region_pages(const struct rct_region *r)
 {
 	return r->npages;

@@ -359,10 +359,12 @@ rct_status_t rct_session_proto_error(struct rct_session *s, rct_status_t code, c
 	struct rct_msg m = {.type = RCT_MSG_ERROR};
 	size_t len = strlen(text);
 
-	if (s->state == RCT_SESSION_ADMITTING)
+	if (s->state == RCT_SESSION_ADMITTING) {
 		rct_warn("session: a connecting primary: %s", text);
-	else
+	} else {
 		rct_error("session: %s", text);
+		snprintf(s->fail_text, sizeof(s->fail_text), "%s", text);
+	}
 	if (s->state == RCT_SESSION_CONNECTED || s->state == RCT_SESSION_ADMITTING) {
 		m.error.code = code;
 		m.error.text_len = (uint16_t)RCT_MIN(len, RCT_ERROR_TEXT_MAX);
@@ -384,6 +386,7 @@ rct_status_t rct_session_dispatch(struct rct_session *s, const struct rct_msg *m
 	case RCT_MSG_ERROR:
 		memcpy(text, m->error.text, m->error.text_len);
 		text[m->error.text_len] = '\0';
+		snprintf(s->fail_text, sizeof(s->fail_text), "the peer: %s", text);
 		rct_log(s->state == RCT_SESSION_ADMITTING ? RCT_LOG_WARN : RCT_LOG_ERROR,
 			"session: peer reported an error (%s): %s",
 			rct_status_str((rct_status_t)m->error.code), text);
@@ -504,4 +507,9 @@ rct_status_t rct_session_progress(struct rct_session *s, int timeout_ms)
 	if (s->state != RCT_SESSION_CONNECTED)
 		return RCT_ERR_STATE;
 	return rct_session_poll(s, timeout_ms);
+}
+
+const char *rct_session_fail_text(const struct rct_session *s)
+{
+	return s ? s->fail_text : "";
 }

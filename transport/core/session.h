@@ -46,7 +46,8 @@ enum rct_ckpt_state {
 struct rct_region {
 	struct rct_session *session;
 	uint32_t id;
-	void *ram; /* guest RAM, the caller's */
+	char name[RCT_REGION_NAME_MAX + 1]; /* "" unless rct_region_set_name() */
+	void *ram;			    /* guest RAM, the caller's */
 	size_t size;
 	uint64_t npages;
 	uint64_t nwords;
@@ -80,7 +81,9 @@ struct rct_session {
 	enum rct_role role;
 	enum rct_session_state state;
 	rct_status_t fail_status;
-	bool goodbye; /* the peer closed the session with GOODBYE */
+	char fail_text[RCT_ERROR_TEXT_MAX +
+		       16]; /* the ERROR text that ended it, sent or received */
+	bool goodbye;	    /* the peer closed the session with GOODBYE */
 
 	/* Configuration: set at create, lanes and max_put agreed by the handshake. */
 	unsigned lanes;

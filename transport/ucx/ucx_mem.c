@@ -8,9 +8,16 @@ rct_status_t rct_ucx_mem_map(struct rct_be_ctx *ctx, void *addr, size_t len, uns
 	struct rct_ucx_ctx *u = rct_ucx(ctx);
 	ucp_mem_map_params_t mp = {
 		.field_mask = UCP_MEM_MAP_PARAM_FIELD_ADDRESS | UCP_MEM_MAP_PARAM_FIELD_LENGTH |
-			      UCP_MEM_MAP_PARAM_FIELD_FLAGS,
+			      UCP_MEM_MAP_PARAM_FIELD_FLAGS | UCP_MEM_MAP_PARAM_FIELD_PROT,
 		.address = addr,
 		.length = len,
+		/* What is only sent from is only read: the primary's guest RAM
+		 * may be mapped read-only (rctd maps it so). */
+		.prot = (access & RCT_MEM_REMOTE_WRITE) || !addr
+				? UCP_MEM_MAP_PROT_LOCAL_READ | UCP_MEM_MAP_PROT_LOCAL_WRITE |
+					  UCP_MEM_MAP_PROT_REMOTE_READ |
+					  UCP_MEM_MAP_PROT_REMOTE_WRITE
+				: UCP_MEM_MAP_PROT_LOCAL_READ,
 		/* A target UCX allocates can be mapped by the peer: real one-sided
 		 * stores on one host.  Into plain memory, put is only emulated. */
 		.flags = addr ? 0 : UCP_MEM_MAP_ALLOCATE,

@@ -109,9 +109,11 @@ static void rct_verbs_ctx_destroy(struct rct_be_ctx *ctx)
 
 static rct_status_t rct_verbs_reg(struct rct_verbs_ctx *v, struct rct_verbs_mem *m)
 {
+	/* A source of RDMA WRITEs is only read by the HCA: no LOCAL_WRITE, so
+	 * the primary's guest RAM may be mapped read-only (rctd maps it so). */
 	int access = m->access & RCT_MEM_REMOTE_WRITE
 			     ? IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE
-			     : IBV_ACCESS_LOCAL_WRITE;
+			     : 0;
 	struct rlimit rl;
 	int err;
 
