@@ -43,7 +43,7 @@ need_root() {
 
 # A deb-src entry beside the machine's deb one, for the same mirror and suites.
 src_list=/etc/apt/sources.list.d/rct-deb-src.sources
-src_versions() { apt-cache showsrc qemu 2>/dev/null | awk '/^Version:/ {print $2}' | sort -Vr; }
+src_versions() { { apt-cache showsrc qemu 2>/dev/null || true; } | awk '/^Version:/ {print $2}' | sort -Vr; }
 versions=$(src_versions)
 if [ -z "$versions" ]; then
     need_root "no source package for qemu in apt's lists" \
