@@ -193,7 +193,7 @@ static void unsealed_ram_is_replicated_and_a_shrink_ends_only_its_session(enum r
 		     rct_client_error(sec.c));
 	cr_assert_eq(open_named(&pri, RCT_ROLE_PRIMARY, "file.p", "pc.ram"), 0, "%s",
 		     rct_client_error(pri.c));
-	/* The primary's guest RAM is mapped read-only, the secondary's to write. */
+	/* Over TCP the primary's guest RAM is mapped read-only, the secondary's to write. */
 	rctd_maps("hv-pri-ram", perms);
 	cr_assert_str_eq(perms, "r--s", "rctd maps the primary's RAM %s", perms);
 	rctd_maps("hv-sec-ram", perms);

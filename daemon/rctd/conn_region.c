@@ -124,6 +124,22 @@ static int check_file(struct reply *r, int fd, const char *what, uint32_t id, ui
 }
 
 /* A kept file's size against what the region needs: 0, or -1 with @why. */
+
+/*
+ * The primary only reads its guest, and over TCP its mapping cannot write
+ * it.  An RDMA backend needs a writable mapping even for a source-only
+ * region: before Linux 6.2 ib_umem_get() pins every user MR with FOLL_WRITE
+ * (FOLL_FORCE for a read-only one), which fails with EFAULT on a read-only
+ * MAP_SHARED mapping (Debian 12's 6.1 does), and UCX 1.13 registers IB memory
+ * with full access whatever protection it is asked for.  The HCA still only
+ * reads it: verbs registers it without LOCAL_WRITE.
+ */
+static int ram_prot(const struct rctd_conn *c)
+{
+	if (c->role == RCT_ROLE_PRIMARY && !strcmp(c->backend, "tcp"))
+		return PROT_READ;
+	return PROT_READ | PROT_WRITE;
+}
 static int file_still_holds(int fd, uint64_t end, char *why, size_t len, const char *what)
 {
 	struct stat sb;
@@ -214,10 +230,8 @@ int h_region_add(struct rctd_conn *c, const struct ipc_msg *m, const union ipc_b
 		return r->status;
 	}
 	/* Not populated: the guest's memory is the hypervisor's, and a sparse
-	 * file (a large guest that touched little) must stay sparse.  The
-	 * primary only reads its guest: its mapping cannot write it. */
-	g.ram = mmap(NULL, g.size, c->role == RCT_ROLE_PRIMARY ? PROT_READ : PROT_READ | PROT_WRITE,
-		     MAP_SHARED, m->fds[0], (off_t)w->offset);
+	 * file (a large guest that touched little) must stay sparse. */
+	g.ram = mmap(NULL, g.size, ram_prot(c), MAP_SHARED, m->fds[0], (off_t)w->offset);
 	if (g.ram == MAP_FAILED) {
 		int err = errno;
 
