@@ -3,7 +3,11 @@
 # Build qemu-system-x86_64 from Debian 12's QEMU source with rct's patches
 # (scripts/qemu/patches/*.patch: to QEMU, so GPL-2.0-or-later as QEMU is; see
 # docs/qemu.md) into a cache outside the work tree, keyed by the source version
-# and a hash of the patches and this script, so that a second run takes seconds.
+# and a hash of the patches, this script and rct's client library (the socket
+# API QEMU links: daemon/client, daemon/ipc, include/rct), so that a second run
+# takes seconds.  The client library is built from this tree (its build
+# dependencies are rct's: scripts/deps.sh) and kept beside the binary, which
+# finds it by its RPATH; QEMU's meson finds it by pkg-config (rct-client).
 #
 #   scripts/qemu/build.sh [--print-key] [--help]
 #
@@ -67,7 +71,11 @@ else
 fi
 
 patches=("$here"/patches/*.patch)
-key=$(echo "$version" | tr ':~' '__')-$(cat "${patches[@]}" "$0" | sha256sum | cut -c1-12)
+root=$(cd "$here/../.." && pwd)
+client_src=$(cd "$root" && find daemon/client daemon/ipc include/rct scripts/cmake/rct-client.pc.in \
+                 -type f | LC_ALL=C sort)
+key=$(echo "$version" | tr ':~' '__')-$( (cat "${patches[@]}" "$0"; cd "$root" && cat $client_src) |
+                                         sha256sum | cut -c1-12)
 [ "${1:-}" = --print-key ] && { echo "$key"; exit 0; }
 out=$cache/$key
 if [ -x "$out/qemu-system-x86_64" ]; then
@@ -88,12 +96,24 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 work=$cache/build-$key
-rm -rf "$work"
+rm -rf "$work" "$out.tmp"
 mkdir -p "$work" "$cache"
 log=$cache/$key.log
 say "building source $version with ${#patches[@]} patches in $work (log: $log)"
 t0=$(date +%s)
-(cd "$work" && apt-get source -qq "qemu=$version") >"$log" 2>&1 ||
+
+# rct's client library, staged as an install (lib/, include/, lib/pkgconfig/).
+stage=$work/rct-client
+say "librct-client from $root"
+{ cmake -S "$root" -B "$work/rct-build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRCT_BUILD_TESTS=OFF &&
+  cmake --build "$work/rct-build" --target rct_client -j "$(nproc)"; } >"$log" 2>&1 ||
+    { tail -20 "$log" >&2; die "building librct-client failed"; }
+mkdir -p "$stage/lib/pkgconfig" "$stage/include/rct" "$out.tmp/lib"
+cp -P "$work"/rct-build/daemon/librct-client.so* "$stage/lib/"
+cp "$root"/include/rct/*.h "$stage/include/rct/"
+cp "$work/rct-build/rct-client.pc" "$stage/lib/pkgconfig/"
+cp -P "$work"/rct-build/daemon/librct-client.so* "$out.tmp/lib/"
+(cd "$work" && apt-get source -qq "qemu=$version") >>"$log" 2>&1 ||
     { tail -20 "$log" >&2; die "apt-get source qemu=$version failed"; }
 src=$(find "$work" -mindepth 1 -maxdepth 1 -type d -name 'qemu-*' | head -1)
 [ -n "$src" ] || die "no source tree after apt-get source"
@@ -104,12 +124,15 @@ for p in "${patches[@]}"; do
 done
 mkdir -p "$src/build"
 say "configure ${configure_args[*]}"
-(cd "$src/build" && ../configure "${configure_args[@]}") >>"$log" 2>&1 ||
+(cd "$src/build" && PKG_CONFIG_PATH=$stage/lib/pkgconfig \
+    ../configure "${configure_args[@]}" --extra-ldflags="-Wl,-rpath,$out/lib") >>"$log" 2>&1 ||
     { tail -30 "$log" >&2; die "configure failed"; }
+grep -q "^#define CONFIG_COLO_RCT" "$src/build/config-host.h" ||
+    die "configure did not find rct-client (pkg-config $stage/lib/pkgconfig): see $log"
+
 say "ninja qemu-system-x86_64 on $(nproc) cores (about 5 min on 2)"
 (cd "$src/build" && ninja -j "$(nproc)" qemu-system-x86_64) >>"$log" 2>&1 ||
     { tail -40 "$log" >&2; die "the build failed"; }
-mkdir -p "$out.tmp"
 cp "$src/build/qemu-system-x86_64" "$out.tmp/"
 {
     echo "source qemu $version"
