@@ -5,8 +5,10 @@
 #   3. release build with -Werror, every ctest entry (unit + end-to-end)
 #   4. fault injection against real daemons (scripts/fault-test.sh)
 #   5. soft-RoCE VM: the tests that need an RDMA device
-#   6. ASan+UBSan build with -Werror, the host tests again
-#   7. the libFuzzer targets, 60 s each (scripts/fuzz.sh)
+#   6. a real QEMU COLO pair through rctd, tcp and ucx (scripts/qemu/colo-test.sh;
+#      the patched QEMU is built once and cached in /var/cache/rct-qemu)
+#   7. ASan+UBSan build with -Werror, the host tests again
+#   8. the libFuzzer targets, 60 s each (scripts/fuzz.sh)
 # Build trees go to build/ (RCT_BUILD_DIR overrides).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -44,6 +46,12 @@ step "tests on a real verbs device: soft-RoCE in a throw-away VM"
 RCT_RXE_VM_RW="$B/release" scripts/rxe/vm-run.sh \
     ctest --test-dir "$B/release" -L rxe --output-on-failure | tee -a "$log"
 
+step "a real QEMU COLO pair replicating a guest through rctd (scripts/qemu/colo-test.sh)"
+colo=$(mktemp)
+scripts/qemu/colo-test.sh "$B/release" tcp ucx | tee "$colo"
+[ "$(tail -n 2 "$colo" | grep -c '^qemu-colo: .* consistent yes, failover ok$')" = 2 ] ||
+    { echo "the QEMU COLO pair failed" >&2; exit 1; }
+
 step "ASan+UBSan build (-Werror)"
 cmake -S . -B "$B/asan" -DCMAKE_BUILD_TYPE=Debug -DRCT_SANITIZE=ON -DRCT_WERROR=ON -DRCT_BUILD_TESTS=ON >/dev/null
 cmake --build "$B/asan" -j "$jobs"
@@ -56,7 +64,8 @@ step "fuzzing: the peer protocol decoder, rctd's socket API and its payload code
 scripts/fuzz.sh "${RCT_FUZZ_SECONDS:-60}"
 
 tail -n 1 "$faults"
-rm -f "$faults"
+tail -n 2 "$colo"
+rm -f "$faults" "$colo"
 # One closing line over both runs (ctest prints one per run).
 awk '/tests passed, [0-9]+ tests failed out of/ {
         total += $NF; failed += $(NF-5) }

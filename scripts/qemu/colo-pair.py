@@ -1,0 +1,535 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
+"""A real QEMU COLO pair on this host, stock or through rct.
+
+Starts a secondary QEMU (-incoming defer) and a primary running the probe
+guest (scripts/qemu/guest: a multiboot kernel that dirties pages at a fixed
+rate and prints "HB n" on COM1), with two rctd daemons in rct mode; enters
+COLO; runs until N checkpoints are done; checks that both sides' RAM is
+identical byte for byte after a checkpoint (guest frozen, two checkpoints,
+both stopped, the two RAM files compared); then kills -9 the primary QEMU or
+the primary's rctd and checks that the secondary's guest runs on from the
+last checkpoint (its heartbeat counts on).  Pause figures come from QEMU's
+own trace events (colo_vm_state_change on each side).
+
+Everything goes to --workdir; the summary (one JSON object) to stdout with
+--json, else a line per step and the last line
+  qemu-colo: BACKEND N checkpoints, consistent yes|no, failover ok|failed
+"""
+import argparse
+import json
+import os
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+
+T0 = time.time()
+ARGS = None
+
+
+def log(*a):
+    if not ARGS.json:
+        print("[%6.1fs]" % (time.time() - T0), *a, flush=True)
+    else:
+        print("[%6.1fs]" % (time.time() - T0), *a, file=sys.stderr, flush=True)
+
+
+class QMP:
+    def __init__(self, path, name, timeout=30):
+        self.name, self.events, self.buf = name, [], b""
+        deadline = time.time() + timeout
+        while True:
+            try:
+                self.s = socket.socket(socket.AF_UNIX)
+                self.s.connect(path)
+                break
+            except OSError:
+                self.s.close()
+                if time.time() > deadline:
+                    raise RuntimeError("%s: no QMP socket at %s" % (name, path))
+                time.sleep(0.1)
+        self.s.settimeout(timeout)
+        self._read()
+        self.cmd("qmp_capabilities")
+
+    def _read(self):
+        while b"\n" not in self.buf:
+            d = self.s.recv(65536)
+            if not d:
+                raise EOFError("%s: QMP closed" % self.name)
+            self.buf += d
+        line, self.buf = self.buf.split(b"\n", 1)
+        return json.loads(line)
+
+    def cmd(self, name, check=True, **args):
+        msg = {"execute": name}
+        if args:
+            msg["arguments"] = args
+        self.s.sendall(json.dumps(msg).encode() + b"\n")
+        while True:
+            r = self._read()
+            if "event" in r:
+                self.events.append(r)
+                continue
+            if "error" in r and check:
+                raise RuntimeError("%s: %s: %s" % (self.name, name, r["error"].get("desc")))
+            return r.get("return", r)
+
+    def poll(self, wait=0.0):
+        self.s.settimeout(max(wait, 0.001))
+        try:
+            while True:
+                r = self._read()
+                if "event" in r:
+                    self.events.append(r)
+                self.s.settimeout(0.001)
+        except (socket.timeout, BlockingIOError):
+            pass
+        finally:
+            self.s.settimeout(30)
+
+    def wait_event(self, name, n=1, timeout=30, since=0):
+        deadline = time.time() + timeout
+        while True:
+            got = [e for e in self.events[since:] if e["event"] == name]
+            if len(got) >= n:
+                return got
+            if time.time() > deadline:
+                raise TimeoutError("%s: %d x %s not seen in %s s" % (self.name, n, name, timeout))
+            self.poll(0.2)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+class Pair:
+    def __init__(self, work, tag):
+        self.work, self.tag = work, tag
+        self.procs = {}
+        self.shm = {r: "/dev/shm/rct-colo-%d-%s-%s" % (os.getpid(), tag, r) for r in ("pri", "sec")}
+
+    def path(self, name):
+        return os.path.join(self.work, "%s-%s" % (self.tag, name))
+
+    def start_rctd(self, role):
+        state = self.path(role + "-rctd-state")
+        os.makedirs(state, exist_ok=True)
+        sock = self.path(role + "-rctd.sock")
+        argv = [ARGS.rctd, "-s", sock, "-S", state, "-k", os.path.join(self.work, "psk"),
+                "-l", "info"]
+        env = dict(os.environ)
+        if ARGS.backend == "ucx":
+            env.setdefault("UCX_TLS", "tcp,self")
+            env.setdefault("UCX_NET_DEVICES", "lo")
+            env.setdefault("UCX_WARN_UNUSED_ENV_VARS", "n")
+        out = open(self.path(role + "-rctd.log"), "w")
+        self.procs[role + "-rctd"] = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
+        deadline = time.time() + 20
+        while not os.path.exists(sock):
+            if self.procs[role + "-rctd"].poll() is not None or time.time() > deadline:
+                raise RuntimeError("%s rctd did not start: %s" % (role, open(self.path(role + "-rctd.log")).read()[-800:]))
+            time.sleep(0.05)
+        return sock
+
+    def qemu_argv(self, role, rct_sock, rct_port):
+        argv = [ARGS.qemu, "-L", "/usr/share/seabios", "-L", "/usr/share/qemu",
+                "-name", role + ",debug-threads=on", "-accel", "tcg", "-m", "%dM" % ARGS.mem_mb,
+                "-object", "memory-backend-file,id=mem,size=%dM,mem-path=%s,share=on" % (ARGS.mem_mb, self.shm[role]),
+                "-machine", "pc,memory-backend=mem",
+                "-nodefaults", "-display", "none", "-no-user-config",
+                "-kernel", ARGS.guest,
+                "-chardev", "socket,id=ser0,path=%s,server=on,wait=off,logfile=%s" % (self.path(role + "-serial.sock"), self.path(role + "-serial.log")),
+                "-serial", "chardev:ser0",
+                "-qmp", "unix:%s,server=on,wait=off" % self.path(role + "-qmp.sock"),
+                "-msg", "timestamp=on", "-D", self.path(role + "-trace.log"),
+                "-trace", "enable=colo_*"]
+        if rct_sock:
+            # rctd holds a pre-shared key: the session proves its pairing with
+            # the key both hypervisors were given (a QEMU secret object)
+            argv += ["-object", "secret,id=pairing-key,file=%s,format=raw" % os.path.join(self.work, "pairing-key"),
+                     "-object", "colo-rct,id=rct,socket=%s,addr=127.0.0.1:%d,backend=%s,lanes=%d,name=colo-%s,"
+                     "pairing=%s,pairing-secret=pairing-key%s"
+                     % (rct_sock, rct_port, ARGS.backend, ARGS.lanes, role, "colo-" + self.tag,
+                        ",failover=on" if role == "sec" and self.auto_failover else "")]
+        if role == "sec":
+            argv += ["-incoming", "defer"]
+        return argv
+
+    def serial(self, role):
+        try:
+            return open(self.path(role + "-serial.log"), errors="replace").read().splitlines()
+        except FileNotFoundError:
+            return []
+
+    def heartbeats(self, role):
+        return [l for l in self.serial(role) if l.startswith("HB ")]
+
+    def send_serial(self, role, data):
+        c = socket.socket(socket.AF_UNIX)
+        c.connect(self.path(role + "-serial.sock"))
+        c.sendall(data)
+        time.sleep(0.3)
+        c.close()
+
+    def wait_serial(self, role, text, timeout=30):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if any(text in l for l in self.serial(role)):
+                return
+            time.sleep(0.1)
+        raise TimeoutError("%s serial: %r not seen in %s s" % (role, text, timeout))
+
+    def start(self, rct, auto_failover=False):
+        self.auto_failover = auto_failover
+        for p in self.shm.values():
+            if os.path.exists(p):
+                os.unlink(p)
+        socks = {"pri": None, "sec": None}
+        rct_port = free_port()
+        if rct:
+            for role in ("sec", "pri"):
+                socks[role] = self.start_rctd(role)
+        for role in ("sec", "pri"):
+            argv = self.qemu_argv(role, socks[role], rct_port)
+            open(self.path(role + "-cmdline.txt"), "w").write(" ".join(argv) + "\n")
+            self.procs[role] = subprocess.Popen(argv, stdout=open(self.path(role + "-qemu.log"), "w"),
+                                                stderr=subprocess.STDOUT)
+        self.sec = QMP(self.path("sec-qmp.sock"), "sec")
+        self.pri = QMP(self.path("pri-qmp.sock"), "pri")
+        caps = [{"capability": "x-colo", "state": True}]
+        if rct:
+            caps.append({"capability": "x-colo-rct", "state": True})
+        port = free_port()
+        self.sec.cmd("migrate-set-capabilities", capabilities=caps)
+        self.pri.cmd("migrate-set-capabilities", capabilities=caps)
+        self.sec.cmd("migrate-incoming", uri="tcp:127.0.0.1:%d" % port)
+        self.pri.cmd("migrate-set-parameters", **{"x-checkpoint-delay": ARGS.delay_ms,
+                                                  "max-bandwidth": 10 * 1024 ** 3})
+        self.wait_serial("pri", "HB 00000002", 60)
+        self.pri.cmd("migrate", uri="tcp:127.0.0.1:%d" % port)
+        deadline = time.time() + 120
+        while True:
+            ps, ss = self.pri.cmd("query-colo-status"), self.sec.cmd("query-colo-status")
+            if ps["mode"] == "primary" and ss["mode"] == "secondary":
+                break
+            st = self.pri.cmd("query-migrate").get("status")
+            if st in ("failed", "cancelled") or time.time() > deadline:
+                raise RuntimeError("did not enter COLO: migrate status %s, primary %s, secondary %s"
+                                   % (st, ps, ss))
+            self.check_alive()
+            time.sleep(0.1)
+
+    def check_alive(self, but=()):
+        for r, p in self.procs.items():
+            if r not in but and p.poll() is not None:
+                raise RuntimeError("%s exited with %s: %s" % (r, p.returncode, self.tail(r)))
+
+    def tail(self, r):
+        name = r + ("-qemu.log" if r in ("pri", "sec") else ".log")
+        try:
+            return " | ".join(open(self.path(name), errors="replace").read().splitlines()[-6:])
+        except FileNotFoundError:
+            return ""
+
+    def checkpoints_done(self):
+        return len(checkpoints(parse_trace(self.path("pri-trace.log"))))
+
+    def run_checkpoints(self, n, timeout):
+        deadline = time.time() + timeout
+        while self.checkpoints_done() < n:
+            if time.time() > deadline:
+                raise TimeoutError("%d of %d checkpoints in %s s" % (self.checkpoints_done(), n, timeout))
+            self.check_alive()
+            self.pri.poll(0.5)
+            self.sec.poll(0.01)
+            for q in (self.pri, self.sec):
+                for e in q.events:
+                    if e["event"] == "COLO_EXIT":
+                        raise RuntimeError("%s left COLO: %s; %s" % (q.name, e["data"], self.tail(q.name)))
+
+    def consistency(self):
+        """Freeze the guest, two checkpoints, stop both, compare the RAM files."""
+        res = {}
+        self.send_serial("pri", b"F")
+        self.wait_serial("pri", "FROZEN", 10)
+        mark = len(self.pri.events)
+        self.pri.wait_event("RESUME", n=2, timeout=30, since=mark)
+        time.sleep(0.2)
+        self.pri.cmd("stop")
+        self.sec.cmd("stop")
+        diff = page_diff(self.shm["pri"], self.shm["sec"])
+        res["pages_differing"] = len(diff)
+        res["first_differing"] = [{"page": p, "addr": hex(p * 4096), "first_byte": hex(b)} for p, b in diff[:8]]
+        res["identical"] = not diff
+        self.pri.cmd("cont", check=False)
+        self.sec.cmd("cont", check=False)
+        self.send_serial("pri", b"U")
+        self.wait_serial("pri", "THAWED", 10)
+        mark = len(self.pri.events)
+        self.pri.wait_event("RESUME", n=2, timeout=30, since=mark)
+        return res
+
+    def wait_any(self, names, timeout):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            got = [e for e in self.sec.events if e["event"] in names]
+            if got:
+                return {"event": got[0]["event"], "data": got[0]["data"]}
+            self.sec.poll(0.1)
+        return "none of %s in %s s" % (", ".join(names), timeout)
+
+    def failover(self, victim):
+        """kill -9 the victim; the secondary's guest must run on."""
+        fo = {"killed": victim}
+        time.sleep(1.37)
+        before = self.heartbeats("sec")
+        t_kill = time.time()
+        self.procs[victim].send_signal(signal.SIGKILL)
+        self.procs[victim].wait(10)
+        if self.auto_failover:
+            ev = self.sec.wait_event("COLO_RCT_PEER_LOST", timeout=15)[-1]["data"]
+            fo["peer_lost_event"] = ev
+            fo["peer_lost_after_s"] = round(time.time() - t_kill, 3)
+        else:
+            # the management's view: the secondary says it lost the primary
+            # (COLO_EXIT when the stream broke first, COLO_RCT_PEER_LOST when
+            # rct noticed first), then x-colo-lost-heartbeat
+            fo["noticed"] = self.wait_any(("COLO_EXIT", "COLO_RCT_PEER_LOST"), 15)
+            fo["noticed_after_s"] = round(time.time() - t_kill, 3)
+            fo["x-colo-lost-heartbeat"] = self.sec.cmd("x-colo-lost-heartbeat", check=False)
+        try:
+            fo["colo_exit"] = self.sec.wait_event("COLO_EXIT", timeout=15)[-1]["data"]
+        except TimeoutError as e:
+            fo["colo_exit"] = str(e)
+        deadline = time.time() + 15
+        while self.sec.cmd("query-status")["status"] != "running" and time.time() < deadline:
+            time.sleep(0.05)
+        fo["running_after_s"] = round(time.time() - t_kill, 3)
+        fo["status"] = self.sec.cmd("query-status")["status"]
+        if victim != "pri" and "pri" in self.procs and self.procs["pri"].poll() is None:
+            # the primary lost its transport; fence it (a cluster manager's job)
+            self.procs["pri"].kill()
+            self.procs["pri"].wait(10)
+        time.sleep(3)
+        new = self.heartbeats("sec")[len(before):]
+        fo["heartbeats_after"] = len(new)
+        if new and before:
+            a, b = int(before[-1].split()[1], 16), int(new[0].split()[1], 16)
+            fo["last_before"], fo["first_after"] = before[-1], new[0]
+            fo["counter_continues"] = b == a + 1
+        fo["ok"] = fo["status"] == "running" and len(new) >= 2 and fo.get("counter_continues", False)
+        return fo
+
+    def stop(self):
+        for r in ("pri", "sec", "pri-rctd", "sec-rctd"):
+            p = self.procs.get(r)
+            if p and p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(5)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait(5)
+        for p in self.shm.values():
+            if os.path.exists(p):
+                os.unlink(p)
+
+
+def page_diff(a, b, page=4096):
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        da, db = fa.read(), fb.read()
+    if len(da) != len(db):
+        return [(-1, 0)]
+    out = []
+    for off in range(0, len(da), page):
+        if da[off:off + page] != db[off:off + page]:
+            first = next(i for i in range(page) if da[off + i] != db[off + i])
+            out.append((off // page, off + first))
+    return out
+
+
+TRACE_RE = re.compile(r"^(\d+)@(\d+\.\d+):(\w+) (.*)$")
+
+
+def parse_trace(path):
+    ev = []
+    try:
+        for l in open(path, errors="replace"):
+            m = TRACE_RE.match(l.strip())
+            if m:
+                ev.append((float(m.group(2)), m.group(3), m.group(4)))
+    except FileNotFoundError:
+        pass
+    return ev
+
+
+def checkpoints(ev):
+    """Each checkpoint: from 'run' => 'stop' to 'stop' => 'run' around a
+    COLO checkpoint (the first stop of the trace ends the initial migration)."""
+    cps, cur = [], None
+    for t, name, arg in ev:
+        if name == "colo_vm_state_change" and "'run' => 'stop'" in arg:
+            cur = {"stop": t}
+        elif cur is not None and name == "colo_vm_state_change" and "'stop' => 'run'" in arg:
+            cur["run"] = t
+            cps.append(cur)
+            cur = None
+        elif cur is not None and name == "colo_save_dirty":
+            cur["dirty_pages"] = int(arg.split()[0])
+        elif cur is not None and name == "colo_rct_save":
+            cur["rct_pages"] = int(arg.split()[0])
+    return cps
+
+
+def stats_ms(xs):
+    xs = sorted(xs)
+    if not xs:
+        return {"n": 0}
+
+    def pct(p):
+        return xs[min(len(xs) - 1, int(round(p / 100.0 * (len(xs) - 1))))]
+    return {"n": len(xs), "mean": round(statistics.mean(xs), 2), "p50": round(pct(50), 2),
+            "p99": round(pct(99), 2), "max": round(xs[-1], 2)}
+
+
+def cpu_seconds(pid):
+    try:
+        f = open("/proc/%d/stat" % pid).read()
+        f = f[f.rindex(")") + 2:].split()
+        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+
+
+def measure(pair, n):
+    """n checkpoints in steady state: pauses from both sides' traces, CPU of every process."""
+    pair.run_checkpoints(3, 120)
+    c0 = {r: cpu_seconds(p.pid) for r, p in pair.procs.items()}
+    t0 = time.time()
+    start = pair.checkpoints_done()
+    pair.run_checkpoints(start + n, 60 + n * (ARGS.delay_ms / 1000.0 + 1.0))
+    t1 = time.time()
+    c1 = {r: cpu_seconds(p.pid) for r, p in pair.procs.items()}
+    res = {"window_s": round(t1 - t0, 2)}
+    pri = checkpoints(parse_trace(pair.path("pri-trace.log")))[start:start + n]
+    # the secondary stops for a checkpoint after the primary: those in the window
+    w0, w1 = (pri[0]["stop"], pri[-1]["run"]) if pri else (0, 0)
+    sec = [c for c in checkpoints(parse_trace(pair.path("sec-trace.log"))) if w0 <= c["stop"] <= w1]
+    res["checkpoints"] = len(pri)
+    res["checkpoints_per_s"] = round(len(pri) / max(1e-9, w1 - w0), 2) if pri else 0
+    res["primary_pause_ms"] = stats_ms([(c["run"] - c["stop"]) * 1000 for c in pri])
+    res["secondary_pause_ms"] = stats_ms([(c["run"] - c["stop"]) * 1000 for c in sec])
+    res["cpu_s"] = {r: round(c1[r] - c0[r], 2) for r in c0 if c0[r] is not None and c1.get(r) is not None}
+    res["cpu_pct_of_one_core"] = {r: round(100 * v / max(1e-9, t1 - t0), 1) for r, v in res["cpu_s"].items()}
+    # the guest's dirty pages per checkpoint (trace colo_save_dirty, every
+    # block), and those rct moved (colo_rct_save; the rest went on the stream)
+    dirty = [c["dirty_pages"] for c in pri if "dirty_pages" in c]
+    rct_pages = [c.get("rct_pages", 0) for c in pri]
+    res["pages_per_checkpoint"] = {"dirty": round(statistics.mean(dirty), 1) if dirty else None,
+                                   "rct": round(statistics.mean(rct_pages), 1) if rct_pages else None}
+    res["mb_per_checkpoint"] = round(statistics.mean(dirty) * 4096 / 1e6, 3) if dirty else None
+    return res
+
+
+def attempt(summary, label, tag, body):
+    """body(pair) on a fresh pair; a failure is recorded, the pair always stopped."""
+    pair = Pair(ARGS.workdir, label + "-" + tag)
+    try:
+        body(pair)
+        return True
+    except Exception as e:
+        summary["error"] = "%s: %s" % (type(e).__name__, e)
+        log("%s: FAILED: %s" % (label, summary["error"]))
+        return False
+    finally:
+        pair.stop()
+
+
+def main():
+    global ARGS
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--qemu", required=True, help="qemu-system-x86_64 (scripts/qemu/build.sh)")
+    ap.add_argument("--rctd", help="rctd (required with --mode rct)")
+    ap.add_argument("--guest", required=True, help="the probe guest (scripts/qemu/guest/build-guest.sh)")
+    ap.add_argument("--mode", choices=("stock", "rct"), default="rct")
+    ap.add_argument("--backend", choices=("tcp", "ucx", "verbs"), default="tcp")
+    ap.add_argument("--lanes", type=int, default=4)
+    ap.add_argument("--checkpoints", type=int, default=100, help="checkpoints to measure (100)")
+    ap.add_argument("--delay-ms", type=int, default=300, help="x-checkpoint-delay (300)")
+    ap.add_argument("--mem-mb", type=int, default=256)
+    ap.add_argument("--kill", choices=("none", "qemu", "rctd", "both"), default="both",
+                    help="what to kill -9 on the primary afterwards: its QEMU, its rctd (a second pair), both (two pairs)")
+    ap.add_argument("--workdir", required=True)
+    ap.add_argument("--json", action="store_true", help="the summary, one JSON object, on stdout")
+    ARGS = ap.parse_args()
+    if ARGS.mode == "rct" and not ARGS.rctd:
+        ap.error("--mode rct needs --rctd")
+    if ARGS.mode == "stock" and ARGS.kill in ("rctd", "both"):
+        ARGS.kill = "qemu" if ARGS.kill == "both" else "none"
+    os.makedirs(ARGS.workdir, exist_ok=True)
+    for name in ("psk", "pairing-key"):
+        path = os.path.join(ARGS.workdir, name)
+        with open(path, "wb") as f:
+            f.write(os.urandom(32))
+        os.chmod(path, 0o600)
+
+    label = ARGS.backend if ARGS.mode == "rct" else "stock"
+    summary = {"mode": ARGS.mode, "backend": ARGS.backend if ARGS.mode == "rct" else None,
+               "lanes": ARGS.lanes if ARGS.mode == "rct" else None, "delay_ms": ARGS.delay_ms,
+               "mem_mb": ARGS.mem_mb, "guest": os.path.basename(ARGS.guest)}
+    summary["failover"] = []
+
+    def first(pair):
+        log("%s: starting the pair (%s)" % (label, "COLO through rctd, %s:%d" % (ARGS.backend, ARGS.lanes)
+                                          if ARGS.mode == "rct" else "stock COLO"))
+        pair.start(ARGS.mode == "rct")
+        log("%s: in COLO; measuring %d checkpoints" % (label, ARGS.checkpoints))
+        summary.update(measure(pair, ARGS.checkpoints))
+        log("%s: %d checkpoints, primary pause %s ms, secondary %s ms" % (
+            label, summary["checkpoints"], summary["primary_pause_ms"], summary["secondary_pause_ms"]))
+        summary["consistency"] = pair.consistency()
+        log("%s: RAM after a checkpoint (frozen guest): %s" % (label, summary["consistency"]))
+        if ARGS.kill in ("qemu", "both"):
+            fo = pair.failover("pri")
+            log("%s: kill -9 of the primary QEMU: %s" % (label, fo))
+            summary["failover"].append(fo)
+
+    def second(pair):
+        log("%s: a second pair, secondary with failover=on; then kill -9 of the primary's rctd" % label)
+        pair.start(True, auto_failover=True)
+        pair.run_checkpoints(10, 120)
+        summary["consistency_b"] = pair.consistency()
+        log("%s: RAM after a checkpoint (frozen guest): %s" % (label, summary["consistency_b"]))
+        fo = pair.failover("pri-rctd")
+        log("%s: kill -9 of the primary's rctd: %s" % (label, fo))
+        summary["failover"].append(fo)
+
+    ok = attempt(summary, label, "a", first)
+    if ok and ARGS.kill in ("rctd", "both"):
+        ok = attempt(summary, label, "b", second)
+    consistent = "consistency" in summary and summary["consistency"]["identical"] and \
+        summary.get("consistency_b", {"identical": True})["identical"]
+    fo_ok = bool(summary.get("failover")) and all(f["ok"] for f in summary["failover"])
+    if ARGS.kill == "none":
+        fo_ok = "error" not in summary
+    summary["consistent"] = bool(consistent)
+    summary["failover_ok"] = fo_ok
+    if ARGS.json:
+        print(json.dumps(summary))
+    else:
+        print("qemu-colo: %s %d checkpoints, consistent %s, failover %s" % (
+            label, summary.get("checkpoints", 0), "yes" if consistent else "no", "ok" if fo_ok else "failed"))
+    return 0 if ok and consistent and fo_ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
