@@ -25,6 +25,18 @@
 
 TestSuite(tcp, .timeout = 60);
 
+Test(tcp, a_source_region_may_be_mapped_read_only)
+{
+	/* rctd maps a primary's guest RAM by this answer (docs/ipc.md). */
+	cr_assert_eq(rct_backend_source_read_only("tcp"), 1);
+	cr_assert_eq(rct_backend_source_read_only("no-such-backend"), -1);
+	cr_assert_eq(rct_backend_source_read_only(NULL), -1);
+	if (rct_backend_available("verbs"))
+		cr_assert_eq(rct_backend_source_read_only("verbs"), 0, "ib_umem_get() before 6.2");
+	if (rct_backend_available("ucx"))
+		cr_assert_eq(rct_backend_source_read_only("ucx"), 0, "UCX 1.13: full access");
+}
+
 Test(tcp, e2e_1_lane)
 {
 	pair_run_e2e("tcp", "127.0.0.1", 1, 0);

@@ -123,23 +123,15 @@ static int check_file(struct reply *r, int fd, const char *what, uint32_t id, ui
 	return 0;
 }
 
-/* A kept file's size against what the region needs: 0, or -1 with @why. */
-
-/*
- * The primary only reads its guest, and over TCP its mapping cannot write
- * it.  An RDMA backend needs a writable mapping even for a source-only
- * region: before Linux 6.2 ib_umem_get() pins every user MR with FOLL_WRITE
- * (FOLL_FORCE for a read-only one), which fails with EFAULT on a read-only
- * MAP_SHARED mapping (Debian 12's 6.1 does), and UCX 1.13 registers IB memory
- * with full access whatever protection it is asked for.  The HCA still only
- * reads it: verbs registers it without LOCAL_WRITE.
- */
+/* The primary only reads its guest: read-only where its backend can register that. */
 static int ram_prot(const struct rctd_conn *c)
 {
-	if (c->role == RCT_ROLE_PRIMARY && !strcmp(c->backend, "tcp"))
+	if (c->role == RCT_ROLE_PRIMARY && rct_backend_source_read_only(c->backend) == 1)
 		return PROT_READ;
 	return PROT_READ | PROT_WRITE;
 }
+
+/* A kept file's size against what the region needs: 0, or -1 with @why. */
 static int file_still_holds(int fd, uint64_t end, char *why, size_t len, const char *what)
 {
 	struct stat sb;

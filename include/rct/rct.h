@@ -170,6 +170,14 @@ RCT_API void rct_session_destroy(struct rct_session *session);
 RCT_API int rct_backend_available(const char *name);
 
 /**
+ * Whether memory a session of backend @a name only sends from (a primary's
+ * guest RAM) may be mapped read-only when it is registered.
+ * @return 1, 0 (the backend needs a writable mapping, though it only reads
+ *         it), -1 (no such backend).  Thread-safe.
+ */
+RCT_API int rct_backend_source_read_only(const char *name);
+
+/**
  * Read a pre-shared key file: a regular file of 32 to 4096 bytes (for
  * instance 32 random bytes: head -c 32 /dev/urandom), readable and writable by
  * its owner only (mode 0600 or 0400; any group or other bit is refused).  The

@@ -8,7 +8,7 @@
 #   qemu-colo: BACKEND N checkpoints, consistent yes|no, failover ok|failed
 #
 #   scripts/qemu/colo-test.sh RCT_BUILD_DIR [BACKEND...]    (default: tcp ucx)
-# Logs and traces stay in a temporary folder, named at the start.
+# Logs and traces go to a temporary folder, named at the start and kept on failure.
 #   RCT_COLO_CHECKPOINTS   checkpoints per backend (default 100)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -35,5 +35,7 @@ for be in "${backends[@]}"; do
         --workdir "$work/$be" 2>&1 | tee "$out" || rc=1
     lines+=("$(tail -n 1 "$out")")
 done
+# The work folder stays only when something failed (its logs and traces).
+[ $rc = 0 ] && rm -rf "$work" || echo "colo-test: logs and traces kept in $work"
 printf '%s\n' "${lines[@]}"
 exit $rc

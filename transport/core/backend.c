@@ -32,6 +32,13 @@ int rct_backend_available(const char *name)
 	return name && rct_backend_find(name) != NULL;
 }
 
+int rct_backend_source_read_only(const char *name)
+{
+	const struct rct_backend_ops *ops = name ? rct_backend_find(name) : NULL;
+
+	return ops ? ops->source_read_only : -1;
+}
+
 const char *rct_backend_names(void)
 {
 	return ""

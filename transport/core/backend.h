@@ -122,6 +122,9 @@ static inline rct_status_t rct_be_fail(struct rct_be_ctx *ctx, rct_status_t stat
 
 struct rct_backend_ops {
 	const char *name;
+	/* A region mapped RCT_MEM_LOCAL_READ only registers from a read-only
+	 * mapping (rct_backend_source_read_only()). */
+	bool source_read_only;
 
 	rct_status_t (*ctx_create)(const struct rct_be_params *params, struct rct_be_ctx **ctx_p);
 	void (*ctx_destroy)(struct rct_be_ctx *ctx);

@@ -331,6 +331,7 @@ static rct_status_t rct_tcp_progress(struct rct_be_ctx *ctx, int timeout_ms)
 
 const struct rct_backend_ops rct_tcp_ops = {
 	.name = "tcp",
+	.source_read_only = true, /* the socket reads it */
 	.ctx_create = rct_tcp_ctx_create,
 	.ctx_destroy = rct_tcp_ctx_destroy,
 	.listen = rct_tcp_listen,

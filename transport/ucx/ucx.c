@@ -288,6 +288,9 @@ static rct_status_t rct_ucx_progress(struct rct_be_ctx *ctx, int timeout_ms)
 
 const struct rct_backend_ops rct_ucx_ops = {
 	.name = "ucx",
+	/* UCX 1.13 registers IB memory with full access whatever protection
+	 * it is asked for: a read-only mapping fails with EFAULT. */
+	.source_read_only = false,
 	.ctx_create = rct_ucx_ctx_create,
 	.ctx_destroy = rct_ucx_ctx_destroy,
 	.listen = rct_ucx_listen,

@@ -498,6 +498,11 @@ static uint64_t rct_verbs_fenced(struct rct_be_ctx *ctx)
 
 const struct rct_backend_ops rct_verbs_ops = {
 	.name = "verbs",
+	/* Registered without LOCAL_WRITE, yet before Linux 6.2 ib_umem_get()
+	 * pins every user MR with FOLL_WRITE (FOLL_FORCE when read-only),
+	 * which fails with EFAULT on a read-only shared mapping (Debian 12's
+	 * 6.1 does). */
+	.source_read_only = false,
 	.ctx_create = rct_verbs_ctx_create,
 	.ctx_destroy = rct_verbs_ctx_destroy,
 	.listen = rct_verbs_listen,
