@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 #include <criterion/criterion.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/bitmap.h"
@@ -129,4 +130,70 @@ Test(bitmap, or_masks_the_tail)
 	rct_bitmap_or(dst, src, 70);
 	cr_assert_eq(dst[0], 3);
 	cr_assert_eq(dst[1], 0x3f);
+}
+
+/* The summarized map against the plain bitmap: same runs, counts, union, clear. */
+Test(bitmap, dmap_matches_plain_bitmap)
+{
+	const uint64_t nbits = 64 * 64 * 3 + 37; /* three summary words and a tail */
+	uint64_t nwords = rct_bitmap_words(nbits), st = 99;
+	uint64_t *plain = calloc(nwords, 8), *other = calloc(nwords, 8);
+	struct rct_dmap d, e;
+
+	cr_assert_eq(rct_dmap_init(&d, nbits), 0);
+	cr_assert_eq(rct_dmap_init(&e, nbits), 0);
+	for (int round = 0; round < 200; round++) {
+		unsigned density = 1 + round % 7; /* from a few bits to most words */
+		uint64_t pf, pl, df, dl, next = 0, max = 1 + round % 90;
+
+		memset(plain, 0, nwords * 8);
+		memset(other, 0, nwords * 8);
+		rct_dmap_clear(&d);
+		rct_dmap_clear(&e);
+		for (uint64_t i = 0; i < nbits; i++) {
+			st = st * 6364136223846793005ull + 1442695040888963407ull;
+			if ((st >> 33) % 997 < density * density * 3)
+				rct_bitmap_set(plain, i);
+			if ((st >> 13) % 1009 < density)
+				rct_bitmap_set(other, i);
+		}
+		plain[nwords - 1] |= ~0ull << (nbits % 64); /* past the end: ignored */
+		cr_assert_eq(rct_dmap_or_bitmap(&d, plain) <= nwords, true);
+		plain[nwords - 1] &= (1ull << (nbits % 64)) - 1;
+		cr_assert_eq(rct_dmap_count(&d), rct_bitmap_count(plain, nbits));
+		for (;;) {
+			bool p = rct_bitmap_next_run(plain, nbits, next, max, &pf, &pl);
+			bool q = rct_dmap_next_run(&d, next, max, &df, &dl);
+
+			cr_assert_eq(p, q, "round %d at %llu", round, (unsigned long long)next);
+			if (!p)
+				break;
+			cr_assert_eq(pf, df);
+			cr_assert_eq(pl, dl);
+			next = pf + pl + (round % 3); /* starts inside gaps and words too */
+		}
+		rct_dmap_or_bitmap(&e, other);
+		rct_dmap_or(&d, &e);
+		rct_bitmap_or(plain, other, nbits);
+		cr_assert_eq(rct_dmap_count(&d), rct_bitmap_count(plain, nbits));
+		cr_assert_arr_eq(d.bits, plain, nwords * 8);
+		for (uint64_t w = 0; w < nwords; w++)
+			cr_assert_eq(!!plain[w], !!(d.sum[w / 64] >> (w % 64) & 1),
+				     "word %llu and its summary bit", (unsigned long long)w);
+	}
+	rct_dmap_clear(&d);
+	cr_assert_eq(rct_dmap_count(&d), 0);
+	for (uint64_t w = 0; w < d.nsum; w++)
+		cr_assert_eq(d.sum[w], 0);
+	{
+		uint64_t f, l;
+
+		cr_assert_not(rct_dmap_next_run(&d, 0, 1, &f, &l));
+	}
+	rct_dmap_fill(&d);
+	cr_assert_eq(rct_dmap_count(&d), nbits);
+	rct_dmap_free(&d);
+	rct_dmap_free(&e);
+	free(plain);
+	free(other);
 }

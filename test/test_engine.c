@@ -161,21 +161,37 @@ Test(engine, stale_epoch_is_rejected)
 	expect_secondary_rejects();
 }
 
-Test(engine, bitmap_beyond_region_is_rejected)
+/* A BITMAP of epoch 3 for region 7 that the secondary must refuse. */
+static void expect_bitmap_rejected(uint64_t first_word, const uint64_t *items, uint32_t nitems)
 {
 	struct rct_msg m;
-	uint64_t w = ~0ull;
 
 	commit_two_then_begin_3_by_hand();
 	memset(&m, 0, sizeof(m));
 	m.type = RCT_MSG_BITMAP;
 	m.bitmap.epoch = 3;
 	m.bitmap.region_id = 7;
-	m.bitmap.first_word = SIZE / 4096 / 64; /* one past the last word */
-	m.bitmap.nwords = 1;
-	m.bitmap.words = &w;
+	m.bitmap.first_word = first_word;
+	m.bitmap.nitems = nitems;
+	m.bitmap.items = items;
 	inject(&m);
 	expect_secondary_rejects();
+}
+
+Test(engine, bitmap_beyond_region_is_rejected)
+{
+	uint64_t items[2] = {htole64(rct_bitmap_seg(0, 1)), ~0ull};
+
+	expect_bitmap_rejected(SIZE / 4096 / 64, items, 2); /* one past the last word */
+}
+
+/* A segment that starts inside the region and skips past its end. */
+Test(engine, bitmap_segment_skipping_past_region_is_rejected)
+{
+	uint64_t items[4] = {htole64(rct_bitmap_seg(0, 1)), htole64(1),
+			     htole64(rct_bitmap_seg(SIZE / 4096 / 64, 1)), htole64(1)};
+
+	expect_bitmap_rejected(0, items, 4);
 }
 
 Test(engine, commit_counts_must_match)

@@ -17,7 +17,8 @@ static const uint8_t key[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 1
 /* REGION's variable part: the key, then the region's name. */
 static const uint8_t key_name[22] = {1,	 2,  3,	 4,  5,	 6,   7,   8,	9,   10,  11,
 				     12, 13, 14, 15, 16, 'p', 'c', '.', 'r', 'a', 'm'};
-static uint64_t words[3] = {0x0123456789abcdefull, 0, ~0ull};
+/* Two segments (little-endian on the wire, as encoded): words 4096-4097, then 4100. */
+static uint64_t items[5] = {2, 0x0123456789abcdefull, ~0ull, 2ull << 32 | 1, 0x80};
 static const char text[] = "region 3: something broke";
 
 /* One valid sample of each message type. */
@@ -53,8 +54,8 @@ static struct rct_msg sample(unsigned type)
 		m.bitmap.epoch = 42;
 		m.bitmap.region_id = 7;
 		m.bitmap.first_word = 4096;
-		m.bitmap.nwords = 3;
-		m.bitmap.words = words;
+		m.bitmap.nitems = 5;
+		m.bitmap.items = items;
 		break;
 	case RCT_MSG_DEVSTATE:
 		m.devstate.epoch = 42;
@@ -153,9 +154,23 @@ Test(proto, round_trip_every_type)
 			cr_assert_eq(out.bitmap.epoch, 42);
 			cr_assert_eq(out.bitmap.region_id, 7);
 			cr_assert_eq(out.bitmap.first_word, 4096);
-			cr_assert_eq(out.bitmap.nwords, 3);
-			for (uint32_t i = 0; i < 3; i++)
-				cr_assert_eq(rct_msg_bitmap_word(&out, i), le64toh(words[i]));
+			cr_assert_eq(out.bitmap.nitems, 5);
+			for (uint32_t i = 0; i < 5; i++)
+				cr_assert_eq(rct_msg_bitmap_item(&out, i), le64toh(items[i]));
+			{
+				static const uint64_t want_w[3] = {4096, 4097, 4100};
+				struct rct_bitmap_cursor c = {0};
+				uint64_t w, v;
+
+				for (unsigned i = 0; i < 3; i++) {
+					cr_assert(rct_msg_bitmap_next(&out, &c, &w, &v));
+					cr_assert_eq(w, want_w[i]);
+					cr_assert_eq(v, le64toh(items[i < 2 ? 1 + i : 4]));
+				}
+				cr_assert_not(rct_msg_bitmap_next(&out, &c, &w, &v));
+				cr_assert_eq(rct_msg_bitmap_check(&out, 4101, NULL), RCT_OK);
+				cr_assert_eq(rct_msg_bitmap_check(&out, 4100, NULL), RCT_ERR_PROTO);
+			}
 			break;
 		case RCT_MSG_DEVSTATE:
 			cr_assert_eq(out.devstate.epoch, 42);
@@ -205,7 +220,7 @@ Test(proto, golden_bytes_are_little_endian)
 	size_t len = encode(RCT_MSG_BEGIN, buf);
 	static const uint8_t golden[] = {
 		0x52, 0x43, 0x54, 0x31,		    /* "RCT1" */
-		0x03, 0x00,			    /* version 3 */
+		0x04, 0x00,			    /* version 4 */
 		0x03, 0x00,			    /* BEGIN */
 		0x10, 0x00, 0x00, 0x00,		    /* 16 payload bytes */
 		0x00, 0x00, 0x00, 0x00,		    /* reserved */
@@ -224,7 +239,7 @@ Test(proto, golden_region_carries_key_then_name)
 	size_t len = encode(RCT_MSG_REGION, buf);
 	static const uint8_t golden[] = {
 		0x52,	     0x43, 0x54, 0x31,			  /* "RCT1" */
-		0x03,	     0x00,				  /* version 3 */
+		0x04,	     0x00,				  /* version 4 */
 		0x02,	     0x00,				  /* REGION */
 		24 + 16 + 6, 0x00, 0x00, 0x00,			  /* payload bytes */
 		0x00,	     0x00, 0x00, 0x00,			  /* reserved */
@@ -317,7 +332,7 @@ Test(proto, bad_magic_version_reserved_type)
 	len = encode(RCT_MSG_HEARTBEAT, buf);
 	buf[4] = 1; /* a peer of the previous protocol */
 	cr_assert_eq(decode(buf, len, &why), RCT_ERR_VERSION);
-	cr_assert_str_eq(why, "unsupported protocol version (this build speaks version 3)");
+	cr_assert_str_eq(why, "unsupported protocol version (this build speaks version 4)");
 
 	len = encode(RCT_MSG_HEARTBEAT, buf);
 	buf[13] = 1;
@@ -420,22 +435,22 @@ Test(proto, out_of_range_fields)
 	cr_assert_eq(decode(buf, len, &why), RCT_ERR_PROTO);
 	cr_assert_str_eq(why, "REGION: nonzero reserved field");
 
-	/* BITMAP: word count 0, word count not matching, beyond the region */
+	/* BITMAP: item count 0, item count not matching, beyond the region */
 	len = encode(RCT_MSG_BITMAP, buf);
 	memset(buf + 16 + 12, 0, 4);
 	cr_assert_eq(decode(buf, len, &why), RCT_ERR_PROTO);
 	len = encode(RCT_MSG_BITMAP, buf);
 	buf[16 + 12] = 4;
 	cr_assert_eq(decode(buf, len, &why), RCT_ERR_PROTO);
-	cr_assert_str_eq(why, "BITMAP: word count does not match the payload");
+	cr_assert_str_eq(why, "BITMAP: item count does not match the payload");
 	len = encode(RCT_MSG_BITMAP, buf);
 	memset(buf + 16 + 16, 0xff, 8); /* first_word = 2^64 - 1: overflows */
 	cr_assert_eq(decode(buf, len, &why), RCT_ERR_PROTO);
-	cr_assert_str_eq(why, "BITMAP: first word + count overflows");
+	cr_assert_str_eq(why, "BITMAP: word index overflows");
 	len = encode(RCT_MSG_BITMAP, buf);
 	cr_assert_eq(rct_msg_decode(buf, len, &m, &why), RCT_OK);
-	cr_assert_eq(rct_msg_bitmap_check(&m, 4099, &why), RCT_OK);
-	cr_assert_eq(rct_msg_bitmap_check(&m, 4098, &why), RCT_ERR_PROTO);
+	cr_assert_eq(rct_msg_bitmap_check(&m, 4101, &why), RCT_OK);
+	cr_assert_eq(rct_msg_bitmap_check(&m, 4100, &why), RCT_ERR_PROTO);
 	cr_assert_str_eq(why, "BITMAP: words beyond the end of the region");
 	cr_assert_eq(rct_msg_bitmap_check(&m, 10, &why), RCT_ERR_PROTO);
 
@@ -468,150 +483,47 @@ Test(proto, encoder_refuses_out_of_range)
 	cr_assert_eq(rct_msg_encode(&m, buf, sizeof(buf), &len), RCT_ERR_INVALID_PARAM);
 	m = sample(RCT_MSG_BITMAP);
 	cr_assert_eq(rct_msg_encode(&m, buf, 20, &len), RCT_ERR_NO_SPACE);
-	m.bitmap.nwords = RCT_BITMAP_CHUNK_WORDS + 1;
+	m.bitmap.nitems = RCT_BITMAP_MAX_ITEMS + 1;
 	cr_assert_eq(rct_msg_encode(&m, buf, sizeof(buf), &len), RCT_ERR_INVALID_PARAM);
 }
 
-Test(proto, random_bytes_never_crash)
+/* Segments the decoder refuses: empty, longer than the items, index overflow. */
+Test(proto, bitmap_segments_are_checked)
 {
-	uint64_t st = 12345;
-	uint8_t *buf = malloc(4096);
+	static const struct {
+		uint64_t first_word;
+		uint32_t nitems;
+		uint64_t items[3];
+		const char *why;
+	} bad[] = {
+		{0, 2, {0, 1}, "a segment of no words"},
+		{0, 3, {3, 1, 1}, "a segment of 3 words, 2 items left"},
+		{UINT64_MAX - 4, 2, {UINT64_C(0xffffffff) << 32 | 1, 1}, "overflows"},
+	};
+	uint8_t buf[256];
 
-	/* Valid header, random payload: every result is OK or a named error. */
-	for (int i = 0; i < 20000; i++) {
-		size_t plen = (st = st * 6364136223846793005ull + 1) >> 54;
-		struct rct_wire_hdr h = {.magic = htole32(RCT_PROTO_MAGIC),
-					 .version = htole16(RCT_PROTO_VERSION),
-					 .type = htole16((uint16_t)(1 + i % 11)),
-					 .length = htole32((uint32_t)plen)};
+	for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct rct_msg m = sample(RCT_MSG_BITMAP), out;
+		uint64_t wire[3], fw = htole64(bad[i].first_word);
+		uint32_t n = htole32(bad[i].nitems), hl = htole32(24 + bad[i].nitems * 8);
 		const char *why = NULL;
-		struct rct_msg m;
-		rct_status_t s;
+		size_t len;
 
-		memcpy(buf, &h, sizeof(h));
-		for (size_t k = 0; k < plen; k++)
-			buf[16 + k] = (uint8_t)((st = st * 6364136223846793005ull + 1) >> 56);
-		s = rct_msg_decode(buf, 16 + plen, &m, &why);
-		cr_assert(s == RCT_OK || why != NULL);
+		for (unsigned k = 0; k < 3; k++)
+			wire[k] = htole64(bad[i].items[k]);
+		m.bitmap.first_word = bad[i].first_word;
+		m.bitmap.nitems = bad[i].nitems;
+		m.bitmap.items = wire;
+		cr_assert_eq(rct_msg_encode(&m, buf, sizeof(buf), &len), RCT_ERR_INVALID_PARAM);
+		/* The wire bytes by hand: a good BITMAP, its payload replaced. */
+		m = sample(RCT_MSG_BITMAP);
+		cr_assert_eq(rct_msg_encode(&m, buf, sizeof(buf), &len), RCT_OK);
+		memcpy(buf + 8, &hl, 4);
+		memcpy(buf + 16 + 12, &n, 4);
+		memcpy(buf + 16 + 16, &fw, 8);
+		memcpy(buf + 16 + 24, wire, bad[i].nitems * 8);
+		len = 16 + 24 + bad[i].nitems * 8;
+		cr_assert_eq(rct_msg_decode(buf, len, &out, &why), RCT_ERR_PROTO);
+		cr_assert(why && strstr(why, bad[i].why), "%u: %s", i, why ? why : "(none)");
 	}
-	free(buf);
-}
-
-/* ---- TCP data lane ---- */
-
-static void put_hdr(uint8_t *b, uint16_t type, uint32_t nruns, uint32_t key_id, uint64_t token)
-{
-	struct rct_tcp_wire_put w = {
-		.magic = htole32(RCT_TCP_DATA_MAGIC),
-		.version = htole16(RCT_TCP_VERSION),
-		.type = htole16(type),
-		.nruns = htole32(nruns),
-		.key_id = htole32(key_id),
-		.key_tag = htole32(key_id ? 0xabcd : 0),
-		.token = htole64(token),
-	};
-
-	memcpy(b, &w, sizeof(w));
-}
-
-Test(proto, tcp_put_header)
-{
-	struct rct_tcp_put_hdr h;
-	uint8_t b[32];
-	const char *why;
-
-	put_hdr(b, RCT_TCP_PUT, 256, 1, 0);
-	cr_assert_eq(rct_tcp_put_decode(b, &h, &why), RCT_OK);
-	cr_assert_eq(h.nruns, 256);
-	cr_assert_eq(h.key_tag, 0xabcd);
-
-	put_hdr(b, RCT_TCP_PUT, 257, 1, 0);
-	cr_assert_eq(rct_tcp_put_decode(b, &h, &why), RCT_ERR_PROTO);
-	cr_assert_str_eq(why, "put: run count not in 1..256");
-	put_hdr(b, RCT_TCP_PUT, 0, 1, 0);
-	cr_assert_eq(rct_tcp_put_decode(b, &h, &why), RCT_ERR_PROTO);
-	put_hdr(b, RCT_TCP_FENCE, 0, 0, 7);
-	cr_assert_eq(rct_tcp_put_decode(b, &h, &why), RCT_OK);
-	cr_assert_eq(h.token, 7);
-	put_hdr(b, RCT_TCP_FENCE, 1, 0, 7);
-	cr_assert_eq(rct_tcp_put_decode(b, &h, &why), RCT_ERR_PROTO);
-	cr_assert_str_eq(why, "fence: carries runs or a key");
-	put_hdr(b, 9, 1, 1, 0);
-	cr_assert_eq(rct_tcp_put_decode(b, &h, &why), RCT_ERR_PROTO);
-	put_hdr(b, RCT_TCP_PUT, 1, 1, 0);
-	b[0] = 0;
-	cr_assert_eq(rct_tcp_put_decode(b, &h, &why), RCT_ERR_PROTO);
-	put_hdr(b, RCT_TCP_PUT, 1, 1, 0);
-	b[4] = 2;
-	cr_assert_eq(rct_tcp_put_decode(b, &h, &why), RCT_ERR_VERSION);
-	put_hdr(b, RCT_TCP_PUT, 1, 1, 0);
-	b[20] = 1;
-	cr_assert_eq(rct_tcp_put_decode(b, &h, &why), RCT_ERR_PROTO);
-	cr_assert_str_eq(why, "put: nonzero reserved field");
-}
-
-Test(proto, tcp_run_bounds)
-{
-	const char *why;
-
-	cr_assert_eq(rct_tcp_run_check(0, 4096, 4096, &why), RCT_OK);
-	cr_assert_eq(rct_tcp_run_check(4095, 1, 4096, &why), RCT_OK);
-	cr_assert_eq(rct_tcp_run_check(4096, 1, 4096, &why), RCT_ERR_PROTO);
-	cr_assert_eq(rct_tcp_run_check(1, 4096, 4096, &why), RCT_ERR_PROTO);
-	cr_assert_eq(rct_tcp_run_check(0, 0, 4096, &why), RCT_ERR_PROTO);
-	cr_assert_str_eq(why, "run: zero length");
-	/* offset + length wraps around 2^64 */
-	cr_assert_eq(rct_tcp_run_check(8, UINT64_MAX - 4, 4096, &why), RCT_ERR_PROTO);
-	cr_assert_str_eq(why, "run: beyond the end of the target memory");
-}
-
-Test(proto, tcp_lane_hello)
-{
-	struct rct_tcp_wire_lane_hello w = {.magic = htole32(RCT_TCP_LANE_MAGIC),
-					    .version = htole16(1),
-					    .lane = htole16(2),
-					    .nlanes = htole16(4),
-					    .cookie = htole64(99)};
-	struct rct_tcp_lane_hello h;
-	const char *why;
-
-	cr_assert_eq(rct_tcp_lane_hello_decode(&w, &h, &why), RCT_OK);
-	cr_assert_eq(h.lane, 2);
-	cr_assert_eq(h.cookie, 99);
-	w.lane = htole16(5);
-	cr_assert_eq(rct_tcp_lane_hello_decode(&w, &h, &why), RCT_ERR_PROTO);
-	w.lane = htole16(1);
-	w.nlanes = htole16(65);
-	cr_assert_eq(rct_tcp_lane_hello_decode(&w, &h, &why), RCT_ERR_PROTO);
-	w.nlanes = htole16(4);
-	w.reserved1 = 1;
-	cr_assert_eq(rct_tcp_lane_hello_decode(&w, &h, &why), RCT_ERR_PROTO);
-	w.reserved1 = 0;
-	w.magic = 0;
-	cr_assert_eq(rct_tcp_lane_hello_decode(&w, &h, &why), RCT_ERR_PROTO);
-	cr_assert_str_eq(why, "lane hello: bad magic (not an rct peer)");
-}
-
-/* What the decoder refuses, the encoder refuses too: one table and one validity
- * check serve both (a page size of 256 once encoded and failed only at the peer). */
-Test(proto, encoder_refuses_what_the_decoder_would)
-{
-	uint8_t buf[512];
-	size_t len;
-	struct rct_msg bad[] = {
-		{.type = RCT_MSG_HELLO, .hello = {.role = 1, .lanes = 4, .page_size = 256}},
-		{.type = RCT_MSG_HELLO, .hello = {.role = 1, .lanes = 65, .page_size = 4096}},
-		{.type = RCT_MSG_HELLO, .hello = {.role = 3, .lanes = 4, .page_size = 4096}},
-		{.type = RCT_MSG_REGION, .region = {.kind = 9, .size = 4096}},
-		{.type = RCT_MSG_BEGIN, .begin = {.epoch = 1, .flags = RCT_CKPT_LIVE}},
-		{.type = RCT_MSG_ACK, .ack = {.epoch = 1, .kind = 7}},
-		{.type = RCT_MSG_LIVENESS, .liveness = {.port = 0}},
-		{.type = RCT_MSG_AUTH, .auth = {.step = 0}},
-		{.type = 0},
-		{.type = RCT_MSG_TYPE_MAX + 1},
-	};
-
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		cr_assert_eq(rct_msg_encode(&bad[i], buf, sizeof(buf), &len), RCT_ERR_INVALID_PARAM,
-			     "case %zu (%s) was encoded", i, rct_msg_type_str(bad[i].type));
 }

@@ -168,13 +168,13 @@ static void hostile_send(enum hostile_kind h, uint16_t port, uint64_t npages, ch
 		rc = rawpeer_send_msg(ctrl, &m);
 		memset(&m, 0, sizeof(m));
 		if (h == H_BITMAP_BEYOND_REGION) {
-			uint64_t w = ~0ull;
+			uint64_t items[2] = {htole64(1), ~0ull}; /* one segment of one word */
 
 			m.type = RCT_MSG_BITMAP;
 			m.bitmap.epoch = 5;
 			m.bitmap.first_word = (npages + 63) / 64;
-			m.bitmap.nwords = 1;
-			m.bitmap.words = &w;
+			m.bitmap.nitems = 2;
+			m.bitmap.items = items;
 			if (!rc)
 				rc = rawpeer_send_msg(ctrl, &m);
 		} else if (h == H_DEVSTATE_TOO_BIG) {

@@ -141,7 +141,10 @@ static void payload_seeds(void)
 int main(int argc, char **argv)
 {
 	static const uint8_t key[32] = {1, 2, 3};
-	static const uint8_t words[64] = {0xff, 0, 0, 0, 0, 0, 0, 0x80};
+	/* Two segments: 1 word at first_word + 0, 2 words 3 further on. */
+	static const uint8_t items[48] = {1, 0,	   0, 0, 0, 0, 0, 0, 0xff, 0, 0, 0,   0, 0,
+					  0, 0x80, 2, 0, 0, 0, 3, 0, 0,	   0, 1, 0,   0, 0,
+					  0, 0,	   0, 0, 0, 0, 0, 0, 0,	   0, 0, 0x40};
 	static uint8_t named[32 + 6];
 	struct rct_msg m;
 
@@ -169,7 +172,7 @@ int main(int argc, char **argv)
 	m = (struct rct_msg){.type = RCT_MSG_BEGIN, .begin = {.epoch = 7, .flags = 1}};
 	proto_seed("begin", &m);
 	m = (struct rct_msg){.type = RCT_MSG_BITMAP,
-			     .bitmap = {.epoch = 7, .nwords = 8, .first_word = 2, .words = words}};
+			     .bitmap = {.epoch = 7, .nitems = 5, .first_word = 2, .items = items}};
 	proto_seed("bitmap", &m);
 	m = (struct rct_msg){.type = RCT_MSG_DEVSTATE, .devstate = {.epoch = 7, .length = 4096}};
 	proto_seed("devstate", &m);
@@ -177,7 +180,7 @@ int main(int argc, char **argv)
 			     .commit = {.epoch = 7,
 					.pages = 9,
 					.bytes = 9 * 4096,
-					.bitmap_words = 8,
+					.bitmap_words = 3,
 					.devstate_len = 4096,
 					.fence = 3}};
 	proto_seed("commit", &m);

@@ -4,7 +4,7 @@
  *
  *   begin    wait until the secondary flushed the previous epoch (its cache may
  *            not be written before), send BEGIN.
- *   dirty    send the bitmap in BITMAP chunks, cut it into runs of contiguous
+ *   dirty    send the bitmap's non-zero words in BITMAP segments, cut it into runs of contiguous
  *            pages in address order (each at most max_put bytes) and stripe the
  *            runs over the data lanes, each run to the lane with the fewest
  *            bytes so far.  Puts start at once.
@@ -197,28 +197,67 @@ static rct_status_t rct_primary_flush_lanes(struct rct_session *s, struct rct_be
 	return status;
 }
 
-/* Send region @r's bitmap to the secondary in chunks of little-endian words. */
-static rct_status_t rct_primary_send_bitmap(struct rct_session *s, struct rct_region *r)
+/* Send one BITMAP of @nitems items starting at word @first. */
+static rct_status_t rct_primary_bitmap_msg(struct rct_session *s, struct rct_region *r,
+					   uint64_t first, uint32_t nitems)
 {
 	struct rct_msg m = {.type = RCT_MSG_BITMAP};
+
+	m.bitmap.epoch = s->epoch;
+	m.bitmap.region_id = r->id;
+	m.bitmap.first_word = first;
+	m.bitmap.nitems = nitems;
+	m.bitmap.items = s->lebuf;
+	return rct_session_send(s, &m);
+}
+
+/*
+ * Send the non-zero words of region @r's bitmap, found through its summary,
+ * as segments of consecutive words (proto.h): what this costs follows the
+ * dirty words, not the region's size.
+ */
+static rct_status_t rct_primary_send_bitmap(struct rct_session *s, struct rct_region *r)
+{
+	const struct rct_dmap *d = &r->dirty;
+	uint64_t w = 0, first = 0, end = 0, skip = 0; /* end: after the open segment */
+	uint32_t n = 0, seg = 0, segn = 0;	      /* items in lebuf; lebuf[seg]: open segment */
 	rct_status_t status;
 
-	for (uint64_t w = 0; w < r->nwords; w += RCT_BITMAP_CHUNK_WORDS) {
-		uint32_t n = (uint32_t)RCT_MIN(r->nwords - w, RCT_BITMAP_CHUNK_WORDS);
+	while (rct_dmap_next_word(d, w, &w)) {
+		uint64_t v = d->bits[w];
+		bool extend = n && w == end;
 
-		for (uint32_t i = 0; i < n; i++)
-			s->lebuf[i] = htole64(r->bitmap[w + i]);
-		m.bitmap.epoch = s->epoch;
-		m.bitmap.region_id = r->id;
-		m.bitmap.first_word = w;
-		m.bitmap.nwords = n;
-		m.bitmap.words = s->lebuf;
-		status = rct_session_send(s, &m);
-		if (status != RCT_OK)
-			return status;
-		s->pri.bitmap_words_sent += n;
+		if (!v) {
+			w++;
+			continue;
+		}
+		/* A new message when this one is full or the gap is too long to say. */
+		if (n && (n + (extend ? 1 : 2) > RCT_BITMAP_MAX_ITEMS || w - end > UINT32_MAX)) {
+			s->lebuf[seg] = htole64(rct_bitmap_seg(skip, segn));
+			status = rct_primary_bitmap_msg(s, r, first, n);
+			if (status != RCT_OK)
+				return status;
+			n = 0;
+			extend = false;
+		}
+		if (!n)
+			first = end = w;
+		if (!extend) {
+			if (n)
+				s->lebuf[seg] = htole64(rct_bitmap_seg(skip, segn));
+			seg = n++;
+			skip = w - end;
+			segn = 0;
+		}
+		s->lebuf[n++] = htole64(v);
+		segn++;
+		s->pri.bitmap_words_sent++;
+		end = ++w;
 	}
-	return RCT_OK;
+	if (!n)
+		return RCT_OK;
+	s->lebuf[seg] = htole64(rct_bitmap_seg(skip, segn));
+	return rct_primary_bitmap_msg(s, r, first, n);
 }
 
 /* Queue pages [first, first + len) of @r, at the same offsets in its cache. */
@@ -231,15 +270,15 @@ static rct_status_t rct_primary_queue_pages(struct rct_session *s, struct rct_re
 				     first << s->page_shift, len << s->page_shift);
 }
 
-/* Put every page of @r whose bit is set in @bits. */
+/* Put every page of @r whose bit is set in @d. */
 static rct_status_t rct_primary_put_region(struct rct_session *s, struct rct_region *r,
-					   const uint64_t *bits)
+					   const struct rct_dmap *d)
 {
 	uint64_t max_pages = s->max_put >> s->page_shift;
 	uint64_t first, len, next = 0;
 	rct_status_t status;
 
-	while (rct_bitmap_next_run(bits, r->npages, next, max_pages, &first, &len)) {
+	while (rct_dmap_next_run(d, next, max_pages, &first, &len)) {
 		next = first + len;
 		status = rct_primary_queue_pages(s, r, first, len);
 		if (status != RCT_OK)
@@ -274,15 +313,15 @@ rct_status_t rct_ckpt_dirty(struct rct_session *s, struct rct_region *r, const u
 		return RCT_ERR_STATE;
 	}
 	r->dirty_given = true;
-	memcpy(r->bitmap, bitmap, r->nwords * sizeof(uint64_t));
-	if (r->npages % 64)
-		r->bitmap[r->nwords - 1] &= (1ull << (r->npages % 64)) - 1;
+	/* The caller's bitmap is read once; the rest follows its set words. */
+	rct_dmap_clear(&r->dirty);
+	rct_dmap_or_bitmap(&r->dirty, bitmap);
 
 	/* Bitmap first: it is small, and the control lane does not queue behind pages. */
 	status = rct_primary_send_bitmap(s, r);
 	if (status != RCT_OK)
 		return status;
-	return rct_primary_put_region(s, r, r->bitmap);
+	return rct_primary_put_region(s, r, &r->dirty);
 }
 
 rct_status_t rct_ckpt_devstate_put(struct rct_session *s, const void *buf, size_t len)

@@ -55,18 +55,22 @@ static rct_status_t rct_secondary_begin(struct rct_session *s, const struct rct_
 	s->flags = m->begin.flags;
 	s->sec.commit_seen = false;
 	s->sec.bitmap_words_rcvd = 0;
+	s->sec.pages_rcvd = 0;
 	s->sec.devstate_seen = false;
 	s->sec.devstate_len = 0;
+	/* Cleared by the last flush or refuse; a checkpoint that never
+	 * committed leaves its words behind (cleared here, what they were). */
 	for (unsigned i = 0; i < s->nregions; i++)
-		memset(s->regions[i]->bitmap, 0, s->regions[i]->nwords * sizeof(uint64_t));
+		rct_dmap_clear(&s->regions[i]->dirty);
 	return RCT_OK;
 }
 
 static rct_status_t rct_secondary_bitmap(struct rct_session *s, const struct rct_msg *m)
 {
+	struct rct_bitmap_cursor c = {0};
 	const char *why = NULL;
 	struct rct_region *r;
-	uint64_t *dst;
+	uint64_t w, v;
 
 	r = rct_session_region(s, m->bitmap.region_id);
 	if (!r)
@@ -76,15 +80,16 @@ static rct_status_t rct_secondary_bitmap(struct rct_session *s, const struct rct
 		return rct_secondary_violation(s, "BITMAP(%llu) in full checkpoint %llu",
 					       ULL(m->bitmap.epoch), ULL(s->epoch));
 	if (rct_msg_bitmap_check(m, r->nwords, &why) != RCT_OK)
-		return rct_secondary_violation(
-			s, "BITMAP: region %llu: words beyond its end (%llu)", ULL(r->id),
-			ULL(m->bitmap.first_word + m->bitmap.nwords));
-	dst = r->bitmap + m->bitmap.first_word;
-	for (uint32_t i = 0; i < m->bitmap.nwords; i++)
-		dst[i] |= rct_msg_bitmap_word(m, i);
-	if (r->npages % 64)
-		r->bitmap[r->nwords - 1] &= (1ull << (r->npages % 64)) - 1;
-	s->sec.bitmap_words_rcvd += m->bitmap.nwords;
+		return rct_secondary_violation(s, "BITMAP: region %llu (%llu words): %s",
+					       ULL(r->id), ULL(r->nwords), why);
+	while (rct_msg_bitmap_next(m, &c, &w, &v)) {
+		if (w == r->nwords - 1 && r->npages % 64)
+			v &= (1ull << (r->npages % 64)) - 1;
+		rct_dmap_or_word(&r->dirty, w, v);
+		/* What the primary put, repeats included: it counts the same way. */
+		s->sec.pages_rcvd += (uint64_t)__builtin_popcountll(v);
+		s->sec.bitmap_words_rcvd++;
+	}
 	return RCT_OK;
 }
 
@@ -146,10 +151,10 @@ static uint64_t rct_secondary_pages(struct rct_session *s)
 {
 	uint64_t n = 0;
 
+	if (!(s->flags & RCT_CKPT_FULL))
+		return s->sec.pages_rcvd;
 	for (unsigned i = 0; i < s->nregions; i++)
-		n += (s->flags & RCT_CKPT_FULL)
-			     ? s->regions[i]->npages
-			     : rct_bitmap_count(s->regions[i]->bitmap, s->regions[i]->npages);
+		n += s->regions[i]->npages;
 	return n;
 }
 
@@ -217,7 +222,7 @@ rct_status_t rct_ckpt_local_dirty(struct rct_session *s, struct rct_region *r,
 			  r->id, (unsigned long long)nbits, (unsigned long long)r->npages);
 		return RCT_ERR_INVALID_PARAM;
 	}
-	rct_bitmap_or(r->local_dirty, bitmap, r->npages);
+	rct_dmap_or_bitmap(&r->local, bitmap);
 	return RCT_OK;
 }
 
@@ -232,10 +237,10 @@ static uint64_t rct_secondary_flush_region(struct rct_session *s, struct rct_reg
 	char *ram = r->ram;
 
 	if (s->flags & RCT_CKPT_FULL)
-		memset(r->bitmap, 0xff, r->nwords * sizeof(uint64_t));
+		rct_dmap_fill(&r->dirty);
 	else
-		rct_bitmap_or(r->bitmap, r->local_dirty, r->npages);
-	while (rct_bitmap_next_run(r->bitmap, r->npages, next, step, &first, &len)) {
+		rct_dmap_or(&r->dirty, &r->local);
+	while (rct_dmap_next_run(&r->dirty, next, step, &first, &len)) {
 		memcpy(ram + (first << s->page_shift), cache + (first << s->page_shift),
 		       len << s->page_shift);
 		pages += len;
@@ -245,7 +250,8 @@ static uint64_t rct_secondary_flush_region(struct rct_session *s, struct rct_reg
 		 * the flush: a committed checkpoint is applied whole. */
 		(void)rct_session_tick(s);
 	}
-	memset(r->local_dirty, 0, r->nwords * sizeof(uint64_t));
+	rct_dmap_clear(&r->local);
+	rct_dmap_clear(&r->dirty);
 	return pages;
 }
 
@@ -315,9 +321,10 @@ rct_status_t rct_ckpt_refuse(struct rct_session *s, uint64_t epoch, const char *
 		struct rct_region *r = s->regions[i];
 
 		if (s->flags & RCT_CKPT_FULL)
-			rct_bitmap_fill(r->local_dirty, r->npages);
+			rct_dmap_fill(&r->local);
 		else
-			rct_bitmap_or(r->local_dirty, r->bitmap, r->npages);
+			rct_dmap_or(&r->local, &r->dirty);
+		rct_dmap_clear(&r->dirty);
 	}
 	rct_warn("checkpoint %llu refused by the hypervisor (%s): guest RAM stays at the last "
 		 "flushed epoch; its pages go with the next flush",

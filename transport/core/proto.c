@@ -125,7 +125,7 @@ static void enc_bitmap(const struct rct_msg *m, union rct_wire *w)
 {
 	w->bitmap.epoch = htole64(m->bitmap.epoch);
 	w->bitmap.region_id = htole32(m->bitmap.region_id);
-	w->bitmap.nwords = htole32(m->bitmap.nwords);
+	w->bitmap.nitems = htole32(m->bitmap.nitems);
 	w->bitmap.first_word = htole64(m->bitmap.first_word);
 }
 
@@ -133,25 +133,25 @@ static const char *dec_bitmap(const union rct_wire *w, struct rct_msg *m)
 {
 	m->bitmap.epoch = le64toh(w->bitmap.epoch);
 	m->bitmap.region_id = le32toh(w->bitmap.region_id);
-	m->bitmap.nwords = le32toh(w->bitmap.nwords);
+	m->bitmap.nitems = le32toh(w->bitmap.nitems);
 	m->bitmap.first_word = le64toh(w->bitmap.first_word);
 	return NULL;
 }
 
 static size_t var_len_bitmap(const struct rct_msg *m)
 {
-	return (size_t)m->bitmap.nwords * 8;
+	return (size_t)m->bitmap.nitems * 8;
 }
 
 /* The caller gives little-endian words; the decoder leaves them so (rct_msg_bitmap_word()). */
 static const void *var_get_bitmap(const struct rct_msg *m)
 {
-	return m->bitmap.words;
+	return m->bitmap.items;
 }
 
 static void var_set_bitmap(struct rct_msg *m, const void *p)
 {
-	m->bitmap.words = p;
+	m->bitmap.items = p;
 }
 
 static void enc_devstate(const struct rct_msg *m, union rct_wire *w)
@@ -313,7 +313,7 @@ static const struct rct_msg_layout rct_msg_layouts[RCT_MSG_TYPE_MAX + 1] = {
 	RCT_LAYOUT(HELLO, hello),
 	RCT_LAYOUT_VAR(REGION, region, "key and name length"),
 	RCT_LAYOUT(BEGIN, begin),
-	RCT_LAYOUT_VAR(BITMAP, bitmap, "word count"),
+	RCT_LAYOUT_VAR(BITMAP, bitmap, "item count"),
 	RCT_LAYOUT(DEVSTATE, devstate),
 	RCT_LAYOUT(COMMIT, commit),
 	RCT_LAYOUT(ACK, ack),
@@ -336,6 +336,33 @@ const char *rct_msg_type_str(unsigned type)
 	const struct rct_msg_layout *l = rct_msg_layout(type);
 
 	return l ? l->name : "unknown";
+}
+
+/* The segments of a BITMAP: each descriptor names 1.. words that are there. */
+static const char *rct_msg_bitmap_invalid(const struct rct_msg *m)
+{
+	uint64_t end = m->bitmap.first_word;
+
+	if (!m->bitmap.nitems || m->bitmap.nitems > RCT_BITMAP_MAX_ITEMS)
+		return rct_why("BITMAP: item count %u: 0 or above %d", m->bitmap.nitems,
+			       RCT_BITMAP_MAX_ITEMS);
+	if (!m->bitmap.items)
+		return "BITMAP: no items";
+	for (uint32_t i = 0; i < m->bitmap.nitems;) {
+		uint64_t d = rct_msg_bitmap_item(m, i);
+		uint32_t n = (uint32_t)d;
+
+		if (!n)
+			return rct_why("BITMAP: item %u: a segment of no words", i);
+		if (n > m->bitmap.nitems - i - 1)
+			return rct_why("BITMAP: item %u: a segment of %u words, %u items left", i,
+				       n, m->bitmap.nitems - i - 1);
+		if (end > UINT64_MAX - (d >> 32) - n)
+			return "BITMAP: word index overflows";
+		end += (d >> 32) + n;
+		i += 1 + n;
+	}
+	return NULL;
 }
 
 /*
@@ -387,12 +414,7 @@ static const char *rct_msg_invalid(const struct rct_msg *m)
 			return "BEGIN: LIVE without FULL";
 		return NULL;
 	case RCT_MSG_BITMAP:
-		if (!m->bitmap.nwords || m->bitmap.nwords > RCT_BITMAP_CHUNK_WORDS)
-			return rct_why("BITMAP: word count %u: 0 or above %d", m->bitmap.nwords,
-				       RCT_BITMAP_CHUNK_WORDS);
-		if (m->bitmap.first_word > UINT64_MAX - m->bitmap.nwords)
-			return "BITMAP: first word + count overflows";
-		return m->bitmap.words ? NULL : "BITMAP: no words";
+		return rct_msg_bitmap_invalid(m);
 	case RCT_MSG_ACK:
 		if (m->ack.kind < RCT_ACK_COMMITTED || m->ack.kind > RCT_ACK_REFUSED)
 			return "ACK: unknown kind";
@@ -503,19 +525,46 @@ rct_status_t rct_msg_decode(const void *buf, size_t len, struct rct_msg *msg_p, 
 	return RCT_OK;
 }
 
-uint64_t rct_msg_bitmap_word(const struct rct_msg *msg, uint32_t i)
+uint64_t rct_msg_bitmap_item(const struct rct_msg *msg, uint32_t i)
 {
 	uint64_t v;
 
-	memcpy(&v, (const char *)msg->bitmap.words + (size_t)i * 8, sizeof(v));
+	memcpy(&v, (const char *)msg->bitmap.items + (size_t)i * 8, sizeof(v));
 	return le64toh(v);
+}
+
+bool rct_msg_bitmap_next(const struct rct_msg *msg, struct rct_bitmap_cursor *c, uint64_t *w_p,
+			 uint64_t *v_p)
+{
+	if (!c->started) {
+		c->started = true;
+		c->word = msg->bitmap.first_word;
+	}
+	if (!c->left) {
+		uint64_t d;
+
+		if (c->item >= msg->bitmap.nitems)
+			return false;
+		d = rct_msg_bitmap_item(msg, c->item++);
+		c->word += d >> 32;
+		c->left = (uint32_t)d;
+	}
+	*w_p = c->word++;
+	*v_p = rct_msg_bitmap_item(msg, c->item++);
+	c->left--;
+	return true;
 }
 
 rct_status_t rct_msg_bitmap_check(const struct rct_msg *msg, uint64_t region_words,
 				  const char **why_p)
 {
-	if (msg->bitmap.first_word >= region_words ||
-	    msg->bitmap.nwords > region_words - msg->bitmap.first_word)
+	struct rct_bitmap_cursor c = {0};
+	uint64_t w, v, last = msg->bitmap.first_word;
+
+	/* Decoded, so the segments are well formed: the last word is the end. */
+	while (rct_msg_bitmap_next(msg, &c, &w, &v))
+		last = w;
+	if (msg->bitmap.first_word >= region_words || last >= region_words)
 		RCT_PROTO_FAIL("BITMAP: words beyond the end of the region");
 	return RCT_OK;
 }

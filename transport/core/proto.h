@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * Peer control protocol (version 2), carried on the control lane.  The full
+ * Peer control protocol (version 4), carried on the control lane.  The full
  * description and the state machine are in docs/protocol.md.  In short:
  *
  *   primary                               secondary
@@ -10,7 +10,7 @@
  *                                 <------ REGION(id, size, remote key) x nregions
  *   per checkpoint:
  *   BEGIN(epoch, flags) ---------------->  (pages are put into the cache on the data lanes)
- *   BITMAP(epoch, region, words) ------->  (x chunks)
+ *   BITMAP(epoch, region, segments) ---->  (the non-zero words only)
  *   DEVSTATE(epoch, length) ------------>  (bytes were put into the staging region)
  *   COMMIT(epoch, counts, fence) ------->  waits until every lane passed the fence
  *                                 <------ ACK(epoch, COMMITTED)
@@ -32,17 +32,18 @@
 
 #include <rct/rct.h>
 
-#define RCT_PROTO_MAGIC	  0x31544352u /* "RCT1" in memory order */
-#define RCT_PROTO_VERSION 3	      /* 3: REGION carries the region's name */
+#define RCT_PROTO_MAGIC 0x31544352u /* "RCT1" in memory order */
+/* 3: REGION carries the region's name; 4: BITMAP carries segments of non-zero words */
+#define RCT_PROTO_VERSION 4
 
 /* Limits a decoder enforces. */
-#define RCT_MSG_MAX	       (64 * 1024) /* header + payload */
-#define RCT_KEY_MAX	       1024	   /* packed remote key (UCX: ~300 bytes) */
-#define RCT_BITMAP_CHUNK_WORDS 4096	   /* words per BITMAP message */
-#define RCT_ERROR_TEXT_MAX     256
-#define RCT_REGION_NAME_MAX    63 /* bytes of a region's name (rct.h) */
-#define RCT_MAX_REGIONS	       1024
-#define RCT_MIN_PAGE_SIZE      512 /* the smallest page a HELLO may announce */
+#define RCT_MSG_MAX	     (64 * 1024) /* header + payload */
+#define RCT_KEY_MAX	     1024	 /* packed remote key (UCX: ~300 bytes) */
+#define RCT_BITMAP_MAX_ITEMS 4096	 /* items (descriptors + words) per BITMAP */
+#define RCT_ERROR_TEXT_MAX   256
+#define RCT_REGION_NAME_MAX  63 /* bytes of a region's name (rct.h) */
+#define RCT_MAX_REGIONS	     1024
+#define RCT_MIN_PAGE_SIZE    512 /* the smallest page a HELLO may announce */
 
 enum rct_msg_type {
 	RCT_MSG_HELLO = 1,
@@ -141,10 +142,17 @@ struct rct_wire_begin {
 	__le32 reserved;
 };
 
+/*
+ * nitems __le64 items follow: segments, each a descriptor (bits 0-31: n, the
+ * words in the segment, >= 1; bits 32-63: skip, the words left out before it,
+ * counted from first_word for the first segment and from the end of the one
+ * before for the others) and then its n bitmap words.  Words left out are
+ * zero: an epoch's bitmap costs its non-zero words only.
+ */
 struct rct_wire_bitmap {
 	__le64 epoch;
 	__le32 region_id;
-	__le32 nwords; /* __le64 words that follow */
+	__le32 nitems;
 	__le64 first_word;
 };
 
@@ -199,9 +207,9 @@ _Static_assert(sizeof(struct rct_wire_goodbye) == 8, "wire goodbye");
 _Static_assert(sizeof(struct rct_wire_auth) == 72, "wire auth");
 _Static_assert(sizeof(struct rct_wire_liveness) == 16, "wire liveness");
 _Static_assert(sizeof(struct rct_wire_hdr) + sizeof(struct rct_wire_bitmap) +
-			       RCT_BITMAP_CHUNK_WORDS * 8 <=
+			       RCT_BITMAP_MAX_ITEMS * 8 <=
 		       RCT_MSG_MAX,
-	       "a full bitmap chunk fits in one message");
+	       "a full BITMAP fits in one message");
 
 /* ---- host form ---- */
 
@@ -233,9 +241,9 @@ struct rct_msg {
 		struct {
 			uint64_t epoch;
 			uint32_t region_id;
-			uint32_t nwords;
+			uint32_t nitems;
 			uint64_t first_word;
-			const void *words; /* nwords little-endian u64, unaligned */
+			const void *items; /* nitems little-endian u64, unaligned */
 		} bitmap;
 		struct {
 			uint64_t epoch;
@@ -293,8 +301,26 @@ rct_status_t rct_msg_encode(const struct rct_msg *msg, void *buf, size_t cap, si
  */
 rct_status_t rct_msg_decode(const void *buf, size_t len, struct rct_msg *msg_p, const char **why_p);
 
-/* Word @i of a decoded BITMAP message, in host order. */
-uint64_t rct_msg_bitmap_word(const struct rct_msg *msg, uint32_t i);
+/* Item @i of a BITMAP message, in host order. */
+uint64_t rct_msg_bitmap_item(const struct rct_msg *msg, uint32_t i);
+
+/* A BITMAP segment descriptor. */
+static inline uint64_t rct_bitmap_seg(uint64_t skip, uint32_t n)
+{
+	return skip << 32 | n;
+}
+
+/* Walks the words of a decoded (so well-formed) BITMAP: zero-initialize, then next. */
+struct rct_bitmap_cursor {
+	uint32_t item; /* next item */
+	uint32_t left; /* words left in the current segment */
+	uint64_t word; /* index of the next word */
+	bool started;
+};
+
+/* The next word carried: its index in the region and its value.  False at the end. */
+bool rct_msg_bitmap_next(const struct rct_msg *msg, struct rct_bitmap_cursor *c, uint64_t *w_p,
+			 uint64_t *v_p);
 
 /* A region name: 1..RCT_REGION_NAME_MAX bytes of printable ASCII, no space. */
 static inline bool rct_region_name_valid(const char *name, size_t len)
@@ -307,7 +333,7 @@ static inline bool rct_region_name_valid(const char *name, size_t len)
 	return true;
 }
 
-/* Check a decoded BITMAP against a region of @region_words words. */
+/* Check a decoded BITMAP against a region of @region_words words (every word inside). */
 rct_status_t rct_msg_bitmap_check(const struct rct_msg *msg, uint64_t region_words,
 				  const char **why_p);
 

@@ -15,8 +15,8 @@ void rct_region_free(struct rct_session *s, struct rct_region *r)
 		s->ops->rkey_destroy(s->ctx, r->rkey);
 	if (r->mem)
 		s->ops->mem_unmap(s->ctx, r->mem);
-	free(r->bitmap);
-	free(r->local_dirty);
+	rct_dmap_free(&r->dirty);
+	rct_dmap_free(&r->local);
 	free(r);
 }
 
@@ -91,12 +91,10 @@ rct_status_t rct_region_register(struct rct_session *s, uint32_t id, void *addr,
 	r->npages = size >> s->page_shift;
 	r->nwords = rct_bitmap_words(r->npages);
 	status = RCT_ERR_NO_MEMORY;
-	r->bitmap = calloc(r->nwords, sizeof(uint64_t));
-	if (!r->bitmap)
+	if (rct_dmap_init(&r->dirty, r->npages))
 		goto out_free;
 	if (s->role == RCT_ROLE_SECONDARY) {
-		r->local_dirty = calloc(r->nwords, sizeof(uint64_t));
-		if (!r->local_dirty)
+		if (rct_dmap_init(&r->local, r->npages))
 			goto out_free;
 		/* The colo cache: allocated and pre-faulted by the backend, so that
 		 * no first-touch fault lands on the checkpoint's critical path. */

@@ -14,6 +14,7 @@
 #include <rct/rct.h>
 
 #include "backend.h"
+#include "bitmap.h"
 #include "proto.h"
 
 #define RCT_NO_EPOCH	     UINT64_MAX
@@ -53,8 +54,8 @@ struct rct_region {
 	uint64_t nwords;
 	struct rct_be_mem *mem;	  /* primary: guest RAM; secondary: the colo cache */
 	struct rct_be_rkey *rkey; /* primary: the secondary's cache */
-	uint64_t *bitmap;	  /* primary-dirty pages of the current epoch */
-	uint64_t *local_dirty;	  /* secondary: pages its own guest dirtied */
+	struct rct_dmap dirty;	  /* primary-dirty pages of the current epoch */
+	struct rct_dmap local;	  /* secondary: pages its own guest dirtied */
 	bool dirty_given;	  /* primary: rct_ckpt_dirty() called this epoch */
 };
 
@@ -163,6 +164,7 @@ struct rct_session {
 			uint64_t pages, bytes, bitmap_words, devstate_len, fence;
 		} commit;
 		uint64_t bitmap_words_rcvd;
+		uint64_t pages_rcvd; /* bits set in the words received (what was put) */
 		bool devstate_seen;
 		uint64_t devstate_len; /* announced by DEVSTATE */
 		void *devstate_buf;    /* committed device state, copied out of staging */
@@ -181,7 +183,7 @@ struct rct_session {
 	} wait;
 
 	uint8_t msgbuf[RCT_MSG_MAX];
-	uint64_t lebuf[RCT_BITMAP_CHUNK_WORDS];
+	uint64_t lebuf[RCT_BITMAP_MAX_ITEMS];
 };
 
 /* Internal: create a session on an explicit backend (tests use a fault-injecting one). */
