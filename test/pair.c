@@ -136,6 +136,54 @@ static void *pair_secondary(void *arg)
 	return NULL;
 }
 
+/* A memfd of @size bytes mapped shared, not populated; NULL on failure. */
+static uint8_t *pair_memfd(size_t size, int *fd_p)
+{
+	int fd = memfd_create("rct-pair", MFD_CLOEXEC);
+	void *p;
+
+	if (fd < 0 || ftruncate(fd, (off_t)size)) {
+		if (fd >= 0)
+			close(fd);
+		return NULL;
+	}
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED) {
+		close(fd);
+		return NULL;
+	}
+	*fd_p = fd;
+	return p;
+}
+
+/* Guest RAM of both sides: filled (see pair_opts), or sparse files. */
+static rct_status_t pair_ram(struct pair *pp, const struct pair_opts *o)
+{
+	pp->pfd = pp->sfd = -1;
+	if (!o->sparse) {
+		pp->pram = rct_mem_alloc(o->size);
+		pp->sram = rct_mem_alloc(o->size);
+		if (!pp->pram || !pp->sram)
+			return RCT_ERR_NO_MEMORY;
+		for (uint64_t i = 0; i < o->size / 8; i++)
+			((uint64_t *)pp->pram)[i] = pair_rand(&pp->rng);
+		memset(pp->sram, 0xee, o->size);
+		return RCT_OK;
+	}
+	pp->pram = pair_memfd(o->size, &pp->pfd);
+	pp->sram = pair_memfd(o->size, &pp->sfd);
+	if (!pp->pram || !pp->sram)
+		return RCT_ERR_NO_MEMORY;
+	for (uint64_t page = 0; page < pp->npages; page += 8) {
+		for (unsigned i = 0; i < PAIR_PAGE / 8; i++)
+			((uint64_t *)(pp->pram + page * PAIR_PAGE))[i] = pair_rand(&pp->rng) | 1;
+		if (page + 1 < pp->npages)
+			memset(pp->pram + (page + 1) * PAIR_PAGE, 0, PAIR_PAGE);
+	}
+	memset(pp->sram, 0xee, o->size / 2);
+	return RCT_OK;
+}
+
 static rct_status_t pair_session(struct pair *pp, enum rct_role role, struct rct_session **s_p)
 {
 	struct rct_session_params p = {
@@ -198,20 +246,20 @@ rct_status_t pair_open(struct pair *pp, const struct pair_opts *o)
 	pp->rng = 42;
 	pthread_mutex_init(&pp->lock, NULL);
 	pthread_cond_init(&pp->cond, NULL);
-	pp->pram = rct_mem_alloc(o->size);
-	pp->sram = rct_mem_alloc(o->size);
+	st = pair_ram(pp, o);
+	if (st != RCT_OK)
+		return st;
 	pp->snap = o->no_snapshot ? NULL : rct_mem_alloc(o->size);
-	if (!pp->pram || !pp->sram || (!pp->snap && !o->no_snapshot))
+	if (!pp->snap && !o->no_snapshot)
 		return RCT_ERR_NO_MEMORY;
-	for (uint64_t i = 0; i < o->size / 8; i++)
-		((uint64_t *)pp->pram)[i] = pair_rand(&pp->rng);
-	memset(pp->sram, 0xee, o->size);
 	if (pp->snap)
 		memcpy(pp->snap, pp->pram, o->size);
 
 	st = pair_session(pp, RCT_ROLE_SECONDARY, &pp->s);
 	if (st == RCT_OK)
 		st = rct_region_register(pp->s, 7, pp->sram, o->size, &pp->sr);
+	if (st == RCT_OK && o->sparse)
+		st = rct_region_set_file(pp->sr, pp->sfd, 0);
 	if (st == RCT_OK && o->sname)
 		st = rct_region_set_name(pp->sr, o->sname);
 	if (st == RCT_OK)
@@ -225,6 +273,8 @@ rct_status_t pair_open(struct pair *pp, const struct pair_opts *o)
 	st = pair_session(pp, RCT_ROLE_PRIMARY, &pp->p);
 	if (st == RCT_OK)
 		st = rct_region_register(pp->p, 7, pp->pram, o->size, &pp->pr);
+	if (st == RCT_OK && o->sparse)
+		st = rct_region_set_file(pp->pr, pp->pfd, 0);
 	if (st == RCT_OK && o->pname)
 		st = rct_region_set_name(pp->pr, o->pname);
 	if (st == RCT_OK)
@@ -245,6 +295,10 @@ void pair_close(struct pair *pp)
 	rct_session_destroy(pp->s);
 	rct_mem_free(pp->pram, pp->o.size);
 	rct_mem_free(pp->sram, pp->o.size);
+	if (pp->o.sparse && pp->pfd >= 0)
+		close(pp->pfd);
+	if (pp->o.sparse && pp->sfd >= 0)
+		close(pp->sfd);
 	if (pp->snap)
 		rct_mem_free(pp->snap, pp->o.size);
 	pthread_cond_destroy(&pp->cond);

@@ -39,6 +39,10 @@ struct pair_opts {
 	bool use_fd; /* the secondary's thread sleeps on rct_session_fd() (rct_session_arm()) */
 	const char *pname, *sname; /* region names (rct_region_set_name), or NULL */
 	uint64_t refuse_mask;	   /* epochs < 64 whose READY the secondary refuses (auto_flush) */
+	/* Both RAMs are memfds given to rct (rct_region_set_file): the primary's
+	 * holds data in pages p % 8 == 0 and explicit zero pages at p % 8 == 1,
+	 * the rest holes; the secondary's holds 0xee in its first half. */
+	bool sparse;
 	/* Called once the secondary listens and accepts, before the primary
 	 * connects (a hostile peer goes first), or NULL. */
 	void (*before_connect)(struct pair *pp, void *arg);
@@ -50,6 +54,7 @@ struct pair {
 	struct rct_session *p, *s;
 	struct rct_region *pr, *sr;
 	uint8_t *pram, *sram, *snap; /* primary RAM, secondary RAM, primary snapshot */
+	int pfd, sfd;		     /* sparse: their memfds, else -1 */
 	uint64_t npages;
 	uint16_t port;
 

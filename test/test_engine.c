@@ -36,16 +36,24 @@ static void teardown(void)
 	free(saved);
 }
 
+/* The pair most tests use: mock backend, 2 lanes, flushed as it comes. */
+static struct pair_opts engine_opts(void)
+{
+	return (struct pair_opts){.ops = &mock_ops,
+				  .lanes = 2,
+				  .size = SIZE,
+				  .max_put = 1 << 20,
+				  .timeout_ms = 2000,
+				  .auto_flush = true,
+				  .scribble = 8};
+}
+
 static void open_pair(unsigned lanes, bool auto_flush)
 {
-	struct pair_opts o = {.ops = &mock_ops,
-			      .lanes = lanes,
-			      .size = SIZE,
-			      .max_put = 1 << 20,
-			      .timeout_ms = 2000,
-			      .auto_flush = auto_flush,
-			      .scribble = 8};
+	struct pair_opts o = engine_opts();
 
+	o.lanes = lanes;
+	o.auto_flush = auto_flush;
 	cr_assert_eq(pair_open(&pp, &o), RCT_OK);
 }
 
@@ -253,18 +261,11 @@ static unsigned primary_events(enum rct_event_type type, uint64_t *epochs, unsig
 
 Test(engine, a_refused_epoch_is_applied_with_the_next_flushed_one)
 {
-	struct pair_opts o = {.ops = &mock_ops,
-			      .lanes = 2,
-			      .size = SIZE,
-			      .max_put = 1 << 20,
-			      .timeout_ms = 2000,
-			      .auto_flush = true,
-			      .scribble = 8,
-			      /* the full sync, then two in a row */
-			      .refuse_mask = 1u << 0 | 1u << 3 | 1u << 4};
+	struct pair_opts o = engine_opts();
 	uint64_t seen[8];
 	unsigned nseen;
 
+	o.refuse_mask = 1u << 0 | 1u << 3 | 1u << 4; /* the full sync, then two in a row */
 	cr_assert_eq(pair_open(&pp, &o), RCT_OK);
 	cr_assert_eq(pair_ckpt(&pp, 0, NULL, NULL, 0), RCT_OK);
 	cr_assert(pair_wait_refused(&pp, 0, 2000));
@@ -302,6 +303,76 @@ Test(engine, a_refused_epoch_is_applied_with_the_next_flushed_one)
 	/* Refusing is not ending: both sides are still connected. */
 	cr_assert_eq(rct_session_progress(pp.p, 0), RCT_OK);
 	cr_assert_eq(rct_ckpt_refuse(pp.s, 6, NULL), RCT_ERR_STATE, "epoch 6 is flushed already");
+}
+
+/* ---- sparse guests (pair_opts.sparse): holes and zero pages are not sent */
+
+static void open_sparse(uint64_t refuse_mask)
+{
+	struct pair_opts o = engine_opts();
+
+	o.scribble = 0;
+	o.sparse = true;
+	o.refuse_mask = refuse_mask;
+	cr_assert_eq(pair_open(&pp, &o), RCT_OK);
+}
+
+Test(engine, a_full_sync_sends_neither_holes_nor_zero_pages)
+{
+	uint64_t data_pages = (SIZE / 4096 + 7) / 8;
+
+	open_sparse(0);
+	cr_assert_eq(pair_ckpt(&pp, 0, NULL, "d", 1), RCT_OK);
+	cr_assert_eq(pp.p->pri.stats.pages, data_pages, "sent %llu pages, %llu hold data",
+		     (unsigned long long)pp.p->pri.stats.pages, (unsigned long long)data_pages);
+	cr_assert(pair_wait_flushed(&pp, 0, 2000));
+	/* The secondary's 0xee half is zeroed where the primary is zero. */
+	cr_assert(pp.equal, "secondary RAM differs after a sparse full sync");
+	pair_dirty(&pp, bits, 30, 100, 20);
+	cr_assert_eq(pair_ckpt(&pp, 1, bits, "e", 1), RCT_OK);
+	cr_assert(pair_wait_flushed(&pp, 1, 2000));
+	cr_assert(pp.equal, "secondary RAM differs at epoch 1");
+}
+
+Test(engine, a_full_sync_after_others_zeroes_what_the_cache_held_of_zero_pages)
+{
+	const uint64_t page = 8 * 20; /* data at first, then zeroed */
+	const uint8_t *cache;
+
+	open_sparse(0);
+	cr_assert_eq(pair_ckpt(&pp, 0, NULL, "d", 1), RCT_OK);
+	cr_assert(pair_wait_flushed(&pp, 0, 2000));
+	memset(pp.pram + page * 4096, 0, 4096);
+	memset(bits, 0, rct_bitmap_words(SIZE / 4096) * 8);
+	rct_bitmap_set(bits, page);
+	cr_assert_eq(pair_ckpt(&pp, 1, bits, "e", 1), RCT_OK);
+	cr_assert(pair_wait_flushed(&pp, 1, 2000));
+	/* Epoch 1 sent a zero page: the cache holds it (written, zero). */
+	memset(pp.pram + page * 4096, 0x77, 4096);
+	cr_assert_eq(pair_ckpt(&pp, 2, bits, "f", 1), RCT_OK);
+	cr_assert(pair_wait_flushed(&pp, 2, 2000));
+	cache = pp.sr->mem->addr;
+	cr_assert_eq(cache[page * 4096], 0x77);
+	/* Zero again, then a full sync that does not send it: the cache must
+	 * not keep 0x77, or a later flush of that page would restore it. */
+	memset(pp.pram + page * 4096, 0, 4096);
+	cr_assert_eq(pair_ckpt(&pp, 3, NULL, "g", 1), RCT_OK);
+	cr_assert(pair_wait_flushed(&pp, 3, 2000));
+	cr_assert(pp.equal, "secondary RAM differs after the second full sync");
+	cr_assert(rct_mem_is_zero(cache + page * 4096, 4096), "the cache kept a stale page");
+}
+
+Test(engine, a_refused_full_sync_is_applied_whole_by_the_next_flush)
+{
+	open_sparse(1u << 0);
+	cr_assert_eq(pair_ckpt(&pp, 0, NULL, "d", 1), RCT_OK);
+	cr_assert(pair_wait_refused(&pp, 0, 2000));
+	pair_dirty(&pp, bits, 10, 0, 0);
+	cr_assert_eq(pair_ckpt(&pp, 1, bits, "e", 1), RCT_OK);
+	cr_assert(pair_wait_flushed(&pp, 1, 2000));
+	/* Epoch 1 copies its pages and epoch 0's, and zeroes the 0xee half
+	 * where the primary is zero, as epoch 0's flush would have. */
+	cr_assert(pp.equal, "secondary RAM differs after a refused full sync");
 }
 
 Test(engine, region_names_travel_and_a_mismatch_is_named)

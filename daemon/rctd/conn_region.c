@@ -37,6 +37,8 @@ static void region_unmap(struct rctd_conn *c, struct rctd_region *g)
 {
 	if (g->ram_fd >= 0)
 		close(g->ram_fd);
+	if (g->file_fd >= 0)
+		close(g->file_fd);
 	if (g->bmap_fd >= 0)
 		close(g->bmap_fd);
 	if (g->ram)
@@ -54,7 +56,7 @@ static void region_unmap(struct rctd_conn *c, struct rctd_region *g)
 /*
  * Count @g's size against rctd's registered-memory limit, before anything is
  * mapped: what a client asks for becomes pinned guest RAM on the primary
- * (verbs) and an equal, populated colo cache on the secondary.
+ * (verbs) and an equal colo cache on the secondary (sparse, except with verbs).
  */
 static int region_reserve(struct rctd_conn *c, struct rctd_region *g, struct reply *r)
 {
@@ -197,7 +199,8 @@ int h_region_add(struct rctd_conn *c, const struct ipc_msg *m, const union ipc_b
 				  ": size a multiple of %u, offset page-aligned, bitmap 8-aligned",
 				  g.id, g.size, w->offset, w->bitmap_offset, c->page_size);
 	g.pages = g.size / c->page_size;
-	g.ram_fd = g.bmap_fd = -1;
+	g.ram_fd = g.bmap_fd = g.file_fd = -1;
+	g.offset = w->offset;
 	g.ram_end = w->offset + g.size;
 	bytes = (g.pages + 63) / 64 * 8;
 	g.bmap_end = w->bitmap_offset + bytes;
@@ -220,6 +223,14 @@ int h_region_add(struct rctd_conn *c, const struct ipc_msg *m, const union ipc_b
 	if (region_reserve(c, &g, r)) {
 		region_unmap(c, &g);
 		return r->status;
+	}
+	g.file_fd = fcntl(m->fds[0], F_DUPFD_CLOEXEC, 0);
+	if (g.file_fd < 0) {
+		int err = errno;
+
+		region_unmap(c, &g);
+		return reply_fail(r, -err, RCT_ERR_SYSTEM, "region %u: keeping its RAM file: %s",
+				  g.id, strerror(err));
 	}
 	/* Not populated: the guest's memory is the hypervisor's, and a sparse
 	 * file (a large guest that touched little) must stay sparse. */
@@ -286,6 +297,9 @@ int conn_register_regions(struct rctd_conn *c, struct reply *r)
 		st = rct_region_register(c->sess, g->id, g->ram, g->size, &g->rr);
 		if (st == RCT_OK && g->name[0])
 			st = rct_region_set_name(g->rr, g->name);
+		/* Its holes are not read, not sent and, on the secondary, not zeroed. */
+		if (st == RCT_OK)
+			st = rct_region_set_file(g->rr, g->file_fd, g->offset);
 		if (st != RCT_OK)
 			return reply_fail(r, ipc_errno_of(st), st, "registering region %u: %s",
 					  g->id, rct_status_str(st));

@@ -77,6 +77,8 @@ struct rctd_region {
 	/* Files that could shrink under the mappings (not sealed F_SEAL_SHRINK):
 	 * kept to re-check their size at every checkpoint step; -1 otherwise. */
 	int ram_fd, bmap_fd;
+	int file_fd;		    /* the RAM file, always: the session finds its holes */
+	uint64_t offset;	    /* where the region starts in it */
 	uint64_t ram_end, bmap_end; /* the bytes each file must hold */
 	uint64_t file_page;	    /* the RAM file's page size (hugetlbfs: its huge page) */
 	void *ram;		    /* the guest RAM mapping */

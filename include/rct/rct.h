@@ -196,7 +196,9 @@ RCT_API const char *rct_session_backend(const struct rct_session *session);
  * Register a guest RAM region (before connect/accept).  The memory stays owned
  * by the caller and must outlive the session.  On the primary the region is
  * registered with the backend for local reads; on the secondary rct allocates
- * a colo cache of the same size, pre-faulted, registered for remote writes.
+ * a colo cache of the same size, registered for remote writes: zero and not
+ * populated (pages are faulted in as they first arrive), except with verbs,
+ * whose registration pins, and so populates, all of it.
  *
  * @param id    identifier agreed by both sides (QEMU: the RAM block index)
  * @param addr  page-aligned start of guest RAM
@@ -216,6 +218,19 @@ RCT_API rct_status_t rct_region_register(struct rct_session *session, uint32_t i
  * @return RCT_OK, RCT_ERR_INVALID_PARAM, RCT_ERR_STATE (connected already).
  */
 RCT_API rct_status_t rct_region_set_name(struct rct_region *region, const char *name);
+
+/**
+ * Say that @a region's memory is the file @a fd from byte @a offset on (a
+ * memfd, a file on tmpfs or hugetlbfs, mapped shared), before connect/accept.
+ * rct opens the file again for itself (/proc/self/fd) and finds the region's
+ * holes with SEEK_DATA/SEEK_HOLE, so that a sparse guest costs what it holds:
+ * a full sync sends neither holes nor zero pages, and on the secondary the
+ * full flush zeroes only pages that hold data.  Without a file, those read
+ * every page (on shared memory, reading a hole allocates it).
+ * @return RCT_OK, RCT_ERR_INVALID_PARAM (not a regular file, or too short),
+ *         RCT_ERR_STATE (connected already), RCT_ERR_SYSTEM (cannot reopen it).
+ */
+RCT_API rct_status_t rct_region_set_file(struct rct_region *region, int fd, uint64_t offset);
 
 /** Number of pages (dirty-bitmap bits) in @a region. */
 RCT_API uint64_t rct_region_pages(const struct rct_region *region);

@@ -56,6 +56,10 @@ struct rct_run {
 enum rct_mem_access {
 	RCT_MEM_LOCAL = 1u << 0,	/* source of puts */
 	RCT_MEM_REMOTE_WRITE = 1u << 1, /* target of the peer's puts */
+	/* With @addr NULL: allocate zero memory that is faulted in as it is
+	 * written, not populated (the colo cache: a guest may be mostly holes).
+	 * A backend that must pin what it registers populates it anyway. */
+	RCT_MEM_SPARSE = 1u << 2,
 };
 
 struct rct_be_params {
@@ -154,7 +158,8 @@ struct rct_backend_ops {
 	 * destroyed and before memory is unmapped (UCX needs that order). */
 	void (*disconnect)(struct rct_be_ctx *ctx);
 
-	/* Memory: @addr NULL asks the backend to allocate (pre-faulted). */
+	/* Memory: @addr NULL asks the backend to allocate (pre-faulted, unless
+	 * RCT_MEM_SPARSE). */
 	rct_status_t (*mem_map)(struct rct_be_ctx *ctx, void *addr, size_t len, unsigned access,
 				struct rct_be_mem **mem_p);
 	void (*mem_unmap)(struct rct_be_ctx *ctx, struct rct_be_mem *mem);

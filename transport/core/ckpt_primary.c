@@ -10,6 +10,8 @@
  *            bytes so far.  Puts start at once.
  *   devstate copy the blob into the local staging buffer, put it into the
  *            secondary's staging buffer, send DEVSTATE with its length.
+ *   full     (RCT_CKPT_FULL, at commit) every page that holds data, as if all
+ *            were dirty; holes and zero pages are left out (the cache is zero).
  *   commit   wait until every put completed locally, fence every lane, send
  *            COMMIT with the counts the secondary must have seen, and wait for
  *            ACK(COMMITTED), which the secondary sends only when the fence has
@@ -360,21 +362,6 @@ rct_status_t rct_ckpt_devstate_put(struct rct_session *s, const void *buf, size_
 	return rct_session_send(s, &m);
 }
 
-/* Put pages [first, first + n) of @r (a full sync); runs of max_put. */
-static rct_status_t rct_primary_put_range(struct rct_session *s, struct rct_region *r,
-					  uint64_t first, uint64_t n)
-{
-	uint64_t max_pages = s->max_put >> s->page_shift;
-	rct_status_t status;
-
-	for (uint64_t p = first; p < first + n; p += max_pages) {
-		status = rct_primary_queue_pages(s, r, p, RCT_MIN(max_pages, first + n - p));
-		if (status != RCT_OK)
-			return status;
-	}
-	return rct_primary_flush_lanes(s, r->mem, r->rkey);
-}
-
 /* Drive progress until the backend has nothing pending (puts, fences). */
 static rct_status_t rct_primary_wait_puts(struct rct_session *s, uint64_t deadline)
 {
@@ -395,13 +382,83 @@ static rct_status_t rct_primary_wait_puts(struct rct_session *s, uint64_t deadli
 }
 
 /*
- * Every page of every region, in slices: a slice is posted, then completed,
- * before the next one, so that the progress others read is exact and the
- * deadline applies per slice (a 2 GiB sync may take longer than the session
- * timeout; a slice may not).  The gap between slices is one completion round
- * trip per RCT_SYNC_SLICE bytes.
+ * A full sync: every page of every region that holds data, in slices: a
+ * slice is posted, then completed, before the next one, so that the progress
+ * others read is exact and the deadline applies per slice (a 2 GiB sync may
+ * take longer than the session timeout; a slice may not).  The gap between
+ * slices is one completion round trip per RCT_SYNC_SLICE bytes.
+ *
+ * Holes (the region's file says where, rct_region_set_file()) and zero pages
+ * are not sent: the colo cache starts zero.  What is sent is marked in the
+ * region's bitmap, which goes to the secondary as for any checkpoint: its
+ * flush copies those pages and zeroes the others where guest RAM holds data.
  */
 #define RCT_SYNC_SLICE (8ull << 20)
+
+static void rct_primary_sync_progress(struct rct_session *s, uint64_t done)
+{
+	atomic_store_explicit(&s->pri.sync_done, done, memory_order_relaxed);
+}
+
+/* Queue the non-zero pages of [first, first + n) of @r, marking them sent. */
+static rct_status_t rct_primary_put_nonzero(struct rct_session *s, struct rct_region *r,
+					    uint64_t first, uint64_t n)
+{
+	uint64_t max_pages = s->max_put >> s->page_shift, start = 0, run = 0;
+	const char *ram = r->ram;
+	rct_status_t status = RCT_OK;
+
+	for (uint64_t p = first; p < first + n && status == RCT_OK; p++) {
+		if (rct_mem_is_zero(ram + (p << s->page_shift), s->page_size)) {
+			if (run)
+				status = rct_primary_queue_pages(s, r, start, run);
+			run = 0;
+			continue;
+		}
+		rct_dmap_or_word(&r->dirty, p / 64, 1ull << (p % 64));
+		if (!run)
+			start = p;
+		if (++run == max_pages) {
+			status = rct_primary_queue_pages(s, r, start, run);
+			run = 0;
+		}
+	}
+	if (status == RCT_OK && run)
+		status = rct_primary_queue_pages(s, r, start, run);
+	if (status == RCT_OK)
+		status = rct_primary_flush_lanes(s, r->mem, r->rkey);
+	return status;
+}
+
+static rct_status_t rct_primary_full_region(struct rct_session *s, struct rct_region *r,
+					    uint64_t *done_p)
+{
+	uint64_t slice = RCT_MAX(RCT_SYNC_SLICE >> s->page_shift, 1), page = 0, first, end;
+	rct_status_t status = RCT_OK;
+
+	rct_dmap_clear(&r->dirty);
+	while (status == RCT_OK && rct_region_next_data(r, page, &first, &end)) {
+		*done_p += first - page; /* a hole: done */
+		for (uint64_t p = first; p < end && status == RCT_OK; p += slice) {
+			uint64_t n = RCT_MIN(slice, end - p);
+
+			status = rct_primary_put_nonzero(s, r, p, n);
+			if (status == RCT_OK)
+				status = rct_primary_wait_puts(
+					s, rct_now_ns() + (uint64_t)s->timeout_ms * 1000000);
+			if (status == RCT_OK) {
+				*done_p += n;
+				rct_primary_sync_progress(s, *done_p);
+			}
+		}
+		page = end;
+	}
+	if (status != RCT_OK)
+		return status;
+	*done_p += r->npages - page;
+	rct_primary_sync_progress(s, *done_p);
+	return rct_primary_send_bitmap(s, r);
+}
 
 static rct_status_t rct_primary_full_sync(struct rct_session *s)
 {
@@ -417,26 +474,15 @@ static rct_status_t rct_primary_full_sync(struct rct_session *s)
 	rct_info("checkpoint %llu: full sync of %llu pages%s", (unsigned long long)s->epoch,
 		 (unsigned long long)total, s->flags & RCT_CKPT_LIVE ? " (guest running)" : "");
 
-	for (unsigned i = 0; i < s->nregions && status == RCT_OK; i++) {
-		struct rct_region *r = s->regions[i];
-		uint64_t slice = RCT_MAX(RCT_SYNC_SLICE >> s->page_shift, 1);
-
-		for (uint64_t p = 0; p < r->npages && status == RCT_OK; p += slice) {
-			uint64_t n = RCT_MIN(slice, r->npages - p);
-
-			status = rct_primary_put_range(s, r, p, n);
-			if (status == RCT_OK)
-				status = rct_primary_wait_puts(
-					s, rct_now_ns() + (uint64_t)s->timeout_ms * 1000000);
-			if (status == RCT_OK) {
-				done += n;
-				atomic_store_explicit(&s->pri.sync_done, done,
-						      memory_order_relaxed);
-			}
-		}
-	}
+	for (unsigned i = 0; i < s->nregions && status == RCT_OK; i++)
+		status = rct_primary_full_region(s, s->regions[i], &done);
 	atomic_store_explicit(&s->pri.sync_t1, rct_now_ns(), memory_order_relaxed);
 	atomic_store_explicit(&s->pri.sync_active, 0, memory_order_relaxed);
+	if (status == RCT_OK)
+		rct_info("checkpoint %llu: full sync sent %llu of %llu pages (the rest holes or "
+			 "zero)",
+			 (unsigned long long)s->epoch, (unsigned long long)s->pri.stats.pages,
+			 (unsigned long long)total);
 	return status;
 }
 

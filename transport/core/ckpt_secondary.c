@@ -76,9 +76,6 @@ static rct_status_t rct_secondary_bitmap(struct rct_session *s, const struct rct
 	if (!r)
 		return rct_secondary_violation(s, "BITMAP(%llu): no region %llu",
 					       ULL(m->bitmap.epoch), ULL(m->bitmap.region_id));
-	if (s->flags & RCT_CKPT_FULL)
-		return rct_secondary_violation(s, "BITMAP(%llu) in full checkpoint %llu",
-					       ULL(m->bitmap.epoch), ULL(s->epoch));
 	if (rct_msg_bitmap_check(m, r->nwords, &why) != RCT_OK)
 		return rct_secondary_violation(s, "BITMAP: region %llu (%llu words): %s",
 					       ULL(r->id), ULL(r->nwords), why);
@@ -86,6 +83,7 @@ static rct_status_t rct_secondary_bitmap(struct rct_session *s, const struct rct
 		if (w == r->nwords - 1 && r->npages % 64)
 			v &= (1ull << (r->npages % 64)) - 1;
 		rct_dmap_or_word(&r->dirty, w, v);
+		rct_dmap_or_word(&r->cached, w, v);
 		/* What the primary put, repeats included: it counts the same way. */
 		s->sec.pages_rcvd += (uint64_t)__builtin_popcountll(v);
 		s->sec.bitmap_words_rcvd++;
@@ -146,16 +144,27 @@ rct_status_t rct_secondary_dispatch(struct rct_session *s, const struct rct_msg 
 	}
 }
 
-/* Pages the primary says it sent in this epoch, as seen in the received bitmaps. */
-static uint64_t rct_secondary_pages(struct rct_session *s)
+/*
+ * A full checkpoint is the whole image: cache pages written before it that it
+ * did not send are zero on the primary.  Zero them (a fresh cache has none)
+ * and restart the account of what the cache holds from this checkpoint.
+ */
+static void rct_secondary_full_cache(struct rct_session *s, struct rct_region *r)
 {
-	uint64_t n = 0;
+	char *cache = r->mem->addr;
 
-	if (!(s->flags & RCT_CKPT_FULL))
-		return s->sec.pages_rcvd;
-	for (unsigned i = 0; i < s->nregions; i++)
-		n += s->regions[i]->npages;
-	return n;
+	for (uint64_t w = 0; rct_dmap_next_word(&r->cached, w, &w); w++) {
+		uint64_t stale = r->cached.bits[w] & ~r->dirty.bits[w];
+
+		while (stale) {
+			uint64_t p = w * 64 + (uint64_t)__builtin_ctzll(stale);
+
+			memset(cache + (p << s->page_shift), 0, s->page_size);
+			stale &= stale - 1;
+		}
+	}
+	rct_dmap_clear(&r->cached);
+	rct_dmap_or(&r->cached, &r->dirty);
 }
 
 rct_status_t rct_secondary_try_complete(struct rct_session *s)
@@ -171,7 +180,7 @@ rct_status_t rct_secondary_try_complete(struct rct_session *s)
 		return rct_secondary_violation(s, "COMMIT: %llu bitmap words announced, %llu seen",
 					       ULL(s->sec.commit.bitmap_words),
 					       ULL(s->sec.bitmap_words_rcvd));
-	pages = rct_secondary_pages(s);
+	pages = s->sec.pages_rcvd;
 	if (pages != s->sec.commit.pages || s->sec.commit.bytes != pages << s->page_shift)
 		return rct_secondary_violation(s, "COMMIT: %llu pages announced, bitmaps hold %llu",
 					       ULL(s->sec.commit.pages), ULL(pages));
@@ -179,6 +188,10 @@ rct_status_t rct_secondary_try_complete(struct rct_session *s)
 		return rct_secondary_violation(s, "COMMIT: device state of %llu bytes, %llu seen",
 					       ULL(s->sec.commit.devstate_len),
 					       ULL(s->sec.devstate_len));
+
+	if (s->flags & RCT_CKPT_FULL)
+		for (unsigned i = 0; i < s->nregions; i++)
+			rct_secondary_full_cache(s, s->regions[i]);
 
 	/* Keep the committed device state out of staging: the next epoch reuses
 	 * it.  The buffer is as large as staging (checked at DEVSTATE). */
@@ -229,17 +242,45 @@ rct_status_t rct_ckpt_local_dirty(struct rct_session *s, struct rct_region *r,
 /* Bytes copied between two keepalive checks: ~2 ms at memcpy speed. */
 #define RCT_FLUSH_STEP (8ull << 20)
 
-/* Copy the pages set in @a | @b (all pages for a full checkpoint) from cache to RAM. */
+/*
+ * After a full checkpoint, guest RAM pages it did not send (and that were not
+ * copied) must be zero, as they are on the primary.  Only pages that hold
+ * data are read (the region's file says which, else all), and only non-zero
+ * ones are written.  Returns the pages zeroed.
+ */
+static uint64_t rct_secondary_zero_rest(struct rct_session *s, struct rct_region *r)
+{
+	uint64_t page = 0, first, end, zeroed = 0, seen = 0;
+	char *ram = r->ram;
+
+	while (rct_region_next_data(r, page, &first, &end)) {
+		for (uint64_t p = first; p < end; p++) {
+			char *pg = ram + (p << s->page_shift);
+
+			if (rct_bitmap_test(r->dirty.bits, p) || rct_mem_is_zero(pg, s->page_size))
+				continue;
+			memset(pg, 0, s->page_size);
+			zeroed++;
+		}
+		seen += end - first;
+		if (seen >= RCT_FLUSH_STEP >> s->page_shift) {
+			(void)rct_session_tick(s);
+			seen = 0;
+		}
+		page = end;
+	}
+	r->zero_rest = false;
+	return zeroed;
+}
+
+/* Copy the pages set in the epoch's bitmap | the local one from cache to RAM. */
 static uint64_t rct_secondary_flush_region(struct rct_session *s, struct rct_region *r)
 {
 	uint64_t step = RCT_FLUSH_STEP >> s->page_shift, first, len, next = 0, pages = 0;
 	const char *cache = r->mem->addr;
 	char *ram = r->ram;
 
-	if (s->flags & RCT_CKPT_FULL)
-		rct_dmap_fill(&r->dirty);
-	else
-		rct_dmap_or(&r->dirty, &r->local);
+	rct_dmap_or(&r->dirty, &r->local);
 	while (rct_dmap_next_run(&r->dirty, next, step, &first, &len)) {
 		memcpy(ram + (first << s->page_shift), cache + (first << s->page_shift),
 		       len << s->page_shift);
@@ -250,6 +291,8 @@ static uint64_t rct_secondary_flush_region(struct rct_session *s, struct rct_reg
 		 * the flush: a committed checkpoint is applied whole. */
 		(void)rct_session_tick(s);
 	}
+	if ((s->flags & RCT_CKPT_FULL) || r->zero_rest)
+		pages += rct_secondary_zero_rest(s, r);
 	rct_dmap_clear(&r->local);
 	rct_dmap_clear(&r->dirty);
 	return pages;
@@ -320,10 +363,11 @@ rct_status_t rct_ckpt_refuse(struct rct_session *s, uint64_t epoch, const char *
 	for (unsigned i = 0; i < s->nregions; i++) {
 		struct rct_region *r = s->regions[i];
 
+		/* A refused full checkpoint: the next flush zeroes what it does
+		 * not copy, as this one would have. */
 		if (s->flags & RCT_CKPT_FULL)
-			rct_dmap_fill(&r->local);
-		else
-			rct_dmap_or(&r->local, &r->dirty);
+			r->zero_rest = true;
+		rct_dmap_or(&r->local, &r->dirty);
 		rct_dmap_clear(&r->dirty);
 	}
 	rct_warn("checkpoint %llu refused by the hypervisor (%s): guest RAM stays at the last "

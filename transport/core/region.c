@@ -1,7 +1,12 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* Guest regions of a session: registration, lookup, teardown. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "bitmap.h"
 #include "log.h"
@@ -17,6 +22,9 @@ void rct_region_free(struct rct_session *s, struct rct_region *r)
 		s->ops->mem_unmap(s->ctx, r->mem);
 	rct_dmap_free(&r->dirty);
 	rct_dmap_free(&r->local);
+	rct_dmap_free(&r->cached);
+	if (r->fd >= 0)
+		close(r->fd);
 	free(r);
 }
 
@@ -47,6 +55,74 @@ rct_status_t rct_region_set_name(struct rct_region *r, const char *name)
 	}
 	memcpy(r->name, name, len + 1);
 	return RCT_OK;
+}
+
+rct_status_t rct_region_set_file(struct rct_region *r, int fd, uint64_t offset)
+{
+	char path[64];
+	struct stat sb;
+	int own;
+
+	if (!r || fd < 0)
+		return RCT_ERR_INVALID_PARAM;
+	if (r->session->state != RCT_SESSION_NEW && r->session->state != RCT_SESSION_LISTENING) {
+		rct_error("region %u: its file is given before connect/accept", r->id);
+		return RCT_ERR_STATE;
+	}
+	if (fstat(fd, &sb) || !S_ISREG(sb.st_mode)) {
+		rct_error("region %u: descriptor %d is not a regular file", r->id, fd);
+		return RCT_ERR_INVALID_PARAM;
+	}
+	if (offset > (uint64_t)sb.st_size || (uint64_t)sb.st_size - offset < r->size) {
+		rct_error("region %u: its file has %lld bytes, the region needs %llu from %llu",
+			  r->id, (long long)sb.st_size, (unsigned long long)r->size,
+			  (unsigned long long)offset);
+		return RCT_ERR_INVALID_PARAM;
+	}
+	/* An open file of its own: SEEK_DATA moves the file offset, which a
+	 * dup() would share with the caller. */
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	own = open(path, O_RDONLY | O_CLOEXEC);
+	if (own < 0) {
+		rct_error("region %u: opening its file again (%s): %m", r->id, path);
+		return RCT_ERR_SYSTEM;
+	}
+	if (r->fd >= 0)
+		close(r->fd);
+	r->fd = own;
+	r->foff = offset;
+	return RCT_OK;
+}
+
+bool rct_region_next_data(struct rct_region *r, uint64_t page, uint64_t *first_p, uint64_t *end_p)
+{
+	unsigned shift = r->session->page_shift;
+	off_t a, b, end = (off_t)(r->foff + r->size);
+
+	if (page >= r->npages)
+		return false;
+	*first_p = page;
+	*end_p = r->npages;
+	if (r->fd < 0)
+		return true;
+	a = lseek(r->fd, (off_t)(r->foff + (page << shift)), SEEK_DATA);
+	if (a < 0 && errno == ENXIO)
+		return false;
+	if (a < 0) {
+		/* Not knowing where the holes are costs reading them, not data. */
+		rct_warn("region %u: SEEK_DATA: %m; reading the rest page by page", r->id);
+		close(r->fd);
+		r->fd = -1;
+		return true;
+	}
+	if (a >= end)
+		return false;
+	b = lseek(r->fd, a, SEEK_HOLE);
+	if (b < 0 || b > end)
+		b = end;
+	*first_p = RCT_MAX(page, ((uint64_t)a - r->foff) >> shift);
+	*end_p = RCT_MIN(r->npages, ((uint64_t)b - r->foff + (1ull << shift) - 1) >> shift);
+	return true;
 }
 
 uint64_t rct_region_pages(const struct rct_region *r)
@@ -85,6 +161,7 @@ rct_status_t rct_region_register(struct rct_session *s, uint32_t id, void *addr,
 	if (!r)
 		return RCT_ERR_NO_MEMORY;
 	r->session = s;
+	r->fd = -1;
 	r->id = id;
 	r->ram = addr;
 	r->size = size;
@@ -94,11 +171,12 @@ rct_status_t rct_region_register(struct rct_session *s, uint32_t id, void *addr,
 	if (rct_dmap_init(&r->dirty, r->npages))
 		goto out_free;
 	if (s->role == RCT_ROLE_SECONDARY) {
-		if (rct_dmap_init(&r->local, r->npages))
+		if (rct_dmap_init(&r->local, r->npages) || rct_dmap_init(&r->cached, r->npages))
 			goto out_free;
-		/* The colo cache: allocated and pre-faulted by the backend, so that
-		 * no first-touch fault lands on the checkpoint's critical path. */
-		status = s->ops->mem_map(s->ctx, NULL, size, RCT_MEM_REMOTE_WRITE, &r->mem);
+		/* The colo cache: zero and sparse, faulted in as pages arrive; a
+		 * guest of a TiB that is mostly holes costs what it holds. */
+		status = s->ops->mem_map(s->ctx, NULL, size, RCT_MEM_REMOTE_WRITE | RCT_MEM_SPARSE,
+					 &r->mem);
 	} else {
 		status = s->ops->mem_map(s->ctx, addr, size, RCT_MEM_LOCAL, &r->mem);
 	}

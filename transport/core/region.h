@@ -14,4 +14,11 @@ struct rct_region *rct_session_region(struct rct_session *s, uint32_t id);
 /* Unmap, drop the key and free @r (teardown). */
 void rct_region_free(struct rct_session *s, struct rct_region *r);
 
+/*
+ * The next pages at or after @page that may hold data, [*first_p, *end_p):
+ * the file's data (SEEK_DATA/SEEK_HOLE) when the region has one, else all
+ * the rest.  False when nothing from @page on can hold data.
+ */
+bool rct_region_next_data(struct rct_region *r, uint64_t page, uint64_t *first_p, uint64_t *end_p);
+
 #endif /* RCT_REGION_H */

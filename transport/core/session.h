@@ -56,6 +56,11 @@ struct rct_region {
 	struct rct_be_rkey *rkey; /* primary: the secondary's cache */
 	struct rct_dmap dirty;	  /* primary-dirty pages of the current epoch */
 	struct rct_dmap local;	  /* secondary: pages its own guest dirtied */
+	struct rct_dmap cached;	  /* secondary: cache pages that may not be zero */
+	bool zero_rest;		  /* secondary: a refused FULL: the next flush zeroes
+				   * what it does not copy */
+	int fd;			  /* the memory's file (rct_region_set_file()), or -1 */
+	uint64_t foff;		  /* where the region starts in it */
 	bool dirty_given;	  /* primary: rct_ckpt_dirty() called this epoch */
 };
 

@@ -23,6 +23,34 @@ void *rct_mem_alloc(size_t len)
 	return addr;
 }
 
+void *rct_mem_alloc_sparse(size_t len)
+{
+	void *addr = mmap(NULL, len, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	if (addr == MAP_FAILED) {
+		rct_error("mmap of %zu bytes (not populated): %m", len);
+		return NULL;
+	}
+	return addr;
+}
+
+bool rct_mem_is_zero(const void *p, size_t len)
+{
+	const uint64_t *w = p;
+
+	/* Eight words per step; a page of data usually fails on the first. */
+	for (size_t i = 0; i < len / 8; i += 8) {
+		uint64_t any = 0;
+
+		for (unsigned k = 0; k < 8; k++)
+			any |= w[i + k];
+		if (any)
+			return false;
+	}
+	return true;
+}
+
 void rct_mem_free(void *addr, size_t len)
 {
 	if (addr)

@@ -3,6 +3,7 @@
 #ifndef RCT_UTIL_H
 #define RCT_UTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -44,6 +45,18 @@ uint64_t rct_random64(void);
 
 /* Anonymous memory, pre-faulted (MADV_POPULATE_WRITE, else touched); NULL on failure. */
 void *rct_mem_alloc(size_t len);
+/*
+ * Anonymous zero memory, not populated and not counted against overcommit
+ * (MAP_NORESERVE): pages are faulted in as they are first written.  NULL on failure.
+ */
+void *rct_mem_alloc_sparse(size_t len);
+/* rct_mem_alloc_sparse() when @sparse, else rct_mem_alloc(). */
+static inline void *rct_mem_alloc_as(size_t len, bool sparse)
+{
+	return sparse ? rct_mem_alloc_sparse(len) : rct_mem_alloc(len);
+}
+/* Whether @len bytes at @p (8-byte aligned, @len a multiple of 64) are all zero. */
+bool rct_mem_is_zero(const void *p, size_t len);
 void rct_mem_free(void *addr, size_t len);
 
 #endif /* RCT_UTIL_H */

@@ -118,7 +118,7 @@ rct_status_t rct_tcp_mem_map(struct rct_be_ctx *ctx, void *addr, size_t len, uns
 	if (!m)
 		return RCT_ERR_NO_MEMORY;
 	if (!addr) {
-		addr = rct_mem_alloc(len);
+		addr = rct_mem_alloc_as(len, access & RCT_MEM_SPARSE);
 		if (!addr) {
 			free(m);
 			return RCT_ERR_NO_MEMORY;

@@ -44,8 +44,8 @@ rct_status_t rct_ucx_mem_map(struct rct_be_ctx *ctx, void *addr, size_t len, uns
 		free(m);
 		return rct_ucx_status(st);
 	}
-	if (!addr && madvise(attr.address, len, MADV_POPULATE_WRITE))
-		memset(attr.address, 0, len); /* pre-fault the colo cache */
+	if (!addr && !(access & RCT_MEM_SPARSE) && madvise(attr.address, len, MADV_POPULATE_WRITE))
+		memset(attr.address, 0, len); /* pre-fault what is not sparse */
 	m->super.addr = attr.address;
 	m->super.len = len;
 	m->access = access;
@@ -139,9 +139,11 @@ rct_status_t rct_ucx_rkey_unpack(struct rct_be_ctx *ctx, const void *buf, size_t
 		}
 		k->n = i + 1;
 	}
-	/* Where the target is mapped into this process (shared memory), fault the
-	 * mapping in now: first-touch faults (~2 us a page here) would otherwise
-	 * be paid by the puts.  Each lane's rkey may attach a mapping of its own. */
+	/* Where the target is mapped into this process (shared memory), the puts
+	 * store into it.  It is not faulted in here: the colo cache is sparse
+	 * (a TiB of holes must stay holes), so a page's first put pays its
+	 * first-touch fault (~2 us a page here), once.  Each lane's rkey may
+	 * attach a mapping of its own. */
 	for (unsigned i = 0; i < k->n; i++) {
 		st = ucp_rkey_ptr(k->rkeys[i], k->raddr, &ptr);
 		if (st != UCS_OK) {
@@ -155,13 +157,7 @@ rct_status_t rct_ucx_rkey_unpack(struct rct_be_ctx *ctx, const void *buf, size_t
 		if (i && ptr == prev)
 			continue;
 		prev = ptr;
-		if (madvise(ptr, k->super.size, MADV_POPULATE_WRITE))
-			rct_warn(
-				"ucx: lane %u: pre-faulting %llu bytes of mapped remote memory: %m",
-				i + 1, (unsigned long long)k->super.size);
-		else
-			rct_debug("ucx: lane %u: remote memory mapped at %p, pre-faulted", i + 1,
-				  ptr);
+		rct_debug("ucx: lane %u: remote memory mapped at %p", i + 1, ptr);
 	}
 	*rkey_p = &k->super;
 	return RCT_OK;

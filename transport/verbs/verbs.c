@@ -150,7 +150,8 @@ static rct_status_t rct_verbs_mem_map(struct rct_be_ctx *ctx, void *addr, size_t
 	if (!m)
 		return RCT_ERR_NO_MEMORY;
 	if (!addr) {
-		addr = rct_mem_alloc(len); /* pre-faulted colo cache or staging */
+		/* Pre-faulted: registration pins every page anyway (no ODP here). */
+		addr = rct_mem_alloc(len);
 		if (!addr) {
 			free(m);
 			return RCT_ERR_NO_MEMORY;
