@@ -201,6 +201,10 @@ static rct_status_t pair_session(struct pair *pp, enum rct_role role, struct rct
 		p.field_mask |= RCT_SESSION_PARAM_FIELD_THREADS;
 		p.threads = pp->o.threads;
 	}
+	if (pp->o.flush_threads) {
+		p.field_mask |= RCT_SESSION_PARAM_FIELD_FLUSH_THREADS;
+		p.flush_threads = pp->o.flush_threads < 0 ? 0 : (unsigned)pp->o.flush_threads;
+	}
 	if (pp->o.liveness) {
 		p.field_mask |= RCT_SESSION_PARAM_FIELD_LIVENESS;
 		p.liveness = pp->o.liveness;

@@ -43,6 +43,7 @@ struct pair_opts {
 	 * holds data in pages p % 8 == 0 and explicit zero pages at p % 8 == 1,
 	 * the rest holes; the secondary's holds 0xee in its first half. */
 	bool sparse;
+	int flush_threads; /* the secondary's flush helpers: 0 the library's default, -1 none */
 	/* Called once the secondary listens and accepts, before the primary
 	 * connects (a hostile peer goes first), or NULL. */
 	void (*before_connect)(struct pair *pp, void *arg);

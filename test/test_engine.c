@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/bitmap.h"
+#include "core/flush.h"
 #include "core/session.h"
 #include "core/util.h"
 #include "mock_backend.h"
@@ -373,6 +374,45 @@ Test(engine, a_refused_full_sync_is_applied_whole_by_the_next_flush)
 	/* Epoch 1 copies its pages and epoch 0's, and zeroes the 0xee half
 	 * where the primary is zero, as epoch 0's flush would have. */
 	cr_assert(pp.equal, "secondary RAM differs after a refused full sync");
+}
+
+Test(engine, a_flush_shared_by_helper_threads_is_applied_whole)
+{
+	struct pair_opts o = engine_opts();
+
+	o.flush_threads = 3;
+	cr_assert_eq(pair_open(&pp, &o), RCT_OK);
+	cr_assert_eq(pair_ckpt(&pp, 0, NULL, "d", 1), RCT_OK);
+	cr_assert(pair_wait_flushed(&pp, 0, 2000));
+	cr_assert(pp.equal, "secondary RAM differs after the full sync");
+	for (unsigned e = 1; e <= 6; e++) {
+		/* Scattered pages and a run that crosses the shares' cuts; the
+		 * last epochs are too small to share. */
+		pair_dirty(&pp, bits, e < 5 ? 400 : 20, e * 61, e < 5 ? 300 : 3);
+		cr_assert_eq(pair_ckpt(&pp, e, bits, "e", 1), RCT_OK);
+		cr_assert(pair_wait_flushed(&pp, e, 2000), "epoch %u not flushed", e);
+		cr_assert(pp.equal, "secondary RAM differs at epoch %u", e);
+	}
+	/* The helpers took their shares (3 of 4 of a flush of 1,024 pages). */
+	cr_assert_geq(rct_flush_helped(pp.s), 1500, "helpers copied %llu pages",
+		      (unsigned long long)rct_flush_helped(pp.s));
+}
+
+Test(engine, a_region_whose_file_may_shrink_is_flushed_by_the_callers_thread_only)
+{
+	struct pair_opts o = engine_opts();
+
+	o.sparse = true; /* unsealed memfds */
+	o.flush_threads = 2;
+	cr_assert_eq(pair_open(&pp, &o), RCT_OK);
+	cr_assert(pp.sr->flush_alone);
+	cr_assert_eq(pair_ckpt(&pp, 0, NULL, "d", 1), RCT_OK);
+	cr_assert(pair_wait_flushed(&pp, 0, 2000));
+	pair_dirty(&pp, bits, 400, 0, 600);
+	cr_assert_eq(pair_ckpt(&pp, 1, bits, "e", 1), RCT_OK);
+	cr_assert(pair_wait_flushed(&pp, 1, 2000));
+	cr_assert(pp.equal, "secondary RAM differs at epoch 1");
+	cr_assert_eq(rct_flush_helped(pp.s), 0);
 }
 
 Test(engine, region_names_travel_and_a_mismatch_is_named)

@@ -75,6 +75,10 @@ static void open_params(const struct rctd *d, const struct ipc_session_open *w,
 		p->field_mask |= RCT_SESSION_PARAM_FIELD_THREADS;
 		p->threads = w->threads;
 	}
+	if (d->cfg.flush_threads >= 0) {
+		p->field_mask |= RCT_SESSION_PARAM_FIELD_FLUSH_THREADS;
+		p->flush_threads = (unsigned)d->cfg.flush_threads;
+	}
 	if (w->page_size) {
 		p->field_mask |= RCT_SESSION_PARAM_FIELD_PAGE_SIZE;
 		p->page_size = w->page_size;

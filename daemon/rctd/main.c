@@ -276,6 +276,7 @@ int main(int argc, char **argv)
 	d.cfg.msg_timeout_ms = RCTD_MSG_TIMEOUT_MS;
 	d.cfg.idle_timeout_ms = RCTD_IDLE_TIMEOUT_MS;
 	d.cfg.state_dir = "/var/lib/rctd";
+	d.cfg.flush_threads = -1;
 	d.cfg.max_registered = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE) /
 			       4 * 3;
 	rc = rctd_parse_args(&d.cfg, argc, argv);

@@ -54,10 +54,16 @@ static void usage(FILE *f)
 		"                           nothing for N ms (default 60000; 100..86400000)\n"
 		"  -M, --max-registered SIZE  guest RAM all sessions together may register\n"
 		"                           (bytes, or with K, M, G, T; default 3/4 of this\n"
-		"                           machine's memory): the primary pins it (verbs), the\n"
-		"                           secondary allocates a colo cache as large.  A\n"
-		"                           REGION_ADD beyond it is refused before anything is\n"
-		"                           mapped\n"
+		"                           machine's memory): what rct may come to touch; the\n"
+		"                           primary pins it (verbs) and the secondary reserves\n"
+		"                           a colo cache as large (populated as pages arrive,\n"
+		"                           except with verbs, which pins it).  A REGION_ADD\n"
+		"                           beyond it is refused before anything is mapped\n"
+		"  -F, --flush-threads N    helper threads a secondary's flush copies with\n"
+		"                           beside its connection's (0..64; default one per\n"
+		"                           core beyond the first); a RAM file that is not\n"
+		"                           sealed against shrinking is flushed by the\n"
+		"                           connection's thread alone\n"
 		"  -S, --state-dir DIR      one state file per pairing: its generation and last\n"
 		"                           committed epoch, kept across restarts (default\n"
 		"                           /var/lib/rctd; created 0700)\n"
@@ -86,6 +92,7 @@ static const struct option longopts[] = {
 	{"idle-timeout-ms", required_argument, NULL, 'I'},
 	{"max-registered", required_argument, NULL, 'M'},
 	{"state-dir", required_argument, NULL, 'S'},
+	{"flush-threads", required_argument, NULL, 'F'},
 	{"config", required_argument, NULL, 'c'},
 	{"version", no_argument, NULL, 'V'},
 	{"help", no_argument, NULL, 'h'},
@@ -201,6 +208,8 @@ static int apply_option(struct rctd_cfg *cfg, int c, const char *arg)
 	case 'S':
 		cfg->state_dir = arg;
 		return 0;
+	case 'F':
+		return int_option("--flush-threads", arg, 0, 64, &cfg->flush_threads);
 	case 'a':
 		cfg->metrics_addr = arg;
 		return 0;
@@ -313,8 +322,8 @@ int rctd_parse_args(struct rctd_cfg *cfg, int argc, char **argv)
 		if (file && (rc = load_config(cfg, file)))
 			return rc;
 	}
-	while ((c = getopt_long(argc, argv, "s:g:u:G:m:a:l:k:H:L:T:I:M:S:c:Vh", longopts, NULL)) !=
-	       -1) {
+	while ((c = getopt_long(argc, argv, "s:g:u:G:m:a:l:k:H:L:T:I:M:S:F:c:Vh", longopts,
+				NULL)) != -1) {
 		switch (c) {
 		case 'h':
 			usage(stdout);

@@ -157,6 +157,7 @@ struct rctd_cfg {
 	int idle_timeout_ms;	 /* a connection without a session that sends nothing */
 	uint64_t max_registered; /* bytes of guest regions all sessions may register */
 	const char *state_dir;	 /* one state file per pairing (generation, last epoch) */
+	int flush_threads;	 /* a secondary's flush helpers; -1: the library's default */
 };
 
 struct rctd {

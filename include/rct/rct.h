@@ -22,9 +22,12 @@
  *              in flight, so an aborted checkpoint leaves the last committed
  *              image intact.
  *
- * Threads: the library starts no thread.  A session is not thread-safe: the
- * caller serialises all calls on one session (different sessions are
- * independent).  Progress is explicit: blocking calls drive it themselves, and
+ * Threads: a session is driven by its caller's thread; the library's own
+ * threads only copy or beat: the secondary's flush helpers (flush_threads, one
+ * per core beyond the first unless told), and, when asked, the primary's ucx
+ * copiers (threads) and the liveness thread (RCT_LIVENESS_THREAD).  A session
+ * is not thread-safe: the caller serialises all calls on one session
+ * (different sessions are independent).  Progress is explicit: blocking calls drive it themselves, and
  * a secondary calls rct_session_progress() in its event loop.
  *
  * Status codes: every call returns rct_status_t; output arguments (suffix _p)
@@ -74,6 +77,7 @@ enum rct_session_param_field {
 	RCT_SESSION_PARAM_FIELD_HEARTBEAT = 1u << 9,
 	RCT_SESSION_PARAM_FIELD_GENERATION = 1u << 10,
 	RCT_SESSION_PARAM_FIELD_LIVENESS = 1u << 11,
+	RCT_SESSION_PARAM_FIELD_FLUSH_THREADS = 1u << 12,
 };
 
 /** Bits of rct_session_params.liveness. */
@@ -98,25 +102,25 @@ enum rct_liveness_flags {
 /** Parameters of rct_session_create().  Fields not in field_mask take defaults. */
 struct rct_session_params {
 	uint64_t field_mask;
-	enum rct_role role;    /**< required */
-	const char *backend;   /**< "tcp" (default); copied */
-	unsigned lanes;	       /**< data lanes, primary only: 1..RCT_MAX_LANES, default 4 */
-	uint32_t page_size;    /**< bytes per dirty-bitmap bit, power of two, default 4096 */
-	uint64_t max_put;      /**< largest single put, bytes, default 1 MiB */
-	int timeout_ms;	       /**< deadline of every blocking call, default 10000 */
-	unsigned threads;      /**< helper threads the primary's data path may start, 0..64,
+	enum rct_role role;	/**< required */
+	const char *backend;	/**< "tcp" (default); copied */
+	unsigned lanes;		/**< data lanes, primary only: 1..RCT_MAX_LANES, default 4 */
+	uint32_t page_size;	/**< bytes per dirty-bitmap bit, power of two, default 4096 */
+	uint64_t max_put;	/**< largest single put, bytes, default 1 MiB */
+	int timeout_ms;		/**< deadline of every blocking call, default 10000 */
+	unsigned threads;	/**< helper threads the primary's data path may start, 0..64,
 				    default 0 (the library starts no thread).  Used where
 				    the backend copies with the CPU: ucx into a target mapped
 				    on this host.  Ignored by the others. */
-	uint64_t staging_size; /**< device-state capacity, default 16 MiB, at most 1 GiB;
+	uint64_t staging_size;	/**< device-state capacity, default 16 MiB, at most 1 GiB;
 				    the largest blob is the smaller of the two peers' */
-	const uint8_t *psk;    /**< RCT_PSK_LEN bytes, copied.  With a key the two peers
+	const uint8_t *psk;	/**< RCT_PSK_LEN bytes, copied.  With a key the two peers
 				    prove to each other that they hold the same key (keyed-MAC
 				    challenge-response) before any region or remote key is
 				    advertised; a peer without it, or with another, is refused
 				    with RCT_ERR_AUTH.  Without a key (the default) peers are
 				    not authenticated.  See docs/security.md. */
-	int heartbeat_ms;      /**< keepalive interval on the control lane, 1..60000 ms,
+	int heartbeat_ms;	/**< keepalive interval on the control lane, 1..60000 ms,
 				    default RCT_HEARTBEAT_DEFAULT_MS.  Each side sends a
 				    HEARTBEAT whenever it has sent nothing for an interval,
 				    and declares the peer lost (RCT_ERR_PEER_LOST) after
@@ -127,12 +131,12 @@ struct rct_session_params {
 				    or the peer will see it as lost.  Long operations
 				    inside the library (a full sync, a flush) keep sending
 				    on their own.  Both sides should use the same value. */
-	uint64_t generation;   /**< pairing generation (default 0).  Primary: the
+	uint64_t generation;	/**< pairing generation (default 0).  Primary: the
 				    generation it announces in HELLO.  Secondary: the
 				    lowest generation it accepts; a primary announcing an
 				    older one (a stale pairing) is refused with
 				    RCT_ERR_MISMATCH before any remote key is advertised. */
-	unsigned liveness;     /**< rct_liveness_flags, default 0: heartbeats travel on
+	unsigned liveness;	/**< rct_liveness_flags, default 0: heartbeats travel on
 				    the control lane and are sent and judged only while
 				    the caller drives the session (see heartbeat_ms).
 				    With RCT_LIVENESS_THREAD the library starts one thread
@@ -142,6 +146,16 @@ struct rct_session_params {
 				    caller that does not drive the session is no longer
 				    taken for dead (every blocking call keeps its
 				    deadline). */
+	unsigned flush_threads; /**< secondary: helper threads rct_ckpt_flush() copies
+				    with beside the caller's, 0..64; default one per
+				    online core beyond the first (0 on one core).  They
+				    start at the first flush large enough to share (512
+				    pages), block every signal, and each copies its share
+				    of the dirty pages in address order.  A region whose
+				    file (rct_region_set_file()) is not sealed against
+				    shrinking (F_SEAL_SHRINK) is copied by the caller's
+				    thread only: a SIGBUS from it stays the caller's to
+				    handle. */
 };
 
 #define RCT_MAX_LANES 64

@@ -21,6 +21,7 @@
 
 #include "bitmap.h"
 #include "ckpt.h"
+#include "flush.h"
 #include "keepalive.h"
 #include "region.h"
 #include "log.h"
@@ -239,9 +240,6 @@ rct_status_t rct_ckpt_local_dirty(struct rct_session *s, struct rct_region *r,
 	return RCT_OK;
 }
 
-/* Bytes copied between two keepalive checks: ~2 ms at memcpy speed. */
-#define RCT_FLUSH_STEP (8ull << 20)
-
 /*
  * After a full checkpoint, guest RAM pages it did not send (and that were not
  * copied) must be zero, as they are on the primary.  Only pages that hold
@@ -274,27 +272,21 @@ static uint64_t rct_secondary_zero_rest(struct rct_session *s, struct rct_region
 }
 
 /* Copy the pages set in the epoch's bitmap | the local one from cache to RAM. */
-static uint64_t rct_secondary_flush_region(struct rct_session *s, struct rct_region *r)
+static uint64_t rct_secondary_flush_regions(struct rct_session *s)
 {
-	uint64_t step = RCT_FLUSH_STEP >> s->page_shift, first, len, next = 0, pages = 0;
-	const char *cache = r->mem->addr;
-	char *ram = r->ram;
+	uint64_t pages;
 
-	rct_dmap_or(&r->dirty, &r->local);
-	while (rct_dmap_next_run(&r->dirty, next, step, &first, &len)) {
-		memcpy(ram + (first << s->page_shift), cache + (first << s->page_shift),
-		       len << s->page_shift);
-		pages += len;
-		next = first + len;
-		/* The peer waits for FLUSHED meanwhile: keep it from taking a
-		 * long flush for a lost secondary.  A failure here does not stop
-		 * the flush: a committed checkpoint is applied whole. */
-		(void)rct_session_tick(s);
+	for (unsigned i = 0; i < s->nregions; i++)
+		rct_dmap_or(&s->regions[i]->dirty, &s->regions[i]->local);
+	pages = rct_flush_copy(s);
+	for (unsigned i = 0; i < s->nregions; i++) {
+		struct rct_region *r = s->regions[i];
+
+		if ((s->flags & RCT_CKPT_FULL) || r->zero_rest)
+			pages += rct_secondary_zero_rest(s, r);
+		rct_dmap_clear(&r->local);
+		rct_dmap_clear(&r->dirty);
 	}
-	if ((s->flags & RCT_CKPT_FULL) || r->zero_rest)
-		pages += rct_secondary_zero_rest(s, r);
-	rct_dmap_clear(&r->local);
-	rct_dmap_clear(&r->dirty);
 	return pages;
 }
 
@@ -342,8 +334,7 @@ rct_status_t rct_ckpt_flush(struct rct_session *s, uint64_t epoch, struct rct_ck
 	st.devstate_bytes = s->sec.devstate_committed_len;
 	st.pages = s->sec.commit.pages; /* checked against the bitmaps at commit */
 	t0 = rct_now_ns();
-	for (unsigned i = 0; i < s->nregions; i++)
-		st.flush_pages += rct_secondary_flush_region(s, s->regions[i]);
+	st.flush_pages = rct_secondary_flush_regions(s);
 	st.flush_ns = rct_now_ns() - t0;
 	if (stats_p)
 		rct_ckpt_stats_copy(stats_p, &st);

@@ -61,7 +61,7 @@ rct_status_t rct_region_set_file(struct rct_region *r, int fd, uint64_t offset)
 {
 	char path[64];
 	struct stat sb;
-	int own;
+	int own, seals;
 
 	if (!r || fd < 0)
 		return RCT_ERR_INVALID_PARAM;
@@ -91,6 +91,14 @@ rct_status_t rct_region_set_file(struct rct_region *r, int fd, uint64_t offset)
 		close(r->fd);
 	r->fd = own;
 	r->foff = offset;
+	/* A file that can shrink can SIGBUS the thread that writes it: only the
+	 * caller's thread, which may guard against it, flushes into it. */
+	seals = fcntl(fd, F_GET_SEALS);
+	r->flush_alone = seals < 0 || !(seals & F_SEAL_SHRINK);
+	if (r->flush_alone && r->session->role == RCT_ROLE_SECONDARY && r->session->flush_threads)
+		rct_info("region %u: its file is not sealed against shrinking: the caller's "
+			 "thread alone flushes it",
+			 r->id);
 	return RCT_OK;
 }
 

@@ -14,6 +14,7 @@
 
 #include "auth.h"
 #include "ckpt.h"
+#include "flush.h"
 #include "keepalive.h"
 #include "liveness.h"
 #include "log.h"
@@ -59,6 +60,7 @@ rct_status_t rct_session_create_ops(const struct rct_session_params *params,
 	s->max_put = RCT_DEFAULT_MAX_PUT;
 	s->timeout_ms = RCT_DEFAULT_TIMEOUT_MS;
 	s->staging_size = RCT_DEFAULT_STAGING_SIZE;
+	s->flush_threads = rct_flush_threads_default();
 
 	status = RCT_ERR_INVALID_PARAM;
 	if (params->field_mask & RCT_SESSION_PARAM_FIELD_LANES) {
@@ -146,6 +148,14 @@ rct_status_t rct_session_create_ops(const struct rct_session_params *params,
 	} else {
 		be_params.threads = 0;
 	}
+	if (params->field_mask & RCT_SESSION_PARAM_FIELD_FLUSH_THREADS) {
+		if (params->flush_threads > RCT_FLUSH_THREADS_MAX) {
+			rct_error("session: %u flush threads asked, at most %d",
+				  params->flush_threads, RCT_FLUSH_THREADS_MAX);
+			goto out_free;
+		}
+		s->flush_threads = params->flush_threads;
+	}
 	be_params.timeout_ms = s->timeout_ms;
 	/* In-band beats share the control lane with the transport's retransmission;
 	 * the liveness thread's do not. */
@@ -191,6 +201,7 @@ void rct_session_destroy(struct rct_session *s)
 	if (!s)
 		return;
 	rct_live_destroy(s->ka.live);
+	rct_flush_pool_destroy(s->flush_pool);
 	if (s->state == RCT_SESSION_CONNECTED) {
 		struct rct_msg bye = {.type = RCT_MSG_GOODBYE};
 

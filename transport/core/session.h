@@ -17,12 +17,15 @@
 #include "bitmap.h"
 #include "proto.h"
 
-#define RCT_NO_EPOCH	     UINT64_MAX
-#define RCT_EVENT_RING	     16
-#define RCT_LANE_BATCH	     256	  /* runs handed to one put() call */
-#define RCT_LANE_BATCH_BYTES (8ull << 20) /* bytes handed to one put() call */
-#define RCT_STAGING_MAX	     (1ull << 30)
-#define RCT_WAIT_FDS	     (RCT_MAX_LANES + 2) /* what a backend waits on, at most */
+struct rct_flush_pool;
+
+#define RCT_NO_EPOCH	      UINT64_MAX
+#define RCT_EVENT_RING	      16
+#define RCT_LANE_BATCH	      256	   /* runs handed to one put() call */
+#define RCT_LANE_BATCH_BYTES  (8ull << 20) /* bytes handed to one put() call */
+#define RCT_STAGING_MAX	      (1ull << 30)
+#define RCT_FLUSH_THREADS_MAX 64 /* the secondary's flush helpers (flush.c), at most */
+#define RCT_WAIT_FDS	      (RCT_MAX_LANES + 2) /* what a backend waits on, at most */
 /* A connecting primary has this long for HELLO and AUTH before it is turned
  * away (rct_session_accept): a silent one must not hold the listener. */
 #define RCT_ADMIT_NS (2000ull * 1000000)
@@ -62,6 +65,8 @@ struct rct_region {
 	int fd;			  /* the memory's file (rct_region_set_file()), or -1 */
 	uint64_t foff;		  /* where the region starts in it */
 	bool dirty_given;	  /* primary: rct_ckpt_dirty() called this epoch */
+	bool flush_alone;	  /* secondary: its file may shrink under the mapping: only
+				   * the caller's thread flushes it (flush.c) */
 };
 
 /* One data lane's share of the primary's current checkpoint. */
@@ -100,6 +105,9 @@ struct rct_session {
 	uint64_t staging_size;
 	uint64_t generation;  /* primary: announced; secondary: lowest accepted, then the peer's */
 	uint64_t turned_away; /* secondary: primaries that failed HELLO or AUTH */
+	unsigned flush_threads;		   /* secondary: helpers its flush may use (flush.c) */
+	struct rct_flush_pool *flush_pool; /* started at the first flush that needs it */
+	bool flush_pool_failed;		   /* they could not start: logged, not retried */
 
 	/* Peer authentication (auth.c).  psk is the key AUTH proves: the host's
 	 * pre-shared key, or the pairing key derived from it (host_psk kept). */
