@@ -87,7 +87,7 @@ static bool serving(const char *sock)
 
 pid_t harness_rctd_start(const struct harness_rctd *h, char *why, size_t why_len)
 {
-	char hb[16], port[16], msg[16], state[PATH_MAX];
+	char hb[16], port[16], msg[16], maxreg[24], state[PATH_MAX];
 	const char *argv[32];
 	int n = 0, status, ready_ms = h->ready_ms > 0 ? h->ready_ms : 10000;
 	pid_t pid;
@@ -129,6 +129,11 @@ pid_t harness_rctd_start(const struct harness_rctd *h, char *why, size_t why_len
 		snprintf(msg, sizeof(msg), "%d", h->message_timeout_ms);
 		argv[n++] = "--message-timeout-ms";
 		argv[n++] = msg;
+	}
+	if (h->max_registered > 0) {
+		snprintf(maxreg, sizeof(maxreg), "%llu", (unsigned long long)h->max_registered);
+		argv[n++] = "--max-registered";
+		argv[n++] = maxreg;
 	}
 	argv[n] = NULL;
 	unlink(h->socket);
@@ -220,7 +225,8 @@ void harness_rm_flat_dir(const char *dir)
 }
 
 int harness_guests_create(struct harness_guests *g, uint64_t size, uint32_t page_size,
-			  const struct sim_workload *wl, uint64_t seed, char *why, size_t why_len)
+			  const struct sim_workload *wl, uint64_t seed, bool sparse, char *why,
+			  size_t why_len)
 {
 	uint64_t npages = size / page_size;
 	int rc;
@@ -229,7 +235,8 @@ int harness_guests_create(struct harness_guests *g, uint64_t size, uint32_t page
 	g->smemfd = g->pbits_fd = g->sbits_fd = -1;
 	g->size = size;
 	g->bits_len = (npages + 63) / 64 * sizeof(uint64_t);
-	rc = sim_guest_create(size, page_size, wl, seed, &g->pguest);
+	rc = sparse ? sim_guest_create_sparse(size, page_size, wl, seed, &g->pguest)
+		    : sim_guest_create(size, page_size, wl, seed, &g->pguest);
 	if (rc) {
 		snprintf(why, why_len, "cannot create the primary's guest of %" PRIu64 " bytes: %s",
 			 size, strerror(-rc));
@@ -237,7 +244,8 @@ int harness_guests_create(struct harness_guests *g, uint64_t size, uint32_t page
 		harness_guests_destroy(g);
 		return rc;
 	}
-	g->sram = sim_memfd_map("rct-secondary-ram", size, &g->smemfd);
+	g->sram = sparse ? sim_memfd_map_sparse("rct-secondary-ram", size, &g->smemfd)
+			 : sim_memfd_map("rct-secondary-ram", size, &g->smemfd);
 	g->pbits = sim_memfd_map("rct-primary-bitmap", g->bits_len, &g->pbits_fd);
 	g->sbits = sim_memfd_map("rct-secondary-bitmap", g->bits_len, &g->sbits_fd);
 	if (!g->sram || !g->pbits || !g->sbits) {

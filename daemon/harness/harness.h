@@ -18,18 +18,19 @@
 
 /* How to start one rctd. */
 struct harness_rctd {
-	const char *rctd;	/* the program (harness_rctd_path()) */
-	const char *socket;	/* --socket */
-	const char *state_dir;	/* --state-dir; NULL: SOCKET.state (never the host's) */
-	const char *psk_file;	/* --psk-file, or NULL */
-	const char *netns;	/* run it under `ip netns exec NETNS`, or NULL */
-	const char *log_path;	/* its stderr appended to this file, or NULL: inherited */
-	const char *log_level;	/* --log-level; NULL: warn */
-	int heartbeat_ms;	/* --heartbeat-ms; 0: rctd's default */
-	int metrics_port;	/* --metrics-port when > 0 */
-	int message_timeout_ms; /* --message-timeout-ms when > 0 */
-	bool die_with_parent;	/* SIGTERM when the starting process dies (test suites) */
-	int ready_ms;		/* how long it may take to serve; 0: 10 s */
+	const char *rctd;	 /* the program (harness_rctd_path()) */
+	const char *socket;	 /* --socket */
+	const char *state_dir;	 /* --state-dir; NULL: SOCKET.state (never the host's) */
+	const char *psk_file;	 /* --psk-file, or NULL */
+	const char *netns;	 /* run it under `ip netns exec NETNS`, or NULL */
+	const char *log_path;	 /* its stderr appended to this file, or NULL: inherited */
+	const char *log_level;	 /* --log-level; NULL: warn */
+	int heartbeat_ms;	 /* --heartbeat-ms; 0: rctd's default */
+	int metrics_port;	 /* --metrics-port when > 0 */
+	int message_timeout_ms;	 /* --message-timeout-ms when > 0 */
+	uint64_t max_registered; /* --max-registered (bytes) when > 0 */
+	bool die_with_parent;	 /* SIGTERM when the starting process dies (test suites) */
+	int ready_ms;		 /* how long it may take to serve; 0: 10 s */
 };
 
 /*
@@ -71,9 +72,14 @@ struct harness_guests {
 	int pbits_fd, sbits_fd;
 };
 
-/* Returns 0, or -errno with why in @why (then nothing is left to destroy). */
+/*
+ * Returns 0, or -errno with why in @why (then nothing is left to destroy).
+ * @sparse: a sparse primary guest (sim_guest_create_sparse()) and a
+ * secondary RAM that is not pre-faulted either.
+ */
 int harness_guests_create(struct harness_guests *g, uint64_t size, uint32_t page_size,
-			  const struct sim_workload *wl, uint64_t seed, char *why, size_t why_len);
+			  const struct sim_workload *wl, uint64_t seed, bool sparse, char *why,
+			  size_t why_len);
 /* Undo harness_guests_create() (also on a zeroed struct). */
 void harness_guests_destroy(struct harness_guests *g);
 

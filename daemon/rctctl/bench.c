@@ -86,6 +86,12 @@ double bench_memcpy_gbps(const struct cell_result *res)
 	return res->memcpy_ms > 0 ? (double)res->memcpy_bytes / (res->memcpy_ms * 1e6) : 0;
 }
 
+/* GB/s of the same copy done again right after (source and target touched). */
+static double bench_memcpy_hot_gbps(const struct cell_result *res)
+{
+	return res->memcpy_hot_ms > 0 ? (double)res->memcpy_bytes / (res->memcpy_hot_ms * 1e6) : 0;
+}
+
 /* The sweep cell of @backend with @lanes at dirty @pct, or NULL. */
 static const struct bench_cell *bench_sweep_cell(const struct bench_opts *o, const char *backend,
 						 unsigned lanes, double pct)
@@ -120,6 +126,7 @@ static json_t *bench_cell_json(const struct bench_cell *c)
 	json_object_set_new(cell, "flush_ms", bench_summary_json(r->flush_ms, r->done));
 	json_object_set_new(cell, "memcpy_ms_mean", json_real(bench_memcpy_ms_mean(r)));
 	json_object_set_new(cell, "memcpy_gbps", json_real(bench_memcpy_gbps(r)));
+	json_object_set_new(cell, "memcpy_hot_gbps", json_real(bench_memcpy_hot_gbps(r)));
 	json_object_set_new(cell, "primary_cpu_s_per_gb",
 			    json_real(bench_cpu_s_per_gb(r->pri_cpu_ms, r)));
 	json_object_set_new(cell, "secondary_cpu_s_per_gb",
@@ -394,7 +401,7 @@ static int bench_run_cell(struct bench_opts *o, struct cell_env *env, struct ben
 		o->cfg.wl = c->wl;
 	}
 	if (!o->interval_given)
-		o->cfg.interval_ms = c->wl.kind == SIM_WORKLOAD_RANDOM ? 0 : 600;
+		o->cfg.interval_ms = sim_workload_at_once(&c->wl) ? 0 : 600;
 	o->cfg.backend = c->backend;
 	o->cfg.lanes = c->lanes;
 	o->cfg.checkpoints = c->checkpoints;

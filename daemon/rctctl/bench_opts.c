@@ -41,7 +41,8 @@ static void bench_usage(FILE *f)
 		"  --backends LIST      cells as backend:lanes, comma-separated (default\n"
 		"                       tcp:1,tcp:4,ucx:1,ucx:4, plus verbs:1,verbs:4 when an\n"
 		"                       RDMA device exists; only backends of this build)\n"
-		"  --workloads LIST     idle, load, random:PCT, comma-separated (default "
+		"  --workloads LIST     idle, load, random:PCT, pages:SIZE (SIZE bytes of\n"
+		"                       random pages per interval), comma-separated (default "
 		"idle,load)\n"
 		"  --workload W         one workload (the same as --workloads W)\n"
 		"  --region-size SIZE   guest RAM, K/M/G suffixes (default 2G)\n"
@@ -277,8 +278,9 @@ int bench_parse_args(int argc, char **argv, struct bench_opts *o)
 		o->wls[0] = o->cfg.wl;
 		o->nwls = 1;
 	} else if (bench_parse_workloads(o, workloads ? workloads : "idle,load")) {
-		return rctctl_usage_error("--workloads", workloads,
-					  "idle, load or random:PCT, comma-separated, at most 8");
+		return rctctl_usage_error(
+			"--workloads", workloads,
+			"idle, load, random:PCT or pages:SIZE, comma-separated, at most 8");
 	}
 	return bench_prepare_outputs(o);
 }

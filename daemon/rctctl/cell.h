@@ -44,6 +44,8 @@ struct cell_cfg {
 	int metrics_port;    /* --metrics-port for the daemons started here (-1: none) */
 	const char *vm_name; /* sessions are VM.primary and VM.secondary (NULL: demo-vm) */
 	int heartbeat_ms;    /* --heartbeat-ms for the daemons started here (0: rctd's) */
+	bool sparse;	     /* sparse guests (sim_guest_create_sparse()): a guest costs what
+				is dirtied; the daemons started here may register 4x its size */
 	/* Called after every verified checkpoint of a cell (bench's progress line). */
 	void (*progress)(void *arg, const struct cell_result *res);
 	void *progress_arg;
@@ -54,6 +56,9 @@ struct cell_env {
 	uint64_t size;
 	struct harness_guests g; /* the primary's guest, the secondary's RAM, the bitmaps */
 	void *scratch;		 /* target of the memcpy reference, or NULL */
+	bool sparse;		 /* the guests are sparse (cell_cfg.sparse) */
+	uint64_t *ref_pages;	 /* the memcpy reference's page list */
+	uint64_t ref_cap;
 	/* Daemons started here (pid 0: none), their sockets in dir. */
 	pid_t ppid, spid;
 	char dir[64];
@@ -73,7 +78,8 @@ struct cell_result {
 	uint64_t *ckpt_bytes, *ckpt_pages; /* page + device-state bytes, pages */
 	uint64_t bytes, pages;
 	double total_xfer_ms;
-	double memcpy_ms; /* scattered-page memcpy of the same pages (with scratch) */
+	double memcpy_ms;     /* scattered-page memcpy of the same pages (with scratch) */
+	double memcpy_hot_ms; /* the same copy again, right after: both sides touched */
 	uint64_t memcpy_bytes;
 	struct rct_ckpt_stats sync;
 };

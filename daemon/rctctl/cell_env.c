@@ -150,7 +150,7 @@ int cell_parse_option(int c, const char *arg, struct cell_cfg *cfg, uint64_t *re
 }
 
 static pid_t cell_spawn_daemon(const struct cell_cfg *cfg, const char *sock, int metrics_port,
-			       const char *psk_file)
+			       const char *psk_file, uint64_t max_registered)
 {
 	char path[PATH_MAX], why[512];
 	struct harness_rctd h = {
@@ -160,6 +160,7 @@ static pid_t cell_spawn_daemon(const struct cell_cfg *cfg, const char *sock, int
 		.log_level = getenv("RCTD_LOG_LEVEL") ? getenv("RCTD_LOG_LEVEL") : "warn",
 		.heartbeat_ms = cfg->heartbeat_ms,
 		.metrics_port = metrics_port,
+		.max_registered = max_registered,
 	};
 	pid_t pid = harness_rctd_start(&h, why, sizeof(why));
 
@@ -179,6 +180,7 @@ static void cell_stop_daemon(pid_t pid)
 static int cell_env_daemons(struct cell_env *env, const struct cell_cfg *cfg)
 {
 	const char *tmp = getenv("TMPDIR");
+	uint64_t maxreg;
 	char why[512];
 	int rc;
 
@@ -207,10 +209,14 @@ static int cell_env_daemons(struct cell_env *env, const struct cell_cfg *cfg)
 		fprintf(stderr, "run: %s\n", why);
 		return rc;
 	}
+	/* A sparse guest larger than this host: rctd's default limit (3/4 of the
+	 * host) is for memory it may come to touch, which is the dirty set here. */
+	maxreg = cfg->sparse ? 4 * env->size : 0;
 	env->spid = cell_spawn_daemon(cfg, env->ssock,
-				      cfg->metrics_port > 0 ? cfg->metrics_port + 1 : 0, env->psk);
+				      cfg->metrics_port > 0 ? cfg->metrics_port + 1 : 0, env->psk,
+				      maxreg);
 	if (env->spid > 0)
-		env->ppid = cell_spawn_daemon(cfg, env->psock, cfg->metrics_port, env->psk);
+		env->ppid = cell_spawn_daemon(cfg, env->psock, cfg->metrics_port, env->psk, maxreg);
 	if (env->spid <= 0 || env->ppid <= 0)
 		return -ECHILD;
 	return 0;
@@ -223,14 +229,15 @@ int cell_env_create(struct cell_env *env, const struct cell_cfg *cfg, uint64_t s
 
 	memset(env, 0, sizeof(*env));
 	env->size = size;
-	rc = harness_guests_create(&env->g, size, CELL_PAGE_SIZE, &cfg->wl, cfg->seed, why,
-				   sizeof(why));
+	env->sparse = cfg->sparse;
+	rc = harness_guests_create(&env->g, size, CELL_PAGE_SIZE, &cfg->wl, cfg->seed, cfg->sparse,
+				   why, sizeof(why));
 	if (rc) {
 		fprintf(stderr, "run: %s\n", why);
 		return rc;
 	}
 	if (scratch)
-		env->scratch = rctctl_map_anon(size);
+		env->scratch = cfg->sparse ? rctctl_map_sparse(size) : rctctl_map_anon(size);
 	if (scratch && !env->scratch) {
 		fprintf(stderr, "run: cannot map the memcpy reference's %" PRIu64 " bytes: %s\n",
 			size, strerror(errno));
@@ -268,5 +275,6 @@ void cell_env_destroy(struct cell_env *env)
 	}
 	harness_guests_destroy(&env->g);
 	rctctl_unmap(env->scratch, env->size);
+	free(env->ref_pages);
 	memset(env, 0, sizeof(*env));
 }

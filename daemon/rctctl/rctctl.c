@@ -42,6 +42,14 @@ void *rctctl_map_anon(uint64_t size)
 	return p;
 }
 
+void *rctctl_map_sparse(uint64_t size)
+{
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
 void rctctl_unmap(void *p, uint64_t size)
 {
 	if (p)

@@ -18,6 +18,8 @@ int rctctl_parse_ulong(const char *text, unsigned long min, unsigned long max, u
 int rctctl_usage_error(const char *option, const char *value, const char *what);
 /* Anonymous, pre-faulted memory of @size bytes, or NULL. */
 void *rctctl_map_anon(uint64_t size);
+/* A private mapping of @size bytes, reserved, not populated (sparse guests). */
+void *rctctl_map_sparse(uint64_t size);
 void rctctl_unmap(void *p, uint64_t size);
 
 int rctctl_demo(int argc, char **argv);

@@ -30,6 +30,10 @@ struct sim_guest {
 	uint8_t *ram;
 	uint8_t *snap;
 	uint64_t *dirty; /* written by the worker while running, by the pauser while paused */
+	bool sparse;
+	uint64_t nsum;
+	uint64_t *dsum;	 /* sparse: bit w: dirty[w] may be non-zero (as dirty) */
+	uint64_t *given; /* sparse: bit w: the last pause wrote a non-zero word w */
 	uint32_t *perm;	 /* random:PCT: page permutation */
 	uint64_t rng;
 
@@ -70,6 +74,17 @@ int sim_workload_parse(const char *text, struct sim_workload *wl_p)
 			return -1;
 		wl_p->kind = SIM_WORKLOAD_RANDOM;
 		wl_p->pct = pct;
+		wl_p->bytes = 0;
+		return 0;
+	}
+	if (!strncmp(text, "pages:", 6)) {
+		uint64_t bytes;
+
+		if (sim_parse_size(text + 6, &bytes) || !bytes)
+			return -1;
+		wl_p->kind = SIM_WORKLOAD_PAGES;
+		wl_p->pct = 0;
+		wl_p->bytes = bytes;
 		return 0;
 	}
 	return -1;
@@ -86,6 +101,16 @@ void sim_workload_format(const struct sim_workload *wl, char *buf, size_t len)
 		break;
 	case SIM_WORKLOAD_RANDOM:
 		snprintf(buf, len, "random:%g", wl->pct);
+		break;
+	case SIM_WORKLOAD_PAGES:
+		if (wl->bytes % (1ull << 30) == 0)
+			snprintf(buf, len, "pages:%lluG", (unsigned long long)(wl->bytes >> 30));
+		else if (wl->bytes % (1ull << 20) == 0)
+			snprintf(buf, len, "pages:%lluM", (unsigned long long)(wl->bytes >> 20));
+		else if (wl->bytes % (1ull << 10) == 0)
+			snprintf(buf, len, "pages:%lluK", (unsigned long long)(wl->bytes >> 10));
+		else
+			snprintf(buf, len, "pages:%llu", (unsigned long long)wl->bytes);
 		break;
 	}
 }
@@ -146,13 +171,15 @@ static void sim_fill(struct sim_guest *g, uint64_t seed)
 	}
 }
 
-int sim_guest_create(uint64_t size, uint32_t page_size, const struct sim_workload *wl,
-		     uint64_t seed, struct sim_guest **guest_p)
+static int sim_guest_new(uint64_t size, uint32_t page_size, const struct sim_workload *wl,
+			 uint64_t seed, bool sparse, struct sim_guest **guest_p)
 {
 	struct sim_guest *g;
 	int err;
 
 	if (!size || !page_size || size % page_size || size / page_size > UINT32_MAX)
+		return -EINVAL;
+	if (sparse && wl->kind == SIM_WORKLOAD_RANDOM)
 		return -EINVAL;
 	g = calloc(1, sizeof(*g));
 	if (!g)
@@ -161,6 +188,8 @@ int sim_guest_create(uint64_t size, uint32_t page_size, const struct sim_workloa
 	g->page_size = page_size;
 	g->npages = size / page_size;
 	g->nwords = (g->npages + 63) / 64;
+	g->nsum = (g->nwords + 63) / 64;
+	g->sparse = sparse;
 	g->wl = *wl;
 	g->rng = seed ^ 0x5eed5eed5eedull;
 	g->memfd = -1;
@@ -177,17 +206,23 @@ int sim_guest_create(uint64_t size, uint32_t page_size, const struct sim_workloa
 		goto out_destroy;
 	}
 	g->ram = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, g->memfd, 0);
-	g->snap = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	/* Sparse: a reservation; the pages a pause copies are the only ones used. */
+	g->snap = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | (sparse ? MAP_NORESERVE : 0), -1, 0);
 	g->dirty = calloc(g->nwords, sizeof(uint64_t));
-	if (g->ram == MAP_FAILED || g->snap == MAP_FAILED || !g->dirty) {
+	g->dsum = calloc(g->nsum, sizeof(uint64_t));
+	g->given = calloc(g->nsum, sizeof(uint64_t));
+	if (g->ram == MAP_FAILED || g->snap == MAP_FAILED || !g->dirty || !g->dsum || !g->given) {
 		err = -ENOMEM;
 		goto out_destroy;
 	}
 	err = sim_guest_set_workload(g, wl);
 	if (err)
 		goto out_destroy;
-	sim_fill(g, seed);
-	memcpy(g->snap, g->ram, size);
+	if (!sparse) {
+		sim_fill(g, seed);
+		memcpy(g->snap, g->ram, size);
+	}
 
 	g->hot_base = sim_rand(&g->rng) % g->npages;
 	/* The 'page cache' the upload streams through: a quarter of RAM. */
@@ -203,8 +238,27 @@ out_destroy:
 	return err;
 }
 
+int sim_guest_create(uint64_t size, uint32_t page_size, const struct sim_workload *wl,
+		     uint64_t seed, struct sim_guest **guest_p)
+{
+	return sim_guest_new(size, page_size, wl, seed, false, guest_p);
+}
+
+int sim_guest_create_sparse(uint64_t size, uint32_t page_size, const struct sim_workload *wl,
+			    uint64_t seed, struct sim_guest **guest_p)
+{
+	return sim_guest_new(size, page_size, wl, seed, true, guest_p);
+}
+
+bool sim_guest_sparse(const struct sim_guest *g)
+{
+	return g->sparse;
+}
+
 int sim_guest_set_workload(struct sim_guest *g, const struct sim_workload *wl)
 {
+	if (g->sparse && wl->kind == SIM_WORKLOAD_RANDOM)
+		return -EINVAL;
 	if (wl->kind == SIM_WORKLOAD_RANDOM && !g->perm) {
 		g->perm = malloc(g->npages * sizeof(uint32_t));
 		if (!g->perm)
@@ -236,6 +290,8 @@ void sim_guest_destroy(struct sim_guest *g)
 	if (g->memfd >= 0)
 		close(g->memfd);
 	free(g->dirty);
+	free(g->dsum);
+	free(g->given);
 	free(g->perm);
 	pthread_cond_destroy(&g->cond);
 	pthread_mutex_destroy(&g->lock);
@@ -257,7 +313,7 @@ uint64_t sim_guest_pages(const struct sim_guest *g)
 	return g->npages;
 }
 
-void *sim_memfd_map(const char *name, uint64_t size, int *fd_p)
+static void *sim_memfd_new(const char *name, uint64_t size, int *fd_p, int populate)
 {
 	int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING), err;
 	void *p = MAP_FAILED;
@@ -265,7 +321,7 @@ void *sim_memfd_map(const char *name, uint64_t size, int *fd_p)
 	if (fd < 0)
 		return NULL;
 	if (!ftruncate(fd, (off_t)size) && !fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW))
-		p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+		p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | populate, fd, 0);
 	if (p == MAP_FAILED) {
 		err = errno;
 		close(fd);
@@ -274,6 +330,16 @@ void *sim_memfd_map(const char *name, uint64_t size, int *fd_p)
 	}
 	*fd_p = fd;
 	return p;
+}
+
+void *sim_memfd_map(const char *name, uint64_t size, int *fd_p)
+{
+	return sim_memfd_new(name, size, fd_p, MAP_POPULATE);
+}
+
+void *sim_memfd_map_sparse(const char *name, uint64_t size, int *fd_p)
+{
+	return sim_memfd_new(name, size, fd_p, 0);
 }
 
 void sim_memfd_unmap(void *p, uint64_t size, int fd)
@@ -289,6 +355,12 @@ int sim_guest_memfd(const struct sim_guest *g)
 	return g->memfd;
 }
 
+static void sim_mark(struct sim_guest *g, uint64_t page)
+{
+	g->dirty[page / 64] |= 1ull << (page % 64);
+	g->dsum[page / 4096] |= 1ull << (page / 64 % 64);
+}
+
 /* A small write, as a guest's kernel or application makes: 64 bytes in a page. */
 static void sim_touch(struct sim_guest *g, uint64_t page)
 {
@@ -298,7 +370,7 @@ static void sim_touch(struct sim_guest *g, uint64_t page)
 	g->counter++;
 	for (int i = 0; i < 8; i++)
 		p[i] = g->counter * 8 + (uint64_t)i;
-	g->dirty[page / 64] |= 1ull << (page % 64);
+	sim_mark(g, page);
 }
 
 /* A whole-page write, as a file upload into the page cache makes. */
@@ -310,7 +382,7 @@ static void sim_stream_page(struct sim_guest *g)
 
 	for (uint64_t i = 0; i < g->page_size / 8; i++)
 		p[i] = v + i;
-	g->dirty[page / 64] |= 1ull << (page % 64);
+	sim_mark(g, page);
 	g->stream_pos = (g->stream_pos + 1) % g->stream_pages;
 }
 
@@ -361,6 +433,15 @@ static void sim_random_interval(struct sim_guest *g)
 	}
 }
 
+/* pages:SIZE: this interval's pages at once, uniformly at random. */
+static void sim_pages_interval(struct sim_guest *g)
+{
+	uint64_t k = (g->wl.bytes + g->page_size - 1) / g->page_size;
+
+	for (uint64_t i = 0; i < k; i++)
+		sim_touch(g, sim_rand(&g->rng) % g->npages);
+}
+
 static void *sim_worker(void *arg)
 {
 	struct sim_guest *g = arg;
@@ -388,8 +469,12 @@ static void *sim_worker(void *arg)
 			nanosleep(&tick, NULL);
 			break;
 		case SIM_WORKLOAD_RANDOM:
+		case SIM_WORKLOAD_PAGES:
 			if (!g->target_done) {
-				sim_random_interval(g);
+				if (g->wl.kind == SIM_WORKLOAD_RANDOM)
+					sim_random_interval(g);
+				else
+					sim_pages_interval(g);
 				pthread_mutex_lock(&g->lock);
 				g->target_done = true;
 				pthread_cond_broadcast(&g->cond);
@@ -422,13 +507,40 @@ void sim_guest_resume(struct sim_guest *g)
 	pthread_mutex_unlock(&g->lock);
 }
 
+/* A sparse pause: the words dirtied since the last one, through the summary. */
+static uint64_t sim_pause_sparse(struct sim_guest *g, uint64_t *bitmap)
+{
+	uint64_t n = 0;
+
+	for (uint64_t s = 0; s < g->nsum; s++) {
+		for (uint64_t v = g->given[s]; v; v &= v - 1)
+			bitmap[s * 64 + (uint64_t)__builtin_ctzll(v)] = 0;
+		g->given[s] = g->dsum[s];
+		for (uint64_t v = g->dsum[s]; v; v &= v - 1) {
+			uint64_t w = s * 64 + (uint64_t)__builtin_ctzll(v), bits = g->dirty[w];
+
+			bitmap[w] = bits;
+			g->dirty[w] = 0;
+			for (; bits; bits &= bits - 1) {
+				uint64_t p = w * 64 + (uint64_t)__builtin_ctzll(bits);
+
+				memcpy(g->snap + p * g->page_size, g->ram + p * g->page_size,
+				       g->page_size);
+				n++;
+			}
+		}
+		g->dsum[s] = 0;
+	}
+	return n;
+}
+
 uint64_t sim_guest_pause(struct sim_guest *g, uint64_t *bitmap)
 {
 	uint64_t n = 0;
 
 	pthread_mutex_lock(&g->lock);
 	if (g->started) {
-		while (g->wl.kind == SIM_WORKLOAD_RANDOM && g->running && !g->target_done)
+		while (sim_workload_at_once(&g->wl) && g->running && !g->target_done)
 			pthread_cond_wait(&g->cond, &g->lock);
 		g->running = false;
 		pthread_cond_broadcast(&g->cond);
@@ -438,11 +550,15 @@ uint64_t sim_guest_pause(struct sim_guest *g, uint64_t *bitmap)
 	pthread_mutex_unlock(&g->lock);
 
 	/* The worker is parked: the bitmap and RAM are ours until resume. */
+	if (g->sparse)
+		return sim_pause_sparse(g, bitmap);
 	for (uint64_t w = 0; w < g->nwords; w++) {
 		uint64_t bits = g->dirty[w];
 
 		bitmap[w] = bits;
 		g->dirty[w] = 0;
+		if (w % 64 == 0)
+			g->dsum[w / 64] = 0;
 		while (bits) {
 			uint64_t p = w * 64 + (uint64_t)__builtin_ctzll(bits);
 
@@ -477,12 +593,14 @@ size_t sim_devstate(uint64_t seed, uint64_t epoch, void **buf_p, size_t *cap_p)
 }
 
 void sim_scribble(void *ram, uint64_t npages, uint32_t page_size, unsigned n, uint64_t *rng,
-		  uint64_t *bitmap)
+		  uint64_t *bitmap, uint64_t *pages)
 {
 	for (unsigned i = 0; i < n; i++) {
 		uint64_t page = sim_rand(rng) % npages;
 		uint64_t *p = (uint64_t *)((uint8_t *)ram + page * page_size);
 
+		if (pages)
+			pages[i] = page;
 		p[sim_rand(rng) % (page_size / 8)] ^= 0xdeadbeefcafef00dull;
 		bitmap[page / 64] |= 1ull << (page % 64);
 	}
@@ -507,6 +625,52 @@ bool sim_compare(const void *a, const void *b, uint64_t npages, uint32_t page_si
 		}
 	}
 	return true;
+}
+
+/* The next data extent of @fd at or after byte @off, [*a, *b); false: none. */
+static bool sim_next_data(int fd, uint64_t size, uint64_t off, uint64_t *a, uint64_t *b)
+{
+	off_t d, h;
+
+	if (off >= size)
+		return false;
+	d = lseek(fd, (off_t)off, SEEK_DATA);
+	if (d < 0 || (uint64_t)d >= size)
+		return false; /* ENXIO: no data after off */
+	h = lseek(fd, d, SEEK_HOLE);
+	*a = (uint64_t)d;
+	*b = h < 0 || (uint64_t)h > size ? size : (uint64_t)h;
+	return true;
+}
+
+/* Compare @a and @b over @fd's data extents. */
+static bool sim_compare_extents(const uint8_t *a, const uint8_t *b, int fd, uint64_t size,
+				uint32_t page_size, uint64_t *bad_page_p)
+{
+	uint64_t off = 0, x, y;
+
+	while (sim_next_data(fd, size, off, &x, &y)) {
+		x -= x % page_size;
+		y = (y + page_size - 1) / page_size * page_size;
+		if (y > size)
+			y = size;
+		if (!sim_compare(a + x, b + x, (y - x) / page_size, page_size, bad_page_p)) {
+			*bad_page_p += x / page_size;
+			return false;
+		}
+		off = y;
+	}
+	return true;
+}
+
+bool sim_compare_sparse(const struct sim_guest *g, const void *ram, int ram_fd,
+			uint64_t *bad_page_p)
+{
+	/* The primary's RAM holds data wherever its snapshot may (pages are
+	 * written, never punched); the secondary's wherever rct or its own
+	 * guest wrote. */
+	return sim_compare_extents(g->snap, ram, g->memfd, g->size, g->page_size, bad_page_p) &&
+	       sim_compare_extents(g->snap, ram, ram_fd, g->size, g->page_size, bad_page_p);
 }
 
 static int sim_cmp_double(const void *a, const void *b)

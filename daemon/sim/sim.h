@@ -12,6 +12,11 @@
  *   load        idle plus a streaming upload into a page-cache-like area:
  *               ~28 MiB/s with bursts of ~120 MiB/s (one phase in eight)
  *   random:PCT  PCT % of all pages, uniformly at random, every interval
+ *   pages:SIZE  SIZE bytes of pages (K/M/G suffixes), uniformly at random, every
+ *               interval: the same dirty set whatever the guest's size
+ *
+ * A sparse guest (sim_guest_create_sparse()) starts zero and unpopulated, and
+ * costs what its workload touches: a guest of a TiB on a host of 24 GiB.
  */
 #ifndef RCT_SIM_H
 #define RCT_SIM_H
@@ -24,14 +29,24 @@ enum sim_workload_kind {
 	SIM_WORKLOAD_IDLE,
 	SIM_WORKLOAD_LOAD,
 	SIM_WORKLOAD_RANDOM,
+	SIM_WORKLOAD_PAGES,
 };
 
 struct sim_workload {
 	enum sim_workload_kind kind;
-	double pct; /* SIM_WORKLOAD_RANDOM: percent of pages per interval */
+	double pct;	/* SIM_WORKLOAD_RANDOM: percent of pages per interval */
+	uint64_t bytes; /* SIM_WORKLOAD_PAGES: bytes of pages per interval */
 };
 
-/* Parse "idle", "load" or "random:PCT" (0 < PCT <= 100).  Returns 0 or -1. */
+/* Whether @wl dirties its pages at once at the start of an interval (then
+ * the interval may be 0): random:PCT and pages:SIZE. */
+static inline bool sim_workload_at_once(const struct sim_workload *wl)
+{
+	return wl->kind == SIM_WORKLOAD_RANDOM || wl->kind == SIM_WORKLOAD_PAGES;
+}
+
+/* Parse "idle", "load", "random:PCT" (0 < PCT <= 100) or "pages:SIZE" (SIZE
+ * > 0, K/M/G suffixes).  Returns 0 or -1. */
 int sim_workload_parse(const char *text, struct sim_workload *wl_p);
 /* Canonical text of @wl into @buf. */
 void sim_workload_format(const struct sim_workload *wl, char *buf, size_t len);
@@ -48,6 +63,16 @@ struct sim_guest;
  */
 int sim_guest_create(uint64_t size, uint32_t page_size, const struct sim_workload *wl,
 		     uint64_t seed, struct sim_guest **guest_p);
+/*
+ * The same, sparse: the memfd is neither filled nor populated (zero), the
+ * snapshot is reserved, not allocated, and a pause costs the pages dirtied
+ * since the last one, not the guest's size (it rewrites only the bitmap words
+ * it wrote last time: hand it the same bitmap every time, zero at first).
+ * random:PCT is refused (-EINVAL: its permutation costs 4 bytes a page).
+ */
+int sim_guest_create_sparse(uint64_t size, uint32_t page_size, const struct sim_workload *wl,
+			    uint64_t seed, struct sim_guest **guest_p);
+bool sim_guest_sparse(const struct sim_guest *g);
 void sim_guest_destroy(struct sim_guest *g);
 /*
  * Switch the workload of a paused guest (before sim_guest_resume() or after
@@ -66,6 +91,8 @@ int sim_guest_memfd(const struct sim_guest *g);
  * Returns the mapping and the descriptor in *fd_p, or NULL (errno set).
  */
 void *sim_memfd_map(const char *name, uint64_t size, int *fd_p);
+/* The same, not pre-faulted: pages are allocated as they are written. */
+void *sim_memfd_map_sparse(const char *name, uint64_t size, int *fd_p);
 /* Undo sim_memfd_map(). */
 void sim_memfd_unmap(void *p, uint64_t size, int fd);
 
@@ -87,9 +114,10 @@ uint64_t sim_guest_pause(struct sim_guest *g, uint64_t *bitmap);
  */
 size_t sim_devstate(uint64_t seed, uint64_t epoch, void **buf_p, size_t *cap_p);
 
-/* The secondary's own guest dirtying @n random pages; marks them in @bitmap. */
+/* The secondary's own guest dirtying @n random pages; marks them in @bitmap
+ * and, when @pages is not NULL, lists them there (n entries). */
 void sim_scribble(void *ram, uint64_t npages, uint32_t page_size, unsigned n, uint64_t *rng,
-		  uint64_t *bitmap);
+		  uint64_t *bitmap, uint64_t *pages);
 
 /*
  * Compare @a and @b page by page.  Returns true when equal; else writes the
@@ -97,6 +125,15 @@ void sim_scribble(void *ram, uint64_t npages, uint32_t page_size, unsigned n, ui
  */
 bool sim_compare(const void *a, const void *b, uint64_t npages, uint32_t page_size,
 		 uint64_t *bad_page_p);
+
+/*
+ * Compare a sparse guest's snapshot with @ram, the secondary's RAM in the
+ * memfd @ram_fd, over every page either side holds data in (SEEK_DATA on both
+ * files; everything else is a hole, zero on both).  Returns true when equal,
+ * else writes the first differing page found.  Costs the data, not the size.
+ */
+bool sim_compare_sparse(const struct sim_guest *g, const void *ram, int ram_fd,
+			uint64_t *bad_page_p);
 
 /* splitmix64 step, the PRNG everywhere in the simulation. */
 static inline uint64_t sim_rand(uint64_t *state)

@@ -359,7 +359,8 @@ static void *secondary_main(void *arg)
 			}
 			/* The secondary's own guest runs until the next checkpoint. */
 			if (r->flushed_equal) {
-				sim_scribble(r->g.sram, r->npages, PAGE, 8, &r->rng, r->g.sbits);
+				sim_scribble(r->g.sram, r->npages, PAGE, 8, &r->rng, r->g.sbits,
+					     NULL);
 				scrib_keep(r);
 			}
 		}
@@ -1236,7 +1237,7 @@ int main(int argc, char **argv)
 	pthread_cond_init(&r.cond, NULL);
 	/* The workload thread runs during resyncs; checkpoints dirty by hand. */
 	sim_workload_parse("load", &wl);
-	if (harness_guests_create(&r.g, o.size, PAGE, &wl, o.seed, why, sizeof(why))) {
+	if (harness_guests_create(&r.g, o.size, PAGE, &wl, o.seed, false, why, sizeof(why))) {
 		fprintf(stderr, "fault: %s\n", why);
 		return 1;
 	}
