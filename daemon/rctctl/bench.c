@@ -37,7 +37,7 @@ static const struct bench_cell *bench_baseline(const struct bench_opts *o,
 		const struct bench_cell *c = &o->cells[i];
 
 		if (!strcmp(c->backend, "tcp") && c->lanes == 4 && c->res.done &&
-		    !strcmp(c->wl_name, of->wl_name))
+		    !strcmp(c->wl_name, of->wl_name) && c->region_size == of->region_size)
 			return c;
 	}
 	return NULL;
@@ -135,6 +135,13 @@ static json_t *bench_cell_json(const struct bench_cell *c)
 			    json_real(r->done ? (double)r->bytes / r->done / 1e6 : 0));
 	if (c->wl.kind == SIM_WORKLOAD_RANDOM)
 		json_object_set_new(cell, "dirty_pct", json_real(c->wl.pct));
+	json_object_set_new(cell, "region_size", json_integer((json_int_t)c->region_size));
+	/* Streaming before the pause is not built yet: every cell is stop-and-copy. */
+	json_object_set_new(cell, "stream_ms", json_integer(0));
+	json_object_set_new(cell, "primary_cpu_ms", bench_summary_json(r->pri_cpu_ms, r->done));
+	json_object_set_new(cell, "secondary_cpu_ms", bench_summary_json(r->sec_cpu_ms, r->done));
+	if (c->skipped[0])
+		json_object_set_new(cell, "skipped", json_string(c->skipped));
 	return cell;
 }
 
@@ -146,7 +153,8 @@ static void bench_json(const struct bench_opts *o)
 		json_array_append_new(cells, bench_cell_json(&o->cells[i]));
 	for (unsigned i = 0; i < o->nsweep; i++)
 		json_array_append_new(sweeps, bench_cell_json(&o->sweep[i]));
-	j = json_pack("{s:f, s:I, s:i, s:i, s:o}", "memcpy_gbps", o->memcpy_gbps, "region_size",
+	j = json_pack("{s:f, s:f, s:I, s:i, s:i, s:o}", "memcpy_gbps", o->memcpy_gbps,
+		      "memcpy_hot_gbps", o->memcpy_hot_gbps, "region_size",
 		      (json_int_t)o->region_size, "interval_ms", (int)bench_interval_ms(o),
 		      "checkpoints", (int)o->checkpoints, "cells", cells);
 	if (j && o->sweeps)
@@ -170,20 +178,24 @@ const char *bench_row_name(const char *backend, unsigned lanes, char *buf, size_
 	return buf;
 }
 
-/* One table, backends down and workloads across, of @what (mean / p99). */
-static void bench_table(const struct bench_opts *o, const char *title, size_t offset)
+static void bench_table_size(const struct bench_opts *o, const char *title, size_t offset,
+			     unsigned z)
 {
+	const struct bench_cell *cells = &o->cells[z * o->nwls * o->nbackends];
 	char name[32];
 
-	printf("\n%s, ms: mean / p99\n%-20s", title, "backend");
+	printf("\n%s, ms: mean / p99", title);
+	if (o->scale)
+		printf(" (%g GiB sparse guest)", (double)o->sizes[z] / (1ull << 30));
+	printf("\n%-20s", "backend");
 	for (unsigned w = 0; w < o->nwls; w++)
-		printf(" %21s", o->cells[w * o->nbackends].wl_name);
+		printf(" %21s", cells[w * o->nbackends].wl_name);
 	printf("\n");
 	for (unsigned b = 0; b < o->nbackends; b++) {
 		printf("%-20s", bench_row_name(o->backends[b].name, o->backends[b].lanes, name,
 					       sizeof(name)));
 		for (unsigned w = 0; w < o->nwls; w++) {
-			const struct bench_cell *c = &o->cells[w * o->nbackends + b];
+			const struct bench_cell *c = &cells[w * o->nbackends + b];
 			double *v = *(double *const *)((const char *)&c->res + offset);
 			struct sim_summary s;
 
@@ -196,6 +208,13 @@ static void bench_table(const struct bench_opts *o, const char *title, size_t of
 		}
 		printf("\n");
 	}
+}
+
+/* One table, backends down and workloads across, of @what (mean / p99), per size. */
+static void bench_table(const struct bench_opts *o, const char *title, size_t offset)
+{
+	for (unsigned z = 0; z < o->nsizes; z++)
+		bench_table_size(o, title, offset, z);
 }
 
 double bench_sweep_gbps(const struct bench_opts *o, const char *backend, unsigned lanes, double pct)
@@ -263,17 +282,17 @@ static void bench_print(const struct bench_opts *o)
 		    "secondary's flush)",
 		    offsetof(struct cell_result, pause_ms));
 	printf("\nmemcpy of the same pages (scattered 4 KiB, address order, 1 thread): %.2f "
-	       "GB/s\n\n",
-	       o->memcpy_gbps);
-	printf("%-20s %-10s %9s %7s %9s %9s %10s %10s\n", "cell", "workload", "verified", "GB/s",
-	       "/memcpy", "/tcp:4", "pri CPU", "sec CPU");
-	printf("%-20s %-10s %9s %7s %9s %9s %10s %10s\n", "", "", "", "", "(time)", "(p99)", "s/GB",
-	       "s/GB");
+	       "GB/s as the transport finds memory, %.2f GB/s right after (hot)\n\n",
+	       o->memcpy_gbps, o->memcpy_hot_gbps);
+	printf("%-20s %-10s %6s %9s %7s %9s %9s %10s %10s\n", "cell", "workload", "guest",
+	       "verified", "GB/s", "/memcpy", "/tcp:4", "pri CPU", "sec CPU");
+	printf("%-20s %-10s %6s %9s %7s %9s %9s %10s %10s\n", "", "", "GiB", "", "", "(hot)",
+	       "(p99)", "s/GB", "s/GB");
 	for (unsigned i = 0; i < o->ncells; i++) {
 		const struct bench_cell *c = &o->cells[i];
 		const struct bench_cell *base = bench_baseline(o, c);
 		struct sim_summary s, bs;
-		double mc = bench_memcpy_ms_mean(&c->res);
+		double mc = c->res.done ? c->res.memcpy_hot_ms / c->res.done : 0;
 
 		bench_summary(c->res.xfer_ms, c->res.done, &s);
 		snprintf(ver, sizeof(ver), "%u/%u", c->res.verified, c->checkpoints);
@@ -283,13 +302,16 @@ static void bench_print(const struct bench_opts *o)
 			if (bs.p99 > 0)
 				snprintf(vs, sizeof(vs), "%.2fx", s.p99 / bs.p99);
 		}
-		printf("%-20s %-10s %9s %7.2f %8.2fx %9s %10.3f %10.3f\n",
-		       bench_row_name(c->backend, c->lanes, name, sizeof(name)), c->wl_name, ver,
-		       cell_gbps(&c->res), mc > 0 ? s.mean / mc : 0.0, vs,
+		if (c->skipped[0])
+			snprintf(ver, sizeof(ver), "skipped");
+		printf("%-20s %-10s %6g %9s %7.2f %8.2fx %9s %10.3f %10.3f\n",
+		       bench_row_name(c->backend, c->lanes, name, sizeof(name)), c->wl_name,
+		       (double)c->region_size / (1ull << 30), ver, cell_gbps(&c->res),
+		       mc > 0 ? s.mean / mc : 0.0, vs,
 		       bench_cpu_s_per_gb(c->res.pri_cpu_ms, &c->res),
 		       bench_cpu_s_per_gb(c->res.sec_cpu_ms, &c->res));
 	}
-	printf("\n(/memcpy: mean transfer time over the mean memcpy time of the same pages;\n"
+	printf("\n(/memcpy: mean transfer time over the mean hot memcpy time of the same pages;\n"
 	       " /tcp:4: p99 transfer time over tcp:4's for the same workload; CPU: each rctd's\n"
 	       " CPU time per GB of pages and device state moved, secondary excluding its "
 	       "flush)\n");
@@ -383,12 +405,29 @@ static void bench_sweep_setup(struct bench_opts *o)
 	}
 }
 
+/*
+ * Whether this host can hold @c's region: verbs registers (pins) the primary's
+ * guest RAM and the secondary's colo cache, all of it, sparse or not.  Marks
+ * the cell skipped, with why, when it cannot.
+ */
+static void bench_check_holdable(const struct bench_opts *o, struct bench_cell *c)
+{
+	uint64_t host = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
+
+	if (o->scale && !strcmp(c->backend, "verbs") && 2 * c->region_size > host / 4 * 3)
+		snprintf(c->skipped, sizeof(c->skipped),
+			 "verbs pins the guest's RAM and the colo cache (2 x %.0f GiB) and "
+			 "this host has %.0f GiB",
+			 (double)c->region_size / (1ull << 30), (double)host / (1ull << 30));
+}
+
 /* Run @c on @env (its guest switched to the cell's workload when it differs). */
 static int bench_run_cell(struct bench_opts *o, struct cell_env *env, struct bench_cell *c)
 {
 	int rc;
 
-	if (o->cfg.wl.kind != c->wl.kind || o->cfg.wl.pct != c->wl.pct) {
+	if (o->cfg.wl.kind != c->wl.kind || o->cfg.wl.pct != c->wl.pct ||
+	    o->cfg.wl.bytes != c->wl.bytes) {
 		fprintf(stderr, "bench: workload %s\n", c->wl_name);
 		rc = sim_guest_set_workload(env->g.pguest, &c->wl);
 		if (rc) {
@@ -421,7 +460,7 @@ int rctctl_bench(int argc, char **argv)
 {
 	struct bench_opts *o = calloc(1, sizeof(*o));
 	struct cell_env env;
-	double memcpy_ms = 0, memcpy_bytes = 0;
+	double memcpy_ms = 0, memcpy_bytes = 0, memcpy_hot_ms = 0;
 	int rc, ret = 0;
 
 	if (!o)
@@ -440,46 +479,65 @@ int rctctl_bench(int argc, char **argv)
 	o->cfg.progress = bench_progress;
 	o->cfg.progress_arg = o;
 
-	for (unsigned w = 0; w < o->nwls; w++) {
-		for (unsigned b = 0; b < o->nbackends; b++) {
-			struct bench_cell *c = &o->cells[o->ncells++];
+	for (unsigned z = 0; z < o->nsizes; z++) {
+		for (unsigned w = 0; w < o->nwls; w++) {
+			for (unsigned b = 0; b < o->nbackends; b++) {
+				struct bench_cell *c = &o->cells[o->ncells++];
 
-			snprintf(c->backend, sizeof(c->backend), "%s", o->backends[b].name);
-			c->lanes = o->backends[b].lanes;
-			c->wl = o->wls[w];
-			sim_workload_format(&o->wls[w], c->wl_name, sizeof(c->wl_name));
-			c->checkpoints = o->checkpoints;
+				snprintf(c->backend, sizeof(c->backend), "%s", o->backends[b].name);
+				c->lanes = o->backends[b].lanes;
+				c->wl = o->wls[w];
+				sim_workload_format(&o->wls[w], c->wl_name, sizeof(c->wl_name));
+				c->checkpoints = o->checkpoints;
+				c->region_size = o->sizes[z];
+				bench_check_holdable(o, c);
+			}
 		}
 	}
 	if (o->sweeps)
 		bench_sweep_setup(o);
 	o->cell_total = o->ncells + o->nsweep;
 
-	/* One pair of guests and daemons for every cell; the guest switches workload. */
-	o->cfg.wl = o->cells[0].wl;
-	fprintf(stderr, "bench: %u cells; preparing %.2f GiB guests and a memcpy target...\n",
-		o->cell_total, (double)o->region_size / (1ull << 30));
-	rc = cell_env_create(&env, &o->cfg, o->region_size, true);
-	if (rc) {
-		fprintf(stderr, "bench: cannot create the guests: %s\n", strerror(-rc));
-		ret = RCTCTL_EXIT_TRANSPORT;
-	} else {
-		fprintf(stderr, "bench: workload %s\n", o->cells[0].wl_name);
-		for (unsigned i = 0; i < o->ncells + o->nsweep; i++) {
+	/* One pair of guests and daemons per size; the guest switches workload. */
+	for (unsigned z = 0; z < o->nsizes; z++) {
+		unsigned first = z * o->nwls * o->nbackends, last = first + o->nwls * o->nbackends;
+
+		o->cfg.wl = o->cells[first].wl;
+		fprintf(stderr,
+			"bench: %u cells; preparing %.2f GiB %sguests and a memcpy target...\n",
+			o->scale ? last - first : o->cell_total, (double)o->sizes[z] / (1ull << 30),
+			o->scale ? "sparse " : "");
+		rc = cell_env_create(&env, &o->cfg, o->sizes[z], true);
+		if (rc) {
+			fprintf(stderr, "bench: cannot create the guests: %s\n", strerror(-rc));
+			ret = RCTCTL_EXIT_TRANSPORT;
+			break;
+		}
+		fprintf(stderr, "bench: workload %s\n", o->cells[first].wl_name);
+		for (unsigned i = first; i < (z + 1 == o->nsizes ? last + o->nsweep : last); i++) {
 			struct bench_cell *c = i < o->ncells ? &o->cells[i]
 							     : &o->sweep[i - o->ncells];
 
+			c->region_size = o->sizes[z];
+			if (c->skipped[0]) {
+				fprintf(stderr, "bench: cell %s:%u at %g GiB skipped: %s\n",
+					c->backend, c->lanes, (double)c->region_size / (1ull << 30),
+					c->skipped);
+				continue;
+			}
 			rc = bench_run_cell(o, &env, c);
 			if (rc && (!ret || rc == RCTCTL_EXIT_MISMATCH))
 				ret = rc;
 			if (i < o->ncells) {
 				memcpy_ms += c->res.memcpy_ms;
 				memcpy_bytes += (double)c->res.memcpy_bytes;
+				memcpy_hot_ms += c->res.memcpy_hot_ms;
 			}
 		}
 		cell_env_destroy(&env);
 	}
 	o->memcpy_gbps = memcpy_ms > 0 ? memcpy_bytes / (memcpy_ms * 1e6) : 0;
+	o->memcpy_hot_gbps = memcpy_hot_ms > 0 ? memcpy_bytes / (memcpy_hot_ms * 1e6) : 0;
 	if (o->csv_file && bench_csv(o) && !ret)
 		ret = RCTCTL_EXIT_TRANSPORT;
 	if (o->json)

@@ -13,7 +13,8 @@
 #define BENCH_MAX_BACKENDS  16
 #define BENCH_NAME_LEN	    16 /* a backend name */
 #define BENCH_MAX_WORKLOADS 8
-#define BENCH_MAX_CELLS	    (BENCH_MAX_BACKENDS * BENCH_MAX_WORKLOADS)
+#define BENCH_MAX_SIZES	    8 /* --region-sizes */
+#define BENCH_MAX_CELLS	    (BENCH_MAX_BACKENDS * BENCH_MAX_WORKLOADS * BENCH_MAX_SIZES)
 
 /* The throughput sweeps: lanes at one dirty fraction, dirty fractions at one lane count. */
 #define BENCH_SWEEP_NLANES    4
@@ -31,13 +32,18 @@ struct bench_cell {
 	struct sim_workload wl;
 	char wl_name[32];
 	unsigned checkpoints;
+	uint64_t region_size; /* its guests' size */
 	struct cell_result res;
 	bool ran;
+	char skipped[160]; /* why it did not run, when it could not ("": it ran) */
 };
 
 struct bench_opts {
 	struct cell_cfg cfg;
 	uint64_t region_size;
+	uint64_t sizes[BENCH_MAX_SIZES]; /* the guests' sizes: --region-sizes, else region_size */
+	unsigned nsizes;
+	bool scale; /* --region-sizes: sparse guests, one pair per size */
 	bool json, verbose, quick, interval_given, sweeps;
 	unsigned checkpoints, sweep_checkpoints;
 	const char *csv, *plots;
@@ -49,10 +55,11 @@ struct bench_opts {
 	unsigned nbackends;
 	struct sim_workload wls[BENCH_MAX_WORKLOADS];
 	unsigned nwls;
-	/* The experiment: workload-major, cells[w * nbackends + b]. */
+	/* The experiment: size-major, then workload: cells[(s * nwls + w) * nbackends + b]. */
 	struct bench_cell cells[BENCH_MAX_CELLS];
 	unsigned ncells;
-	double memcpy_gbps; /* of the experiment's cells */
+	double memcpy_gbps;	/* of the experiment's cells */
+	double memcpy_hot_gbps; /* the same copies done again right after */
 	/* The sweeps, per distinct backend name. */
 	char sweep_backends[BENCH_MAX_BACKENDS][BENCH_NAME_LEN];
 	unsigned nsweep_backends;

@@ -20,6 +20,7 @@ enum {
 	BENCH_OPT_PLOTS = 256,
 	BENCH_OPT_SWEEPS,
 	BENCH_OPT_SWEEP_CKPTS,
+	BENCH_OPT_REGION_SIZES,
 };
 
 static void bench_usage(FILE *f)
@@ -46,6 +47,12 @@ static void bench_usage(FILE *f)
 		"idle,load)\n"
 		"  --workload W         one workload (the same as --workloads W)\n"
 		"  --region-size SIZE   guest RAM, K/M/G suffixes (default 2G)\n"
+		"  --region-sizes LIST  the scale sweep: sparse guests (memfds populated only\n"
+		"                       where dirtied) of each size, comma-separated, K/M/G/T\n"
+		"                       suffixes (e.g. 16G,64G,256G,1T), a pair of guests and\n"
+		"                       daemons per size; the workloads default to pages:25M.\n"
+		"                       verbs cells are skipped where the host cannot pin the\n"
+		"                       guest and its colo cache\n"
 		"  --checkpoints K      checkpoints per cell after its full sync (default 100)\n"
 		"  --interval-ms MS     guest run time between checkpoints (default 600; 0 for\n"
 		"                       random:PCT, which dirties a fixed share at once)\n"
@@ -115,6 +122,27 @@ static int bench_parse_workloads(struct bench_opts *o, const char *list)
 	return rc || !o->nwls ? -1 : 0;
 }
 
+static int bench_parse_sizes(struct bench_opts *o, const char *list)
+{
+	char *copy = strdup(list), *save = NULL, *tok;
+	int rc = copy ? 0 : -1;
+
+	o->nsizes = 0;
+	for (tok = copy ? strtok_r(copy, ",", &save) : NULL; tok && !rc;
+	     tok = strtok_r(NULL, ",", &save)) {
+		uint64_t v;
+
+		if (o->nsizes == BENCH_MAX_SIZES || sim_parse_size(tok, &v) || !v ||
+		    v % CELL_PAGE_SIZE)
+			rc = -1;
+		else
+			o->sizes[o->nsizes++] = v;
+	}
+	free(copy);
+	o->scale = true;
+	return rc || !o->nsizes ? -1 : 0;
+}
+
 /* Whether an RDMA device is present (the verbs cells run only then). */
 static bool bench_rdma_device(void)
 {
@@ -172,6 +200,7 @@ int bench_parse_args(int argc, char **argv, struct bench_opts *o)
 		{"plots", required_argument, NULL, BENCH_OPT_PLOTS},
 		{"sweeps", no_argument, NULL, BENCH_OPT_SWEEPS},
 		{"sweep-checkpoints", required_argument, NULL, BENCH_OPT_SWEEP_CKPTS},
+		{"region-sizes", required_argument, NULL, BENCH_OPT_REGION_SIZES},
 		{"quick", no_argument, NULL, 'q'},
 		{"json", no_argument, NULL, 'j'},
 		{"verbose", no_argument, NULL, 'v'},
@@ -179,7 +208,7 @@ int bench_parse_args(int argc, char **argv, struct bench_opts *o)
 		CELL_LONGOPTS,
 		{NULL, 0, NULL, 0},
 	};
-	const char *backends = NULL, *workloads = NULL;
+	const char *backends = NULL, *workloads = NULL, *sizes = NULL;
 	bool size_given = false, ckpts_given = false, wl_given = false, sweep_given = false;
 	char defaults[128];
 	unsigned long v;
@@ -218,6 +247,9 @@ int bench_parse_args(int argc, char **argv, struct bench_opts *o)
 							  "1..100000");
 			o->sweep_checkpoints = (unsigned)v;
 			sweep_given = true;
+			break;
+		case BENCH_OPT_REGION_SIZES:
+			sizes = optarg;
 			break;
 		case 'q':
 			o->quick = true;
@@ -261,6 +293,18 @@ int bench_parse_args(int argc, char **argv, struct bench_opts *o)
 		}
 	}
 	o->checkpoints = o->cfg.checkpoints;
+	if (sizes && size_given)
+		return rctctl_usage_error("--region-sizes", sizes,
+					  "either --region-size or --region-sizes");
+	if (sizes && bench_parse_sizes(o, sizes))
+		return rctctl_usage_error("--region-sizes", sizes,
+					  "sizes with K, M, G or T, multiples of 4 KiB, "
+					  "comma-separated, at most 8");
+	if (!sizes) {
+		o->sizes[0] = o->region_size;
+		o->nsizes = 1;
+	}
+	o->cfg.sparse = o->scale;
 	if (!backends) {
 		snprintf(defaults, sizeof(defaults), "tcp:1,tcp:4%s%s",
 			 rct_backend_available("ucx") ? ",ucx:1,ucx:4" : "",
@@ -277,10 +321,20 @@ int bench_parse_args(int argc, char **argv, struct bench_opts *o)
 	if (wl_given) {
 		o->wls[0] = o->cfg.wl;
 		o->nwls = 1;
-	} else if (bench_parse_workloads(o, workloads ? workloads : "idle,load")) {
+	} else if (bench_parse_workloads(o, workloads  ? workloads
+					    : o->scale ? "pages:25M"
+						       : "idle,load")) {
 		return rctctl_usage_error(
 			"--workloads", workloads,
 			"idle, load, random:PCT or pages:SIZE, comma-separated, at most 8");
 	}
+	for (unsigned w = 0; o->scale && w < o->nwls; w++)
+		if (o->wls[w].kind == SIM_WORKLOAD_RANDOM)
+			return rctctl_usage_error(
+				"--workloads", workloads,
+				"pages:SIZE, idle or load with --region-sizes "
+				"(random:PCT dirties a share of the guest's size)");
+	if (o->scale && o->sweeps)
+		return rctctl_usage_error("--sweeps", "", "not with --region-sizes");
 	return bench_prepare_outputs(o);
 }

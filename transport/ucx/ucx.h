@@ -72,6 +72,7 @@ struct rct_ucx_mem {
 	struct rct_be_mem super;
 	ucp_mem_h memh;
 	unsigned access;
+	bool owned; /* allocated by rct (rct_mem_alloc_sparse), only registered with UCX */
 };
 
 struct rct_ucx_rkey {

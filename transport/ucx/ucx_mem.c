@@ -2,10 +2,9 @@
 /* UCX backend: memory mapped for the peer, its packed keys, the peer's keys unpacked. */
 #include "ucx.h"
 
-rct_status_t rct_ucx_mem_map(struct rct_be_ctx *ctx, void *addr, size_t len, unsigned access,
-			     struct rct_be_mem **mem_p)
+static rct_status_t rct_ucx_mem_map_at(struct rct_ucx_ctx *u, void *addr, size_t len,
+				       unsigned access, bool owned, struct rct_be_mem **mem_p)
 {
-	struct rct_ucx_ctx *u = rct_ucx(ctx);
 	ucp_mem_map_params_t mp = {
 		.field_mask = UCP_MEM_MAP_PARAM_FIELD_ADDRESS | UCP_MEM_MAP_PARAM_FIELD_LENGTH |
 			      UCP_MEM_MAP_PARAM_FIELD_FLAGS | UCP_MEM_MAP_PARAM_FIELD_PROT,
@@ -13,7 +12,7 @@ rct_status_t rct_ucx_mem_map(struct rct_be_ctx *ctx, void *addr, size_t len, uns
 		.length = len,
 		/* What is only sent from is only read: the primary's guest RAM
 		 * may be mapped read-only (rctd maps it so). */
-		.prot = (access & RCT_MEM_REMOTE_WRITE) || !addr
+		.prot = (access & RCT_MEM_REMOTE_WRITE) || !addr || owned
 				? UCP_MEM_MAP_PROT_LOCAL_READ | UCP_MEM_MAP_PROT_LOCAL_WRITE |
 					  UCP_MEM_MAP_PROT_REMOTE_READ |
 					  UCP_MEM_MAP_PROT_REMOTE_WRITE
@@ -49,8 +48,46 @@ rct_status_t rct_ucx_mem_map(struct rct_be_ctx *ctx, void *addr, size_t len, uns
 	m->super.addr = attr.address;
 	m->super.len = len;
 	m->access = access;
+	m->owned = owned;
 	*mem_p = &m->super;
 	return RCT_OK;
+}
+
+/*
+ * Whether a sparse target of @len bytes is more than UCX can allocate without
+ * populating it.  UCX tries a SysV segment first (not populated; the kernel's
+ * overcommit heuristic refuses one larger than RAM and swap), then a POSIX one,
+ * which it tests by writing every byte of its file: a sparse cache larger than
+ * this host's memory would fill /dev/shm and bring the OOM killer.
+ */
+static bool rct_ucx_too_big_to_share(size_t len)
+{
+	long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+
+	return pages > 0 && psz > 0 && len >= (uint64_t)pages * (uint64_t)psz;
+}
+
+rct_status_t rct_ucx_mem_map(struct rct_be_ctx *ctx, void *addr, size_t len, unsigned access,
+			     struct rct_be_mem **mem_p)
+{
+	struct rct_ucx_ctx *u = rct_ucx(ctx);
+	rct_status_t status;
+
+	if (addr || !(access & RCT_MEM_SPARSE) || !rct_ucx_too_big_to_share(len))
+		return rct_ucx_mem_map_at(u, addr, len, access, false, mem_p);
+	addr = rct_mem_alloc_sparse(len);
+	if (!addr) {
+		rct_error("ucx: reserving a sparse target of %zu bytes: %m", len);
+		return RCT_ERR_NO_MEMORY;
+	}
+	rct_info("ucx: a sparse target of %zu bytes is larger than this host's memory: rct "
+		 "allocates it and UCX only registers it (no shared segment: puts into it are "
+		 "emulated, the receiver's worker copies them)",
+		 len);
+	status = rct_ucx_mem_map_at(u, addr, len, access, true, mem_p);
+	if (status != RCT_OK)
+		rct_mem_free(addr, len);
+	return status;
 }
 
 void rct_ucx_mem_unmap(struct rct_be_ctx *ctx, struct rct_be_mem *mem)
@@ -60,6 +97,8 @@ void rct_ucx_mem_unmap(struct rct_be_ctx *ctx, struct rct_be_mem *mem)
 
 	if (st != UCS_OK)
 		rct_warn("ucx: ucp_mem_unmap: %s", ucs_status_string(st));
+	if (m->owned)
+		rct_mem_free(m->super.addr, m->super.len);
 	free(m);
 }
 
