@@ -82,6 +82,19 @@ def main():
         assert all(timing_sane(x) and x["workload"] == "pages:4M" and x["stream_ms"] == 0
                    and x["memcpy_hot_gbps"] > 0 and x["memcpy_gbps"] > 0
                    and x["primary_cpu_ms"]["mean"] > 0 for x in c), c
+    elif check == "stream":
+        # --stream-ms: every workload twice, stop-and-copy then streaming, each
+        # checkpoint verified byte for byte; the streaming cells streamed.
+        d = json.loads(run(rctctl, args + ["--json"]))
+        c = d["cells"]
+        want = [(s, b) for s in (0, 20) for b in ("tcp", "ucx")]
+        assert [(x["stream_ms"], x["backend"]) for x in c] == want, c
+        assert all(x["verified"] == 10 and x["workload"] == "load" and timing_sane(x)
+                   for x in c), c
+        for x in c[2:]:
+            assert x["streams"] > 0 and x["stream_pages"] > 0, x
+            r = x["pause_vs_stop_and_copy"]
+            assert r["mean"] > 0 and r["p99"] > 0, x
     else:
         sys.exit(f"bench_check: unknown check {check}")
     print(f"bench_check {check}: ok")

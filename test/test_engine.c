@@ -58,6 +58,15 @@ static void open_pair(unsigned lanes, bool auto_flush)
 	cr_assert_eq(pair_open(&pp, &o), RCT_OK);
 }
 
+/* A pair of @o, through its full sync (epoch 0), verified. */
+static void open_synced(const struct pair_opts *o)
+{
+	cr_assert_eq(pair_open(&pp, o), RCT_OK);
+	cr_assert_eq(pair_ckpt(&pp, 0, NULL, "d", 1), RCT_OK);
+	cr_assert(pair_wait_flushed(&pp, 0, 2000));
+	cr_assert(pp.equal, "secondary RAM differs after the full sync");
+}
+
 /* Full sync (epoch 0) then @n incremental checkpoints, each verified. */
 static void commit_some(unsigned n)
 {
@@ -381,10 +390,7 @@ Test(engine, a_flush_shared_by_helper_threads_is_applied_whole)
 	struct pair_opts o = engine_opts();
 
 	o.flush_threads = 3;
-	cr_assert_eq(pair_open(&pp, &o), RCT_OK);
-	cr_assert_eq(pair_ckpt(&pp, 0, NULL, "d", 1), RCT_OK);
-	cr_assert(pair_wait_flushed(&pp, 0, 2000));
-	cr_assert(pp.equal, "secondary RAM differs after the full sync");
+	open_synced(&o);
 	for (unsigned e = 1; e <= 6; e++) {
 		/* Scattered pages and a run that crosses the shares' cuts; the
 		 * last epochs are too small to share. */
@@ -413,6 +419,88 @@ Test(engine, a_region_whose_file_may_shrink_is_flushed_by_the_callers_thread_onl
 	cr_assert(pair_wait_flushed(&pp, 1, 2000));
 	cr_assert(pp.equal, "secondary RAM differs at epoch 1");
 	cr_assert_eq(rct_flush_helped(pp.s), 0);
+}
+
+/* ---- streaming before the pause (rct_ckpt_stream) */
+
+static unsigned bits_count(const uint64_t *b)
+{
+	unsigned n = 0;
+
+	for (uint64_t w = 0; w < rct_bitmap_words(SIZE / 4096); w++)
+		n += (unsigned)__builtin_popcountll(b[w]);
+	return n;
+}
+
+/* Drive the primary for @ms (the secondary's thread takes what arrives). */
+static void drive(int ms)
+{
+	uint64_t end = rct_now_ns() + (uint64_t)ms * 1000000;
+
+	while (rct_now_ns() < end)
+		cr_assert_eq(rct_session_progress(pp.p, 5), RCT_OK);
+}
+
+Test(engine, streamed_pages_and_pages_dirtied_again_after_their_stream_are_applied_whole)
+{
+	struct pair_opts o = engine_opts();
+	struct rct_ckpt_stats st = {0};
+
+	o.scribble = 0; /* the secondary's RAM must equal the last image between flushes */
+	open_synced(&o);
+	for (uint64_t e = 1; e <= 4; e++) {
+		unsigned sent = 0;
+
+		/* The guest runs: BEGIN at once, then what it dirties, twice, the
+		 * second time over pages the first stream sent (they go again). */
+		cr_assert_eq(rct_ckpt_begin(pp.p, e, 0), RCT_OK);
+		for (unsigned k = 0; k < 2; k++) {
+			pair_dirty(&pp, bits, 60, e * 37, 40);
+			sent += bits_count(bits);
+			cr_assert_eq(rct_ckpt_stream(pp.p, pp.pr, bits, pp.npages), RCT_OK);
+			drive(30);
+			/* Pages are in the cache; guest RAM is still the last image. */
+			cr_assert(!memcmp(pp.sram, pp.snap, SIZE),
+				  "epoch %llu: guest RAM changed before the commit",
+				  (unsigned long long)e);
+		}
+		/* The pause: the pages dirtied since the last stream, again some
+		 * of the streamed run. */
+		pair_dirty(&pp, bits, 10, e * 37 + 5, 10);
+		sent += bits_count(bits);
+		memcpy(pp.snap, pp.pram, SIZE);
+		cr_assert_eq(rct_ckpt_dirty(pp.p, pp.pr, bits, pp.npages), RCT_OK);
+		cr_assert_eq(rct_ckpt_stream(pp.p, pp.pr, bits, pp.npages), RCT_ERR_STATE,
+			     "a stream after the pause's bitmap");
+		cr_assert_eq(rct_ckpt_devstate_put(pp.p, "s", 1), RCT_OK);
+		cr_assert_eq(rct_ckpt_commit(pp.p, &st), RCT_OK);
+		cr_assert_eq(st.pages, sent, "epoch %llu: %llu pages counted, %u sent",
+			     (unsigned long long)e, (unsigned long long)st.pages, sent);
+		cr_assert(pair_wait_flushed(&pp, e, 2000), "epoch %llu not flushed",
+			  (unsigned long long)e);
+		cr_assert(pp.equal, "secondary RAM differs at epoch %llu", (unsigned long long)e);
+	}
+	/* Not with a full sync: it sends every page at the commit. */
+	cr_assert_eq(rct_ckpt_begin(pp.p, 5, RCT_CKPT_FULL), RCT_OK);
+	cr_assert_eq(rct_ckpt_stream(pp.p, pp.pr, bits, pp.npages), RCT_ERR_STATE);
+}
+
+Test(engine, a_streamed_epoch_that_never_commits_leaves_guest_ram_at_the_last_image)
+{
+	struct pair_opts o = engine_opts();
+
+	o.scribble = 0;
+	open_synced(&o);
+	cr_assert_eq(rct_ckpt_begin(pp.p, 1, 0), RCT_OK);
+	pair_dirty(&pp, bits, 200, 100, 200);
+	cr_assert_eq(rct_ckpt_stream(pp.p, pp.pr, bits, pp.npages), RCT_OK);
+	drive(50);
+	/* The primary dies before its pause. */
+	rct_session_destroy(pp.p);
+	pp.p = NULL;
+	cr_assert_neq(pair_wait_lost(&pp, 5000), RCT_OK);
+	cr_assert(!memcmp(pp.sram, pp.snap, SIZE), "guest RAM took streamed pages of epoch 1");
+	cr_assert_eq(rct_session_last_committed(pp.s), 0);
 }
 
 Test(engine, region_names_travel_and_a_mismatch_is_named)

@@ -160,6 +160,7 @@ Test(payload, regions_and_peers)
 	le(77, 4), le(0, 4);
 	golden(RCT_IPC_REGION_REMOVE, IPC_REQUEST, &b, 0);
 	golden(RCT_IPC_CKPT_DIRTY, IPC_REQUEST, &b, 0);
+	golden(RCT_IPC_CKPT_STREAM, IPC_REQUEST, &b, 0);
 
 	memset(&b, 0, sizeof(b));
 	snprintf(b.peer.addr, sizeof(b.peer.addr), "10.78.0.2");

@@ -465,6 +465,13 @@ int rct_client_ckpt_dirty(struct rct_client *c, uint32_t id)
 	return c ? client_call(c, RCT_IPC_CKPT_DIRTY, &w, NULL, 0, NULL) : -EINVAL;
 }
 
+int rct_client_ckpt_stream(struct rct_client *c, uint32_t id)
+{
+	union ipc_body w = {.region_id = id};
+
+	return c ? client_call(c, RCT_IPC_CKPT_STREAM, &w, NULL, 0, NULL) : -EINVAL;
+}
+
 static int client_memfd(int *fd_p, const char *name)
 {
 	if (*fd_p < 0)

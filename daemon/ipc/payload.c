@@ -555,6 +555,7 @@ static const struct ipc_layout ipc_layouts[RCT_IPC_TYPE_MAX + 1][2] = {
 	[RCT_IPC_CONNECT] = {FIXED(peer, peer, 0, 0), FIXED(connected, connected, 0, 0)},
 	[RCT_IPC_CKPT_BEGIN] = {FIXED(ckpt_begin, begin, 0, 0), EMPTY},
 	[RCT_IPC_CKPT_DIRTY] = {FIXED(region_ref, region_ref, 0, 0), EMPTY},
+	[RCT_IPC_CKPT_STREAM] = {FIXED(region_ref, region_ref, 0, 0), EMPTY},
 	[RCT_IPC_CKPT_DEVSTATE] = {{.known = true,
 				    .tail = true,
 				    .tail_of = tail_devstate,

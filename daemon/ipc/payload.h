@@ -106,7 +106,7 @@ union ipc_body {
 	struct ipc_connected connected;
 	struct ipc_region_add region_add;
 	uint64_t pages;	    /* REGION_ADD reply */
-	uint32_t region_id; /* REGION_REMOVE, CKPT_DIRTY */
+	uint32_t region_id; /* REGION_REMOVE, CKPT_DIRTY, CKPT_STREAM */
 	struct ipc_ckpt ckpt;
 	struct ipc_refuse refuse;
 	struct ipc_devstate devstate;

@@ -37,7 +37,8 @@ static const struct bench_cell *bench_baseline(const struct bench_opts *o,
 		const struct bench_cell *c = &o->cells[i];
 
 		if (!strcmp(c->backend, "tcp") && c->lanes == 4 && c->res.done &&
-		    !strcmp(c->wl_name, of->wl_name) && c->region_size == of->region_size)
+		    !strcmp(c->wl_name, of->wl_name) && c->region_size == of->region_size &&
+		    c->stream_ms == of->stream_ms)
 			return c;
 	}
 	return NULL;
@@ -73,6 +74,8 @@ static double bench_cpu_s_per_gb(const double *ms, const struct cell_result *res
 		cpu += ms[i] / 1e3;
 		bytes += (double)res->ckpt_bytes[i];
 	}
+	/* Streaming: the CPU covers the streamed pages too. */
+	bytes += (double)res->stream_pages * CELL_PAGE_SIZE;
 	return bytes > 0 ? cpu / (bytes / 1e9) : 0;
 }
 
@@ -105,14 +108,40 @@ static const struct bench_cell *bench_sweep_cell(const struct bench_opts *o, con
 	return NULL;
 }
 
+static void bench_label(struct bench_cell *c)
+{
+	char wl[sizeof(c->wl_name)];
+
+	memcpy(wl, c->wl_name, sizeof(wl)); /* (gcc cannot tell the two fields apart) */
+	if (c->stream_ms)
+		snprintf(c->label, sizeof(c->label), "%s stream:%u", wl, c->stream_ms);
+	else
+		snprintf(c->label, sizeof(c->label), "%s", wl);
+}
+
+/* A streaming cell's stop-and-copy twin of the same run, or NULL. */
+static const struct bench_cell *bench_twin(const struct bench_opts *o, const struct bench_cell *of)
+{
+	for (unsigned i = 0; of->stream_ms && i < o->ncells; i++) {
+		const struct bench_cell *c = &o->cells[i];
+
+		if (!c->stream_ms && c->res.done && !strcmp(c->backend, of->backend) &&
+		    c->lanes == of->lanes && !strcmp(c->wl_name, of->wl_name) &&
+		    c->region_size == of->region_size)
+			return c;
+	}
+	return NULL;
+}
+
 /* The interval of the time-driven workloads (the cells change cfg.interval_ms). */
 static unsigned bench_interval_ms(const struct bench_opts *o)
 {
 	return o->interval_given ? o->cfg.interval_ms : 600;
 }
 
-static json_t *bench_cell_json(const struct bench_cell *c)
+static json_t *bench_cell_json(const struct bench_opts *o, const struct bench_cell *c)
 {
+	const struct bench_cell *twin = bench_twin(o, c);
 	const struct cell_result *r = &c->res;
 	json_t *cell = json_pack("{s:s, s:i, s:s, s:i, s:i, s:o, s:o, s:f}", "backend", c->backend,
 				 "lanes", (int)c->lanes, "workload", c->wl_name, "verified",
@@ -136,8 +165,22 @@ static json_t *bench_cell_json(const struct bench_cell *c)
 	if (c->wl.kind == SIM_WORKLOAD_RANDOM)
 		json_object_set_new(cell, "dirty_pct", json_real(c->wl.pct));
 	json_object_set_new(cell, "region_size", json_integer((json_int_t)c->region_size));
-	/* Streaming before the pause is not built yet: every cell is stop-and-copy. */
-	json_object_set_new(cell, "stream_ms", json_integer(0));
+	json_object_set_new(cell, "stream_ms", json_integer((json_int_t)c->stream_ms));
+	if (c->stream_ms) {
+		json_object_set_new(cell, "streams", json_integer((json_int_t)r->streams));
+		json_object_set_new(cell, "stream_pages",
+				    json_integer((json_int_t)r->stream_pages));
+	}
+	if (twin && r->done) {
+		struct sim_summary a, b;
+
+		bench_summary(twin->res.pause_ms, twin->res.done, &a);
+		bench_summary(r->pause_ms, r->done, &b);
+		if (a.mean > 0 && a.p99 > 0)
+			json_object_set_new(cell, "pause_vs_stop_and_copy",
+					    json_pack("{s:f, s:f}", "mean", b.mean / a.mean, "p99",
+						      b.p99 / a.p99));
+	}
 	json_object_set_new(cell, "primary_cpu_ms", bench_summary_json(r->pri_cpu_ms, r->done));
 	json_object_set_new(cell, "secondary_cpu_ms", bench_summary_json(r->sec_cpu_ms, r->done));
 	if (c->skipped[0])
@@ -150,9 +193,9 @@ static void bench_json(const struct bench_opts *o)
 	json_t *cells = json_array(), *sweeps = json_array(), *j;
 
 	for (unsigned i = 0; i < o->ncells; i++)
-		json_array_append_new(cells, bench_cell_json(&o->cells[i]));
+		json_array_append_new(cells, bench_cell_json(o, &o->cells[i]));
 	for (unsigned i = 0; i < o->nsweep; i++)
-		json_array_append_new(sweeps, bench_cell_json(&o->sweep[i]));
+		json_array_append_new(sweeps, bench_cell_json(o, &o->sweep[i]));
 	j = json_pack("{s:f, s:f, s:I, s:i, s:i, s:o}", "memcpy_gbps", o->memcpy_gbps,
 		      "memcpy_hot_gbps", o->memcpy_hot_gbps, "region_size",
 		      (json_int_t)o->region_size, "interval_ms", (int)bench_interval_ms(o),
@@ -189,7 +232,7 @@ static void bench_table_size(const struct bench_opts *o, const char *title, size
 		printf(" (%g GiB sparse guest)", (double)o->sizes[z] / (1ull << 30));
 	printf("\n%-20s", "backend");
 	for (unsigned w = 0; w < o->nwls; w++)
-		printf(" %21s", cells[w * o->nbackends].wl_name);
+		printf(" %21s", cells[w * o->nbackends].label);
 	printf("\n");
 	for (unsigned b = 0; b < o->nbackends; b++) {
 		printf("%-20s", bench_row_name(o->backends[b].name, o->backends[b].lanes, name,
@@ -272,21 +315,44 @@ static void bench_print(const struct bench_opts *o)
 {
 	char name[32], vs[16], ver[24];
 
-	printf("\nbench: %.2f GiB guest, %u checkpoints per cell, interval %u ms%s\n",
-	       (double)o->region_size / (1ull << 30), o->checkpoints, bench_interval_ms(o),
-	       o->interval_given ? "" : " (0 for random:PCT)");
+	if (o->scale) {
+		printf("\nbench: sparse guests of");
+		for (unsigned z = 0; z < o->nsizes; z++)
+			printf("%s %g GiB", z ? "," : "", (double)o->sizes[z] / (1ull << 30));
+	} else {
+		printf("\nbench: %.2f GiB guest", (double)o->region_size / (1ull << 30));
+	}
+	printf(", %u checkpoints per cell, interval %u ms%s\n", o->checkpoints,
+	       bench_interval_ms(o), o->interval_given ? "" : " (0 for random:PCT)");
 	bench_table(o, "memory transfer (first put -> the secondary's ACK of COMMIT)",
 		    offsetof(struct cell_result, xfer_ms));
 	bench_table(o,
 		    "whole pause (begin -> commit reply as the hypervisor sees it, plus the "
 		    "secondary's flush)",
 		    offsetof(struct cell_result, pause_ms));
+	for (unsigned i = 0; o->stream_ms && i < o->ncells; i++) {
+		const struct bench_cell *c = &o->cells[i], *t = bench_twin(o, c);
+		struct sim_summary a, b;
+
+		if (!t || !c->res.done)
+			continue;
+		if (i == 0 || !bench_twin(o, &o->cells[i - 1]))
+			printf("\nstreaming against stop-and-copy (same run): whole pause, ms\n");
+		bench_summary(t->res.pause_ms, t->res.done, &a);
+		bench_summary(c->res.pause_ms, c->res.done, &b);
+		printf("%-20s %-16s mean %7.2f -> %7.2f (%5.2fx)  p99 %7.2f -> %7.2f (%5.2fx)  "
+		       "%.1f MB streamed per checkpoint\n",
+		       bench_row_name(c->backend, c->lanes, name, sizeof(name)), c->label, a.mean,
+		       b.mean, a.mean > 0 ? b.mean / a.mean : 0.0, a.p99, b.p99,
+		       a.p99 > 0 ? b.p99 / a.p99 : 0.0,
+		       (double)c->res.stream_pages * CELL_PAGE_SIZE / c->res.done / 1e6);
+	}
 	printf("\nmemcpy of the same pages (scattered 4 KiB, address order, 1 thread): %.2f "
 	       "GB/s as the transport finds memory, %.2f GB/s right after (hot)\n\n",
 	       o->memcpy_gbps, o->memcpy_hot_gbps);
-	printf("%-20s %-10s %6s %9s %7s %9s %9s %10s %10s\n", "cell", "workload", "guest",
+	printf("%-20s %-16s %6s %9s %7s %9s %9s %10s %10s\n", "cell", "workload", "guest",
 	       "verified", "GB/s", "/memcpy", "/tcp:4", "pri CPU", "sec CPU");
-	printf("%-20s %-10s %6s %9s %7s %9s %9s %10s %10s\n", "", "", "GiB", "", "", "(hot)",
+	printf("%-20s %-16s %6s %9s %7s %9s %9s %10s %10s\n", "", "", "GiB", "", "", "(hot)",
 	       "(p99)", "s/GB", "s/GB");
 	for (unsigned i = 0; i < o->ncells; i++) {
 		const struct bench_cell *c = &o->cells[i];
@@ -304,8 +370,8 @@ static void bench_print(const struct bench_opts *o)
 		}
 		if (c->skipped[0])
 			snprintf(ver, sizeof(ver), "skipped");
-		printf("%-20s %-10s %6g %9s %7.2f %8.2fx %9s %10.3f %10.3f\n",
-		       bench_row_name(c->backend, c->lanes, name, sizeof(name)), c->wl_name,
+		printf("%-20s %-16s %6g %9s %7.2f %8.2fx %9s %10.3f %10.3f\n",
+		       bench_row_name(c->backend, c->lanes, name, sizeof(name)), c->label,
 		       (double)c->region_size / (1ull << 30), ver, cell_gbps(&c->res),
 		       mc > 0 ? s.mean / mc : 0.0, vs,
 		       bench_cpu_s_per_gb(c->res.pri_cpu_ms, &c->res),
@@ -364,7 +430,7 @@ static void bench_progress(void *arg, const struct cell_result *res)
 	if (!o->tty && res->done % step && res->done != c->checkpoints)
 		return;
 	fprintf(stderr, "%sbench: cell %u/%u %s:%u %s: checkpoint %u/%u, last %.2f ms%s",
-		o->tty ? "\r" : "", o->cell_no, o->cell_total, c->backend, c->lanes, c->wl_name,
+		o->tty ? "\r" : "", o->cell_no, o->cell_total, c->backend, c->lanes, c->label,
 		res->done, c->checkpoints, res->xfer_ms[res->done - 1], o->tty ? "   " : "\n");
 	fflush(stderr);
 }
@@ -398,6 +464,7 @@ static void bench_sweep_setup(struct bench_opts *o)
 				c->wl.kind = SIM_WORKLOAD_RANDOM;
 				c->wl.pct = bench_sweep_pct[p];
 				sim_workload_format(&c->wl, c->wl_name, sizeof(c->wl_name));
+				bench_label(c);
 				c->checkpoints = o->sweep_checkpoints;
 				o->nsweep++;
 			}
@@ -443,6 +510,7 @@ static int bench_run_cell(struct bench_opts *o, struct cell_env *env, struct ben
 		o->cfg.interval_ms = sim_workload_at_once(&c->wl) ? 0 : 600;
 	o->cfg.backend = c->backend;
 	o->cfg.lanes = c->lanes;
+	o->cfg.stream_ms = c->stream_ms;
 	o->cfg.checkpoints = c->checkpoints;
 	o->cur = c;
 	o->cell_no++;
@@ -451,7 +519,7 @@ static int bench_run_cell(struct bench_opts *o, struct cell_env *env, struct ben
 	if (o->tty)
 		fputc('\n', stderr);
 	if (rc)
-		fprintf(stderr, "bench: cell %s:%u %s: %s\n", c->backend, c->lanes, c->wl_name,
+		fprintf(stderr, "bench: cell %s:%u %s: %s\n", c->backend, c->lanes, c->label,
 			c->res.what);
 	return rc;
 }
@@ -488,6 +556,8 @@ int rctctl_bench(int argc, char **argv)
 				c->lanes = o->backends[b].lanes;
 				c->wl = o->wls[w];
 				sim_workload_format(&o->wls[w], c->wl_name, sizeof(c->wl_name));
+				c->stream_ms = o->wl_stream[w];
+				bench_label(c);
 				c->checkpoints = o->checkpoints;
 				c->region_size = o->sizes[z];
 				bench_check_holdable(o, c);

@@ -31,6 +31,8 @@ struct bench_cell {
 	unsigned lanes;
 	struct sim_workload wl;
 	char wl_name[32];
+	char label[64];	    /* wl_name, and " stream:MS" when it streams */
+	unsigned stream_ms; /* streaming before the pause every stream_ms (0: off) */
 	unsigned checkpoints;
 	uint64_t region_size; /* its guests' size */
 	struct cell_result res;
@@ -54,6 +56,9 @@ struct bench_opts {
 	} backends[BENCH_MAX_BACKENDS];
 	unsigned nbackends;
 	struct sim_workload wls[BENCH_MAX_WORKLOADS];
+	unsigned wl_stream[BENCH_MAX_WORKLOADS]; /* each workload's stream_ms (--stream-ms: every
+						    workload twice, 0 and MS) */
+	unsigned stream_ms;			 /* --stream-ms */
 	unsigned nwls;
 	/* The experiment: size-major, then workload: cells[(s * nwls + w) * nbackends + b]. */
 	struct bench_cell cells[BENCH_MAX_CELLS];

@@ -21,6 +21,7 @@ enum {
 	BENCH_OPT_SWEEPS,
 	BENCH_OPT_SWEEP_CKPTS,
 	BENCH_OPT_REGION_SIZES,
+	BENCH_OPT_STREAM_MS,
 };
 
 static void bench_usage(FILE *f)
@@ -53,6 +54,11 @@ static void bench_usage(FILE *f)
 		"                       daemons per size; the workloads default to pages:25M.\n"
 		"                       verbs cells are skipped where the host cannot pin the\n"
 		"                       guest and its colo cache\n"
+		"  --stream-ms MS       streaming before the pause: every workload runs twice,\n"
+		"                       stop-and-copy and streaming, where the guest hands\n"
+		"                       rctd the pages it dirtied every MS while it runs\n"
+		"                       (CKPT_STREAM) and the pause moves only the rest\n"
+		"                       (default 0: stop-and-copy only)\n"
 		"  --checkpoints K      checkpoints per cell after its full sync (default 100)\n"
 		"  --interval-ms MS     guest run time between checkpoints (default 600; 0 for\n"
 		"                       random:PCT, which dirties a fixed share at once)\n"
@@ -201,6 +207,7 @@ int bench_parse_args(int argc, char **argv, struct bench_opts *o)
 		{"sweeps", no_argument, NULL, BENCH_OPT_SWEEPS},
 		{"sweep-checkpoints", required_argument, NULL, BENCH_OPT_SWEEP_CKPTS},
 		{"region-sizes", required_argument, NULL, BENCH_OPT_REGION_SIZES},
+		{"stream-ms", required_argument, NULL, BENCH_OPT_STREAM_MS},
 		{"quick", no_argument, NULL, 'q'},
 		{"json", no_argument, NULL, 'j'},
 		{"verbose", no_argument, NULL, 'v'},
@@ -250,6 +257,11 @@ int bench_parse_args(int argc, char **argv, struct bench_opts *o)
 			break;
 		case BENCH_OPT_REGION_SIZES:
 			sizes = optarg;
+			break;
+		case BENCH_OPT_STREAM_MS:
+			if (rctctl_parse_ulong(optarg, 0, 60000, &v))
+				return rctctl_usage_error("--stream-ms", optarg, "0..60000");
+			o->stream_ms = (unsigned)v;
 			break;
 		case 'q':
 			o->quick = true;
@@ -336,5 +348,20 @@ int bench_parse_args(int argc, char **argv, struct bench_opts *o)
 				"(random:PCT dirties a share of the guest's size)");
 	if (o->scale && o->sweeps)
 		return rctctl_usage_error("--sweeps", "", "not with --region-sizes");
+	if (o->stream_ms && o->sweeps)
+		return rctctl_usage_error("--stream-ms", "", "not with --sweeps or --plots");
+	/* Streaming: every workload twice in the same run, stop-and-copy first. */
+	if (o->stream_ms) {
+		if (2 * o->nwls > BENCH_MAX_WORKLOADS)
+			return rctctl_usage_error("--stream-ms", "",
+						  "at most 4 workloads (each runs twice)");
+		for (unsigned w = o->nwls; w-- > 0;) {
+			o->wls[2 * w] = o->wls[w];
+			o->wls[2 * w + 1] = o->wls[w];
+			o->wl_stream[2 * w] = 0;
+			o->wl_stream[2 * w + 1] = o->stream_ms;
+		}
+		o->nwls *= 2;
+	}
 	return bench_prepare_outputs(o);
 }

@@ -93,7 +93,7 @@ static void plot_cdfs(struct plot_ctx *p, unsigned w)
 	const struct bench_opts *o = p->o;
 	char file[64], title[256], name[32], spec[128], wl[32];
 
-	snprintf(wl, sizeof(wl), "%s", o->cells[w * o->nbackends].wl_name);
+	snprintf(wl, sizeof(wl), "%s", o->cells[w * o->nbackends].label);
 	for (char *c = wl; *c; c++)
 		if (*c == ':')
 			*c = '-';
@@ -116,7 +116,7 @@ static void plot_cdfs(struct plot_ctx *p, unsigned w)
 		snprintf(file, sizeof(file), "cdf-%s-%s.png", metric[m].tag, wl);
 		snprintf(title, sizeof(title),
 			 "%s per checkpoint, workload %s (%.2f GiB guest, %u checkpoints per cell)",
-			 metric[m].what, o->cells[w * o->nbackends].wl_name,
+			 metric[m].what, o->cells[w * o->nbackends].label,
 			 (double)o->region_size / (1ull << 30), o->checkpoints);
 		plot_begin(p, file, title);
 		fprintf(p->f, "set xlabel 'ms (log scale)'\nset ylabel 'fraction of checkpoints'\n"

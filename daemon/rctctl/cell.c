@@ -370,9 +370,13 @@ static void cell_memcpy_ref(struct cell_env *env, const uint64_t *bits, struct c
 	res->memcpy_bytes += n * CELL_PAGE_SIZE;
 }
 
-/* One checkpoint on the primary: pause, hand over, commit, resume.  0 or -errno. */
+/*
+ * One checkpoint on the primary: pause, hand over, commit, resume.  0 or
+ * -errno.  @streamed: BEGIN went out before the pause (cell_stream()), whose
+ * primary CPU from then on is in *cpu_ms_p already.
+ */
 static int cell_checkpoint(struct cell *r, struct rct_client *pc, uint64_t epoch, bool full,
-			   void **devbuf, size_t *devcap, struct rct_ckpt_stats *st,
+			   bool streamed, void **devbuf, size_t *devcap, struct rct_ckpt_stats *st,
 			   struct cell_result *res, double *hv_ms_p, double *cpu_ms_p)
 {
 	double cpu0;
@@ -388,9 +392,9 @@ static int cell_checkpoint(struct cell *r, struct rct_client *pc, uint64_t epoch
 	dev_len = sim_devstate(r->cfg->seed, epoch, devbuf, devcap);
 	if (!dev_len)
 		return -ENOMEM;
-	cpu0 = cell_proc_cpu_ms(r->env->ppid);
+	cpu0 = cell_proc_cpu_ms(r->env->ppid) - (streamed ? *cpu_ms_p : 0);
 	clock_gettime(CLOCK_MONOTONIC, &a);
-	rc = rct_client_ckpt_begin(pc, epoch, full ? RCT_CKPT_FULL : 0);
+	rc = streamed ? 0 : rct_client_ckpt_begin(pc, epoch, full ? RCT_CKPT_FULL : 0);
 	if (!rc && !full)
 		rc = rct_client_ckpt_dirty(pc, CELL_REGION_ID);
 	if (!rc)
@@ -401,6 +405,51 @@ static int cell_checkpoint(struct cell *r, struct rct_client *pc, uint64_t epoch
 	*hv_ms_p = (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6;
 	*cpu_ms_p = cell_proc_cpu_ms(r->env->ppid) - cpu0;
 	sim_guest_resume(r->env->g.pguest);
+	return rc;
+}
+
+static bool cell_before(const struct timespec *a, const struct timespec *b)
+{
+	return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
+
+/*
+ * Streaming: the guest runs until @until; BEGIN(@epoch) now (the last
+ * checkpoint is flushed and verified), then every stream_ms the pages it
+ * dirtied since the last harvest go to rctd through the shared bitmap.
+ * *@cpu_ms_p: the primary rctd's CPU from BEGIN on (cell_checkpoint() adds the
+ * pause's); *@streamed_p: the pages streamed (rct sends every bit it is given).
+ * 0 or -errno.
+ */
+static int cell_stream(struct cell *r, struct rct_client *pc, uint64_t epoch,
+		       const struct timespec *until, struct cell_result *res, double *cpu_ms_p,
+		       uint64_t *streamed_p)
+{
+	double cpu0 = cell_proc_cpu_ms(r->env->ppid);
+	struct timespec t;
+	uint64_t n;
+	int rc;
+
+	rc = rct_client_ckpt_begin(pc, epoch, 0);
+	for (;;) {
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		t.tv_nsec += (long)r->cfg->stream_ms * 1000000L;
+		t.tv_sec += t.tv_nsec / 1000000000L;
+		t.tv_nsec %= 1000000000L;
+		if (rc || !cell_before(&t, until))
+			break;
+		cell_sleep_until(&t);
+		n = sim_guest_harvest(r->env->g.pguest, r->env->g.pbits);
+		if (!n)
+			continue;
+		res->streams++;
+		res->stream_pages += n;
+		*streamed_p += n;
+		rc = rct_client_ckpt_stream(pc, CELL_REGION_ID);
+	}
+	if (!rc)
+		cell_sleep_until(until);
+	*cpu_ms_p = cell_proc_cpu_ms(r->env->ppid) - cpu0;
 	return rc;
 }
 
@@ -474,7 +523,8 @@ static void cell_checkpoints(struct cell *r, struct rct_client *pc, void **devbu
 	struct cell_report rep;
 	struct timespec next;
 	char label[24], what[200];
-	int rc;
+	uint64_t streamed, pause_pages;
+	int rc = 0;
 
 	clock_gettime(CLOCK_MONOTONIC, &next);
 	for (unsigned k = 1; k <= cfg->checkpoints; k++) {
@@ -484,9 +534,16 @@ static void cell_checkpoints(struct cell *r, struct rct_client *pc, void **devbu
 			next.tv_sec++;
 			next.tv_nsec -= 1000000000L;
 		}
-		cell_sleep_until(&next);
-		rc = cell_checkpoint(r, pc, k, false, devbuf, devcap, &st, res,
-				     &res->hv_ms[res->done], &res->pri_cpu_ms[res->done]);
+		streamed = 0;
+		if (cfg->stream_ms)
+			rc = cell_stream(r, pc, k, &next, res, &res->pri_cpu_ms[res->done],
+					 &streamed);
+		else
+			cell_sleep_until(&next);
+		if (!rc)
+			rc = cell_checkpoint(r, pc, k, false, cfg->stream_ms > 0, devbuf, devcap,
+					     &st, res, &res->hv_ms[res->done],
+					     &res->pri_cpu_ms[res->done]);
 		if (rc) {
 			snprintf(what, sizeof(what), "checkpoint %u failed", k);
 			cell_fail(res, RCTCTL_EXIT_TRANSPORT, what, rc, pc);
@@ -494,6 +551,11 @@ static void cell_checkpoints(struct cell *r, struct rct_client *pc, void **devbu
 		}
 		rc = cell_wait_report(r, k, &rep);
 		snprintf(label, sizeof(label), "ckpt %u", k);
+		/* What moved inside the pause, which the transfer time covers; the
+		 * streamed pages are counted apart. */
+		pause_pages = st.pages >= streamed ? st.pages - streamed : 0;
+		st.pages = pause_pages;
+		st.bytes = pause_pages * CELL_PAGE_SIZE;
 		cell_line(r, label, &st, &rep);
 		res->xfer_ms[res->done] = (double)st.transfer_ns / 1e6;
 		res->commit_ms[res->done] = (double)st.commit_ns / 1e6;
@@ -597,7 +659,7 @@ int cell_run(const struct cell_cfg *cfg, struct cell_env *env, struct cell_resul
 			cfg->backend, lanes);
 
 	/* Epoch 0: the first full sync (every page). */
-	rc = cell_checkpoint(&r, pc, 0, true, &devbuf, &devcap, &res->sync, res, &sync_hv_ms,
+	rc = cell_checkpoint(&r, pc, 0, true, false, &devbuf, &devcap, &res->sync, res, &sync_hv_ms,
 			     &sync_cpu_ms);
 	if (rc) {
 		cell_fail(res, RCTCTL_EXIT_TRANSPORT, "initial sync failed", rc, pc);

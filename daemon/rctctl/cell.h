@@ -33,6 +33,10 @@ struct cell_cfg {
 	struct sim_workload wl;
 	unsigned checkpoints;
 	unsigned interval_ms;
+	/* Streaming before the pause: 0 off (stop-and-copy); else BEGIN as soon as
+	 * the last checkpoint is verified, and every stream_ms while the guest runs
+	 * the pages it dirtied since go to rctd (CKPT_STREAM). */
+	unsigned stream_ms;
 	uint64_t seed;
 	int timeout_ms;
 	uint64_t corrupt_epoch; /* flip a byte after flushing this epoch (0: never) */
@@ -81,6 +85,8 @@ struct cell_result {
 	double memcpy_ms;     /* scattered-page memcpy of the same pages (with scratch) */
 	double memcpy_hot_ms; /* the same copy again, right after: both sides touched */
 	uint64_t memcpy_bytes;
+	uint64_t stream_pages; /* pages streamed while the guest ran (repeats included) */
+	unsigned streams;      /* CKPT_STREAM calls */
 	struct rct_ckpt_stats sync;
 };
 

@@ -183,6 +183,7 @@ static const struct conn_op conn_ops[RCT_IPC_TYPE_MAX + 1] = {
 	[RCT_IPC_CONNECT] = {h_connect, ST(OPEN), RCT_ROLE_PRIMARY},
 	[RCT_IPC_CKPT_BEGIN] = {h_begin, ST(CONNECTED), RCT_ROLE_PRIMARY},
 	[RCT_IPC_CKPT_DIRTY] = {h_dirty, ST(CONNECTED), RCT_ROLE_PRIMARY},
+	[RCT_IPC_CKPT_STREAM] = {h_dirty, ST(CONNECTED), RCT_ROLE_PRIMARY},
 	[RCT_IPC_CKPT_DEVSTATE] = {h_devstate, ST(CONNECTED), RCT_ROLE_PRIMARY},
 	[RCT_IPC_CKPT_COMMIT] = {h_commit, ST(CONNECTED), RCT_ROLE_PRIMARY},
 	/* A secondary's flush and device state stay available after its primary

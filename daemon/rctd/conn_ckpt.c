@@ -134,13 +134,16 @@ int h_dirty(struct rctd_conn *c, const struct ipc_msg *m, const union ipc_body *
 	struct rctd_region *g = conn_region(c, in->region_id);
 	rct_status_t st;
 
-	(void)m;
 	(void)out;
 	if (!g)
 		return reply_fail(r, -ENOENT, RCT_ERR_NOT_FOUND, "no region %u", in->region_id);
-	st = rct_ckpt_dirty(c->sess, g->rr, g->bits, g->pages);
+	/* CKPT_STREAM: the same bitmap, while the guest runs (rct_ckpt_stream()). */
+	if (m->type == RCT_IPC_CKPT_STREAM)
+		st = rct_ckpt_stream(c->sess, g->rr, g->bits, g->pages);
+	else
+		st = rct_ckpt_dirty(c->sess, g->rr, g->bits, g->pages);
 	conn_check_fatal(c, st);
-	return reply_rct(r, st, "dirty");
+	return reply_rct(r, st, m->type == RCT_IPC_CKPT_STREAM ? "stream" : "dirty");
 }
 
 static int devbuf_reserve(struct rctd_conn *c, size_t len)

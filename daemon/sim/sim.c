@@ -32,9 +32,12 @@ struct sim_guest {
 	uint64_t *dirty; /* written by the worker while running, by the pauser while paused */
 	bool sparse;
 	uint64_t nsum;
-	uint64_t *dsum;	 /* sparse: bit w: dirty[w] may be non-zero (as dirty) */
-	uint64_t *given; /* sparse: bit w: the last pause wrote a non-zero word w */
-	uint32_t *perm;	 /* random:PCT: page permutation */
+	uint64_t *dsum;	  /* sparse: bit w: dirty[w] may be non-zero (as dirty) */
+	uint64_t *given;  /* sparse: bit w: the last pause or harvest wrote a non-zero word w */
+	uint64_t *edirty; /* pages harvested this epoch (sim_guest_harvest()): the next pause
+			     brings them into the snapshot too */
+	uint64_t *esum;	  /* bit w: edirty[w] may be non-zero */
+	uint32_t *perm;	  /* random:PCT: page permutation */
 	uint64_t rng;
 
 	/* Worker control; guarded by lock. */
@@ -212,7 +215,10 @@ static int sim_guest_new(uint64_t size, uint32_t page_size, const struct sim_wor
 	g->dirty = calloc(g->nwords, sizeof(uint64_t));
 	g->dsum = calloc(g->nsum, sizeof(uint64_t));
 	g->given = calloc(g->nsum, sizeof(uint64_t));
-	if (g->ram == MAP_FAILED || g->snap == MAP_FAILED || !g->dirty || !g->dsum || !g->given) {
+	g->edirty = calloc(g->nwords, sizeof(uint64_t));
+	g->esum = calloc(g->nsum, sizeof(uint64_t));
+	if (g->ram == MAP_FAILED || g->snap == MAP_FAILED || !g->dirty || !g->dsum || !g->given ||
+	    !g->edirty || !g->esum) {
 		err = -ENOMEM;
 		goto out_destroy;
 	}
@@ -292,6 +298,8 @@ void sim_guest_destroy(struct sim_guest *g)
 	free(g->dirty);
 	free(g->dsum);
 	free(g->given);
+	free(g->edirty);
+	free(g->esum);
 	free(g->perm);
 	pthread_cond_destroy(&g->cond);
 	pthread_mutex_destroy(&g->lock);
@@ -355,10 +363,15 @@ int sim_guest_memfd(const struct sim_guest *g)
 	return g->memfd;
 }
 
+/*
+ * After the page's bytes are written, as a dirty log records it: a harvest
+ * (sim_guest_harvest(), another thread) that takes the bit reads the page
+ * after it, and a write that lands after the harvest sets the bit again.
+ */
 static void sim_mark(struct sim_guest *g, uint64_t page)
 {
-	g->dirty[page / 64] |= 1ull << (page % 64);
-	g->dsum[page / 4096] |= 1ull << (page / 64 % 64);
+	__atomic_fetch_or(&g->dirty[page / 64], 1ull << (page % 64), __ATOMIC_RELEASE);
+	__atomic_fetch_or(&g->dsum[page / 4096], 1ull << (page / 64 % 64), __ATOMIC_RELEASE);
 }
 
 /* A small write, as a guest's kernel or application makes: 64 bytes in a page. */
@@ -507,6 +520,58 @@ void sim_guest_resume(struct sim_guest *g)
 	pthread_mutex_unlock(&g->lock);
 }
 
+uint64_t sim_guest_harvest(struct sim_guest *g, uint64_t *bitmap)
+{
+	uint64_t n = 0;
+
+	/* The bitmap holds only this harvest's words: clear what the last one wrote. */
+	if (g->sparse) {
+		for (uint64_t s = 0; s < g->nsum; s++) {
+			for (uint64_t v = g->given[s]; v; v &= v - 1)
+				bitmap[s * 64 + (uint64_t)__builtin_ctzll(v)] = 0;
+			g->given[s] = 0;
+		}
+	} else {
+		memset(bitmap, 0, g->nwords * sizeof(uint64_t));
+	}
+	for (uint64_t s = 0; s < g->nsum; s++) {
+		uint64_t sum = __atomic_exchange_n(&g->dsum[s], 0, __ATOMIC_ACQ_REL);
+
+		for (; sum; sum &= sum - 1) {
+			uint64_t w = s * 64 + (uint64_t)__builtin_ctzll(sum);
+			uint64_t bits = __atomic_exchange_n(&g->dirty[w], 0, __ATOMIC_ACQ_REL);
+
+			if (!bits)
+				continue;
+			bitmap[w] = bits;
+			g->given[s] |= 1ull << (w % 64);
+			g->edirty[w] |= bits;
+			g->esum[s] |= 1ull << (w % 64);
+			n += (uint64_t)__builtin_popcountll(bits);
+		}
+	}
+	return n;
+}
+
+/* The pause: pages harvested this epoch into the snapshot as well. */
+static void sim_snap_harvested(struct sim_guest *g)
+{
+	for (uint64_t s = 0; s < g->nsum; s++) {
+		for (uint64_t v = g->esum[s]; v; v &= v - 1) {
+			uint64_t w = s * 64 + (uint64_t)__builtin_ctzll(v);
+
+			for (uint64_t bits = g->edirty[w]; bits; bits &= bits - 1) {
+				uint64_t p = w * 64 + (uint64_t)__builtin_ctzll(bits);
+
+				memcpy(g->snap + p * g->page_size, g->ram + p * g->page_size,
+				       g->page_size);
+			}
+			g->edirty[w] = 0;
+		}
+		g->esum[s] = 0;
+	}
+}
+
 /* A sparse pause: the words dirtied since the last one, through the summary. */
 static uint64_t sim_pause_sparse(struct sim_guest *g, uint64_t *bitmap)
 {
@@ -550,6 +615,7 @@ uint64_t sim_guest_pause(struct sim_guest *g, uint64_t *bitmap)
 	pthread_mutex_unlock(&g->lock);
 
 	/* The worker is parked: the bitmap and RAM are ours until resume. */
+	sim_snap_harvested(g);
 	if (g->sparse)
 		return sim_pause_sparse(g, bitmap);
 	for (uint64_t w = 0; w < g->nwords; w++) {

@@ -100,6 +100,15 @@ void sim_memfd_unmap(void *p, uint64_t size, int fd);
 void sim_guest_resume(struct sim_guest *g);
 
 /*
+ * While the guest runs: move the pages dirtied since the last harvest or pause
+ * into @bitmap (the one sim_guest_pause() is given: only this harvest's words
+ * are set), resetting the dirty log, as a hypervisor streaming before the
+ * pause does.  The next pause brings those pages into the snapshot too.
+ * Returns the number of pages.  Called by one thread, not with a pause.
+ */
+uint64_t sim_guest_harvest(struct sim_guest *g, uint64_t *bitmap);
+
+/*
  * Stop the workload (for random:PCT, once this interval's pages are dirty),
  * move the dirty bitmap into @bitmap (rct layout, sim_guest_pages() bits) and
  * bring the snapshot up to date.  Returns the number of dirty pages.

@@ -359,7 +359,28 @@ RCT_API unsigned rct_session_lanes(const struct rct_session *session);
 RCT_API rct_status_t rct_ckpt_begin(struct rct_session *session, uint64_t epoch, unsigned flags);
 
 /**
- * Primary: the pages of @a region dirtied since the last checkpoint, one bit per
+ * Primary: streaming before the pause.  While the guest runs (after
+ * rct_ckpt_begin() of the next epoch, which may follow the previous commit at
+ * once), hand rct the pages of @a region dirtied since the last bitmap, in the
+ * layout of rct_ckpt_dirty(); the dirty log those bits came from must already
+ * be reset, so that a page the guest writes after being read here is in a
+ * later bitmap.  The bitmap is copied and the pages are put into the
+ * secondary's cache at once, on the data lanes; the call does not wait for
+ * them.  Any number of calls per region and epoch, none after that epoch's
+ * rct_ckpt_dirty() for the region; not with RCT_CKPT_FULL.  At the pause,
+ * rct_ckpt_dirty() then carries only what was dirtied since the last stream,
+ * and rct_ckpt_commit() waits for every put, streamed ones included.  The
+ * secondary's guest RAM still changes only at the committed flush, which
+ * applies every page of the epoch.  Stats: pages and bytes count every page
+ * sent (repeats included); transfer_ns and total_ns start at the pause (the
+ * first rct_ckpt_dirty(), devstate or commit call).
+ */
+RCT_API rct_status_t rct_ckpt_stream(struct rct_session *session, struct rct_region *region,
+				     const uint64_t *bitmap, uint64_t nbits);
+
+/**
+ * Primary: the pages of @a region dirtied since the last checkpoint (or since
+ * the last rct_ckpt_stream() of this epoch), one bit per
  * page (bit i of word i/64 = page i), @a nbits = rct_region_pages().  The
  * bitmap is copied; the transfer of those pages starts before the call returns.
  * At most one call per region per checkpoint; not needed with RCT_CKPT_FULL.

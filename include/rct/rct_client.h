@@ -232,6 +232,15 @@ RCT_CLIENT_API int rct_client_connect(struct rct_client *client, const char *add
 RCT_CLIENT_API int rct_client_ckpt_begin(struct rct_client *client, uint64_t epoch, unsigned flags);
 /** Primary: region @a id's shared bitmap holds this checkpoint's dirty pages. */
 RCT_CLIENT_API int rct_client_ckpt_dirty(struct rct_client *client, uint32_t id);
+/**
+ * Primary, while the guest runs (after rct_client_ckpt_begin() of the next
+ * epoch): region @a id's shared bitmap holds the pages dirtied since the last
+ * bitmap handed over (the dirty log already reset); rctd copies it and starts
+ * sending those pages before it replies, and does not wait for them
+ * (rct_ckpt_stream()).  The pause's rct_client_ckpt_dirty() then carries only
+ * what was dirtied since.  Needs rctd of socket API version 4.
+ */
+RCT_CLIENT_API int rct_client_ckpt_stream(struct rct_client *client, uint32_t id);
 /** Primary: the device-state blob (inline when small, else through a memfd). */
 RCT_CLIENT_API int rct_client_ckpt_devstate(struct rct_client *client, const void *buf, size_t len);
 /** Primary: commit; returns once the secondary acknowledged every byte. */

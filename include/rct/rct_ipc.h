@@ -22,8 +22,8 @@
 
 #define RCT_IPC_MAGIC 0x53544352u /* "RCTS" in memory order */
 #define RCT_IPC_VERSION                                                                            \
-	3 /* 2: EVENT carries discarded (24 bytes); 3: region names,
-				 CKPT_REFUSE, unsealed and file-backed regions */
+	4 /* 2: EVENT carries discarded (24 bytes); 3: region names,
+				 CKPT_REFUSE, unsealed and file-backed regions; 4: CKPT_STREAM */
 #define RCT_IPC_HDR_SIZE	32
 #define RCT_IPC_MAX_PAYLOAD	(256 * 1024) /* payload bytes after the header */
 #define RCT_IPC_MAX_FDS		2
@@ -54,7 +54,9 @@ enum rct_ipc_type {
 	RCT_IPC_STATS = 18,	      /* reply: JSON text, counters and latency histograms */
 	RCT_IPC_SESSION_PAIRING = 19, /* bind the session to its pairing, before LISTEN/CONNECT */
 	RCT_IPC_CKPT_REFUSE = 20,     /* secondary: do not apply a ready epoch; session goes on */
-	RCT_IPC_TYPE_MAX = RCT_IPC_CKPT_REFUSE,
+	RCT_IPC_CKPT_STREAM = 21,     /* primary, guest running: the shared bitmap holds pages
+					 dirtied since the last one; they are sent now */
+	RCT_IPC_TYPE_MAX = RCT_IPC_CKPT_STREAM,
 };
 
 enum rct_ipc_flags {
@@ -179,7 +181,7 @@ struct rct_ipc_region_add_reply {
 	__le64 pages;
 };
 
-/* REGION_REMOVE and CKPT_DIRTY. */
+/* REGION_REMOVE, CKPT_DIRTY and CKPT_STREAM. */
 struct rct_ipc_region_ref {
 	__le32 id;
 	__le32 reserved;

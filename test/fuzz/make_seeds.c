@@ -221,6 +221,7 @@ int main(int argc, char **argv)
 
 		hello_open(RCT_ROLE_PRIMARY);
 		frame(RCT_IPC_CKPT_BEGIN, &b, sizeof(b));
+		frame(RCT_IPC_CKPT_STREAM, &rr, sizeof(rr));
 		frame(RCT_IPC_CKPT_DIRTY, &rr, sizeof(rr));
 		frame(RCT_IPC_CKPT_DEVSTATE, dev, sizeof(dev));
 		frame(RCT_IPC_CKPT_COMMIT, NULL, 0);

@@ -4,6 +4,11 @@
  *
  *   begin    wait until the secondary flushed the previous epoch (its cache may
  *            not be written before), send BEGIN.
+ *   stream   (any number of times, while the guest runs, before dirty) what
+ *            the hypervisor found dirty so far: sent as dirty sends it, at once,
+ *            without waiting for the puts.  A page streamed and dirtied again
+ *            is in a later bitmap and sent again; the secondary ORs every
+ *            bitmap of the epoch and counts repeats, as the primary does.
  *   dirty    send the bitmap's non-zero words in BITMAP segments, cut it into runs of contiguous
  *            pages in address order (each at most max_put bytes) and stripe the
  *            runs over the data lanes, each run to the lane with the fewest
@@ -124,6 +129,10 @@ rct_status_t rct_ckpt_begin(struct rct_session *s, uint64_t epoch, unsigned flag
 	s->pri.t_first_put = 0;
 	s->pri.t_commit_sent = 0;
 	s->pri.bitmap_words_sent = 0;
+	s->pri.stream_pages = 0;
+	s->pri.streaming = false;
+	s->pri.streamed = false;
+	s->pri.t_pause = 0;
 	s->pri.devstate_len = 0;
 	s->pri.devstate_given = false;
 	memset(&s->pri.stats, 0, sizeof(s->pri.stats));
@@ -144,7 +153,7 @@ static rct_status_t rct_primary_lane_flush(struct rct_session *s, unsigned lane,
 
 	if (!s->pri.lane[lane].nruns)
 		return RCT_OK;
-	if (!s->pri.t_first_put)
+	if (!s->pri.t_first_put && !s->pri.streaming)
 		s->pri.t_first_put = rct_now_ns();
 	status = s->ops->put(s->ctx, lane, mem, rkey, s->pri.lane[lane].runs,
 			     s->pri.lane[lane].nruns);
@@ -289,9 +298,12 @@ static rct_status_t rct_primary_put_region(struct rct_session *s, struct rct_reg
 	return rct_primary_flush_lanes(s, r->mem, r->rkey);
 }
 
-rct_status_t rct_ckpt_dirty(struct rct_session *s, struct rct_region *r, const uint64_t *bitmap,
-			    uint64_t nbits)
+/* What rct_ckpt_stream() and rct_ckpt_dirty() share: check, take, send. */
+static rct_status_t rct_primary_take(struct rct_session *s, struct rct_region *r,
+				     const uint64_t *bitmap, uint64_t nbits, bool stream)
 {
+	const char *op = stream ? "stream" : "dirty";
+	uint64_t pages0;
 	rct_status_t status;
 
 	if (!s || !r || r->session != s || !bitmap)
@@ -300,21 +312,25 @@ rct_status_t rct_ckpt_dirty(struct rct_session *s, struct rct_region *r, const u
 	if (status != RCT_OK)
 		return status;
 	if (nbits != r->npages) {
-		rct_error("region %u: dirty bitmap has %llu bits, the region %llu pages", r->id,
+		rct_error("region %u: %s bitmap has %llu bits, the region %llu pages", r->id, op,
 			  (unsigned long long)nbits, (unsigned long long)r->npages);
 		return RCT_ERR_INVALID_PARAM;
 	}
 	if (s->flags & RCT_CKPT_FULL) {
-		rct_error("region %u: a full checkpoint sends every page; no bitmap is taken",
-			  r->id);
+		rct_error("region %u: a full checkpoint sends every page; no %s bitmap is taken",
+			  r->id, op);
 		return RCT_ERR_STATE;
 	}
 	if (r->dirty_given || s->pri.t_commit_sent) {
-		rct_error("region %u: dirty pages already given for epoch %llu", r->id,
+		rct_error("region %u: %s after the dirty pages of epoch %llu were given", r->id, op,
 			  (unsigned long long)s->epoch);
 		return RCT_ERR_STATE;
 	}
-	r->dirty_given = true;
+	r->dirty_given = !stream;
+	if (stream)
+		s->pri.streamed = true;
+	else if (!s->pri.t_pause)
+		s->pri.t_pause = rct_now_ns();
 	/* The caller's bitmap is read once; the rest follows its set words. */
 	rct_dmap_clear(&r->dirty);
 	rct_dmap_or_bitmap(&r->dirty, bitmap);
@@ -323,7 +339,25 @@ rct_status_t rct_ckpt_dirty(struct rct_session *s, struct rct_region *r, const u
 	status = rct_primary_send_bitmap(s, r);
 	if (status != RCT_OK)
 		return status;
-	return rct_primary_put_region(s, r, &r->dirty);
+	pages0 = s->pri.stats.pages;
+	s->pri.streaming = stream;
+	status = rct_primary_put_region(s, r, &r->dirty);
+	s->pri.streaming = false;
+	if (stream)
+		s->pri.stream_pages += s->pri.stats.pages - pages0;
+	return status;
+}
+
+rct_status_t rct_ckpt_stream(struct rct_session *s, struct rct_region *r, const uint64_t *bitmap,
+			     uint64_t nbits)
+{
+	return rct_primary_take(s, r, bitmap, nbits, true);
+}
+
+rct_status_t rct_ckpt_dirty(struct rct_session *s, struct rct_region *r, const uint64_t *bitmap,
+			    uint64_t nbits)
+{
+	return rct_primary_take(s, r, bitmap, nbits, false);
 }
 
 rct_status_t rct_ckpt_devstate_put(struct rct_session *s, const void *buf, size_t len)
@@ -349,6 +383,8 @@ rct_status_t rct_ckpt_devstate_put(struct rct_session *s, const void *buf, size_
 	}
 	s->pri.devstate_given = true;
 	s->pri.devstate_len = len;
+	if (!s->pri.t_pause)
+		s->pri.t_pause = rct_now_ns();
 	if (len) {
 		memcpy(s->staging->addr, buf, len);
 		status = rct_primary_queue_run(s, s->staging, s->staging_rkey, 0, 0, len);
@@ -498,6 +534,8 @@ rct_status_t rct_ckpt_commit(struct rct_session *s, struct rct_ckpt_stats *stats
 	if (status != RCT_OK)
 		return status;
 	deadline = rct_now_ns() + (uint64_t)s->timeout_ms * 1000000;
+	if (!s->pri.t_pause)
+		s->pri.t_pause = rct_now_ns();
 
 	if (s->flags & RCT_CKPT_FULL) {
 		status = rct_primary_full_sync(s);
@@ -548,7 +586,12 @@ rct_status_t rct_ckpt_commit(struct rct_session *s, struct rct_ckpt_stats *stats
 	s->pri.stats.devstate_bytes = s->pri.devstate_len;
 	s->pri.stats.transfer_ns = t_done - s->pri.t_first_put;
 	s->pri.stats.commit_ns = t_done - s->pri.t_commit_sent;
-	s->pri.stats.total_ns = rct_now_ns() - s->pri.t_begin;
+	/* Streamed: BEGIN came while the guest ran; the pause starts at its first call. */
+	s->pri.stats.total_ns = rct_now_ns() - (s->pri.streamed ? s->pri.t_pause : s->pri.t_begin);
+	if (s->pri.streamed)
+		rct_debug("checkpoint %llu: %llu of %llu pages streamed before the pause",
+			  (unsigned long long)s->epoch, (unsigned long long)s->pri.stream_pages,
+			  (unsigned long long)s->pri.stats.pages);
 	if (stats_p)
 		rct_ckpt_stats_copy(stats_p, &s->pri.stats);
 	return RCT_OK;

@@ -162,6 +162,11 @@ struct rct_session {
 		struct rct_ckpt_stats stats;
 		uint64_t t_begin, t_first_put, t_commit_sent, t_acked;
 		uint64_t bitmap_words_sent;
+		uint64_t stream_pages; /* pages rct_ckpt_stream() sent this epoch */
+		bool streaming;	       /* inside rct_ckpt_stream(): its puts do not start the
+					  transfer's clock (t_first_put) */
+		bool streamed;	       /* rct_ckpt_stream() was called this epoch */
+		uint64_t t_pause;      /* first call of the pause (dirty, devstate, commit) */
 		uint64_t devstate_len;
 		bool devstate_given;
 		struct rct_lane lane[RCT_MAX_LANES];
