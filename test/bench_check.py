@@ -93,8 +93,9 @@ def main():
                    for x in c), c
         for x in c[2:]:
             assert x["streams"] > 0 and x["stream_pages"] > 0, x
-            r = x["pause_vs_stop_and_copy"]
-            assert r["mean"] > 0 and r["p99"] > 0, x
+            for k in ("pause_vs_stop_and_copy", "primary_pause_vs_stop_and_copy"):
+                assert x[k]["mean"] > 0 and x[k]["p99"] > 0, x
+        assert all(x["primary_pause_ms"]["mean"] > 0 for x in c), c
     else:
         sys.exit(f"bench_check: unknown check {check}")
     print(f"bench_check {check}: ok")
