@@ -54,7 +54,8 @@ def main():
         cells = {(r["backend"], r["lanes"], r["workload"]) for r in rows}
         assert len(cells) == 8 and len(rows) == 80, (len(cells), len(rows))
         assert all(float(r["pause_ms"]) >= float(r["transfer_ms"]) > 0
-                   and r["part"] == "experiment" for r in rows)
+                   and r["part"] == "experiment" and r["stream_ms"] == "0"
+                   and int(r["region_size"]) == 32 << 20 for r in rows)
         assert "tcp:4 (multifd-4)" in text and "whole pause" in text, text
     elif check == "plots":
         d = check_json(run(rctctl, args + ["--plots", "plots", "--json"]),

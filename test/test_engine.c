@@ -503,6 +503,32 @@ Test(engine, a_streamed_epoch_that_never_commits_leaves_guest_ram_at_the_last_im
 	cr_assert_eq(rct_session_last_committed(pp.s), 0);
 }
 
+Test(engine, device_state_written_in_the_staging_buffer_is_put_without_a_copy)
+{
+	struct pair_opts o = engine_opts();
+	size_t cap = 0;
+	void *buf = NULL;
+
+	open_synced(&o);
+	cr_assert_eq(rct_ckpt_devstate_buffer(pp.p, &buf, &cap), RCT_ERR_STATE, "no open epoch");
+	pair_dirty(&pp, bits, 20, 0, 0);
+	memcpy(pp.snap, pp.pram, SIZE);
+	cr_assert_eq(rct_ckpt_begin(pp.p, 1, 0), RCT_OK);
+	cr_assert_eq(rct_ckpt_devstate_buffer(pp.p, &buf, &cap), RCT_OK);
+	cr_assert(buf && cap >= 40000, "staging of %zu bytes", cap);
+	for (size_t i = 0; i < 40000; i++)
+		((uint8_t *)buf)[i] = (uint8_t)(i * 7 + 1);
+	cr_assert_eq(rct_ckpt_dirty(pp.p, pp.pr, bits, pp.npages), RCT_OK);
+	cr_assert_eq(rct_ckpt_devstate_put(pp.p, buf, 40000), RCT_OK);
+	cr_assert_eq(rct_ckpt_devstate_buffer(pp.p, &buf, &cap), RCT_ERR_STATE, "given already");
+	cr_assert_eq(rct_ckpt_commit(pp.p, NULL), RCT_OK);
+	cr_assert(pair_wait_flushed(&pp, 1, 2000));
+	cr_assert(pp.equal);
+	cr_assert_eq(pp.devstate_len, 40000);
+	for (size_t i = 0; i < 40000; i++)
+		cr_assert_eq(pp.devstate[i], (uint8_t)(i * 7 + 1), "byte %zu", i);
+}
+
 Test(engine, region_names_travel_and_a_mismatch_is_named)
 {
 	struct pair_opts o = {.ops = &mock_ops,
@@ -632,6 +658,13 @@ Test(session, every_call_refuses_null_before_touching_it)
 	cr_assert_eq(rct_ckpt_begin(NULL, 1, 0), RCT_ERR_INVALID_PARAM);
 	cr_assert_eq(rct_ckpt_dirty(NULL, NULL, &one, 64), RCT_ERR_INVALID_PARAM);
 	cr_assert_eq(rct_ckpt_devstate_put(NULL, &one, 8), RCT_ERR_INVALID_PARAM);
+	cr_assert_eq(rct_ckpt_stream(NULL, NULL, &one, 64), RCT_ERR_INVALID_PARAM);
+	{
+		void *b;
+		size_t cap;
+
+		cr_assert_eq(rct_ckpt_devstate_buffer(NULL, &b, &cap), RCT_ERR_INVALID_PARAM);
+	}
 	cr_assert_eq(rct_ckpt_commit(NULL, NULL), RCT_ERR_INVALID_PARAM);
 	cr_assert_eq(rct_ckpt_local_dirty(NULL, NULL, &one, 64), RCT_ERR_INVALID_PARAM);
 	cr_assert_eq(rct_ckpt_flush(NULL, 0, NULL), RCT_ERR_INVALID_PARAM);

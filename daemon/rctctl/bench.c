@@ -417,11 +417,12 @@ static void bench_csv_cells(FILE *f, const struct bench_cell *cells, unsigned n,
 		for (unsigned k = 0; k < r->done; k++)
 			fprintf(f,
 				"%s,%u,%s,%u,%" PRIu64 ",%" PRIu64
-				",%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.3f,%.3f,%s\n",
+				",%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.3f,%.3f,%s,%" PRIu64 ",%u\n",
 				c->backend, c->lanes, c->wl_name, k + 1, r->ckpt_pages[k],
 				r->ckpt_bytes[k], r->xfer_ms[k], r->pause_ms[k], r->commit_ms[k],
 				r->flush_ms[k], r->hv_ms[k], bench_memcpy_ms_mean(r),
-				r->pri_cpu_ms[k], r->sec_cpu_ms[k], part);
+				r->pri_cpu_ms[k], r->sec_cpu_ms[k], part, c->region_size,
+				c->stream_ms);
 	}
 }
 
@@ -431,8 +432,10 @@ static int bench_csv(struct bench_opts *o)
 	FILE *f = o->csv_file;
 
 	o->csv_file = NULL;
-	fprintf(f, "backend,lanes,workload,checkpoint,pages,bytes,transfer_ms,pause_ms,commit_ms,"
-		   "flush_ms,hypervisor_ms,memcpy_ms,primary_cpu_ms,secondary_cpu_ms,part\n");
+	fprintf(f,
+		"backend,lanes,workload,checkpoint,pages,bytes,transfer_ms,pause_ms,commit_ms,"
+		"flush_ms,hypervisor_ms,memcpy_ms,primary_cpu_ms,secondary_cpu_ms,part,region_size,"
+		"stream_ms\n");
 	bench_csv_cells(f, o->cells, o->ncells, "experiment");
 	bench_csv_cells(f, o->sweep, o->nsweep, "sweep");
 	if (ferror(f) | fclose(f)) {

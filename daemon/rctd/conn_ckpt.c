@@ -160,17 +160,31 @@ static int devbuf_reserve(struct rctd_conn *c, size_t len)
 	return 0;
 }
 
-/* A blob too large to go inline, from the client's file: pread, not mmap, so
- * that a file the client truncates cannot fault the daemon. */
-static int devstate_read(struct rctd_conn *c, int fd, uint64_t len, struct reply *r)
+/*
+ * A blob too large to go inline, from the client's file: pread, not mmap, so
+ * that a file the client truncates cannot fault the daemon.  Straight into
+ * the session's staging buffer when it fits (rct_ckpt_devstate_buffer(): the
+ * file is the only copy before the put), else into a buffer of ours, whose
+ * put then says why it does not fit.  *@blob_p: where the bytes are.
+ */
+static int devstate_read(struct rctd_conn *c, int fd, uint64_t len, const void **blob_p,
+			 struct reply *r)
 {
-	size_t got = 0;
+	size_t got = 0, cap = 0;
+	uint8_t *dst = NULL;
+	void *staging;
 
-	if (devbuf_reserve(c, len ? len : 1))
-		return reply_fail(r, -ENOMEM, RCT_ERR_NO_MEMORY,
-				  "no memory for %" PRIu64 " bytes of device state", len);
+	if (rct_ckpt_devstate_buffer(c->sess, &staging, &cap) == RCT_OK && len <= cap) {
+		dst = staging;
+	} else {
+		if (devbuf_reserve(c, len ? len : 1))
+			return reply_fail(r, -ENOMEM, RCT_ERR_NO_MEMORY,
+					  "no memory for %" PRIu64 " bytes of device state", len);
+		dst = c->devbuf;
+	}
+	*blob_p = dst;
 	while (got < len) {
-		ssize_t n = pread(fd, (uint8_t *)c->devbuf + got, len - got, (off_t)got);
+		ssize_t n = pread(fd, dst + got, len - got, (off_t)got);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -195,11 +209,8 @@ int h_devstate(struct rctd_conn *c, const struct ipc_msg *m, const union ipc_bod
 		return reply_fail(r, -ENOSPC, RCT_ERR_NO_SPACE,
 				  "device state of %" PRIu64 " bytes exceeds the limit of %llu MiB",
 				  w->length, RCTD_DEVSTATE_MAX >> 20);
-	if (m->nfds == 1) {
-		if (devstate_read(c, m->fds[0], w->length, r))
-			return r->status;
-		blob = c->devbuf;
-	}
+	if (m->nfds == 1 && devstate_read(c, m->fds[0], w->length, &blob, r))
+		return r->status;
 	st = rct_ckpt_devstate_put(c->sess, blob, w->length);
 	conn_check_fatal(c, st);
 	return reply_rct(r, st, "device state");

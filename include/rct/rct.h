@@ -396,6 +396,19 @@ RCT_API rct_status_t rct_ckpt_devstate_put(struct rct_session *session, const vo
 					   size_t len);
 
 /**
+ * Primary, in an open checkpoint before its device state is given: the local
+ * staging buffer the device state is put from, and its size.  A caller that
+ * writes its blob there (reads it from a file into it, say) and passes that
+ * pointer to rct_ckpt_devstate_put() saves the copy into it.  Valid until
+ * that checkpoint's commit returns.
+ *
+ * @return RCT_OK, RCT_ERR_INVALID_PARAM, RCT_ERR_STATE (no open checkpoint, or
+ *         its device state given already).
+ */
+RCT_API rct_status_t rct_ckpt_devstate_buffer(struct rct_session *session, void **buf_p,
+					      size_t *cap_p);
+
+/**
  * Primary: finish the checkpoint.  Waits until every put completed on every
  * lane, sends COMMIT on the control lane and waits for the secondary's ACK
  * (which it sends only once all pages, bitmaps and the device state of this

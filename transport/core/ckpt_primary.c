@@ -386,7 +386,9 @@ rct_status_t rct_ckpt_devstate_put(struct rct_session *s, const void *buf, size_
 	if (!s->pri.t_pause)
 		s->pri.t_pause = rct_now_ns();
 	if (len) {
-		memcpy(s->staging->addr, buf, len);
+		/* Written in place (rct_ckpt_devstate_buffer()): no copy. */
+		if (buf != s->staging->addr)
+			memcpy(s->staging->addr, buf, len);
 		status = rct_primary_queue_run(s, s->staging, s->staging_rkey, 0, 0, len);
 		if (status == RCT_OK)
 			status = rct_primary_flush_lanes(s, s->staging, s->staging_rkey);
@@ -396,6 +398,22 @@ rct_status_t rct_ckpt_devstate_put(struct rct_session *s, const void *buf, size_
 	m.devstate.epoch = s->epoch;
 	m.devstate.length = len;
 	return rct_session_send(s, &m);
+}
+
+rct_status_t rct_ckpt_devstate_buffer(struct rct_session *s, void **buf_p, size_t *cap_p)
+{
+	rct_status_t status;
+
+	if (!s || !buf_p || !cap_p)
+		return RCT_ERR_INVALID_PARAM;
+	status = rct_primary_check(s, RCT_CKPT_OPEN);
+	if (status != RCT_OK)
+		return status;
+	if (s->pri.devstate_given || s->pri.t_commit_sent)
+		return RCT_ERR_STATE;
+	*buf_p = s->staging->addr;
+	*cap_p = s->staging->len;
+	return RCT_OK;
 }
 
 /* Drive progress until the backend has nothing pending (puts, fences). */
