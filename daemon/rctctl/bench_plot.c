@@ -91,7 +91,7 @@ static void plot_cdfs(struct plot_ctx *p, unsigned w)
 		{"pause", "whole pause", offsetof(struct cell_result, pause_ms)},
 	};
 	const struct bench_opts *o = p->o;
-	char file[160], title[256], name[32], spec[160], wl[64];
+	char file[64], title[256], name[32], spec[128], wl[64];
 
 	snprintf(wl, sizeof(wl), "%s", o->cells[w * o->nbackends].label);
 	for (char *c = wl; *c; c++)
@@ -113,7 +113,7 @@ static void plot_cdfs(struct plot_ctx *p, unsigned w)
 		}
 		if (!have)
 			continue;
-		snprintf(file, sizeof(file), "cdf-%s-%s.png", metric[m].tag, wl);
+		snprintf(file, sizeof(file), "cdf-%.8s-%.40s.png", metric[m].tag, wl);
 		snprintf(title, sizeof(title),
 			 "%s per checkpoint, workload %s (%.2f GiB guest, %u checkpoints per cell)",
 			 metric[m].what, o->cells[w * o->nbackends].label,
