@@ -79,21 +79,33 @@ void rctd_fini(void)
 
 /* ------------------------------------------------------------ test guests */
 
-void side_init(struct side *s, uint64_t seed)
+static void side_init_bits(struct side *s, uint64_t seed, size_t bits_file)
 {
 	memset(s, 0, sizeof(*s));
+	s->bits_file = bits_file;
 	s->ram = sim_memfd_map("test-ram", SIZE, &s->fd);
-	s->bits = sim_memfd_map("test-bits", BITS_LEN, &s->bfd);
+	s->bits = sim_memfd_map("test-bits", bits_file, &s->bfd);
 	cr_assert(s->ram && s->bits);
 	for (size_t i = 0; i < SIZE / 8; i++)
 		((uint64_t *)s->ram)[i] = sim_rand(&seed);
+}
+
+void side_init(struct side *s, uint64_t seed)
+{
+	side_init_bits(s, seed, BITS_LEN);
+}
+
+void side_init_summary(struct side *s, uint64_t seed)
+{
+	side_init_bits(s, seed, BITS_LEN + SUM_LEN);
+	s->sum = s->bits + BITS_LEN / 8;
 }
 
 void side_fini(struct side *s)
 {
 	rct_client_close(s->c);
 	sim_memfd_unmap(s->ram, SIZE, s->fd);
-	sim_memfd_unmap(s->bits, BITS_LEN, s->bfd);
+	sim_memfd_unmap(s->bits, s->bits_file, s->bfd);
 }
 
 /* A session on rctd at @at; paired as @pairing with @key when @pairing is not NULL. */

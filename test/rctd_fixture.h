@@ -16,6 +16,7 @@
 #define PAGE	 4096
 #define SIZE	 (4u << 20) /* guest RAM of the test VMs */
 #define BITS_LEN ((SIZE / PAGE + 63) / 64 * 8)
+#define SUM_LEN	 ((BITS_LEN / 8 + 63) / 64 * 8) /* a bitmap's summary: a bit per word */
 #define DEV_BLOB "device state of the test"
 
 extern char rctd_dir[48], rctd_sock[96], rctd_state[96];
@@ -27,6 +28,8 @@ struct side {
 	uint8_t *ram;
 	int fd;
 	uint64_t *bits;
+	uint64_t *sum; /* side_init_summary(): the summary after the bitmap; else NULL */
+	size_t bits_file;
 	int bfd;
 	struct rct_client *c;
 };
@@ -49,6 +52,8 @@ void rctd_stop(void);
 
 /* SIZE bytes of random guest RAM (from @seed) and its bitmap, in memfds. */
 void side_init(struct side *s, uint64_t seed);
+/* The same, the bitmap file holding its summary after it (RCT_IPC_TAKE_SUMMARY). */
+void side_init_summary(struct side *s, uint64_t seed);
 void side_fini(struct side *s);
 /* A session on rctd at @at with region 0; paired as @pairing with @key unless NULL. */
 int side_open_at(struct side *s, const char *at, enum rct_role role, const char *name,

@@ -197,3 +197,38 @@ Test(bitmap, dmap_matches_plain_bitmap)
 	free(plain);
 	free(other);
 }
+
+/*
+ * A bitmap handed in with its summary: the words the summary names are read,
+ * those it leaves out are not (a clear summary bit promises a zero word), and
+ * summary bits over zero words or past the last word change nothing.
+ */
+Test(bitmap, or_through_a_summary_reads_only_the_words_it_names)
+{
+	const uint64_t nbits = 64 * 64 * 5 + 100; /* five summary words and a partial one */
+	uint64_t nwords = rct_bitmap_words(nbits), nsum = rct_bitmap_words(nwords);
+	uint64_t *src = calloc(nwords, 8), *sum = calloc(nsum, 8), *want = calloc(nwords, 8);
+	struct rct_dmap d;
+
+	cr_assert(src && sum && want);
+	cr_assert_eq(rct_dmap_init(&d, nbits), 0);
+	for (uint64_t w = 0; w < nwords; w += 37) {
+		src[w] = 0x9e3779b97f4a7c15ull ^ w;
+		sum[w / 64] |= 1ull << (w % 64);
+		want[w] = src[w];
+	}
+	want[nwords - 1] &= (1ull << (nbits % 64)) - 1;
+	src[5] = 0xff;	     /* data the summary does not name: a broken promise, not read */
+	sum[2] |= 1ull << 9; /* a summary bit over a zero word */
+	sum[nsum - 1] |= ~0ull << (nwords % 64); /* past the last word: ignored */
+	cr_assert_eq(rct_dmap_or_bitmap_summary(&d, src, sum), (nwords + 36) / 37);
+	cr_assert_arr_eq(d.bits, want, nwords * 8);
+	for (uint64_t w = 0; w < nwords; w++)
+		cr_assert_eq(!!want[w], !!(d.sum[w / 64] >> (w % 64) & 1), "word %llu",
+			     (unsigned long long)w);
+	cr_assert_eq(rct_dmap_count(&d), rct_bitmap_count(want, nbits));
+	rct_dmap_free(&d);
+	free(src);
+	free(sum);
+	free(want);
+}

@@ -149,7 +149,8 @@ static void rctd_maps(const char *name, char perms[5])
 }
 
 /* Primary: epoch @e with @n pages changed (every 7th from @first). */
-static int primary_epoch(struct side *pri, uint64_t e, unsigned n, unsigned first)
+/* In open epoch @e: write @n pages from @first (every 7th), dirty, devstate, commit. */
+static int primary_epoch_open(struct side *pri, uint64_t e, unsigned n, unsigned first)
 {
 	int rc;
 
@@ -160,14 +161,19 @@ static int primary_epoch(struct side *pri, uint64_t e, unsigned n, unsigned firs
 		memset(pri->ram + (size_t)page * PAGE, (int)(e * 31 + i), PAGE);
 		pri->bits[page / 64] |= 1ull << (page % 64);
 	}
-	rc = rct_client_ckpt_begin(pri->c, e, 0);
-	if (!rc)
-		rc = rct_client_ckpt_dirty(pri->c, 0);
+	rc = rct_client_ckpt_dirty(pri->c, 0);
 	if (!rc)
 		rc = rct_client_ckpt_devstate(pri->c, DEV_BLOB, sizeof(DEV_BLOB));
 	if (!rc)
 		rc = rct_client_ckpt_commit(pri->c, NULL);
 	return rc;
+}
+
+static int primary_epoch(struct side *pri, uint64_t e, unsigned n, unsigned first)
+{
+	int rc = rct_client_ckpt_begin(pri->c, e, 0);
+
+	return rc ? rc : primary_epoch_open(pri, e, n, first);
 }
 
 /* Secondary: the next event must be READY(@e). */
@@ -286,6 +292,110 @@ Test(rctd_hv, a_refused_epoch_leaves_guest_ram_and_comes_with_the_next_flush)
 		     rct_client_error(sec.c));
 	cr_assert_eq(memcmp(sec.ram, pri.ram, SIZE), 0, "RAM differs after the refused epoch");
 	free(before);
+	side_fini(&pri);
+	side_fini(&sec);
+}
+
+/*
+ * A bitmap handed over with its summary (RCT_IPC_TAKE_SUMMARY): rctd reads the
+ * words the summary names and no other, which is what makes a checkpoint of a
+ * TiB guest cost its dirty words.  A page whose word the summary leaves out is
+ * not sent (the hypervisor promised that word was zero); the next plain
+ * bitmap brings it, and then RAM matches byte for byte.  A region whose
+ * bitmap file held no summary refuses the flag and names why.
+ */
+Test(rctd_hv, a_bitmap_with_its_summary_is_read_only_where_the_summary_says)
+{
+	const unsigned pages[3] = {5, 3 * 64 + 9, 5 * 64}; /* words 0, 3 and 5 */
+	struct rct_ckpt_stats st = {0};
+	struct side pri, sec, npri, nsec;
+	uint8_t *old = malloc(PAGE);
+	int rc;
+
+	cr_assert_not_null(old);
+	side_init_summary(&sec, 2);
+	side_init_summary(&pri, 1);
+	cr_assert_eq(side_open(&sec, RCT_ROLE_SECONDARY, "sum.secondary"), 0);
+	cr_assert_eq(side_open(&pri, RCT_ROLE_PRIMARY, "sum.primary"), 0);
+	pair_opened(&pri, &sec);
+	memcpy(old, sec.ram + (size_t)pages[2] * PAGE, PAGE);
+	for (unsigned i = 0; i < 3; i++) {
+		memset(pri.ram + (size_t)pages[i] * PAGE, 0xa0 + (int)i, PAGE);
+		pri.bits[pages[i] / 64] |= 1ull << (pages[i] % 64);
+	}
+	pri.sum[0] = 1ull << 0 | 1ull << 3 | 1ull << 7; /* word 7 is zero: a set bit says nothing */
+	rc = rct_client_ckpt_begin(pri.c, 1, 0);
+	if (!rc)
+		rc = rct_client_ckpt_dirty_flags(pri.c, 0, RCT_IPC_TAKE_SUMMARY);
+	if (!rc)
+		rc = rct_client_ckpt_devstate(pri.c, DEV_BLOB, sizeof(DEV_BLOB));
+	if (!rc)
+		rc = rct_client_ckpt_commit(pri.c, &st);
+	cr_assert_eq(rc, 0, "%s", rct_client_error(pri.c));
+	cr_assert_eq(st.pages, 2, "the summary named two dirty words, %llu pages went",
+		     (unsigned long long)st.pages);
+	secondary_ready(&sec, 1);
+	cr_assert_eq(rct_client_ckpt_flush(sec.c, 1, 0, NULL), 0, "%s", rct_client_error(sec.c));
+	for (unsigned i = 0; i < 2; i++)
+		cr_assert_eq(memcmp(sec.ram + (size_t)pages[i] * PAGE,
+				    pri.ram + (size_t)pages[i] * PAGE, PAGE),
+			     0, "page %u", pages[i]);
+	cr_assert_eq(memcmp(sec.ram + (size_t)pages[2] * PAGE, old, PAGE), 0,
+		     "page %u, in a word the summary left out, was read", pages[2]);
+	/* The same bitmap, plain: the whole of it is read. */
+	rc = rct_client_ckpt_begin(pri.c, 2, 0);
+	if (!rc)
+		rc = rct_client_ckpt_dirty(pri.c, 0);
+	if (!rc)
+		rc = rct_client_ckpt_commit(pri.c, &st);
+	cr_assert_eq(rc, 0, "%s", rct_client_error(pri.c));
+	cr_assert_eq(st.pages, 3);
+	secondary_ready(&sec, 2);
+	cr_assert_eq(rct_client_ckpt_flush(sec.c, 2, 0, NULL), 0, "%s", rct_client_error(sec.c));
+	cr_assert_eq(memcmp(sec.ram, pri.ram, SIZE), 0, "RAM differs after the plain bitmap");
+
+	/* The secondary's own dirty pages through its summary: page 70 (word 1)
+	 * is named and restored, page 385 (word 6) is not, until a plain flush. */
+	memset(sec.ram + 70 * PAGE, 0x55, PAGE);
+	memset(sec.ram + 385 * PAGE, 0x55, PAGE);
+	sec.bits[1] = 1ull << (70 % 64);
+	sec.bits[6] = 1ull << (385 % 64);
+	sec.sum[0] = 1ull << 1;
+	cr_assert_eq(primary_epoch(&pri, 3, 10, 200), 0, "%s", rct_client_error(pri.c));
+	secondary_ready(&sec, 3);
+	rc = rct_client_ckpt_flush(sec.c, 3,
+				   RCT_IPC_FLUSH_LOCAL_DIRTY | RCT_IPC_FLUSH_LOCAL_SUMMARY, NULL);
+	cr_assert_eq(rc, 0, "%s", rct_client_error(sec.c));
+	cr_assert_eq(memcmp(sec.ram + 70 * PAGE, pri.ram + 70 * PAGE, PAGE), 0);
+	cr_assert_eq(sec.ram[385 * PAGE], 0x55,
+		     "page 385, in a word the summary left out, was read");
+	cr_assert_eq(primary_epoch(&pri, 4, 10, 300), 0, "%s", rct_client_error(pri.c));
+	secondary_ready(&sec, 4);
+	cr_assert_eq(rct_client_ckpt_flush(sec.c, 4, RCT_IPC_FLUSH_LOCAL_DIRTY, NULL), 0, "%s",
+		     rct_client_error(sec.c));
+	cr_assert_eq(memcmp(sec.ram, pri.ram, SIZE), 0, "RAM differs after the plain flush");
+
+	/* No summary in the file: the flag is refused, the session goes on. */
+	pair_up(&npri, &nsec, "nosum");
+	cr_assert_eq(rct_client_ckpt_begin(npri.c, 1, 0), 0);
+	rc = rct_client_ckpt_dirty_flags(npri.c, 0, RCT_IPC_TAKE_SUMMARY);
+	cr_assert_eq(rc, -EINVAL);
+	cr_assert(strstr(rct_client_error(npri.c), "region 0: dirty with a summary") &&
+			  strstr(rct_client_error(npri.c), "held none"),
+		  "%s", rct_client_error(npri.c));
+	cr_assert_eq(primary_epoch_open(&npri, 1, 60, 3), 0, "%s", rct_client_error(npri.c));
+	secondary_ready(&nsec, 1);
+	rc = rct_client_ckpt_flush(nsec.c, 1,
+				   RCT_IPC_FLUSH_LOCAL_DIRTY | RCT_IPC_FLUSH_LOCAL_SUMMARY, NULL);
+	cr_assert_eq(rc, -EINVAL);
+	cr_assert(strstr(rct_client_error(nsec.c), "region 0: flush with summaries"), "%s",
+		  rct_client_error(nsec.c));
+	cr_assert_eq(rct_client_ckpt_flush(nsec.c, 1, RCT_IPC_FLUSH_LOCAL_SUMMARY, NULL), -EINVAL);
+	cr_assert_eq(rct_client_ckpt_flush(nsec.c, 1, 0, NULL), 0, "%s", rct_client_error(nsec.c));
+	cr_assert_eq(memcmp(nsec.ram, npri.ram, SIZE), 0);
+	free(old);
+	side_fini(&npri);
+	side_fini(&nsec);
 	side_fini(&pri);
 	side_fini(&sec);
 }

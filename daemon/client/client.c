@@ -458,18 +458,28 @@ int rct_client_ckpt_begin(struct rct_client *c, uint64_t epoch, unsigned flags)
 	return c ? client_call(c, RCT_IPC_CKPT_BEGIN, &w, NULL, 0, NULL) : -EINVAL;
 }
 
-int rct_client_ckpt_dirty(struct rct_client *c, uint32_t id)
+int rct_client_ckpt_dirty_flags(struct rct_client *c, uint32_t id, unsigned flags)
 {
-	union ipc_body w = {.region_id = id};
+	union ipc_body w = {.take = {.region_id = id, .flags = flags}};
 
 	return c ? client_call(c, RCT_IPC_CKPT_DIRTY, &w, NULL, 0, NULL) : -EINVAL;
 }
 
-int rct_client_ckpt_stream(struct rct_client *c, uint32_t id)
+int rct_client_ckpt_dirty(struct rct_client *c, uint32_t id)
 {
-	union ipc_body w = {.region_id = id};
+	return rct_client_ckpt_dirty_flags(c, id, 0);
+}
+
+int rct_client_ckpt_stream_flags(struct rct_client *c, uint32_t id, unsigned flags)
+{
+	union ipc_body w = {.take = {.region_id = id, .flags = flags}};
 
 	return c ? client_call(c, RCT_IPC_CKPT_STREAM, &w, NULL, 0, NULL) : -EINVAL;
+}
+
+int rct_client_ckpt_stream(struct rct_client *c, uint32_t id)
+{
+	return rct_client_ckpt_stream_flags(c, id, 0);
 }
 
 static int client_memfd(int *fd_p, const char *name)

@@ -246,8 +246,10 @@ int harness_guests_create(struct harness_guests *g, uint64_t size, uint32_t page
 	}
 	g->sram = sparse ? sim_memfd_map_sparse("rct-secondary-ram", size, &g->smemfd)
 			 : sim_memfd_map("rct-secondary-ram", size, &g->smemfd);
-	g->pbits = sim_memfd_map("rct-primary-bitmap", g->bits_len, &g->pbits_fd);
-	g->sbits = sim_memfd_map("rct-secondary-bitmap", g->bits_len, &g->sbits_fd);
+	/* A sparse primary's bitmap with its summary after it: one bit a word. */
+	g->bits_file = g->bits_len + (sparse ? (g->bits_len / 8 + 63) / 64 * 8 : 0);
+	g->pbits = sim_memfd_map("rct-primary-bitmap", g->bits_file, &g->pbits_fd);
+	g->sbits = sim_memfd_map("rct-secondary-bitmap", g->bits_file, &g->sbits_fd);
 	if (!g->sram || !g->pbits || !g->sbits) {
 		rc = -errno;
 		snprintf(why, why_len,
@@ -256,6 +258,17 @@ int harness_guests_create(struct harness_guests *g, uint64_t size, uint32_t page
 			 size, strerror(errno));
 		harness_guests_destroy(g);
 		return rc ? rc : -ENOMEM;
+	}
+	if (sparse) {
+		g->psum = g->pbits + g->bits_len / 8;
+		g->ssum = g->sbits + g->bits_len / 8;
+		rc = sim_guest_share_summary(g->pguest, g->psum);
+		if (rc) {
+			snprintf(why, why_len, "the sparse guest's bitmap summary: %s",
+				 strerror(-rc));
+			harness_guests_destroy(g);
+			return rc;
+		}
 	}
 	return 0;
 }
@@ -266,9 +279,9 @@ void harness_guests_destroy(struct harness_guests *g)
 	if (g->sram)
 		sim_memfd_unmap(g->sram, g->size, g->smemfd);
 	if (g->pbits)
-		sim_memfd_unmap(g->pbits, g->bits_len, g->pbits_fd);
+		sim_memfd_unmap(g->pbits, g->bits_file, g->pbits_fd);
 	if (g->sbits)
-		sim_memfd_unmap(g->sbits, g->bits_len, g->sbits_fd);
+		sim_memfd_unmap(g->sbits, g->bits_file, g->sbits_fd);
 	memset(g, 0, sizeof(*g));
 	g->smemfd = g->pbits_fd = g->sbits_fd = -1;
 }

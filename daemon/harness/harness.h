@@ -64,12 +64,16 @@ void harness_rm_flat_dir(const char *dir);
  */
 struct harness_guests {
 	uint64_t size;
-	size_t bits_len;
+	size_t bits_len, bits_file; /* a bitmap, and the file that holds it */
 	struct sim_guest *pguest;
 	void *sram;
 	int smemfd;
 	uint64_t *pbits, *sbits;
 	int pbits_fd, sbits_fd;
+	/* Sparse: each bitmap file holds its summary after it
+	 * (RCT_IPC_TAKE_SUMMARY), the primary's kept by the simulated guest,
+	 * the secondary's by whoever writes sbits; else NULL. */
+	uint64_t *psum, *ssum;
 };
 
 /*

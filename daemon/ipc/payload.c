@@ -301,7 +301,21 @@ static bool enc_region_ref(const union ipc_body *b, union ipc_wire *w)
 static int dec_region_ref(const union ipc_wire *w, union ipc_body *b, struct ipc_dec *d)
 {
 	b->region_id = le32toh(w->region_ref.id);
-	return DEC_RESERVED(d, w->region_ref.reserved);
+	return DEC_RESERVED(d, w->region_ref.flags);
+}
+
+static bool enc_take(const union ipc_body *b, union ipc_wire *w)
+{
+	w->region_ref.id = htole32(b->take.region_id);
+	w->region_ref.flags = htole32(b->take.flags);
+	return true;
+}
+
+static int dec_take(const union ipc_wire *w, union ipc_body *b, struct ipc_dec *d)
+{
+	b->take.region_id = le32toh(w->region_ref.id);
+	b->take.flags = le32toh(w->region_ref.flags);
+	return dec_flags(d, b->take.flags, RCT_IPC_TAKE_SUMMARY);
 }
 
 static bool enc_begin(const union ipc_body *b, union ipc_wire *w)
@@ -331,7 +345,8 @@ static int dec_flush(const union ipc_wire *w, union ipc_body *b, struct ipc_dec 
 	b->ckpt.epoch = le64toh(w->flush.epoch);
 	b->ckpt.flags = le32toh(w->flush.flags);
 	return DEC_RESERVED(d, w->flush.reserved)
-		       ?: dec_flags(d, b->ckpt.flags, RCT_IPC_FLUSH_LOCAL_DIRTY);
+		       ?: dec_flags(d, b->ckpt.flags,
+				    RCT_IPC_FLUSH_LOCAL_DIRTY | RCT_IPC_FLUSH_LOCAL_SUMMARY);
 }
 
 /* The blob itself follows the fixed part (ipc_encode copies it). */
@@ -554,8 +569,8 @@ static const struct ipc_layout ipc_layouts[RCT_IPC_TYPE_MAX + 1][2] = {
 	[RCT_IPC_ACCEPT] = {EMPTY, FIXED(connected, connected, 0, 0)},
 	[RCT_IPC_CONNECT] = {FIXED(peer, peer, 0, 0), FIXED(connected, connected, 0, 0)},
 	[RCT_IPC_CKPT_BEGIN] = {FIXED(ckpt_begin, begin, 0, 0), EMPTY},
-	[RCT_IPC_CKPT_DIRTY] = {FIXED(region_ref, region_ref, 0, 0), EMPTY},
-	[RCT_IPC_CKPT_STREAM] = {FIXED(region_ref, region_ref, 0, 0), EMPTY},
+	[RCT_IPC_CKPT_DIRTY] = {FIXED(region_ref, take, 0, 0), EMPTY},
+	[RCT_IPC_CKPT_STREAM] = {FIXED(region_ref, take, 0, 0), EMPTY},
 	[RCT_IPC_CKPT_DEVSTATE] = {{.known = true,
 				    .tail = true,
 				    .tail_of = tail_devstate,

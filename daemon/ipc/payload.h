@@ -106,7 +106,11 @@ union ipc_body {
 	struct ipc_connected connected;
 	struct ipc_region_add region_add;
 	uint64_t pages;	    /* REGION_ADD reply */
-	uint32_t region_id; /* REGION_REMOVE, CKPT_DIRTY, CKPT_STREAM */
+	uint32_t region_id; /* REGION_REMOVE */
+	struct ipc_take {
+		uint32_t region_id;
+		uint32_t flags; /* enum rct_ipc_take_flags */
+	} take;			/* CKPT_DIRTY, CKPT_STREAM */
 	struct ipc_ckpt ckpt;
 	struct ipc_refuse refuse;
 	struct ipc_devstate devstate;

@@ -121,7 +121,10 @@ static void cell_secondary_apply(struct cell *r, uint64_t epoch, double cpu_ms, 
 	int rc;
 
 	/* The region's shared bitmap holds the pages the secondary's guest dirtied. */
-	rc = rct_client_ckpt_flush(r->sc, epoch, RCT_IPC_FLUSH_LOCAL_DIRTY, &rep.flush);
+	rc = rct_client_ckpt_flush(r->sc, epoch,
+				   RCT_IPC_FLUSH_LOCAL_DIRTY |
+					   (r->env->g.ssum ? RCT_IPC_FLUSH_LOCAL_SUMMARY : 0),
+				   &rep.flush);
 	if (rc) {
 		snprintf(rep.what, sizeof(rep.what), "flush failed: %s (%.80s)", strerror(-rc),
 			 rct_client_error(r->sc));
@@ -160,10 +163,20 @@ static void cell_secondary_apply(struct cell *r, uint64_t epoch, double cpu_ms, 
 	/* The secondary guest runs until the next checkpoint and dirties pages of its own;
 	 * they go into the shared bitmap rctd reads at the next flush (zero but
 	 * for the last interval's, at the cell's start). */
-	for (unsigned i = 0; r->have_scribbled && i < CELL_SCRIBBLES; i++)
-		bits[r->scribbled[i] / 64] = 0;
+	for (unsigned i = 0; r->have_scribbled && i < CELL_SCRIBBLES; i++) {
+		uint64_t w = r->scribbled[i] / 64;
+
+		bits[w] = 0;
+		if (r->env->g.ssum) /* its summary, where there is one: the words written */
+			r->env->g.ssum[w / 64] &= ~(1ull << (w % 64));
+	}
 	sim_scribble(r->env->g.sram, npages, CELL_PAGE_SIZE, CELL_SCRIBBLES, rng, bits,
 		     r->scribbled);
+	for (unsigned i = 0; r->env->g.ssum && i < CELL_SCRIBBLES; i++) {
+		uint64_t w = r->scribbled[i] / 64;
+
+		r->env->g.ssum[w / 64] |= 1ull << (w % 64);
+	}
 	r->have_scribbled = true;
 out:
 	cell_post(r, &rep);
@@ -178,8 +191,7 @@ static void *cell_secondary(void *arg)
 	int rc;
 	bool stop;
 
-	memset(r->env->g.sbits, 0,
-	       (sim_guest_pages(r->env->g.pguest) + 63) / 64 * sizeof(uint64_t));
+	memset(r->env->g.sbits, 0, r->env->g.bits_file);
 	rc = rct_client_accept(r->sc, NULL);
 	if (rc)
 		snprintf(r->secondary_what, sizeof(r->secondary_what), "accept: %s (%.100s)",
@@ -370,6 +382,12 @@ static void cell_memcpy_ref(struct cell_env *env, const uint64_t *bits, struct c
 	res->memcpy_bytes += n * CELL_PAGE_SIZE;
 }
 
+/* A sparse guest hands its bitmap over with the summary it keeps. */
+static unsigned cell_take_flags(const struct cell *r)
+{
+	return r->env->g.psum ? RCT_IPC_TAKE_SUMMARY : 0;
+}
+
 /*
  * One checkpoint on the primary: pause, hand over, commit, resume.  0 or
  * -errno.  @streamed: BEGIN went out before the pause (cell_stream()), whose
@@ -396,7 +414,7 @@ static int cell_checkpoint(struct cell *r, struct rct_client *pc, uint64_t epoch
 	clock_gettime(CLOCK_MONOTONIC, &a);
 	rc = streamed ? 0 : rct_client_ckpt_begin(pc, epoch, full ? RCT_CKPT_FULL : 0);
 	if (!rc && !full)
-		rc = rct_client_ckpt_dirty(pc, CELL_REGION_ID);
+		rc = rct_client_ckpt_dirty_flags(pc, CELL_REGION_ID, cell_take_flags(r));
 	if (!rc)
 		rc = rct_client_ckpt_devstate(pc, *devbuf, dev_len);
 	if (!rc)
@@ -445,7 +463,7 @@ static int cell_stream(struct cell *r, struct rct_client *pc, uint64_t epoch,
 		res->streams++;
 		res->stream_pages += n;
 		*streamed_p += n;
-		rc = rct_client_ckpt_stream(pc, CELL_REGION_ID);
+		rc = rct_client_ckpt_stream_flags(pc, CELL_REGION_ID, cell_take_flags(r));
 	}
 	if (!rc)
 		cell_sleep_until(until);

@@ -131,19 +131,28 @@ int h_begin(struct rctd_conn *c, const struct ipc_msg *m, const union ipc_body *
 int h_dirty(struct rctd_conn *c, const struct ipc_msg *m, const union ipc_body *in,
 	    union ipc_body *out, struct reply *r)
 {
-	struct rctd_region *g = conn_region(c, in->region_id);
+	struct rctd_region *g = conn_region(c, in->take.region_id);
+	bool stream = m->type == RCT_IPC_CKPT_STREAM;
 	rct_status_t st;
 
 	(void)out;
 	if (!g)
-		return reply_fail(r, -ENOENT, RCT_ERR_NOT_FOUND, "no region %u", in->region_id);
+		return reply_fail(r, -ENOENT, RCT_ERR_NOT_FOUND, "no region %u",
+				  in->take.region_id);
+	if ((in->take.flags & RCT_IPC_TAKE_SUMMARY) && !g->sum)
+		return reply_fail(r, -EINVAL, RCT_ERR_INVALID_PARAM,
+				  "region %u: %s with a summary, but its bitmap file held none "
+				  "after the bitmap when the region was added",
+				  g->id, stream ? "stream" : "dirty");
 	/* CKPT_STREAM: the same bitmap, while the guest runs (rct_ckpt_stream()). */
-	if (m->type == RCT_IPC_CKPT_STREAM)
-		st = rct_ckpt_stream(c->sess, g->rr, g->bits, g->pages);
+	if (in->take.flags & RCT_IPC_TAKE_SUMMARY)
+		st = stream ? rct_ckpt_stream_summary(c->sess, g->rr, g->bits, g->sum, g->pages)
+			    : rct_ckpt_dirty_summary(c->sess, g->rr, g->bits, g->sum, g->pages);
 	else
-		st = rct_ckpt_dirty(c->sess, g->rr, g->bits, g->pages);
+		st = stream ? rct_ckpt_stream(c->sess, g->rr, g->bits, g->pages)
+			    : rct_ckpt_dirty(c->sess, g->rr, g->bits, g->pages);
 	conn_check_fatal(c, st);
-	return reply_rct(r, st, m->type == RCT_IPC_CKPT_STREAM ? "stream" : "dirty");
+	return reply_rct(r, st, stream ? "stream" : "dirty");
 }
 
 static int devbuf_reserve(struct rctd_conn *c, size_t len)
@@ -250,15 +259,30 @@ int h_flush(struct rctd_conn *c, const struct ipc_msg *m, const union ipc_body *
 	    union ipc_body *out, struct reply *r)
 {
 	struct rct_ckpt_stats *st = &out->stats;
+	bool summary = in->ckpt.flags & RCT_IPC_FLUSH_LOCAL_SUMMARY;
 	rct_status_t s = RCT_OK;
 
 	(void)m;
 	if (conn_regions_check(c, r))
 		return r->status;
+	if (summary && !(in->ckpt.flags & RCT_IPC_FLUSH_LOCAL_DIRTY))
+		return reply_fail(r, -EINVAL, RCT_ERR_INVALID_PARAM,
+				  "flush: LOCAL_SUMMARY without LOCAL_DIRTY");
+	for (unsigned i = 0; summary && i < c->nregions; i++)
+		if (!c->regions[i].sum)
+			return reply_fail(
+				r, -EINVAL, RCT_ERR_INVALID_PARAM,
+				"region %u: flush with summaries, but its bitmap file held "
+				"none after the bitmap when the region was added",
+				c->regions[i].id);
 	for (unsigned i = 0;
-	     s == RCT_OK && (in->ckpt.flags & RCT_IPC_FLUSH_LOCAL_DIRTY) && i < c->nregions; i++)
-		s = rct_ckpt_local_dirty(c->sess, c->regions[i].rr, c->regions[i].bits,
-					 c->regions[i].pages);
+	     s == RCT_OK && (in->ckpt.flags & RCT_IPC_FLUSH_LOCAL_DIRTY) && i < c->nregions; i++) {
+		const struct rctd_region *g = &c->regions[i];
+
+		s = summary ? rct_ckpt_local_dirty_summary(c->sess, g->rr, g->bits, g->sum,
+							   g->pages)
+			    : rct_ckpt_local_dirty(c->sess, g->rr, g->bits, g->pages);
+	}
 	if (s == RCT_OK)
 		s = rct_ckpt_flush(c->sess, in->ckpt.epoch, st);
 	conn_check_fatal(c, s);

@@ -181,7 +181,8 @@ int h_region_add(struct rctd_conn *c, const struct ipc_msg *m, const union ipc_b
 	const struct ipc_region_add *w = &in->region_add;
 	long pgsz = sysconf(_SC_PAGESIZE);
 	struct rctd_region g = {0};
-	uint64_t bytes, bstart;
+	uint64_t bytes, bstart, sum_bytes;
+	struct stat sb;
 
 	g.id = w->id;
 	g.size = w->size;
@@ -244,6 +245,15 @@ int h_region_add(struct rctd_conn *c, const struct ipc_msg *m, const union ipc_b
 				  "mmap of region %u (%" PRIu64 " bytes): %s", g.id, g.size,
 				  strerror(err));
 	}
+	/* A summary after the bitmap (CKPT_DIRTY's RCT_IPC_TAKE_SUMMARY) is
+	 * mapped with it when the file holds one; the file must then keep it. */
+	sum_bytes = (bytes / 8 + 63) / 64 * 8;
+	if (!fstat(m->fds[1], &sb) && (uint64_t)sb.st_size >= g.bmap_end + sum_bytes) {
+		g.bmap_end += sum_bytes;
+		bytes += sum_bytes;
+	} else {
+		sum_bytes = 0;
+	}
 	bstart = w->bitmap_offset / (uint64_t)pgsz * (uint64_t)pgsz;
 	g.bmap_len = (size_t)(w->bitmap_offset - bstart + bytes);
 	g.bmap = mmap(NULL, g.bmap_len, PROT_READ | PROT_WRITE, MAP_SHARED, m->fds[1],
@@ -257,11 +267,13 @@ int h_region_add(struct rctd_conn *c, const struct ipc_msg *m, const union ipc_b
 				  strerror(err));
 	}
 	g.bits = (uint64_t *)((uint8_t *)g.bmap + (w->bitmap_offset - bstart));
+	g.sum = sum_bytes ? g.bits + (bytes - sum_bytes) / 8 : NULL;
 	c->regions[c->nregions++] = g;
-	rctd_info("session %s: region %u%s%s%s, %" PRIu64 " MiB, %" PRIu64 " pages%s%s", c->name,
+	rctd_info("session %s: region %u%s%s%s, %" PRIu64 " MiB, %" PRIu64 " pages%s%s%s", c->name,
 		  g.id, g.name[0] ? " (" : "", g.name, g.name[0] ? ")" : "", g.size >> 20, g.pages,
 		  g.file_page > (uint64_t)pgsz ? ", huge pages" : "",
-		  g.ram_fd >= 0 ? ", unsealed (size re-checked)" : "");
+		  g.ram_fd >= 0 ? ", unsealed (size re-checked)" : "",
+		  g.sum ? ", bitmap with a summary" : "");
 	out->pages = g.pages;
 	r->has_body = true;
 	return 0;

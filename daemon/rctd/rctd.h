@@ -85,6 +85,7 @@ struct rctd_region {
 	void *bmap;		    /* the bitmap file mapping (page-aligned start) */
 	size_t bmap_len;	    /* length of that mapping */
 	uint64_t *bits;		    /* the bitmap inside it */
+	uint64_t *sum;		    /* its summary, when the file holds one after it; or NULL */
 	struct rct_region *rr;	    /* registered with the session (at accept / connect) */
 	bool reserved;		    /* size is counted in rctd's registered memory */
 };

@@ -32,12 +32,13 @@ struct sim_guest {
 	uint64_t *dirty; /* written by the worker while running, by the pauser while paused */
 	bool sparse;
 	uint64_t nsum;
-	uint64_t *dsum;	  /* sparse: bit w: dirty[w] may be non-zero (as dirty) */
-	uint64_t *given;  /* sparse: bit w: the last pause or harvest wrote a non-zero word w */
-	uint64_t *edirty; /* pages harvested this epoch (sim_guest_harvest()): the next pause
+	uint64_t *dsum;	   /* sparse: bit w: dirty[w] may be non-zero (as dirty) */
+	uint64_t *given;   /* sparse: bit w: the last pause or harvest wrote a non-zero word w */
+	bool given_shared; /* given is the caller's (sim_guest_share_summary()) */
+	uint64_t *edirty;  /* pages harvested this epoch (sim_guest_harvest()): the next pause
 			     brings them into the snapshot too */
-	uint64_t *esum;	  /* bit w: edirty[w] may be non-zero */
-	uint32_t *perm;	  /* random:PCT: page permutation */
+	uint64_t *esum;	   /* bit w: edirty[w] may be non-zero */
+	uint32_t *perm;	   /* random:PCT: page permutation */
 	uint64_t rng;
 
 	/* Worker control; guarded by lock. */
@@ -297,7 +298,8 @@ void sim_guest_destroy(struct sim_guest *g)
 		close(g->memfd);
 	free(g->dirty);
 	free(g->dsum);
-	free(g->given);
+	if (!g->given_shared)
+		free(g->given);
 	free(g->edirty);
 	free(g->esum);
 	free(g->perm);
@@ -518,6 +520,17 @@ void sim_guest_resume(struct sim_guest *g)
 	}
 	pthread_cond_broadcast(&g->cond);
 	pthread_mutex_unlock(&g->lock);
+}
+
+int sim_guest_share_summary(struct sim_guest *g, uint64_t *summary)
+{
+	if (!g->sparse || g->given_shared)
+		return -EINVAL;
+	memcpy(summary, g->given, g->nsum * sizeof(uint64_t));
+	free(g->given);
+	g->given = summary;
+	g->given_shared = true;
+	return 0;
 }
 
 uint64_t sim_guest_harvest(struct sim_guest *g, uint64_t *bitmap)

@@ -109,6 +109,16 @@ void sim_guest_resume(struct sim_guest *g);
 uint64_t sim_guest_harvest(struct sim_guest *g, uint64_t *bitmap);
 
 /*
+ * A sparse guest keeps the summary of the bitmap it writes (bit w: word w was
+ * written by the last pause or harvest; clear: that word is zero) in
+ * @summary, one bit per bitmap word, from now on: the layout of
+ * rct_ckpt_dirty_summary() and of RCT_IPC_TAKE_SUMMARY, so that rct reads only
+ * the words it names.  @summary must outlive the guest.  -EINVAL: not sparse,
+ * or shared already.
+ */
+int sim_guest_share_summary(struct sim_guest *g, uint64_t *summary);
+
+/*
  * Stop the workload (for random:PCT, once this interval's pages are dirty),
  * move the dirty bitmap into @bitmap (rct layout, sim_guest_pages() bits) and
  * bring the snapshot up to date.  Returns the number of dirty pages.

@@ -241,6 +241,20 @@ RCT_CLIENT_API int rct_client_ckpt_dirty(struct rct_client *client, uint32_t id)
  * what was dirtied since.  Needs rctd of socket API version 4.
  */
 RCT_CLIENT_API int rct_client_ckpt_stream(struct rct_client *client, uint32_t id);
+/**
+ * rct_client_ckpt_dirty() and rct_client_ckpt_stream() with @a flags:
+ * RCT_IPC_TAKE_SUMMARY says the region's bitmap file holds, right after the
+ * bitmap (at bitmap_offset + 8 * ceil(pages / 64)), its summary: one bit per
+ * bitmap word (bit w % 64 of the little-endian u64 w / 64), clear only over a
+ * zero word.  rctd then reads the words the summary names, not the whole
+ * bitmap (rct_ckpt_dirty_summary()); the file must hold the summary when the
+ * region is added.  Clearing both between calls is the caller's.  Needs rctd
+ * of socket API version 5.
+ */
+RCT_CLIENT_API int rct_client_ckpt_dirty_flags(struct rct_client *client, uint32_t id,
+					       unsigned flags);
+RCT_CLIENT_API int rct_client_ckpt_stream_flags(struct rct_client *client, uint32_t id,
+						unsigned flags);
 /** Primary: the device-state blob (inline when small, else through a memfd). */
 RCT_CLIENT_API int rct_client_ckpt_devstate(struct rct_client *client, const void *buf, size_t len);
 /** Primary: commit; returns once the secondary acknowledged every byte. */
@@ -256,7 +270,9 @@ RCT_CLIENT_API int rct_client_event_next(struct rct_client *client, int timeout_
 /**
  * Secondary: apply ready epoch @a epoch.  @a flags RCT_IPC_FLUSH_LOCAL_DIRTY:
  * the region bitmaps hold the pages the secondary's own guest dirtied (they
- * are restored too).
+ * are restored too); with RCT_IPC_FLUSH_LOCAL_SUMMARY as well, each bitmap
+ * is read through the summary its file holds after it (as
+ * rct_client_ckpt_dirty_flags() describes; version 5).
  */
 RCT_CLIENT_API int rct_client_ckpt_flush(struct rct_client *client, uint64_t epoch, unsigned flags,
 					 struct rct_ckpt_stats *stats_p);

@@ -22,8 +22,9 @@
 
 #define RCT_IPC_MAGIC 0x53544352u /* "RCTS" in memory order */
 #define RCT_IPC_VERSION                                                                            \
-	4 /* 2: EVENT carries discarded (24 bytes); 3: region names,
-				 CKPT_REFUSE, unsealed and file-backed regions; 4: CKPT_STREAM */
+	5 /* 2: EVENT carries discarded (24 bytes); 3: region names,
+				 CKPT_REFUSE, unsealed and file-backed regions; 4: CKPT_STREAM;
+				 5: CKPT_DIRTY/STREAM flags (a bitmap's summary) */
 #define RCT_IPC_HDR_SIZE	32
 #define RCT_IPC_MAX_PAYLOAD	(256 * 1024) /* payload bytes after the header */
 #define RCT_IPC_MAX_FDS		2
@@ -184,7 +185,14 @@ struct rct_ipc_region_add_reply {
 /* REGION_REMOVE, CKPT_DIRTY and CKPT_STREAM. */
 struct rct_ipc_region_ref {
 	__le32 id;
-	__le32 reserved;
+	__le32 flags; /* CKPT_DIRTY, CKPT_STREAM: enum rct_ipc_take_flags (since 5); else 0 */
+};
+
+/* How CKPT_DIRTY and CKPT_STREAM read the region's shared bitmap. */
+enum rct_ipc_take_flags {
+	/* The summary that follows the bitmap in its file (docs/ipc.md) names
+	 * the words that may be non-zero; rctd reads those words only. */
+	RCT_IPC_TAKE_SUMMARY = 1u << 0,
 };
 
 struct rct_ipc_ckpt_begin {
@@ -201,6 +209,9 @@ struct rct_ipc_devstate {
 enum rct_ipc_flush_flags {
 	/* The regions' shared bitmaps hold the pages the secondary's guest dirtied. */
 	RCT_IPC_FLUSH_LOCAL_DIRTY = 1u << 0,
+	/* With LOCAL_DIRTY: read them through their summaries (RCT_IPC_TAKE_SUMMARY's
+	 * layout), every region must have one.  Since version 5. */
+	RCT_IPC_FLUSH_LOCAL_SUMMARY = 1u << 1,
 };
 
 struct rct_ipc_ckpt_flush {

@@ -132,6 +132,29 @@ uint64_t rct_dmap_or_bitmap(struct rct_dmap *d, const uint64_t *src)
 	return n;
 }
 
+uint64_t rct_dmap_or_bitmap_summary(struct rct_dmap *d, const uint64_t *src,
+				    const uint64_t *src_sum)
+{
+	uint64_t n = 0;
+
+	for (uint64_t s = 0; s < d->nsum; s++) {
+		uint64_t sum = src_sum[s];
+
+		/* Bits past the last word are ignored, as bits past nbits are. */
+		if (s == d->nsum - 1 && d->nwords % 64)
+			sum &= (1ull << (d->nwords % 64)) - 1;
+		for (; sum; sum &= sum - 1) {
+			uint64_t w = s * 64 + (uint64_t)__builtin_ctzll(sum), v = src[w];
+
+			if (v) {
+				rct_dmap_or_word(d, w, v);
+				n++;
+			}
+		}
+	}
+	return n;
+}
+
 void rct_dmap_or(struct rct_dmap *dst, const struct rct_dmap *src)
 {
 	for (uint64_t s = 0; s < src->nsum; s++) {

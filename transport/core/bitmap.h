@@ -75,6 +75,14 @@ static inline void rct_dmap_or_word(struct rct_dmap *d, uint64_t w, uint64_t v)
  * this costs when @src is mostly zero.  Returns the number of non-zero words.
  */
 uint64_t rct_dmap_or_bitmap(struct rct_dmap *d, const uint64_t *src);
+/*
+ * The same through the caller's summary @src_sum, in the layout of d->sum: a
+ * clear bit w says word w of @src is zero, and that word is not read.  What
+ * this costs follows the summary's set bits (8 bytes read per 4096 words
+ * without one), not the map's size.  Returns the number of non-zero words.
+ */
+uint64_t rct_dmap_or_bitmap_summary(struct rct_dmap *d, const uint64_t *src,
+				    const uint64_t *src_sum);
 /* dst |= src (same size): touches src's set words only. */
 void rct_dmap_or(struct rct_dmap *dst, const struct rct_dmap *src);
 /* Clear every bit: touches the set words only. */

@@ -300,7 +300,8 @@ static rct_status_t rct_primary_put_region(struct rct_session *s, struct rct_reg
 
 /* What rct_ckpt_stream() and rct_ckpt_dirty() share: check, take, send. */
 static rct_status_t rct_primary_take(struct rct_session *s, struct rct_region *r,
-				     const uint64_t *bitmap, uint64_t nbits, bool stream)
+				     const uint64_t *bitmap, const uint64_t *summary,
+				     uint64_t nbits, bool stream)
 {
 	const char *op = stream ? "stream" : "dirty";
 	uint64_t pages0;
@@ -331,9 +332,13 @@ static rct_status_t rct_primary_take(struct rct_session *s, struct rct_region *r
 		s->pri.streamed = true;
 	else if (!s->pri.t_pause)
 		s->pri.t_pause = rct_now_ns();
-	/* The caller's bitmap is read once; the rest follows its set words. */
+	/* The caller's bitmap is read once (through its summary: only the words
+	 * it names); the rest follows its set words. */
 	rct_dmap_clear(&r->dirty);
-	rct_dmap_or_bitmap(&r->dirty, bitmap);
+	if (summary)
+		rct_dmap_or_bitmap_summary(&r->dirty, bitmap, summary);
+	else
+		rct_dmap_or_bitmap(&r->dirty, bitmap);
 
 	/* Bitmap first: it is small, and the control lane does not queue behind pages. */
 	status = rct_primary_send_bitmap(s, r);
@@ -351,13 +356,30 @@ static rct_status_t rct_primary_take(struct rct_session *s, struct rct_region *r
 rct_status_t rct_ckpt_stream(struct rct_session *s, struct rct_region *r, const uint64_t *bitmap,
 			     uint64_t nbits)
 {
-	return rct_primary_take(s, r, bitmap, nbits, true);
+	return rct_primary_take(s, r, bitmap, NULL, nbits, true);
+}
+
+rct_status_t rct_ckpt_stream_summary(struct rct_session *s, struct rct_region *r,
+				     const uint64_t *bitmap, const uint64_t *summary,
+				     uint64_t nbits)
+{
+	if (!summary)
+		return RCT_ERR_INVALID_PARAM;
+	return rct_primary_take(s, r, bitmap, summary, nbits, true);
 }
 
 rct_status_t rct_ckpt_dirty(struct rct_session *s, struct rct_region *r, const uint64_t *bitmap,
 			    uint64_t nbits)
 {
-	return rct_primary_take(s, r, bitmap, nbits, false);
+	return rct_primary_take(s, r, bitmap, NULL, nbits, false);
+}
+
+rct_status_t rct_ckpt_dirty_summary(struct rct_session *s, struct rct_region *r,
+				    const uint64_t *bitmap, const uint64_t *summary, uint64_t nbits)
+{
+	if (!summary)
+		return RCT_ERR_INVALID_PARAM;
+	return rct_primary_take(s, r, bitmap, summary, nbits, false);
 }
 
 rct_status_t rct_ckpt_devstate_put(struct rct_session *s, const void *buf, size_t len)

@@ -219,8 +219,9 @@ static rct_status_t rct_secondary_check(struct rct_session *s)
 	return RCT_OK;
 }
 
-rct_status_t rct_ckpt_local_dirty(struct rct_session *s, struct rct_region *r,
-				  const uint64_t *bitmap, uint64_t nbits)
+static rct_status_t rct_secondary_local(struct rct_session *s, struct rct_region *r,
+					const uint64_t *bitmap, const uint64_t *summary,
+					uint64_t nbits)
 {
 	rct_status_t status;
 
@@ -236,8 +237,26 @@ rct_status_t rct_ckpt_local_dirty(struct rct_session *s, struct rct_region *r,
 			  r->id, (unsigned long long)nbits, (unsigned long long)r->npages);
 		return RCT_ERR_INVALID_PARAM;
 	}
-	rct_dmap_or_bitmap(&r->local, bitmap);
+	if (summary)
+		rct_dmap_or_bitmap_summary(&r->local, bitmap, summary);
+	else
+		rct_dmap_or_bitmap(&r->local, bitmap);
 	return RCT_OK;
+}
+
+rct_status_t rct_ckpt_local_dirty(struct rct_session *s, struct rct_region *r,
+				  const uint64_t *bitmap, uint64_t nbits)
+{
+	return rct_secondary_local(s, r, bitmap, NULL, nbits);
+}
+
+rct_status_t rct_ckpt_local_dirty_summary(struct rct_session *s, struct rct_region *r,
+					  const uint64_t *bitmap, const uint64_t *summary,
+					  uint64_t nbits)
+{
+	if (!summary)
+		return RCT_ERR_INVALID_PARAM;
+	return rct_secondary_local(s, r, bitmap, summary, nbits);
 }
 
 /*
