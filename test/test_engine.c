@@ -529,6 +529,71 @@ Test(engine, device_state_written_in_the_staging_buffer_is_put_without_a_copy)
 		cr_assert_eq(pp.devstate[i], (uint8_t)(i * 7 + 1), "byte %zu", i);
 }
 
+/* The device state commit_some(2) gave epoch 2. */
+static void expect_devstate_of_epoch_2(void)
+{
+	uint8_t dev[300];
+	const void *got = NULL;
+	size_t len = 0;
+
+	memset(dev, 0xab, sizeof(dev));
+	dev[0] = 2;
+	cr_assert_eq(rct_ckpt_devstate_get(pp.s, 2, &got, &len), RCT_OK);
+	cr_assert_eq(len, sizeof(dev) - 2);
+	cr_assert_arr_eq(got, dev, len, "the committed device state changed");
+	/* Handed back from where it was put: no copy. */
+	cr_assert((const uint8_t *)got >= (const uint8_t *)pp.s->staging->addr &&
+			  (const uint8_t *)got + len <=
+				  (const uint8_t *)pp.s->staging->addr + pp.s->staging->len,
+		  "the committed device state is not in staging");
+}
+
+/*
+ * The secondary's staging has two slots; the committed device state stays in
+ * its own while the next epoch's is put into the other.  An epoch whose
+ * device state landed and that never commits leaves the committed one as it
+ * was: the failover image keeps its device state.
+ */
+Test(engine, a_device_state_in_flight_never_touches_the_committed_one)
+{
+	uint8_t next[298];
+	const uint8_t *other;
+
+	open_pair(2, true);
+	commit_some(2);
+	memset(next, 0xcd, sizeof(next));
+	pair_dirty(&pp, bits, 20, 5, 0);
+	cr_assert_eq(rct_ckpt_begin(pp.p, 3, 0), RCT_OK);
+	cr_assert_eq(rct_ckpt_dirty(pp.p, pp.pr, bits, pp.npages), RCT_OK);
+	cr_assert_eq(rct_ckpt_devstate_put(pp.p, next, sizeof(next)), RCT_OK);
+	drive(50);
+	other = (const uint8_t *)pp.s->staging->addr +
+		(pp.s->devstate_slot == 0 ? pp.s->staging_slot : 0);
+	cr_assert_arr_eq(other, next, sizeof(next), "epoch 3's device state did not land");
+	/* The primary dies before its commit. */
+	rct_session_destroy(pp.p);
+	pp.p = NULL;
+	cr_assert_neq(pair_wait_lost(&pp, 5000), RCT_OK);
+	cr_assert_eq(rct_session_last_committed(pp.s), 2);
+	expect_devstate_of_epoch_2();
+}
+
+Test(engine, a_device_state_put_into_the_committed_slot_is_rejected)
+{
+	struct rct_msg m;
+
+	commit_two_then_begin_3_by_hand();
+	memset(&m, 0, sizeof(m));
+	m.type = RCT_MSG_DEVSTATE;
+	m.devstate.epoch = 3;
+	m.devstate.length = 10;
+	cr_assert_geq(pp.s->devstate_slot, 0);
+	m.devstate.slot = (uint32_t)pp.s->devstate_slot;
+	inject(&m);
+	expect_secondary_rejects();
+	expect_devstate_of_epoch_2();
+}
+
 Test(engine, region_names_travel_and_a_mismatch_is_named)
 {
 	struct pair_opts o = {.ops = &mock_ops,

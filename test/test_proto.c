@@ -60,6 +60,7 @@ static struct rct_msg sample(unsigned type)
 	case RCT_MSG_DEVSTATE:
 		m.devstate.epoch = 42;
 		m.devstate.length = 3 << 20;
+		m.devstate.slot = 1;
 		break;
 	case RCT_MSG_COMMIT:
 		m.commit.epoch = 42;
@@ -175,6 +176,7 @@ Test(proto, round_trip_every_type)
 		case RCT_MSG_DEVSTATE:
 			cr_assert_eq(out.devstate.epoch, 42);
 			cr_assert_eq(out.devstate.length, 3 << 20);
+			cr_assert_eq(out.devstate.slot, 1);
 			break;
 		case RCT_MSG_COMMIT:
 			cr_assert_eq(out.commit.epoch, 42);
@@ -220,7 +222,7 @@ Test(proto, golden_bytes_are_little_endian)
 	size_t len = encode(RCT_MSG_BEGIN, buf);
 	static const uint8_t golden[] = {
 		0x52, 0x43, 0x54, 0x31,		    /* "RCT1" */
-		0x04, 0x00,			    /* version 4 */
+		0x05, 0x00,			    /* version 5 */
 		0x03, 0x00,			    /* BEGIN */
 		0x10, 0x00, 0x00, 0x00,		    /* 16 payload bytes */
 		0x00, 0x00, 0x00, 0x00,		    /* reserved */
@@ -239,7 +241,7 @@ Test(proto, golden_region_carries_key_then_name)
 	size_t len = encode(RCT_MSG_REGION, buf);
 	static const uint8_t golden[] = {
 		0x52,	     0x43, 0x54, 0x31,			  /* "RCT1" */
-		0x04,	     0x00,				  /* version 4 */
+		0x05,	     0x00,				  /* version 5 */
 		0x02,	     0x00,				  /* REGION */
 		24 + 16 + 6, 0x00, 0x00, 0x00,			  /* payload bytes */
 		0x00,	     0x00, 0x00, 0x00,			  /* reserved */
@@ -332,7 +334,16 @@ Test(proto, bad_magic_version_reserved_type)
 	len = encode(RCT_MSG_HEARTBEAT, buf);
 	buf[4] = 1; /* a peer of the previous protocol */
 	cr_assert_eq(decode(buf, len, &why), RCT_ERR_VERSION);
-	cr_assert_str_eq(why, "unsupported protocol version (this build speaks version 4)");
+	cr_assert_str_eq(why, "unsupported protocol version (this build speaks version 5)");
+
+	len = encode(RCT_MSG_DEVSTATE, buf);
+	buf[16 + 16] = 2; /* slot: there are two */
+	cr_assert_eq(decode(buf, len, &why), RCT_ERR_PROTO);
+	cr_assert_str_eq(why, "DEVSTATE: staging slot is not 0 or 1");
+	len = encode(RCT_MSG_DEVSTATE, buf);
+	buf[16 + 20] = 1;
+	cr_assert_eq(decode(buf, len, &why), RCT_ERR_PROTO);
+	cr_assert_str_eq(why, "DEVSTATE: nonzero reserved field");
 
 	len = encode(RCT_MSG_HEARTBEAT, buf);
 	buf[13] = 1;

@@ -14,4 +14,10 @@ rct_status_t rct_secondary_dispatch(struct rct_session *s, const struct rct_msg 
 /* Secondary: complete a committed checkpoint whose fence has passed. */
 rct_status_t rct_secondary_try_complete(struct rct_session *s);
 
+/* The staging slot the next device state goes into: never the committed one. */
+static inline unsigned rct_devstate_next_slot(const struct rct_session *s)
+{
+	return s->devstate_slot == 0 ? 1 : 0;
+}
+
 #endif /* RCT_CKPT_H */

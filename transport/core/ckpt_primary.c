@@ -60,6 +60,9 @@ rct_status_t rct_primary_dispatch(struct rct_session *s, const struct rct_msg *m
 		s->last_committed = s->epoch;
 		s->last_consistent = (s->flags & RCT_CKPT_LIVE) ? RCT_NO_EPOCH : s->epoch;
 		s->pri.flushed = false;
+		/* The secondary now keeps this device state in its slot. */
+		if (s->pri.devstate_given && s->pri.devstate_len)
+			s->devstate_slot = (int)s->pri.devstate_put_slot;
 		return RCT_OK;
 	}
 	if (m->type == RCT_MSG_ACK &&
@@ -405,13 +408,15 @@ rct_status_t rct_ckpt_devstate_put(struct rct_session *s, const void *buf, size_
 	}
 	s->pri.devstate_given = true;
 	s->pri.devstate_len = len;
+	s->pri.devstate_put_slot = rct_devstate_next_slot(s);
 	if (!s->pri.t_pause)
 		s->pri.t_pause = rct_now_ns();
 	if (len) {
 		/* Written in place (rct_ckpt_devstate_buffer()): no copy. */
 		if (buf != s->staging->addr)
 			memcpy(s->staging->addr, buf, len);
-		status = rct_primary_queue_run(s, s->staging, s->staging_rkey, 0, 0, len);
+		status = rct_primary_queue_run(s, s->staging, s->staging_rkey, 0,
+					       s->pri.devstate_put_slot * s->staging_slot, len);
 		if (status == RCT_OK)
 			status = rct_primary_flush_lanes(s, s->staging, s->staging_rkey);
 		if (status != RCT_OK)
@@ -419,6 +424,7 @@ rct_status_t rct_ckpt_devstate_put(struct rct_session *s, const void *buf, size_
 	}
 	m.devstate.epoch = s->epoch;
 	m.devstate.length = len;
+	m.devstate.slot = s->pri.devstate_put_slot;
 	return rct_session_send(s, &m);
 }
 

@@ -127,10 +127,16 @@ rct_status_t rct_secondary_dispatch(struct rct_session *s, const struct rct_msg 
 			return rct_secondary_violation(s, "DEVSTATE(%llu) twice (%llu bytes)",
 						       ULL(m->devstate.epoch),
 						       ULL(m->devstate.length));
-		if (m->devstate.length > s->staging->len)
+		if (m->devstate.length > s->staging_slot)
 			return rct_secondary_violation(
-				s, "DEVSTATE: %llu bytes exceed the staging buffer (%llu)",
-				ULL(m->devstate.length), ULL(s->staging->len));
+				s, "DEVSTATE: %llu bytes exceed the staging slot (%llu)",
+				ULL(m->devstate.length), ULL(s->staging_slot));
+		if (m->devstate.slot != rct_devstate_next_slot(s))
+			return rct_secondary_violation(
+				s,
+				"DEVSTATE: put into staging slot %u, which holds the committed "
+				"device state (slot %u was free)",
+				m->devstate.slot, rct_devstate_next_slot(s));
 		s->sec.devstate_seen = true;
 		s->sec.devstate_len = m->devstate.length;
 		return RCT_OK;
@@ -194,10 +200,10 @@ rct_status_t rct_secondary_try_complete(struct rct_session *s)
 		for (unsigned i = 0; i < s->nregions; i++)
 			rct_secondary_full_cache(s, s->regions[i]);
 
-	/* Keep the committed device state out of staging: the next epoch reuses
-	 * it.  The buffer is as large as staging (checked at DEVSTATE). */
+	/* The committed device state stays where it was put; the next epoch's
+	 * goes into the other slot (session.h): no copy. */
 	if (s->sec.devstate_len)
-		memcpy(s->sec.devstate_buf, s->staging->addr, s->sec.devstate_len);
+		s->devstate_slot = (int)rct_devstate_next_slot(s);
 	s->sec.devstate_committed_len = s->sec.devstate_len;
 
 	s->last_committed = s->epoch;
@@ -403,7 +409,8 @@ rct_status_t rct_ckpt_devstate_get(struct rct_session *s, uint64_t epoch, const 
 			  (unsigned long long)epoch);
 		return RCT_ERR_NOT_FOUND;
 	}
-	*buf_p = s->sec.devstate_buf;
+	*buf_p = (uint8_t *)s->staging->addr +
+		 (s->devstate_slot > 0 ? (uint64_t)s->devstate_slot * s->staging_slot : 0);
 	*len_p = s->sec.devstate_committed_len;
 	return RCT_OK;
 }

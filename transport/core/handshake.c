@@ -51,12 +51,18 @@ rct_status_t rct_session_wait_msg(struct rct_session *s, uint64_t deadline_ns, u
 	return RCT_OK;
 }
 
+/* A staging slot's bytes: @size rounded up to the session's page size. */
+static uint64_t rct_staging_slot(const struct rct_session *s, uint64_t size)
+{
+	return (size + s->page_size - 1) & ~((uint64_t)s->page_size - 1);
+}
+
 static rct_status_t rct_session_staging_map(struct rct_session *s, size_t size, unsigned access)
 {
 	rct_status_t status;
 
 	/* Round up to the page size so that allocation backends are happy. */
-	size = (size + s->page_size - 1) & ~((size_t)s->page_size - 1);
+	size = rct_staging_slot(s, size);
 	status = s->ops->mem_map(s->ctx, NULL, size, access, &s->staging);
 	if (status != RCT_OK)
 		rct_error("session: device-state staging of %zu bytes: %s", size,
@@ -252,16 +258,12 @@ rct_status_t rct_session_accept(struct rct_session *s)
 	}
 	s->state = RCT_SESSION_CONNECTED;
 
-	status = rct_session_staging_map(s, s->staging_size, RCT_MEM_REMOTE_WRITE);
+	/* Two slots: the committed device state stays in one while the next
+	 * epoch's is put into the other (session.h). */
+	s->staging_slot = rct_staging_slot(s, s->staging_size);
+	status = rct_session_staging_map(s, 2 * s->staging_slot, RCT_MEM_REMOTE_WRITE);
 	if (status != RCT_OK)
 		return rct_session_proto_error(s, status, "cannot map device-state staging");
-	/* Where a committed device state is kept; pre-faulted, since first-touch
-	 * faults would otherwise sit between the last byte and the ACK. */
-	s->sec.devstate_buf = rct_mem_alloc(s->staging->len);
-	if (!s->sec.devstate_buf)
-		return rct_session_proto_error(s, RCT_ERR_NO_MEMORY,
-					       "no memory for the committed device state");
-	s->sec.devstate_cap = s->staging->len;
 
 	rct_session_hello(s, &m);
 	status = rct_session_send(s, &m);
@@ -307,6 +309,8 @@ static rct_status_t rct_session_import(struct rct_session *s, const struct rct_m
 		}
 		slot = &s->staging_rkey;
 		s->remote_staging_size = m->region.size;
+		/* The peer's two slots, each its size rounded up to the page. */
+		s->staging_slot = rct_staging_slot(s, m->region.size);
 	} else {
 		r = rct_session_region(s, m->region.id);
 		if (!r || r->size != m->region.size) {

@@ -158,13 +158,17 @@ static void enc_devstate(const struct rct_msg *m, union rct_wire *w)
 {
 	w->devstate.epoch = htole64(m->devstate.epoch);
 	w->devstate.length = htole64(m->devstate.length);
+	w->devstate.slot = htole32(m->devstate.slot);
 }
 
 static const char *dec_devstate(const union rct_wire *w, struct rct_msg *m)
 {
 	m->devstate.epoch = le64toh(w->devstate.epoch);
 	m->devstate.length = le64toh(w->devstate.length);
-	return NULL;
+	m->devstate.slot = le32toh(w->devstate.slot);
+	if (m->devstate.slot > 1)
+		return "DEVSTATE: staging slot is not 0 or 1";
+	return w->devstate.reserved ? "DEVSTATE: nonzero reserved field" : NULL;
 }
 
 static void enc_commit(const struct rct_msg *m, union rct_wire *w)

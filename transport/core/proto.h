@@ -11,7 +11,7 @@
  *   per checkpoint:
  *   BEGIN(epoch, flags) ---------------->  (pages are put into the cache on the data lanes)
  *   BITMAP(epoch, region, segments) ---->  (the non-zero words only)
- *   DEVSTATE(epoch, length) ------------>  (bytes were put into the staging region)
+ *   DEVSTATE(epoch, length, slot) ------>  (bytes were put into that staging slot)
  *   COMMIT(epoch, counts, fence) ------->  waits until every lane passed the fence
  *                                 <------ ACK(epoch, COMMITTED)
  *                                 <------ ACK(epoch, FLUSHED) once applied to guest RAM
@@ -33,8 +33,9 @@
 #include <rct/rct.h>
 
 #define RCT_PROTO_MAGIC 0x31544352u /* "RCT1" in memory order */
-/* 3: REGION carries the region's name; 4: BITMAP carries segments of non-zero words */
-#define RCT_PROTO_VERSION 4
+/* 3: REGION carries the region's name; 4: BITMAP carries segments of non-zero words;
+ * 5: two staging slots, DEVSTATE says which */
+#define RCT_PROTO_VERSION 5
 
 /* Limits a decoder enforces. */
 #define RCT_MSG_MAX	     (64 * 1024) /* header + payload */
@@ -159,6 +160,8 @@ struct rct_wire_bitmap {
 struct rct_wire_devstate {
 	__le64 epoch;
 	__le64 length;
+	__le32 slot; /* the staging slot the bytes were put into: 0 or 1 */
+	__le32 reserved;
 };
 
 struct rct_wire_commit {
@@ -198,7 +201,7 @@ _Static_assert(sizeof(struct rct_wire_hello) == 32, "wire hello");
 _Static_assert(sizeof(struct rct_wire_region) == 24, "wire region");
 _Static_assert(sizeof(struct rct_wire_begin) == 16, "wire begin");
 _Static_assert(sizeof(struct rct_wire_bitmap) == 24, "wire bitmap");
-_Static_assert(sizeof(struct rct_wire_devstate) == 16, "wire devstate");
+_Static_assert(sizeof(struct rct_wire_devstate) == 24, "wire devstate");
 _Static_assert(sizeof(struct rct_wire_commit) == 48, "wire commit");
 _Static_assert(sizeof(struct rct_wire_ack) == 16, "wire ack");
 _Static_assert(sizeof(struct rct_wire_heartbeat) == 16, "wire heartbeat");
@@ -248,6 +251,7 @@ struct rct_msg {
 		struct {
 			uint64_t epoch;
 			uint64_t length;
+			uint32_t slot;
 		} devstate;
 		struct {
 			uint64_t epoch;

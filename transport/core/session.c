@@ -60,6 +60,7 @@ rct_status_t rct_session_create_ops(const struct rct_session_params *params,
 	s->max_put = RCT_DEFAULT_MAX_PUT;
 	s->timeout_ms = RCT_DEFAULT_TIMEOUT_MS;
 	s->staging_size = RCT_DEFAULT_STAGING_SIZE;
+	s->devstate_slot = -1;
 	s->flush_threads = rct_flush_threads_default();
 
 	status = RCT_ERR_INVALID_PARAM;
@@ -226,7 +227,6 @@ void rct_session_destroy(struct rct_session *s)
 		s->ops->mem_unmap(s->ctx, s->staging);
 	for (unsigned i = 0; i < RCT_MAX_LANES; i++)
 		free(s->pri.lane[i].runs);
-	rct_mem_free(s->sec.devstate_buf, s->sec.devstate_cap);
 	s->ops->ctx_destroy(s->ctx);
 	explicit_bzero(s->auth.psk, sizeof(s->auth.psk));
 	explicit_bzero(s->auth.host_psk, sizeof(s->auth.host_psk));

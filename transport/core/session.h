@@ -146,6 +146,13 @@ struct rct_session {
 	struct rct_be_mem *staging;
 	struct rct_be_rkey *staging_rkey;
 	uint64_t remote_staging_size;
+	/* The secondary's staging holds two slots of staging_slot bytes: a
+	 * device state is put into the one that does not hold the last committed
+	 * one (devstate_slot, -1: none yet), so that the committed one is handed
+	 * back from staging without a copy and an epoch in flight never touches
+	 * it.  Both sides keep devstate_slot by the same rule (ckpt.h). */
+	uint64_t staging_slot;
+	int devstate_slot;
 
 	/* The checkpoint, both roles: its state and the epochs behind it. */
 	enum rct_ckpt_state ckpt;
@@ -169,6 +176,7 @@ struct rct_session {
 		uint64_t t_pause;      /* first call of the pause (dirty, devstate, commit) */
 		uint64_t devstate_len;
 		bool devstate_given;
+		unsigned devstate_put_slot; /* where this epoch's device state went */
 		struct rct_lane lane[RCT_MAX_LANES];
 		/* Full-sync progress, read by other threads (rct_session_sync_progress). */
 		_Atomic uint64_t sync_total, sync_done, sync_t0, sync_t1;
@@ -184,10 +192,8 @@ struct rct_session {
 		uint64_t bitmap_words_rcvd;
 		uint64_t pages_rcvd; /* bits set in the words received (what was put) */
 		bool devstate_seen;
-		uint64_t devstate_len; /* announced by DEVSTATE */
-		void *devstate_buf;    /* committed device state, copied out of staging */
-		size_t devstate_cap;
-		size_t devstate_committed_len;
+		uint64_t devstate_len;	       /* announced by DEVSTATE */
+		size_t devstate_committed_len; /* in staging slot devstate_slot */
 	} sec;
 
 	struct rct_event events[RCT_EVENT_RING];
