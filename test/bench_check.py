@@ -97,6 +97,21 @@ def main():
             for k in ("pause_vs_stop_and_copy", "primary_pause_vs_stop_and_copy"):
                 assert x[k]["mean"] > 0 and x[k]["p99"] > 0, x
         assert all(x["primary_pause_ms"]["mean"] > 0 for x in c), c
+    elif check == "zero":
+        # --zero-pages on free:SIZE: every workload twice, without then with
+        # elision, every checkpoint verified byte for byte; with it, the half
+        # of the pages that were freed go as ZEROS, not as data.
+        d = json.loads(run(rctctl, args + ["--json"]))
+        c = d["cells"]
+        want = [(z, b) for z in (False, True) for b in ("tcp", "ucx")]
+        assert [(x["zero_pages"], x["backend"]) for x in c] == want, c
+        assert all(x["verified"] == 10 and x["workload"] == "free:4M" and timing_sane(x)
+                   for x in c), c
+        for off, on in zip(c[:2], c[2:]):
+            ratio = on["mb_per_checkpoint"] / off["mb_per_checkpoint"]
+            assert 0.3 < ratio < 0.7, (ratio, off, on)
+            for k in ("pause_vs_without_zero_pages", "transfer_vs_without_zero_pages"):
+                assert on[k]["mean"] > 0 and on[k]["p99"] > 0, on
     else:
         sys.exit(f"bench_check: unknown check {check}")
     print(f"bench_check {check}: ok")

@@ -25,7 +25,7 @@ static uint64_t pair_rand(uint64_t *st)
 /* The secondary's own guest runs until the next checkpoint and dirties pages. */
 static void pair_scribble(struct pair *pp, uint64_t *bits, uint64_t *rng)
 {
-	if (!pp->o.scribble || !bits)
+	if ((!pp->o.scribble && !pp->o.scribble_bits) || !bits)
 		return;
 	memset(bits, 0, rct_bitmap_words(pp->npages) * sizeof(uint64_t));
 	for (unsigned i = 0; i < pp->o.scribble; i++) {
@@ -34,6 +34,11 @@ static void pair_scribble(struct pair *pp, uint64_t *bits, uint64_t *rng)
 		pp->sram[page * PAIR_PAGE + pair_rand(rng) % PAIR_PAGE] ^= 0x5a;
 		rct_bitmap_set(bits, page);
 	}
+	for (uint64_t page = 0; pp->o.scribble_bits && page < pp->npages; page++)
+		if (rct_bitmap_test(pp->o.scribble_bits, page)) {
+			pp->sram[page * PAIR_PAGE + 7] ^= 0x5a;
+			rct_bitmap_set(bits, page);
+		}
 	rct_ckpt_local_dirty(pp->s, pp->sr, bits, pp->npages);
 }
 

@@ -22,18 +22,19 @@ struct pair_opts {
 	const char *backend;		   /* default "tcp" */
 	const char *addr;		   /* default "127.0.0.1" */
 	unsigned lanes;
-	unsigned threads;	    /* helper threads of the primary's data path */
-	size_t size;		    /* region bytes */
-	uint64_t max_put;	    /* 0: default */
-	int timeout_ms;		    /* 0: 5000 */
-	int heartbeat_ms;	    /* 0: 2000 (the test's main thread does not poll between
+	unsigned threads;	       /* helper threads of the primary's data path */
+	size_t size;		       /* region bytes */
+	uint64_t max_put;	       /* 0: default */
+	int timeout_ms;		       /* 0: 5000 */
+	int heartbeat_ms;	       /* 0: 2000 (the test's main thread does not poll between
 				       checkpoints; heartbeat tests set their own) */
-	bool auto_flush;	    /* flush every ready checkpoint */
-	unsigned scribble;	    /* pages the secondary guest dirties after a flush */
-	bool no_snapshot;	    /* skip the snapshot and the comparison (equal stays
+	bool auto_flush;	       /* flush every ready checkpoint */
+	unsigned scribble;	       /* pages the secondary guest dirties after a flush */
+	const uint64_t *scribble_bits; /* and these pages too (a bitmap), if not NULL */
+	bool no_snapshot;	       /* skip the snapshot and the comparison (equal stays
 				       false): the test compares by itself */
-	const uint8_t *ppsk, *spsk; /* pre-shared keys of the primary and secondary, or NULL */
-	unsigned liveness;	    /* rct_liveness_flags of both sides (0: in-band heartbeats) */
+	const uint8_t *ppsk, *spsk;    /* pre-shared keys of the primary and secondary, or NULL */
+	unsigned liveness; /* rct_liveness_flags of both sides (0: in-band heartbeats) */
 	const char *ppairing, *spairing; /* pairing identities (rct_session_set_pairing), or NULL */
 	const uint8_t *ppkey, *spkey;	 /* their pairing keys, or NULL */
 	bool use_fd; /* the secondary's thread sleeps on rct_session_fd() (rct_session_arm()) */

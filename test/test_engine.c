@@ -179,14 +179,15 @@ Test(engine, stale_epoch_is_rejected)
 	expect_secondary_rejects();
 }
 
-/* A BITMAP of epoch 3 for region 7 that the secondary must refuse. */
-static void expect_bitmap_rejected(uint64_t first_word, const uint64_t *items, uint32_t nitems)
+/* A BITMAP (or ZEROS) of epoch 3 for region 7 that the secondary must refuse. */
+static void expect_map_rejected(uint16_t type, uint64_t first_word, const uint64_t *items,
+				uint32_t nitems)
 {
 	struct rct_msg m;
 
 	commit_two_then_begin_3_by_hand();
 	memset(&m, 0, sizeof(m));
-	m.type = RCT_MSG_BITMAP;
+	m.type = type;
 	m.bitmap.epoch = 3;
 	m.bitmap.region_id = 7;
 	m.bitmap.first_word = first_word;
@@ -200,7 +201,8 @@ Test(engine, bitmap_beyond_region_is_rejected)
 {
 	uint64_t items[2] = {htole64(rct_bitmap_seg(0, 1)), ~0ull};
 
-	expect_bitmap_rejected(SIZE / 4096 / 64, items, 2); /* one past the last word */
+	expect_map_rejected(RCT_MSG_BITMAP, SIZE / 4096 / 64, items,
+			    2); /* one past the last word */
 }
 
 /* A segment that starts inside the region and skips past its end. */
@@ -209,7 +211,15 @@ Test(engine, bitmap_segment_skipping_past_region_is_rejected)
 	uint64_t items[4] = {htole64(rct_bitmap_seg(0, 1)), htole64(1),
 			     htole64(rct_bitmap_seg(SIZE / 4096 / 64, 1)), htole64(1)};
 
-	expect_bitmap_rejected(0, items, 4);
+	expect_map_rejected(RCT_MSG_BITMAP, 0, items, 4);
+}
+
+/* ZEROS may only name pages a BITMAP of the epoch named. */
+Test(engine, zeros_for_pages_no_bitmap_named_are_rejected)
+{
+	uint64_t items[2] = {htole64(rct_bitmap_seg(0, 1)), htole64(1)};
+
+	expect_map_rejected(RCT_MSG_ZEROS, 0, items, 2);
 }
 
 Test(engine, commit_counts_must_match)
@@ -483,6 +493,77 @@ Test(engine, streamed_pages_and_pages_dirtied_again_after_their_stream_are_appli
 	/* Not with a full sync: it sends every page at the commit. */
 	cr_assert_eq(rct_ckpt_begin(pp.p, 5, RCT_CKPT_FULL), RCT_OK);
 	cr_assert_eq(rct_ckpt_stream(pp.p, pp.pr, bits, pp.npages), RCT_ERR_STATE);
+}
+
+/*
+ * Zero-page elision (RCT_TAKE_ZERO_PAGES): zero pages are named in ZEROS and
+ * not put; the secondary zeroes them in its cache at the commit.  Pages that
+ * went as data in a stream and are zero at the pause, and the reverse, come
+ * out right; and the cache holds the zeros: the secondary's guest dirties
+ * exactly those pages after the flush, and the next flush restores them.
+ */
+Test(engine, zero_pages_go_as_zeros_and_the_colo_cache_holds_them)
+{
+	struct pair_opts o = engine_opts();
+	struct rct_ckpt_stats st = {0};
+	uint64_t nwords = rct_bitmap_words(SIZE / 4096);
+	uint64_t *zero = calloc(nwords, 8), *streamed = calloc(nwords, 8);
+	unsigned nzero = 0, nstream, k = 0;
+
+	cr_assert(zero && streamed);
+	o.scribble = 0;
+	open_synced(&o);
+	cr_assert_eq(rct_ckpt_begin(pp.p, 1, 0), RCT_OK);
+	/* The stream: 40 pages of data, every other one then freed (zero). */
+	pair_dirty(&pp, bits, 40, 11, 0);
+	nstream = bits_count(bits);
+	for (uint64_t p = 0; p < pp.npages; p++)
+		if (rct_bitmap_test(bits, p) && k++ % 2)
+			memset(pp.pram + p * 4096, 0, 4096), rct_bitmap_set(zero, p), nzero++;
+	memcpy(streamed, bits, nwords * 8);
+	cr_assert_eq(rct_ckpt_take(pp.p, pp.pr, bits, NULL, pp.npages,
+				   RCT_TAKE_STREAM | RCT_TAKE_ZERO_PAGES),
+		     RCT_OK);
+	drive(30);
+	/* The pause: three zero pages get data again, three data pages are freed. */
+	memset(bits, 0, nwords * 8);
+	k = 0;
+	for (uint64_t p = 0; p < pp.npages && k < 6; p++) {
+		if (!rct_bitmap_test(streamed, p))
+			continue;
+		if (rct_bitmap_test(zero, p) && k < 3) {
+			memset(pp.pram + p * 4096, 0x5a, 4096);
+			zero[p / 64] &= ~(1ull << (p % 64));
+		} else if (!rct_bitmap_test(zero, p) && k >= 3) {
+			memset(pp.pram + p * 4096, 0, 4096);
+			rct_bitmap_set(zero, p);
+		} else {
+			continue;
+		}
+		rct_bitmap_set(bits, p);
+		k++;
+	}
+	cr_assert_eq(k, 6);
+	memcpy(pp.snap, pp.pram, SIZE);
+	/* After this flush the secondary's guest writes into every page that is zero. */
+	pp.o.scribble_bits = zero;
+	cr_assert_eq(rct_ckpt_take(pp.p, pp.pr, bits, NULL, pp.npages, RCT_TAKE_ZERO_PAGES),
+		     RCT_OK);
+	cr_assert_eq(rct_ckpt_devstate_put(pp.p, "z", 1), RCT_OK);
+	cr_assert_eq(rct_ckpt_commit(pp.p, &st), RCT_OK);
+	cr_assert_eq(st.pages, nstream + 6);
+	cr_assert_eq(st.bytes, (uint64_t)(nstream + 6 - nzero - 3) * 4096,
+		     "%llu bytes put for %u zero pages", (unsigned long long)st.bytes, nzero + 3);
+	cr_assert(pair_wait_flushed(&pp, 1, 2000));
+	cr_assert(pp.equal, "secondary RAM differs at epoch 1");
+	/* Epoch 2 touches none of them: its flush restores them from the cache. */
+	pair_dirty(&pp, bits, 5, 3000, 0);
+	cr_assert_eq(pair_ckpt(&pp, 2, bits, "y", 1), RCT_OK);
+	cr_assert(pair_wait_flushed(&pp, 2, 2000));
+	cr_assert(pp.equal, "the cache did not hold the zero pages");
+	pp.o.scribble_bits = NULL;
+	free(zero);
+	free(streamed);
 }
 
 Test(engine, a_streamed_epoch_that_never_commits_leaves_guest_ram_at_the_last_image)

@@ -302,8 +302,8 @@ Test(payload, fields_refused)
 	le(1000, 8), le(4, 4), le(0, 4);
 	refused(RCT_IPC_CKPT_FLUSH, IPC_REQUEST, 0, "unknown flags 0x4");
 	begin();
-	le(3, 4), le(2, 4);
-	refused(RCT_IPC_CKPT_DIRTY, IPC_REQUEST, 0, "unknown flags 0x2");
+	le(3, 4), le(4, 4);
+	refused(RCT_IPC_CKPT_DIRTY, IPC_REQUEST, 0, "unknown flags 0x4");
 	begin();
 	le(3, 4), le(1, 4);
 	refused(RCT_IPC_REGION_REMOVE, IPC_REQUEST, 0, "reserved field set");

@@ -51,6 +51,7 @@ static struct rct_msg sample(unsigned type)
 		m.begin.flags = RCT_CKPT_FULL;
 		break;
 	case RCT_MSG_BITMAP:
+	case RCT_MSG_ZEROS:
 		m.bitmap.epoch = 42;
 		m.bitmap.region_id = 7;
 		m.bitmap.first_word = 4096;
@@ -152,6 +153,7 @@ Test(proto, round_trip_every_type)
 			cr_assert_eq(out.begin.flags, RCT_CKPT_FULL);
 			break;
 		case RCT_MSG_BITMAP:
+		case RCT_MSG_ZEROS:
 			cr_assert_eq(out.bitmap.epoch, 42);
 			cr_assert_eq(out.bitmap.region_id, 7);
 			cr_assert_eq(out.bitmap.first_word, 4096);

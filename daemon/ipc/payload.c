@@ -315,7 +315,7 @@ static int dec_take(const union ipc_wire *w, union ipc_body *b, struct ipc_dec *
 {
 	b->take.region_id = le32toh(w->region_ref.id);
 	b->take.flags = le32toh(w->region_ref.flags);
-	return dec_flags(d, b->take.flags, RCT_IPC_TAKE_SUMMARY);
+	return dec_flags(d, b->take.flags, RCT_IPC_TAKE_SUMMARY | RCT_IPC_TAKE_ZERO_PAGES);
 }
 
 static bool enc_begin(const union ipc_body *b, union ipc_wire *w)

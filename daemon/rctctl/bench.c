@@ -38,7 +38,7 @@ static const struct bench_cell *bench_baseline(const struct bench_opts *o,
 
 		if (!strcmp(c->backend, "tcp") && c->lanes == 4 && c->res.done &&
 		    !strcmp(c->wl_name, of->wl_name) && c->region_size == of->region_size &&
-		    c->stream_ms == of->stream_ms)
+		    c->stream_ms == of->stream_ms && c->zero_pages == of->zero_pages)
 			return c;
 	}
 	return NULL;
@@ -115,19 +115,21 @@ static void bench_label(struct bench_cell *c)
 	memcpy(wl, c->wl_name, sizeof(wl)); /* (gcc cannot tell the two fields apart) */
 	if (c->stream_ms)
 		snprintf(c->label, sizeof(c->label), "%s stream:%u", wl, c->stream_ms);
+	else if (c->zero_pages)
+		snprintf(c->label, sizeof(c->label), "%s zero-pages", wl);
 	else
 		snprintf(c->label, sizeof(c->label), "%s", wl);
 }
 
-/* A streaming cell's stop-and-copy twin of the same run, or NULL. */
+/* A streaming (or zero-page eliding) cell's plain twin of the same run, or NULL. */
 static const struct bench_cell *bench_twin(const struct bench_opts *o, const struct bench_cell *of)
 {
-	for (unsigned i = 0; of->stream_ms && i < o->ncells; i++) {
+	for (unsigned i = 0; (of->stream_ms || of->zero_pages) && i < o->ncells; i++) {
 		const struct bench_cell *c = &o->cells[i];
 
-		if (!c->stream_ms && c->res.done && !strcmp(c->backend, of->backend) &&
-		    c->lanes == of->lanes && !strcmp(c->wl_name, of->wl_name) &&
-		    c->region_size == of->region_size)
+		if (!c->stream_ms && !c->zero_pages && c->res.done &&
+		    !strcmp(c->backend, of->backend) && c->lanes == of->lanes &&
+		    !strcmp(c->wl_name, of->wl_name) && c->region_size == of->region_size)
 			return c;
 	}
 	return NULL;
@@ -188,11 +190,19 @@ static json_t *bench_cell_json(const struct bench_opts *o, const struct bench_ce
 	/* The primary's own pause: begin (or, streaming, the pause's first call)
 	 * -> commit reply, without the secondary's flush. */
 	json_object_set_new(cell, "primary_pause_ms", bench_summary_json(r->hv_ms, r->done));
+	json_object_set_new(cell, "zero_pages", json_boolean(c->zero_pages));
 	if (twin && r->done) {
-		bench_vs_json(cell, "pause_vs_stop_and_copy", twin->res.pause_ms, twin->res.done,
-			      r->pause_ms, r->done);
-		bench_vs_json(cell, "primary_pause_vs_stop_and_copy", twin->res.hv_ms,
-			      twin->res.done, r->hv_ms, r->done);
+		bool z = c->zero_pages;
+
+		bench_vs_json(cell, z ? "pause_vs_without_zero_pages" : "pause_vs_stop_and_copy",
+			      twin->res.pause_ms, twin->res.done, r->pause_ms, r->done);
+		bench_vs_json(cell,
+			      z ? "primary_pause_vs_without_zero_pages"
+				: "primary_pause_vs_stop_and_copy",
+			      twin->res.hv_ms, twin->res.done, r->hv_ms, r->done);
+		if (z)
+			bench_vs_json(cell, "transfer_vs_without_zero_pages", twin->res.xfer_ms,
+				      twin->res.done, r->xfer_ms, r->done);
 	}
 	json_object_set_new(cell, "primary_cpu_ms", bench_summary_json(r->pri_cpu_ms, r->done));
 	json_object_set_new(cell, "secondary_cpu_ms", bench_summary_json(r->sec_cpu_ms, r->done));
@@ -370,6 +380,20 @@ static void bench_print(const struct bench_opts *o)
 		bench_vs_line("whole", t->res.pause_ms, t->res.done, c->res.pause_ms, c->res.done);
 		bench_vs_line("primary", t->res.hv_ms, t->res.done, c->res.hv_ms, c->res.done);
 	}
+	for (unsigned i = 0; o->zero_pages && i < o->ncells; i++) {
+		const struct bench_cell *c = &o->cells[i], *t = bench_twin(o, c);
+
+		if (!t || !c->res.done || !t->res.done)
+			continue;
+		if (i == 0 || !bench_twin(o, &o->cells[i - 1]))
+			printf("\nzero-page elision against without it (same run), ms\n");
+		printf("%-20s %-16s %.1f -> %.1f MB of page data per checkpoint\n",
+		       bench_row_name(c->backend, c->lanes, name, sizeof(name)), c->label,
+		       (double)t->res.bytes / t->res.done / 1e6,
+		       (double)c->res.bytes / c->res.done / 1e6);
+		bench_vs_line("transfer", t->res.xfer_ms, t->res.done, c->res.xfer_ms, c->res.done);
+		bench_vs_line("whole", t->res.pause_ms, t->res.done, c->res.pause_ms, c->res.done);
+	}
 	printf("\nmemcpy of the same pages (scattered 4 KiB, address order, 1 thread): %.2f "
 	       "GB/s as the transport finds memory, %.2f GB/s right after (hot)\n\n",
 	       o->memcpy_gbps, o->memcpy_hot_gbps);
@@ -417,12 +441,12 @@ static void bench_csv_cells(FILE *f, const struct bench_cell *cells, unsigned n,
 		for (unsigned k = 0; k < r->done; k++)
 			fprintf(f,
 				"%s,%u,%s,%u,%" PRIu64 ",%" PRIu64
-				",%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.3f,%.3f,%s,%" PRIu64 ",%u\n",
+				",%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.3f,%.3f,%s,%" PRIu64 ",%u,%d\n",
 				c->backend, c->lanes, c->wl_name, k + 1, r->ckpt_pages[k],
 				r->ckpt_bytes[k], r->xfer_ms[k], r->pause_ms[k], r->commit_ms[k],
 				r->flush_ms[k], r->hv_ms[k], bench_memcpy_ms_mean(r),
 				r->pri_cpu_ms[k], r->sec_cpu_ms[k], part, c->region_size,
-				c->stream_ms);
+				c->stream_ms, c->zero_pages);
 	}
 }
 
@@ -435,7 +459,7 @@ static int bench_csv(struct bench_opts *o)
 	fprintf(f,
 		"backend,lanes,workload,checkpoint,pages,bytes,transfer_ms,pause_ms,commit_ms,"
 		"flush_ms,hypervisor_ms,memcpy_ms,primary_cpu_ms,secondary_cpu_ms,part,region_size,"
-		"stream_ms\n");
+		"stream_ms,zero_pages\n");
 	bench_csv_cells(f, o->cells, o->ncells, "experiment");
 	bench_csv_cells(f, o->sweep, o->nsweep, "sweep");
 	if (ferror(f) | fclose(f)) {
@@ -537,6 +561,7 @@ static int bench_run_cell(struct bench_opts *o, struct cell_env *env, struct ben
 	o->cfg.backend = c->backend;
 	o->cfg.lanes = c->lanes;
 	o->cfg.stream_ms = c->stream_ms;
+	o->cfg.zero_pages = c->zero_pages;
 	o->cfg.checkpoints = c->checkpoints;
 	o->cur = c;
 	o->cell_no++;
@@ -583,6 +608,7 @@ int rctctl_bench(int argc, char **argv)
 				c->wl = o->wls[w];
 				sim_workload_format(&o->wls[w], c->wl_name, sizeof(c->wl_name));
 				c->stream_ms = o->wl_stream[w];
+				c->zero_pages = o->wl_zero[w];
 				bench_label(c);
 				c->checkpoints = o->checkpoints;
 				c->region_size = o->sizes[z];

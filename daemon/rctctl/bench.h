@@ -33,6 +33,7 @@ struct bench_cell {
 	char wl_name[32];
 	char label[64];	    /* wl_name, and " stream:MS" when it streams */
 	unsigned stream_ms; /* streaming before the pause every stream_ms (0: off) */
+	bool zero_pages;    /* zero-page elision */
 	unsigned checkpoints;
 	uint64_t region_size; /* its guests' size */
 	struct cell_result res;
@@ -59,6 +60,8 @@ struct bench_opts {
 	unsigned wl_stream[BENCH_MAX_WORKLOADS]; /* each workload's stream_ms (--stream-ms: every
 						    workload twice, 0 and MS) */
 	unsigned stream_ms;			 /* --stream-ms */
+	bool wl_zero[BENCH_MAX_WORKLOADS];	 /* each workload's zero_pages (--zero-pages) */
+	bool zero_pages;			 /* --zero-pages */
 	unsigned nwls;
 	/* The experiment: size-major, then workload: cells[(s * nwls + w) * nbackends + b]. */
 	struct bench_cell cells[BENCH_MAX_CELLS];

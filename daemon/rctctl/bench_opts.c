@@ -22,6 +22,7 @@ enum {
 	BENCH_OPT_SWEEP_CKPTS,
 	BENCH_OPT_REGION_SIZES,
 	BENCH_OPT_STREAM_MS,
+	BENCH_OPT_ZERO_PAGES,
 };
 
 static void bench_usage(FILE *f)
@@ -44,8 +45,8 @@ static void bench_usage(FILE *f)
 		"                       tcp:1,tcp:4,ucx:1,ucx:4, plus verbs:1,verbs:4 when an\n"
 		"                       RDMA device exists; only backends of this build)\n"
 		"  --workloads LIST     idle, load, random:PCT, pages:SIZE (SIZE bytes of\n"
-		"                       random pages per interval), comma-separated (default "
-		"idle,load)\n"
+		"                       random pages per interval), free:SIZE (the same, every\n"
+		"                       other one zeroed), comma-separated (default idle,load)\n"
 		"  --workload W         one workload (the same as --workloads W)\n"
 		"  --region-size SIZE   guest RAM, K/M/G suffixes (default 2G)\n"
 		"  --region-sizes LIST  the scale sweep: sparse guests (memfds populated only\n"
@@ -59,6 +60,10 @@ static void bench_usage(FILE *f)
 		"                       rctd the pages it dirtied every MS while it runs\n"
 		"                       (CKPT_STREAM) and the pause moves only the rest\n"
 		"                       (default 0: stop-and-copy only)\n"
+		"  --zero-pages         zero-page elision: every workload runs twice, without\n"
+		"                       and with it (dirty pages that are all zero go as a\n"
+		"                       ZEROS message, not as data); free:SIZE frees half\n"
+		"                       the pages it dirties\n"
 		"  --checkpoints K      checkpoints per cell after its full sync (default 100)\n"
 		"  --interval-ms MS     guest run time between checkpoints (default 600; 0 for\n"
 		"                       random:PCT, which dirties a fixed share at once)\n"
@@ -208,6 +213,7 @@ int bench_parse_args(int argc, char **argv, struct bench_opts *o)
 		{"sweep-checkpoints", required_argument, NULL, BENCH_OPT_SWEEP_CKPTS},
 		{"region-sizes", required_argument, NULL, BENCH_OPT_REGION_SIZES},
 		{"stream-ms", required_argument, NULL, BENCH_OPT_STREAM_MS},
+		{"zero-pages", no_argument, NULL, BENCH_OPT_ZERO_PAGES},
 		{"quick", no_argument, NULL, 'q'},
 		{"json", no_argument, NULL, 'j'},
 		{"verbose", no_argument, NULL, 'v'},
@@ -262,6 +268,9 @@ int bench_parse_args(int argc, char **argv, struct bench_opts *o)
 			if (rctctl_parse_ulong(optarg, 0, 60000, &v))
 				return rctctl_usage_error("--stream-ms", optarg, "0..60000");
 			o->stream_ms = (unsigned)v;
+			break;
+		case BENCH_OPT_ZERO_PAGES:
+			o->zero_pages = true;
 			break;
 		case 'q':
 			o->quick = true;
@@ -336,30 +345,36 @@ int bench_parse_args(int argc, char **argv, struct bench_opts *o)
 	} else if (bench_parse_workloads(o, workloads  ? workloads
 					    : o->scale ? "pages:25M"
 						       : "idle,load")) {
-		return rctctl_usage_error(
-			"--workloads", workloads,
-			"idle, load, random:PCT or pages:SIZE, comma-separated, at most 8");
+		return rctctl_usage_error("--workloads", workloads,
+					  "idle, load, random:PCT, pages:SIZE or free:SIZE, "
+					  "comma-separated, at most 8");
 	}
 	for (unsigned w = 0; o->scale && w < o->nwls; w++)
 		if (o->wls[w].kind == SIM_WORKLOAD_RANDOM)
 			return rctctl_usage_error(
 				"--workloads", workloads,
-				"pages:SIZE, idle or load with --region-sizes "
+				"pages:SIZE, free:SIZE, idle or load with --region-sizes "
 				"(random:PCT dirties a share of the guest's size)");
 	if (o->scale && o->sweeps)
 		return rctctl_usage_error("--sweeps", "", "not with --region-sizes");
 	if (o->stream_ms && o->sweeps)
 		return rctctl_usage_error("--stream-ms", "", "not with --sweeps or --plots");
-	/* Streaming: every workload twice in the same run, stop-and-copy first. */
-	if (o->stream_ms) {
+	if (o->zero_pages && (o->sweeps || o->stream_ms))
+		return rctctl_usage_error("--zero-pages", "",
+					  "not with --sweeps, --plots or --stream-ms");
+	/* Streaming or zero-page elision: every workload twice in the same run,
+	 * the plain cell first (its twin, bench.c). */
+	if (o->zero_pages || o->stream_ms) {
 		if (2 * o->nwls > BENCH_MAX_WORKLOADS)
-			return rctctl_usage_error("--stream-ms", "",
-						  "at most 4 workloads (each runs twice)");
+			return rctctl_usage_error(o->zero_pages ? "--zero-pages" : "--stream-ms",
+						  "", "at most 4 workloads (each runs twice)");
 		for (unsigned w = o->nwls; w-- > 0;) {
 			o->wls[2 * w] = o->wls[w];
 			o->wls[2 * w + 1] = o->wls[w];
 			o->wl_stream[2 * w] = 0;
 			o->wl_stream[2 * w + 1] = o->stream_ms;
+			o->wl_zero[2 * w] = false;
+			o->wl_zero[2 * w + 1] = o->zero_pages;
 		}
 		o->nwls *= 2;
 	}

@@ -382,10 +382,12 @@ static void cell_memcpy_ref(struct cell_env *env, const uint64_t *bits, struct c
 	res->memcpy_bytes += n * CELL_PAGE_SIZE;
 }
 
-/* A sparse guest hands its bitmap over with the summary it keeps. */
+/* A sparse guest hands its bitmap over with the summary it keeps; zero pages
+ * go as such when the cell says so. */
 static unsigned cell_take_flags(const struct cell *r)
 {
-	return r->env->g.psum ? RCT_IPC_TAKE_SUMMARY : 0;
+	return (r->env->g.psum ? RCT_IPC_TAKE_SUMMARY : 0) |
+	       (r->cfg->zero_pages ? RCT_IPC_TAKE_ZERO_PAGES : 0);
 }
 
 /*
@@ -570,10 +572,12 @@ static void cell_checkpoints(struct cell *r, struct rct_client *pc, void **devbu
 		rc = cell_wait_report(r, k, &rep);
 		snprintf(label, sizeof(label), "ckpt %u", k);
 		/* What moved inside the pause, which the transfer time covers; the
-		 * streamed pages are counted apart. */
+		 * streamed pages are counted apart.  (Without streaming the bytes
+		 * are rct's: with zero-page elision fewer than the pages.) */
 		pause_pages = st.pages >= streamed ? st.pages - streamed : 0;
 		st.pages = pause_pages;
-		st.bytes = pause_pages * CELL_PAGE_SIZE;
+		if (streamed)
+			st.bytes = pause_pages * CELL_PAGE_SIZE;
 		cell_line(r, label, &st, &rep);
 		res->xfer_ms[res->done] = (double)st.transfer_ns / 1e6;
 		res->commit_ms[res->done] = (double)st.commit_ns / 1e6;

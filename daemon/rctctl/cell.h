@@ -37,6 +37,7 @@ struct cell_cfg {
 	 * the last checkpoint is verified, and every stream_ms while the guest runs
 	 * the pages it dirtied since go to rctd (CKPT_STREAM). */
 	unsigned stream_ms;
+	bool zero_pages; /* zero-page elision on every bitmap handed over (TAKE_ZERO_PAGES) */
 	uint64_t seed;
 	int timeout_ms;
 	uint64_t corrupt_epoch; /* flip a byte after flushing this epoch (0: never) */

@@ -145,12 +145,11 @@ int h_dirty(struct rctd_conn *c, const struct ipc_msg *m, const union ipc_body *
 				  "after the bitmap when the region was added",
 				  g->id, stream ? "stream" : "dirty");
 	/* CKPT_STREAM: the same bitmap, while the guest runs (rct_ckpt_stream()). */
-	if (in->take.flags & RCT_IPC_TAKE_SUMMARY)
-		st = stream ? rct_ckpt_stream_summary(c->sess, g->rr, g->bits, g->sum, g->pages)
-			    : rct_ckpt_dirty_summary(c->sess, g->rr, g->bits, g->sum, g->pages);
-	else
-		st = stream ? rct_ckpt_stream(c->sess, g->rr, g->bits, g->pages)
-			    : rct_ckpt_dirty(c->sess, g->rr, g->bits, g->pages);
+	st = rct_ckpt_take(
+		c->sess, g->rr, g->bits, (in->take.flags & RCT_IPC_TAKE_SUMMARY) ? g->sum : NULL,
+		g->pages,
+		(stream ? RCT_TAKE_STREAM : 0) |
+			((in->take.flags & RCT_IPC_TAKE_ZERO_PAGES) ? RCT_TAKE_ZERO_PAGES : 0));
 	conn_check_fatal(c, st);
 	return reply_rct(r, st, stream ? "stream" : "dirty");
 }

@@ -81,12 +81,13 @@ int sim_workload_parse(const char *text, struct sim_workload *wl_p)
 		wl_p->bytes = 0;
 		return 0;
 	}
-	if (!strncmp(text, "pages:", 6)) {
+	if (!strncmp(text, "pages:", 6) || !strncmp(text, "free:", 5)) {
+		bool freeing = text[0] == 'f';
 		uint64_t bytes;
 
-		if (sim_parse_size(text + 6, &bytes) || !bytes)
+		if (sim_parse_size(text + (freeing ? 5 : 6), &bytes) || !bytes)
 			return -1;
-		wl_p->kind = SIM_WORKLOAD_PAGES;
+		wl_p->kind = freeing ? SIM_WORKLOAD_FREE : SIM_WORKLOAD_PAGES;
 		wl_p->pct = 0;
 		wl_p->bytes = bytes;
 		return 0;
@@ -107,15 +108,19 @@ void sim_workload_format(const struct sim_workload *wl, char *buf, size_t len)
 		snprintf(buf, len, "random:%g", wl->pct);
 		break;
 	case SIM_WORKLOAD_PAGES:
+	case SIM_WORKLOAD_FREE: {
+		const char *kind = wl->kind == SIM_WORKLOAD_FREE ? "free" : "pages";
+
 		if (wl->bytes % (1ull << 30) == 0)
-			snprintf(buf, len, "pages:%lluG", (unsigned long long)(wl->bytes >> 30));
+			snprintf(buf, len, "%s:%lluG", kind, (unsigned long long)(wl->bytes >> 30));
 		else if (wl->bytes % (1ull << 20) == 0)
-			snprintf(buf, len, "pages:%lluM", (unsigned long long)(wl->bytes >> 20));
+			snprintf(buf, len, "%s:%lluM", kind, (unsigned long long)(wl->bytes >> 20));
 		else if (wl->bytes % (1ull << 10) == 0)
-			snprintf(buf, len, "pages:%lluK", (unsigned long long)(wl->bytes >> 10));
+			snprintf(buf, len, "%s:%lluK", kind, (unsigned long long)(wl->bytes >> 10));
 		else
-			snprintf(buf, len, "pages:%llu", (unsigned long long)wl->bytes);
+			snprintf(buf, len, "%s:%llu", kind, (unsigned long long)wl->bytes);
 		break;
+	}
 	}
 }
 
@@ -448,13 +453,22 @@ static void sim_random_interval(struct sim_guest *g)
 	}
 }
 
-/* pages:SIZE: this interval's pages at once, uniformly at random. */
+/* pages:SIZE: this interval's pages at once, uniformly at random; free:SIZE
+ * zeroes every other one whole instead. */
 static void sim_pages_interval(struct sim_guest *g)
 {
 	uint64_t k = (g->wl.bytes + g->page_size - 1) / g->page_size;
 
-	for (uint64_t i = 0; i < k; i++)
-		sim_touch(g, sim_rand(&g->rng) % g->npages);
+	for (uint64_t i = 0; i < k; i++) {
+		uint64_t page = sim_rand(&g->rng) % g->npages;
+
+		if (g->wl.kind == SIM_WORKLOAD_FREE && i % 2) {
+			memset(g->ram + page * g->page_size, 0, g->page_size);
+			sim_mark(g, page);
+		} else {
+			sim_touch(g, page);
+		}
+	}
 }
 
 static void *sim_worker(void *arg)
@@ -485,6 +499,7 @@ static void *sim_worker(void *arg)
 			break;
 		case SIM_WORKLOAD_RANDOM:
 		case SIM_WORKLOAD_PAGES:
+		case SIM_WORKLOAD_FREE:
 			if (!g->target_done) {
 				if (g->wl.kind == SIM_WORKLOAD_RANDOM)
 					sim_random_interval(g);

@@ -14,6 +14,8 @@
  *   random:PCT  PCT % of all pages, uniformly at random, every interval
  *   pages:SIZE  SIZE bytes of pages (K/M/G suffixes), uniformly at random, every
  *               interval: the same dirty set whatever the guest's size
+ *   free:SIZE   the same, every other page freed instead of written: zeroed
+ *               whole, as a guest kernel's init_on_free or a balloon leaves it
  *
  * A sparse guest (sim_guest_create_sparse()) starts zero and unpopulated, and
  * costs what its workload touches: a guest of a TiB on a host of 24 GiB.
@@ -30,22 +32,24 @@ enum sim_workload_kind {
 	SIM_WORKLOAD_LOAD,
 	SIM_WORKLOAD_RANDOM,
 	SIM_WORKLOAD_PAGES,
+	SIM_WORKLOAD_FREE,
 };
 
 struct sim_workload {
 	enum sim_workload_kind kind;
 	double pct;	/* SIM_WORKLOAD_RANDOM: percent of pages per interval */
-	uint64_t bytes; /* SIM_WORKLOAD_PAGES: bytes of pages per interval */
+	uint64_t bytes; /* SIM_WORKLOAD_PAGES, _FREE: bytes of pages per interval */
 };
 
 /* Whether @wl dirties its pages at once at the start of an interval (then
- * the interval may be 0): random:PCT and pages:SIZE. */
+ * the interval may be 0): random:PCT, pages:SIZE and free:SIZE. */
 static inline bool sim_workload_at_once(const struct sim_workload *wl)
 {
-	return wl->kind == SIM_WORKLOAD_RANDOM || wl->kind == SIM_WORKLOAD_PAGES;
+	return wl->kind == SIM_WORKLOAD_RANDOM || wl->kind == SIM_WORKLOAD_PAGES ||
+	       wl->kind == SIM_WORKLOAD_FREE;
 }
 
-/* Parse "idle", "load", "random:PCT" (0 < PCT <= 100) or "pages:SIZE" (SIZE
+/* Parse "idle", "load", "random:PCT" (0 < PCT <= 100), "free:SIZE" or "pages:SIZE" (SIZE
  * > 0, K/M/G suffixes).  Returns 0 or -1. */
 int sim_workload_parse(const char *text, struct sim_workload *wl_p);
 /* Canonical text of @wl into @buf. */

@@ -388,6 +388,31 @@ RCT_API rct_status_t rct_ckpt_stream(struct rct_session *session, struct rct_reg
 RCT_API rct_status_t rct_ckpt_dirty(struct rct_session *session, struct rct_region *region,
 				    const uint64_t *bitmap, uint64_t nbits);
 
+/** Flags of rct_ckpt_take(). */
+enum rct_take_flags {
+	/** rct_ckpt_stream(): while the guest runs; else rct_ckpt_dirty(), the pause. */
+	RCT_TAKE_STREAM = 1u << 0,
+	/**
+	 * Zero-page elision: a dirty page that is all zero is not put; the
+	 * secondary is told (a ZEROS message) and zeroes it in its colo cache at
+	 * the commit, after every put of the epoch landed.  Costs one read of
+	 * each dirty page up to its first non-zero byte; pays where the guest
+	 * frees memory (a freed page is zeroed by the guest's kernel, balloon or
+	 * free page reporting) and the link is the bottleneck.
+	 */
+	RCT_TAKE_ZERO_PAGES = 1u << 1,
+	RCT_TAKE_FLAGS_ALL = (1u << 2) - 1,
+};
+
+/**
+ * rct_ckpt_dirty() (or, with RCT_TAKE_STREAM, rct_ckpt_stream()) with its
+ * options: @a summary (may be NULL) as for rct_ckpt_dirty_summary(), @a flags
+ * enum rct_take_flags.
+ */
+RCT_API rct_status_t rct_ckpt_take(struct rct_session *session, struct rct_region *region,
+				   const uint64_t *bitmap, const uint64_t *summary, uint64_t nbits,
+				   unsigned flags);
+
 /**
  * rct_ckpt_dirty() and rct_ckpt_stream() of a bitmap handed in with its
  * summary, so that what rct reads follows the dirty words, not the region's

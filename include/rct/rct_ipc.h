@@ -193,6 +193,9 @@ enum rct_ipc_take_flags {
 	/* The summary that follows the bitmap in its file (docs/ipc.md) names
 	 * the words that may be non-zero; rctd reads those words only. */
 	RCT_IPC_TAKE_SUMMARY = 1u << 0,
+	/* Zero-page elision (rct_ckpt_take()'s RCT_TAKE_ZERO_PAGES): dirty pages
+	 * that are all zero are not sent as data. */
+	RCT_IPC_TAKE_ZERO_PAGES = 1u << 1,
 };
 
 struct rct_ipc_ckpt_begin {

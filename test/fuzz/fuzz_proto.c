@@ -31,7 +31,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (rct_msg_encode(&m, out, sizeof(out), &len) != RCT_OK || len != size ||
 	    memcmp(out, data, size))
 		abort();
-	if (m.type == RCT_MSG_BITMAP && rct_msg_bitmap_check(&m, 1u << 20, &why) == RCT_OK) {
+	if ((m.type == RCT_MSG_BITMAP || m.type == RCT_MSG_ZEROS) &&
+	    rct_msg_bitmap_check(&m, 1u << 20, &why) == RCT_OK) {
 		struct rct_bitmap_cursor c = {0};
 		uint64_t w, v;
 

@@ -174,7 +174,10 @@ int main(int argc, char **argv)
 	m = (struct rct_msg){.type = RCT_MSG_BITMAP,
 			     .bitmap = {.epoch = 7, .nitems = 5, .first_word = 2, .items = items}};
 	proto_seed("bitmap", &m);
-	m = (struct rct_msg){.type = RCT_MSG_DEVSTATE, .devstate = {.epoch = 7, .length = 4096}};
+	m.type = RCT_MSG_ZEROS;
+	proto_seed("zeros", &m);
+	m = (struct rct_msg){.type = RCT_MSG_DEVSTATE,
+			     .devstate = {.epoch = 7, .length = 4096, .slot = 1}};
 	proto_seed("devstate", &m);
 	m = (struct rct_msg){.type = RCT_MSG_COMMIT,
 			     .commit = {.epoch = 7,

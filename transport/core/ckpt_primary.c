@@ -132,6 +132,7 @@ rct_status_t rct_ckpt_begin(struct rct_session *s, uint64_t epoch, unsigned flag
 	s->pri.t_first_put = 0;
 	s->pri.t_commit_sent = 0;
 	s->pri.bitmap_words_sent = 0;
+	s->pri.zero_pages = 0;
 	s->pri.stream_pages = 0;
 	s->pri.streaming = false;
 	s->pri.streamed = false;
@@ -213,9 +214,9 @@ static rct_status_t rct_primary_flush_lanes(struct rct_session *s, struct rct_be
 
 /* Send one BITMAP of @nitems items starting at word @first. */
 static rct_status_t rct_primary_bitmap_msg(struct rct_session *s, struct rct_region *r,
-					   uint64_t first, uint32_t nitems)
+					   uint16_t type, uint64_t first, uint32_t nitems)
 {
-	struct rct_msg m = {.type = RCT_MSG_BITMAP};
+	struct rct_msg m = {.type = type};
 
 	m.bitmap.epoch = s->epoch;
 	m.bitmap.region_id = r->id;
@@ -226,13 +227,13 @@ static rct_status_t rct_primary_bitmap_msg(struct rct_session *s, struct rct_reg
 }
 
 /*
- * Send the non-zero words of region @r's bitmap, found through its summary,
- * as segments of consecutive words (proto.h): what this costs follows the
- * dirty words, not the region's size.
+ * Send the non-zero words of map @d of region @r, found through its summary,
+ * as segments of consecutive words (proto.h) in @type messages (BITMAP, or
+ * ZEROS): what this costs follows the dirty words, not the region's size.
  */
-static rct_status_t rct_primary_send_bitmap(struct rct_session *s, struct rct_region *r)
+static rct_status_t rct_primary_send_bitmap(struct rct_session *s, struct rct_region *r,
+					    const struct rct_dmap *d, uint16_t type)
 {
-	const struct rct_dmap *d = &r->dirty;
 	uint64_t w = 0, first = 0, end = 0, skip = 0; /* end: after the open segment */
 	uint32_t n = 0, seg = 0, segn = 0;	      /* items in lebuf; lebuf[seg]: open segment */
 	rct_status_t status;
@@ -248,7 +249,7 @@ static rct_status_t rct_primary_send_bitmap(struct rct_session *s, struct rct_re
 		/* A new message when this one is full or the gap is too long to say. */
 		if (n && (n + (extend ? 1 : 2) > RCT_BITMAP_MAX_ITEMS || w - end > UINT32_MAX)) {
 			s->lebuf[seg] = htole64(rct_bitmap_seg(skip, segn));
-			status = rct_primary_bitmap_msg(s, r, first, n);
+			status = rct_primary_bitmap_msg(s, r, type, first, n);
 			if (status != RCT_OK)
 				return status;
 			n = 0;
@@ -271,7 +272,7 @@ static rct_status_t rct_primary_send_bitmap(struct rct_session *s, struct rct_re
 	if (!n)
 		return RCT_OK;
 	s->lebuf[seg] = htole64(rct_bitmap_seg(skip, segn));
-	return rct_primary_bitmap_msg(s, r, first, n);
+	return rct_primary_bitmap_msg(s, r, type, first, n);
 }
 
 /* Queue pages [first, first + len) of @r, at the same offsets in its cache. */
@@ -301,16 +302,48 @@ static rct_status_t rct_primary_put_region(struct rct_session *s, struct rct_reg
 	return rct_primary_flush_lanes(s, r->mem, r->rkey);
 }
 
-/* What rct_ckpt_stream() and rct_ckpt_dirty() share: check, take, send. */
+/*
+ * Zero-page elision: the dirty pages of @r that are all zero leave r->dirty
+ * for r->zeros (they go as ZEROS, not as data).  Reads each dirty page until
+ * its first non-zero byte: for a page of data that is its first word.
+ */
+static uint64_t rct_primary_find_zeros(struct rct_session *s, struct rct_region *r)
+{
+	const char *ram = r->ram;
+	uint64_t w = 0, n = 0;
+
+	rct_dmap_clear(&r->zeros);
+	while (rct_dmap_next_word(&r->dirty, w, &w)) {
+		uint64_t v = r->dirty.bits[w], z = 0;
+
+		for (; v; v &= v - 1) {
+			uint64_t b = (uint64_t)__builtin_ctzll(v), p = w * 64 + b;
+
+			if (rct_mem_is_zero(ram + (p << s->page_shift), s->page_size))
+				z |= 1ull << b;
+		}
+		if (z) {
+			/* The summary bit may stay over a word now zero: it promises nothing. */
+			r->dirty.bits[w] &= ~z;
+			rct_dmap_or_word(&r->zeros, w, z);
+			n += (uint64_t)__builtin_popcountll(z);
+		}
+		w++;
+	}
+	return n;
+}
+
+/* What rct_ckpt_take() and its shorthands share: check, take, send. */
 static rct_status_t rct_primary_take(struct rct_session *s, struct rct_region *r,
 				     const uint64_t *bitmap, const uint64_t *summary,
-				     uint64_t nbits, bool stream)
+				     uint64_t nbits, unsigned flags)
 {
+	bool stream = flags & RCT_TAKE_STREAM;
 	const char *op = stream ? "stream" : "dirty";
-	uint64_t pages0;
+	uint64_t pages0, zeros = 0;
 	rct_status_t status;
 
-	if (!s || !r || r->session != s || !bitmap)
+	if (!s || !r || r->session != s || !bitmap || (flags & ~RCT_TAKE_FLAGS_ALL))
 		return RCT_ERR_INVALID_PARAM;
 	status = rct_primary_check(s, RCT_CKPT_OPEN);
 	if (status != RCT_OK)
@@ -344,22 +377,39 @@ static rct_status_t rct_primary_take(struct rct_session *s, struct rct_region *r
 		rct_dmap_or_bitmap(&r->dirty, bitmap);
 
 	/* Bitmap first: it is small, and the control lane does not queue behind pages. */
-	status = rct_primary_send_bitmap(s, r);
+	status = rct_primary_send_bitmap(s, r, &r->dirty, RCT_MSG_BITMAP);
 	if (status != RCT_OK)
 		return status;
+	/* Then which of those pages are zero: the secondary zeroes them in its
+	 * cache at the commit, after every put of the epoch has landed. */
+	if (flags & RCT_TAKE_ZERO_PAGES) {
+		zeros = rct_primary_find_zeros(s, r);
+		if (zeros)
+			status = rct_primary_send_bitmap(s, r, &r->zeros, RCT_MSG_ZEROS);
+		if (status != RCT_OK)
+			return status;
+		s->pri.zero_pages += zeros;
+		s->pri.stats.pages += zeros;
+	}
 	pages0 = s->pri.stats.pages;
 	s->pri.streaming = stream;
 	status = rct_primary_put_region(s, r, &r->dirty);
 	s->pri.streaming = false;
 	if (stream)
-		s->pri.stream_pages += s->pri.stats.pages - pages0;
+		s->pri.stream_pages += s->pri.stats.pages - pages0 + zeros;
 	return status;
+}
+
+rct_status_t rct_ckpt_take(struct rct_session *s, struct rct_region *r, const uint64_t *bitmap,
+			   const uint64_t *summary, uint64_t nbits, unsigned flags)
+{
+	return rct_primary_take(s, r, bitmap, summary, nbits, flags);
 }
 
 rct_status_t rct_ckpt_stream(struct rct_session *s, struct rct_region *r, const uint64_t *bitmap,
 			     uint64_t nbits)
 {
-	return rct_primary_take(s, r, bitmap, NULL, nbits, true);
+	return rct_primary_take(s, r, bitmap, NULL, nbits, RCT_TAKE_STREAM);
 }
 
 rct_status_t rct_ckpt_stream_summary(struct rct_session *s, struct rct_region *r,
@@ -368,13 +418,13 @@ rct_status_t rct_ckpt_stream_summary(struct rct_session *s, struct rct_region *r
 {
 	if (!summary)
 		return RCT_ERR_INVALID_PARAM;
-	return rct_primary_take(s, r, bitmap, summary, nbits, true);
+	return rct_primary_take(s, r, bitmap, summary, nbits, RCT_TAKE_STREAM);
 }
 
 rct_status_t rct_ckpt_dirty(struct rct_session *s, struct rct_region *r, const uint64_t *bitmap,
 			    uint64_t nbits)
 {
-	return rct_primary_take(s, r, bitmap, NULL, nbits, false);
+	return rct_primary_take(s, r, bitmap, NULL, nbits, 0);
 }
 
 rct_status_t rct_ckpt_dirty_summary(struct rct_session *s, struct rct_region *r,
@@ -382,7 +432,7 @@ rct_status_t rct_ckpt_dirty_summary(struct rct_session *s, struct rct_region *r,
 {
 	if (!summary)
 		return RCT_ERR_INVALID_PARAM;
-	return rct_primary_take(s, r, bitmap, summary, nbits, false);
+	return rct_primary_take(s, r, bitmap, summary, nbits, 0);
 }
 
 rct_status_t rct_ckpt_devstate_put(struct rct_session *s, const void *buf, size_t len)
@@ -539,7 +589,7 @@ static rct_status_t rct_primary_full_region(struct rct_session *s, struct rct_re
 		return status;
 	*done_p += r->npages - page;
 	rct_primary_sync_progress(s, *done_p);
-	return rct_primary_send_bitmap(s, r);
+	return rct_primary_send_bitmap(s, r, &r->dirty, RCT_MSG_BITMAP);
 }
 
 static rct_status_t rct_primary_full_sync(struct rct_session *s)
@@ -607,7 +657,7 @@ rct_status_t rct_ckpt_commit(struct rct_session *s, struct rct_ckpt_stats *stats
 
 	m.commit.epoch = s->epoch;
 	m.commit.pages = s->pri.stats.pages;
-	m.commit.bytes = s->pri.stats.pages << s->page_shift;
+	m.commit.bytes = (s->pri.stats.pages - s->pri.zero_pages) << s->page_shift;
 	m.commit.bitmap_words = s->pri.bitmap_words_sent;
 	m.commit.devstate_len = s->pri.devstate_len;
 	m.commit.fence = s->pri.fence_seq;
@@ -628,7 +678,7 @@ rct_status_t rct_ckpt_commit(struct rct_session *s, struct rct_ckpt_stats *stats
 	}
 	t_done = s->pri.t_acked;
 	s->ckpt = RCT_CKPT_IDLE;
-	s->pri.stats.bytes = s->pri.stats.pages << s->page_shift;
+	s->pri.stats.bytes = (s->pri.stats.pages - s->pri.zero_pages) << s->page_shift;
 	s->pri.stats.devstate_bytes = s->pri.devstate_len;
 	s->pri.stats.transfer_ns = t_done - s->pri.t_first_put;
 	s->pri.stats.commit_ns = t_done - s->pri.t_commit_sent;

@@ -57,12 +57,15 @@ static rct_status_t rct_secondary_begin(struct rct_session *s, const struct rct_
 	s->sec.commit_seen = false;
 	s->sec.bitmap_words_rcvd = 0;
 	s->sec.pages_rcvd = 0;
+	s->sec.zeros_rcvd = 0;
 	s->sec.devstate_seen = false;
 	s->sec.devstate_len = 0;
 	/* Cleared by the last flush or refuse; a checkpoint that never
 	 * committed leaves its words behind (cleared here, what they were). */
-	for (unsigned i = 0; i < s->nregions; i++)
+	for (unsigned i = 0; i < s->nregions; i++) {
 		rct_dmap_clear(&s->regions[i]->dirty);
+		rct_dmap_clear(&s->regions[i]->zeros);
+	}
 	return RCT_OK;
 }
 
@@ -83,13 +86,42 @@ static rct_status_t rct_secondary_bitmap(struct rct_session *s, const struct rct
 	while (rct_msg_bitmap_next(m, &c, &w, &v)) {
 		if (w == r->nwords - 1 && r->npages % 64)
 			v &= (1ull << (r->npages % 64)) - 1;
+		s->sec.bitmap_words_rcvd++;
+		if (m->type == RCT_MSG_ZEROS) {
+			/* Zero pages of the last BITMAP: the cache takes zeros at the commit. */
+			if (v & ~r->dirty.bits[w])
+				return rct_secondary_violation(
+					s, "ZEROS: region %llu word %llu names pages no BITMAP did",
+					ULL(r->id), ULL(w));
+			rct_dmap_or_word(&r->zeros, w, v);
+			s->sec.zeros_rcvd += (uint64_t)__builtin_popcountll(v);
+			continue;
+		}
 		rct_dmap_or_word(&r->dirty, w, v);
 		rct_dmap_or_word(&r->cached, w, v);
-		/* What the primary put, repeats included: it counts the same way. */
+		/* Taken again: put again, or named zero again by the ZEROS that follow. */
+		r->zeros.bits[w] &= ~v;
+		/* What the primary took, repeats included: it counts the same way. */
 		s->sec.pages_rcvd += (uint64_t)__builtin_popcountll(v);
-		s->sec.bitmap_words_rcvd++;
 	}
 	return RCT_OK;
+}
+
+/* After the fence: the epoch's zero pages, zero in the colo cache too. */
+static void rct_secondary_zero_cache(struct rct_session *s, struct rct_region *r)
+{
+	uint8_t *cache = r->mem->addr;
+	uint64_t w = 0;
+
+	while (rct_dmap_next_word(&r->zeros, w, &w)) {
+		for (uint64_t v = r->zeros.bits[w]; v; v &= v - 1) {
+			uint64_t p = w * 64 + (uint64_t)__builtin_ctzll(v);
+
+			memset(cache + (p << s->page_shift), 0, s->page_size);
+		}
+		w++;
+	}
+	rct_dmap_clear(&r->zeros);
 }
 
 rct_status_t rct_secondary_dispatch(struct rct_session *s, const struct rct_msg *m)
@@ -99,6 +131,7 @@ rct_status_t rct_secondary_dispatch(struct rct_session *s, const struct rct_msg 
 
 	switch (m->type) {
 	case RCT_MSG_BITMAP:
+	case RCT_MSG_ZEROS:
 	case RCT_MSG_DEVSTATE:
 	case RCT_MSG_COMMIT:
 		break;
@@ -109,7 +142,8 @@ rct_status_t rct_secondary_dispatch(struct rct_session *s, const struct rct_msg 
 	}
 	/* The three epoch-bound messages share the same epoch field position. */
 	{
-		uint64_t epoch = m->type == RCT_MSG_BITMAP     ? m->bitmap.epoch
+		uint64_t epoch = m->type == RCT_MSG_BITMAP || m->type == RCT_MSG_ZEROS
+					 ? m->bitmap.epoch
 				 : m->type == RCT_MSG_DEVSTATE ? m->devstate.epoch
 							       : m->commit.epoch;
 
@@ -121,6 +155,7 @@ rct_status_t rct_secondary_dispatch(struct rct_session *s, const struct rct_msg 
 
 	switch (m->type) {
 	case RCT_MSG_BITMAP:
+	case RCT_MSG_ZEROS:
 		return rct_secondary_bitmap(s, m);
 	case RCT_MSG_DEVSTATE:
 		if (s->sec.devstate_seen)
@@ -188,9 +223,14 @@ rct_status_t rct_secondary_try_complete(struct rct_session *s)
 					       ULL(s->sec.commit.bitmap_words),
 					       ULL(s->sec.bitmap_words_rcvd));
 	pages = s->sec.pages_rcvd;
-	if (pages != s->sec.commit.pages || s->sec.commit.bytes != pages << s->page_shift)
-		return rct_secondary_violation(s, "COMMIT: %llu pages announced, bitmaps hold %llu",
-					       ULL(s->sec.commit.pages), ULL(pages));
+	if (pages != s->sec.commit.pages || s->sec.commit.bytes != (pages - s->sec.zeros_rcvd)
+									   << s->page_shift)
+		return rct_secondary_violation(
+			s,
+			"COMMIT: %llu pages and %llu bytes announced, bitmaps hold %llu pages, "
+			"%llu of them zero",
+			ULL(s->sec.commit.pages), ULL(s->sec.commit.bytes), ULL(pages),
+			ULL(s->sec.zeros_rcvd));
 	if (s->sec.commit.devstate_len != (s->sec.devstate_seen ? s->sec.devstate_len : 0))
 		return rct_secondary_violation(s, "COMMIT: device state of %llu bytes, %llu seen",
 					       ULL(s->sec.commit.devstate_len),
@@ -199,6 +239,8 @@ rct_status_t rct_secondary_try_complete(struct rct_session *s)
 	if (s->flags & RCT_CKPT_FULL)
 		for (unsigned i = 0; i < s->nregions; i++)
 			rct_secondary_full_cache(s, s->regions[i]);
+	for (unsigned i = 0; s->sec.zeros_rcvd && i < s->nregions; i++)
+		rct_secondary_zero_cache(s, s->regions[i]);
 
 	/* The committed device state stays where it was put; the next epoch's
 	 * goes into the other slot (session.h): no copy. */

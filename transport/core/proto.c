@@ -326,6 +326,14 @@ static const struct rct_msg_layout rct_msg_layouts[RCT_MSG_TYPE_MAX + 1] = {
 	RCT_LAYOUT(GOODBYE, goodbye),
 	RCT_LAYOUT(AUTH, auth),
 	RCT_LAYOUT(LIVENESS, liveness),
+	[RCT_MSG_ZEROS] = {.name = "ZEROS",
+			   .fixed = sizeof(struct rct_wire_bitmap),
+			   .enc = enc_bitmap,
+			   .dec = dec_bitmap,
+			   .var_len = var_len_bitmap,
+			   .var_get = var_get_bitmap,
+			   .var_set = var_set_bitmap,
+			   .var_what = "item count"},
 };
 
 static const struct rct_msg_layout *rct_msg_layout(unsigned type)
@@ -418,6 +426,7 @@ static const char *rct_msg_invalid(const struct rct_msg *m)
 			return "BEGIN: LIVE without FULL";
 		return NULL;
 	case RCT_MSG_BITMAP:
+	case RCT_MSG_ZEROS:
 		return rct_msg_bitmap_invalid(m);
 	case RCT_MSG_ACK:
 		if (m->ack.kind < RCT_ACK_COMMITTED || m->ack.kind > RCT_ACK_REFUSED)

@@ -34,7 +34,7 @@
 
 #define RCT_PROTO_MAGIC 0x31544352u /* "RCT1" in memory order */
 /* 3: REGION carries the region's name; 4: BITMAP carries segments of non-zero words;
- * 5: two staging slots, DEVSTATE says which */
+ * 5: two staging slots, DEVSTATE says which; ZEROS */
 #define RCT_PROTO_VERSION 5
 
 /* Limits a decoder enforces. */
@@ -59,7 +59,8 @@ enum rct_msg_type {
 	RCT_MSG_GOODBYE = 10,
 	RCT_MSG_AUTH = 11,
 	RCT_MSG_LIVENESS = 12,
-	RCT_MSG_TYPE_MAX = RCT_MSG_LIVENESS,
+	RCT_MSG_ZEROS = 13, /* BITMAP's layout: dirty pages that are zero, not put */
+	RCT_MSG_TYPE_MAX = RCT_MSG_ZEROS,
 };
 
 enum rct_region_kind {

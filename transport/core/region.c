@@ -23,6 +23,7 @@ void rct_region_free(struct rct_session *s, struct rct_region *r)
 	rct_dmap_free(&r->dirty);
 	rct_dmap_free(&r->local);
 	rct_dmap_free(&r->cached);
+	rct_dmap_free(&r->zeros);
 	if (r->fd >= 0)
 		close(r->fd);
 	free(r);
@@ -176,7 +177,7 @@ rct_status_t rct_region_register(struct rct_session *s, uint32_t id, void *addr,
 	r->npages = size >> s->page_shift;
 	r->nwords = rct_bitmap_words(r->npages);
 	status = RCT_ERR_NO_MEMORY;
-	if (rct_dmap_init(&r->dirty, r->npages))
+	if (rct_dmap_init(&r->dirty, r->npages) || rct_dmap_init(&r->zeros, r->npages))
 		goto out_free;
 	if (s->role == RCT_ROLE_SECONDARY) {
 		if (rct_dmap_init(&r->local, r->npages) || rct_dmap_init(&r->cached, r->npages))

@@ -60,6 +60,8 @@ struct rct_region {
 	struct rct_dmap dirty;	  /* primary-dirty pages of the current epoch */
 	struct rct_dmap local;	  /* secondary: pages its own guest dirtied */
 	struct rct_dmap cached;	  /* secondary: cache pages that may not be zero */
+	struct rct_dmap zeros;	  /* primary: this take's zero pages, not put; secondary:
+				   * the epoch's, zeroed in the cache at its commit */
 	bool zero_rest;		  /* secondary: a refused FULL: the next flush zeroes
 				   * what it does not copy */
 	int fd;			  /* the memory's file (rct_region_set_file()), or -1 */
@@ -168,12 +170,13 @@ struct rct_session {
 		uint64_t fence_seq; /* last fence token sent */
 		struct rct_ckpt_stats stats;
 		uint64_t t_begin, t_first_put, t_commit_sent, t_acked;
-		uint64_t bitmap_words_sent;
-		uint64_t stream_pages; /* pages rct_ckpt_stream() sent this epoch */
-		bool streaming;	       /* inside rct_ckpt_stream(): its puts do not start the
+		uint64_t bitmap_words_sent; /* BITMAP and ZEROS words */
+		uint64_t zero_pages;	    /* named by ZEROS this epoch, not put */
+		uint64_t stream_pages;	    /* pages rct_ckpt_stream() sent this epoch */
+		bool streaming;		    /* inside rct_ckpt_stream(): its puts do not start the
 					  transfer's clock (t_first_put) */
-		bool streamed;	       /* rct_ckpt_stream() was called this epoch */
-		uint64_t t_pause;      /* first call of the pause (dirty, devstate, commit) */
+		bool streamed;		    /* rct_ckpt_stream() was called this epoch */
+		uint64_t t_pause;	    /* first call of the pause (dirty, devstate, commit) */
 		uint64_t devstate_len;
 		bool devstate_given;
 		unsigned devstate_put_slot; /* where this epoch's device state went */
@@ -190,7 +193,8 @@ struct rct_session {
 			uint64_t pages, bytes, bitmap_words, devstate_len, fence;
 		} commit;
 		uint64_t bitmap_words_rcvd;
-		uint64_t pages_rcvd; /* bits set in the words received (what was put) */
+		uint64_t pages_rcvd; /* bits set in the BITMAP words received */
+		uint64_t zeros_rcvd; /* bits set in the ZEROS words received (not put) */
 		bool devstate_seen;
 		uint64_t devstate_len;	       /* announced by DEVSTATE */
 		size_t devstate_committed_len; /* in staging slot devstate_slot */
