@@ -116,7 +116,7 @@ uint64_t sim_guest_harvest(struct sim_guest *g, uint64_t *bitmap);
  * A sparse guest keeps the summary of the bitmap it writes (bit w: word w was
  * written by the last pause or harvest; clear: that word is zero) in
  * @summary, one bit per bitmap word, from now on: the layout of
- * rct_ckpt_dirty_summary() and of RCT_IPC_TAKE_SUMMARY, so that rct reads only
+ * rct_ckpt_take()'s summary and of RCT_IPC_TAKE_SUMMARY, so that rct reads only
  * the words it names.  @summary must outlive the guest.  -EINVAL: not sparse,
  * or shared already.
  */

@@ -406,29 +406,18 @@ enum rct_take_flags {
 
 /**
  * rct_ckpt_dirty() (or, with RCT_TAKE_STREAM, rct_ckpt_stream()) with its
- * options: @a summary (may be NULL) as for rct_ckpt_dirty_summary(), @a flags
- * enum rct_take_flags.
+ * options, @a flags enum rct_take_flags.  @a summary (NULL: none) makes what
+ * rct reads follow the dirty words, not the region's size (without one the
+ * whole bitmap is read: 32 MiB per TiB of 4 KiB pages).  It has one bit per
+ * 64-bit word of @a bitmap: bit w % 64 of word w / 64 is word w's; a clear bit
+ * promises that word w is zero (it is not read), a set bit promises nothing.
+ * A hypervisor that sets bits through its own summary (or KVM's dirty ring,
+ * whose entries are page numbers) has it at no cost.  Bits past the bitmap's
+ * last word are ignored.
  */
 RCT_API rct_status_t rct_ckpt_take(struct rct_session *session, struct rct_region *region,
 				   const uint64_t *bitmap, const uint64_t *summary, uint64_t nbits,
 				   unsigned flags);
-
-/**
- * rct_ckpt_dirty() and rct_ckpt_stream() of a bitmap handed in with its
- * summary, so that what rct reads follows the dirty words, not the region's
- * size (the plain calls read the whole bitmap: 32 MiB per TiB of 4 KiB pages).
- * @a summary has one bit per 64-bit word of @a bitmap: bit w % 64 of word w / 64
- * is word w's; a clear bit promises that word w is zero (it is not read), a
- * set bit promises nothing.  A hypervisor that sets bits through its own
- * summary (or KVM's dirty ring, whose entries are page numbers) has it at no
- * cost.  Bits past the bitmap's last word are ignored.
- */
-RCT_API rct_status_t rct_ckpt_dirty_summary(struct rct_session *session, struct rct_region *region,
-					    const uint64_t *bitmap, const uint64_t *summary,
-					    uint64_t nbits);
-RCT_API rct_status_t rct_ckpt_stream_summary(struct rct_session *session, struct rct_region *region,
-					     const uint64_t *bitmap, const uint64_t *summary,
-					     uint64_t nbits);
 
 /**
  * Primary: the device-state blob of this checkpoint (copied; at most the
@@ -538,7 +527,7 @@ RCT_API int rct_session_peer_closed(const struct rct_session *session);
  */
 RCT_API rct_status_t rct_ckpt_local_dirty(struct rct_session *session, struct rct_region *region,
 					  const uint64_t *bitmap, uint64_t nbits);
-/** The same through the bitmap's summary (see rct_ckpt_dirty_summary()). */
+/** The same through the bitmap's summary (see rct_ckpt_take()). */
 RCT_API rct_status_t rct_ckpt_local_dirty_summary(struct rct_session *session,
 						  struct rct_region *region, const uint64_t *bitmap,
 						  const uint64_t *summary, uint64_t nbits);

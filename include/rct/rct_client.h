@@ -247,7 +247,7 @@ RCT_CLIENT_API int rct_client_ckpt_stream(struct rct_client *client, uint32_t id
  * bitmap (at bitmap_offset + 8 * ceil(pages / 64)), its summary: one bit per
  * bitmap word (bit w % 64 of the little-endian u64 w / 64), clear only over a
  * zero word.  rctd then reads the words the summary names, not the whole
- * bitmap (rct_ckpt_dirty_summary()); the file must hold the summary when the
+ * bitmap (rct_ckpt_take()'s summary); the file must hold the summary when the
  * region is added.  Clearing both between calls is the caller's.
  * RCT_IPC_TAKE_ZERO_PAGES: zero-page elision (rct_ckpt_take()'s
  * RCT_TAKE_ZERO_PAGES).  Needs rctd of socket API version 5.

@@ -333,10 +333,9 @@ static uint64_t rct_primary_find_zeros(struct rct_session *s, struct rct_region 
 	return n;
 }
 
-/* What rct_ckpt_take() and its shorthands share: check, take, send. */
-static rct_status_t rct_primary_take(struct rct_session *s, struct rct_region *r,
-				     const uint64_t *bitmap, const uint64_t *summary,
-				     uint64_t nbits, unsigned flags)
+/* Check, take, send (rct_ckpt_dirty() and rct_ckpt_stream() are its shorthands). */
+rct_status_t rct_ckpt_take(struct rct_session *s, struct rct_region *r, const uint64_t *bitmap,
+			   const uint64_t *summary, uint64_t nbits, unsigned flags)
 {
 	bool stream = flags & RCT_TAKE_STREAM;
 	const char *op = stream ? "stream" : "dirty";
@@ -400,39 +399,16 @@ static rct_status_t rct_primary_take(struct rct_session *s, struct rct_region *r
 	return status;
 }
 
-rct_status_t rct_ckpt_take(struct rct_session *s, struct rct_region *r, const uint64_t *bitmap,
-			   const uint64_t *summary, uint64_t nbits, unsigned flags)
-{
-	return rct_primary_take(s, r, bitmap, summary, nbits, flags);
-}
-
 rct_status_t rct_ckpt_stream(struct rct_session *s, struct rct_region *r, const uint64_t *bitmap,
 			     uint64_t nbits)
 {
-	return rct_primary_take(s, r, bitmap, NULL, nbits, RCT_TAKE_STREAM);
-}
-
-rct_status_t rct_ckpt_stream_summary(struct rct_session *s, struct rct_region *r,
-				     const uint64_t *bitmap, const uint64_t *summary,
-				     uint64_t nbits)
-{
-	if (!summary)
-		return RCT_ERR_INVALID_PARAM;
-	return rct_primary_take(s, r, bitmap, summary, nbits, RCT_TAKE_STREAM);
+	return rct_ckpt_take(s, r, bitmap, NULL, nbits, RCT_TAKE_STREAM);
 }
 
 rct_status_t rct_ckpt_dirty(struct rct_session *s, struct rct_region *r, const uint64_t *bitmap,
 			    uint64_t nbits)
 {
-	return rct_primary_take(s, r, bitmap, NULL, nbits, 0);
-}
-
-rct_status_t rct_ckpt_dirty_summary(struct rct_session *s, struct rct_region *r,
-				    const uint64_t *bitmap, const uint64_t *summary, uint64_t nbits)
-{
-	if (!summary)
-		return RCT_ERR_INVALID_PARAM;
-	return rct_primary_take(s, r, bitmap, summary, nbits, 0);
+	return rct_ckpt_take(s, r, bitmap, NULL, nbits, 0);
 }
 
 rct_status_t rct_ckpt_devstate_put(struct rct_session *s, const void *buf, size_t len)
