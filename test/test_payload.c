@@ -135,6 +135,14 @@ Test(payload, session_open_and_pairing)
 	begin();
 	le(9, 8), le(UINT64_MAX, 8);
 	golden(RCT_IPC_SESSION_PAIRING, IPC_REPLY, &b, 0);
+
+	memset(&b, 0, sizeof(b));
+	b.pairing_ctl = (struct ipc_pairing_ctl){
+		.op = RCT_IPC_PAIRING_FAILOVER, .min_generation = 3, .min_epoch = 1234};
+	snprintf(b.pairing_ctl.id, sizeof(b.pairing_ctl.id), "vm-7.colo");
+	begin();
+	le(2, 4), le(0, 4), le(3, 8), le(1234, 8), str("vm-7.colo", 64);
+	golden(RCT_IPC_PAIRING_CTL, IPC_REQUEST, &b, 0);
 }
 
 Test(payload, regions_and_peers)
@@ -310,6 +318,12 @@ Test(payload, fields_refused)
 	begin();
 	le(1, 8), le(4, 4), le(0, 4), str("p", 64), le(0, 32);
 	refused(RCT_IPC_SESSION_PAIRING, IPC_REQUEST, 0, "unknown flags 0x4");
+	begin();
+	le(6, 4), le(0, 4), le(0, 8), le(0, 8), str("p", 64);
+	refused(RCT_IPC_PAIRING_CTL, IPC_REQUEST, 0, "op 6");
+	begin();
+	le(1, 4), le(1, 4), le(0, 8), le(0, 8), str("p", 64);
+	refused(RCT_IPC_PAIRING_CTL, IPC_REQUEST, 0, "reserved field set");
 	begin();
 	str("10.0.0.1", 64), le(1, 2), le(0, 2), le(1, 2), le(0, 2);
 	refused(RCT_IPC_CONNECT, IPC_REQUEST, 0, "reserved field set");

@@ -632,3 +632,22 @@ int rct_client_query(struct rct_client *c, enum rct_ipc_type type, uint32_t scop
 	*json_p = strndup(r.text.text, r.text.len);
 	return *json_p ? 0 : -ENOMEM;
 }
+
+int rct_client_pairing_ctl(struct rct_client *c, uint32_t op, const char *id,
+			   uint64_t min_generation, uint64_t min_epoch, char **json_p)
+{
+	union ipc_body w = {.pairing_ctl = {.op = op,
+					    .min_generation = min_generation,
+					    .min_epoch = min_epoch}},
+		       r;
+	int rc;
+
+	if (!c || !id || !json_p || strlen(id) >= sizeof(w.pairing_ctl.id))
+		return -EINVAL;
+	memcpy(w.pairing_ctl.id, id, strlen(id) + 1);
+	rc = client_call(c, RCT_IPC_PAIRING_CTL, &w, NULL, 0, &r);
+	if (rc)
+		return rc;
+	*json_p = strndup(r.text.text, r.text.len);
+	return *json_p ? 0 : -ENOMEM;
+}

@@ -32,6 +32,7 @@ static const char *const ipc_type_names[] = {
 	[RCT_IPC_STATUS] = "STATUS",
 	[RCT_IPC_SESSIONS] = "SESSIONS",
 	[RCT_IPC_STATS] = "STATS",
+	[RCT_IPC_PAIRING_CTL] = "PAIRING_CTL",
 };
 
 const char *ipc_type_str(unsigned type)

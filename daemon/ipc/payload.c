@@ -19,6 +19,7 @@ union ipc_wire {
 	struct rct_ipc_session_open_reply open_reply;
 	struct rct_ipc_session_pairing pairing;
 	struct rct_ipc_session_pairing_reply pairing_reply;
+	struct rct_ipc_pairing_ctl pairing_ctl;
 	struct rct_ipc_peer peer;
 	struct rct_ipc_listen_reply listen_reply;
 	struct rct_ipc_connected connected;
@@ -185,6 +186,27 @@ static int dec_pairing(const union ipc_wire *w, union ipc_body *b, struct ipc_de
 		   ?: dec_flags(d, b->pairing.flags,
 				RCT_IPC_PAIRING_KEY | RCT_IPC_PAIRING_GENERATION)
 		   ?: dec_str(d, b->pairing.id, w->pairing.id, sizeof(w->pairing.id), "identity");
+}
+
+static bool enc_pairing_ctl(const union ipc_body *b, union ipc_wire *w)
+{
+	w->pairing_ctl.op = htole32(b->pairing_ctl.op);
+	w->pairing_ctl.min_generation = htole64(b->pairing_ctl.min_generation);
+	w->pairing_ctl.min_epoch = htole64(b->pairing_ctl.min_epoch);
+	return enc_str(w->pairing_ctl.id, b->pairing_ctl.id, sizeof(w->pairing_ctl.id));
+}
+
+static int dec_pairing_ctl(const union ipc_wire *w, union ipc_body *b, struct ipc_dec *d)
+{
+	b->pairing_ctl.op = le32toh(w->pairing_ctl.op);
+	b->pairing_ctl.min_generation = le64toh(w->pairing_ctl.min_generation);
+	b->pairing_ctl.min_epoch = le64toh(w->pairing_ctl.min_epoch);
+	if (b->pairing_ctl.op < RCT_IPC_PAIRING_SHOW || b->pairing_ctl.op > RCT_IPC_PAIRING_NEW)
+		return dec_bad(d, "op %u is none of %d..%d", b->pairing_ctl.op,
+			       RCT_IPC_PAIRING_SHOW, RCT_IPC_PAIRING_NEW);
+	return DEC_RESERVED(d, w->pairing_ctl.reserved)
+		       ?: dec_str(d, b->pairing_ctl.id, w->pairing_ctl.id,
+				  sizeof(w->pairing_ctl.id), "identity");
 }
 
 static bool enc_pairing_reply(const union ipc_body *b, union ipc_wire *w)
@@ -589,6 +611,7 @@ static const struct ipc_layout ipc_layouts[RCT_IPC_TYPE_MAX + 1][2] = {
 	[RCT_IPC_STATS] = {FIXED(stats, stats_req, 0, 0), TEXT},
 	[RCT_IPC_SESSION_PAIRING] = {FIXED(session_pairing, pairing, 0, 0),
 				     FIXED(session_pairing_reply, pairing_reply, 0, 0)},
+	[RCT_IPC_PAIRING_CTL] = {FIXED(pairing_ctl, pairing_ctl, 0, 0), TEXT},
 	[RCT_IPC_CKPT_REFUSE] = {{.known = true,
 				  .tail = true,
 				  .tail_of = tail_refuse,

@@ -50,6 +50,12 @@ struct ipc_pairing_reply {
 	uint64_t generation, last_committed;
 };
 
+struct ipc_pairing_ctl {
+	uint32_t op; /* enum rct_ipc_pairing_op */
+	uint64_t min_generation, min_epoch;
+	char id[RCT_IPC_PAIRING_ID_MAX];
+};
+
 /* LISTEN and CONNECT requests; LISTEN's reply has only the port. */
 struct ipc_peer {
 	char addr[RCT_IPC_ADDR_MAX];
@@ -102,6 +108,7 @@ union ipc_body {
 	uint64_t session_id; /* SESSION_OPEN reply */
 	struct ipc_pairing pairing;
 	struct ipc_pairing_reply pairing_reply;
+	struct ipc_pairing_ctl pairing_ctl;
 	struct ipc_peer peer;
 	struct ipc_connected connected;
 	struct ipc_region_add region_add;

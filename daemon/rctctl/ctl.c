@@ -161,6 +161,30 @@ static void print_stats(json_t *a)
 		printf("(no sessions)\n");
 }
 
+int rctctl_answer(char *text, bool json, const char *what, json_t **j_p)
+{
+	*j_p = NULL;
+	if (json) {
+		printf("%s\n", text);
+		free(text);
+		return 0;
+	}
+	*j_p = json_loads(text, 0, NULL);
+	free(text);
+	if (!*j_p) {
+		fprintf(stderr, "rctctl: %s: rctd answered text that is not JSON\n", what);
+		return RCTCTL_EXIT_TRANSPORT;
+	}
+	return 0;
+}
+
+const char *rctctl_socket_default(void)
+{
+	const char *sock = getenv("RCTD_SOCKET");
+
+	return sock && *sock ? sock : "/run/rctd/rctd.sock";
+}
+
 int rctctl_ctl(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -170,7 +194,7 @@ int rctctl_ctl(int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	const char *cmd = argv[0];
-	const char *sock = getenv("RCTD_SOCKET");
+	const char *sock = rctctl_socket_default();
 	enum rct_ipc_type type;
 	struct rct_client *c;
 	bool json = false;
@@ -178,8 +202,6 @@ int rctctl_ctl(int argc, char **argv)
 	json_t *j;
 	int opt, rc;
 
-	if (!sock || !*sock)
-		sock = "/run/rctd/rctd.sock";
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "s:jh", longopts, NULL)) != -1) {
 		switch (opt) {
@@ -215,17 +237,9 @@ int rctctl_ctl(int argc, char **argv)
 		return RCTCTL_EXIT_TRANSPORT;
 	}
 	rct_client_close(c);
-	if (json) {
-		printf("%s\n", text);
-		free(text);
-		return 0;
-	}
-	j = json_loads(text, 0, NULL);
-	free(text);
-	if (!j) {
-		fprintf(stderr, "rctctl: %s: rctd answered text that is not JSON\n", cmd);
-		return RCTCTL_EXIT_TRANSPORT;
-	}
+	rc = rctctl_answer(text, json, cmd, &j);
+	if (rc || !j)
+		return rc;
 	if (type == RCT_IPC_STATUS)
 		print_status(j);
 	else if (type == RCT_IPC_SESSIONS)

@@ -69,7 +69,9 @@ static void rctctl_usage(FILE *f)
 		   "  status    a running rctd: pid, uptime, sessions, backends, metrics\n"
 		   "  sessions  every session of a running rctd\n"
 		   "  stats     every session's counters and latency percentiles\n"
-		   "            (rctctl status --help; --socket PATH, --json)\n");
+		   "            (rctctl status --help; --socket PATH, --json)\n"
+		   "  pairing   a pairing under a cluster manager: show, failover, demote,\n"
+		   "            abort, new (rctctl pairing --help)\n");
 }
 
 int main(int argc, char **argv)
@@ -92,6 +94,8 @@ int main(int argc, char **argv)
 		return rctctl_bench(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "status") || !strcmp(argv[1], "sessions") || !strcmp(argv[1], "stats"))
 		return rctctl_ctl(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "pairing"))
+		return rctctl_pairing(argc - 1, argv + 1);
 	fprintf(stderr, "rctctl: unknown command '%s' (see rctctl --help)\n", argv[1]);
 	return RCTCTL_EXIT_USAGE;
 }

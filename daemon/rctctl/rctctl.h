@@ -3,6 +3,8 @@
 #ifndef RCTCTL_H
 #define RCTCTL_H
 
+#include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -10,6 +12,8 @@ enum {
 	RCTCTL_EXIT_MISMATCH = 1,
 	RCTCTL_EXIT_USAGE = 2,
 	RCTCTL_EXIT_TRANSPORT = 3,
+	RCTCTL_EXIT_STALE = 4,	 /* pairing failover: this host's data is stale */
+	RCTCTL_EXIT_REFUSED = 5, /* pairing: no such session, another role, or busy */
 };
 
 /* Parse an unsigned decimal in [min, max]; 0 or -1. */
@@ -26,5 +30,11 @@ int rctctl_demo(int argc, char **argv);
 int rctctl_bench(int argc, char **argv);
 /* status, sessions, stats (argv[0] names which). */
 int rctctl_ctl(int argc, char **argv);
+int rctctl_pairing(int argc, char **argv);
+/* rctd's JSON @text (freed): printed as it is with @json (*@j_p NULL), else
+ * parsed into *@j_p.  0, or the exit status after a message. */
+int rctctl_answer(char *text, bool json, const char *what, json_t **j_p);
+/* $RCTD_SOCKET, else /run/rctd/rctd.sock. */
+const char *rctctl_socket_default(void);
 
 #endif /* RCTCTL_H */

@@ -67,7 +67,10 @@ static int conn_drain_events(struct rctd_conn *c)
 
 	while (c->sess && rct_session_event_next(c->sess, &ev) == RCT_OK) {
 		if (ev.type == RCT_EVENT_CKPT_READY) {
+			pthread_mutex_lock(&c->d->lock);
 			c->ready_pending = true;
+			c->ready_epoch = ev.epoch;
+			pthread_mutex_unlock(&c->d->lock);
 		} else if (ev.type == RCT_EVENT_PEER_LOST) {
 			bool closed = rct_session_peer_closed(c->sess);
 
@@ -76,8 +79,18 @@ static int conn_drain_events(struct rctd_conn *c)
 			c->lost_status = ev.status;
 			c->peer_closed = closed;
 			pthread_mutex_unlock(&c->d->lock);
-			/* A peer that said GOODBYE stopped on purpose: not a warning. */
-			if (closed)
+			/* A peer that said GOODBYE stopped on purpose, and so did a
+			 * session stopped here: not a warning. */
+			if (c->stopped_by)
+				rctd_info("session %s: stopped on this host (%s); last image: "
+					  "epoch %" PRId64 "%s",
+					  c->name,
+					  c->stopped_by == 1 + RCT_GOODBYE_FAILOVER ? "failover"
+					  : c->stopped_by == 1 + RCT_GOODBYE_DEMOTE ? "demote"
+										    : "abort",
+					  (int64_t)ev.epoch,
+					  ev.epoch == UINT64_MAX ? " (none: not in sync)" : "");
+			else if (closed)
 				rctd_info("session %s: the %s closed the session; last image: "
 					  "epoch %" PRId64 "%s",
 					  c->name,
@@ -194,6 +207,7 @@ static const struct conn_op conn_ops[RCT_IPC_TYPE_MAX + 1] = {
 	[RCT_IPC_STATUS] = {h_query},
 	[RCT_IPC_SESSIONS] = {h_query},
 	[RCT_IPC_STATS] = {h_query},
+	[RCT_IPC_PAIRING_CTL] = {h_pairing_ctl},
 };
 
 static const char *role_str(enum rct_role role)
@@ -329,8 +343,48 @@ static void conn_cleanup(struct rctd_conn *c)
 	close(c->fd);
 	pthread_mutex_lock(&c->d->lock);
 	c->fd = -1;
+	close(c->wake_fd);
+	c->wake_fd = -1;
+	if (c->stop_req) { /* the session is gone: that stop is served */
+		c->stop_req = false;
+		pthread_cond_broadcast(&c->d->cond);
+	}
 	c->finished = true;
 	pthread_mutex_unlock(&c->d->lock);
+}
+
+/*
+ * A stop another connection asked for (PAIRING_CTL): end the session on
+ * purpose, tell the client (its PEER_LOST event), and say it is done.
+ */
+static int conn_serve_stop(struct rctd_conn *c)
+{
+	uint64_t n;
+	uint32_t reason;
+	bool req;
+	int rc = 0;
+
+	if (read(c->wake_fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		rctd_warn("client %" PRIu64 ": reading its wake-up: %s", c->id, strerror(errno));
+	pthread_mutex_lock(&c->d->lock);
+	req = c->stop_req;
+	reason = c->stop_reason;
+	pthread_mutex_unlock(&c->d->lock);
+	if (!req)
+		return 0;
+	if (c->sess && c->state != RCTD_SESS_NONE && c->state != RCTD_SESS_FAILED) {
+		rct_session_abort(c->sess, reason);
+		pthread_mutex_lock(&c->d->lock);
+		c->stopped_by = 1 + reason;
+		pthread_mutex_unlock(&c->d->lock);
+		rc = conn_drain_events(c);
+		conn_set_state(c, RCTD_SESS_FAILED);
+	}
+	pthread_mutex_lock(&c->d->lock);
+	c->stop_req = false;
+	pthread_cond_broadcast(&c->d->cond);
+	pthread_mutex_unlock(&c->d->lock);
+	return rc;
 }
 
 /* What the connection thread runs under the SIGBUS guard (guard.c). */
@@ -408,7 +462,9 @@ void *rctd_conn_main(void *arg)
 			   : c->role == RCT_ROLE_SECONDARY && !c->ready_pending
 				   ? -1
 				   : (c->d->cfg.heartbeat_ms + 3) / 4;
-		struct pollfd pfd[2] = {{.fd = c->fd, .events = POLLIN}, {.fd = -1}};
+		struct pollfd pfd[3] = {{.fd = c->fd, .events = POLLIN},
+					{.fd = -1},
+					{.fd = c->wake_fd, .events = POLLIN}};
 		int n;
 
 		if (drive) {
@@ -459,12 +515,14 @@ void *rctd_conn_main(void *arg)
 			if (left < (uint64_t)wait)
 				wait = (int)left;
 		}
-		n = poll(pfd, 2, wait);
+		n = poll(pfd, 3, wait);
 
 		if (n < 0 && errno != EINTR) {
 			rctd_err("client %" PRIu64 ": poll: %s", c->id, strerror(errno));
 			break;
 		}
+		if (n > 0 && pfd[2].revents && conn_serve_stop(c))
+			break;
 		if (n > 0 && pfd[0].revents) {
 			struct ipc_msg m;
 			int rc = ipc_recv_within(c->fd, &m, c->buf, RCT_IPC_MAX_PAYLOAD,

@@ -6,7 +6,8 @@
  * its table before a handler runs; a handler does the request's own checks
  * and the work.  Handlers live by concept: conn_session.c (hello, the
  * session, its pairing, queries), conn_region.c (guest RAM), conn_ckpt.c
- * (connecting and checkpoints).
+ * (connecting and checkpoints), conn_admin.c (a pairing under a cluster
+ * manager).
  */
 #ifndef RCTD_CONN_H
 #define RCTD_CONN_H
@@ -29,6 +30,8 @@ int reply_fail(struct reply *r, int err, rct_status_t detail, const char *fmt, .
 	__attribute__((format(printf, 4, 5)));
 /* A protocol violation: the connection closes after the reply. */
 #define reply_bad(r, ...) ((r)->fatal = true, reply_fail((r), -EPROTO, RCT_OK, __VA_ARGS__))
+/* JSON @j (taken; NULL: no memory) as the reply's text. */
+int reply_json(struct reply *r, union ipc_body *out, json_t *j);
 /* An rct_status_t of operation @op as the reply (0 for RCT_OK). */
 int reply_rct(struct reply *r, rct_status_t st, const char *op);
 
@@ -56,6 +59,11 @@ int conn_regions_check(struct rctd_conn *c, struct reply *r);
 /* conn_ckpt.c */
 conn_handler_fn h_listen, h_accept, h_connect, h_begin, h_dirty, h_devstate, h_commit, h_flush,
 	h_refuse, h_devstate_get;
+
+/* conn_admin.c: a pairing, whichever connection holds its session. */
+conn_handler_fn h_pairing_ctl;
+/* After ACCEPT: a newer generation the primary announced is recorded. */
+void conn_pairing_accepted(struct rctd_conn *c);
 
 /* conn.c */
 void conn_set_state(struct rctd_conn *c, enum rctd_sess_state s);

@@ -85,6 +85,7 @@ int h_accept(struct rctd_conn *c, const struct ipc_msg *m, const union ipc_body 
 		return r->status;
 	connected_reply(c, r, out);
 	rctd_info("session %s: primary connected, %u lanes", c->name, c->lanes);
+	conn_pairing_accepted(c);
 	return 0;
 }
 

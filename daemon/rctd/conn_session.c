@@ -137,6 +137,8 @@ int h_session_open(struct rctd_conn *c, const struct ipc_msg *m, const union ipc
 	snprintf(c->backend, sizeof(c->backend), "%s", p.backend);
 	memset(&c->m, 0, sizeof(c->m));
 	memset(&c->live, 0, sizeof(c->live));
+	c->stopped_by = 0;
+	c->ready_epoch = UINT64_MAX;
 	c->pair.bound = false;
 	c->pair.id[0] = '\0';
 	c->pair.generation = 0;
@@ -179,6 +181,9 @@ int h_session_close(struct rctd_conn *c, const struct ipc_msg *m, const union ip
 	return 0;
 }
 
+static int pairing_bind(struct rctd_conn *c, const struct ipc_pairing *w, union ipc_body *out,
+			struct reply *r);
+
 /*
  * SESSION_PAIRING: the VM identity and the secret its management layer gave
  * both hypervisors, and the generation.  rctd records the generation and the
@@ -189,9 +194,6 @@ int h_pairing(struct rctd_conn *c, const struct ipc_msg *m, const union ipc_body
 	      union ipc_body *out, struct reply *r)
 {
 	const struct ipc_pairing *w = &in->pairing;
-	struct rctd_pairing_state ps;
-	uint64_t gen;
-	rct_status_t st;
 	int rc;
 
 	(void)m;
@@ -208,7 +210,21 @@ int h_pairing(struct rctd_conn *c, const struct ipc_msg *m, const union ipc_body
 				  "pairing %s: no pairing key; with a host key every client could "
 				  "claim any identity (docs/security.md)",
 				  w->id);
-	rc = rctd_state_read(c->d, w->id, &ps);
+	pthread_mutex_lock(&c->d->state_lock);
+	rc = pairing_bind(c, w, out, r);
+	pthread_mutex_unlock(&c->d->state_lock);
+	return rc;
+}
+
+/* SESSION_PAIRING's record: read, checked and updated under d->state_lock. */
+static int pairing_bind(struct rctd_conn *c, const struct ipc_pairing *w, union ipc_body *out,
+			struct reply *r)
+{
+	struct rctd_pairing_state ps;
+	uint64_t gen;
+	rct_status_t st;
+	int rc = rctd_state_read(c->d, w->id, &ps);
+
 	if (rc)
 		return reply_fail(r, rc, RCT_ERR_SYSTEM, "pairing %s: reading its state in %s: %s",
 				  w->id, c->d->cfg.state_dir, strerror(-rc));
@@ -218,6 +234,12 @@ int h_pairing(struct rctd_conn *c, const struct ipc_msg *m, const union ipc_body
 				  "pairing %s is at generation %" PRIu64
 				  " on this host; generation %" PRIu64 " is stale",
 				  w->id, ps.generation, gen);
+	if (c->role == RCT_ROLE_PRIMARY && ps.demoted != UINT64_MAX && gen <= ps.demoted)
+		return reply_fail(r, -ESTALE, RCT_ERR_MISMATCH,
+				  "pairing %s was demoted on this host at generation %" PRIu64
+				  ": it is a primary here again only at a newer generation (a "
+				  "resync as a secondary, or PAIRING_CTL NEW for a fresh guest)",
+				  w->id, ps.demoted);
 	st = rct_session_set_pairing(c->sess, w->id, w->flags & RCT_IPC_PAIRING_KEY ? w->key : NULL,
 				     gen);
 	if (reply_rct(r, st, "pairing"))
@@ -234,6 +256,7 @@ int h_pairing(struct rctd_conn *c, const struct ipc_msg *m, const union ipc_body
 	c->pair.bound = true;
 	snprintf(c->pair.id, sizeof(c->pair.id), "%s", w->id);
 	c->pair.generation = gen;
+	c->pair.demoted = ps.demoted;
 	c->m.last_epoch = c->pair.saved_epoch = ps.last_committed;
 	pthread_mutex_unlock(&c->d->lock);
 	rctd_info("session %s: pairing %s, generation %" PRIu64 ", last committed epoch %" PRId64,
@@ -267,9 +290,12 @@ void conn_persist(struct rctd_conn *c)
 	pthread_mutex_unlock(&c->d->lock);
 	if (epoch == c->pair.saved_epoch)
 		return;
+	pthread_mutex_lock(&c->d->state_lock);
 	ps.generation = c->pair.generation;
 	ps.last_committed = epoch;
+	ps.demoted = c->pair.demoted;
 	rc = rctd_state_write(c->d, c->pair.id, &ps, false);
+	pthread_mutex_unlock(&c->d->state_lock);
 	if (rc && !c->pair.persist_failed)
 		rctd_warn("pairing %s: recording epoch %" PRIu64 " in %s: %s (retried after the "
 			  "next checkpoint)",
@@ -302,6 +328,11 @@ int h_query(struct rctd_conn *c, const struct ipc_msg *m, const union ipc_body *
 					  ipc_type_str(m->type), (unsigned)geteuid());
 		j = rctd_sessions_json(c->d);
 	}
+	return reply_json(r, out, j);
+}
+
+int reply_json(struct reply *r, union ipc_body *out, json_t *j)
+{
 	r->text = j ? json_dumps(j, JSON_COMPACT) : NULL;
 	json_decref(j);
 	if (!r->text)

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -203,6 +204,13 @@ static void accept_one(struct rctd *d, int lfd)
 	}
 	c->d = d;
 	c->fd = fd;
+	c->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (c->wake_fd < 0) {
+		rctd_err("refusing pid %d: eventfd: %s", (int)cred.pid, strerror(errno));
+		close(fd);
+		free(c);
+		return;
+	}
 	c->pid = cred.pid;
 	c->uid = cred.uid;
 	c->gid = cred.gid;
@@ -221,6 +229,7 @@ static void accept_one(struct rctd *d, int lfd)
 		d->nconns--;
 		pthread_mutex_unlock(&d->lock);
 		close(fd);
+		close(c->wake_fd);
 		free(c);
 	}
 }
@@ -301,6 +310,15 @@ int main(int argc, char **argv)
 	}
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC);
 	pthread_mutex_init(&d.lock, NULL);
+	{
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&d.cond, &ca);
+		pthread_condattr_destroy(&ca);
+	}
+	pthread_mutex_init(&d.state_lock, NULL);
 	d.started_ns = rctd_now_ns();
 	d.caps = (rct_backend_available("tcp") ? RCT_IPC_CAP_TCP : 0) |
 		 (rct_backend_available("ucx") ? RCT_IPC_CAP_UCX : 0) |

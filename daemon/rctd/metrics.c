@@ -127,6 +127,12 @@ static const char *replication_str(const struct rctd_conn *c, const struct rct_s
 			return "resyncing";
 		return c->in_sync ? "in sync" : "connected, not in sync";
 	case RCTD_SESS_FAILED:
+		if (c->stopped_by == 1 + RCT_GOODBYE_FAILOVER)
+			return "failed over (takes nothing more from the primary)";
+		if (c->stopped_by == 1 + RCT_GOODBYE_DEMOTE)
+			return "demoted (stopped sending to the secondary)";
+		if (c->stopped_by)
+			return "aborted on this host";
 		if (c->peer_closed)
 			return c->role == RCT_ROLE_PRIMARY
 				       ? "unprotected (the secondary closed the session)"

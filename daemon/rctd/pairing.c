@@ -38,6 +38,7 @@ int rctd_state_read(const struct rctd *d, const char *id, struct rctd_pairing_st
 
 	st->generation = 0;
 	st->last_committed = UINT64_MAX;
+	st->demoted = UINT64_MAX;
 	st->found = false;
 	snprintf(path, sizeof(path), "%s/%s.state", d->cfg.state_dir, id);
 	f = fopen(path, "re");
@@ -50,6 +51,8 @@ int rctd_state_read(const struct rctd *d, const char *id, struct rctd_pairing_st
 			st->generation = v;
 		else if (sscanf(line, "last_committed_epoch %llu", &v) == 1)
 			st->last_committed = v;
+		else if (sscanf(line, "demoted_at_generation %llu", &v) == 1)
+			st->demoted = v;
 	}
 	fclose(f);
 	st->found = true;
@@ -59,7 +62,7 @@ int rctd_state_read(const struct rctd *d, const char *id, struct rctd_pairing_st
 int rctd_state_write(const struct rctd *d, const char *id, const struct rctd_pairing_state *st,
 		     bool durable)
 {
-	char path[4096], tmp[4096], text[256], epoch[32];
+	char path[4096], tmp[4096], text[320], epoch[32], demoted[48] = "";
 	int fd, len, err = 0;
 
 	snprintf(path, sizeof(path), "%s/%s.state", d->cfg.state_dir, id);
@@ -68,10 +71,13 @@ int rctd_state_write(const struct rctd *d, const char *id, const struct rctd_pai
 		snprintf(epoch, sizeof(epoch), "none");
 	else
 		snprintf(epoch, sizeof(epoch), "%" PRIu64, st->last_committed);
+	if (st->demoted != UINT64_MAX)
+		snprintf(demoted, sizeof(demoted), "demoted_at_generation %" PRIu64 "\n",
+			 st->demoted);
 	len = snprintf(text, sizeof(text),
 		       "# rctd pairing state: written whole by rctd, do not edit while it runs\n"
-		       "pairing %s\ngeneration %" PRIu64 "\nlast_committed_epoch %s\n",
-		       id, st->generation, epoch);
+		       "pairing %s\ngeneration %" PRIu64 "\nlast_committed_epoch %s\n%s",
+		       id, st->generation, epoch, demoted);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;

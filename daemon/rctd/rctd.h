@@ -119,10 +119,12 @@ struct rctd_conn {
 	uint32_t page_size;
 	struct rctd_region regions[RCTD_MAX_REGIONS];
 	unsigned nregions;
-	bool ready_pending;	  /* secondary: CKPT_READY raised, FLUSH not yet asked */
-	unsigned ckpt_flags;	  /* primary: flags of the open checkpoint */
-	bool in_sync;		  /* a consistent (not LIVE) checkpoint committed since connect */
-	uint64_t lost_epoch;	  /* PEER_LOST: the failover image (UINT64_MAX: none) */
+	bool ready_pending;   /* secondary: CKPT_READY raised, FLUSH not yet asked */
+	uint64_t ready_epoch; /* the epoch of that CKPT_READY (under d->lock) */
+	uint32_t stopped_by;  /* 0, or 1 + the rct_goodbye_reason a PAIRING_CTL stopped it with */
+	unsigned ckpt_flags;  /* primary: flags of the open checkpoint */
+	bool in_sync;	      /* a consistent (not LIVE) checkpoint committed since connect */
+	uint64_t lost_epoch;  /* PEER_LOST: the failover image (UINT64_MAX: none) */
 	rct_status_t lost_status; /* PEER_LOST: why (RCT_OK: not lost) */
 	bool peer_closed;	  /* PEER_LOST: the peer closed the session (GOODBYE) */
 	struct rctd_metrics m;
@@ -133,9 +135,17 @@ struct rctd_conn {
 		bool bound; /* SESSION_PAIRING succeeded */
 		char id[RCT_IPC_PAIRING_ID_MAX];
 		uint64_t generation;
+		uint64_t demoted;     /* as in the state file (UINT64_MAX: none) */
 		uint64_t saved_epoch; /* last_epoch as last written to the state file */
 		bool persist_failed;  /* the last write of it failed (warned once) */
 	} pair;
+
+	/* A stop asked by another connection (PAIRING_CTL), under d->lock: the
+	 * thread is woken through wake_fd, ends the session with stop_reason
+	 * (enum rct_goodbye_reason), clears stop_req and signals d->cond. */
+	int wake_fd;
+	bool stop_req;
+	uint32_t stop_reason;
 
 	uint8_t *buf; /* RCT_IPC_MAX_PAYLOAD: requests and replies */
 	void *devbuf;
@@ -164,6 +174,11 @@ struct rctd_cfg {
 struct rctd {
 	struct rctd_cfg cfg;
 	pthread_mutex_t lock;
+	pthread_cond_t cond; /* a connection's stop_req was served */
+	/* Every pairing state file's write, with the c->pair fields it is made
+	 * of (generation, demoted): a checkpoint's record and an administrator's
+	 * new generation never cross.  Taken before d->lock, never inside it. */
+	pthread_mutex_t state_lock;
 	struct rctd_conn *conns;
 	unsigned nconns;
 	uint64_t next_id;
@@ -181,6 +196,7 @@ struct rctd {
 struct rctd_pairing_state {
 	uint64_t generation;
 	uint64_t last_committed; /* UINT64_MAX: none */
+	uint64_t demoted;	 /* the generation this host was demoted at; UINT64_MAX: none */
 	bool found;		 /* the file existed */
 };
 bool rctd_pairing_id_ok(const char *id);

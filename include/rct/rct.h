@@ -520,6 +520,30 @@ RCT_API const char *rct_session_fail_text(const struct rct_session *session);
  */
 RCT_API int rct_session_peer_closed(const struct rct_session *session);
 
+/** Why a session ends on purpose (rct_session_abort(); the peer's log names it). */
+enum rct_goodbye_reason {
+	RCT_GOODBYE_CLOSE = 0,	  /**< rct_session_destroy() */
+	RCT_GOODBYE_ABORT = 1,	  /**< its host's administrator ended it */
+	RCT_GOODBYE_FAILOVER = 2, /**< the secondary took over: it is the primary now */
+	RCT_GOODBYE_DEMOTE = 3,	  /**< the primary was demoted: it is no primary now */
+};
+
+/**
+ * End the session on purpose, now, from the thread that drives it: the peer is
+ * told (GOODBYE with @a reason, best effort; its session fails as a closed
+ * one, rct_session_peer_closed()) and nothing more is taken from it or sent
+ * to it (the lanes go down at rct_session_destroy()).  This session fails
+ * with RCT_ERR_ABORTED and raises RCT_EVENT_PEER_LOST with the last consistent
+ * epoch, as any failure does; a secondary's ready epoch can still be flushed.
+ *
+ * @return RCT_ERR_ABORTED, or the status the session had already failed with.
+ */
+RCT_API rct_status_t rct_session_abort(struct rct_session *session, uint32_t reason);
+
+/** The pairing's generation the session runs at: a secondary's is the one the
+ *  primary it accepted announced (rct_session_set_pairing() gives the floor). */
+RCT_API uint64_t rct_session_generation(const struct rct_session *session);
+
 /**
  * Secondary: record pages the secondary's own guest dirtied (ORed into the
  * region's flush set; cleared by rct_ckpt_flush()).  Same bitmap layout as

@@ -300,6 +300,21 @@ RCT_CLIENT_API int rct_client_devstate_get(struct rct_client *client, uint64_t e
 RCT_CLIENT_API int rct_client_query(struct rct_client *client, enum rct_ipc_type type,
 				    uint32_t scope, char **json_p);
 
+/**
+ * PAIRING_CTL (root and rctd's user only): act on pairing @a id on this host,
+ * whichever connection's session it is (docs/ipc.md, "Pairings under a
+ * cluster manager"): @a op is enum rct_ipc_pairing_op; @a min_generation and
+ * @a min_epoch (UINT64_MAX: none) are FAILOVER's floor and NEW's base.
+ * *@a json_p gets rctd's JSON text (the pairing after the operation),
+ * NUL-terminated, to free().  @return 0, -ESTALE (FAILOVER: this host's data
+ * is older than the floor), -ENOENT (no such session), -EBUSY (its role or
+ * state does not allow it), -ETIMEDOUT (its session is inside a long request:
+ * it stops when that returns), -EPERM, -errno.
+ */
+RCT_CLIENT_API int rct_client_pairing_ctl(struct rct_client *client, uint32_t op, const char *id,
+					  uint64_t min_generation, uint64_t min_epoch,
+					  char **json_p);
+
 #ifdef __cplusplus
 }
 #endif

@@ -57,7 +57,9 @@ enum rct_ipc_type {
 	RCT_IPC_CKPT_REFUSE = 20,     /* secondary: do not apply a ready epoch; session goes on */
 	RCT_IPC_CKPT_STREAM = 21,     /* primary, guest running: the shared bitmap holds pages
 					 dirtied since the last one; they are sent now */
-	RCT_IPC_TYPE_MAX = RCT_IPC_CKPT_STREAM,
+	RCT_IPC_PAIRING_CTL = 22,     /* admin: show a pairing, or fail over, demote, abort it,
+					 or start a new generation; reply: JSON text */
+	RCT_IPC_TYPE_MAX = RCT_IPC_PAIRING_CTL,
 };
 
 enum rct_ipc_flags {
@@ -140,6 +142,24 @@ struct rct_ipc_session_pairing {
 struct rct_ipc_session_pairing_reply {
 	__le64 generation;     /* the session's generation */
 	__le64 last_committed; /* recorded for this pairing on this host; UINT64_MAX: none */
+};
+
+/* PAIRING_CTL: what a cluster manager's agent asks of a pairing on this host
+ * (docs/ipc.md, "Pairings under a cluster manager").  Root and rctd's user only. */
+enum rct_ipc_pairing_op {
+	RCT_IPC_PAIRING_SHOW = 1,     /* its record and its session, if any */
+	RCT_IPC_PAIRING_FAILOVER = 2, /* secondary: take no more from the primary; new generation */
+	RCT_IPC_PAIRING_DEMOTE = 3,   /* primary: stop; no primary here again at this generation */
+	RCT_IPC_PAIRING_ABORT = 4,    /* end its session, either role; the record stays */
+	RCT_IPC_PAIRING_NEW = 5,      /* no session: a new generation, no epoch (a fresh guest) */
+};
+
+struct rct_ipc_pairing_ctl {
+	__le32 op; /* enum rct_ipc_pairing_op */
+	__le32 reserved;
+	__le64 min_generation; /* FAILOVER: refused below it; NEW: the new one is above it */
+	__le64 min_epoch;      /* FAILOVER: refused below it at min_generation; UINT64_MAX: any */
+	char id[RCT_IPC_PAIRING_ID_MAX];
 };
 
 /* LISTEN and CONNECT. */
@@ -273,6 +293,7 @@ _Static_assert(sizeof(struct rct_ipc_hdr) == RCT_IPC_HDR_SIZE, "ipc header");
 _Static_assert(sizeof(struct rct_ipc_hello) == 40, "ipc hello");
 _Static_assert(sizeof(struct rct_ipc_hello_reply) == 24, "ipc hello reply");
 _Static_assert(sizeof(struct rct_ipc_session_open) == 72, "ipc session open");
+_Static_assert(sizeof(struct rct_ipc_pairing_ctl) == 88, "ipc pairing ctl");
 _Static_assert(sizeof(struct rct_ipc_session_pairing) == 112, "ipc session pairing");
 _Static_assert(sizeof(struct rct_ipc_session_pairing_reply) == 16, "ipc pairing reply");
 _Static_assert(sizeof(struct rct_ipc_peer) == 72, "ipc peer");

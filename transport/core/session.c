@@ -312,6 +312,36 @@ int rct_session_peer_closed(const struct rct_session *s)
 	return s && s->state == RCT_SESSION_FAILED && s->goodbye;
 }
 
+rct_status_t rct_session_abort(struct rct_session *s, uint32_t reason)
+{
+	if (!s)
+		return RCT_ERR_INVALID_PARAM;
+	if (s->state == RCT_SESSION_FAILED)
+		return s->fail_status;
+	if (s->state == RCT_SESSION_CONNECTED) {
+		struct rct_msg bye = {.type = RCT_MSG_GOODBYE, .goodbye.reason = reason};
+
+		/* Best effort, as at destroy: a peer that does not hear it finds
+		 * the silence instead. */
+		if (rct_session_send(s, &bye) == RCT_OK)
+			s->ops->progress(s->ctx, 0);
+	}
+	rct_info("session: ended on purpose (%s)", reason == RCT_GOODBYE_FAILOVER
+							   ? "failover: the secondary takes over"
+						   : reason == RCT_GOODBYE_DEMOTE ? "demoted"
+										  : "aborted");
+	snprintf(s->fail_text, sizeof(s->fail_text), "ended on purpose by this host (%s)",
+		 reason == RCT_GOODBYE_FAILOVER ? "failover"
+		 : reason == RCT_GOODBYE_DEMOTE ? "demote"
+						: "abort");
+	return rct_session_fail(s, RCT_ERR_ABORTED);
+}
+
+uint64_t rct_session_generation(const struct rct_session *s)
+{
+	return s ? s->generation : 0;
+}
+
 rct_status_t rct_session_fail(struct rct_session *s, rct_status_t status)
 {
 	if (s->state == RCT_SESSION_FAILED)
@@ -330,6 +360,9 @@ rct_status_t rct_session_fail(struct rct_session *s, rct_status_t status)
 		return status;
 	if (s->goodbye)
 		rct_info("session: closed by the peer");
+	else if (status == RCT_ERR_ABORTED)
+		rct_info("session: stopped (last committed epoch %lld)",
+			 s->last_committed == RCT_NO_EPOCH ? -1ll : (long long)s->last_committed);
 	else
 		rct_error("session: failed: %s (last committed epoch %lld, consistent %lld)",
 			  rct_status_str(status),
@@ -407,7 +440,12 @@ rct_status_t rct_session_dispatch(struct rct_session *s, const struct rct_msg *m
 			return rct_session_fail(s, (rct_status_t)m->error.code);
 		return rct_session_fail(s, RCT_ERR_PEER_LOST);
 	case RCT_MSG_GOODBYE:
-		rct_debug("session: peer said goodbye (reason %u)", m->goodbye.reason);
+		rct_info("session: the peer ended the session (%s)",
+			 m->goodbye.reason == RCT_GOODBYE_FAILOVER
+				 ? "failover: the secondary took over"
+			 : m->goodbye.reason == RCT_GOODBYE_DEMOTE ? "the primary was demoted"
+			 : m->goodbye.reason == RCT_GOODBYE_ABORT  ? "aborted by its host"
+								   : "closed");
 		s->goodbye = true;
 		return rct_session_fail(s, RCT_ERR_PEER_LOST);
 	}

@@ -1,0 +1,347 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * A pairing under a cluster manager (PAIRING_CTL): the manager's agent asks
+ * this host's rctd what it holds of a VM, and orders its session stopped for
+ * a failover, a demotion or an abort, whichever connection (hypervisor)
+ * holds it; or starts a new generation for a fresh guest.  rct decides
+ * nothing here: every operation is the order of the one that decides
+ * (docs/ipc.md, "Pairings under a cluster manager"; docs/operations.md).
+ *
+ * The session belongs to its connection's thread, so another connection
+ * never touches it: it sets stop_req under d->lock, wakes that thread
+ * (wake_fd) and waits on d->cond until the thread ended the session
+ * (rct_session_abort(): GOODBYE to the peer, PEER_LOST to the client).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "conn.h"
+
+#define NO_EPOCH UINT64_MAX
+
+/* The session of pairing @id on this rctd, or NULL; under d->lock. */
+static struct rctd_conn *pairing_conn(struct rctd *d, const char *id)
+{
+	struct rctd_conn *best = NULL;
+
+	for (struct rctd_conn *c = d->conns; c; c = c->next) {
+		if (c->finished || c->state == RCTD_SESS_NONE || !c->pair.bound ||
+		    strcmp(c->pair.id, id))
+			continue;
+		bool live = c->state != RCTD_SESS_FAILED;
+		bool best_live = best && best->state != RCTD_SESS_FAILED;
+
+		/* A live one before a failed one; the newest of either. */
+		if (!best || (live && !best_live) ||
+		    (live == best_live && c->session_id > best->session_id))
+			best = c;
+	}
+	return best;
+}
+
+static struct rctd_conn *conn_by_id(struct rctd *d, uint64_t id)
+{
+	for (struct rctd_conn *c = d->conns; c; c = c->next)
+		if (c->id == id && !c->finished)
+			return c;
+	return NULL;
+}
+
+static const char *role_name(enum rct_role role)
+{
+	return role == RCT_ROLE_PRIMARY ? "primary" : "secondary";
+}
+
+/*
+ * Stop pairing @id's session with @reason, as its own thread does it.  A
+ * session of another role than @role (0: any) is -EBUSY; none is -ENOENT
+ * unless @none_ok; one already failed is left as it is.
+ */
+static int pairing_stop(struct rctd_conn *me, const char *id, enum rct_role role, uint32_t reason,
+			bool none_ok, struct reply *r)
+{
+	struct rctd *d = me->d;
+	struct rctd_conn *t;
+	struct timespec ts;
+	uint64_t tid;
+	char name[RCT_IPC_NAME_MAX];
+
+	pthread_mutex_lock(&d->lock);
+	t = pairing_conn(d, id);
+	if (!t) {
+		pthread_mutex_unlock(&d->lock);
+		if (none_ok)
+			return 0;
+		return reply_fail(r, -ENOENT, RCT_ERR_NOT_FOUND,
+				  "pairing %s has no %s session on this rctd", id,
+				  role ? role_name(role) : "");
+	}
+	if (role && t->role != role) {
+		snprintf(name, sizeof(name), "%s", t->name);
+		pthread_mutex_unlock(&d->lock);
+		return reply_fail(r, -EBUSY, RCT_ERR_STATE,
+				  "pairing %s: its session %s on this rctd is the %s, not the %s",
+				  id, name, role_name(t->role), role_name(role));
+	}
+	if (t == me || t->state == RCTD_SESS_FAILED) {
+		pthread_mutex_unlock(&d->lock);
+		return 0;
+	}
+	t->stop_req = true;
+	t->stop_reason = reason;
+	if (t->wake_fd >= 0 && write(t->wake_fd, &(uint64_t){1}, sizeof(uint64_t)) < 0)
+		rctd_warn("pairing %s: waking session %s: %s", id, t->name, strerror(errno));
+	tid = t->id;
+	snprintf(name, sizeof(name), "%s", t->name);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += d->cfg.msg_timeout_ms / 1000;
+	ts.tv_nsec += (long)(d->cfg.msg_timeout_ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	for (;;) {
+		t = conn_by_id(d, tid);
+		if (!t || !t->stop_req)
+			break;
+		if (pthread_cond_timedwait(&d->cond, &d->lock, &ts) == ETIMEDOUT) {
+			pthread_mutex_unlock(&d->lock);
+			return reply_fail(r, -ETIMEDOUT, RCT_ERR_TIMED_OUT,
+					  "pairing %s: session %s is inside a request (ACCEPT, or "
+					  "a checkpoint's step) after %d ms; it stops when that "
+					  "returns",
+					  id, name, d->cfg.msg_timeout_ms);
+		}
+	}
+	pthread_mutex_unlock(&d->lock);
+	rctd_info("pairing %s: session %s stopped (%s) by client %" PRIu64 " (pid %d)", id, name,
+		  reason == RCT_GOODBYE_FAILOVER ? "failover"
+		  : reason == RCT_GOODBYE_DEMOTE ? "demote"
+						 : "abort",
+		  me->id, (int)me->pid);
+	return 0;
+}
+
+/* The epoch the pairing's secondary holds whole: flushed, or ready to flush. */
+static uint64_t held_epoch(struct rctd *d, const char *id, uint64_t recorded)
+{
+	uint64_t e = recorded;
+	struct rctd_conn *t;
+
+	pthread_mutex_lock(&d->lock);
+	t = pairing_conn(d, id);
+	if (t && t->role == RCT_ROLE_SECONDARY) {
+		if (t->m.last_epoch != NO_EPOCH && (e == NO_EPOCH || t->m.last_epoch > e))
+			e = t->m.last_epoch;
+		if (t->ready_pending && t->ready_epoch != NO_EPOCH &&
+		    (e == NO_EPOCH || t->ready_epoch > e))
+			e = t->ready_epoch;
+	}
+	pthread_mutex_unlock(&d->lock);
+	return e;
+}
+
+/* Record @ps for @id (durably) and give every session of it the new fields. */
+static int pairing_record(struct rctd_conn *me, const char *id, struct rctd_pairing_state *ps,
+			  struct reply *r)
+{
+	struct rctd *d = me->d;
+	int rc = rctd_state_write(d, id, ps, true);
+
+	ps->found = ps->found || !rc;
+	if (rc)
+		return reply_fail(r, rc, RCT_ERR_SYSTEM,
+				  "pairing %s: recording generation %" PRIu64 " in %s: %s", id,
+				  ps->generation, d->cfg.state_dir, strerror(-rc));
+	pthread_mutex_lock(&d->lock);
+	for (struct rctd_conn *c = d->conns; c; c = c->next) {
+		if (!c->pair.bound || strcmp(c->pair.id, id))
+			continue;
+		c->pair.generation = ps->generation;
+		c->pair.demoted = ps->demoted;
+	}
+	pthread_mutex_unlock(&d->lock);
+	return 0;
+}
+
+/*
+ * A new generation for @w's pairing: above both the recorded one and the
+ * floor, not demoted, with the epoch this host holds (@keep_epoch: a
+ * failover's image) or none (a fresh guest).
+ */
+static int pairing_next_generation(struct rctd_conn *c, const struct ipc_pairing_ctl *w,
+				   bool keep_epoch, struct rctd_pairing_state *ps, struct reply *r)
+{
+	struct rctd *d = c->d;
+	int rc;
+
+	pthread_mutex_lock(&d->state_lock);
+	rc = rctd_state_read(d, w->id, ps);
+	if (!rc) {
+		if (ps->generation < w->min_generation)
+			ps->generation = w->min_generation;
+		ps->generation++;
+		ps->last_committed = keep_epoch ? held_epoch(d, w->id, ps->last_committed)
+						: NO_EPOCH;
+		ps->demoted = NO_EPOCH;
+		rc = pairing_record(c, w->id, ps, r);
+	} else {
+		rc = reply_fail(r, rc, RCT_ERR_SYSTEM, "pairing %s: reading its state: %s", w->id,
+				strerror(-rc));
+	}
+	pthread_mutex_unlock(&d->state_lock);
+	return rc;
+}
+
+static json_t *epoch_json(uint64_t e)
+{
+	return e == NO_EPOCH ? json_null() : json_integer((json_int_t)e);
+}
+
+/* The reply: the pairing's record and its session after @done. */
+static json_t *pairing_json(struct rctd *d, const char *id, const struct rctd_pairing_state *ps,
+			    const char *done)
+{
+	json_t *j = json_pack("{s:s, s:s, s:b, s:I}", "pairing", id, "done", done, "recorded",
+			      ps->found, "generation", (json_int_t)ps->generation);
+	struct rctd_conn *t;
+
+	if (!j)
+		return NULL;
+	json_object_set_new(j, "last_committed_epoch", epoch_json(ps->last_committed));
+	json_object_set_new(j, "demoted_at_generation", epoch_json(ps->demoted));
+	pthread_mutex_lock(&d->lock);
+	t = pairing_conn(d, id);
+	json_object_set_new(j, "session", t ? rctd_session_json(t) : json_null());
+	pthread_mutex_unlock(&d->lock);
+	return j;
+}
+
+static int pairing_op(struct rctd_conn *c, const struct ipc_pairing_ctl *w,
+		      struct rctd_pairing_state *ps, const char **done, struct reply *r)
+{
+	struct rctd *d = c->d;
+	uint64_t held;
+	int rc;
+
+	switch (w->op) {
+	case RCT_IPC_PAIRING_SHOW:
+		*done = "show";
+		return 0;
+	case RCT_IPC_PAIRING_ABORT:
+		*done = "abort";
+		return pairing_stop(c, w->id, 0, RCT_GOODBYE_ABORT, true, r);
+	case RCT_IPC_PAIRING_DEMOTE:
+		*done = "demote";
+		rc = pairing_stop(c, w->id, RCT_ROLE_PRIMARY, RCT_GOODBYE_DEMOTE, true, r);
+		if (rc)
+			return rc;
+		pthread_mutex_lock(&d->state_lock);
+		rc = rctd_state_read(d, w->id, ps);
+		if (!rc) {
+			ps->demoted = ps->generation;
+			rc = pairing_record(c, w->id, ps, r);
+		} else {
+			rc = reply_fail(r, rc, RCT_ERR_SYSTEM, "pairing %s: reading its state: %s",
+					w->id, strerror(-rc));
+		}
+		pthread_mutex_unlock(&d->state_lock);
+		return rc;
+	case RCT_IPC_PAIRING_FAILOVER:
+		*done = "failover";
+		held = held_epoch(d, w->id, ps->last_committed);
+		if (ps->generation < w->min_generation ||
+		    (ps->generation == w->min_generation && w->min_epoch != NO_EPOCH &&
+		     (held == NO_EPOCH || held < w->min_epoch)))
+			return reply_fail(r, -ESTALE, RCT_ERR_MISMATCH,
+					  "pairing %s: this host holds generation %" PRIu64
+					  ", epoch %" PRId64 "; the floor is generation %" PRIu64
+					  ", epoch %" PRId64 ": its data is stale, no failover",
+					  w->id, ps->generation, (int64_t)held, w->min_generation,
+					  (int64_t)w->min_epoch);
+		rc = pairing_stop(c, w->id, RCT_ROLE_SECONDARY, RCT_GOODBYE_FAILOVER, false, r);
+		if (rc)
+			return rc;
+		rc = pairing_next_generation(c, w, true, ps, r);
+		if (!rc)
+			rctd_info("pairing %s: failed over here at generation %" PRIu64
+				  ", epoch %" PRId64,
+				  w->id, ps->generation, (int64_t)ps->last_committed);
+		return rc;
+	case RCT_IPC_PAIRING_NEW:
+		*done = "new";
+		pthread_mutex_lock(&d->lock);
+		if (pairing_conn(d, w->id)) {
+			pthread_mutex_unlock(&d->lock);
+			return reply_fail(
+				r, -EBUSY, RCT_ERR_STATE,
+				"pairing %s has a session on this rctd: a new generation "
+				"is for a guest that starts afresh (stop its session first)",
+				w->id);
+		}
+		pthread_mutex_unlock(&d->lock);
+		rc = pairing_next_generation(c, w, false, ps, r);
+		if (!rc)
+			rctd_info("pairing %s: new generation %" PRIu64, w->id, ps->generation);
+		return rc;
+	}
+	return reply_fail(r, -EINVAL, RCT_ERR_INVALID_PARAM, "PAIRING_CTL op %u", w->op);
+}
+
+int h_pairing_ctl(struct rctd_conn *c, const struct ipc_msg *m, const union ipc_body *in,
+		  union ipc_body *out, struct reply *r)
+{
+	const struct ipc_pairing_ctl *w = &in->pairing_ctl;
+	struct rctd_pairing_state ps;
+	const char *done = "";
+	int rc;
+
+	(void)m;
+	if (!c->admin)
+		return reply_fail(r, -EPERM, RCT_ERR_INVALID_PARAM,
+				  "PAIRING_CTL is for root or uid %u only", (unsigned)geteuid());
+	if (!rctd_pairing_id_ok(w->id))
+		return reply_fail(r, -EINVAL, RCT_ERR_INVALID_PARAM,
+				  "pairing identity '%.64s': 1..%d of letters, digits, - _ . : "
+				  "(not starting with .)",
+				  w->id, RCT_IPC_PAIRING_ID_MAX - 1);
+	rc = rctd_state_read(c->d, w->id, &ps);
+	if (rc)
+		return reply_fail(r, rc, RCT_ERR_SYSTEM, "pairing %s: reading its state in %s: %s",
+				  w->id, c->d->cfg.state_dir, strerror(-rc));
+	rc = pairing_op(c, w, &ps, &done, r);
+	if (rc)
+		return rc;
+	return reply_json(r, out, pairing_json(c->d, w->id, &ps, done));
+}
+
+void conn_pairing_accepted(struct rctd_conn *c)
+{
+	uint64_t gen = rct_session_generation(c->sess);
+	struct rctd_pairing_state ps;
+	int rc;
+
+	if (!c->pair.bound || gen <= c->pair.generation)
+		return;
+	/* A primary of a newer generation: a new lineage, which starts with a
+	 * full sync; this host's last epoch was of the old one. */
+	pthread_mutex_lock(&c->d->state_lock);
+	ps = (struct rctd_pairing_state){
+		.generation = gen, .last_committed = NO_EPOCH, .demoted = NO_EPOCH, .found = true};
+	rc = rctd_state_write(c->d, c->pair.id, &ps, true);
+	pthread_mutex_lock(&c->d->lock);
+	c->pair.generation = gen;
+	c->pair.demoted = NO_EPOCH;
+	c->m.last_epoch = c->pair.saved_epoch = NO_EPOCH;
+	pthread_mutex_unlock(&c->d->lock);
+	pthread_mutex_unlock(&c->d->state_lock);
+	if (rc)
+		rctd_warn("pairing %s: recording generation %" PRIu64 " in %s: %s", c->pair.id, gen,
+			  c->d->cfg.state_dir, strerror(-rc));
+	else
+		rctd_info("pairing %s: a primary of generation %" PRIu64 " joined; recorded",
+			  c->pair.id, gen);
+}
