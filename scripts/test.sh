@@ -7,8 +7,9 @@
 #   5. soft-RoCE VM: the tests that need an RDMA device
 #   6. a real QEMU COLO pair through rctd, tcp and ucx (scripts/qemu/colo-test.sh;
 #      the patched QEMU is built once and cached in /var/cache/rct-qemu)
-#   7. ASan+UBSan build with -Werror, the host tests again
-#   8. the libFuzzer targets, 60 s each (scripts/fuzz.sh)
+#   7. the Pacemaker resource agent: shellcheck, ocf-tester (scripts/ocf/ocf-test.sh)
+#   8. ASan+UBSan build with -Werror, the host tests again
+#   9. the libFuzzer targets, 60 s each (scripts/fuzz.sh)
 # Build trees go to build/ (RCT_BUILD_DIR overrides).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -51,6 +52,11 @@ colo=$(mktemp)
 scripts/qemu/colo-test.sh "$B/release" tcp ucx | tee "$colo"
 [ "$(tail -n 2 "$colo" | grep -c '^qemu-colo: .* consistent yes, failover ok$')" = 2 ] ||
     { echo "the QEMU COLO pair failed" >&2; exit 1; }
+
+step "the Pacemaker resource agent: shellcheck, ocf-tester (scripts/ocf/ocf-test.sh)"
+shellcheck -s sh scripts/ocf/rct-colo
+shellcheck scripts/ocf/ocf-test.sh
+scripts/ocf/ocf-test.sh "$B/release" | tail -n 3
 
 step "ASan+UBSan build (-Werror)"
 cmake -S . -B "$B/asan" -DCMAKE_BUILD_TYPE=Debug -DRCT_SANITIZE=ON -DRCT_WERROR=ON -DRCT_BUILD_TESTS=ON >/dev/null

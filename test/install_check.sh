@@ -28,4 +28,7 @@ grep -qx "ExecStart=$prefix/sbin/rctd --config /etc/rctd.conf" "$unit" ||
 [ -x "$prefix/sbin/rctd" ] || fail "no $prefix/sbin/rctd"
 doc=$(sed -n 's|^Documentation=file:||p' "$unit")
 [ -f "$doc" ] || fail "the unit's documentation $doc is not installed"
+[ -x "$prefix/lib/ocf/resource.d/rct/rct-colo" ] || fail "no OCF agent $prefix/lib/ocf/resource.d/rct/rct-colo"
+"$prefix/lib/ocf/resource.d/rct/rct-colo" meta-data | grep -q '<resource-agent name="rct-colo"' ||
+    fail "the installed OCF agent gives no meta-data"
 echo "install-check: ok ($(basename "$unit") starts $prefix/sbin/rctd; client needs: $needed)"

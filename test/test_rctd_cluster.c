@@ -24,16 +24,16 @@ TestSuite(rctd_cluster, .init = rctd_start, .fini = rctd_fini, .timeout = 120);
 
 static const uint8_t key_f[RCT_IPC_PAIRING_KEY_LEN] = {0xf, 0x1};
 
-/* PAIRING_CTL @op on rctd at @sock: its status; the JSON reply in *@j_p (or NULL). */
-static int ctl(const char *sock, uint32_t op, uint64_t min_gen, uint64_t min_epoch, json_t **j_p,
-	       char *why, size_t why_len)
+/* PAIRING_CTL @op of @id on rctd at @sock: its status; the JSON reply in *@j_p (or NULL). */
+static int ctl_id(const char *sock, const char *id, uint32_t op, uint64_t min_gen,
+		  uint64_t min_epoch, json_t **j_p, char *why, size_t why_len)
 {
 	struct rct_client *c;
 	char *text = NULL;
 	int rc = rct_client_open(sock, "agent", &c);
 
 	cr_assert_eq(rc, 0, "admin client: %s", rct_client_open_error());
-	rc = rct_client_pairing_ctl(c, op, "vm-f", min_gen, min_epoch, &text);
+	rc = rct_client_pairing_ctl(c, op, id, min_gen, min_epoch, &text);
 	if (why)
 		snprintf(why, why_len, "%s", rct_client_error(c));
 	rct_client_close(c);
@@ -44,6 +44,12 @@ static int ctl(const char *sock, uint32_t op, uint64_t min_gen, uint64_t min_epo
 	}
 	free(text);
 	return rc;
+}
+
+static int ctl(const char *sock, uint32_t op, uint64_t min_gen, uint64_t min_epoch, json_t **j_p,
+	       char *why, size_t why_len)
+{
+	return ctl_id(sock, "vm-f", op, min_gen, min_epoch, j_p, why, why_len);
 }
 
 static json_int_t jint(json_t *j, const char *key)
@@ -225,9 +231,18 @@ Test(rctd_cluster, failover_demote_rejoin_abort_and_a_new_generation)
 	cr_assert(json_is_null(json_object_get(j, "last_committed_epoch")));
 	cr_assert(json_is_null(json_object_get(j, "session")));
 	json_decref(j);
-	/* No such session: FAILOVER says so. */
-	rc = ctl(rctd_sock, RCT_IPC_PAIRING_FAILOVER, 0, UINT64_MAX, &j, why, sizeof(why));
-	cr_assert_eq(rc, -ENOENT, "failover without a session: %d (%s)", rc, why);
+	/* Without a session the record is what the host holds: no epoch of
+	 * generation 6, so a floor of epoch 0 is stale; with neither a session
+	 * nor a record there is nothing to fail over to. */
+	rc = ctl(rctd_sock, RCT_IPC_PAIRING_FAILOVER, 6, 0, &j, why, sizeof(why));
+	cr_assert_eq(rc, -ESTALE, "failover to no epoch: %d (%s)", rc, why);
+	cr_assert_eq(ctl(rctd_sock, RCT_IPC_PAIRING_FAILOVER, 6, UINT64_MAX, &j, why, sizeof(why)),
+		     0, "%s", why);
+	cr_assert_eq(jint(j, "generation"), 7);
+	json_decref(j);
+	rc = ctl_id(rctd_sock, "vm-none", RCT_IPC_PAIRING_FAILOVER, 0, UINT64_MAX, &j, why,
+		    sizeof(why));
+	cr_assert_eq(rc, -ENOENT, "failover without a session or a record: %d (%s)", rc, why);
 
 	kill(ppid, SIGTERM);
 	waitpid(ppid, NULL, 0);

@@ -76,7 +76,7 @@ static int pairing_stop(struct rctd_conn *me, const char *id, enum rct_role role
 		if (none_ok)
 			return 0;
 		return reply_fail(r, -ENOENT, RCT_ERR_NOT_FOUND,
-				  "pairing %s has no %s session on this rctd", id,
+				  "pairing %s has no %s session on this rctd, and no record", id,
 				  role ? role_name(role) : "");
 	}
 	if (role && t->role != role) {
@@ -262,7 +262,9 @@ static int pairing_op(struct rctd_conn *c, const struct ipc_pairing_ctl *w,
 					  ", epoch %" PRId64 ": its data is stale, no failover",
 					  w->id, ps->generation, (int64_t)held, w->min_generation,
 					  (int64_t)w->min_epoch);
-		rc = pairing_stop(c, w->id, RCT_ROLE_SECONDARY, RCT_GOODBYE_FAILOVER, false, r);
+		/* Without a session (its hypervisor closed it when the primary
+		 * went) the record is what this host holds. */
+		rc = pairing_stop(c, w->id, RCT_ROLE_SECONDARY, RCT_GOODBYE_FAILOVER, ps->found, r);
 		if (rc)
 			return rc;
 		rc = pairing_next_generation(c, w, true, ps, r);
