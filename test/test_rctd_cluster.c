@@ -125,18 +125,19 @@ Test(rctd_cluster, failover_demote_rejoin_abort_and_a_new_generation)
 	/* What the agent's monitor reads. */
 	cr_assert_eq(ctl(rctd_sock, RCT_IPC_PAIRING_SHOW, 0, UINT64_MAX, &j, why, sizeof(why)), 0,
 		     "%s", why);
-	cr_assert_eq(jint(j, "generation"), 0);
+	/* The primary's session runs at a generation of its own, 1. */
+	cr_assert_eq(jint(j, "generation"), 1);
 	cr_assert_eq(jint(j, "last_committed_epoch"), 0);
 	cr_assert_str_eq(sess_str(j, "role"), "secondary");
 	cr_assert_str_eq(sess_str(j, "state"), "connected");
 	json_decref(j);
 
-	/* The cluster recorded epoch 1: this host holds 0, so no failover, and
-	 * the session runs on untouched. */
-	rc = ctl(rctd_sock, RCT_IPC_PAIRING_FAILOVER, 0, 1, &j, why, sizeof(why));
+	/* The cluster recorded epoch 1 of generation 1: this host holds 0, so
+	 * no failover, and the session runs on untouched. */
+	rc = ctl(rctd_sock, RCT_IPC_PAIRING_FAILOVER, 1, 1, &j, why, sizeof(why));
 	cr_assert_eq(rc, -ESTALE, "stale failover: %d (%s)", rc, why);
 	cr_assert_not_null(strstr(why, "stale"), "%s", why);
-	rc = ctl(rctd_sock, RCT_IPC_PAIRING_FAILOVER, 1, UINT64_MAX, &j, why, sizeof(why));
+	rc = ctl(rctd_sock, RCT_IPC_PAIRING_FAILOVER, 2, UINT64_MAX, &j, why, sizeof(why));
 	cr_assert_eq(rc, -ESTALE, "a failover below the generation floor: %d (%s)", rc, why);
 	/* A secondary is not demoted. */
 	rc = ctl(rctd_sock, RCT_IPC_PAIRING_DEMOTE, 0, UINT64_MAX, &j, why, sizeof(why));
@@ -147,9 +148,9 @@ Test(rctd_cluster, failover_demote_rejoin_abort_and_a_new_generation)
 
 	/* The failover: the primary is told and cut off, a new generation is
 	 * recorded, guest RAM is the flushed epoch 0, byte for byte. */
-	cr_assert_eq(ctl(rctd_sock, RCT_IPC_PAIRING_FAILOVER, 0, 0, &j, why, sizeof(why)), 0, "%s",
+	cr_assert_eq(ctl(rctd_sock, RCT_IPC_PAIRING_FAILOVER, 1, 0, &j, why, sizeof(why)), 0, "%s",
 		     why);
-	cr_assert_eq(jint(j, "generation"), 1);
+	cr_assert_eq(jint(j, "generation"), 2);
 	cr_assert_eq(jint(j, "last_committed_epoch"), 0);
 	cr_assert_str_eq(sess_str(j, "state"), "failed");
 	cr_assert_not_null(strstr(sess_str(j, "replication"), "failed over"), "%s",
@@ -162,18 +163,18 @@ Test(rctd_cluster, failover_demote_rejoin_abort_and_a_new_generation)
 	cr_assert_neq(rc, 0, "the old primary began epoch 1 after the failover");
 	cr_assert_eq(memcmp(sec.ram, pri.ram, SIZE), 0, "guest RAM is not epoch 0's");
 	/* Asked again, it is done already: idempotent, the generation stays. */
-	cr_assert_eq(ctl(rctd_sock, RCT_IPC_PAIRING_FAILOVER, 1, 0, &j, why, sizeof(why)), 0, "%s",
+	cr_assert_eq(ctl(rctd_sock, RCT_IPC_PAIRING_FAILOVER, 2, 0, &j, why, sizeof(why)), 0, "%s",
 		     why);
-	cr_assert_eq(jint(j, "generation"), 2, "a failover again bumps past the floor");
+	cr_assert_eq(jint(j, "generation"), 3, "a failover again bumps past the floor");
 	json_decref(j);
-	snprintf(cmd, sizeof(cmd), "grep -qx 'generation 2' %s/vm-f.state", rctd_state);
-	cr_assert_eq(system(cmd), 0, "the state file does not hold generation 2");
+	snprintf(cmd, sizeof(cmd), "grep -qx 'generation 3' %s/vm-f.state", rctd_state);
+	cr_assert_eq(system(cmd), 0, "the state file does not hold generation 3");
 
 	/* The old primary is demoted: no primary of vm-f on its host again at
 	 * its generation. */
 	cr_assert_eq(ctl(ps, RCT_IPC_PAIRING_DEMOTE, 0, UINT64_MAX, &j, why, sizeof(why)), 0, "%s",
 		     why);
-	cr_assert_eq(jint(j, "demoted_at_generation"), 0);
+	cr_assert_eq(jint(j, "demoted_at_generation"), 1);
 	json_decref(j);
 	side_fini(&pri);
 	side_init(&pri, 1);
@@ -185,8 +186,9 @@ Test(rctd_cluster, failover_demote_rejoin_abort_and_a_new_generation)
 	side_fini(&pri);
 
 	/* It rejoins as a secondary: the new primary (the failed-over host, its
-	 * guest RAM) syncs it whole at generation 2, and its rctd records that
-	 * (before, a secondary kept the generation it had paired with). */
+	 * guest RAM; a primary's session runs at a generation of its own, 4)
+	 * syncs it whole, and its rctd records that generation (before, a
+	 * secondary kept the one it had paired with). */
 	side_init(&rej, 3);
 	cr_assert_eq(side_open_at(&rej, ps, RCT_ROLE_SECONDARY, "f.rejoin", "vm-f", key_f), 0, "%s",
 		     rct_client_error(rej.c));
@@ -202,7 +204,7 @@ Test(rctd_cluster, failover_demote_rejoin_abort_and_a_new_generation)
 	cr_assert_eq(job.rc, 0, "new primary: %s", rct_client_error(np.c));
 	secondary_apply_epoch0(&rej, sec.ram);
 	cr_assert_eq(ctl(ps, RCT_IPC_PAIRING_SHOW, 0, UINT64_MAX, &j, why, sizeof(why)), 0);
-	cr_assert_eq(jint(j, "generation"), 2, "the rejoined host records generation %lld",
+	cr_assert_eq(jint(j, "generation"), 4, "the rejoined host records generation %lld",
 		     (long long)jint(j, "generation"));
 	cr_assert_eq(jint(j, "last_committed_epoch"), 0);
 	cr_assert(json_is_null(json_object_get(j, "demoted_at_generation")));
@@ -214,7 +216,7 @@ Test(rctd_cluster, failover_demote_rejoin_abort_and_a_new_generation)
 	cr_assert_str_eq(sess_str(j, "role"), "primary");
 	cr_assert_not_null(strstr(sess_str(j, "replication"), "aborted"), "%s",
 			   sess_str(j, "replication"));
-	cr_assert_eq(jint(j, "generation"), 2);
+	cr_assert_eq(jint(j, "generation"), 4);
 	json_decref(j);
 	peer_lost(&np);
 	peer_lost(&rej);

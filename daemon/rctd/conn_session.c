@@ -240,6 +240,14 @@ static int pairing_bind(struct rctd_conn *c, const struct ipc_pairing *w, union 
 				  ": it is a primary here again only at a newer generation (a "
 				  "resync as a secondary, or PAIRING_CTL NEW for a fresh guest)",
 				  w->id, ps.demoted);
+	/* A primary's session starts a lineage of its own (a full checkpoint,
+	 * then its epochs from wherever its hypervisor counts): unless told
+	 * which, it runs at a generation of its own, so that a generation and
+	 * an epoch always order the images of a pairing. */
+	if (c->role == RCT_ROLE_PRIMARY && !(w->flags & RCT_IPC_PAIRING_GENERATION)) {
+		gen = ps.generation + 1;
+		ps.last_committed = UINT64_MAX;
+	}
 	st = rct_session_set_pairing(c->sess, w->id, w->flags & RCT_IPC_PAIRING_KEY ? w->key : NULL,
 				     gen);
 	if (reply_rct(r, st, "pairing"))

@@ -325,7 +325,13 @@ void scenario_cross_pairing(struct fault_pair *r, struct daemon *sd, struct tall
 	for (int i = 0; i < 2 && before; i++) {
 		struct rct_client_session sp = session_params(r->o, RCT_ROLE_PRIMARY,
 							      "tenant-x.primary");
-		struct rct_client_pairing p = {.id = i ? "vm-b" : "vm", .key = other_key};
+		/* A generation no secondary finds old (above the one vm's own
+		 * primary took after the trial before): what refuses the
+		 * tenant must be AUTH, its key. */
+		struct rct_client_pairing p = {.id = i ? "vm-b" : "vm",
+					       .key = other_key,
+					       .has_generation = 1,
+					       .generation = 1ull << (40 + i)};
 		struct rct_client *evil = NULL;
 		struct daemon pd = {0};
 		char why[240] = "";
