@@ -7,7 +7,8 @@
 #   5. soft-RoCE VM: the tests that need an RDMA device
 #   6. a real QEMU COLO pair through rctd, tcp and ucx (scripts/qemu/colo-test.sh;
 #      the patched QEMU is built once and cached in /var/cache/rct-qemu)
-#   7. the Pacemaker resource agent: shellcheck, ocf-tester (scripts/ocf/ocf-test.sh)
+#   7. the Pacemaker resource agent: ocf-tester, then a real two-node cluster with a
+#      quorum device and fencing, kill -9 and link cuts (scripts/cluster-test.sh)
 #   8. ASan+UBSan build with -Werror, the host tests again
 #   9. the libFuzzer targets, 60 s each (scripts/fuzz.sh)
 # Build trees go to build/ (RCT_BUILD_DIR overrides).
@@ -53,10 +54,13 @@ scripts/qemu/colo-test.sh "$B/release" tcp ucx | tee "$colo"
 [ "$(tail -n 2 "$colo" | grep -c '^qemu-colo: .* consistent yes, failover ok$')" = 2 ] ||
     { echo "the QEMU COLO pair failed" >&2; exit 1; }
 
-step "the Pacemaker resource agent: shellcheck, ocf-tester (scripts/ocf/ocf-test.sh)"
+step "failover decided by Pacemaker: the OCF agent in a real two-node cluster (scripts/cluster-test.sh)"
 shellcheck -s sh scripts/ocf/rct-colo
-shellcheck scripts/ocf/ocf-test.sh
-scripts/ocf/ocf-test.sh "$B/release" | tail -n 3
+shellcheck scripts/ocf/ocf-test.sh scripts/cluster/fence_rctns
+cluster=$(mktemp)
+scripts/cluster-test.sh "$B/release" | tee "$cluster" | grep -v '^ \|^\[\|^\]'
+tail -n 1 "$cluster" | grep -q '^cluster: .* 0 double primaries, ' ||
+    { echo "the cluster test failed" >&2; exit 1; }
 
 step "ASan+UBSan build (-Werror)"
 cmake -S . -B "$B/asan" -DCMAKE_BUILD_TYPE=Debug -DRCT_SANITIZE=ON -DRCT_WERROR=ON -DRCT_BUILD_TESTS=ON >/dev/null
@@ -71,7 +75,8 @@ scripts/fuzz.sh "${RCT_FUZZ_SECONDS:-60}"
 
 tail -n 1 "$faults"
 tail -n 2 "$colo"
-rm -f "$faults" "$colo"
+tail -n 1 "$cluster"
+rm -f "$faults" "$colo" "$cluster"
 # One closing line over both runs (ctest prints one per run).
 awk '/tests passed, [0-9]+ tests failed out of/ {
         total += $NF; failed += $(NF-5) }

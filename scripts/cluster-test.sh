@@ -1,0 +1,324 @@
+#!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
+# Failover decided by a real cluster manager: two Pacemaker/Corosync nodes on
+# this machine (network and mount namespaces, scripts/cluster/lib.sh) with a
+# quorum device (corosync-qnetd in a third namespace) and a fence device that
+# powers a node off (scripts/cluster/fence_rctns), each node running rctd and
+# one QEMU of a COLO pair managed by the OCF agent ocf:rct:rct-colo.
+#   - ocf-tester on the agent (scripts/ocf/ocf-test.sh);
+#   - per Corosync token (1000 ms, then the default 3000): the pair comes up
+#     replicating with one Promoted, the frozen guest's RAM equal on both nodes
+#     byte for byte; then kill -9 of the Promoted node's QEMU, of its rctd, and
+#     a cut of its link: each must end with the other node Promoted (within
+#     120 s), its guest running on from its own state (the heartbeat counter
+#     on its serial console goes on, no reboot), never two Promoted instances
+#     (both nodes' own views, sampled all along), and the old primary back as
+#     an in-sync secondary; the RAM compared again at the end;
+#   - the same cluster with ocf:pacemaker:Stateful for the baseline: the same
+#     faults (its promoted instance's state lost, its link cut).
+# Last line:
+#   cluster: T trials, P promoted once, D double primaries, failover max S s, stateful baseline B s
+# (S: fault to the other node Promoted in the worst trial; B: the worst of the
+# Stateful trials.)  Per-trial figures: WORK/cluster.json.
+#
+#   scripts/cluster-test.sh RCT_BUILD_DIR [QEMU]
+#   RCT_CLUSTER_TOKENS   tokens to run (default "1000 default")
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+case "${1:-}" in
+    ""|-h|--help) sed -n '3,27p' "$0" | sed 's/^# \{0,1\}//'; [ -n "${1:-}" ]; exit;;
+esac
+build=$(cd "$1" && pwd)
+[ "$(id -u)" = 0 ] || { echo "cluster-test: needs root (namespaces)" >&2; exit 2; }
+# The system's tools first, as a node's services find them (not a user's
+# python shims: the agent's every QMP call is a python3).
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
+qemu=${2:-$("$here/qemu/build.sh" | tail -n 1)}
+export RCTD=$build/daemon/rctd RCTCTL=$build/daemon/rctctl
+. "$here/cluster/lib.sh"
+ST=$(mktemp -d /tmp/rct-cluster.XXXXXX)
+export ST
+mkdir -p "$ST/fence"
+echo "cluster-test: QEMU $qemu, work folder $ST"
+
+[ "${RCT_CLUSTER_SKIP_OCF:-0}" = 1 ] || "$here/ocf/ocf-test.sh" "$build" "$qemu" | tail -n 1
+
+# The agents where Pacemaker looks for them (as cmake --install puts them).
+# This tree's, whatever is there: an installed agent waits aside meanwhile.
+links=()
+link_agent() {
+    mkdir -p "$(dirname "$2")"
+    if [ -e "$2" ] && [ ! -L "$2" ]; then
+        mv "$2" "$2.rct-cluster-test"
+    fi
+    ln -sfn "$1" "$2"
+    links+=("$2")
+}
+link_agent "$here/ocf/rct-colo" /usr/lib/ocf/resource.d/rct/rct-colo
+link_agent "$here/cluster/fence_rctns" /usr/sbin/fence_rctns
+qnetd_pid=
+cleanup() {
+    local n rc=$?
+    set +e
+    for n in $NODES; do kill_node "$n" 2>/dev/null || true; done
+    [ -n "$qnetd_pid" ] && kill -9 "$qnetd_pid" 2>/dev/null
+    teardown_net
+    for l in "${links[@]}"; do
+        rm -f "$l"
+        [ -e "$l.rct-cluster-test" ] && mv "$l.rct-cluster-test" "$l"
+    done
+    rmdir /usr/lib/ocf/resource.d/rct 2>/dev/null || true
+    [ "${keep:-0}" = 1 ] || rm -rf "$ST"
+    exit $rc
+}
+trap cleanup EXIT
+keep=1
+
+"$here/qemu/guest/build-guest.sh" "$ST/guest.elf" 40 >/dev/null
+head -c 32 /dev/urandom > "$ST/psk"
+chmod 0600 "$ST/psk"
+head -c 32 /dev/urandom > "$ST/pairing-key"
+chmod 0644 "$ST/pairing-key" "$ST/guest.elf"
+PAIRING=colo-vm
+AGENT_DIR=/run/resource-agents/rct-colo-colo
+
+boot_cluster() { # $1 token
+    local n
+    teardown_net
+    setup_net
+    ip netns exec rctc-q corosync-qnetd -f -s off > "$ST/qnetd.out" 2>&1 &
+    qnetd_pid=$!
+    for n in $NODES; do mkstate "$n" "$1"; done
+    for n in $NODES; do start_node "$n"; done
+    wait_online node1 120
+}
+
+cib_base() {
+    nx node1 cibadmin --modify --xml-text '<crm_config><cluster_property_set id="cib-bootstrap-options">
+      <nvpair id="o-stonith" name="stonith-enabled" value="true"/>
+      <nvpair id="o-nq" name="no-quorum-policy" value="stop"/>
+      <nvpair id="o-st" name="stonith-timeout" value="30s"/>
+      </cluster_property_set></crm_config>' --scope crm_config
+    nx node1 cibadmin --create --scope resources --xml-text "<primitive id=\"fence\" class=\"stonith\" type=\"fence_rctns\">
+      <instance_attributes id=\"fence-ia\">
+        <nvpair id=\"fence-sd\" name=\"statedir\" value=\"$ST/fence\"/>
+        <nvpair id=\"fence-hl\" name=\"pcmk_host_list\" value=\"node1 node2\"/>
+      </instance_attributes>
+      <operations><op id=\"fence-mon\" name=\"monitor\" interval=\"60s\"/></operations></primitive>"
+}
+
+# A promotable clone $1 of primitive $2 (class:provider:type $3:$4:$5), its instance attributes $6.
+cib_clone() {
+    nx node1 cibadmin --create --scope resources --xml-text "<clone id=\"$1\">
+      <meta_attributes id=\"$1-meta\">
+        <nvpair id=\"$1-p\" name=\"promotable\" value=\"true\"/>
+        <nvpair id=\"$1-pm\" name=\"promoted-max\" value=\"1\"/>
+        <nvpair id=\"$1-pnm\" name=\"promoted-node-max\" value=\"1\"/>
+        <nvpair id=\"$1-cm\" name=\"clone-max\" value=\"2\"/>
+        <nvpair id=\"$1-cnm\" name=\"clone-node-max\" value=\"1\"/>
+        <nvpair id=\"$1-n\" name=\"notify\" value=\"true\"/>
+        <nvpair id=\"$1-mt\" name=\"migration-threshold\" value=\"1\"/>
+      </meta_attributes>
+      <primitive id=\"$2\" class=\"$3\" provider=\"$4\" type=\"$5\">
+        <instance_attributes id=\"$2-ia\">$6</instance_attributes>
+        <operations>
+          <op id=\"$2-mp\" name=\"monitor\" interval=\"1s\" role=\"Promoted\" timeout=\"20s\"/>
+          <op id=\"$2-mu\" name=\"monitor\" interval=\"2s\" role=\"Unpromoted\" timeout=\"20s\"/>
+          <op id=\"$2-start\" name=\"start\" interval=\"0\" timeout=\"60s\"/>
+          <op id=\"$2-stop\" name=\"stop\" interval=\"0\" timeout=\"60s\"/>
+          <op id=\"$2-promote\" name=\"promote\" interval=\"0\" timeout=\"60s\"/>
+          <op id=\"$2-demote\" name=\"demote\" interval=\"0\" timeout=\"60s\"/>
+          <op id=\"$2-notify\" name=\"notify\" interval=\"0\" timeout=\"30s\"/>
+        </operations></primitive></clone>"
+}
+
+nv() { printf '<nvpair id="colo-%s" name="%s" value="%s"/>' "$1" "$1" "$2"; }
+
+colo_attrs() {
+    nv pairing "$PAIRING"
+    nv pairing_key "$ST/pairing-key"
+    nv nodes "node1=${IP[node1]} node2=${IP[node2]}"
+    nv kernel "$ST/guest.elf"
+    nv qemu "$qemu"
+    nv rctctl "$RCTCTL"
+    nv memory_mb 64
+    nv checkpoint_delay_ms 300
+}
+
+# The agent's files on node $1.
+serial_hbs() { nx "$1" cat "$AGENT_DIR/serial.log" 2>/dev/null | sed -n 's/^HB \([0-9a-f]\{8\}\).*/\1/p'; }
+pairing_json() { nx "$1" "$RCTCTL" pairing show "$PAIRING" --json 2>/dev/null; }
+jfield() { python3 -c 'import json,sys
+v=json.loads(sys.stdin.read() or "null")
+for k in sys.argv[1].split("."):
+    v=v.get(k) if isinstance(v,dict) else None
+print("" if v is None else v)' "$1"; }
+
+# Both ends of the pair: $1 Promoted with a primary QEMU, $2 an in-sync secondary.
+wait_pair() { # $1 resource id; prints the primary
+    local p='' s i
+    for i in $(seq 600); do
+        p=$(promoted_on node1 "$1" || true)
+        [ -n "$p" ] || p=$(promoted_on node2 "$1" || true)
+        if [ -n "$p" ]; then
+            s=$(other "$p")
+            [ "$1" != colo ] && { echo "$p"; return 0; }
+            [ "$(pairing_json "$s" | jfield session.replication)" = "in sync" ] &&
+                [ "$(pairing_json "$s" | jfield session.role)" = secondary ] && { echo "$p"; return 0; }
+        fi
+        sleep 0.5
+    done
+    log "no replicating pair in 300 s (promoted: '${p}')"
+    return 1
+}
+
+# Freeze the guest, two checkpoints, stop both QEMUs, compare their RAM byte for byte.
+compare_ram() { # $1 primary
+    local p=$1 s e0 e i rc=0 ram=/dev/shm/rct-colo-$PAIRING.ram
+    s=$(other "$p")
+    nx "$p" python3 "$CL/qmp.py" serial "$AGENT_DIR/serial.sock" F
+    e0=$(pairing_json "$p" | jfield session.last_committed_epoch)
+    for _ in $(seq 200); do
+        e=$(pairing_json "$p" | jfield session.last_committed_epoch)
+        [ -n "$e" ] && [ -n "$e0" ] && [ "$e" -ge $((e0 + 2)) ] && break
+        sleep 0.1
+    done
+    nx "$p" python3 "$CL/qmp.py" qmp "$AGENT_DIR/qmp.sock" stop >/dev/null
+    nx "$s" python3 "$CL/qmp.py" qmp "$AGENT_DIR/qmp.sock" stop >/dev/null
+    nx "$p" cat "$ram" > "$ST/ram.$p"
+    nx "$s" cat "$ram" > "$ST/ram.$s"
+    cmp -s "$ST/ram.$p" "$ST/ram.$s" || rc=1
+    [ $rc = 0 ] || log "RAM differs: $(cmp "$ST/ram.$p" "$ST/ram.$s" | head -1)"
+    rm -f "$ST/ram.$p" "$ST/ram.$s"
+    nx "$s" python3 "$CL/qmp.py" qmp "$AGENT_DIR/qmp.sock" cont >/dev/null
+    nx "$p" python3 "$CL/qmp.py" qmp "$AGENT_DIR/qmp.sock" cont >/dev/null
+    nx "$p" python3 "$CL/qmp.py" serial "$AGENT_DIR/serial.sock" U
+    return $rc
+}
+
+results=()
+T=0 P=0 D=0 S_MAX=0 B_MAX=0 FAIL=0
+
+# One fault on the Promoted node of resource $1: $2 kill-qemu | kill-rctd | link-cut | lose-state.
+trial() {
+    local rsc=$1 fault=$2 token=$3 p s t0 t1 dbl=0 seen a b hb_before hb_lines ok=true why=""
+    p=$(wait_pair "$rsc") || { FAIL=1; return 0; }
+    s=$(other "$p")
+    if [ "$rsc" = colo ]; then
+        # The guest's heartbeat as the primary printed it last, and how much
+        # of the secondary's console there is so far.
+        hb_before=$(serial_hbs "$p" | tail -n 1)
+        hb_lines=$(serial_hbs "$s" | wc -l)
+    fi
+    log "$rsc token $token: $fault on $p (the Promoted node)"
+    t0=$(now)
+    case $fault in
+    kill-qemu) kill -9 "$(pid_of "$p" qemu-system-x86)" ;;
+    kill-rctd)
+        kill -9 "$(pid_of "$p" rctd)"
+        # What systemd's Restart= does for the unit, a second later.
+        (sleep 1; start_rctd "$p") &
+        ;;
+    link-cut) link "$p" down ;;
+    lose-state) nx "$p" sh -c 'rm -f /run/Stateful-st*.state /run/resource-agents/Stateful-st*.state' ;;
+    esac
+    seen=""
+    while :; do
+        a=""; b=""
+        node_up "$p" && [ ! -e "$ST/fence/$p.fenced" ] && a=$(promoted_on "$p" "$rsc" || true)
+        b=$(promoted_on "$s" "$rsc" || true)
+        [ "$a" = "$p" ] && [ "$b" = "$s" ] && dbl=$((dbl + 1))
+        if [ "$b" = "$s" ]; then seen=$(now); break; fi
+        if python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) - float(sys.argv[2]) > 120 else 1)" "$(now)" "$t0"; then
+            break
+        fi
+        sleep 0.1
+    done
+    if [ "$rsc" = colo ]; then
+        T=$((T + 1))
+        D=$((D + dbl))
+    fi
+    if [ -z "$seen" ]; then
+        ok=false why="$s not Promoted within 120 s"
+        t1=nan
+    else
+        [ "$rsc" = colo ] && P=$((P + 1))
+        t1=$(python3 -c "import sys; print('%.2f' % (float(sys.argv[1]) - float(sys.argv[2])))" "$seen" "$t0")
+    fi
+    [ $dbl = 0 ] || { ok=false; why="$why two Promoted ($dbl samples)"; }
+    log "$rsc token $token: $fault: $s Promoted after $t1 s, double primaries in $dbl samples"
+    # The old primary comes back: a fenced node boots again, a failed
+    # instance is cleaned up (migration-threshold=1 banned it).
+    if [ "$fault" = link-cut ]; then
+        for _ in $(seq 300); do [ -e "$ST/fence/$p.fenced" ] && break; sleep 0.1; done
+        [ -e "$ST/fence/$p.fenced" ] || { ok=false; why="$why $p never fenced"; }
+        kill_node "$p"
+        link "$p" up 2>/dev/null || true
+        start_node "$p"
+    fi
+    nx "$s" crm_resource --cleanup -r "$rsc-clone" >/dev/null 2>&1 || true
+    if [ "$rsc" = colo ]; then
+        local back
+        back=$(wait_pair colo) || back=""
+        [ "$back" = "$s" ] || { ok=false; why="$why $p did not come back as an in-sync secondary"; }
+        # Its own state: what the new primary's guest printed since the fault
+        # goes on from the old primary's last heartbeat (a checkpoint behind
+        # at most), never from a reboot.
+        if [ -z "$hb_before" ] || ! serial_hbs "$s" | tail -n +$((hb_lines + 1)) | python3 -c '
+import sys
+b = int(sys.argv[1], 16)
+new = [int(x, 16) for x in sys.stdin.read().split() if x]
+sys.exit(0 if len(new) >= 2 and new[0] >= b - 2 and new == sorted(new) else 1)' "$hb_before"; then
+            ok=false why="$why the guest on $s did not run on (HB $hb_before, then $(serial_hbs "$s" | tail -n +$((hb_lines + 1)) | head -n 3 | tr '\n' ' ')...)"
+        fi
+    else
+        wait_pair "$rsc" >/dev/null || { ok=false; why="$why $p did not come back"; }
+    fi
+    if [ "$rsc" = colo ]; then
+        python3 -c "import sys; sys.exit(0 if sys.argv[1] != 'nan' and float(sys.argv[1]) > float(sys.argv[2]) else 1)" "$t1" "$S_MAX" && S_MAX=$t1
+    else
+        python3 -c "import sys; sys.exit(0 if sys.argv[1] != 'nan' and float(sys.argv[1]) > float(sys.argv[2]) else 1)" "$t1" "$B_MAX" && B_MAX=$t1
+    fi
+    $ok || { FAIL=1; log "$rsc token $token: $fault FAILED:$why"; }
+    results+=("{\"resource\": \"$rsc\", \"token_ms\": \"$token\", \"fault\": \"$fault\", \"victim\": \"$p\", \"promoted\": \"$s\", \"fault_to_promoted_s\": \"$t1\", \"double_primary_samples\": $dbl, \"ok\": $ok}")
+}
+
+for token in ${RCT_CLUSTER_TOKENS:-1000 default}; do
+    tk=$token
+    [ "$tk" = default ] && tk=""
+    # The baseline: ocf:pacemaker:Stateful, the same faults.
+    boot_cluster "$tk"
+    cib_base
+    cib_clone st-clone st ocf pacemaker Stateful ""
+    trial st lose-state "$token"
+    trial st link-cut "$token"
+    for n in $NODES; do kill_node "$n"; done
+    kill -9 "$qnetd_pid" 2>/dev/null || true
+    # rct-colo.
+    boot_cluster "$tk"
+    cib_base
+    cib_clone colo-clone colo ocf rct rct-colo "$(colo_attrs)"
+    if p=$(wait_pair colo); then
+        compare_ram "$p" || { FAIL=1; log "token $token: the frozen guest's RAM differs"; }
+        log "token $token: pair up, $p Promoted, RAM equal"
+    else
+        FAIL=1
+    fi
+    for fault in ${RCT_CLUSTER_FAULTS:-kill-qemu kill-rctd link-cut}; do
+        trial colo "$fault" "$token"
+    done
+    if p=$(wait_pair colo); then
+        compare_ram "$p" || { FAIL=1; log "token $token: the frozen guest's RAM differs after the trials"; }
+    else
+        FAIL=1
+    fi
+    for n in $NODES; do kill_node "$n"; done
+    kill -9 "$qnetd_pid" 2>/dev/null || true
+done
+
+(IFS=,; echo "[${results[*]}]") | python3 -m json.tool > "$ST/cluster.json"
+cat "$ST/cluster.json"
+[ $FAIL = 0 ] && keep=0
+[ $FAIL = 0 ] || echo "cluster-test: logs kept in $ST"
+echo "cluster: $T trials, $P promoted once, $D double primaries, failover max $S_MAX s, stateful baseline $B_MAX s"
+exit $FAIL
