@@ -167,31 +167,42 @@ static int pairing_record(struct rctd_conn *me, const char *id, struct rctd_pair
 	return 0;
 }
 
+/* How an order rewrites a pairing's record. */
+enum pairing_rewrite {
+	REWRITE_DEMOTE,	  /* demoted at its generation */
+	REWRITE_FAILOVER, /* a new generation, with the epoch this host holds */
+	REWRITE_NEW,	  /* a new generation, no epoch: a fresh guest */
+};
+
 /*
- * A new generation for @w's pairing: above both the recorded one and the
- * floor, not demoted, with the epoch this host holds (@keep_epoch: a
- * failover's image) or none (a fresh guest).
+ * Rewrite @w's pairing's record as @how says, read and written under
+ * d->state_lock.  A new generation is above both the recorded one and the
+ * floor, and not demoted.
  */
-static int pairing_next_generation(struct rctd_conn *c, const struct ipc_pairing_ctl *w,
-				   bool keep_epoch, struct rctd_pairing_state *ps, struct reply *r)
+static int pairing_rewrite(struct rctd_conn *c, const struct ipc_pairing_ctl *w,
+			   enum pairing_rewrite how, struct rctd_pairing_state *ps, struct reply *r)
 {
 	struct rctd *d = c->d;
 	int rc;
 
 	pthread_mutex_lock(&d->state_lock);
 	rc = rctd_state_read(d, w->id, ps);
-	if (!rc) {
+	if (!rc && how == REWRITE_DEMOTE) {
+		ps->demoted = ps->generation;
+	} else if (!rc) {
 		if (ps->generation < w->min_generation)
 			ps->generation = w->min_generation;
 		ps->generation++;
-		ps->last_committed = keep_epoch ? held_epoch(d, w->id, ps->last_committed)
-						: NO_EPOCH;
+		ps->last_committed = how == REWRITE_FAILOVER
+					     ? held_epoch(d, w->id, ps->last_committed)
+					     : NO_EPOCH;
 		ps->demoted = NO_EPOCH;
+	}
+	if (!rc)
 		rc = pairing_record(c, w->id, ps, r);
-	} else {
+	else
 		rc = reply_fail(r, rc, RCT_ERR_SYSTEM, "pairing %s: reading its state: %s", w->id,
 				strerror(-rc));
-	}
 	pthread_mutex_unlock(&d->state_lock);
 	return rc;
 }
@@ -239,17 +250,7 @@ static int pairing_op(struct rctd_conn *c, const struct ipc_pairing_ctl *w,
 		rc = pairing_stop(c, w->id, RCT_ROLE_PRIMARY, RCT_GOODBYE_DEMOTE, true, r);
 		if (rc)
 			return rc;
-		pthread_mutex_lock(&d->state_lock);
-		rc = rctd_state_read(d, w->id, ps);
-		if (!rc) {
-			ps->demoted = ps->generation;
-			rc = pairing_record(c, w->id, ps, r);
-		} else {
-			rc = reply_fail(r, rc, RCT_ERR_SYSTEM, "pairing %s: reading its state: %s",
-					w->id, strerror(-rc));
-		}
-		pthread_mutex_unlock(&d->state_lock);
-		return rc;
+		return pairing_rewrite(c, w, REWRITE_DEMOTE, ps, r);
 	case RCT_IPC_PAIRING_FAILOVER:
 		*done = "failover";
 		held = held_epoch(d, w->id, ps->last_committed);
@@ -267,7 +268,7 @@ static int pairing_op(struct rctd_conn *c, const struct ipc_pairing_ctl *w,
 		rc = pairing_stop(c, w->id, RCT_ROLE_SECONDARY, RCT_GOODBYE_FAILOVER, ps->found, r);
 		if (rc)
 			return rc;
-		rc = pairing_next_generation(c, w, true, ps, r);
+		rc = pairing_rewrite(c, w, REWRITE_FAILOVER, ps, r);
 		if (!rc)
 			rctd_info("pairing %s: failed over here at generation %" PRIu64
 				  ", epoch %" PRId64,
@@ -285,7 +286,7 @@ static int pairing_op(struct rctd_conn *c, const struct ipc_pairing_ctl *w,
 				w->id);
 		}
 		pthread_mutex_unlock(&d->lock);
-		rc = pairing_next_generation(c, w, false, ps, r);
+		rc = pairing_rewrite(c, w, REWRITE_NEW, ps, r);
 		if (!rc)
 			rctd_info("pairing %s: new generation %" PRIu64, w->id, ps->generation);
 		return rc;
