@@ -68,6 +68,12 @@ void rctd_stop(void)
 	}
 }
 
+void rctd_reap(pid_t pid)
+{
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+}
+
 void rctd_fini(void)
 {
 	char cmd[96];

@@ -49,6 +49,8 @@ void rctd_fini(void);
 void rctd_alive(void);
 /* SIGTERM, and it must stop cleanly. */
 void rctd_stop(void);
+/* SIGTERM to an rctd of rctd_spawn(), and wait for it. */
+void rctd_reap(pid_t pid);
 
 /* SIZE bytes of random guest RAM (from @seed) and its bitmap, in memfds. */
 void side_init(struct side *s, uint64_t seed);

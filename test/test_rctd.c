@@ -864,10 +864,8 @@ Test(rctd, another_tenants_primary_never_writes_into_vm_a)
 	side_fini(&pri);
 	side_fini(&sec);
 
-	kill(ppid, SIGTERM);
-	kill(spid, SIGTERM);
-	waitpid(ppid, NULL, 0);
-	waitpid(spid, NULL, 0);
+	rctd_reap(ppid);
+	rctd_reap(spid);
 	unlink(psk);
 	rm_state(pst);
 	rm_state(sst);
@@ -882,10 +880,16 @@ Test(rctd, the_pairing_state_survives_a_restart_of_rctd)
 		.id = "vm-g", .key = key_g, .has_generation = 1, .generation = 5};
 	struct rct_client_pairing_state st = {0};
 	struct side pri, sec;
-	char *json = NULL;
+	char *json = NULL, ps[96], pst[96];
+	pid_t ppid;
 	int rc;
 
-	/* Paired at generation 5, one checkpoint committed and flushed (epoch 0). */
+	/* Paired at generation 5, one checkpoint committed and flushed (epoch 0);
+	 * the primary's host has an rctd of its own (one session of a pairing
+	 * per daemon). */
+	snprintf(ps, sizeof(ps), "%s/p.sock", rctd_dir);
+	snprintf(pst, sizeof(pst), "%s/p.state", rctd_dir);
+	ppid = rctd_spawn(ps, NULL, pst);
 	side_init(&sec, 2);
 	side_init(&pri, 1);
 	{
@@ -898,7 +902,7 @@ Test(rctd, the_pairing_state_survives_a_restart_of_rctd)
 		cr_assert_eq(st.generation, 5);
 		cr_assert_eq(st.last_committed, UINT64_MAX);
 		cr_assert_eq(rct_client_listen(sec.c, "127.0.0.1", 0, &job.port), 0);
-		cr_assert_eq(side_open(&pri, RCT_ROLE_PRIMARY, "g.primary"), 0);
+		cr_assert_eq(side_open_at(&pri, ps, RCT_ROLE_PRIMARY, "g.primary", NULL, NULL), 0);
 		cr_assert_eq(rct_client_session_pairing(pri.c, &p5, NULL), 0);
 		cr_assert_eq(pthread_create(&t, NULL, primary_full_sync, &job), 0);
 		cr_assert_eq(rct_client_accept(sec.c, NULL), 0);
@@ -912,6 +916,8 @@ Test(rctd, the_pairing_state_survives_a_restart_of_rctd)
 		side_fini(&pri);
 		side_fini(&sec);
 	}
+	rctd_reap(ppid);
+	rm_state(pst);
 	/* rctd restarts: the record is read back, a stale generation refused. */
 	rctd_stop();
 	rctd_start();

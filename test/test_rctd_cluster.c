@@ -7,6 +7,7 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <signal.h>
@@ -246,7 +247,211 @@ Test(rctd_cluster, failover_demote_rejoin_abort_and_a_new_generation)
 		    sizeof(why));
 	cr_assert_eq(rc, -ENOENT, "failover without a session or a record: %d (%s)", rc, why);
 
-	kill(ppid, SIGTERM);
-	waitpid(ppid, NULL, 0);
+	rctd_reap(ppid);
+	rctd_alive();
+}
+
+struct accept_job {
+	struct side *s;
+	int rc;
+};
+
+static void *accept_run(void *arg)
+{
+	struct accept_job *a = arg;
+
+	a->rc = rct_client_accept(a->s->c, NULL);
+	return NULL;
+}
+
+/* A file of the host key both rctd of a test share. */
+static void host_key(char *path, size_t len)
+{
+	int fd;
+
+	snprintf(path, len, "%s/host.key", rctd_dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	cr_assert(fd >= 0);
+	cr_assert_eq(write(fd, "the two hosts share this key...!", 32), 32);
+	close(fd);
+}
+
+/* SESSION_PAIRING of a fresh secondary session on @sock: its status, rctd's words in @why. */
+static int claim(const char *sock, const char *id, const uint8_t *key, bool has_gen, uint64_t gen,
+		 char *why, size_t why_len)
+{
+	struct rct_client_session p = {
+		.role = RCT_ROLE_SECONDARY, .backend = "tcp", .name = "tenant-b", .lanes = 2};
+	struct rct_client_pairing pr = {
+		.id = id, .key = key, .has_generation = has_gen, .generation = gen};
+	struct rct_client *c;
+	int rc = rct_client_open(sock, "tenant-b", &c);
+
+	cr_assert_eq(rc, 0, "%s", rct_client_open_error());
+	cr_assert_eq(rct_client_session_open(c, &p, NULL), 0, "%s", rct_client_error(c));
+	rc = rct_client_session_pairing(c, &pr, NULL);
+	snprintf(why, why_len, "%s", rct_client_error(c));
+	rct_client_close(c);
+	return rc;
+}
+
+static bool state_file(const char *dir, const char *id)
+{
+	char path[160];
+
+	snprintf(path, sizeof(path), "%s/%s.state", dir, id);
+	return access(path, F_OK) == 0;
+}
+
+/*
+ * Issue 29 item 3, against two real rctd that share a host key, as another
+ * tenant's hypervisor (an allowed client of both) would try it: naming
+ * another VM's pairing with a key of its own changes no record, stops no
+ * session and shows nothing of it; a second hypervisor with the VM's own key
+ * is refused while the first holds the pairing; a record is written only
+ * once the peer proved the key; generations stop at their limit.  On the
+ * code before this (fdcea9e) the first claim was recorded at once (the stale
+ * secondary then passed the floor), and the attacker's own pair rewrote VM
+ * C's record.
+ */
+Test(rctd_cluster, a_tenant_without_the_pairing_key_changes_no_record_and_stops_no_session)
+{
+	static const uint8_t key_e[RCT_IPC_PAIRING_KEY_LEN] = {0xe};
+	static const uint8_t key_c[RCT_IPC_PAIRING_KEY_LEN] = {0xc};
+	static const uint8_t key_n[RCT_IPC_PAIRING_KEY_LEN] = {0x1, 0x2};
+	static const uint8_t key_x[RCT_IPC_PAIRING_KEY_LEN] = {0xbb, 0xad};
+	char psk[96], ps[96], ss[96], pst[96], sst[96], why[512];
+	struct side pri, sec, cp, cs, np, ns, xp;
+	struct primary_job job;
+	struct accept_job acc;
+	pthread_t t;
+	pid_t ppid, spid;
+	json_t *j;
+	int rc;
+
+	host_key(psk, sizeof(psk));
+	snprintf(ps, sizeof(ps), "%s/p.sock", rctd_dir);
+	snprintf(ss, sizeof(ss), "%s/s.sock", rctd_dir);
+	snprintf(pst, sizeof(pst), "%s/p.state", rctd_dir);
+	snprintf(sst, sizeof(sst), "%s/s.state", rctd_dir);
+	ppid = rctd_spawn(ps, psk, pst);
+	spid = rctd_spawn(ss, psk, sst);
+
+	/* VM C: paired once, so both hosts hold its record; then gone. */
+	side_init(&cp, 5);
+	side_init(&cs, 6);
+	cr_assert_eq(side_open_at(&cs, ss, RCT_ROLE_SECONDARY, "c.secondary", "vm-c", key_c), 0);
+	cr_assert_eq(side_open_at(&cp, ps, RCT_ROLE_PRIMARY, "c.primary", "vm-c", key_c), 0);
+	pair_opened(&cp, &cs);
+	side_fini(&cp);
+	side_fini(&cs);
+
+	/* VM E: its secondary holds epoch 0 of generation 1; the cluster
+	 * recorded epoch 3 of it, so this host's data is stale. */
+	side_init(&pri, 1);
+	side_init(&sec, 2);
+	cr_assert_eq(side_open_at(&sec, ss, RCT_ROLE_SECONDARY, "e.secondary", "vm-e", key_e), 0,
+		     "%s", rct_client_error(sec.c));
+	cr_assert_eq(side_open_at(&pri, ps, RCT_ROLE_PRIMARY, "e.primary", "vm-e", key_e), 0, "%s",
+		     rct_client_error(pri.c));
+	pair_opened(&pri, &sec);
+	rc = ctl_id(ss, "vm-e", RCT_IPC_PAIRING_FAILOVER, 1, 3, &j, why, sizeof(why));
+	cr_assert_eq(rc, -ESTALE, "stale failover: %d (%s)", rc, why);
+
+	/* Another tenant names VM E with a key of its own, at the generation
+	 * limit, and with VM E's own key as a second hypervisor. */
+	rc = claim(ss, "vm-e", key_x, false, 0, why, sizeof(why));
+	cr_assert_eq(rc, -EKEYREJECTED, "vm-e with another key: %d (%s)", rc, why);
+	cr_assert_not_null(strstr(why, "pairing key"), "%s", why);
+	rc = claim(ss, "vm-e", key_x, true, UINT64_MAX, why, sizeof(why));
+	cr_assert_eq(rc, -ERANGE, "generation 2^64-1: %d (%s)", rc, why);
+	rc = claim(ss, "vm-e", key_x, true, 1000, why, sizeof(why));
+	cr_assert_eq(rc, -EKEYREJECTED, "vm-e at generation 1000: %d (%s)", rc, why);
+	rc = claim(ss, "vm-e", key_e, false, 0, why, sizeof(why));
+	cr_assert_eq(rc, -EBUSY, "a second session of vm-e: %d (%s)", rc, why);
+	cr_assert_not_null(strstr(why, "e.secondary"), "the refusal names the first: %s", why);
+	/* VM E's record is as it was: the stale secondary stays refused, its
+	 * session runs on. */
+	cr_assert_eq(ctl_id(ss, "vm-e", RCT_IPC_PAIRING_SHOW, 0, UINT64_MAX, &j, why, sizeof(why)),
+		     0, "%s", why);
+	cr_assert_eq(jint(j, "generation"), 1);
+	cr_assert_eq(jint(j, "last_committed_epoch"), 0);
+	cr_assert_str_eq(sess_str(j, "name"), "e.secondary");
+	cr_assert_str_eq(sess_str(j, "state"), "connected");
+	json_decref(j);
+	rc = ctl_id(ss, "vm-e", RCT_IPC_PAIRING_FAILOVER, 1, 3, &j, why, sizeof(why));
+	cr_assert_eq(rc, -ESTALE, "stale failover after the claims: %d (%s)", rc, why);
+
+	/* The tenant's own pair under VM C's identity: refused on both hosts
+	 * before it could connect, VM C's records untouched. */
+	side_init(&xp, 7);
+	rc = side_open_at(&xp, ss, RCT_ROLE_SECONDARY, "x.secondary", "vm-c", key_x);
+	cr_assert_eq(rc, -EKEYREJECTED, "vm-c's secondary host: %d (%s)", rc,
+		     rct_client_error(xp.c));
+	side_fini(&xp);
+	side_init(&xp, 7);
+	rc = side_open_at(&xp, ps, RCT_ROLE_PRIMARY, "x.primary", "vm-c", key_x);
+	cr_assert_eq(rc, -EKEYREJECTED, "vm-c's primary host: %d (%s)", rc, rct_client_error(xp.c));
+	side_fini(&xp);
+	cr_assert_eq(ctl_id(ss, "vm-c", RCT_IPC_PAIRING_SHOW, 0, UINT64_MAX, &j, why, sizeof(why)),
+		     0, "%s", why);
+	cr_assert_eq(jint(j, "generation"), 1);
+	cr_assert_eq(jint(j, "last_committed_epoch"), 0);
+	json_decref(j);
+
+	/* A new pairing, vm-n: nothing is recorded while its secondary only
+	 * listens, nor when a primary without its key fails AUTH; the listening
+	 * session is nobody's to show or abort until its own primary proves the
+	 * key. */
+	side_init(&ns, 8);
+	side_init(&np, 9);
+	side_init(&xp, 10);
+	cr_assert_eq(side_open_at(&ns, ss, RCT_ROLE_SECONDARY, "n.secondary", "vm-n", key_n), 0);
+	job = (struct primary_job){.s = &np};
+	cr_assert_eq(rct_client_listen(ns.c, "127.0.0.1", 0, &job.port), 0);
+	cr_assert(!state_file(sst, "vm-n"), "vm-n recorded before any peer proved its key");
+	cr_assert_eq(ctl_id(ss, "vm-n", RCT_IPC_PAIRING_SHOW, 0, UINT64_MAX, &j, why, sizeof(why)),
+		     0, "%s", why);
+	cr_assert(json_is_false(json_object_get(j, "recorded")));
+	cr_assert(json_is_null(json_object_get(j, "session")), "an unproven session is shown");
+	json_decref(j);
+	cr_assert_eq(ctl_id(ss, "vm-n", RCT_IPC_PAIRING_ABORT, 0, UINT64_MAX, &j, why, sizeof(why)),
+		     0, "%s", why);
+	json_decref(j);
+	cr_assert_eq(side_open_at(&xp, ps, RCT_ROLE_PRIMARY, "x.primary", "vm-n", key_x), 0);
+	acc = (struct accept_job){.s = &ns};
+	cr_assert_eq(pthread_create(&t, NULL, accept_run, &acc), 0);
+	rc = rct_client_connect(xp.c, "127.0.0.1", job.port, NULL);
+	cr_assert_eq(rc, -EKEYREJECTED, "vm-n's impostor: %d (%s)", rc, rct_client_error(xp.c));
+	side_fini(&xp);
+	cr_assert(!state_file(pst, "vm-n") && !state_file(sst, "vm-n"),
+		  "a failed AUTH left a record of vm-n");
+	cr_assert_eq(side_open_at(&np, ps, RCT_ROLE_PRIMARY, "n.primary", "vm-n", key_n), 0);
+	primary_full_sync(&job);
+	pthread_join(t, NULL);
+	cr_assert_eq(acc.rc, 0, "vm-n's accept after the abort and the impostor: %s (%s)",
+		     strerror(-acc.rc), rct_client_error(ns.c));
+	cr_assert_eq(job.rc, 0, "vm-n's primary: %s", rct_client_error(np.c));
+	secondary_apply_epoch0(&ns, np.ram);
+	cr_assert(state_file(pst, "vm-n") && state_file(sst, "vm-n"));
+	cr_assert_eq(ctl_id(ss, "vm-n", RCT_IPC_PAIRING_SHOW, 0, UINT64_MAX, &j, why, sizeof(why)),
+		     0, "%s", why);
+	cr_assert_str_eq(sess_str(j, "name"), "n.secondary");
+	json_decref(j);
+	/* Now its key is recorded: the impostor's claim is refused outright. */
+	rc = claim(ss, "vm-n", key_x, false, 0, why, sizeof(why));
+	cr_assert_eq(rc, -EKEYREJECTED, "vm-n with another key once recorded: %d (%s)", rc, why);
+
+	/* Generations stop at the limit, never wrap. */
+	rc = ctl_id(ss, "vm-none", RCT_IPC_PAIRING_NEW, INT64_MAX, UINT64_MAX, &j, why,
+		    sizeof(why));
+	cr_assert_eq(rc, -ERANGE, "a new generation past the limit: %d (%s)", rc, why);
+
+	side_fini(&np);
+	side_fini(&ns);
+	side_fini(&pri);
+	side_fini(&sec);
+	rctd_reap(ppid);
+	rctd_reap(spid);
 	rctd_alive();
 }

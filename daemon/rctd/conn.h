@@ -42,6 +42,14 @@ typedef int conn_handler_fn(struct rctd_conn *c, const struct ipc_msg *m, const 
 conn_handler_fn h_hello, h_session_open, h_session_close, h_pairing, h_query;
 /* With a host key, a session proves its pairing or pairs with nothing. */
 int conn_need_pairing(struct rctd_conn *c, struct reply *r);
+/*
+ * Under d->lock: a live session of pairing @id other than @c's that @c's
+ * yields to: one whose peer proved the key, or (with @verifier) one that
+ * holds the same key or none.  NULL: none.
+ */
+struct rctd_conn *conn_pairing_rival(struct rctd_conn *c, const char *id, const uint8_t *verifier);
+/* Under d->lock: -EBUSY naming @o. */
+int conn_pairing_busy(struct reply *r, struct rctd_conn *o, const char *id);
 /* After a checkpoint's reply: record its epoch for the pairing (off the pause). */
 void conn_persist(struct rctd_conn *c);
 /* Destroy the session and its regions (the session first: it may still read them). */
@@ -62,8 +70,13 @@ conn_handler_fn h_listen, h_accept, h_connect, h_begin, h_dirty, h_devstate, h_c
 
 /* conn_admin.c: a pairing, whichever connection holds its session. */
 conn_handler_fn h_pairing_ctl;
-/* After ACCEPT: a newer generation the primary announced is recorded. */
-void conn_pairing_accepted(struct rctd_conn *c);
+/*
+ * After ACCEPT or CONNECT: the peer proved the pairing key, so the pairing's
+ * record is this session's now (its generation, the key's verifier; a newer
+ * generation drops the old lineage's epoch).  Else (the record moved on
+ * meanwhile, or cannot be written) the session is ended and -errno replied.
+ */
+int conn_pairing_proved(struct rctd_conn *c, struct reply *r);
 
 /* conn.c */
 void conn_set_state(struct rctd_conn *c, enum rctd_sess_state s);

@@ -22,13 +22,18 @@
 
 #define NO_EPOCH UINT64_MAX
 
-/* The session of pairing @id on this rctd, or NULL; under d->lock. */
+/*
+ * The session of pairing @id on this rctd, or NULL; under d->lock.  Only a
+ * session whose peer proved the pairing key is the pairing's: one that only
+ * named it (a client without the key, or one still waiting for its peer) is
+ * nobody's to stop or to show.
+ */
 static struct rctd_conn *pairing_conn(struct rctd *d, const char *id)
 {
 	struct rctd_conn *best = NULL;
 
 	for (struct rctd_conn *c = d->conns; c; c = c->next) {
-		if (c->finished || c->state == RCTD_SESS_NONE || !c->pair.bound ||
+		if (c->finished || c->state == RCTD_SESS_NONE || !c->pair.proved ||
 		    strcmp(c->pair.id, id))
 			continue;
 		bool live = c->state != RCTD_SESS_FAILED;
@@ -158,7 +163,7 @@ static int pairing_record(struct rctd_conn *me, const char *id, struct rctd_pair
 				  ps->generation, d->cfg.state_dir, strerror(-rc));
 	pthread_mutex_lock(&d->lock);
 	for (struct rctd_conn *c = d->conns; c; c = c->next) {
-		if (!c->pair.bound || strcmp(c->pair.id, id))
+		if (!c->pair.proved || strcmp(c->pair.id, id))
 			continue;
 		c->pair.generation = ps->generation;
 		c->pair.demoted = ps->demoted;
@@ -189,6 +194,15 @@ static int pairing_rewrite(struct rctd_conn *c, const struct ipc_pairing_ctl *w,
 	rc = rctd_state_read(d, w->id, ps);
 	if (!rc && how == REWRITE_DEMOTE) {
 		ps->demoted = ps->generation;
+	} else if (!rc && (w->min_generation >= RCTD_GENERATION_MAX ||
+			   ps->generation >= RCTD_GENERATION_MAX)) {
+		rc = reply_fail(r, -ERANGE, RCT_ERR_INVALID_PARAM,
+				"pairing %s: a generation above %" PRIu64 " (recorded %" PRIu64
+				") is beyond the limit %" PRId64,
+				w->id, w->min_generation, ps->generation,
+				(int64_t)RCTD_GENERATION_MAX);
+		pthread_mutex_unlock(&d->state_lock);
+		return rc;
 	} else if (!rc) {
 		if (ps->generation < w->min_generation)
 			ps->generation = w->min_generation;
@@ -197,6 +211,10 @@ static int pairing_rewrite(struct rctd_conn *c, const struct ipc_pairing_ctl *w,
 					     ? held_epoch(d, w->id, ps->last_committed)
 					     : NO_EPOCH;
 		ps->demoted = NO_EPOCH;
+		/* A fresh guest may come with a new pairing key: the first
+		 * session that proves one records it. */
+		if (how == REWRITE_NEW)
+			ps->has_verifier = false;
 	}
 	if (!rc)
 		rc = pairing_record(c, w->id, ps, r);
@@ -321,30 +339,102 @@ int h_pairing_ctl(struct rctd_conn *c, const struct ipc_msg *m, const union ipc_
 	return reply_json(r, out, pairing_json(c->d, w->id, &ps, done));
 }
 
-void conn_pairing_accepted(struct rctd_conn *c)
+/* Under d->state_lock: @ps for @c's pairing as its proved session leaves it. */
+static int pairing_proved_record(struct rctd_conn *c, uint64_t gen, struct rctd_pairing_state *ps,
+				 struct reply *r)
 {
-	uint64_t gen = rct_session_generation(c->sess);
-	struct rctd_pairing_state ps;
+	struct rctd *d = c->d;
+	bool changed = false;
+	struct rctd_conn *o;
 	int rc;
 
-	if (!c->pair.bound || gen <= c->pair.generation)
-		return;
-	/* A primary of a newer generation: a new lineage, which starts with a
-	 * full sync; this host's last epoch was of the old one. */
-	pthread_mutex_lock(&c->d->state_lock);
-	ps = (struct rctd_pairing_state){
-		.generation = gen, .last_committed = NO_EPOCH, .demoted = NO_EPOCH, .found = true};
-	rc = rctd_state_write(c->d, c->pair.id, &ps, true);
-	pthread_mutex_lock(&c->d->lock);
-	c->pair.generation = gen;
-	c->pair.demoted = NO_EPOCH;
-	c->m.last_epoch = c->pair.saved_epoch = NO_EPOCH;
-	pthread_mutex_unlock(&c->d->lock);
-	pthread_mutex_unlock(&c->d->state_lock);
+	/* Two sessions of it connected at once (each proved by its own peer):
+	 * the one that proved it first keeps it. */
+	pthread_mutex_lock(&d->lock);
+	o = conn_pairing_rival(c, c->pair.id, NULL);
+	rc = o ? conn_pairing_busy(r, o, c->pair.id) : 0;
+	pthread_mutex_unlock(&d->lock);
 	if (rc)
-		rctd_warn("pairing %s: recording generation %" PRIu64 " in %s: %s", c->pair.id, gen,
-			  c->d->cfg.state_dir, strerror(-rc));
-	else
-		rctd_info("pairing %s: a primary of generation %" PRIu64 " joined; recorded",
-			  c->pair.id, gen);
+		return rc;
+	rc = rctd_state_read(d, c->pair.id, ps);
+	if (rc)
+		return reply_fail(r, rc, RCT_ERR_SYSTEM, "pairing %s: reading its state in %s: %s",
+				  c->pair.id, d->cfg.state_dir, strerror(-rc));
+	/* What changed since SESSION_PAIRING checked the record. */
+	if (ps->has_verifier && c->pair.has_key &&
+	    memcmp(ps->verifier, c->pair.verifier, RCTD_VERIFIER_LEN))
+		return reply_fail(r, -EKEYREJECTED, RCT_ERR_AUTH,
+				  "pairing %s: another pairing key was recorded for it while this "
+				  "session connected",
+				  c->pair.id);
+	if (gen < ps->generation)
+		return reply_fail(r, -ESTALE, RCT_ERR_MISMATCH,
+				  "pairing %s moved to generation %" PRIu64
+				  " while this session of generation %" PRIu64 " connected",
+				  c->pair.id, ps->generation, gen);
+	if (c->role == RCT_ROLE_PRIMARY && ps->demoted != NO_EPOCH && gen <= ps->demoted)
+		return reply_fail(r, -ESTALE, RCT_ERR_MISMATCH,
+				  "pairing %s was demoted on this host at generation %" PRIu64
+				  " while this session connected",
+				  c->pair.id, ps->demoted);
+	/* A newer generation is a new lineage, which starts with a full sync:
+	 * this host's last epoch was of the old one. */
+	if ((gen > ps->generation || c->pair.new_lineage) && ps->last_committed != NO_EPOCH) {
+		ps->last_committed = NO_EPOCH;
+		changed = true;
+	}
+	/* A secondary of a newer generation: a demotion of an older one is history. */
+	if (c->role == RCT_ROLE_SECONDARY && gen > ps->generation && ps->demoted != NO_EPOCH) {
+		ps->demoted = NO_EPOCH;
+		changed = true;
+	}
+	if (!ps->found || gen != ps->generation) {
+		ps->generation = gen;
+		changed = true;
+	}
+	if (!ps->has_verifier && c->pair.has_key) {
+		memcpy(ps->verifier, c->pair.verifier, RCTD_VERIFIER_LEN);
+		ps->has_verifier = true;
+		changed = true;
+	}
+	rc = changed ? rctd_state_write(d, c->pair.id, ps, true) : 0;
+	if (rc)
+		return reply_fail(r, rc, RCT_ERR_SYSTEM,
+				  "pairing %s: recording generation %" PRIu64 " in %s: %s",
+				  c->pair.id, gen, d->cfg.state_dir, strerror(-rc));
+	ps->found = true;
+	if (changed)
+		rctd_info("pairing %s: recorded generation %" PRIu64
+			  " (the peer proved the key; session %s)",
+			  c->pair.id, gen, c->name);
+	return 0;
+}
+
+int conn_pairing_proved(struct rctd_conn *c, struct reply *r)
+{
+	struct rctd_pairing_state ps;
+	uint64_t gen;
+	int rc;
+
+	if (!c->pair.bound)
+		return 0;
+	/* A secondary runs at the generation its primary proved. */
+	gen = c->role == RCT_ROLE_SECONDARY ? rct_session_generation(c->sess) : c->pair.generation;
+	pthread_mutex_lock(&c->d->state_lock);
+	rc = pairing_proved_record(c, gen, &ps, r);
+	if (!rc) {
+		pthread_mutex_lock(&c->d->lock);
+		c->pair.proved = true;
+		c->pair.generation = gen;
+		c->pair.demoted = ps.demoted;
+		c->m.last_epoch = c->pair.saved_epoch = ps.last_committed;
+		pthread_mutex_unlock(&c->d->lock);
+	}
+	pthread_mutex_unlock(&c->d->state_lock);
+	if (rc) {
+		/* Connected, but not as this pairing: the peer hears why it ends. */
+		rct_session_abort(c->sess, RCT_GOODBYE_ABORT);
+		conn_set_state(c, RCTD_SESS_FAILED);
+	}
+	return rc;
 }

@@ -81,11 +81,10 @@ int h_accept(struct rctd_conn *c, const struct ipc_msg *m, const union ipc_body 
 		return r->status;
 	st = rct_session_accept(c->sess);
 	conn_check_fatal(c, st);
-	if (conn_reply_failed(c, r, st, "accept"))
+	if (conn_reply_failed(c, r, st, "accept") || conn_pairing_proved(c, r))
 		return r->status;
 	connected_reply(c, r, out);
 	rctd_info("session %s: primary connected, %u lanes", c->name, c->lanes);
-	conn_pairing_accepted(c);
 	return 0;
 }
 
@@ -103,7 +102,7 @@ int h_connect(struct rctd_conn *c, const struct ipc_msg *m, const union ipc_body
 				  "CONNECT needs the secondary's address and port");
 	st = rct_session_connect(c->sess, w->addr, w->port);
 	conn_check_fatal(c, st);
-	if (conn_reply_failed(c, r, st, "connect"))
+	if (conn_reply_failed(c, r, st, "connect") || conn_pairing_proved(c, r))
 		return r->status;
 	pthread_mutex_lock(&c->d->lock);
 	snprintf(c->peer, sizeof(c->peer), "%s:%u", w->addr, w->port);

@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sodium.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -140,6 +141,7 @@ int h_session_open(struct rctd_conn *c, const struct ipc_msg *m, const union ipc
 	c->stopped_by = 0;
 	c->ready_epoch = UINT64_MAX;
 	c->pair.bound = false;
+	c->pair.proved = false;
 	c->pair.id[0] = '\0';
 	c->pair.generation = 0;
 	c->pair.saved_epoch = UINT64_MAX;
@@ -188,7 +190,10 @@ static int pairing_bind(struct rctd_conn *c, const struct ipc_pairing *w, union 
  * SESSION_PAIRING: the VM identity and the secret its management layer gave
  * both hypervisors, and the generation.  rctd records the generation and the
  * last committed epoch per pairing across its restarts; a client asking for
- * a generation older than the recorded one is stale.
+ * a generation older than the recorded one is stale.  Nothing is recorded
+ * here: the record changes once the peer proved the key
+ * (conn_pairing_proved()), so a client that merely names a pairing changes
+ * nothing of it.
  */
 int h_pairing(struct rctd_conn *c, const struct ipc_msg *m, const union ipc_body *in,
 	      union ipc_body *out, struct reply *r)
@@ -210,17 +215,47 @@ int h_pairing(struct rctd_conn *c, const struct ipc_msg *m, const union ipc_body
 				  "pairing %s: no pairing key; with a host key every client could "
 				  "claim any identity (docs/security.md)",
 				  w->id);
+	if ((w->flags & RCT_IPC_PAIRING_GENERATION) && w->generation > RCTD_GENERATION_MAX)
+		return reply_fail(r, -ERANGE, RCT_ERR_INVALID_PARAM,
+				  "pairing %s: generation %" PRIu64 " is beyond the limit %" PRId64,
+				  w->id, w->generation, (int64_t)RCTD_GENERATION_MAX);
 	pthread_mutex_lock(&c->d->state_lock);
 	rc = pairing_bind(c, w, out, r);
 	pthread_mutex_unlock(&c->d->state_lock);
 	return rc;
 }
 
-/* SESSION_PAIRING's record: read, checked and updated under d->state_lock. */
+struct rctd_conn *conn_pairing_rival(struct rctd_conn *c, const char *id, const uint8_t *verifier)
+{
+	for (struct rctd_conn *o = c->d->conns; o; o = o->next) {
+		if (o == c || o->finished || !o->pair.bound || strcmp(o->pair.id, id) ||
+		    o->state == RCTD_SESS_NONE || o->state == RCTD_SESS_FAILED)
+			continue;
+		if (o->pair.proved ||
+		    (verifier && (!o->pair.has_key ||
+				  !sodium_memcmp(o->pair.verifier, verifier, RCTD_VERIFIER_LEN))))
+			return o;
+	}
+	return NULL;
+}
+
+/* -EBUSY naming @o, the session of pairing @id that @c's yields to. */
+int conn_pairing_busy(struct reply *r, struct rctd_conn *o, const char *id)
+{
+	return reply_fail(r, -EBUSY, RCT_ERR_EXISTS,
+			  "pairing %s has a live session on this rctd: %s (client %" PRIu64
+			  ", pid %d); one session per pairing",
+			  id, o->name, o->id, (int)o->pid);
+}
+
+/* SESSION_PAIRING's checks against the record, under d->state_lock. */
 static int pairing_bind(struct rctd_conn *c, const struct ipc_pairing *w, union ipc_body *out,
 			struct reply *r)
 {
+	const bool has_key = w->flags & RCT_IPC_PAIRING_KEY;
 	struct rctd_pairing_state ps;
+	uint8_t verifier[RCTD_VERIFIER_LEN];
+	struct rctd_conn *o;
 	uint64_t gen;
 	rct_status_t st;
 	int rc = rctd_state_read(c->d, w->id, &ps);
@@ -228,6 +263,16 @@ static int pairing_bind(struct rctd_conn *c, const struct ipc_pairing *w, union 
 	if (rc)
 		return reply_fail(r, rc, RCT_ERR_SYSTEM, "pairing %s: reading its state in %s: %s",
 				  w->id, c->d->cfg.state_dir, strerror(-rc));
+	if (has_key)
+		rctd_pairing_verifier(c->d, w->id, w->key, verifier);
+	/* The key decides before anything else is said about the pairing. */
+	if (ps.has_verifier &&
+	    (!has_key || sodium_memcmp(verifier, ps.verifier, RCTD_VERIFIER_LEN)))
+		return reply_fail(r, -EKEYREJECTED, RCT_ERR_AUTH,
+				  "pairing %s: %s the pairing key this host recorded for it; a "
+				  "guest that starts afresh with a new key is a new generation "
+				  "(PAIRING_CTL NEW) first",
+				  w->id, has_key ? "not" : "no key, and the record holds");
 	gen = w->flags & RCT_IPC_PAIRING_GENERATION ? w->generation : ps.generation;
 	if (gen < ps.generation)
 		return reply_fail(r, -ESTALE, RCT_ERR_MISMATCH,
@@ -244,30 +289,42 @@ static int pairing_bind(struct rctd_conn *c, const struct ipc_pairing *w, union 
 	 * then its epochs from wherever its hypervisor counts): unless told
 	 * which, it runs at a generation of its own, so that a generation and
 	 * an epoch always order the images of a pairing. */
-	if (c->role == RCT_ROLE_PRIMARY && !(w->flags & RCT_IPC_PAIRING_GENERATION)) {
+	c->pair.new_lineage = c->role == RCT_ROLE_PRIMARY &&
+			      !(w->flags & RCT_IPC_PAIRING_GENERATION);
+	if (c->pair.new_lineage) {
+		if (ps.generation >= RCTD_GENERATION_MAX)
+			return reply_fail(r, -ERANGE, RCT_ERR_INVALID_PARAM,
+					  "pairing %s is at generation %" PRIu64
+					  ", the limit: no new lineage (PAIRING_CTL NEW)",
+					  w->id, ps.generation);
 		gen = ps.generation + 1;
 		ps.last_committed = UINT64_MAX;
 	}
-	st = rct_session_set_pairing(c->sess, w->id, w->flags & RCT_IPC_PAIRING_KEY ? w->key : NULL,
-				     gen);
+	/* One session of a pairing at a time on a daemon: a second one with
+	 * its key is another hypervisor claiming the same VM.  One that only
+	 * names it with another key blocks nobody: it never proves it. */
+	pthread_mutex_lock(&c->d->lock);
+	o = conn_pairing_rival(c, w->id, has_key ? verifier : NULL);
+	rc = o ? conn_pairing_busy(r, o, w->id) : 0;
+	pthread_mutex_unlock(&c->d->lock);
+	if (rc)
+		return rc;
+	st = rct_session_set_pairing(c->sess, w->id, has_key ? w->key : NULL, gen);
 	if (reply_rct(r, st, "pairing"))
 		return r->status;
-	if (!ps.found || gen != ps.generation) {
-		ps.generation = gen;
-		rc = rctd_state_write(c->d, w->id, &ps, true);
-		if (rc)
-			return reply_fail(r, rc, RCT_ERR_SYSTEM,
-					  "pairing %s: recording generation %" PRIu64 " in %s: %s",
-					  w->id, gen, c->d->cfg.state_dir, strerror(-rc));
-	}
 	pthread_mutex_lock(&c->d->lock);
 	c->pair.bound = true;
+	c->pair.proved = false;
+	c->pair.has_key = has_key;
+	if (has_key)
+		memcpy(c->pair.verifier, verifier, sizeof(verifier));
 	snprintf(c->pair.id, sizeof(c->pair.id), "%s", w->id);
 	c->pair.generation = gen;
 	c->pair.demoted = ps.demoted;
 	c->m.last_epoch = c->pair.saved_epoch = ps.last_committed;
 	pthread_mutex_unlock(&c->d->lock);
-	rctd_info("session %s: pairing %s, generation %" PRIu64 ", last committed epoch %" PRId64,
+	rctd_info("session %s: pairing %s, generation %" PRIu64 ", last committed epoch %" PRId64
+		  " (recorded once the peer proves the key)",
 		  c->name, w->id, gen, (int64_t)ps.last_committed);
 	out->pairing_reply.generation = gen;
 	out->pairing_reply.last_committed = ps.last_committed;
@@ -291,7 +348,7 @@ void conn_persist(struct rctd_conn *c)
 	uint64_t epoch;
 	int rc;
 
-	if (!c->pair.bound)
+	if (!c->pair.proved)
 		return;
 	pthread_mutex_lock(&c->d->lock);
 	epoch = c->m.last_epoch;
@@ -302,6 +359,8 @@ void conn_persist(struct rctd_conn *c)
 	ps.generation = c->pair.generation;
 	ps.last_committed = epoch;
 	ps.demoted = c->pair.demoted;
+	ps.has_verifier = c->pair.has_key; /* recorded when it was proved */
+	memcpy(ps.verifier, c->pair.verifier, sizeof(ps.verifier));
 	rc = rctd_state_write(c->d, c->pair.id, &ps, false);
 	pthread_mutex_unlock(&c->d->state_lock);
 	if (rc && !c->pair.persist_failed)

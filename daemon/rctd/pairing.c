@@ -10,6 +10,12 @@
  * directory; the epoch, written after every checkpoint, is not (a restart of
  * rctd keeps it; a crash of the host may lose the last few, never the
  * generation).
+ *
+ * A record changes only for a session whose peer proved the pairing key
+ * (conn_pairing_proved()), and it keeps a verifier of that key: a keyed hash
+ * (BLAKE2b, keyed with the host key) of the identity and the key, never the
+ * key.  A client that names the pairing with another key is refused before
+ * anything happens (docs/security.md, "Pairings").
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sodium.h>
 #include <unistd.h>
 
 #include "rctd.h"
@@ -31,15 +38,41 @@ bool rctd_pairing_id_ok(const char *id)
 		       n;
 }
 
+void rctd_pairing_verifier(const struct rctd *d, const char *id, const uint8_t *key,
+			   uint8_t out[RCTD_VERIFIER_LEN])
+{
+	static const char label[] = "rctd-pairing-verifier-v1";
+	crypto_generichash_state st;
+	uint8_t len = (uint8_t)strlen(id);
+
+	crypto_generichash_init(&st, d->has_psk ? d->psk : NULL, d->has_psk ? RCT_PSK_LEN : 0,
+				RCTD_VERIFIER_LEN);
+	crypto_generichash_update(&st, (const uint8_t *)label, sizeof(label));
+	crypto_generichash_update(&st, &len, 1);
+	crypto_generichash_update(&st, (const uint8_t *)id, len);
+	crypto_generichash_update(&st, key, RCT_IPC_PAIRING_KEY_LEN);
+	crypto_generichash_final(&st, out, RCTD_VERIFIER_LEN);
+	sodium_memzero(&st, sizeof(st));
+}
+
+static bool hex_decode(const char *hex, uint8_t *out, size_t len)
+{
+	size_t bin_len = 0;
+
+	return sodium_hex2bin(out, len, hex, strlen(hex), NULL, &bin_len, NULL) == 0 &&
+	       bin_len == len;
+}
+
 int rctd_state_read(const struct rctd *d, const char *id, struct rctd_pairing_state *st)
 {
-	char path[4096], line[160];
+	char path[4096], line[160], hex[2 * RCTD_VERIFIER_LEN + 2];
 	FILE *f;
 
 	st->generation = 0;
 	st->last_committed = UINT64_MAX;
 	st->demoted = UINT64_MAX;
 	st->found = false;
+	st->has_verifier = false;
 	snprintf(path, sizeof(path), "%s/%s.state", d->cfg.state_dir, id);
 	f = fopen(path, "re");
 	if (!f)
@@ -53,6 +86,8 @@ int rctd_state_read(const struct rctd *d, const char *id, struct rctd_pairing_st
 			st->last_committed = v;
 		else if (sscanf(line, "demoted_at_generation %llu", &v) == 1)
 			st->demoted = v;
+		else if (sscanf(line, "key_verifier %33s", hex) == 1)
+			st->has_verifier = hex_decode(hex, st->verifier, RCTD_VERIFIER_LEN);
 	}
 	fclose(f);
 	st->found = true;
@@ -62,7 +97,7 @@ int rctd_state_read(const struct rctd *d, const char *id, struct rctd_pairing_st
 int rctd_state_write(const struct rctd *d, const char *id, const struct rctd_pairing_state *st,
 		     bool durable)
 {
-	char path[4096], tmp[4096], text[320], epoch[32], demoted[48] = "";
+	char path[4096], tmp[4096], text[400], epoch[32], demoted[48] = "", verifier[64] = "";
 	int fd, len, err = 0;
 
 	snprintf(path, sizeof(path), "%s/%s.state", d->cfg.state_dir, id);
@@ -74,10 +109,16 @@ int rctd_state_write(const struct rctd *d, const char *id, const struct rctd_pai
 	if (st->demoted != UINT64_MAX)
 		snprintf(demoted, sizeof(demoted), "demoted_at_generation %" PRIu64 "\n",
 			 st->demoted);
+	if (st->has_verifier) {
+		char hex[2 * RCTD_VERIFIER_LEN + 1];
+
+		sodium_bin2hex(hex, sizeof(hex), st->verifier, RCTD_VERIFIER_LEN);
+		snprintf(verifier, sizeof(verifier), "key_verifier %s\n", hex);
+	}
 	len = snprintf(text, sizeof(text),
 		       "# rctd pairing state: written whole by rctd, do not edit while it runs\n"
-		       "pairing %s\ngeneration %" PRIu64 "\nlast_committed_epoch %s\n%s",
-		       id, st->generation, epoch, demoted);
+		       "pairing %s\ngeneration %" PRIu64 "\nlast_committed_epoch %s\n%s%s",
+		       id, st->generation, epoch, demoted, verifier);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;

@@ -28,6 +28,9 @@
 #define RCTD_DEVSTATE_MAX    (1ull << 30)
 #define RCTD_HIST_BUCKETS    496 /* log-linear: 8 sub-buckets per power of two of ns */
 #define RCTD_PROM_BUCKETS    18	 /* the exported Prometheus buckets (+Inf implied) */
+#define RCTD_VERIFIER_LEN    16	 /* a pairing key's verifier in its record */
+/* Generations stop here: never wrapped, and JSON's signed integers hold them. */
+#define RCTD_GENERATION_MAX INT64_MAX
 
 /* ---- logging: stderr, one line each; journald priorities under systemd ---- */
 enum rctd_log_level { RCTD_LOG_ERR = 3, RCTD_LOG_WARN = 4, RCTD_LOG_INFO = 6, RCTD_LOG_DEBUG = 7 };
@@ -132,8 +135,12 @@ struct rctd_conn {
 	/* The pairing (SESSION_PAIRING, pairing.c's records); written by the
 	 * thread, read under d->lock. */
 	struct rctd_conn_pairing {
-		bool bound; /* SESSION_PAIRING succeeded */
+		bool bound;	  /* SESSION_PAIRING succeeded: checked against the record */
+		bool proved;	  /* ...and the peer proved the key: the record is this session's */
+		bool new_lineage; /* primary: its generation starts a lineage (no epoch yet) */
+		bool has_key;	  /* verifier is of the pairing key the client gave */
 		char id[RCT_IPC_PAIRING_ID_MAX];
+		uint8_t verifier[RCTD_VERIFIER_LEN];
 		uint64_t generation;
 		uint64_t demoted;     /* as in the state file (UINT64_MAX: none) */
 		uint64_t saved_epoch; /* last_epoch as last written to the state file */
@@ -198,8 +205,13 @@ struct rctd_pairing_state {
 	uint64_t last_committed; /* UINT64_MAX: none */
 	uint64_t demoted;	 /* the generation this host was demoted at; UINT64_MAX: none */
 	bool found;		 /* the file existed */
+	bool has_verifier;	 /* the pairing key is recorded (its verifier) */
+	uint8_t verifier[RCTD_VERIFIER_LEN];
 };
 bool rctd_pairing_id_ok(const char *id);
+/* What the record keeps of pairing @id's key @key: a keyed hash, not the key. */
+void rctd_pairing_verifier(const struct rctd *d, const char *id, const uint8_t *key,
+			   uint8_t out[RCTD_VERIFIER_LEN]);
 int rctd_state_dir_init(const struct rctd *d);
 int rctd_state_read(const struct rctd *d, const char *id, struct rctd_pairing_state *st);
 /* Replace the file whole (write, rename); @durable: fsync it and the directory. */

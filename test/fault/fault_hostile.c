@@ -307,12 +307,14 @@ out:
 }
 
 /*
- * (e) Cross-pairing: another tenant's primary, a client of a primary-side rctd
- * holding the same host key, goes for VM vm's listening secondary, once
- * claiming vm without its pairing key, once naming another VM.  AUTH must
- * refuse it (-EKEYREJECTED) with no guest page changed, and the same listening
- * session must then pair with vm's own primary: the full sync flushed and
- * verified byte for byte.
+ * (e) Cross-pairing: another tenant's primary, a client of vm's own
+ * primary-side rctd (which holds the same host key and vm's record), goes for
+ * VM vm's listening secondary, once claiming vm without its pairing key, once
+ * naming another VM.  It must be refused (-EKEYREJECTED: by its rctd at
+ * SESSION_PAIRING where the host recorded vm's key, else by AUTH at CONNECT)
+ * with no guest page changed, and the same listening session must then pair
+ * with vm's own primary on that rctd: the full sync flushed and verified byte
+ * for byte.
  */
 void scenario_cross_pairing(struct fault_pair *r, struct daemon *sd, struct tally *t)
 {
@@ -335,27 +337,32 @@ void scenario_cross_pairing(struct fault_pair *r, struct daemon *sd, struct tall
 		struct rct_client *evil = NULL;
 		struct daemon pd = {0};
 		char why[240] = "";
+		const char *step = "at CONNECT (AUTH)";
 		uint64_t bad;
 		int port, rc;
 
 		t->trials++;
 		memcpy(before, r->g.sram, r->o->size);
 		port = secondary_start(r, sd, "127.0.0.1", "vm.secondary");
-		rc = port < 0 ? port : daemon_start(r->o, &pd, "tenant", NULL, true);
+		rc = port < 0 ? port : daemon_start(r->o, &pd, "primary", NULL, true);
 		if (!rc)
 			rc = rct_client_open(pd.sock, "tenant-x", &evil);
 		if (!rc)
 			rc = rct_client_session_open(evil, &sp, NULL);
-		if (!rc)
+		if (!rc) {
 			rc = rct_client_session_pairing(evil, &p, NULL);
+			if (rc == -EKEYREJECTED)
+				step = "at SESSION_PAIRING (vm's key is recorded)";
+		}
 		if (!rc)
 			rc = rct_client_region_add(evil, REGION_ID, sim_guest_memfd(r->g.pguest), 0,
 						   r->o->size, r->g.pbits_fd, 0, NULL);
-		if (rc) {
+		if (rc && rc != -EKEYREJECTED) {
 			snprintf(why, sizeof(why), "set-up: %s", strerror(-rc));
 			goto done;
 		}
-		rc = rct_client_connect(evil, "127.0.0.1", (uint16_t)port, NULL);
+		if (!rc)
+			rc = rct_client_connect(evil, "127.0.0.1", (uint16_t)port, NULL);
 		if (rc != -EKEYREJECTED)
 			snprintf(why, sizeof(why), "the tenant's connect returned %d (%.100s)", rc,
 				 rct_client_error(evil));
@@ -368,9 +375,9 @@ done:
 		if (evil)
 			rct_client_close(evil);
 		tally_count(t, !why[0]);
-		printf("cross-pairing %d/2: a tenant that %s -> %s%s\n", i + 1, what[i],
-		       why[0] ? "FAILED: " : "refused; vm's own primary then paired, verified",
-		       why);
+		printf("cross-pairing %d/2: a tenant that %s -> %s%s%s\n", i + 1, what[i],
+		       why[0] ? "FAILED: " : "refused ", why[0] ? why : step,
+		       why[0] ? "" : "; vm's own primary then paired, verified");
 		trial_end(r, &pd);
 	}
 	free(before);
