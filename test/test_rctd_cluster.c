@@ -8,6 +8,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <signal.h>
@@ -20,6 +21,7 @@
 #include <rct/rct_client.h>
 
 #include "rctd_fixture.h"
+#include "sim.h"
 
 TestSuite(rctd_cluster, .init = rctd_start, .fini = rctd_fini, .timeout = 120);
 
@@ -451,6 +453,202 @@ Test(rctd_cluster, a_tenant_without_the_pairing_key_changes_no_record_and_stops_
 	side_fini(&ns);
 	side_fini(&pri);
 	side_fini(&sec);
+	rctd_reap(ppid);
+	rctd_reap(spid);
+	rctd_alive();
+}
+
+/* A flush that is long enough to be caught in the middle: 1 GiB of guest. */
+#define BIG (1ull << 30)
+
+struct big_side {
+	uint8_t *ram;
+	int fd, bfd;
+	uint64_t *bits;
+	struct rct_client *c;
+};
+
+static void big_open(struct big_side *b, const char *sock, enum rct_role role, const char *name,
+		     const uint8_t *key)
+{
+	struct rct_client_session p = {
+		.role = role, .backend = "tcp", .name = name, .lanes = 2, .timeout_ms = 30000};
+	struct rct_client_pairing pr = {.id = "vm-t", .key = key};
+	size_t bits = BIG / PAGE / 8;
+
+	memset(b, 0, sizeof(*b));
+	/* The primary's RAM holds data in every page; the secondary's is
+	 * untouched, so its flush takes every page's first touch. */
+	b->ram = role == RCT_ROLE_PRIMARY ? sim_memfd_map("big-ram", BIG, &b->fd)
+					  : sim_memfd_map_sparse("big-ram", BIG, &b->fd);
+	b->bits = sim_memfd_map("big-bits", bits, &b->bfd);
+	cr_assert(b->ram && b->bits);
+	if (role == RCT_ROLE_PRIMARY)
+		for (uint64_t pg = 0; pg < BIG / PAGE; pg++)
+			memset(b->ram + pg * PAGE, (int)(pg % 251) + 1, PAGE);
+	cr_assert_eq(rct_client_open(sock, name, &b->c), 0, "%s", rct_client_open_error());
+	cr_assert_eq(rct_client_session_open(b->c, &p, NULL), 0, "%s", rct_client_error(b->c));
+	cr_assert_eq(rct_client_session_pairing(b->c, &pr, NULL), 0, "%s", rct_client_error(b->c));
+	cr_assert_eq(rct_client_region_add(b->c, 0, b->fd, 0, BIG, b->bfd, 0, NULL), 0, "%s",
+		     rct_client_error(b->c));
+}
+
+static void big_close(struct big_side *b)
+{
+	rct_client_close(b->c);
+	sim_memfd_unmap(b->ram, BIG, b->fd);
+	sim_memfd_unmap(b->bits, BIG / PAGE / 8, b->bfd);
+}
+
+struct big_sync {
+	struct big_side *pri, *sec;
+	uint16_t port;
+	int rc;
+};
+
+static void *big_primary(void *arg)
+{
+	struct big_sync *s = arg;
+
+	s->rc = rct_client_connect(s->pri->c, "127.0.0.1", s->port, NULL);
+	if (!s->rc)
+		s->rc = rct_client_ckpt_begin(s->pri->c, 0, RCT_CKPT_FULL);
+	if (!s->rc)
+		s->rc = rct_client_ckpt_devstate(s->pri->c, DEV_BLOB, sizeof(DEV_BLOB));
+	if (!s->rc)
+		s->rc = rct_client_ckpt_commit(s->pri->c, NULL);
+	return NULL;
+}
+
+static void *big_flush(void *arg)
+{
+	struct big_sync *s = arg;
+
+	s->rc = rct_client_ckpt_flush(s->sec->c, 0, RCT_IPC_FLUSH_LOCAL_DIRTY, NULL);
+	return NULL;
+}
+
+/* A full sync of vm-t from @pri to @sec, up to the READY of epoch 0. */
+static void big_sync_ready(struct big_side *pri, struct big_side *sec)
+{
+	struct big_sync s = {.pri = pri, .sec = sec};
+	struct rct_event ev = {0};
+	pthread_t t;
+	int rc;
+
+	cr_assert_eq(rct_client_listen(sec->c, "127.0.0.1", 0, &s.port), 0);
+	cr_assert_eq(pthread_create(&t, NULL, big_primary, &s), 0);
+	rc = rct_client_accept(sec->c, NULL);
+	pthread_join(t, NULL);
+	cr_assert_eq(rc, 0, "accept: %s (%s)", strerror(-rc), rct_client_error(sec->c));
+	cr_assert_eq(s.rc, 0, "primary: %s", rct_client_error(pri->c));
+	cr_assert_eq(rct_client_event_next(sec->c, 30000, &ev), 0);
+	cr_assert_eq(ev.type, RCT_EVENT_CKPT_READY);
+}
+
+/* The pairing's flush mark on the secondary's host, as a line. */
+static void flush_mark(const char *state_dir, char *line, size_t len)
+{
+	char path[160];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/vm-t.flush", state_dir);
+	line[0] = '\0';
+	f = fopen(path, "re");
+	if (f) {
+		if (!fgets(line, (int)len, f))
+			line[0] = '\0';
+		fclose(f);
+	}
+}
+
+/*
+ * Issue 29 item 2: kill -9 of the secondary's rctd in the middle of a flush
+ * (1 GiB into untouched guest RAM: the copy is caught while the pairing's
+ * flush mark says "flushing 0").  Guest RAM then holds part of the epoch; the
+ * restarted rctd shows the pairing torn at epoch 0 and refuses to fail over
+ * to it (-EUCLEAN), until a resync's flush completes.  On the code before
+ * (fdcea9e) nothing recorded the torn flush and the failover was done.
+ */
+Test(rctd_cluster, a_secondary_killed_in_the_middle_of_a_flush_is_no_failover_target,
+     .timeout = 300)
+{
+	static const uint8_t key_t[RCT_IPC_PAIRING_KEY_LEN] = {0x7, 0x7};
+	char ps[96], ss[96], pst[96], sst[96], why[512], line[96];
+	struct big_side pri, sec;
+	struct big_sync fl;
+	uint64_t same = 0, differ = 0;
+	pthread_t t;
+	pid_t ppid, spid;
+	json_t *j;
+	int rc;
+
+	snprintf(ps, sizeof(ps), "%s/p.sock", rctd_dir);
+	snprintf(ss, sizeof(ss), "%s/s.sock", rctd_dir);
+	snprintf(pst, sizeof(pst), "%s/p.state", rctd_dir);
+	snprintf(sst, sizeof(sst), "%s/s.state", rctd_dir);
+	ppid = rctd_spawn(ps, NULL, pst);
+	spid = rctd_spawn(ss, NULL, sst);
+	big_open(&sec, ss, RCT_ROLE_SECONDARY, "t.secondary", key_t);
+	big_open(&pri, ps, RCT_ROLE_PRIMARY, "t.primary", key_t);
+	big_sync_ready(&pri, &sec);
+
+	/* The flush starts; the secondary's rctd dies in the middle of it. */
+	fl = (struct big_sync){.sec = &sec};
+	cr_assert_eq(pthread_create(&t, NULL, big_flush, &fl), 0);
+	/* Killed as soon as the copy began: the first page of the epoch is in
+	 * guest RAM (its copy runs in address order). */
+	for (int i = 0; i < 200000 && memcmp(sec.ram, pri.ram, PAGE); i++)
+		usleep(50);
+	flush_mark(sst, line, sizeof(line));
+	kill(spid, SIGKILL);
+	waitpid(spid, NULL, 0);
+	pthread_join(t, NULL);
+	cr_assert_str_eq(strtok(line, " \n"), "flushing", "the flush was not seen under way");
+	cr_assert_neq(fl.rc, 0, "the flush completed although its rctd was killed");
+	/* Part of the epoch reached guest RAM: torn, not merely not applied. */
+	for (uint64_t pg = 0; pg < BIG / PAGE; pg++) {
+		if (!memcmp(sec.ram + pg * PAGE, pri.ram + pg * PAGE, PAGE))
+			same++;
+		else
+			differ++;
+	}
+	cr_log_info("killed mid-flush: %" PRIu64 " pages of epoch 0 in guest RAM, %" PRIu64 " not",
+		    same, differ);
+	cr_assert(same && differ, "not torn: %" PRIu64 " pages flushed, %" PRIu64 " not", same,
+		  differ);
+	big_close(&pri);
+	big_close(&sec);
+
+	/* The restarted rctd: torn at epoch 0, no failover to it. */
+	spid = rctd_spawn(ss, NULL, sst);
+	cr_assert_eq(ctl_id(ss, "vm-t", RCT_IPC_PAIRING_SHOW, 0, UINT64_MAX, &j, why, sizeof(why)),
+		     0, "%s", why);
+	cr_assert(json_is_integer(json_object_get(j, "torn_at_epoch")), "not shown as torn");
+	cr_assert_eq(jint(j, "torn_at_epoch"), 0);
+	json_decref(j);
+	rc = ctl_id(ss, "vm-t", RCT_IPC_PAIRING_FAILOVER, 0, UINT64_MAX, &j, why, sizeof(why));
+	cr_assert_eq(rc, -EUCLEAN, "failover to a torn secondary: %d (%s)", rc, why);
+	cr_assert_not_null(strstr(why, "half-flushed"), "%s", why);
+
+	/* A resync (a new primary session: a new lineage, a full sync) whose
+	 * flush completes makes it whole again. */
+	big_open(&sec, ss, RCT_ROLE_SECONDARY, "t.secondary", key_t);
+	big_open(&pri, ps, RCT_ROLE_PRIMARY, "t.primary", key_t);
+	big_sync_ready(&pri, &sec);
+	rc = rct_client_ckpt_flush(sec.c, 0, RCT_IPC_FLUSH_LOCAL_DIRTY, NULL);
+	cr_assert_eq(rc, 0, "the resync's flush: %s (%s)", strerror(-rc), rct_client_error(sec.c));
+	cr_assert_eq(memcmp(sec.ram, pri.ram, BIG), 0, "guest RAM differs after the resync");
+	cr_assert_eq(ctl_id(ss, "vm-t", RCT_IPC_PAIRING_SHOW, 0, UINT64_MAX, &j, why, sizeof(why)),
+		     0, "%s", why);
+	cr_assert(json_is_null(json_object_get(j, "torn_at_epoch")), "still torn");
+	cr_assert_eq(jint(j, "last_committed_epoch"), 0);
+	json_decref(j);
+	cr_assert_eq(ctl_id(ss, "vm-t", RCT_IPC_PAIRING_FAILOVER, 2, 0, &j, why, sizeof(why)), 0,
+		     "%s", why);
+	json_decref(j);
+	big_close(&pri);
+	big_close(&sec);
 	rctd_reap(ppid);
 	rctd_reap(spid);
 	rctd_alive();

@@ -52,16 +52,21 @@ static void pairing_usage(FILE *f)
 		"                          object with \"error\" and \"errno\")\n"
 		"  -h, --help              this text\n"
 		"\n"
+		"A host whose flush stopped in the middle of the copy (rctd killed, or its\n"
+		"guard) holds no whole image: show says torn at that epoch, and failover is\n"
+		"refused until a resync completes.\n"
+		"\n"
 		"For root and rctd's own user.  Exit status: 0 done; 2 usage; 3 rctd unreachable;\n"
-		"4 refused: stale data (failover); 5 refused: no such session, another role, or\n"
-		"its session is busy (the text says which).\n");
+		"4 refused: stale or torn data (failover); 5 refused: no such session, another\n"
+		"role, its session is busy, or a generation past the limit (the text says "
+		"which).\n");
 }
 
 static int pairing_exit(int rc)
 {
-	if (rc == -ESTALE)
+	if (rc == -ESTALE || rc == -EUCLEAN)
 		return RCTCTL_EXIT_STALE;
-	if (rc == -ENOENT || rc == -EBUSY || rc == -ETIMEDOUT)
+	if (rc == -ENOENT || rc == -EBUSY || rc == -ETIMEDOUT || rc == -ERANGE)
 		return RCTCTL_EXIT_REFUSED;
 	return RCTCTL_EXIT_TRANSPORT;
 }
@@ -70,6 +75,7 @@ static void print_pairing(json_t *j)
 {
 	json_t *s = json_object_get(j, "session"), *e = json_object_get(j, "last_committed_epoch");
 	json_t *dm = json_object_get(j, "demoted_at_generation");
+	json_t *torn = json_object_get(j, "torn_at_epoch");
 
 	printf("pairing %s: generation %" JSON_INTEGER_FORMAT,
 	       json_string_value(json_object_get(j, "pairing")),
@@ -82,6 +88,12 @@ static void print_pairing(json_t *j)
 		printf(", demoted at generation %" JSON_INTEGER_FORMAT, json_integer_value(dm));
 	if (!json_is_true(json_object_get(j, "recorded")))
 		printf(" (no record on this host)");
+	if (json_is_integer(torn))
+		printf("; TORN: a flush of epoch %" JSON_INTEGER_FORMAT
+		       " never finished, no image until a resync",
+		       json_integer_value(torn));
+	else if (!json_is_null(torn) && torn)
+		printf("; TORN: its flush mark is unreadable, no image until a resync");
 	printf("\n");
 	if (json_is_object(s))
 		printf("session %s (%s, %s): %s\n", json_string_value(json_object_get(s, "name")),
@@ -100,6 +112,8 @@ static int pairing_failed(const char *op, const char *id, int rc, const char *te
 		json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:i}", "pairing", id, "op", op, "error",
 				      *text ? text : strerror(-rc), "errno",
 				      rc == -ESTALE	 ? "ESTALE"
+				      : rc == -EUCLEAN	 ? "EUCLEAN"
+				      : rc == -ERANGE	 ? "ERANGE"
 				      : rc == -ENOENT	 ? "ENOENT"
 				      : rc == -EBUSY	 ? "EBUSY"
 				      : rc == -ETIMEDOUT ? "ETIMEDOUT"

@@ -237,11 +237,19 @@ static json_t *pairing_json(struct rctd *d, const char *id, const struct rctd_pa
 	json_t *j = json_pack("{s:s, s:s, s:b, s:I}", "pairing", id, "done", done, "recorded",
 			      ps->found, "generation", (json_int_t)ps->generation);
 	struct rctd_conn *t;
+	uint64_t torn;
 
 	if (!j)
 		return NULL;
 	json_object_set_new(j, "last_committed_epoch", epoch_json(ps->last_committed));
 	json_object_set_new(j, "demoted_at_generation", epoch_json(ps->demoted));
+	/* A flush that never finished: guest RAM holds no whole epoch. */
+	if (rctd_flush_mark_read(d, id, &torn))
+		torn = UINT64_MAX - 1; /* unreadable: not offered as whole */
+	json_object_set_new(j, "torn_at_epoch",
+			    torn == UINT64_MAX	     ? json_null()
+			    : torn == UINT64_MAX - 1 ? json_string("unknown")
+						     : json_integer((json_int_t)torn));
 	pthread_mutex_lock(&d->lock);
 	t = pairing_conn(d, id);
 	json_object_set_new(j, "session", t ? rctd_session_json(t) : json_null());
@@ -253,7 +261,8 @@ static int pairing_op(struct rctd_conn *c, const struct ipc_pairing_ctl *w,
 		      struct rctd_pairing_state *ps, const char **done, struct reply *r)
 {
 	struct rctd *d = c->d;
-	uint64_t held;
+	uint64_t held, torn;
+	char num[64];
 	int rc;
 
 	switch (w->op) {
@@ -271,6 +280,22 @@ static int pairing_op(struct rctd_conn *c, const struct ipc_pairing_ctl *w,
 		return pairing_rewrite(c, w, REWRITE_DEMOTE, ps, r);
 	case RCT_IPC_PAIRING_FAILOVER:
 		*done = "failover";
+		rc = rctd_flush_mark_read(d, w->id, &torn);
+		if (rc || torn != NO_EPOCH) {
+			if (rc)
+				snprintf(num, sizeof(num), "unknown: %s", strerror(-rc));
+			else if (torn == NO_EPOCH - 1)
+				snprintf(num, sizeof(num), "unknown");
+			else
+				snprintf(num, sizeof(num), "%" PRIu64, torn);
+			return reply_fail(
+				r, -EUCLEAN, RCT_ERR_STATE,
+				"pairing %s: this host's guest RAM was left half-flushed "
+				"(epoch %s: rctd or its flush stopped in the middle of the "
+				"copy); it holds no image to fail over to until a resync "
+				"completes",
+				w->id, num);
+		}
 		held = held_epoch(d, w->id, ps->last_committed);
 		if (ps->generation < w->min_generation ||
 		    (ps->generation == w->min_generation && w->min_epoch != NO_EPOCH &&
@@ -305,6 +330,9 @@ static int pairing_op(struct rctd_conn *c, const struct ipc_pairing_ctl *w,
 		}
 		pthread_mutex_unlock(&d->lock);
 		rc = pairing_rewrite(c, w, REWRITE_NEW, ps, r);
+		if (!rc && (rc = rctd_flush_mark_remove(d, w->id)))
+			reply_fail(r, rc, RCT_ERR_SYSTEM, "pairing %s: removing its flush mark: %s",
+				   w->id, strerror(-rc));
 		if (!rc)
 			rctd_info("pairing %s: new generation %" PRIu64, w->id, ps->generation);
 		return rc;
@@ -431,6 +459,13 @@ int conn_pairing_proved(struct rctd_conn *c, struct reply *r)
 		pthread_mutex_unlock(&c->d->lock);
 	}
 	pthread_mutex_unlock(&c->d->state_lock);
+	/* A secondary's flushes mark the pairing's guest RAM torn while they copy. */
+	if (!rc && c->role == RCT_ROLE_SECONDARY && !c->pair.flush_mark) {
+		rc = rctd_flush_mark_open(c->d, c->pair.id, &c->pair.flush_mark);
+		if (rc)
+			reply_fail(r, rc, RCT_ERR_SYSTEM, "pairing %s: its flush mark in %s: %s",
+				   c->pair.id, c->d->cfg.state_dir, strerror(-rc));
+	}
 	if (rc) {
 		/* Connected, but not as this pairing: the peer hears why it ends. */
 		rct_session_abort(c->sess, RCT_GOODBYE_ABORT);

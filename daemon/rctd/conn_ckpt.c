@@ -260,6 +260,7 @@ int h_flush(struct rctd_conn *c, const struct ipc_msg *m, const union ipc_body *
 	struct rct_ckpt_stats *st = &out->stats;
 	bool summary = in->ckpt.flags & RCT_IPC_FLUSH_LOCAL_SUMMARY;
 	rct_status_t s = RCT_OK;
+	char mark_was[RCTD_FLUSH_MARK_LEN];
 
 	(void)m;
 	if (conn_regions_check(c, r))
@@ -282,8 +283,24 @@ int h_flush(struct rctd_conn *c, const struct ipc_msg *m, const union ipc_body *
 							   g->pages)
 			    : rct_ckpt_local_dirty(c->sess, g->rr, g->bits, g->pages);
 	}
+	/*
+	 * Guest RAM holds no whole epoch from the first page copied until the
+	 * last: the flush mark says so meanwhile, in a file that outlives rctd.
+	 * rct_ckpt_flush() fails only before it copies anything, and then the
+	 * mark goes back to what it said.
+	 */
+	if (c->pair.flush_mark) {
+		memcpy(mark_was, c->pair.flush_mark, sizeof(mark_was));
+		rctd_flush_mark_set(c->pair.flush_mark, true, in->ckpt.epoch);
+	}
 	if (s == RCT_OK)
 		s = rct_ckpt_flush(c->sess, in->ckpt.epoch, st);
+	if (c->pair.flush_mark) {
+		if (s == RCT_OK)
+			rctd_flush_mark_set(c->pair.flush_mark, false, in->ckpt.epoch);
+		else
+			memcpy(c->pair.flush_mark, mark_was, sizeof(mark_was));
+	}
 	conn_check_fatal(c, s);
 	if (reply_rct(r, s, "flush"))
 		return r->status;

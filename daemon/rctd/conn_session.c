@@ -169,6 +169,8 @@ void conn_session_close(struct rctd_conn *c)
 	rct_session_destroy(sess);
 	conn_regions_release(c);
 	c->ready_pending = false;
+	rctd_flush_mark_close(c->pair.flush_mark);
+	c->pair.flush_mark = NULL;
 }
 
 int h_session_close(struct rctd_conn *c, const struct ipc_msg *m, const union ipc_body *in,

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sodium.h>
 #include <unistd.h>
@@ -154,4 +155,92 @@ int rctd_state_dir_init(const struct rctd *d)
 	if (!S_ISDIR(sb.st_mode))
 		return -ENOTDIR;
 	return access(d->cfg.state_dir, W_OK) ? -errno : 0;
+}
+
+/*
+ * The flush mark: STATE_DIR/ID.flush, one line that rctd rewrites in place
+ * through a shared mapping of the file, "flushing E" before a flush of epoch
+ * E copies the colo cache into guest RAM and "flushed E" after it.  A store
+ * into a page-cache page outlives the process that made it: when rctd dies
+ * (or its SIGBUS guard ends the session) in the middle of the copy, the file
+ * still says "flushing", and the guest RAM it was writing holds part of two
+ * epochs: no failover image until a flush completes again (a resync).  It is
+ * not fsynced: a crash of the host loses the guest RAM the mark is about too.
+ */
+
+int rctd_flush_mark_open(const struct rctd *d, const char *id, char **mark_p)
+{
+	char path[4096];
+	struct stat sb;
+	void *p;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s.flush", d->cfg.state_dir, id);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &sb) ||
+	    (sb.st_size < RCTD_FLUSH_MARK_LEN && ftruncate(fd, RCTD_FLUSH_MARK_LEN))) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	p = mmap(NULL, RCTD_FLUSH_MARK_LEN, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	if (p == MAP_FAILED)
+		return -errno;
+	*mark_p = p;
+	return 0;
+}
+
+void rctd_flush_mark_set(char *mark, bool flushing, uint64_t epoch)
+{
+	char line[RCTD_FLUSH_MARK_LEN];
+
+	memset(line, ' ', sizeof(line));
+	if (epoch == UINT64_MAX)
+		snprintf(line, sizeof(line), "%s none", flushing ? "flushing" : "flushed");
+	else
+		snprintf(line, sizeof(line), "%s %" PRIu64, flushing ? "flushing" : "flushed",
+			 epoch);
+	line[strlen(line)] = '\n';
+	memcpy(mark, line, sizeof(line));
+}
+
+void rctd_flush_mark_close(char *mark)
+{
+	if (mark)
+		munmap(mark, RCTD_FLUSH_MARK_LEN);
+}
+
+int rctd_flush_mark_read(const struct rctd *d, const char *id, uint64_t *torn_p)
+{
+	char path[4096], text[RCTD_FLUSH_MARK_LEN + 1] = "";
+	unsigned long long e;
+	ssize_t n;
+	int fd;
+
+	*torn_p = UINT64_MAX;
+	snprintf(path, sizeof(path), "%s/%s.flush", d->cfg.state_dir, id);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	n = pread(fd, text, RCTD_FLUSH_MARK_LEN, 0);
+	close(fd);
+	if (n < 0)
+		return -errno;
+	/* Anything but a finished flush (or an empty, new file) is torn. */
+	if (!strncmp(text, "flushed ", 8) || !text[0])
+		return 0;
+	*torn_p = sscanf(text, "flushing %llu", &e) == 1 ? e : UINT64_MAX - 1;
+	return 0;
+}
+
+int rctd_flush_mark_remove(const struct rctd *d, const char *id)
+{
+	char path[4096];
+
+	snprintf(path, sizeof(path), "%s/%s.flush", d->cfg.state_dir, id);
+	return unlink(path) && errno != ENOENT ? -errno : 0;
 }

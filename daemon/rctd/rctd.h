@@ -29,6 +29,7 @@
 #define RCTD_HIST_BUCKETS    496 /* log-linear: 8 sub-buckets per power of two of ns */
 #define RCTD_PROM_BUCKETS    18	 /* the exported Prometheus buckets (+Inf implied) */
 #define RCTD_VERIFIER_LEN    16	 /* a pairing key's verifier in its record */
+#define RCTD_FLUSH_MARK_LEN  64	 /* a pairing's flush mark: one line */
 /* Generations stop here: never wrapped, and JSON's signed integers hold them. */
 #define RCTD_GENERATION_MAX INT64_MAX
 
@@ -145,6 +146,7 @@ struct rctd_conn {
 		uint64_t demoted;     /* as in the state file (UINT64_MAX: none) */
 		uint64_t saved_epoch; /* last_epoch as last written to the state file */
 		bool persist_failed;  /* the last write of it failed (warned once) */
+		char *flush_mark;     /* secondary, proved: its flush mark (pairing.c) */
 	} pair;
 
 	/* A stop asked by another connection (PAIRING_CTL), under d->lock: the
@@ -217,6 +219,19 @@ int rctd_state_read(const struct rctd *d, const char *id, struct rctd_pairing_st
 /* Replace the file whole (write, rename); @durable: fsync it and the directory. */
 int rctd_state_write(const struct rctd *d, const char *id, const struct rctd_pairing_state *st,
 		     bool durable);
+/*
+ * The flush mark of pairing @id (pairing.c): whether guest RAM holds a whole
+ * epoch.  _open maps it (*@mark_p; _close unmaps); _set says a flush of
+ * @epoch starts (@flushing) or finished; _read: *@torn_p is the epoch whose
+ * flush never finished (UINT64_MAX - 1: unreadable, taken as torn), or
+ * UINT64_MAX when none.
+ */
+int rctd_flush_mark_open(const struct rctd *d, const char *id, char **mark_p);
+void rctd_flush_mark_set(char *mark, bool flushing, uint64_t epoch);
+void rctd_flush_mark_close(char *mark);
+int rctd_flush_mark_read(const struct rctd *d, const char *id, uint64_t *torn_p);
+/* A fresh guest: no flush mark (0 or -errno). */
+int rctd_flush_mark_remove(const struct rctd *d, const char *id);
 
 /* options.c: the configuration file (-c), then the command line, into @cfg.
  * Returns 0, or the exit status after a message (2: usage). */
