@@ -1,6 +1,6 @@
 #!/bin/bash
 # Fault injection against real rctd daemons (test/fault/rct_fault.c):
-#   kill -9 of the primary's rctd at random moments (100 trials over tcp, 20
+#   kill -9 of the primary's rctd at random moments (100 trials over tcp, 50
 #   over ucx), kill -9 of the secondary's rctd with the primary staying up and
 #   a new secondary resynced while the guest runs, a veth link cut between
 #   network namespaces, and a hostile peer.  Needs root (ip netns).
@@ -27,15 +27,21 @@ run() {
     echo
 }
 run --backend tcp --kill-primary "${RCT_FAULT_TRIALS:-100}" --kill-secondary 5 --link-cut 5
-# UCX over loopback TCP (no shared-memory transports: the peers are two daemons).
+# UCX as rct accepts it on one host: the secondary's colo cache mapped into the primary
+# rctd (shared memory), the puts its stores.  Over tcp alone UCX would emulate the puts,
+# and UCX 1.13 aborts the secondary's rctd when a primary dies mid-put: rct refuses that
+# at connect (test_ucx puts_that_would_be_emulated_are_refused_at_connect).  50 kills of
+# the primary's rctd, half of them while its puts are in flight, and the secondary's rctd
+# must survive every one.
 if [ -x "$B/test/test_ucx" ]; then # built with UCX
-    UCX_NET_DEVICES=lo UCX_WARN_UNUSED_ENV_VARS=n \
-        run --backend ucx --kill-primary 20 --kill-secondary 2 --link-cut 0 --no-hostile
+    UCX_TLS=sm,tcp,self UCX_NET_DEVICES=lo UCX_WARN_UNUSED_ENV_VARS=n \
+        run --backend ucx --kill-primary "${RCT_FAULT_UCX_TRIALS:-50}" --kill-secondary 2 \
+        --link-cut 0 --no-hostile
     # Link cuts over UCX: the secondary's rctd in its network namespace behind the veth
-    # pair, and UCX on tcp only. With shared memory allowed the two daemons of one host
-    # keep talking through it when the veth goes down (only the liveness channel is cut):
-    # seen as checkpoints committing after the "cut", which is no cut at all.
-    UCX_TLS=tcp,self UCX_WARN_UNUSED_ENV_VARS=n \
+    # pair.  The endpoints are tcp (peer error handling keeps no shared-memory transport
+    # on them), so the control lane and the liveness channel cross the veth; only the
+    # stores into the mapped cache do not, and no commit completes without the control lane.
+    UCX_TLS=sm,tcp,self UCX_WARN_UNUSED_ENV_VARS=n \
         run --backend ucx --kill-primary 0 --kill-secondary 0 --link-cut 3 --no-hostile
 fi
 # ---- stalls: a slow host must not read as a dead peer ----

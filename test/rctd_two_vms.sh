@@ -49,6 +49,12 @@ done
 "$bin/rctctl" sessions --socket "$dir/p.sock" | tee "$dir/sessions.txt"
 grep -q "vm1.primary .*connected" "$dir/sessions.txt" || fail "vm1 not listed as connected"
 grep -q "vm2.primary .*connected" "$dir/sessions.txt" || fail "vm2 not listed as connected"
+# Which transports UCX chose, and how the pages move (issue 29: the safe ones only).
+if [ "$b1" = ucx ] || [ "$b2" = ucx ]; then
+    "$bin/rctctl" status --socket "$dir/p.sock" | tee "$dir/status.txt"
+    grep -q "^  transport: ucx over [^:]*: \(stores\|puts\)" "$dir/status.txt" ||
+        fail "rctctl status does not say which transports UCX chose"
+fi
 "$bin/rctctl" stats --socket "$dir/p.sock" | grep -A3 "^vm1.primary"
 
 mport() { "$bin/rctctl" status --socket "$1" --json |

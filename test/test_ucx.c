@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * UCX backend end to end, with real UCX: the transports come from UCX's
- * environment (ctest pins them: shared memory, then TCP on loopback).
+ * environment (ctest pins shared memory with TCP for the connection; one test
+ * sets TCP alone in its own process).
  */
 #include <criterion/criterion.h>
 #include <stdbool.h>
@@ -101,18 +102,38 @@ Test(ucx, closing_a_primary_with_queued_copier_stores_is_safe)
 }
 
 /*
- * The same abandoned checkpoint over UCX's TCP transport: puts are in flight
- * (emulated: the secondary's CPU writes them and answers each) when the
- * primary goes.  (An abort of the secondary inside UCX in this situation,
- * "ucp_put_handler: Endpoint timeout", was seen once between two rctd; this
- * in-process test passes with and without the data endpoints' error-handling
- * mode, so it checks the loss, not that abort.)
+ * Over UCX's TCP transport alone the secondary's cache is neither mapped by
+ * the primary nor reachable by a transport's RMA: every put would be an
+ * active message the secondary's worker writes and answers, and UCX 1.13
+ * aborts the secondary's process when that answer cannot go to a primary that
+ * died mid-put ("ucp_request.inl:346 Fatal: unexpected error: Endpoint
+ * timeout", every session of its rctd with it: issue 29).  The primary refuses
+ * such a session at connect, before any page, naming the transports and the
+ * alternative; the secondary hears why (before, the session ran and the
+ * secondary's rctd died at the 3rd of 100 primary kills).
  */
-Test(ucx, a_primary_gone_with_puts_in_flight_over_tcp_is_a_lost_peer)
+Test(ucx, puts_that_would_be_emulated_are_refused_at_connect)
 {
-	setenv("UCX_TLS", "tcp", 1); /* this test's own process (Criterion forks) */
+	struct pair_opts o = {.backend = "ucx", .addr = "127.0.0.1", .lanes = 2, .size = 4u << 20};
+	struct pair pp;
+	rct_status_t st;
+
+	setenv("UCX_TLS", "tcp,self", 1); /* this test's own process (Criterion forks) */
 	setenv("UCX_NET_DEVICES", "lo", 1);
-	abandon_a_checkpoint(0, true);
+	st = pair_open(&pp, &o);
+	cr_assert_eq(st, RCT_ERR_MISMATCH, "connect over tcp alone: %s", rct_status_str(st));
+	cr_assert_not_null(strstr(rct_session_fail_text(pp.p), "would be emulated over tcp"), "%s",
+			   rct_session_fail_text(pp.p));
+	cr_assert_not_null(strstr(rct_session_fail_text(pp.p), "use backend tcp"), "%s",
+			   rct_session_fail_text(pp.p));
+	/* The secondary hears why, whether its accept or its session ends. */
+	st = pair_wait_lost(&pp, 10000);
+	pthread_mutex_lock(&pp.lock);
+	if (st == RCT_OK)
+		st = pp.accept_status;
+	pthread_mutex_unlock(&pp.lock);
+	cr_assert(rct_status_is_fatal(st), "the secondary's session: %s", rct_status_str(st));
+	pair_close(&pp);
 }
 
 /* A primary with another key first: turned away, and the listening secondary

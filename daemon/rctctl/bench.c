@@ -536,6 +536,14 @@ static void bench_check_holdable(const struct bench_opts *o, struct bench_cell *
 			 "verbs pins the guest's RAM and the colo cache (2 x %.0f GiB) and "
 			 "this host has %.0f GiB",
 			 (double)c->region_size / (1ull << 30), (double)host / (1ull << 30));
+	/* A cache UCX cannot share is reached only by RDMA; without it rct
+	 * refuses the session (emulated puts: docs/reliability.md). */
+	if (o->scale && !strcmp(c->backend, "ucx") && c->region_size >= host &&
+	    !rctctl_rdma_device())
+		snprintf(c->skipped, sizeof(c->skipped),
+			 "UCX cannot share a colo cache of %.0f GiB on a host of %.0f GiB, and "
+			 "without RDMA its puts would be emulated, which rct refuses",
+			 (double)c->region_size / (1ull << 30), (double)host / (1ull << 30));
 }
 
 /* Run @c on @env (its guest switched to the cell's workload when it differs). */

@@ -54,7 +54,9 @@ static void bench_usage(FILE *f)
 		"                       suffixes (e.g. 16G,64G,256G,1T), a pair of guests and\n"
 		"                       daemons per size; the workloads default to pages:25M.\n"
 		"                       verbs cells are skipped where the host cannot pin the\n"
-		"                       guest and its colo cache\n"
+		"                       guest and its colo cache; ucx cells where the cache is\n"
+		"                       larger than the host (UCX cannot share it) and no RDMA\n"
+		"                       device exists (its puts would be emulated: refused)\n"
 		"  --stream-ms MS       streaming before the pause: every workload runs twice,\n"
 		"                       stop-and-copy and streaming, where the guest hands\n"
 		"                       rctd the pages it dirtied every MS while it runs\n"
@@ -152,20 +154,6 @@ static int bench_parse_sizes(struct bench_opts *o, const char *list)
 	free(copy);
 	o->scale = true;
 	return rc || !o->nsizes ? -1 : 0;
-}
-
-/* Whether an RDMA device is present (the verbs cells run only then). */
-static bool bench_rdma_device(void)
-{
-	DIR *d = opendir("/sys/class/infiniband");
-	struct dirent *e;
-	bool found = false;
-
-	while (d && (e = readdir(d)))
-		found |= e->d_name[0] != '.';
-	if (d)
-		closedir(d);
-	return found;
 }
 
 /*
@@ -329,8 +317,8 @@ int bench_parse_args(int argc, char **argv, struct bench_opts *o)
 	if (!backends) {
 		snprintf(defaults, sizeof(defaults), "tcp:1,tcp:4%s%s",
 			 rct_backend_available("ucx") ? ",ucx:1,ucx:4" : "",
-			 rct_backend_available("verbs") && bench_rdma_device() ? ",verbs:1,verbs:4"
-									       : "");
+			 rct_backend_available("verbs") && rctctl_rdma_device() ? ",verbs:1,verbs:4"
+										: "");
 		backends = defaults;
 	}
 	if (bench_parse_backends(o, backends))

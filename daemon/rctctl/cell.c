@@ -526,7 +526,7 @@ static int cell_fail(struct cell_result *res, int exit, const char *what, int er
 {
 	res->exit = exit;
 	if (err)
-		snprintf(res->what, sizeof(res->what), "%.120s: %.40s%s%.80s%s", what,
+		snprintf(res->what, sizeof(res->what), "%.120s: %.40s%s%.230s%s", what,
 			 strerror(-err), c && *rct_client_error(c) ? " (" : "",
 			 c ? rct_client_error(c) : "", c && *rct_client_error(c) ? ")" : "");
 	else

@@ -74,7 +74,7 @@ struct cell_env {
 struct cell_result {
 	unsigned done, verified;
 	int exit;	/* 0, RCTCTL_EXIT_MISMATCH or RCTCTL_EXIT_TRANSPORT */
-	char what[256]; /* why it stopped, when exit != 0 */
+	char what[400]; /* why it stopped, when exit != 0 */
 	double *xfer_ms, *commit_ms, *flush_ms, *sec_cpu_ms;
 	double *hv_ms;	  /* the hypervisor's view: begin sent -> commit reply (socket included) */
 	double *rctd_ms;  /* rctd's own begin -> commit (the library's total_ns) */

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* rctctl status | sessions | stats: ask a running rctd over its socket. */
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -61,6 +62,8 @@ static void print_replication(json_t *a)
 		else if (json_object_get(s, "failover_epoch"))
 			printf(", no failover image (not in sync)");
 		printf("\n");
+		if (json_is_string(json_object_get(s, "transport")))
+			printf("  transport: %s\n", jstr(s, "transport"));
 		sync = json_object_get(s, "sync");
 		if (!sync)
 			continue;
@@ -176,6 +179,19 @@ int rctctl_answer(char *text, bool json, const char *what, json_t **j_p)
 		return RCTCTL_EXIT_TRANSPORT;
 	}
 	return 0;
+}
+
+bool rctctl_rdma_device(void)
+{
+	DIR *d = opendir("/sys/class/infiniband");
+	struct dirent *e;
+	bool found = false;
+
+	while (d && (e = readdir(d)))
+		found |= e->d_name[0] != '.';
+	if (d)
+		closedir(d);
+	return found;
 }
 
 const char *rctctl_socket_default(void)

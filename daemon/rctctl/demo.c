@@ -64,15 +64,8 @@ static void demo_usage(FILE *f)
  */
 static const char *demo_pick_backend(char *why, size_t len)
 {
-	bool rdma_dev = false;
-	DIR *d = opendir("/sys/class/infiniband");
-	struct dirent *e;
+	bool rdma_dev = rctctl_rdma_device();
 
-	while (d && (e = readdir(d)))
-		if (e->d_name[0] != '.')
-			rdma_dev = true;
-	if (d)
-		closedir(d);
 	if (rdma_dev && rct_backend_available("verbs")) {
 		snprintf(why, len, "an RDMA device exists under /sys/class/infiniband");
 		return "verbs";

@@ -36,5 +36,7 @@ int rctctl_pairing(int argc, char **argv);
 int rctctl_answer(char *text, bool json, const char *what, json_t **j_p);
 /* $RCTD_SOCKET, else /run/rctd/rctd.sock. */
 const char *rctctl_socket_default(void);
+/* Whether an RDMA device is present (/sys/class/infiniband holds one). */
+bool rctctl_rdma_device(void);
 
 #endif /* RCTCTL_H */

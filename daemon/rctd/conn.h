@@ -23,7 +23,7 @@ struct reply {
 	bool fatal;	/* protocol violation: close after replying */
 	bool has_body;	/* the reply carries the handler's @out */
 	char *text;	/* a JSON reply's text, freed after sending */
-	char what[200]; /* logged with the failure, and the failure's payload */
+	char what[256]; /* logged with the failure, and the failure's payload */
 };
 
 int reply_fail(struct reply *r, int err, rct_status_t detail, const char *fmt, ...)

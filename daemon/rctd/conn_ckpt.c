@@ -20,6 +20,7 @@ static void connected_reply(struct rctd_conn *c, struct reply *r, union ipc_body
 		 rct_session_backend(c->sess));
 	pthread_mutex_lock(&c->d->lock);
 	c->lanes = rct_session_lanes(c->sess);
+	snprintf(c->transport, sizeof(c->transport), "%s", rct_session_transport(c->sess));
 	c->state = RCTD_SESS_CONNECTED;
 	c->in_sync = false;
 	c->lost_status = RCT_OK;

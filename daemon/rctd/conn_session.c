@@ -136,6 +136,7 @@ int h_session_open(struct rctd_conn *c, const struct ipc_msg *m, const union ipc
 	else
 		snprintf(c->name, sizeof(c->name), "session-%" PRIu64, c->id);
 	snprintf(c->backend, sizeof(c->backend), "%s", p.backend);
+	c->transport[0] = '\0';
 	memset(&c->m, 0, sizeof(c->m));
 	memset(&c->live, 0, sizeof(c->live));
 	c->stopped_by = 0;

@@ -195,6 +195,8 @@ json_t *rctd_session_json(const struct rctd_conn *c)
 	json_object_set_new(j, "commit_rtt_ms", hist_json(&m->commit_rtt));
 	json_object_set_new(j, "flush_ms", hist_json(&m->flush));
 	json_object_set_new(j, "replication", json_string(replication_str(c, &sp)));
+	json_object_set_new(j, "transport",
+			    c->transport[0] ? json_string(c->transport) : json_null());
 	json_object_set_new(j, "pairing", c->pair.bound ? json_string(c->pair.id) : json_null());
 	json_object_set_new(j, "generation", json_integer((json_int_t)c->pair.generation));
 	json_object_set_new(j, "stalls",
@@ -247,6 +249,7 @@ static json_t *replication_json(struct rctd *d)
 				json_object_get(full, "last_committed_epoch"));
 		json_object_set(j, "pairing", json_object_get(full, "pairing"));
 		json_object_set(j, "generation", json_object_get(full, "generation"));
+		json_object_set(j, "transport", json_object_get(full, "transport"));
 		json_decref(full);
 		json_array_append_new(a, j);
 	}

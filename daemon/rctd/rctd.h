@@ -117,6 +117,7 @@ struct rctd_conn {
 	enum rct_role role;
 	char name[RCT_IPC_NAME_MAX];
 	char backend[RCT_IPC_BACKEND_MAX];
+	char transport[200]; /* what carries the data (rct_session_transport()), once connected */
 	char peer[RCT_IPC_ADDR_MAX + 24];
 	unsigned lanes;
 	uint64_t session_id;

@@ -207,6 +207,15 @@ RCT_API rct_status_t rct_psk_load(const char *path, uint8_t key_p[RCT_PSK_LEN]);
 RCT_API const char *rct_session_backend(const struct rct_session *session);
 
 /**
+ * What carries the session's data, in its backend's words, once connected:
+ * for UCX the transports UCX chose for the lanes and how the pages move
+ * ("stores into the peer's cache mapped here", "RDMA puts"); "" when the
+ * backend has nothing to add to its name.  Valid until the session is
+ * destroyed; only the thread that drives the session may call it.
+ */
+RCT_API const char *rct_session_transport(const struct rct_session *session);
+
+/**
  * Register a guest RAM region (before connect/accept).  The memory stays owned
  * by the caller and must outlive the session.  On the primary the region is
  * registered with the backend for local reads; on the secondary rct allocates

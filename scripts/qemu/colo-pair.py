@@ -128,7 +128,11 @@ class Pair:
                 "-l", "info"]
         env = dict(os.environ)
         if ARGS.backend == "ucx":
-            env.setdefault("UCX_TLS", "tcp,self")
+            # Shared memory: the primary rctd stores into the secondary's colo
+            # cache mapped into it.  Over tcp alone UCX would emulate the puts,
+            # which rct refuses (a primary dying mid-put aborts the secondary's
+            # UCX 1.13); tcp stays for the socket-address connection.
+            env.setdefault("UCX_TLS", "sm,tcp,self")
             env.setdefault("UCX_NET_DEVICES", "lo")
             env.setdefault("UCX_WARN_UNUSED_ENV_VARS", "n")
         out = open(self.path(role + "-rctd.log"), "w")

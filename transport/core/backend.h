@@ -83,6 +83,8 @@ struct rct_be_params {
 	void *keepalive_arg;
 };
 
+#define RCT_BE_TEXT_MAX 200
+
 /*
  * The base of every backend context, embedded in the backend's own as
  * `super` and recovered with rct_container_of(): ctx_create fills it, the
@@ -94,6 +96,13 @@ struct rct_be_ctx {
 	const struct rct_backend_ops *ops;
 	struct rct_be_params params;
 	rct_status_t failed; /* first fatal status, RCT_OK while healthy */
+	/* What carries the session's data, in the backend's words, once its
+	 * lanes are open ("" when it has nothing to add to its name):
+	 * rct_session_transport(). */
+	char transport[RCT_BE_TEXT_MAX];
+	/* Why the backend refused a step on a ground of its own (not the
+	 * peer's, not an errno), for the core's error text; "" none. */
+	char why[RCT_BE_TEXT_MAX];
 };
 
 /* A peer's memory unpacked from its key blob: the base of the backend's own. */

@@ -297,7 +297,7 @@ static rct_status_t rct_session_import(struct rct_session *s, const struct rct_m
 	struct rct_be_rkey **slot;
 	struct rct_region *r;
 	rct_status_t status;
-	char text[160];
+	char text[RCT_ERROR_TEXT_MAX + 1];
 
 	if (m->region.kind == RCT_REGION_STAGING) {
 		if (!m->region.size || m->region.size > RCT_STAGING_MAX) {
@@ -336,8 +336,11 @@ static rct_status_t rct_session_import(struct rct_session *s, const struct rct_m
 	}
 	status = s->ops->rkey_unpack(s->ctx, m->region.key, m->region.key_len, slot);
 	if (status != RCT_OK) {
-		snprintf(text, sizeof(text), "region %u: cannot import its remote key: %s",
-			 m->region.id, rct_status_str(status));
+		if (s->ctx->why[0])
+			snprintf(text, sizeof(text), "region %u: %s", m->region.id, s->ctx->why);
+		else
+			snprintf(text, sizeof(text), "region %u: cannot import its remote key: %s",
+				 m->region.id, rct_status_str(status));
 		return rct_session_proto_error(s, status, text);
 	}
 	return RCT_OK;

@@ -240,6 +240,11 @@ const char *rct_session_backend(const struct rct_session *s)
 	return s ? s->ops->name : NULL;
 }
 
+const char *rct_session_transport(const struct rct_session *s)
+{
+	return s && s->ctx ? s->ctx->transport : "";
+}
+
 unsigned rct_session_lanes(const struct rct_session *s)
 {
 	return s && s->state == RCT_SESSION_CONNECTED ? s->lanes : 0;

@@ -129,6 +129,10 @@ struct rct_ucx_ctx {
 	ucp_ep_h ctrl_ep;
 	ucp_ep_h *lanes;
 	unsigned nlanes;
+	/* Primary: the data lanes' transports ("tl/device", ...), and whether
+	 * one of them does RMA itself (else a put is emulated). */
+	char tls[120];
+	bool rma;
 	size_t pending; /* puts and flushes not complete */
 	size_t sends;	/* control sends not complete */
 

@@ -337,6 +337,51 @@ out:
 }
 
 /* Secondary: our worker address, now that the primary proved itself. */
+/*
+ * Which transports UCX chose for endpoint @ep, from ucp_ep_print_info() (UCX
+ * 1.13 has no query for them): each lane's "tl/device" into @tls, and whether
+ * a lane carries RMA itself (a lane marked rma or rma_bw on a transport that
+ * is not tcp: RDMA, or a shared-memory transport's stores).  Without such a
+ * lane ucp_put_nbx() is emulated with active messages: the target's worker
+ * writes each put and answers it, and UCX 1.13 aborts the target's process
+ * when that answer cannot go to a primary that died (ucp_request.inl:
+ * "Fatal: unexpected error: Endpoint timeout"; docs/reliability.md).  False
+ * when the output could not be read.
+ */
+static bool rct_ucx_ep_rma(ucp_ep_h ep, char *tls, size_t len)
+{
+	char *buf = NULL, *line, *save = NULL;
+	size_t n = 0, used = 0;
+	bool rma = false;
+	FILE *f = open_memstream(&buf, &n);
+
+	tls[0] = '\0';
+	if (!f)
+		return false;
+	ucp_ep_print_info(ep, f);
+	fclose(f);
+	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char tl[64];
+		const char *p = strstr(line, "lane["), *colon;
+
+		/* "lane[0]:  1:tcp/lo.0 md[1] -> md[1]/tcp/sysdev[255] am am_bw#0 ..." */
+		if (!p || !(p = strchr(p, ']')) || p[1] != ':')
+			continue;
+		p += 2;
+		p += strspn(p, " ");
+		colon = strchr(p, ':');
+		if (!colon || colon > strchr(p, ' ') || sscanf(colon + 1, "%63s", tl) != 1)
+			continue;
+		if ((strstr(line, " rma#") || strstr(line, " rma_bw#")) && strncmp(tl, "tcp", 3))
+			rma = true;
+		if (!strstr(tls, tl))
+			used += (size_t)snprintf(tls + used, used < len ? len - used : 0, "%s%s",
+						 used ? "," : "", tl);
+	}
+	free(buf);
+	return rma;
+}
+
 static rct_status_t rct_ucx_offer_address(struct rct_ucx_ctx *u, uint64_t deadline)
 {
 	ucp_worker_attr_t wa = {.field_mask = UCP_WORKER_ATTR_FIELD_ADDRESS};
@@ -355,6 +400,13 @@ static rct_status_t rct_ucx_offer_address(struct rct_ucx_ctx *u, uint64_t deadli
 	status = rct_ucx_send_sync(u, wa.address, wa.address_length, RCT_UCX_TAG_ADDRESS, deadline,
 				   "sending the worker address");
 	ucp_worker_release_address(u->worker, wa.address);
+	/* The data path is the primary's choice (it refuses emulated puts);
+	 * what this side sees is its control endpoint. */
+	rct_ucx_ep_rma(u->ctrl_ep, u->tls, sizeof(u->tls));
+	snprintf(u->super.transport, sizeof(u->super.transport),
+		 "ucx, control lane over %.100s: the primary's stores or RDMA puts land in the "
+		 "colo cache",
+		 u->tls[0] ? u->tls : "unknown transports");
 	return status;
 }
 
@@ -403,9 +455,17 @@ static rct_status_t rct_ucx_lanes_create(struct rct_ucx_ctx *u, uint64_t deadlin
 					  "connecting a data lane");
 	if (status == RCT_OK && u->super.params.threads)
 		status = rct_ucx_copiers_start(u, RCT_MIN(u->super.params.threads, lanes));
-	/* Which transports UCX chose for the data lanes (RCT_LOG=debug). */
-	if (status == RCT_OK && rct_log_level_cur >= RCT_LOG_DEBUG)
-		ucp_ep_print_info(u->lanes[0], stderr);
+	/* Which transports UCX chose for the data lanes: whether a put is done
+	 * by a transport or emulated decides, with the peer's keys, whether
+	 * the session may go on (rct_ucx_rkey_unpack()). */
+	if (status == RCT_OK) {
+		u->rma = rct_ucx_ep_rma(u->lanes[0], u->tls, sizeof(u->tls));
+		rct_info("ucx: data lanes over %s (%s)", u->tls[0] ? u->tls : "unknown transports",
+			 u->rma ? "puts done by the transport"
+				: "no RMA lane: puts would be emulated");
+		if (rct_log_level_cur >= RCT_LOG_DEBUG)
+			ucp_ep_print_info(u->lanes[0], stderr);
+	}
 out:
 	free(waddr);
 	return status;

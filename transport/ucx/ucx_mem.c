@@ -198,6 +198,28 @@ rct_status_t rct_ucx_rkey_unpack(struct rct_be_ctx *ctx, const void *buf, size_t
 		prev = ptr;
 		rct_debug("ucx: lane %u: remote memory mapped at %p", i + 1, ptr);
 	}
+	/*
+	 * Neither mapped here nor reachable by a transport's own RMA: every put
+	 * would be an active message that the secondary's worker writes and
+	 * answers, and UCX 1.13 aborts the secondary's whole process (every VM
+	 * its rctd serves) when that answer cannot go to a primary that died
+	 * mid-put.  No configuration rct accepts lets a peer's death do that.
+	 */
+	if (!k->lptr && !u->rma) {
+		snprintf(u->super.why, sizeof(u->super.why),
+			 "puts would be emulated over %.24s (no RDMA, not mapped here): a primary "
+			 "dying mid-put aborts the secondary's UCX 1.13; use backend tcp, or UCX "
+			 "with RDMA",
+			 u->tls[0] ? u->tls : "UCX's transports");
+		rct_error("ucx: remote memory of %llu bytes: %s", (unsigned long long)k->super.size,
+			  u->super.why);
+		rct_ucx_rkey_destroy(ctx, &k->super);
+		return RCT_ERR_MISMATCH;
+	}
+	snprintf(u->super.transport, sizeof(u->super.transport), "ucx over %.100s: %s",
+		 u->tls[0] ? u->tls : "unknown transports",
+		 k->lptr ? "stores into the secondary's memory mapped here (shared memory)"
+			 : "puts by the transport (RDMA)");
 	*rkey_p = &k->super;
 	return RCT_OK;
 }
