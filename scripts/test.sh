@@ -51,7 +51,8 @@ RCT_RXE_VM_RW="$B/release" scripts/rxe/vm-run.sh \
 step "a real QEMU COLO pair replicating a guest through rctd (scripts/qemu/colo-test.sh)"
 colo=$(mktemp)
 scripts/qemu/colo-test.sh "$B/release" tcp ucx | tee "$colo"
-[ "$(tail -n 2 "$colo" | grep -c '^qemu-colo: .* consistent yes, failover ok$')" = 2 ] ||
+[ "$(tail -n 2 "$colo" | grep -c '^qemu-colo: .* consistent yes, failover ok$')" = 2 ] &&
+    tail -n 3 "$colo" | head -n 1 | grep -q '^qemu-colo-qmp: .* ok$' ||
     { echo "the QEMU COLO pair failed" >&2; exit 1; }
 
 step "failover decided by Pacemaker: the OCF agent in a real two-node cluster (scripts/cluster-test.sh)"
@@ -74,7 +75,7 @@ step "fuzzing: the peer protocol decoder, rctd's socket API and its payload code
 scripts/fuzz.sh "${RCT_FUZZ_SECONDS:-60}"
 
 tail -n 1 "$faults"
-tail -n 2 "$colo"
+tail -n 3 "$colo"
 tail -n 1 "$cluster"
 rm -f "$faults" "$colo" "$cluster"
 # One closing line over both runs (ctest prints one per run).

@@ -235,6 +235,11 @@ int rct_client_arm(const struct rct_client *c)
 	return c->broken ? -ECONNRESET : 0;
 }
 
+int rct_client_alive(const struct rct_client *c)
+{
+	return c && !c->broken;
+}
+
 uint64_t rct_client_caps(const struct rct_client *c)
 {
 	return c ? c->caps : 0;

@@ -136,6 +136,16 @@ RCT_CLIENT_API int rct_client_fd(const struct rct_client *client);
  * 0, ...) first); -ECONNRESET when the connection failed; -EINVAL for NULL.
  */
 RCT_CLIENT_API int rct_client_arm(const struct rct_client *client);
+/**
+ * Whether the connection to rctd still works: 1, or 0 once it failed (rctd
+ * died, or said something this library cannot read; every later call fails
+ * with -ECONNRESET), or NULL.  A call that failed while the connection
+ * still works was answered by rctd: it did what it says, and for CKPT_FLUSH
+ * nothing (guest RAM untouched).  One that failed with the connection
+ * cannot tell what rctd did meanwhile: after CKPT_FLUSH, take guest RAM as
+ * torn (part of two epochs) and never resume it.
+ */
+RCT_CLIENT_API int rct_client_alive(const struct rct_client *client);
 /** RCT_IPC_CAP_* bits rctd announced. */
 RCT_CLIENT_API uint64_t rct_client_caps(const struct rct_client *client);
 /** rctd's text for the last failed call ("" when none). */

@@ -126,6 +126,8 @@ class Pair:
         sock = self.path(role + "-rctd.sock")
         argv = [ARGS.rctd, "-s", sock, "-S", state, "-k", os.path.join(self.work, "psk"),
                 "-l", "info"]
+        if ARGS.heartbeat_ms:
+            argv += ["-H", str(ARGS.heartbeat_ms)]
         env = dict(os.environ)
         if ARGS.backend == "ucx":
             # Shared memory: the primary rctd stores into the secondary's colo
@@ -154,6 +156,8 @@ class Pair:
                 "-chardev", "socket,id=ser0,path=%s,server=on,wait=off,logfile=%s" % (self.path(role + "-serial.sock"), self.path(role + "-serial.log")),
                 "-serial", "chardev:ser0",
                 "-qmp", "unix:%s,server=on,wait=off" % self.path(role + "-qmp.sock"),
+                # a second monitor for the safety sampler (one client per socket)
+                "-qmp", "unix:%s,server=on,wait=off" % self.path(role + "-qmp2.sock"),
                 "-msg", "timestamp=on", "-D", self.path(role + "-trace.log"),
                 "-trace", "enable=colo_*"]
         if rct_sock:
@@ -333,6 +337,210 @@ class Pair:
         fo["ok"] = fo["status"] == "running" and len(new) >= 2 and fo.get("counter_continues", False)
         return fo
 
+    # ---- faults of the secondary's rctd (issue 29), both sides watched ----
+
+    def sampler_start(self, period=0.1):
+        """Both QEMUs' run state and COLO mode every @period s, on monitors of
+        their own, until sampler_stop(): what a double primary would show."""
+        import threading
+        self.samples, self.sampling = [], True
+        mon = {}
+        for role in ("pri", "sec"):
+            try:
+                mon[role] = QMP(self.path(role + "-qmp2.sock"), role + "-sampler", timeout=5)
+            except Exception:
+                mon[role] = None
+
+        def one(role):
+            q = mon[role]
+            if q is None or self.procs[role].poll() is not None:
+                return ("gone", "gone")
+            try:
+                return (q.cmd("query-status")["status"], q.cmd("query-colo-status")["mode"])
+            except Exception:
+                mon[role] = None
+                return ("gone", "gone")
+
+        def run():
+            while self.sampling:
+                t = time.time()
+                ps, pm = one("pri")
+                ss, sm = one("sec")
+                self.samples.append({"t": round(t - T0, 3), "pri": ps, "pri_mode": pm,
+                                     "sec": ss, "sec_mode": sm})
+                time.sleep(max(0.0, period - (time.time() - t)))
+
+        self.sampler = threading.Thread(target=run, daemon=True)
+        self.sampler.start()
+
+    def sampler_stop(self):
+        """Stop sampling: (samples, samples with two running guests that are
+        not a COLO pair replicating: a primary and a secondary)."""
+        self.sampling = False
+        self.sampler.join(10)
+        double = [x for x in self.samples if x["pri"] == "running" and x["sec"] == "running"
+                  and not (x["pri_mode"] == "primary" and x["sec_mode"] == "secondary")]
+        return len(self.samples), double
+
+    def rctctl(self, *args):
+        """rctctl beside rctd, on the secondary's rctd: (exit status, its JSON or None)."""
+        r = subprocess.run([os.path.join(os.path.dirname(ARGS.rctd), "rctctl"), *args,
+                            "-s", self.path("sec-rctd.sock"), "--json"],
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        try:
+            return r.returncode, json.loads(r.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            return r.returncode, None
+
+    def resume_primary(self, fo, since):
+        """The manager's part: the primary says it lost its secondary (rct's
+        PEER_LOST, or COLO_EXIT), x-colo-lost-heartbeat, and its guest counts on."""
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            got = [e for e in self.pri.events[since:]
+                   if e["event"] in ("COLO_RCT_PEER_LOST", "COLO_EXIT")]
+            if got:
+                fo["primary_noticed"] = {"event": got[0]["event"], "data": got[0]["data"]}
+                break
+            self.pri.poll(0.1)
+        before = self.heartbeats("pri")
+        fo["primary_x-colo-lost-heartbeat"] = self.pri.cmd("x-colo-lost-heartbeat", check=False)
+        t0 = time.time()
+        while self.pri.cmd("query-status")["status"] != "running" and time.time() < t0 + 15:
+            time.sleep(0.05)
+        fo["primary_running_after_s"] = round(time.time() - fo["t_kill"], 3)
+        time.sleep(3)
+        new = self.heartbeats("pri")[len(before):]
+        fo["primary_heartbeats_after"] = len(new)
+        return self.pri.cmd("query-status")["status"] == "running" and len(new) >= 2
+
+    def secondary_rctd_killed(self, in_flush):
+        """kill -9 of the secondary's rctd (failover=on on the secondary), while
+        both QEMUs are sampled every 100 ms: the secondary reports a local fault
+        and never takes over; the manager resumes the primary; never two
+        running guests.  @in_flush: the kill lands inside a flush (the rctd is
+        stopped while its flush mark says "flushing", then killed): that
+        secondary's guest RAM is torn, it is refused as a failover target by
+        QEMU and, after a restart, by its rctd."""
+        fo = {"killed": "sec-rctd", "in_flush": in_flush}
+        mark = os.path.join(self.path("sec-rctd-state"), "colo-%s.flush" % self.tag)
+        victim = self.procs["sec-rctd"]
+        sec_mark, pri_mark = len(self.sec.events), len(self.pri.events)
+        self.sampler_start()
+        time.sleep(1.0)
+        if in_flush:
+            caught = None
+            deadline = time.time() + 30
+            while caught is None and time.time() < deadline:
+                try:
+                    with open(mark) as f:
+                        line = f.read(64)
+                except FileNotFoundError:
+                    line = ""
+                if not line.startswith("flushing"):
+                    continue
+                victim.send_signal(signal.SIGSTOP)
+                with open(mark) as f:
+                    line = f.read(64)
+                if line.startswith("flushing"):
+                    caught = line.split()[1]     # stopped inside the flush
+                else:
+                    victim.send_signal(signal.SIGCONT)  # it had finished: the next one
+            fo["caught_in_flush_of_epoch"] = caught
+            if caught is None:
+                self.sampler_stop()
+                fo["ok"] = False
+                fo["why"] = "no flush caught in 30 s"
+                return fo
+        fo["t_kill"] = time.time()
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(10)
+        # The secondary: a local fault, never a failover.
+        try:
+            fo["secondary_event"] = self.sec.wait_event("COLO_RCT_LOCAL_FAULT", timeout=10,
+                                                        since=sec_mark)[-1]["data"]
+        except TimeoutError as e:
+            fo["secondary_event"] = str(e)
+        fo["primary_resumed"] = self.resume_primary(fo, pri_mark)
+        fo["secondary_status"] = self.sec.cmd("query-status")["status"]
+        fo["secondary_rct_status"] = self.sec.cmd("qom-get", check=False, path="/objects/rct",
+                                                  property="status")
+        fo["secondary_failed_over"] = any(
+            e["event"] == "COLO_RCT_PEER_LOST" and e["data"].get("failover")
+            for e in self.sec.events[sec_mark:])
+        ok = (isinstance(fo["secondary_event"], dict) and not fo["secondary_failed_over"]
+              and fo["secondary_status"] != "running" and fo["primary_resumed"])
+        if in_flush:
+            # QEMU refuses to resume a torn secondary ...
+            fo["secondary_x-colo-lost-heartbeat"] = self.sec.cmd("x-colo-lost-heartbeat",
+                                                                 check=False)
+            refused = "error" in fo["secondary_x-colo-lost-heartbeat"]
+            time.sleep(0.5)
+            # ... and so does its rctd once back: torn at that epoch, failover refused.
+            sock = self.path("sec-rctd.sock")
+            if os.path.exists(sock):
+                os.unlink(sock)
+            self.start_rctd("sec")
+            rc, show = self.rctctl("pairing", "show", "colo-" + self.tag)
+            fo["rctd_show_torn_at_epoch"] = show.get("torn_at_epoch") if show else None
+            rc, res = self.rctctl("pairing", "failover", "colo-" + self.tag)
+            fo["rctd_failover"] = {"exit": rc, "errno": res.get("errno") if res else None}
+            ok = ok and refused and fo["secondary_rct_status"] == "torn" and \
+                str(fo["rctd_show_torn_at_epoch"]) == fo["caught_in_flush_of_epoch"] and \
+                rc == 4 and fo["rctd_failover"]["errno"] == "EUCLEAN"
+        time.sleep(1.0)
+        n, double = self.sampler_stop()
+        fo["samples"], fo["double_running"] = n, len(double)
+        if double:
+            fo["first_double"] = double[0]
+        fo["ok"] = ok and not double and n > 0
+        return fo
+
+    def qmp_under_stall(self, stop_ms, side):
+        """An rctd (@side: "pri" or "sec") stopped (SIGSTOP) for @stop_ms while the
+        primary checkpoints: the primary's save waits on it (its own rctd does
+        not answer; the peer's does not acknowledge), and its QMP must answer
+        meanwhile: nothing that can wait runs under the BQL.  The primary's
+        query-status round trips, every 20 ms on a monitor of their own, before
+        and during the stop."""
+        import threading
+        q = QMP(self.path("pri-qmp2.sock"), "pri-latency", timeout=60)
+        rtt, running = [], [True]
+
+        def run():
+            while running[0]:
+                t = time.time()
+                q.cmd("query-status")
+                rtt.append((t, (time.time() - t) * 1000))
+                time.sleep(0.02)
+
+        th = threading.Thread(target=run, daemon=True)
+        th.start()
+        time.sleep(2)
+        cp0 = self.checkpoints_done()
+        t0 = time.time()
+        self.procs[side + "-rctd"].send_signal(signal.SIGSTOP)
+        time.sleep(stop_ms / 1000.0)
+        self.procs[side + "-rctd"].send_signal(signal.SIGCONT)
+        t1 = time.time()
+        time.sleep(2)
+        running[0] = False
+        th.join(10)
+        before = [ms for t, ms in rtt if t < t0]
+        during = [ms for t, ms in rtt if t0 <= t < t1]
+        res = {"stopped": side + "-rctd", "stop_ms": stop_ms, "qmp_rtt_ms_before": stats_ms(before),
+               "qmp_rtt_ms_during": stats_ms(during),
+               "checkpoints_in_stop": None}
+        # the primary's checkpoints that began during the stop, and that it replicates on
+        pri = checkpoints(parse_trace(self.path("pri-trace.log")))
+        res["checkpoints_begun_in_stop"] = len([c for c in pri if t0 <= c["stop"] < t1])
+        del res["checkpoints_in_stop"]
+        self.run_checkpoints(self.checkpoints_done() + 3, 60)
+        res["replicating_after"] = self.pri.cmd("query-colo-status")["mode"] == "primary"
+        res["ok"] = res["replicating_after"] and bool(during) and \
+            res["qmp_rtt_ms_during"]["max"] < stop_ms / 2.0
+        return res
+
     def stop(self):
         for r in ("pri", "sec", "pri-rctd", "sec-rctd"):
             p = self.procs.get(r)
@@ -470,15 +678,24 @@ def main():
     ap.add_argument("--checkpoints", type=int, default=100, help="checkpoints to measure (100)")
     ap.add_argument("--delay-ms", type=int, default=300, help="x-checkpoint-delay (300)")
     ap.add_argument("--mem-mb", type=int, default=256)
-    ap.add_argument("--kill", choices=("none", "qemu", "rctd", "both"), default="both",
-                    help="what to kill -9 on the primary afterwards: its QEMU, its rctd (a second pair), both (two pairs)")
+    ap.add_argument("--kill", choices=("none", "qemu", "rctd", "both", "all"), default="both",
+                    help="what to kill -9 afterwards: the primary's QEMU, its rctd (a second pair), "
+                         "both (two pairs); all: both, then two more pairs for the secondary's "
+                         "rctd, between checkpoints and inside a flush, with both QEMUs sampled")
+    ap.add_argument("--heartbeat-ms", type=int, default=0, help="rctd -H (default: rctd's)")
+    ap.add_argument("--qmp-stall-ms", type=int, default=0,
+                    help="instead of the kills: stop an rctd (--stall-side) this long while the "
+                         "primary checkpoints, and time the primary's QMP meanwhile (give "
+                         "--heartbeat-ms above a third of it)")
+    ap.add_argument("--stall-side", choices=("pri", "sec"), default="pri",
+                    help="whose rctd --qmp-stall-ms stops (default: the primary's)")
     ap.add_argument("--workdir", required=True)
     ap.add_argument("--json", action="store_true", help="the summary, one JSON object, on stdout")
     ARGS = ap.parse_args()
     if ARGS.mode == "rct" and not ARGS.rctd:
         ap.error("--mode rct needs --rctd")
-    if ARGS.mode == "stock" and ARGS.kill in ("rctd", "both"):
-        ARGS.kill = "qemu" if ARGS.kill == "both" else "none"
+    if ARGS.mode == "stock" and ARGS.kill in ("rctd", "both", "all"):
+        ARGS.kill = "qemu" if ARGS.kill in ("both", "all") else "none"
     os.makedirs(ARGS.workdir, exist_ok=True)
     for name in ("psk", "pairing-key"):
         path = os.path.join(ARGS.workdir, name)
@@ -517,9 +734,42 @@ def main():
         log("%s: kill -9 of the primary's rctd: %s" % (label, fo))
         summary["failover"].append(fo)
 
+    def third(pair, in_flush):
+        what = "inside a flush" if in_flush else "between checkpoints"
+        log("%s: a pair, secondary with failover=on; kill -9 of the secondary's rctd %s, "
+            "both QEMUs sampled every 100 ms" % (label, what))
+        pair.start(True, auto_failover=True)
+        pair.run_checkpoints(10, 120)
+        fo = pair.secondary_rctd_killed(in_flush)
+        log("%s: kill -9 of the secondary's rctd %s: %s" % (label, what, fo))
+        summary["failover"].append(fo)
+
+    if ARGS.qmp_stall_ms:
+        def stall(pair):
+            pair.start(True)
+            pair.run_checkpoints(10, 120)
+            summary["qmp_under_stall"] = pair.qmp_under_stall(ARGS.qmp_stall_ms, ARGS.stall_side)
+            log("%s: %s" % (label, summary["qmp_under_stall"]))
+        ok = attempt(summary, label, "s", stall) and summary["qmp_under_stall"]["ok"]
+        if ARGS.json:
+            print(json.dumps(summary))
+        else:
+            q = summary.get("qmp_under_stall", {})
+            print("qemu-colo-qmp: %s: the primary's QMP round trip max %s ms (before: %s) while "
+                  "the %s rctd was stopped %d ms, %s checkpoints begun in it, %s" % (
+                      label, q.get("qmp_rtt_ms_during", {}).get("max"),
+                      q.get("qmp_rtt_ms_before", {}).get("max"),
+                      "primary's" if ARGS.stall_side == "pri" else "secondary's", ARGS.qmp_stall_ms,
+                      q.get("checkpoints_begun_in_stop"), "ok" if ok else "FAILED"))
+        return 0 if ok else 1
+
     ok = attempt(summary, label, "a", first)
-    if ok and ARGS.kill in ("rctd", "both"):
+    if ok and ARGS.kill in ("rctd", "both", "all"):
         ok = attempt(summary, label, "b", second)
+    if ok and ARGS.kill == "all":
+        ok = attempt(summary, label, "c", lambda p: third(p, False))
+    if ok and ARGS.kill == "all":
+        ok = attempt(summary, label, "d", lambda p: third(p, True))
     consistent = "consistency" in summary and summary["consistency"]["identical"] and \
         summary.get("consistency_b", {"identical": True})["identical"]
     fo_ok = bool(summary.get("failover")) and all(f["ok"] for f in summary["failover"])
