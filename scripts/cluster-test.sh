@@ -13,20 +13,27 @@
 #     120 s), its guest running on from its own state (the heartbeat counter
 #     on its serial console goes on, no reboot), never two Promoted instances
 #     (both nodes' own views, sampled all along), and the old primary back as
-#     an in-sync secondary; the RAM compared again at the end;
+#     an in-sync secondary; then kill -9 of the Unpromoted node's rctd and of
+#     its QEMU: the Promoted node stays Promoted and its guest, stopped when
+#     COLO ended, runs again within a bound measured here, never two running
+#     guests (both QEMUs sampled), the secondary back in sync; the RAM
+#     compared again at the end;
 #   - the same cluster with ocf:pacemaker:Stateful for the baseline: the same
 #     faults (its promoted instance's state lost, its link cut).
 # Last line:
-#   cluster: T trials, P promoted once, D double primaries, failover max S s, stateful baseline B s
+#   cluster: T trials, P promoted once, D double primaries, failover max S s, stateful baseline B s,
+#   U unpromoted faults, primary running again max R s
 # (S: fault to the other node Promoted in the worst trial; B: the worst of the
-# Stateful trials.)  Per-trial figures: WORK/cluster.json.
+# Stateful trials; R: the worst fault on the Unpromoted node to the primary's
+# guest running again.)  Per-trial figures: WORK/cluster.json.
 #
 #   scripts/cluster-test.sh RCT_BUILD_DIR [QEMU]
 #   RCT_CLUSTER_TOKENS   tokens to run (default "1000 default")
+#   RCT_CLUSTER_FAULTS   faults to inject (default "kill-qemu kill-rctd link-cut kill-sec-rctd kill-sec-qemu")
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 case "${1:-}" in
-    ""|-h|--help) sed -n '3,27p' "$0" | sed 's/^# \{0,1\}//'; [ -n "${1:-}" ]; exit;;
+    ""|-h|--help) sed -n '3,32p' "$0" | sed 's/^# \{0,1\}//'; [ -n "${1:-}" ]; exit;;
 esac
 build=$(cd "$1" && pwd)
 [ "$(id -u)" = 0 ] || { echo "cluster-test: needs root (namespaces)" >&2; exit 2; }
@@ -283,6 +290,95 @@ sys.exit(0 if len(new) >= 2 and new[0] >= b - 2 and new == sorted(new) else 1)' 
     results+=("{\"resource\": \"$rsc\", \"token_ms\": \"$token\", \"fault\": \"$fault\", \"victim\": \"$p\", \"promoted\": \"$s\", \"fault_to_promoted_s\": \"$t1\", \"double_primary_samples\": $dbl, \"ok\": $ok}")
 }
 
+# Whether node $1's view of the cluster has a failed action of colo on node $2.
+failed_on() {
+    nx "$1" crm_mon -1 --output-as=xml 2>/dev/null | python3 -c '
+import sys, xml.etree.ElementTree as ET
+try:
+    root = ET.fromstring(sys.stdin.read())
+except ET.ParseError:
+    sys.exit(1)
+sys.exit(0 if any(f.get("node") == sys.argv[1] and f.get("op_key", "").startswith("colo_")
+                  for f in root.iter("failure")) else 1)' "$2"
+}
+
+# Node $1's QEMU: "STATUS MODE", or "gone".
+qemu_state() {
+    nx "$1" python3 "$CL/qmp.py" qmp "$AGENT_DIR/qmp-observe.sock" query-status query-colo-status \
+        2>/dev/null | python3 -c 'import json, sys
+l = [json.loads(x) for x in sys.stdin.read().split("\n") if x]
+print("%s %s" % (l[0]["status"], l[1]["mode"]) if len(l) == 2 else "gone")'
+}
+
+# One fault on the Unpromoted node (the secondary) of rct-colo: $1
+# kill-sec-rctd | kill-sec-qemu.  The Promoted node stays Promoted (never two,
+# the secondary never Promoted), its guest stopped by COLO's end runs again
+# within a bound measured here (the agent resumes it: x-colo-lost-heartbeat),
+# never two running guests outside a replicating pair (both QEMUs sampled),
+# and the secondary rejoins in sync.
+U=0 R_MAX=0
+unpromoted_trial() {
+    local fault=$1 token=$2 p s t0 t1=nan tr="" dbl=0 drun=0 a b ps ss ok=true why="" hb_before
+    p=$(wait_pair colo) || { FAIL=1; return 0; }
+    s=$(other "$p")
+    hb_before=$(serial_hbs "$p" | tail -n 1)
+    log "colo token $token: $fault on $s (the Unpromoted node)"
+    t0=$(now)
+    case $fault in
+    kill-sec-rctd)
+        kill -9 "$(pid_of "$s" rctd)"
+        (sleep 1; start_rctd "$s") & # what systemd's Restart= does, a second later
+        ;;
+    kill-sec-qemu) kill -9 "$(pid_of "$s" qemu-system-x86)" ;;
+    esac
+    while :; do
+        a=$(promoted_on "$p" colo || true)
+        b=$(promoted_on "$s" colo || true)
+        [ "$b" = "$s" ] && dbl=$((dbl + 1))
+        ps=$(qemu_state "$p" || echo gone)
+        ss=$(qemu_state "$s" || echo gone)
+        case "$ps/$ss" in
+        "running primary/running secondary") ;;
+        running*/running*) drun=$((drun + 1)) ;;
+        esac
+        if [ -z "$tr" ] && [ "$ps" = "running none" ] && [ "$a" = "$p" ]; then
+            tr=$(now)
+            t1=$(python3 -c "import sys; print('%.2f' % (float(sys.argv[1]) - float(sys.argv[2])))" "$tr" "$t0")
+            break
+        fi
+        if python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) - float(sys.argv[2]) > 60 else 1)" "$(now)" "$t0"; then
+            ok=false why="the primary's guest did not run again within 60 s (last: $ps)"
+            break
+        fi
+        sleep 0.1
+    done
+    log "colo token $token: $fault: the primary on $p running again after $t1 s"
+    # The failed secondary's instance: Pacemaker records the failure
+    # (migration-threshold=1 then keeps it off its node), the operator's
+    # cleanup lets it start again there.
+    for _ in $(seq 300); do failed_on "$p" "$s" && break; sleep 0.1; done
+    nx "$p" crm_resource --cleanup -r colo-clone >/dev/null 2>&1 || true
+    local back
+    back=$(wait_pair colo) || back=""
+    [ "$back" = "$p" ] || { ok=false; why="$why $s did not rejoin as an in-sync secondary of $p"; }
+    # No two Promoted, the secondary never Promoted, no two running guests.
+    [ $dbl = 0 ] || { ok=false; why="$why $s Promoted ($dbl samples)"; }
+    [ $drun = 0 ] || { ok=false; why="$why two running guests ($drun samples)"; }
+    # The primary's guest ran on from its own state, never rebooted.
+    if [ -z "$hb_before" ] || ! serial_hbs "$p" | python3 -c '
+import sys
+b = int(sys.argv[1], 16)
+hbs = [int(x, 16) for x in sys.stdin.read().split() if x]
+sys.exit(0 if hbs and hbs[-1] > b and hbs == sorted(hbs) else 1)' "$hb_before"; then
+        ok=false why="$why the primary's guest did not run on (HB $hb_before, now $(serial_hbs "$p" | tail -n 1))"
+    fi
+    U=$((U + 1))
+    D=$((D + dbl))
+    python3 -c "import sys; sys.exit(0 if sys.argv[1] != 'nan' and float(sys.argv[1]) > float(sys.argv[2]) else 1)" "$t1" "$R_MAX" && R_MAX=$t1
+    $ok || { FAIL=1; log "colo token $token: $fault FAILED:$why"; }
+    results+=("{\"resource\": \"colo\", \"token_ms\": \"$token\", \"fault\": \"$fault\", \"victim\": \"$s\", \"promoted\": \"$p\", \"fault_to_primary_running_s\": \"$t1\", \"double_primary_samples\": $dbl, \"two_running_samples\": $drun, \"ok\": $ok}")
+}
+
 for token in ${RCT_CLUSTER_TOKENS:-1000 default}; do
     tk=$token
     [ "$tk" = default ] && tk=""
@@ -304,8 +400,11 @@ for token in ${RCT_CLUSTER_TOKENS:-1000 default}; do
     else
         FAIL=1
     fi
-    for fault in ${RCT_CLUSTER_FAULTS:-kill-qemu kill-rctd link-cut}; do
-        trial colo "$fault" "$token"
+    for fault in ${RCT_CLUSTER_FAULTS:-kill-qemu kill-rctd link-cut kill-sec-rctd kill-sec-qemu}; do
+        case $fault in
+        kill-sec-*) unpromoted_trial "$fault" "$token" ;;
+        *) trial colo "$fault" "$token" ;;
+        esac
     done
     if p=$(wait_pair colo); then
         compare_ram "$p" || { FAIL=1; log "token $token: the frozen guest's RAM differs after the trials"; }
@@ -320,5 +419,5 @@ done
 cat "$ST/cluster.json"
 [ $FAIL = 0 ] && keep=0
 [ $FAIL = 0 ] || echo "cluster-test: logs kept in $ST"
-echo "cluster: $T trials, $P promoted once, $D double primaries, failover max $S_MAX s, stateful baseline $B_MAX s"
+echo "cluster: $T trials, $P promoted once, $D double primaries, failover max $S_MAX s, stateful baseline $B_MAX s, $U unpromoted faults, primary running again max $R_MAX s"
 exit $FAIL
