@@ -636,7 +636,21 @@ Test(rctd_cluster, a_secondary_killed_in_the_middle_of_a_flush_is_no_failover_ta
 	big_open(&sec, ss, RCT_ROLE_SECONDARY, "t.secondary", key_t);
 	big_open(&pri, ps, RCT_ROLE_PRIMARY, "t.primary", key_t);
 	big_sync_ready(&pri, &sec);
-	rc = rct_client_ckpt_flush(sec.c, 0, RCT_IPC_FLUSH_LOCAL_DIRTY, NULL);
+	/* A flush under way is no torn one: asked in the middle of it, rctd
+	 * waits for its end (the agent's monitor asks every 2 s, and a healthy
+	 * secondary flushes every few hundred ms). */
+	memset(sec.ram, 0, PAGE);
+	fl = (struct big_sync){.sec = &sec};
+	cr_assert_eq(pthread_create(&t, NULL, big_flush, &fl), 0);
+	for (int i = 0; i < 200000 && memcmp(sec.ram, pri.ram, PAGE); i++)
+		usleep(50);
+	cr_assert_eq(ctl_id(ss, "vm-t", RCT_IPC_PAIRING_SHOW, 0, UINT64_MAX, &j, why, sizeof(why)),
+		     0, "%s", why);
+	cr_assert(json_is_null(json_object_get(j, "torn_at_epoch")),
+		  "a flush under way shown as torn");
+	json_decref(j);
+	pthread_join(t, NULL);
+	rc = fl.rc;
 	cr_assert_eq(rc, 0, "the resync's flush: %s (%s)", strerror(-rc), rct_client_error(sec.c));
 	cr_assert_eq(memcmp(sec.ram, pri.ram, BIG), 0, "guest RAM differs after the resync");
 	cr_assert_eq(ctl_id(ss, "vm-t", RCT_IPC_PAIRING_SHOW, 0, UINT64_MAX, &j, why, sizeof(why)),
@@ -649,6 +663,56 @@ Test(rctd_cluster, a_secondary_killed_in_the_middle_of_a_flush_is_no_failover_ta
 	json_decref(j);
 	big_close(&pri);
 	big_close(&sec);
+	rctd_reap(ppid);
+	rctd_reap(spid);
+	rctd_alive();
+}
+
+/*
+ * A hypervisor (both sides' clients, one process) dies in the middle of a
+ * 1 GiB flush.  The secondary's rctd finishes the flush, finds its client
+ * gone and closes the session, whose GOODBYE can no longer go to a primary
+ * that closed too: that failed send stopped the session's liveness thread,
+ * which the close had already freed, and rctd died of SIGSEGV with every VM
+ * it served (3 of 3 runs before the fix, found by issue 29's torn-flush test).
+ */
+Test(rctd_cluster, a_hypervisor_gone_in_the_middle_of_a_flush_takes_no_rctd_down, .timeout = 300)
+{
+	static const uint8_t key_t[RCT_IPC_PAIRING_KEY_LEN] = {0x7, 0x7};
+	char ps[96], ss[96], pst[96], sst[96];
+	pid_t ppid, spid, child;
+	int status;
+
+	snprintf(ps, sizeof(ps), "%s/p.sock", rctd_dir);
+	snprintf(ss, sizeof(ss), "%s/s.sock", rctd_dir);
+	snprintf(pst, sizeof(pst), "%s/p.state", rctd_dir);
+	snprintf(sst, sizeof(sst), "%s/s.state", rctd_dir);
+	ppid = rctd_spawn(ps, NULL, pst);
+	spid = rctd_spawn(ss, NULL, sst);
+	child = fork();
+	cr_assert_geq(child, 0);
+	if (child == 0) {
+		struct big_side pri, sec;
+		struct big_sync fl;
+		pthread_t t;
+
+		big_open(&sec, ss, RCT_ROLE_SECONDARY, "t.secondary", key_t);
+		big_open(&pri, ps, RCT_ROLE_PRIMARY, "t.primary", key_t);
+		big_sync_ready(&pri, &sec);
+		fl = (struct big_sync){.sec = &sec};
+		if (pthread_create(&t, NULL, big_flush, &fl))
+			_exit(2);
+		for (int i = 0; i < 200000 && memcmp(sec.ram, pri.ram, PAGE); i++)
+			usleep(50);
+		_exit(memcmp(sec.ram, pri.ram, PAGE) ? 3 : 0); /* in the middle of the flush */
+	}
+	cr_assert_eq(waitpid(child, &status, 0), child);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the hypervisor: 0x%x", status);
+	/* Time for the flush to end and both sessions to close. */
+	sleep(5);
+	cr_assert_eq(waitpid(spid, &status, WNOHANG), 0, "the secondary's rctd died (0x%x)",
+		     status);
+	cr_assert_eq(waitpid(ppid, &status, WNOHANG), 0, "the primary's rctd died (0x%x)", status);
 	rctd_reap(ppid);
 	rctd_reap(spid);
 	rctd_alive();

@@ -55,6 +55,49 @@ static struct rctd_conn *conn_by_id(struct rctd *d, uint64_t id)
 	return NULL;
 }
 
+/* pairing_conn()'s flush count (0 without a session), and its id in *@id_p. */
+static uint64_t flush_seq(struct rctd *d, const char *id, uint64_t *id_p)
+{
+	struct rctd_conn *t;
+	uint64_t seq = 0;
+
+	pthread_mutex_lock(&d->lock);
+	t = id_p && *id_p ? conn_by_id(d, *id_p) : pairing_conn(d, id);
+	if (t) {
+		seq = t->pair.flush_seq;
+		if (id_p)
+			*id_p = t->id;
+	}
+	pthread_mutex_unlock(&d->lock);
+	return seq;
+}
+
+/*
+ * The epoch whose flush left pairing @id's guest RAM torn (*@torn_p), or
+ * NO_EPOCH; NO_EPOCH - 1 when the mark cannot be parsed.  A flush under way
+ * says "flushing" too: that one is waited for (a flush takes milliseconds),
+ * at most the message deadline (-ETIMEDOUT).  The mark is read between two
+ * looks at the session's flush count, so that a flush that began or ended
+ * meanwhile is not taken for a torn one.
+ */
+static int pairing_torn(struct rctd *d, const char *id, uint64_t *torn_p)
+{
+	uint64_t waited_ms = 0;
+
+	for (;;) {
+		uint64_t conn = 0, seq = flush_seq(d, id, &conn);
+		int rc = rctd_flush_mark_read(d, id, torn_p);
+
+		if (rc || *torn_p == NO_EPOCH)
+			return rc;
+		if (!(seq & 1) && seq == flush_seq(d, id, &conn))
+			return 0;
+		if (waited_ms++ >= (uint64_t)d->cfg.msg_timeout_ms)
+			return -ETIMEDOUT;
+		usleep(1000);
+	}
+}
+
 static const char *role_name(enum rct_role role)
 {
 	return role == RCT_ROLE_PRIMARY ? "primary" : "secondary";
@@ -244,7 +287,7 @@ static json_t *pairing_json(struct rctd *d, const char *id, const struct rctd_pa
 	json_object_set_new(j, "last_committed_epoch", epoch_json(ps->last_committed));
 	json_object_set_new(j, "demoted_at_generation", epoch_json(ps->demoted));
 	/* A flush that never finished: guest RAM holds no whole epoch. */
-	if (rctd_flush_mark_read(d, id, &torn))
+	if (pairing_torn(d, id, &torn))
 		torn = UINT64_MAX - 1; /* unreadable: not offered as whole */
 	json_object_set_new(j, "torn_at_epoch",
 			    torn == UINT64_MAX	     ? json_null()
@@ -280,7 +323,12 @@ static int pairing_op(struct rctd_conn *c, const struct ipc_pairing_ctl *w,
 		return pairing_rewrite(c, w, REWRITE_DEMOTE, ps, r);
 	case RCT_IPC_PAIRING_FAILOVER:
 		*done = "failover";
-		rc = rctd_flush_mark_read(d, w->id, &torn);
+		rc = pairing_torn(d, w->id, &torn);
+		if (rc == -ETIMEDOUT)
+			return reply_fail(r, -EBUSY, RCT_ERR_STATE,
+					  "pairing %s: a flush is still under way after %d ms; "
+					  "ask again",
+					  w->id, d->cfg.msg_timeout_ms);
 		if (rc || torn != NO_EPOCH) {
 			if (rc)
 				snprintf(num, sizeof(num), "unknown: %s", strerror(-rc));

@@ -291,6 +291,9 @@ int h_flush(struct rctd_conn *c, const struct ipc_msg *m, const union ipc_body *
 	 * mark goes back to what it said.
 	 */
 	if (c->pair.flush_mark) {
+		pthread_mutex_lock(&c->d->lock);
+		c->pair.flush_seq++;
+		pthread_mutex_unlock(&c->d->lock);
 		memcpy(mark_was, c->pair.flush_mark, sizeof(mark_was));
 		rctd_flush_mark_set(c->pair.flush_mark, true, in->ckpt.epoch);
 	}
@@ -301,6 +304,9 @@ int h_flush(struct rctd_conn *c, const struct ipc_msg *m, const union ipc_body *
 			rctd_flush_mark_set(c->pair.flush_mark, false, in->ckpt.epoch);
 		else
 			memcpy(c->pair.flush_mark, mark_was, sizeof(mark_was));
+		pthread_mutex_lock(&c->d->lock);
+		c->pair.flush_seq++;
+		pthread_mutex_unlock(&c->d->lock);
 	}
 	conn_check_fatal(c, s);
 	if (reply_rct(r, s, "flush"))

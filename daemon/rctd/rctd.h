@@ -148,6 +148,10 @@ struct rctd_conn {
 		uint64_t saved_epoch; /* last_epoch as last written to the state file */
 		bool persist_failed;  /* the last write of it failed (warned once) */
 		char *flush_mark;     /* secondary, proved: its flush mark (pairing.c) */
+		/* Flushes begun plus flushes ended, under d->lock: odd while one
+		 * runs.  A reader of the mark tells a flush under way from a
+		 * torn one by it (conn_admin.c). */
+		uint64_t flush_seq;
 	} pair;
 
 	/* A stop asked by another connection (PAIRING_CTL), under d->lock: the

@@ -46,8 +46,8 @@ qmp=$work/qmp-stall.out
 "$here/colo-pair.py" --qemu "$qemu" --rctd "$rctd" --guest "$work/guest.elf" --mode rct \
     --backend tcp --lanes 4 --heartbeat-ms 1000 --qmp-stall-ms 1500 --stall-side pri \
     --workdir "$work/qmp-stall" 2>&1 | tee "$qmp" || rc=1
+lines=("$(tail -n 1 "$qmp")" "${lines[@]}")
 # The work folder stays only when something failed (its logs and traces).
 [ $rc = 0 ] && rm -rf "$work" || echo "colo-test: logs and traces kept in $work"
-tail -n 1 "$qmp"
 printf '%s\n' "${lines[@]}"
 exit $rc

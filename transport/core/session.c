@@ -201,7 +201,10 @@ void rct_session_destroy(struct rct_session *s)
 {
 	if (!s)
 		return;
+	/* Gone before the GOODBYE below: a send that fails fails the session,
+	 * which stops the liveness thread, and must find none (it was freed). */
 	rct_live_destroy(s->ka.live);
+	s->ka.live = NULL;
 	rct_flush_pool_destroy(s->flush_pool);
 	if (s->state == RCT_SESSION_CONNECTED) {
 		struct rct_msg bye = {.type = RCT_MSG_GOODBYE};
