@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,20 +18,35 @@
 char rctd_dir[48], rctd_sock[96], rctd_state[96];
 pid_t rctd_pid;
 
-/* Start rctd on @at (with key file @psk unless NULL) and wait until it serves. */
-pid_t rctd_spawn(const char *at, const char *psk, const char *state_dir)
+static pid_t spawn(const char *at, const char *psk, const char *state_dir, const char *allow_uid)
 {
 	struct harness_rctd h = {.rctd = RCTD_PATH,
 				 .socket = at,
 				 .state_dir = state_dir,
 				 .psk_file = psk,
 				 .message_timeout_ms = psk ? 0 : 2000,
+				 .allow_uid = allow_uid,
 				 .die_with_parent = true, /* a failed assertion must not leave it */
 				 .ready_ms = 5000};
 	char why[512];
 	pid_t pid = harness_rctd_start(&h, why, sizeof(why));
 
 	cr_assert(pid > 0, "%s", why);
+	return pid;
+}
+
+/* Start rctd on @at (with key file @psk unless NULL) and wait until it serves. */
+pid_t rctd_spawn(const char *at, const char *psk, const char *state_dir)
+{
+	return spawn(at, psk, state_dir, NULL);
+}
+
+pid_t rctd_spawn_allowing(const char *at, const char *state_dir, const char *allow_uid)
+{
+	pid_t pid = spawn(at, NULL, state_dir, allow_uid);
+
+	cr_assert_eq(chmod(rctd_dir, 0755), 0);
+	cr_assert_eq(chmod(at, 0666), 0);
 	return pid;
 }
 

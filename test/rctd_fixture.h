@@ -42,6 +42,8 @@ struct primary_job {
 
 /* Start rctd on @at (with key file @psk unless NULL) and wait until it serves. */
 pid_t rctd_spawn(const char *at, const char *psk, const char *state_dir);
+/* The same, serving uid @allow_uid too (--allow-uid), its socket open to all. */
+pid_t rctd_spawn_allowing(const char *at, const char *state_dir, const char *allow_uid);
 /* The suite's .init and .fini: an rctd at sock, its state in state. */
 void rctd_start(void);
 void rctd_fini(void);

@@ -935,3 +935,233 @@ Test(rctd, the_pairing_state_survives_a_restart_of_rctd)
 	side_fini(&sec);
 	rctd_alive();
 }
+
+/* ---------------------------------------------- tenants of one rctd (issue 30) */
+
+static char tenant_sock[96];
+
+/* As uid @uid in a child: @fn's exit status (100: could not become @uid). */
+static int as_uid(unsigned uid, int (*fn)(void))
+{
+	int status;
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		if (setgroups(0, NULL) || setgid(uid) || setuid(uid))
+			_exit(100);
+		_exit(fn());
+	}
+	waitpid(pid, &status, 0);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 200;
+}
+
+/* Tenant B's view: its STATUS names its own session and nothing of root's. */
+static int tenant_status(void)
+{
+	struct rct_client_session p = {.role = RCT_ROLE_PRIMARY, .backend = "tcp", .name = "vm-b"};
+	struct rct_client *c;
+	char *json = NULL;
+	int rc = rct_client_open(tenant_sock, "tenant-b", &c);
+
+	if (rc || rct_client_session_open(c, &p, NULL) ||
+	    rct_client_query(c, RCT_IPC_STATUS, 0, &json))
+		return 2;
+	rc = !strstr(json, "\"vm-b\"")				 ? 3
+	     : strstr(json, "vm-a") || strstr(json, "pairing-a") ? 4
+	     : !strstr(json, "\"view\":\"own\"")		 ? 5
+								 : 0;
+	if (rc)
+		fprintf(stderr, "tenant B's STATUS: %s\n", json);
+	free(json);
+	rct_client_close(c);
+	return rc;
+}
+
+/*
+ * Issue 30 item 9: STATUS shows a tenant (a client uid) only its own sessions;
+ * root and rctd's own user see every one.  Before, any allowed client read
+ * every tenant's session names, pairing ids, generations, epochs and bytes.
+ */
+Test(rctd, status_shows_a_tenant_only_its_own_sessions)
+{
+	char st[96], *json = NULL;
+	struct side a;
+	pid_t pid;
+
+	if (geteuid() != 0)
+		cr_skip_test("needs root to act as another user");
+	snprintf(tenant_sock, sizeof(tenant_sock), "%s/t.sock", rctd_dir);
+	snprintf(st, sizeof(st), "%s/t.state", rctd_dir);
+	pid = rctd_spawn_allowing(tenant_sock, st, "65534");
+	side_init(&a, 1);
+	cr_assert_eq(side_open_at(&a, tenant_sock, RCT_ROLE_SECONDARY, "vm-a", NULL, NULL), 0);
+	cr_assert_eq(as_uid(65534, tenant_status), 0, "tenant B saw another tenant's session");
+	/* root sees both (B's connection is gone by now: its own, still A's). */
+	cr_assert_eq(rct_client_query(a.c, RCT_IPC_STATUS, 0, &json), 0);
+	cr_assert_not_null(strstr(json, "\"vm-a\""), "%s", json);
+	cr_assert_not_null(strstr(json, "\"view\":\"all\""), "%s", json);
+	free(json);
+	side_fini(&a);
+	rctd_reap(pid);
+	rctd_alive();
+}
+
+/* Tenant B opens connections until refused, says how many on @fd, holds them. */
+static int tenant_holds(int fd)
+{
+	static struct rct_client *held[300];
+	char line[320];
+	unsigned n = 0;
+	int rc = 0, len;
+
+	while (n < 300 && !(rc = rct_client_open(tenant_sock, "hog", &held[n])))
+		n++;
+	len = snprintf(line, sizeof(line), "%u %d %s\n", n, rc, rct_client_open_error());
+	if (write(fd, line, (size_t)len) != len)
+		return 2;
+	pause();
+	return 0;
+}
+
+/*
+ * Issue 30 item 5: one tenant cannot lock everyone out.  Before, 255
+ * connections of one uid took every slot, root's `rctctl status` included
+ * (EUSERS for as long as they were held).  Now a uid holds at most
+ * --max-conns-per-uid (default 64), refused beyond with EUSERS naming the
+ * limit, and root still connects.
+ */
+Test(rctd, one_tenant_cannot_take_every_connection)
+{
+	char st[96], line[320] = "", why[256] = "";
+	struct rct_client *root = NULL;
+	struct pollfd pfd;
+	unsigned n = 0;
+	int rc = 0, status, fds[2];
+	pid_t pid, hog;
+
+	if (geteuid() != 0)
+		cr_skip_test("needs root to act as another user");
+	snprintf(tenant_sock, sizeof(tenant_sock), "%s/t.sock", rctd_dir);
+	snprintf(st, sizeof(st), "%s/t.state", rctd_dir);
+	pid = rctd_spawn_allowing(tenant_sock, st, "65534");
+	cr_assert_eq(pipe(fds), 0);
+	hog = fork();
+	if (hog == 0) {
+		close(fds[0]);
+		prctl(PR_SET_PDEATHSIG, SIGKILL); /* not past a failed assertion */
+		if (setgroups(0, NULL) || setgid(65534) || setuid(65534))
+			_exit(100);
+		_exit(tenant_holds(fds[1]));
+	}
+	close(fds[1]);
+	pfd = (struct pollfd){.fd = fds[0], .events = POLLIN};
+	cr_assert_eq(poll(&pfd, 1, 30000), 1, "the tenant never reported");
+	cr_assert_gt(read(fds[0], line, sizeof(line) - 1), 0);
+	close(fds[0]);
+	cr_assert_eq(sscanf(line, "%u %d %255[^\n]", &n, &rc, why), 3, "%s", line);
+	cr_assert_eq(n, 64, "tenant B got %u connections", n);
+	cr_assert_eq(rc, -EUSERS, "its refusal: %d (%s)", rc, why);
+	cr_assert_not_null(strstr(why, "--max-conns-per-uid"), "%s", why);
+	/* root, meanwhile */
+	rc = rct_client_open(tenant_sock, "rctctl", &root);
+	cr_assert_eq(rc, 0, "root refused while the tenant holds its share: %s",
+		     rct_client_open_error());
+	rct_client_close(root);
+	kill(hog, SIGKILL);
+	waitpid(hog, &status, 0);
+	rctd_reap(pid);
+	rctd_alive();
+}
+
+/*
+ * Issue 30 item 7: a client that only names pairings writes no state file.
+ * Before, each new pairing id made a file at SESSION_PAIRING, never removed
+ * (2,000 ids: 2,000 files in 3.1 s).  Now a record is written once a peer
+ * proved the pairing's key (issue 29).
+ */
+Test(rctd, naming_pairings_writes_no_state_files)
+{
+	static const uint8_t key[RCT_IPC_PAIRING_KEY_LEN] = {0x42};
+	struct rct_client_session p = {.role = RCT_ROLE_SECONDARY, .backend = "tcp"};
+	char id[32], cmd[160];
+	struct rct_client *c;
+	int files;
+
+	for (int i = 0; i < 200; i++) {
+		struct rct_client_pairing pr = {.id = id, .key = key};
+
+		snprintf(id, sizeof(id), "never-proved-%d", i);
+		cr_assert_eq(rct_client_open(rctd_sock, "namer", &c), 0);
+		cr_assert_eq(rct_client_session_open(c, &p, NULL), 0);
+		cr_assert_eq(rct_client_session_pairing(c, &pr, NULL), 0, "%s",
+			     rct_client_error(c));
+		rct_client_close(c);
+	}
+	snprintf(cmd, sizeof(cmd), "test $(ls %s | grep -c never-proved) = 0", rctd_state);
+	files = system(cmd);
+	cr_assert_eq(files, 0, "pairings named and never proved left state files in %s",
+		     rctd_state);
+	rctd_alive();
+}
+
+struct accept_wait {
+	struct rct_client *c;
+	int rc;
+	char why[256];
+};
+
+static void *accept_waits(void *arg)
+{
+	struct accept_wait *a = arg;
+
+	a->rc = rct_client_accept(a->c, NULL);
+	snprintf(a->why, sizeof(a->why), "%s", rct_client_error(a->c));
+	return NULL;
+}
+
+/*
+ * Issue 30 item 8: SIGTERM ends rctd within a bounded time, and a session
+ * waiting for its primary (ACCEPT, 60 s of session timeout here) is told
+ * why.  Before, rctd waited for the ACCEPT's whole timeout (59.8 s measured).
+ */
+Test(rctd, sigterm_ends_a_pending_accept_at_once)
+{
+	struct rct_client_session p = {
+		.role = RCT_ROLE_SECONDARY, .backend = "tcp", .name = "waits", .timeout_ms = 60000};
+	struct accept_wait a = {0};
+	char sock[96], st[96];
+	struct side g;
+	uint16_t port;
+	struct timespec t0, t1;
+	pthread_t t;
+	int status;
+	pid_t pid;
+
+	snprintf(sock, sizeof(sock), "%s/w.sock", rctd_dir);
+	snprintf(st, sizeof(st), "%s/w.state", rctd_dir);
+	pid = rctd_spawn(sock, NULL, st);
+	side_init(&g, 2);
+	cr_assert_eq(rct_client_open(sock, "waits", &a.c), 0);
+	cr_assert_eq(rct_client_session_open(a.c, &p, NULL), 0);
+	cr_assert_eq(rct_client_region_add(a.c, 0, g.fd, 0, SIZE, g.bfd, 0, NULL), 0);
+	cr_assert_eq(rct_client_listen(a.c, "127.0.0.1", 0, &port), 0);
+	cr_assert_eq(pthread_create(&t, NULL, accept_waits, &a), 0);
+	usleep(300000); /* inside ACCEPT */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	kill(pid, SIGTERM);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	pthread_join(t, NULL);
+	cr_log_info("SIGTERM to exit: %.0f ms; ACCEPT: %d (%s)",
+		    (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6,
+		    a.rc, a.why);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "rctd's exit 0x%x", status);
+	cr_assert_lt(t1.tv_sec - t0.tv_sec, 2, "rctd took %ld s to stop",
+		     (long)(t1.tv_sec - t0.tv_sec));
+	cr_assert_eq(a.rc, -ESHUTDOWN, "the waiting ACCEPT got %d (%s)", a.rc, a.why);
+	cr_assert_not_null(strstr(a.why, "stopping"), "%s", a.why);
+	rct_client_close(a.c);
+	g.c = NULL;
+	side_fini(&g);
+	rctd_alive();
+}

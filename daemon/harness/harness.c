@@ -135,6 +135,10 @@ pid_t harness_rctd_start(const struct harness_rctd *h, char *why, size_t why_len
 		argv[n++] = "--max-registered";
 		argv[n++] = maxreg;
 	}
+	if (h->allow_uid) {
+		argv[n++] = "--allow-uid";
+		argv[n++] = h->allow_uid;
+	}
 	argv[n] = NULL;
 	unlink(h->socket);
 	pid = fork();

@@ -29,6 +29,7 @@ struct harness_rctd {
 	int metrics_port;	 /* --metrics-port when > 0 */
 	int message_timeout_ms;	 /* --message-timeout-ms when > 0 */
 	uint64_t max_registered; /* --max-registered (bytes) when > 0 */
+	const char *allow_uid;	 /* --allow-uid, or NULL */
 	bool die_with_parent;	 /* SIGTERM when the starting process dies (test suites) */
 	int ready_ms;		 /* how long it may take to serve; 0: 10 s */
 };

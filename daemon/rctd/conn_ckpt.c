@@ -75,12 +75,21 @@ int h_accept(struct rctd_conn *c, const struct ipc_msg *m, const union ipc_body 
 	     union ipc_body *out, struct reply *r)
 {
 	rct_status_t st;
+	uint64_t end;
 
 	(void)m;
 	(void)in;
 	if (conn_register_regions(c, r))
 		return r->status;
-	st = rct_session_accept(c->sess);
+	/* In slices, so that a stopping rctd ends it within one: a primary
+	 * that came meanwhile still gets the whole session timeout. */
+	end = rctd_now_ns() + (uint64_t)c->timeout_ms * 1000000;
+	do {
+		if (c->d->stopping)
+			return reply_fail(r, -ESHUTDOWN, RCT_ERR_ABORTED,
+					  "accept: rctd is stopping; no primary was accepted");
+		st = rct_session_accept_within(c->sess, RCTD_ACCEPT_SLICE_MS);
+	} while (st == RCT_ERR_TIMED_OUT && rctd_now_ns() < end);
 	conn_check_fatal(c, st);
 	if (conn_reply_failed(c, r, st, "accept") || conn_pairing_proved(c, r))
 		return r->status;

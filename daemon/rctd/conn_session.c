@@ -131,6 +131,7 @@ int h_session_open(struct rctd_conn *c, const struct ipc_msg *m, const union ipc
 	c->session_id = c->id;
 	c->role = p.role;
 	c->page_size = p.page_size ? p.page_size : 4096;
+	c->timeout_ms = p.timeout_ms ? p.timeout_ms : RCT_SESSION_TIMEOUT_DEFAULT_MS;
 	if (w->name[0])
 		snprintf(c->name, sizeof(c->name), "%s", w->name);
 	else
@@ -389,7 +390,7 @@ int h_query(struct rctd_conn *c, const struct ipc_msg *m, const union ipc_body *
 		j = rctd_session_json(c);
 		pthread_mutex_unlock(&c->d->lock);
 	} else if (m->type == RCT_IPC_STATUS) {
-		j = rctd_status_json(c->d);
+		j = rctd_status_json(c->d, c);
 	} else {
 		/* Every session: only for root and the daemon's own user. */
 		if (!c->admin)

@@ -160,10 +160,12 @@ static void refuse(int fd, int err, const char *why)
 
 static void accept_one(struct rctd *d, int lfd)
 {
-	char why[160];
+	char why[200];
 	struct ucred cred;
 	socklen_t clen = sizeof(cred);
 	struct rctd_conn *c;
+	unsigned mine;
+	bool admin;
 	int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 
 	if (fd < 0) {
@@ -186,13 +188,32 @@ static void accept_one(struct rctd *d, int lfd)
 		refuse(fd, EACCES, why);
 		return;
 	}
+	admin = cred.uid == 0 || cred.uid == geteuid();
 	pthread_mutex_lock(&d->lock);
-	if (d->nconns >= RCTD_MAX_CONNS) {
+	mine = 0;
+	for (struct rctd_conn *o = d->conns; o; o = o->next)
+		mine += o->uid == cred.uid && !o->finished;
+	/* One tenant (a client uid) cannot take every slot, and root and rctd's
+	 * own user always find one: the last RCTD_ADMIN_RESERVE are theirs. */
+	if (d->nconns >= RCTD_MAX_CONNS ||
+	    (!admin && d->nconns >= RCTD_MAX_CONNS - RCTD_ADMIN_RESERVE)) {
 		pthread_mutex_unlock(&d->lock);
-		rctd_warn("refusing pid %d: %d connections already", (int)cred.pid, RCTD_MAX_CONNS);
+		rctd_warn("refusing pid %d: %u connections already", (int)cred.pid, d->nconns);
 		snprintf(why, sizeof(why),
-			 "rctd serves %d connections already (idle ones close after %d ms)",
-			 RCTD_MAX_CONNS, d->cfg.msg_timeout_ms);
+			 "rctd serves %u connections already (idle ones close after %d ms; the "
+			 "last %d are kept for root and rctd's user)",
+			 d->nconns, d->cfg.msg_timeout_ms, RCTD_ADMIN_RESERVE);
+		refuse(fd, EUSERS, why);
+		return;
+	}
+	if (!admin && mine >= (unsigned)d->cfg.max_conns_per_uid) {
+		pthread_mutex_unlock(&d->lock);
+		rctd_warn("refusing pid %d: uid %u holds %u connections (--max-conns-per-uid)",
+			  (int)cred.pid, (unsigned)cred.uid, mine);
+		snprintf(why, sizeof(why),
+			 "uid %u holds %u connections to this rctd already, its limit "
+			 "(--max-conns-per-uid)",
+			 (unsigned)cred.uid, mine);
 		refuse(fd, EUSERS, why);
 		return;
 	}
@@ -215,7 +236,7 @@ static void accept_one(struct rctd *d, int lfd)
 	c->uid = cred.uid;
 	c->gid = cred.gid;
 	c->allowed = true;
-	c->admin = cred.uid == 0 || cred.uid == geteuid();
+	c->admin = admin;
 	pthread_mutex_lock(&d->lock);
 	c->id = ++d->next_id;
 	c->next = d->conns;
@@ -286,6 +307,7 @@ int main(int argc, char **argv)
 	d.cfg.idle_timeout_ms = RCTD_IDLE_TIMEOUT_MS;
 	d.cfg.state_dir = "/var/lib/rctd";
 	d.cfg.flush_threads = -1;
+	d.cfg.max_conns_per_uid = RCTD_CONNS_PER_UID;
 	d.cfg.max_registered = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE) /
 			       4 * 3;
 	rc = rctd_parse_args(&d.cfg, argc, argv);
@@ -388,11 +410,14 @@ int main(int argc, char **argv)
 	sd_notify(0, "STOPPING=1");
 	close(lfd);
 	unlink(d.cfg.socket_path);
-	/* Wake every connection thread; each closes its session (GOODBYE to the peer). */
+	/* Wake every connection thread; each closes its session (GOODBYE to the
+	 * peer).  Only their reading side: a thread inside a request (ACCEPT
+	 * waits in slices of RCTD_ACCEPT_SLICE_MS) still answers its client
+	 * that rctd is stopping. */
 	pthread_mutex_lock(&d.lock);
 	for (struct rctd_conn *c = d.conns; c; c = c->next)
 		if (c->fd >= 0)
-			shutdown(c->fd, SHUT_RDWR);
+			shutdown(c->fd, SHUT_RD);
 	pthread_mutex_unlock(&d.lock);
 	reap(&d, true);
 	rctd_metrics_stop(&d);

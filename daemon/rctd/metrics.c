@@ -226,15 +226,22 @@ json_t *rctd_session_json(const struct rctd_conn *c)
 	return j;
 }
 
+/* Whether @asker (NULL: rctd itself) may see connection @c: root and rctd's
+ * own user see every tenant, a tenant (a client uid) its own. */
+static bool visible(const struct rctd_conn *asker, const struct rctd_conn *c)
+{
+	return !asker || asker->admin || asker->uid == c->uid;
+}
+
 /* One line per session for `status`: name, role, replication state, sync. */
-static json_t *replication_json(struct rctd *d)
+static json_t *replication_json(struct rctd *d, const struct rctd_conn *asker)
 {
 	json_t *a = json_array();
 
 	for (struct rctd_conn *c = d->conns; a && c; c = c->next) {
 		json_t *full, *j;
 
-		if (c->state == RCTD_SESS_NONE)
+		if (c->state == RCTD_SESS_NONE || !visible(asker, c))
 			continue;
 		full = rctd_session_json(c);
 		j = json_pack("{s:s, s:s, s:s}", "name", c->name, "role",
@@ -267,19 +274,36 @@ static json_t *backends_json(void)
 	return a;
 }
 
-json_t *rctd_status_json(struct rctd *d)
+json_t *rctd_status_json(struct rctd *d, const struct rctd_conn *asker)
 {
-	unsigned sessions = 0;
+	unsigned sessions = 0, conns = 0;
+	uint64_t registered = 0;
 	json_t *j;
 
 	pthread_mutex_lock(&d->lock);
-	for (struct rctd_conn *c = d->conns; c; c = c->next)
+	for (struct rctd_conn *c = d->conns; c; c = c->next) {
+		if (!visible(asker, c))
+			continue;
+		conns++;
 		sessions += c->state != RCTD_SESS_NONE;
+		for (unsigned i = 0; i < c->nregions; i++)
+			registered += c->regions[i].reserved ? c->regions[i].size : 0;
+	}
+	if (!asker || asker->admin)
+		registered = d->registered;
 	j = json_pack("{s:s, s:i, s:i, s:I, s:i, s:i, s:s, s:o}", "daemon", "rctd", "version",
 		      RCT_IPC_VERSION, "pid", (int)getpid(), "uptime_s",
 		      (json_int_t)((rctd_now_ns() - d->started_ns) / 1000000000ull), "connections",
-		      (int)d->nconns, "sessions", (int)sessions, "socket", d->cfg.socket_path,
+		      (int)conns, "sessions", (int)sessions, "socket", d->cfg.socket_path,
 		      "backends", backends_json());
+	/* A tenant's view: its own connections, sessions and bytes. */
+	if (j)
+		json_object_set_new(j, "view", json_string(!asker || asker->admin ? "all" : "own"));
+	if (j)
+		json_object_set_new(j, "limits",
+				    json_pack("{s:i, s:i, s:i}", "connections", RCTD_MAX_CONNS,
+					      "connections_per_uid", d->cfg.max_conns_per_uid,
+					      "kept_for_admins", RCTD_ADMIN_RESERVE));
 	if (j)
 		json_object_set_new(j, "peer_auth", json_boolean(d->has_psk));
 	if (j)
@@ -288,12 +312,12 @@ json_t *rctd_status_json(struct rctd *d)
 		json_object_set_new(j, "liveness",
 				    json_string(d->cfg.inband ? "inband" : "thread"));
 	if (j)
-		json_object_set_new(j, "registered_bytes", json_integer((json_int_t)d->registered));
+		json_object_set_new(j, "registered_bytes", json_integer((json_int_t)registered));
 	if (j)
 		json_object_set_new(j, "max_registered_bytes",
 				    json_integer((json_int_t)d->cfg.max_registered));
 	if (j)
-		json_object_set_new(j, "replication", replication_json(d));
+		json_object_set_new(j, "replication", replication_json(d, asker));
 	if (j)
 		json_object_set_new(j, "metrics_port",
 				    d->metrics_port >= 0 ? json_integer(d->metrics_port)

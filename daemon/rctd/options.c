@@ -59,6 +59,9 @@ static void usage(FILE *f)
 		"                           a colo cache as large (populated as pages arrive,\n"
 		"                           except with verbs, which pins it).  A REGION_ADD\n"
 		"                           beyond it is refused before anything is mapped\n"
+		"  -C, --max-conns-per-uid N  connections one client uid (a tenant) may hold\n"
+		"                           (1..240; default 64); rctd serves 256 in all and\n"
+		"                           keeps the last 16 for root and its own user\n"
 		"  -F, --flush-threads N    helper threads a secondary's flush copies with\n"
 		"                           beside its connection's (0..64; default one per\n"
 		"                           core beyond the first); a RAM file that is not\n"
@@ -93,6 +96,7 @@ static const struct option longopts[] = {
 	{"max-registered", required_argument, NULL, 'M'},
 	{"state-dir", required_argument, NULL, 'S'},
 	{"flush-threads", required_argument, NULL, 'F'},
+	{"max-conns-per-uid", required_argument, NULL, 'C'},
 	{"config", required_argument, NULL, 'c'},
 	{"version", no_argument, NULL, 'V'},
 	{"help", no_argument, NULL, 'h'},
@@ -210,6 +214,9 @@ static int apply_option(struct rctd_cfg *cfg, int c, const char *arg)
 		return 0;
 	case 'F':
 		return int_option("--flush-threads", arg, 0, 64, &cfg->flush_threads);
+	case 'C':
+		return int_option("--max-conns-per-uid", arg, 1,
+				  RCTD_MAX_CONNS - RCTD_ADMIN_RESERVE, &cfg->max_conns_per_uid);
 	case 'a':
 		cfg->metrics_addr = arg;
 		return 0;
@@ -322,7 +329,7 @@ int rctd_parse_args(struct rctd_cfg *cfg, int argc, char **argv)
 		if (file && (rc = load_config(cfg, file)))
 			return rc;
 	}
-	while ((c = getopt_long(argc, argv, "s:g:u:G:m:a:l:k:H:L:T:I:M:S:F:c:Vh", longopts,
+	while ((c = getopt_long(argc, argv, "s:g:u:G:m:a:l:k:H:L:T:I:M:S:F:C:c:Vh", longopts,
 				NULL)) != -1) {
 		switch (c) {
 		case 'h':

@@ -22,6 +22,9 @@
 
 #define RCTD_MAX_IDS	     32 /* allowed uids / gids */
 #define RCTD_MAX_CONNS	     256
+#define RCTD_ADMIN_RESERVE   16	 /* of those, kept for root and rctd's own user */
+#define RCTD_CONNS_PER_UID   64	 /* default --max-conns-per-uid */
+#define RCTD_ACCEPT_SLICE_MS 200 /* ACCEPT looks at rctd's stopping this often */
 #define RCTD_MAX_REGIONS     64
 #define RCTD_MSG_TIMEOUT_MS  5000  /* default: a message whole within this of its first byte */
 #define RCTD_IDLE_TIMEOUT_MS 60000 /* default: a connection without a session, silent */
@@ -122,6 +125,7 @@ struct rctd_conn {
 	unsigned lanes;
 	uint64_t session_id;
 	uint32_t page_size;
+	int timeout_ms; /* the session's deadline of blocking calls */
 	struct rctd_region regions[RCTD_MAX_REGIONS];
 	unsigned nregions;
 	bool ready_pending;   /* secondary: CKPT_READY raised, FLUSH not yet asked */
@@ -183,6 +187,7 @@ struct rctd_cfg {
 	uint64_t max_registered; /* bytes of guest regions all sessions may register */
 	const char *state_dir;	 /* one state file per pairing (generation, last epoch) */
 	int flush_threads;	 /* a secondary's flush helpers; -1: the library's default */
+	int max_conns_per_uid;	 /* connections one client uid may hold (not root's) */
 };
 
 struct rctd {
@@ -252,8 +257,9 @@ int rctd_metrics_start(struct rctd *d);
 void rctd_metrics_stop(struct rctd *d);
 /* JSON of one connection's session; caller holds d->lock. */
 json_t *rctd_session_json(const struct rctd_conn *c);
-/* JSON of the daemon (STATUS); takes d->lock. */
-json_t *rctd_status_json(struct rctd *d);
+/* JSON of the daemon (STATUS) as @asker may see it (NULL: all; a tenant, not
+ * root or rctd's user, sees its own connections only); takes d->lock. */
+json_t *rctd_status_json(struct rctd *d, const struct rctd_conn *asker);
 /* [session...] of every connection with a session; takes d->lock. */
 json_t *rctd_sessions_json(struct rctd *d);
 

@@ -107,7 +107,8 @@ struct rct_session_params {
 	unsigned lanes;		/**< data lanes, primary only: 1..RCT_MAX_LANES, default 4 */
 	uint32_t page_size;	/**< bytes per dirty-bitmap bit, power of two, default 4096 */
 	uint64_t max_put;	/**< largest single put, bytes, default 1 MiB */
-	int timeout_ms;		/**< deadline of every blocking call, default 10000 */
+	int timeout_ms;		/**< deadline of every blocking call, default
+				    RCT_SESSION_TIMEOUT_DEFAULT_MS */
 	unsigned threads;	/**< helper threads the primary's data path may start, 0..64,
 				    default 0 (the library starts no thread).  Used where
 				    the backend copies with the CPU: ucx into a target mapped
@@ -159,6 +160,8 @@ struct rct_session_params {
 };
 
 #define RCT_MAX_LANES 64
+/** The deadline of a session's blocking calls unless its params say (ms). */
+#define RCT_SESSION_TIMEOUT_DEFAULT_MS 10000
 
 /**
  * Create a session.  Allocates; release with rct_session_destroy().
@@ -304,6 +307,19 @@ RCT_API rct_status_t rct_session_listen(struct rct_session *session, const char 
  *         of the session (RCT_ERR_PEER_LOST, RCT_ERR_NO_MEMORY, ...).
  */
 RCT_API rct_status_t rct_session_accept(struct rct_session *session);
+
+/**
+ * rct_session_accept() in slices, for a caller that must look at something
+ * else now and then (rctd: whether it is stopping): wait at most @a wait_ms
+ * for a primary to come; one that came is admitted, and its data lanes taken,
+ * within the session timeout as rct_session_accept() would.
+ *
+ * @return as rct_session_accept(); RCT_ERR_TIMED_OUT when no primary came,
+ *         or came and did not prove itself, within @a wait_ms (the session
+ *         still listens: call again); RCT_ERR_INVALID_PARAM for a negative
+ *         @a wait_ms.
+ */
+RCT_API rct_status_t rct_session_accept_within(struct rct_session *session, int wait_ms);
 
 /**
  * Primary: connect to the secondary at @a addr:@a port, open one control lane

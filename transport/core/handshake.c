@@ -218,22 +218,25 @@ static rct_status_t rct_session_admit(struct rct_session *s, unsigned lanes, uin
 	return status;
 }
 
-rct_status_t rct_session_accept(struct rct_session *s)
+/*
+ * Secondary: a primary that comes by @come_by (ns) and proves itself, its
+ * admission and data lanes by @deadline (ns).  A primary that fails HELLO or
+ * AUTH is turned away and the next one is heard: whoever can reach the port
+ * must not end this VM's pairing.
+ */
+static rct_status_t rct_session_accept_until(struct rct_session *s, uint64_t come_by,
+					     uint64_t deadline)
 {
 	rct_status_t status, why = RCT_OK;
 	unsigned lanes, away = 0;
-	uint64_t deadline;
 	struct rct_msg m;
 
 	if (!s)
 		return RCT_ERR_INVALID_PARAM;
 	if (s->role != RCT_ROLE_SECONDARY || s->state != RCT_SESSION_LISTENING)
 		return RCT_ERR_STATE;
-	deadline = rct_now_ns() + (uint64_t)s->timeout_ms * 1000000;
-	/* A primary that fails HELLO or AUTH is turned away and the next one is
-	 * heard: whoever can reach the port must not end this VM's pairing. */
 	for (;;) {
-		status = s->ops->accept(s->ctx, rct_ms_left(deadline), &lanes);
+		status = s->ops->accept(s->ctx, rct_ms_left(RCT_MIN(come_by, deadline)), &lanes);
 		if (status != RCT_OK) {
 			if (away)
 				rct_error(
@@ -289,6 +292,23 @@ rct_status_t rct_session_accept(struct rct_session *s)
 	rct_info("session: accepted a primary with %u data lanes over %s (generation %llu)", lanes,
 		 s->ops->name, (unsigned long long)s->generation);
 	return RCT_OK;
+}
+
+rct_status_t rct_session_accept(struct rct_session *s)
+{
+	uint64_t deadline = rct_now_ns() + (uint64_t)(s ? s->timeout_ms : 0) * 1000000;
+
+	return rct_session_accept_until(s, deadline, deadline);
+}
+
+rct_status_t rct_session_accept_within(struct rct_session *s, int wait_ms)
+{
+	uint64_t now = rct_now_ns();
+
+	if (wait_ms < 0)
+		return RCT_ERR_INVALID_PARAM;
+	return rct_session_accept_until(s, now + (uint64_t)wait_ms * 1000000,
+					now + (uint64_t)(s ? s->timeout_ms : 0) * 1000000);
 }
 
 /* Primary: import the remote key in REGION message @m. */

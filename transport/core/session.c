@@ -25,7 +25,7 @@
 #define RCT_DEFAULT_LANES	 4
 #define RCT_DEFAULT_PAGE_SIZE	 4096
 #define RCT_DEFAULT_MAX_PUT	 (1ull << 20)
-#define RCT_DEFAULT_TIMEOUT_MS	 10000
+#define RCT_DEFAULT_TIMEOUT_MS	 RCT_SESSION_TIMEOUT_DEFAULT_MS
 #define RCT_DEFAULT_STAGING_SIZE (16ull << 20)
 
 rct_status_t rct_session_create_ops(const struct rct_session_params *params,
