@@ -1165,3 +1165,40 @@ Test(rctd, sigterm_ends_a_pending_accept_at_once)
 	side_fini(&g);
 	rctd_alive();
 }
+
+/*
+ * Issue 30 item 10: what docs/ipc.md states is what rctd enforces.  Before, a
+ * timeout of 3,600,001 ms was taken (and cut to an hour), LISTEN took
+ * "localhost", and LISTEN on a port in use answered -EIO.
+ */
+Test(rctd, stated_limits_are_enforced_with_clear_errors)
+{
+	struct rct_client_session p = {
+		.role = RCT_ROLE_SECONDARY, .backend = "tcp", .timeout_ms = 3600001};
+	struct side a, b;
+	uint16_t port;
+	int rc;
+
+	side_init(&a, 1);
+	side_init(&b, 2);
+	cr_assert_eq(rct_client_open(rctd_sock, "limits", &a.c), 0);
+	rc = rct_client_session_open(a.c, &p, NULL);
+	cr_assert_eq(rc, -EINVAL, "timeout 3600001: %d (%s)", rc, rct_client_error(a.c));
+	cr_assert_not_null(strstr(rct_client_error(a.c), "3600000"), "%s", rct_client_error(a.c));
+	p.timeout_ms = 3600000;
+	p.name = "limits-a";
+	cr_assert_eq(rct_client_session_open(a.c, &p, NULL), 0, "%s", rct_client_error(a.c));
+	cr_assert_eq(rct_client_region_add(a.c, 0, a.fd, 0, SIZE, a.bfd, 0, NULL), 0);
+	rc = rct_client_listen(a.c, "localhost", 0, &port);
+	cr_assert_eq(rc, -EINVAL, "LISTEN localhost: %d (%s)", rc, rct_client_error(a.c));
+	cr_assert_not_null(strstr(rct_client_error(a.c), "numeric"), "%s", rct_client_error(a.c));
+	cr_assert_eq(rct_client_listen(a.c, "127.0.0.1", 0, &port), 0, "%s", rct_client_error(a.c));
+	/* A second session on the same port. */
+	cr_assert_eq(side_open(&b, RCT_ROLE_SECONDARY, "limits-b"), 0);
+	rc = rct_client_listen(b.c, "127.0.0.1", port, NULL);
+	cr_assert_eq(rc, -EADDRINUSE, "LISTEN on a port in use: %d (%s)", rc,
+		     rct_client_error(b.c));
+	side_fini(&b);
+	side_fini(&a);
+	rctd_alive();
+}

@@ -63,6 +63,8 @@ int ipc_errno_of(rct_status_t status)
 		return -EOPNOTSUPP;
 	case RCT_ERR_EXISTS:
 		return -EEXIST;
+	case RCT_ERR_ADDR_IN_USE:
+		return -EADDRINUSE;
 	case RCT_ERR_PEER_LOST:
 		return -ECONNRESET;
 	case RCT_ERR_PROTO:

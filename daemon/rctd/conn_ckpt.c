@@ -4,6 +4,7 @@
  * checkpoints: the primary's BEGIN, DIRTY, DEVSTATE, COMMIT and the
  * secondary's FLUSH and DEVSTATE_GET.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -30,6 +31,18 @@ static void connected_reply(struct rctd_conn *c, struct reply *r, union ipc_body
 	r->has_body = true;
 }
 
+/* LISTEN and CONNECT take a numeric IPv4 or IPv6 address (docs/ipc.md): no
+ * name is looked up inside a request (a resolver can hang for seconds). */
+static int addr_check(const char *addr, struct reply *r)
+{
+	struct in6_addr a;
+
+	if (inet_pton(AF_INET, addr, &a) == 1 || inet_pton(AF_INET6, addr, &a) == 1)
+		return 0;
+	return reply_fail(r, -EINVAL, RCT_ERR_INVALID_PARAM,
+			  "address '%.64s': a numeric IPv4 or IPv6 address", addr);
+}
+
 /* A failed status as the reply, with the session's own words when it failed. */
 static int conn_reply_failed(struct rctd_conn *c, struct reply *r, rct_status_t st, const char *op)
 {
@@ -50,7 +63,7 @@ int h_listen(struct rctd_conn *c, const struct ipc_msg *m, const union ipc_body 
 	rct_status_t st;
 
 	(void)m;
-	if (conn_need_pairing(c, r))
+	if (conn_need_pairing(c, r) || addr_check(addr, r))
 		return r->status;
 	/* The colo caches are made (allocated, pre-faulted) now, before any
 	 * primary can know the port: on a slow host populating 2 GiB takes
@@ -105,11 +118,11 @@ int h_connect(struct rctd_conn *c, const struct ipc_msg *m, const union ipc_body
 	rct_status_t st;
 
 	(void)m;
-	if (conn_need_pairing(c, r) || conn_register_regions(c, r))
-		return r->status;
 	if (!w->addr[0] || !w->port)
 		return reply_fail(r, -EINVAL, RCT_ERR_INVALID_PARAM,
 				  "CONNECT needs the secondary's address and port");
+	if (addr_check(w->addr, r) || conn_need_pairing(c, r) || conn_register_regions(c, r))
+		return r->status;
 	st = rct_session_connect(c->sess, w->addr, w->port);
 	conn_check_fatal(c, st);
 	if (conn_reply_failed(c, r, st, "connect") || conn_pairing_proved(c, r))

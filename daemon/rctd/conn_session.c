@@ -86,7 +86,7 @@ static void open_params(const struct rctd *d, const struct ipc_session_open *w,
 	}
 	if (w->timeout_ms) {
 		p->field_mask |= RCT_SESSION_PARAM_FIELD_TIMEOUT;
-		p->timeout_ms = (int)(w->timeout_ms > 3600000 ? 3600000 : w->timeout_ms);
+		p->timeout_ms = (int)w->timeout_ms; /* at most RCTD_TIMEOUT_MAX_MS */
 	}
 	if (w->staging_size) {
 		p->field_mask |= RCT_SESSION_PARAM_FIELD_STAGING_SIZE;
@@ -108,6 +108,10 @@ int h_session_open(struct rctd_conn *c, const struct ipc_msg *m, const union ipc
 	if (w->role != RCT_ROLE_PRIMARY && w->role != RCT_ROLE_SECONDARY)
 		return reply_fail(r, -EINVAL, RCT_ERR_INVALID_PARAM, "role %u is neither %d nor %d",
 				  w->role, RCT_ROLE_PRIMARY, RCT_ROLE_SECONDARY);
+	if (w->timeout_ms > RCTD_TIMEOUT_MAX_MS)
+		return reply_fail(r, -EINVAL, RCT_ERR_INVALID_PARAM,
+				  "timeout %u ms: at most %d (an hour)", w->timeout_ms,
+				  RCTD_TIMEOUT_MAX_MS);
 	if (w->name[0] && !name_ok(w->name))
 		return reply_fail(r, -EINVAL, RCT_ERR_INVALID_PARAM,
 				  "session name '%s': use letters, digits and - _ . :", w->name);

@@ -22,9 +22,10 @@
 
 #define RCTD_MAX_IDS	     32 /* allowed uids / gids */
 #define RCTD_MAX_CONNS	     256
-#define RCTD_ADMIN_RESERVE   16	 /* of those, kept for root and rctd's own user */
-#define RCTD_CONNS_PER_UID   64	 /* default --max-conns-per-uid */
-#define RCTD_ACCEPT_SLICE_MS 200 /* ACCEPT looks at rctd's stopping this often */
+#define RCTD_ADMIN_RESERVE   16	     /* of those, kept for root and rctd's own user */
+#define RCTD_CONNS_PER_UID   64	     /* default --max-conns-per-uid */
+#define RCTD_ACCEPT_SLICE_MS 200     /* ACCEPT looks at rctd's stopping this often */
+#define RCTD_TIMEOUT_MAX_MS  3600000 /* a session's timeout: an hour at most */
 #define RCTD_MAX_REGIONS     64
 #define RCTD_MSG_TIMEOUT_MS  5000  /* default: a message whole within this of its first byte */
 #define RCTD_IDLE_TIMEOUT_MS 60000 /* default: a connection without a session, silent */

@@ -22,6 +22,8 @@ const char *rct_status_str(rct_status_t status)
 		return "not supported";
 	case RCT_ERR_EXISTS:
 		return "already exists";
+	case RCT_ERR_ADDR_IN_USE:
+		return "address already in use";
 	case RCT_ERR_PEER_LOST:
 		return "peer lost";
 	case RCT_ERR_PROTO:

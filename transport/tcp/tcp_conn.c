@@ -53,7 +53,7 @@ rct_status_t rct_tcp_listen(struct rct_be_ctx *ctx, const char *addr, uint16_t p
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (bind(fd, (struct sockaddr *)&ss, len) || listen(fd, 2 * RCT_MAX_LANES)) {
 		rct_error("tcp: cannot listen on %s:%u: %m", addr, port);
-		status = RCT_ERR_SYSTEM;
+		status = errno == EADDRINUSE ? RCT_ERR_ADDR_IN_USE : RCT_ERR_SYSTEM;
 		goto out_close;
 	}
 	if (getsockname(fd, (struct sockaddr *)&bound, &sl)) {

@@ -114,7 +114,7 @@ rct_status_t rct_ucx_listen(struct rct_be_ctx *ctx, const char *addr, uint16_t p
 	st = ucp_listener_create(u->worker, &lp, &u->listener);
 	if (st != UCS_OK) {
 		rct_error("ucx: cannot listen on %s:%u: %s", addr, port, ucs_status_string(st));
-		return rct_ucx_status(st);
+		return st == UCS_ERR_BUSY ? RCT_ERR_ADDR_IN_USE : rct_ucx_status(st);
 	}
 	st = ucp_listener_query(u->listener, &attr);
 	if (st != UCS_OK) {

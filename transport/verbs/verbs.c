@@ -44,6 +44,8 @@ rct_status_t rct_verbs_errno(int err)
 		return RCT_ERR_UNSUPPORTED;
 	case EINVAL:
 		return RCT_ERR_INVALID_PARAM;
+	case EADDRINUSE:
+		return RCT_ERR_ADDR_IN_USE;
 	default:
 		return RCT_ERR_SYSTEM;
 	}
