@@ -364,14 +364,22 @@ unpromoted_trial() {
     # No two Promoted, the secondary never Promoted, no two running guests.
     [ $dbl = 0 ] || { ok=false; why="$why $s Promoted ($dbl samples)"; }
     [ $drun = 0 ] || { ok=false; why="$why two running guests ($drun samples)"; }
-    # The primary's guest ran on from its own state, never rebooted.
-    if [ -z "$hb_before" ] || ! serial_hbs "$p" | python3 -c '
+    # The primary's guest ran on from its own state, never rebooted: its
+    # heartbeat counts on from the last one before the fault (within 10 s:
+    # the resync stops it for a while).
+    local ran=false
+    for _ in $(seq 100); do
+        if [ -n "$hb_before" ] && serial_hbs "$p" | python3 -c '
 import sys
 b = int(sys.argv[1], 16)
 hbs = [int(x, 16) for x in sys.stdin.read().split() if x]
 sys.exit(0 if hbs and hbs[-1] > b and hbs == sorted(hbs) else 1)' "$hb_before"; then
-        ok=false why="$why the primary's guest did not run on (HB $hb_before, now $(serial_hbs "$p" | tail -n 1))"
-    fi
+            ran=true
+            break
+        fi
+        sleep 0.1
+    done
+    $ran || { ok=false; why="$why the primary's guest did not run on (HB $hb_before, now $(serial_hbs "$p" | tail -n 1))"; }
     U=$((U + 1))
     D=$((D + dbl))
     python3 -c "import sys; sys.exit(0 if sys.argv[1] != 'nan' and float(sys.argv[1]) > float(sys.argv[2]) else 1)" "$t1" "$R_MAX" && R_MAX=$t1
