@@ -169,22 +169,24 @@ static rct_status_t mock_listen(struct rct_be_ctx *ctx, const char *addr, uint16
 	return RCT_OK;
 }
 
-static rct_status_t mock_accept(struct rct_be_ctx *ctx, int timeout_ms, unsigned *lanes_p)
+static rct_status_t mock_accept(struct rct_be_ctx *ctx, int wait_ms, int timeout_ms,
+				unsigned *lanes_p)
 {
 	struct mock_ctx *m = mock(ctx);
-	uint64_t deadline = rct_now_ns() + (uint64_t)timeout_ms * 1000000;
+	int ms = RCT_MIN(wait_ms, timeout_ms);
+	uint64_t deadline = rct_now_ns() + (uint64_t)ms * 1000000;
 	struct timespec ts;
 	rct_status_t status = RCT_OK;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += timeout_ms / 1000 + 1;
+	ts.tv_sec += ms / 1000 + 1;
 	pthread_mutex_lock(&mock_lock);
 	while (!mock_ports[m->port].connected && rct_now_ns() < deadline)
 		pthread_cond_timedwait(&mock_cond, &mock_lock, &ts);
 	if (mock_ports[m->port].connected)
 		m->lanes = mock_ports[m->port].lanes;
 	else
-		status = RCT_ERR_TIMED_OUT;
+		status = RCT_ERR_AGAIN;
 	pthread_mutex_unlock(&mock_lock);
 	if (status == RCT_OK)
 		*lanes_p = m->lanes;

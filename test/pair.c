@@ -71,7 +71,15 @@ static void *pair_secondary(void *arg)
 	struct rct_event ev = {0};
 	rct_status_t st;
 
-	st = rct_session_accept(pp->s);
+	if (pp->o.accept_slice_ms > 0) {
+		uint64_t end = rct_now_ns() + (uint64_t)pp->o.timeout_ms * 1000000;
+
+		do
+			st = rct_session_accept_within(pp->s, pp->o.accept_slice_ms);
+		while (st == RCT_ERR_TIMED_OUT && rct_now_ns() < end);
+	} else {
+		st = rct_session_accept(pp->s);
+	}
 	pthread_mutex_lock(&pp->lock);
 	pp->accept_status = st;
 	pthread_cond_broadcast(&pp->cond);
@@ -616,6 +624,30 @@ void pair_run_session_fd(const char *backend, const char *addr)
 	/* Each checkpoint's messages woke the sleeping secondary through its fd. */
 	cr_assert_geq(wakes, 6, "the descriptor woke the secondary %u times for 6 checkpoints",
 		      wakes);
+	pair_close(&pp);
+	free(bits);
+}
+
+void pair_run_accept_in_slices(const char *backend, const char *addr)
+{
+	struct pair_opts o = {.backend = backend,
+			      .addr = addr,
+			      .lanes = 2,
+			      .size = 4u << 20,
+			      .auto_flush = true,
+			      .timeout_ms = 20000,
+			      .accept_slice_ms = 1};
+	uint64_t *bits = calloc(rct_bitmap_words((4u << 20) / 4096), sizeof(uint64_t));
+	struct pair pp;
+
+	cr_assert_eq(pair_open(&pp, &o), RCT_OK);
+	cr_assert_eq(pair_ckpt(&pp, 0, NULL, "dev", 3), RCT_OK);
+	cr_assert(pair_wait_flushed(&pp, 0, 10000));
+	cr_assert(pp.equal, "full sync differs");
+	pair_dirty(&pp, bits, 100, 10, 32);
+	cr_assert_eq(pair_ckpt(&pp, 1, bits, "dev", 3), RCT_OK);
+	cr_assert(pair_wait_flushed(&pp, 1, 10000));
+	cr_assert(pp.equal, "epoch 1 differs");
 	pair_close(&pp);
 	free(bits);
 }

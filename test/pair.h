@@ -49,6 +49,9 @@ struct pair_opts {
 	 * connects (a hostile peer goes first), or NULL. */
 	void (*before_connect)(struct pair *pp, void *arg);
 	void *before_arg;
+	/* > 0: the secondary accepts with rct_session_accept_within() in waits
+	 * of this many ms (rctd's slices) until a primary is in. */
+	int accept_slice_ms;
 };
 
 struct pair {
@@ -109,5 +112,8 @@ void pair_run_peer_loss(const char *backend, const char *addr);
 void pair_run_secondary_loss(const char *backend, const char *addr);
 /* Checkpoints with the secondary driven through its descriptor, as an event loop would. */
 void pair_run_session_fd(const char *backend, const char *addr);
+/* A primary that comes while the secondary waits in slices of 1 ms (its
+ * handshake far longer than one) pairs, and its checkpoints land. */
+void pair_run_accept_in_slices(const char *backend, const char *addr);
 
 #endif

@@ -52,6 +52,11 @@ Test(tcp, secondary_driven_through_its_descriptor)
 	pair_run_session_fd("tcp", "127.0.0.1");
 }
 
+Test(tcp, a_primary_that_comes_during_a_short_accept_wait_pairs)
+{
+	pair_run_accept_in_slices("tcp", "127.0.0.1");
+}
+
 Test(tcp, e2e_4_lanes)
 {
 	pair_run_e2e("tcp", "127.0.0.1", 4, 0);

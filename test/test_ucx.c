@@ -30,6 +30,11 @@ Test(ucx, secondary_driven_through_its_descriptor)
 	pair_run_session_fd("ucx", "127.0.0.1");
 }
 
+Test(ucx, a_primary_that_comes_during_a_short_accept_wait_pairs)
+{
+	pair_run_accept_in_slices("ucx", "127.0.0.1");
+}
+
 Test(ucx, e2e_4_lanes)
 {
 	pair_run_e2e("ucx", "127.0.0.1", 4, 0);

@@ -59,6 +59,11 @@ Test(verbs, secondary_driven_through_its_descriptor)
 	pair_run_session_fd("verbs", addr());
 }
 
+Test(verbs, a_primary_that_comes_during_a_short_accept_wait_pairs)
+{
+	pair_run_accept_in_slices("verbs", addr());
+}
+
 /* A wrong rkey: the RDMA WRITE fails remotely, the commit fails cleanly
  * (no hang), and the secondary's guest RAM keeps the last committed image. */
 Test(verbs, wrong_rkey_gives_a_clean_error)

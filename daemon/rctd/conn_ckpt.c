@@ -103,6 +103,10 @@ int h_accept(struct rctd_conn *c, const struct ipc_msg *m, const union ipc_body 
 					  "accept: rctd is stopping; no primary was accepted");
 		st = rct_session_accept_within(c->sess, RCTD_ACCEPT_SLICE_MS);
 	} while (st == RCT_ERR_TIMED_OUT && rctd_now_ns() < end);
+	if (st == RCT_ERR_TIMED_OUT && !rct_session_fail_text(c->sess)[0])
+		return reply_fail(r, -ETIMEDOUT, st,
+				  "accept: no primary connected and proved itself within %d ms",
+				  c->timeout_ms);
 	conn_check_fatal(c, st);
 	if (conn_reply_failed(c, r, st, "accept") || conn_pairing_proved(c, r))
 		return r->status;

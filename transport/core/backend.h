@@ -146,7 +146,10 @@ struct rct_backend_ops {
 	 * Connection, in two steps, so that nothing of a peer but its control
 	 * lane is taken before the core has authenticated it (HELLO, AUTH):
 	 *   secondary: listen; accept() takes the control lane of the next
-	 *     primary and returns the number of data lanes it asks for; then
+	 *     primary and returns the number of data lanes it asks for (it
+	 *     waits at most wait_ms for one to come, and returns RCT_ERR_AGAIN
+	 *     quietly, holding nothing, when none came; one that came has until
+	 *     timeout_ms from the call for its lane hello); then
 	 *     open_lanes() takes that primary's data lanes, or reject() closes
 	 *     its control lane (it did not prove itself) and the listener stays
 	 *     for the next accept();
@@ -158,7 +161,8 @@ struct rct_backend_ops {
 	 */
 	rct_status_t (*listen)(struct rct_be_ctx *ctx, const char *addr, uint16_t port,
 			       uint16_t *port_p);
-	rct_status_t (*accept)(struct rct_be_ctx *ctx, int timeout_ms, unsigned *lanes_p);
+	rct_status_t (*accept)(struct rct_be_ctx *ctx, int wait_ms, int timeout_ms,
+			       unsigned *lanes_p);
 	void (*reject)(struct rct_be_ctx *ctx);
 	rct_status_t (*connect)(struct rct_be_ctx *ctx, const char *addr, uint16_t port,
 				unsigned lanes, int timeout_ms);

@@ -236,9 +236,16 @@ static rct_status_t rct_session_accept_until(struct rct_session *s, uint64_t com
 	if (s->role != RCT_ROLE_SECONDARY || s->state != RCT_SESSION_LISTENING)
 		return RCT_ERR_STATE;
 	for (;;) {
-		status = s->ops->accept(s->ctx, rct_ms_left(RCT_MIN(come_by, deadline)), &lanes);
+		status = s->ops->accept(s->ctx, rct_ms_left(RCT_MIN(come_by, deadline)),
+					rct_ms_left(deadline), &lanes);
+		if (status == RCT_ERR_AGAIN) { /* nobody came by then */
+			status = RCT_ERR_TIMED_OUT;
+			if (come_by >= deadline && !away)
+				rct_error("session: no primary connected within %d ms",
+					  s->timeout_ms);
+		}
 		if (status != RCT_OK) {
-			if (away)
+			if (away && come_by >= deadline)
 				rct_error(
 					"session: no primary proved itself within %d ms (%u turned "
 					"away, the last: %s)",

@@ -169,7 +169,7 @@ struct rct_tcp_ctx {
 /* tcp_conn.c */
 rct_status_t rct_tcp_listen(struct rct_be_ctx *ctx, const char *addr, uint16_t port,
 			    uint16_t *port_p);
-rct_status_t rct_tcp_accept(struct rct_be_ctx *ctx, int timeout_ms, unsigned *lanes_p);
+rct_status_t rct_tcp_accept(struct rct_be_ctx *ctx, int wait_ms, int timeout_ms, unsigned *lanes_p);
 void rct_tcp_reject(struct rct_be_ctx *ctx);
 rct_status_t rct_tcp_connect(struct rct_be_ctx *ctx, const char *addr, uint16_t port,
 			     unsigned lanes, int timeout_ms);

@@ -138,7 +138,7 @@ static rct_status_t rct_tcp_lanes_alloc(struct rct_tcp_ctx *t, unsigned nlanes)
  * @deadline.  A connection that is not an rct lane is closed with a warning
  * and the wait goes on: a port scan must not break the pairing.
  */
-static rct_status_t rct_tcp_next_lane(struct rct_tcp_ctx *t, uint64_t deadline,
+static rct_status_t rct_tcp_next_lane(struct rct_tcp_ctx *t, uint64_t come_by, uint64_t deadline,
 				      struct rct_tcp_lane_hello *h_p, int *fd_p)
 {
 	uint8_t buf[sizeof(struct rct_tcp_wire_lane_hello)];
@@ -147,7 +147,7 @@ static rct_status_t rct_tcp_next_lane(struct rct_tcp_ctx *t, uint64_t deadline,
 	int fd;
 
 	for (;;) {
-		status = rct_tcp_wait_fd(t->listen_fd, POLLIN, deadline);
+		status = rct_tcp_wait_fd(t->listen_fd, POLLIN, come_by);
 		if (status != RCT_OK)
 			return status;
 		fd = accept4(t->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
@@ -174,10 +174,12 @@ static rct_status_t rct_tcp_next_lane(struct rct_tcp_ctx *t, uint64_t deadline,
 }
 
 /* The control lane of the next primary; its data lanes wait for open_lanes(). */
-rct_status_t rct_tcp_accept(struct rct_be_ctx *ctx, int timeout_ms, unsigned *lanes_p)
+rct_status_t rct_tcp_accept(struct rct_be_ctx *ctx, int wait_ms, int timeout_ms, unsigned *lanes_p)
 {
 	struct rct_tcp_ctx *t = rct_tcp_ctx(ctx);
-	uint64_t deadline = rct_now_ns() + (uint64_t)timeout_ms * 1000000;
+	uint64_t now = rct_now_ns();
+	uint64_t deadline = now + (uint64_t)timeout_ms * 1000000;
+	uint64_t come_by = RCT_MIN(deadline, now + (uint64_t)wait_ms * 1000000);
 	struct rct_tcp_lane_hello h;
 	rct_status_t status;
 	int fd;
@@ -185,9 +187,9 @@ rct_status_t rct_tcp_accept(struct rct_be_ctx *ctx, int timeout_ms, unsigned *la
 	if (t->listen_fd < 0 || t->nlanes)
 		return RCT_ERR_STATE;
 	for (;;) {
-		status = rct_tcp_next_lane(t, deadline, &h, &fd);
+		status = rct_tcp_next_lane(t, come_by, deadline, &h, &fd);
 		if (status == RCT_ERR_TIMED_OUT)
-			rct_error("tcp: no primary connected within %d ms", timeout_ms);
+			return RCT_ERR_AGAIN; /* nobody came */
 		if (status != RCT_OK)
 			return status;
 		if (!h.lane)
@@ -309,7 +311,7 @@ static rct_status_t rct_tcp_accept_lanes(struct rct_tcp_ctx *t, uint64_t deadlin
 	int fd, *slot;
 
 	while (have < t->nlanes) {
-		status = rct_tcp_next_lane(t, deadline, &h, &fd);
+		status = rct_tcp_next_lane(t, deadline, deadline, &h, &fd);
 		if (status != RCT_OK) {
 			rct_error("tcp: %u of the primary's %u data lanes in: %s", have, t->nlanes,
 				  rct_status_str(status));

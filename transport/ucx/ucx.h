@@ -161,7 +161,7 @@ void rct_ucx_disconnect(struct rct_be_ctx *ctx);
 void rct_ucx_drop_unexpected(struct rct_ucx_ctx *u);
 rct_status_t rct_ucx_listen(struct rct_be_ctx *ctx, const char *addr, uint16_t port,
 			    uint16_t *port_p);
-rct_status_t rct_ucx_accept(struct rct_be_ctx *ctx, int timeout_ms, unsigned *lanes_p);
+rct_status_t rct_ucx_accept(struct rct_be_ctx *ctx, int wait_ms, int timeout_ms, unsigned *lanes_p);
 void rct_ucx_reject(struct rct_be_ctx *ctx);
 rct_status_t rct_ucx_connect(struct rct_be_ctx *ctx, const char *addr, uint16_t port,
 			     unsigned lanes, int timeout_ms);

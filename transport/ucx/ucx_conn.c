@@ -192,10 +192,12 @@ static rct_status_t rct_ucx_recv_sync(struct rct_ucx_ctx *u, void *buf, size_t c
 }
 
 /* The control endpoint of the next primary that asked, with its lane hello. */
-rct_status_t rct_ucx_accept(struct rct_be_ctx *ctx, int timeout_ms, unsigned *lanes_p)
+rct_status_t rct_ucx_accept(struct rct_be_ctx *ctx, int wait_ms, int timeout_ms, unsigned *lanes_p)
 {
 	struct rct_ucx_ctx *u = rct_ucx(ctx);
-	uint64_t deadline = rct_now_ns() + (uint64_t)timeout_ms * 1000000;
+	uint64_t now = rct_now_ns();
+	uint64_t deadline = now + (uint64_t)timeout_ms * 1000000;
+	uint64_t come_by = RCT_MIN(deadline, now + (uint64_t)wait_ms * 1000000);
 	ucp_ep_params_t ep = rct_ucx_ep_params(u);
 	struct rct_ucx_wire_welcome w = {
 		.magic = htole32(RCT_UCX_MAGIC),
@@ -209,12 +211,10 @@ rct_status_t rct_ucx_accept(struct rct_be_ctx *ctx, int timeout_ms, unsigned *la
 
 	if (!u->listener || u->ctrl_ep)
 		return RCT_ERR_STATE;
-	while (!u->nwaiting) {
-		if (rct_now_ns() >= deadline) {
-			rct_error("ucx: no primary connected within %d ms", timeout_ms);
-			return RCT_ERR_TIMED_OUT;
-		}
-		rct_ucx_wait(u, RCT_MIN(rct_ms_left(deadline), 100));
+	while (!u->nwaiting) { /* progress at least once, even for no wait */
+		rct_ucx_wait(u, RCT_MIN(rct_ms_left(come_by), 100));
+		if (!u->nwaiting && rct_now_ns() >= come_by)
+			return RCT_ERR_AGAIN;
 	}
 	ep.field_mask |= UCP_EP_PARAM_FIELD_CONN_REQUEST;
 	ep.conn_request = u->conn_waiting[0];

@@ -161,7 +161,8 @@ rct_status_t rct_verbs_poll(struct rct_verbs_ctx *v, bool *any_p);
 /* verbs_conn.c */
 rct_status_t rct_verbs_listen(struct rct_be_ctx *ctx, const char *addr, uint16_t port,
 			      uint16_t *port_p);
-rct_status_t rct_verbs_accept(struct rct_be_ctx *ctx, int timeout_ms, unsigned *lanes_p);
+rct_status_t rct_verbs_accept(struct rct_be_ctx *ctx, int wait_ms, int timeout_ms,
+			      unsigned *lanes_p);
 void rct_verbs_reject(struct rct_be_ctx *ctx);
 rct_status_t rct_verbs_connect(struct rct_be_ctx *ctx, const char *addr, uint16_t port,
 			       unsigned lanes, int timeout_ms);

@@ -267,11 +267,13 @@ static struct rct_verbs_lane *rct_verbs_lane_of(struct rct_verbs_ctx *v, struct 
 }
 
 /*
- * Secondary: handle connection events until @done lanes are established
- * (the control lane at accept, every data lane at open_lanes).
+ * Secondary: handle connection events until @want lanes are established
+ * (the control lane at accept, every data lane at open_lanes).  At accept a
+ * primary's control lane must be asked for by @come_by (else RCT_ERR_AGAIN,
+ * quietly); it, and data lanes, have until @deadline.
  */
 static rct_status_t rct_verbs_establish(struct rct_verbs_ctx *v, bool open, unsigned want,
-					uint64_t deadline, int timeout_ms)
+					uint64_t come_by, uint64_t deadline, int timeout_ms)
 {
 	struct rdma_cm_event *ev;
 	struct rct_verbs_lane *l;
@@ -279,14 +281,17 @@ static rct_status_t rct_verbs_establish(struct rct_verbs_ctx *v, bool open, unsi
 	rct_status_t status;
 
 	while (have < want) {
-		status = rct_verbs_cm_next(v, deadline, &ev);
+		status = rct_verbs_cm_next(v, open || v->ctrl.id ? deadline : come_by, &ev);
+		if (status == RCT_ERR_TIMED_OUT && !open && !v->ctrl.id)
+			return RCT_ERR_AGAIN; /* nobody came */
 		if (status != RCT_OK) {
 			if (open)
 				rct_error(
 					"verbs: %u of the primary's %u data lanes up within %d ms",
 					have, want, timeout_ms);
 			else
-				rct_error("verbs: no primary connected within %d ms", timeout_ms);
+				rct_error("verbs: a primary's control lane not up within %d ms",
+					  timeout_ms);
 			return status;
 		}
 		switch (ev->event) {
@@ -324,10 +329,13 @@ static rct_status_t rct_verbs_establish(struct rct_verbs_ctx *v, bool open, unsi
 }
 
 /* The control lane of the next primary (one that waited its turn first). */
-rct_status_t rct_verbs_accept(struct rct_be_ctx *ctx, int timeout_ms, unsigned *lanes_p)
+rct_status_t rct_verbs_accept(struct rct_be_ctx *ctx, int wait_ms, int timeout_ms,
+			      unsigned *lanes_p)
 {
 	struct rct_verbs_ctx *v = rct_verbs(ctx);
-	uint64_t deadline = rct_now_ns() + (uint64_t)timeout_ms * 1000000;
+	uint64_t now = rct_now_ns();
+	uint64_t deadline = now + (uint64_t)timeout_ms * 1000000;
+	uint64_t come_by = RCT_MIN(deadline, now + (uint64_t)wait_ms * 1000000);
 	rct_status_t status;
 
 	if (!v->listen_id || v->ctrl.id)
@@ -343,7 +351,7 @@ rct_status_t rct_verbs_accept(struct rct_be_ctx *ctx, int timeout_ms, unsigned *
 		if (status != RCT_OK)
 			return status;
 	}
-	status = rct_verbs_establish(v, false, 1, deadline, timeout_ms);
+	status = rct_verbs_establish(v, false, 1, come_by, deadline, timeout_ms);
 	if (status != RCT_OK)
 		return status;
 	v->receiver = true;
@@ -489,7 +497,7 @@ rct_status_t rct_verbs_open_lanes(struct rct_be_ctx *ctx, int timeout_ms)
 			rdma_reject(v->waiting[--v->nwaiting], NULL, 0);
 			rdma_destroy_id(v->waiting[v->nwaiting]);
 		}
-		return rct_verbs_establish(v, true, v->nlanes, deadline, timeout_ms);
+		return rct_verbs_establish(v, true, v->nlanes, deadline, deadline, timeout_ms);
 	}
 	for (unsigned i = 0; i < v->nlanes && status == RCT_OK; i++)
 		status = rct_verbs_connect_one(v, &v->lanes[i], deadline);
