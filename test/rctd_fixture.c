@@ -18,7 +18,8 @@
 char rctd_dir[48], rctd_sock[96], rctd_state[96];
 pid_t rctd_pid;
 
-static pid_t spawn(const char *at, const char *psk, const char *state_dir, const char *allow_uid)
+static pid_t spawn(const char *at, const char *psk, const char *state_dir, const char *allow_uid,
+		   const char *const *args, unsigned nofile)
 {
 	struct harness_rctd h = {.rctd = RCTD_PATH,
 				 .socket = at,
@@ -26,6 +27,8 @@ static pid_t spawn(const char *at, const char *psk, const char *state_dir, const
 				 .psk_file = psk,
 				 .message_timeout_ms = psk ? 0 : 2000,
 				 .allow_uid = allow_uid,
+				 .args = args,
+				 .nofile = nofile,
 				 .die_with_parent = true, /* a failed assertion must not leave it */
 				 .ready_ms = 5000};
 	char why[512];
@@ -38,12 +41,18 @@ static pid_t spawn(const char *at, const char *psk, const char *state_dir, const
 /* Start rctd on @at (with key file @psk unless NULL) and wait until it serves. */
 pid_t rctd_spawn(const char *at, const char *psk, const char *state_dir)
 {
-	return spawn(at, psk, state_dir, NULL);
+	return spawn(at, psk, state_dir, NULL, NULL, 0);
 }
 
 pid_t rctd_spawn_allowing(const char *at, const char *state_dir, const char *allow_uid)
 {
-	pid_t pid = spawn(at, NULL, state_dir, allow_uid);
+	return rctd_spawn_with(at, state_dir, allow_uid, NULL, 0);
+}
+
+pid_t rctd_spawn_with(const char *at, const char *state_dir, const char *allow_uid,
+		      const char *const *args, unsigned nofile)
+{
+	pid_t pid = spawn(at, NULL, state_dir, allow_uid, args, nofile);
 
 	cr_assert_eq(chmod(rctd_dir, 0755), 0);
 	cr_assert_eq(chmod(at, 0666), 0);

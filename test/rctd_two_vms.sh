@@ -62,14 +62,18 @@ mport() { "$bin/rctctl" status --socket "$1" --json |
 curl -sf "http://127.0.0.1:$(mport "$dir/p.sock")/metrics" >"$dir/p.prom" || fail "no metrics from rctd primary"
 curl -sf "http://127.0.0.1:$(mport "$dir/s.sock")/metrics" >"$dir/s.prom" || fail "no metrics from rctd secondary"
 for vm in vm1 vm2; do
-    grep -E "^rct_transfer_seconds_bucket\{session=\"$vm.primary\",le=\"\+Inf\"\} [1-9]" "$dir/p.prom" ||
+    grep -E "^rct_transfer_seconds_bucket\{session=\"$vm.primary\",uid=\"[0-9]+\",le=\"\+Inf\"\} [1-9]" "$dir/p.prom" ||
         fail "no transfer histogram for $vm"
-    grep -E "^rct_commit_rtt_quantile_seconds\{session=\"$vm.primary\",q=\"0.99\"\} [0-9.]+" "$dir/p.prom" ||
+    grep -E "^rct_commit_rtt_quantile_seconds\{session=\"$vm.primary\",uid=\"[0-9]+\",q=\"0.99\"\} [0-9.]+" "$dir/p.prom" ||
         fail "no commit p99 for $vm"
-    grep -E "^rct_flush_quantile_seconds\{session=\"$vm.secondary\",q=\"0.999\"\} [0-9.]+" "$dir/s.prom" ||
+    grep -E "^rct_flush_quantile_seconds\{session=\"$vm.secondary\",uid=\"[0-9]+\",q=\"0.999\"\} [0-9.]+" "$dir/s.prom" ||
         fail "no flush p999 for $vm on the secondary"
-    grep -E "^rct_stalls_total\{session=\"$vm.primary\",kind=\"process\"\} [0-9]+" "$dir/p.prom" ||
+    grep -E "^rct_stalls_total\{session=\"$vm.primary\",uid=\"[0-9]+\",kind=\"process\"\} [0-9]+" "$dir/p.prom" ||
         fail "no stall counter for $vm"
+done
+for f in p s; do
+    grep -E "^rct_held_bytes [1-9][0-9]*$" "$dir/$f.prom" || fail "no held memory in $f's metrics"
+    grep -E "^rct_kept_descriptors_limit [1-9][0-9]*$" "$dir/$f.prom" || fail "no descriptor budget in $f's metrics"
 done
 # Prometheus' own linter on the live pages (exit 3 on the quantile label before).
 command -v promtool >/dev/null || fail "promtool missing (Debian package prometheus; scripts/deps.sh test)"

@@ -212,31 +212,61 @@ Test(liveness, a_primary_and_secondary_that_disagree_are_refused)
 	rct_mem_free(sram, 1 << 20);
 }
 
-Test(liveness, datagrams_that_are_not_the_pairings_beats_are_refused)
+/*
+ * From another socket to 127.0.0.1:@port, @n datagrams of a beat's size and
+ * magic but no valid token or MAC, and one short one; then the channel's
+ * figures of @s after four intervals.
+ */
+static void send_junk(uint16_t port, int n, struct rct_session *s, struct rct_liveness_stats *st)
 {
-	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	struct rct_liveness_stats st = {0};
-	uint8_t junk[72];
-	struct pair pp;
-	int fd;
+	struct sockaddr_in sin = {.sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+				  .sin_port = htons(port)};
+	uint8_t junk[72] = {0};
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
 
-	live_pair(&pp, true);
-	sin.sin_port = htons(rct_live_port(pp.s->ka.live));
-	fd = socket(AF_INET, SOCK_DGRAM, 0);
 	cr_assert_geq(fd, 0);
-	/* A beat's size and magic but no valid token or MAC, and a short one. */
-	memset(junk, 0, sizeof(junk));
+	cr_assert_neq(port, 0);
 	memcpy(junk, "RCTL\x01\x00\x01\x00", 8);
-	for (int i = 0; i < 5; i++)
+	for (int i = 0; i < n; i++)
 		cr_assert_eq(
 			sendto(fd, junk, sizeof(junk), 0, (struct sockaddr *)&sin, sizeof(sin)),
 			(ssize_t)sizeof(junk));
 	cr_assert_eq(sendto(fd, junk, 9, 0, (struct sockaddr *)&sin, sizeof(sin)), 9);
 	close(fd);
 	sleep_ms(4 * HB_MS);
-	cr_assert_eq(rct_session_liveness(pp.s, &st), RCT_OK);
+	cr_assert_eq(rct_session_liveness(s, st), RCT_OK);
+}
+
+Test(liveness, datagrams_that_are_not_the_pairings_beats_are_refused)
+{
+	struct rct_liveness_stats st = {0};
+	struct pair pp;
+
+	live_pair(&pp, true);
+	send_junk(rct_live_port(pp.s->ka.live), 5, pp.s, &st);
 	cr_assert_eq(st.beats_rejected, 6, "rejected %llu", (unsigned long long)st.beats_rejected);
 	cr_assert_gt(st.beats_received, 0);
+	cr_assert(st.running);
+	pair_close(&pp);
+}
+
+/*
+ * Issue 30 item 10: the primary's liveness socket hears its secondary only.
+ * Before, it was bound to 0.0.0.0 and took datagrams from anyone (each
+ * counted as a rejected beat); now it is connected to the secondary's
+ * liveness address, so the kernel drops another source's.
+ */
+Test(liveness, the_primarys_liveness_socket_hears_only_its_secondary)
+{
+	struct rct_liveness_stats st = {0};
+	struct pair pp;
+
+	live_pair(&pp, true);
+	send_junk(rct_live_port(pp.p->ka.live), 5, pp.p, &st);
+	cr_assert_eq(st.beats_rejected, 0, "the primary took %llu foreign datagrams",
+		     (unsigned long long)st.beats_rejected);
+	cr_assert_gt(st.beats_received, 0, "and its secondary's beats no more");
 	cr_assert(st.running);
 	pair_close(&pp);
 }

@@ -940,6 +940,19 @@ Test(rctd, the_pairing_state_survives_a_restart_of_rctd)
 
 static char tenant_sock[96];
 
+/* An rctd on tenant_sock (DIR/@tag.sock) serving tenant B's uid 65534 too,
+ * with @args and @nofile as rctd_spawn_with(); skips the test unless root. */
+static pid_t tenant_rctd(const char *tag, const char *const *args, unsigned nofile)
+{
+	char st[96];
+
+	if (geteuid() != 0)
+		cr_skip_test("needs root to act as another user");
+	snprintf(tenant_sock, sizeof(tenant_sock), "%s/%s.sock", rctd_dir, tag);
+	snprintf(st, sizeof(st), "%s/%s.state", rctd_dir, tag);
+	return rctd_spawn_with(tenant_sock, st, "65534", args, nofile);
+}
+
 /* As uid @uid in a child: @fn's exit status (100: could not become @uid). */
 static int as_uid(unsigned uid, int (*fn)(void))
 {
@@ -984,15 +997,11 @@ static int tenant_status(void)
  */
 Test(rctd, status_shows_a_tenant_only_its_own_sessions)
 {
-	char st[96], *json = NULL;
+	char *json = NULL;
 	struct side a;
 	pid_t pid;
 
-	if (geteuid() != 0)
-		cr_skip_test("needs root to act as another user");
-	snprintf(tenant_sock, sizeof(tenant_sock), "%s/t.sock", rctd_dir);
-	snprintf(st, sizeof(st), "%s/t.state", rctd_dir);
-	pid = rctd_spawn_allowing(tenant_sock, st, "65534");
+	pid = tenant_rctd("t", NULL, 0);
 	side_init(&a, 1);
 	cr_assert_eq(side_open_at(&a, tenant_sock, RCT_ROLE_SECONDARY, "vm-a", NULL, NULL), 0);
 	cr_assert_eq(as_uid(65534, tenant_status), 0, "tenant B saw another tenant's session");
@@ -1006,21 +1015,71 @@ Test(rctd, status_shows_a_tenant_only_its_own_sessions)
 	rctd_alive();
 }
 
+/*
+ * Tenant B (uid 65534) runs @fn in a child that dies with us; @fn says what
+ * it got in one line on its descriptor and holds what it took (pause()).
+ * The line is read into @line (30 s at most); returns the child's pid.
+ */
+static pid_t tenant_start(int (*fn)(int fd), char *line, size_t len)
+{
+	struct pollfd pfd;
+	ssize_t n;
+	int fds[2];
+	pid_t pid;
+
+	cr_assert_eq(pipe(fds), 0);
+	pid = fork();
+	if (pid == 0) {
+		close(fds[0]);
+		if (setgroups(0, NULL) || setgid(65534) || setuid(65534))
+			_exit(100);
+		/* Not past a failed assertion; after setuid(), which clears it. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() == 1)
+			_exit(101);
+		_exit(fn(fds[1]));
+	}
+	close(fds[1]);
+	pfd = (struct pollfd){.fd = fds[0], .events = POLLIN};
+	cr_assert_eq(poll(&pfd, 1, 30000), 1, "the tenant never reported");
+	n = read(fds[0], line, len - 1);
+	cr_assert_gt(n, 0, "the tenant reported nothing");
+	line[n] = '\0';
+	close(fds[0]);
+	return pid;
+}
+
+static void tenant_end(pid_t pid)
+{
+	int status;
+
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+}
+
+/* Writes @line whole on @fd and holds on: @fn's tail. */
+static int tenant_report(int fd, const char *line)
+{
+	size_t len = strlen(line);
+
+	if (write(fd, line, len) != (ssize_t)len)
+		return 2;
+	pause();
+	return 0;
+}
+
 /* Tenant B opens connections until refused, says how many on @fd, holds them. */
 static int tenant_holds(int fd)
 {
 	static struct rct_client *held[300];
 	char line[320];
 	unsigned n = 0;
-	int rc = 0, len;
+	int rc = 0;
 
 	while (n < 300 && !(rc = rct_client_open(tenant_sock, "hog", &held[n])))
 		n++;
-	len = snprintf(line, sizeof(line), "%u %d %s\n", n, rc, rct_client_open_error());
-	if (write(fd, line, (size_t)len) != len)
-		return 2;
-	pause();
-	return 0;
+	snprintf(line, sizeof(line), "%u %d %s\n", n, rc, rct_client_open_error());
+	return tenant_report(fd, line);
 }
 
 /*
@@ -1032,32 +1091,14 @@ static int tenant_holds(int fd)
  */
 Test(rctd, one_tenant_cannot_take_every_connection)
 {
-	char st[96], line[320] = "", why[256] = "";
+	char line[320] = "", why[256] = "";
 	struct rct_client *root = NULL;
-	struct pollfd pfd;
 	unsigned n = 0;
-	int rc = 0, status, fds[2];
+	int rc = 0;
 	pid_t pid, hog;
 
-	if (geteuid() != 0)
-		cr_skip_test("needs root to act as another user");
-	snprintf(tenant_sock, sizeof(tenant_sock), "%s/t.sock", rctd_dir);
-	snprintf(st, sizeof(st), "%s/t.state", rctd_dir);
-	pid = rctd_spawn_allowing(tenant_sock, st, "65534");
-	cr_assert_eq(pipe(fds), 0);
-	hog = fork();
-	if (hog == 0) {
-		close(fds[0]);
-		prctl(PR_SET_PDEATHSIG, SIGKILL); /* not past a failed assertion */
-		if (setgroups(0, NULL) || setgid(65534) || setuid(65534))
-			_exit(100);
-		_exit(tenant_holds(fds[1]));
-	}
-	close(fds[1]);
-	pfd = (struct pollfd){.fd = fds[0], .events = POLLIN};
-	cr_assert_eq(poll(&pfd, 1, 30000), 1, "the tenant never reported");
-	cr_assert_gt(read(fds[0], line, sizeof(line) - 1), 0);
-	close(fds[0]);
+	pid = tenant_rctd("t", NULL, 0);
+	hog = tenant_start(tenant_holds, line, sizeof(line));
 	cr_assert_eq(sscanf(line, "%u %d %255[^\n]", &n, &rc, why), 3, "%s", line);
 	cr_assert_eq(n, 64, "tenant B got %u connections", n);
 	cr_assert_eq(rc, -EUSERS, "its refusal: %d (%s)", rc, why);
@@ -1067,8 +1108,293 @@ Test(rctd, one_tenant_cannot_take_every_connection)
 	cr_assert_eq(rc, 0, "root refused while the tenant holds its share: %s",
 		     rct_client_open_error());
 	rct_client_close(root);
-	kill(hog, SIGKILL);
-	waitpid(hog, &status, 0);
+	tenant_end(hog);
+	rctd_reap(pid);
+	rctd_alive();
+}
+
+/* A region of @size bytes of an untouched memfd, its bitmap in another, both
+ * unsealed: rctd keeps two descriptors of it. */
+static int add_sparse_region(struct rct_client *c, uint32_t id, uint64_t size)
+{
+	int mfd = memfd_create("guest", MFD_CLOEXEC), bfd = memfd_create("bits", MFD_CLOEXEC);
+	int rc = -EIO;
+
+	if (mfd >= 0 && bfd >= 0 && !ftruncate(mfd, (off_t)size) &&
+	    !ftruncate(bfd, (off_t)((size / 4096 + 63) / 64 * 8 + 4096)))
+		rc = rct_client_region_add(c, id, mfd, 0, size, bfd, 0, NULL);
+	if (mfd >= 0)
+		close(mfd);
+	if (bfd >= 0)
+		close(bfd);
+	return rc;
+}
+
+/* STATUS's registered_bytes as @c sees it (its uid's, or rctd's for root); -1 if none. */
+static long long status_held(struct rct_client *c)
+{
+	char *json = NULL, *at;
+	long long v = -1;
+
+	if (!rct_client_query(c, RCT_IPC_STATUS, 0, &json) &&
+	    (at = strstr(json, "\"registered_bytes\":")))
+		v = atoll(at + strlen("\"registered_bytes\":"));
+	free(json);
+	return v;
+}
+
+/* Tenant B: a secondary session, then sparse 32 MiB regions until refused. */
+static int tenant_takes_memory(int fd)
+{
+	struct rct_client_session p = {.role = RCT_ROLE_SECONDARY, .backend = "tcp", .name = "hog"};
+	struct rct_client *c;
+	char line[400], why[300];
+	unsigned n = 0;
+	int rc = rct_client_open(tenant_sock, "hog", &c);
+
+	if (!rc)
+		rc = rct_client_session_open(c, &p, NULL);
+	while (!rc && n < 16 && !(rc = add_sparse_region(c, n, 32u << 20)))
+		n++;
+	snprintf(why, sizeof(why), "%s", rct_client_error(c));
+	snprintf(line, sizeof(line), "%u %d %lld %s\n", n, rc, status_held(c), why);
+	return tenant_report(fd, line);
+}
+
+/*
+ * Issue 30 items 2 and 3: the memory a session makes rctd hold is charged
+ * whole, and one tenant holds at most its share.  Before, a secondary's
+ * staging (twice its size) was charged nowhere and sparse regions took the
+ * whole --max-registered at no memory cost, so that the witness's region
+ * was refused (-ENOMEM).  Here rctd may hold 256 MiB, a uid 128 MiB: the
+ * tenant's staging (2 x 16 MiB) and three 32 MiB regions, refused at the
+ * fourth with -EDQUOT naming the limit; root's witness still gets 64 MiB.
+ */
+Test(rctd, one_tenant_cannot_hold_the_whole_memory_budget)
+{
+	static const char *const args[] = {"--max-registered", "256M", NULL};
+	struct rct_client_session p = {.role = RCT_ROLE_SECONDARY, .backend = "tcp", .name = "hog"};
+	char line[400] = "", why[300] = "";
+	struct rct_client *w;
+	unsigned n = 0;
+	long long held = -1;
+	int rc = 0;
+	pid_t pid, hog;
+
+	pid = tenant_rctd("m", args, 0);
+	hog = tenant_start(tenant_takes_memory, line, sizeof(line));
+	cr_assert_eq(sscanf(line, "%u %d %lld %299[^\n]", &n, &rc, &held, why), 4, "%s", line);
+	cr_assert_eq(rc, -EDQUOT, "the tenant's refusal: %d (%s)", rc, why);
+	cr_assert_not_null(strstr(why, "--max-registered-per-uid"), "%s", why);
+	cr_assert_eq(n, 3, "the tenant got %u regions of 32 MiB", n);
+	cr_assert_eq(held, 128ll << 20, "the tenant holds %lld bytes by its STATUS", held);
+	/* The witness, root, another secondary with 64 MiB. */
+	p.name = "witness";
+	cr_assert_eq(rct_client_open(tenant_sock, "witness", &w), 0);
+	cr_assert_eq(rct_client_session_open(w, &p, NULL), 0, "%s", rct_client_error(w));
+	rc = add_sparse_region(w, 0, 64u << 20);
+	cr_assert_eq(rc, 0, "the witness's region: %d (%s)", rc, rct_client_error(w));
+	held = status_held(w);
+	cr_assert_eq(held, (128ll + 32 + 64) << 20, "rctd holds %lld bytes", held);
+	rct_client_close(w);
+	tenant_end(hog);
+	rctd_reap(pid);
+	rctd_alive();
+}
+
+/* Tenant B: unsealed regions (two kept descriptors each) over four connections until refused. */
+static int tenant_takes_descriptors(int fd)
+{
+	struct rct_client_session p = {.role = RCT_ROLE_SECONDARY, .backend = "tcp"};
+	static struct rct_client *c[4];
+	char line[400], name[16];
+	unsigned n = 0;
+	int rc = 0;
+
+	for (unsigned k = 0; !rc && k < 4; k++) {
+		snprintf(name, sizeof(name), "hog%u", k);
+		p.name = name;
+		rc = rct_client_open(tenant_sock, "hog", &c[k]);
+		if (!rc)
+			rc = rct_client_session_open(c[k], &p, NULL);
+		for (uint32_t id = 0;
+		     !rc && id < 64 && !(rc = add_sparse_region(c[k], id, 1u << 20)); id++)
+			n++;
+		if (rc)
+			snprintf(line, sizeof(line), "%u %d %s\n", n, rc,
+				 c[k] ? rct_client_error(c[k]) : rct_client_open_error());
+	}
+	if (!rc)
+		snprintf(line, sizeof(line), "%u 0 -\n", n);
+	return tenant_report(fd, line);
+}
+
+/*
+ * Issue 30 item 1: one tenant cannot spend rctd's descriptors.  Before, with
+ * an RLIMIT_NOFILE of 1024, six connections of 64 unsealed regions filled
+ * rctd's table, and the witness's next request with descriptors failed
+ * ("announced 1 descriptors, 0 arrived") and lost its connection.  Here
+ * rctd runs with 256: it keeps a quarter of its budget for one uid
+ * (-EDQUOT naming --max-fds-per-uid), and the witness's regions go on.
+ */
+Test(rctd, one_tenant_cannot_spend_the_daemons_descriptors)
+{
+	struct rct_client_session p = {
+		.role = RCT_ROLE_SECONDARY, .backend = "tcp", .name = "witness"};
+	char line[400] = "", why[300] = "";
+	struct rct_client *w;
+	unsigned n = 0;
+	int rc = 0;
+	pid_t pid, hog;
+
+	pid = tenant_rctd("f", NULL, 256);
+	cr_assert_eq(rct_client_open(tenant_sock, "witness", &w), 0);
+	cr_assert_eq(rct_client_session_open(w, &p, NULL), 0, "%s", rct_client_error(w));
+	hog = tenant_start(tenant_takes_descriptors, line, sizeof(line));
+	cr_assert_eq(sscanf(line, "%u %d %299[^\n]", &n, &rc, why), 3, "%s", line);
+	cr_log_info("the tenant: %u regions, then %d (%s)", n, rc, why);
+	cr_assert_eq(rc, -EDQUOT, "the tenant's refusal: %d (%s)", rc, why);
+	cr_assert_not_null(strstr(why, "--max-fds-per-uid"), "%s", why);
+	/* The witness's requests with descriptors still arrive whole. */
+	for (uint32_t id = 0; id < 8; id++) {
+		rc = add_sparse_region(w, id, 1u << 20);
+		cr_assert_eq(rc, 0, "the witness's region %u: %d (%s)", id, rc,
+			     rct_client_error(w));
+	}
+	rct_client_close(w);
+	tenant_end(hog);
+	rctd_reap(pid);
+	rctd_alive();
+}
+
+/*
+ * Issue 30 item 1, rctd's own shortage: named as rctd's, and it ends no
+ * session.  rctd runs with an RLIMIT_NOFILE of 64 and root opens connections
+ * until refused: the refusal is -EMFILE saying rctd is out of descriptors
+ * (before: the listener spun on EMFILE and the client waited for a HELLO that
+ * never came); the witness's request that carries descriptors meanwhile is
+ * answered -EMFILE naming rctd (before: a protocol error, "announced 2
+ * descriptors, 0 arrived", and its connection closed), and once the
+ * connections are gone the same witness connection adds its region.
+ */
+Test(rctd, rctds_own_shortage_of_descriptors_is_named_and_ends_no_session)
+{
+	struct rct_client_session p = {
+		.role = RCT_ROLE_SECONDARY, .backend = "tcp", .name = "witness"};
+	static struct rct_client *held[64];
+	char st[96], sock[96], why[300] = "";
+	struct rct_client *w;
+	unsigned n = 0;
+	int rc = 0;
+	pid_t pid;
+
+	snprintf(sock, sizeof(sock), "%s/e.sock", rctd_dir);
+	snprintf(st, sizeof(st), "%s/e.state", rctd_dir);
+	pid = rctd_spawn_with(sock, st, NULL, NULL, 64);
+	cr_assert_eq(rct_client_open(sock, "witness", &w), 0);
+	cr_assert_eq(rct_client_session_open(w, &p, NULL), 0, "%s", rct_client_error(w));
+	cr_assert_eq(add_sparse_region(w, 0, 1u << 20), 0, "%s", rct_client_error(w));
+	while (n < 64 && !(rc = rct_client_open(sock, "hog", &held[n])))
+		n++;
+	snprintf(why, sizeof(why), "%s", rct_client_open_error());
+	cr_log_info("%u connections, then %d (%s)", n, rc, why);
+	cr_assert_eq(rc, -EMFILE, "the refusal: %d (%s)", rc, why);
+	cr_assert_not_null(strstr(why, "out of descriptors"), "%s", why);
+	rc = add_sparse_region(w, 1, 1u << 20);
+	cr_assert_eq(rc, -EMFILE, "the witness's region while rctd is short: %d (%s)", rc,
+		     rct_client_error(w));
+	cr_assert_not_null(strstr(rct_client_error(w), "rctd is out of descriptors"), "%s",
+			   rct_client_error(w));
+	for (unsigned i = 0; i < n; i++)
+		rct_client_close(held[i]);
+	usleep(300000); /* their threads reaped */
+	rc = add_sparse_region(w, 1, 1u << 20);
+	cr_assert_eq(rc, 0, "the witness's region after: %d (%s)", rc, rct_client_error(w));
+	rct_client_close(w);
+	rctd_reap(pid);
+	rctd_alive();
+}
+
+/*
+ * Issue 30 item 4: session names are a uid's, so no tenant takes the name
+ * another's hypervisor asks for (before: -EEXIST, 20 times in the witness's
+ * re-pair gap); one uid still has one session per name.
+ */
+static int tenant_takes_a_name(int fd)
+{
+	struct rct_client_session p = {.role = RCT_ROLE_PRIMARY, .backend = "tcp", .name = "vm-a"};
+	struct rct_client *c;
+	char line[400];
+	int rc = rct_client_open(tenant_sock, "squatter", &c);
+
+	if (!rc)
+		rc = rct_client_session_open(c, &p, NULL);
+	snprintf(line, sizeof(line), "%d %s\n", rc, rc ? rct_client_error(c) : "-");
+	return tenant_report(fd, line);
+}
+
+Test(rctd, a_tenant_cannot_squat_another_tenants_session_name)
+{
+	struct rct_client_session p = {.role = RCT_ROLE_PRIMARY, .backend = "tcp", .name = "vm-a"};
+	char line[400] = "";
+	struct rct_client *w, *again;
+	int rc = -1;
+	pid_t pid, squat;
+
+	pid = tenant_rctd("n", NULL, 0);
+	squat = tenant_start(tenant_takes_a_name, line, sizeof(line));
+	cr_assert_eq(sscanf(line, "%d", &rc), 1, "%s", line);
+	cr_assert_eq(rc, 0, "the tenant's own vm-a: %s", line);
+	cr_assert_eq(rct_client_open(tenant_sock, "witness", &w), 0);
+	rc = rct_client_session_open(w, &p, NULL);
+	cr_assert_eq(rc, 0, "the witness's vm-a while a tenant holds its own: %d (%s)", rc,
+		     rct_client_error(w));
+	cr_assert_eq(rct_client_open(tenant_sock, "witness2", &again), 0);
+	rc = rct_client_session_open(again, &p, NULL);
+	cr_assert_eq(rc, -EEXIST, "a second vm-a of one uid: %d", rc);
+	rct_client_close(again);
+	rct_client_close(w);
+	tenant_end(squat);
+	rctd_reap(pid);
+	rctd_alive();
+}
+
+/*
+ * Issue 30 item 4: a session opened and taken no further goes after the
+ * idle timeout, its name free again.  Before, it held its name (and its
+ * staging) for as long as its client kept the connection.
+ */
+Test(rctd, a_session_opened_and_left_idle_goes)
+{
+	static const char *const args[] = {"--idle-timeout-ms", "500", NULL};
+	struct rct_client_session p = {.role = RCT_ROLE_PRIMARY, .backend = "tcp", .name = "vm-a"};
+	char st[96], sock[96];
+	struct rct_client *idle, *w;
+	int rc;
+	pid_t pid;
+
+	snprintf(sock, sizeof(sock), "%s/i.sock", rctd_dir);
+	snprintf(st, sizeof(st), "%s/i.state", rctd_dir);
+	pid = rctd_spawn_with(sock, st, NULL, args, 0);
+	cr_assert_eq(rct_client_open(sock, "idle", &idle), 0);
+	cr_assert_eq(rct_client_session_open(idle, &p, NULL), 0);
+	cr_assert_eq(rct_client_open(sock, "witness", &w), 0);
+	cr_assert_eq(rct_client_session_open(w, &p, NULL), -EEXIST, "vm-a was free at once");
+	rct_client_close(w);
+	usleep(1500000);
+	cr_assert_eq(rct_client_open(sock, "witness", &w), 0);
+	rc = rct_client_session_open(w, &p, NULL);
+	cr_assert_eq(rc, 0, "vm-a after its idle session's timeout: %d (%s)", rc,
+		     rct_client_error(w));
+	{
+		char *json = NULL;
+
+		rc = rct_client_query(idle, RCT_IPC_STATUS, 0, &json);
+		free(json);
+	}
+	cr_assert_neq(rc, 0, "the idle session's connection still served");
+	rct_client_close(w);
+	rct_client_close(idle);
 	rctd_reap(pid);
 	rctd_alive();
 }
@@ -1185,6 +1511,13 @@ Test(rctd, stated_limits_are_enforced_with_clear_errors)
 	rc = rct_client_session_open(a.c, &p, NULL);
 	cr_assert_eq(rc, -EINVAL, "timeout 3600001: %d (%s)", rc, rct_client_error(a.c));
 	cr_assert_not_null(strstr(rct_client_error(a.c), "3600000"), "%s", rct_client_error(a.c));
+	/* A page (one dirty bit) of 1 GiB was taken. */
+	p.timeout_ms = 0;
+	p.page_size = 1u << 30;
+	rc = rct_client_session_open(a.c, &p, NULL);
+	cr_assert_eq(rc, -EINVAL, "page size 1 GiB: %d (%s)", rc, rct_client_error(a.c));
+	cr_assert_not_null(strstr(rct_client_error(a.c), "65536"), "%s", rct_client_error(a.c));
+	p.page_size = 0;
 	p.timeout_ms = 3600000;
 	p.name = "limits-a";
 	cr_assert_eq(rct_client_session_open(a.c, &p, NULL), 0, "%s", rct_client_error(a.c));

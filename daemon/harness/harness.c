@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -57,6 +58,13 @@ static void harness_exec(const struct harness_rctd *h, const char *const *argv)
 {
 	if (h->die_with_parent)
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (h->nofile) {
+		struct rlimit rl = {h->nofile, h->nofile};
+
+		if (setrlimit(RLIMIT_NOFILE, &rl))
+			fprintf(stderr, "harness: RLIMIT_NOFILE %u: %s\n", h->nofile,
+				strerror(errno));
+	}
 	if (h->log_path) {
 		int fd = open(h->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 
@@ -139,6 +147,8 @@ pid_t harness_rctd_start(const struct harness_rctd *h, char *why, size_t why_len
 		argv[n++] = "--allow-uid";
 		argv[n++] = h->allow_uid;
 	}
+	for (unsigned i = 0; h->args && h->args[i] && i < 8; i++)
+		argv[n++] = h->args[i];
 	argv[n] = NULL;
 	unlink(h->socket);
 	pid = fork();

@@ -30,6 +30,8 @@ struct harness_rctd {
 	int message_timeout_ms;	 /* --message-timeout-ms when > 0 */
 	uint64_t max_registered; /* --max-registered (bytes) when > 0 */
 	const char *allow_uid;	 /* --allow-uid, or NULL */
+	const char *const *args; /* more arguments, NULL-terminated (at most 8), or NULL */
+	unsigned nofile;	 /* RLIMIT_NOFILE (soft and hard) it starts with, when > 0 */
 	bool die_with_parent;	 /* SIGTERM when the starting process dies (test suites) */
 	int ready_ms;		 /* how long it may take to serve; 0: 10 s */
 };

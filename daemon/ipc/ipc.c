@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* The socket API codec: see ipc.h and docs/ipc.md. */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -65,6 +66,8 @@ int ipc_errno_of(rct_status_t status)
 		return -EEXIST;
 	case RCT_ERR_ADDR_IN_USE:
 		return -EADDRINUSE;
+	case RCT_ERR_REFUSED:
+		return -ECONNREFUSED;
 	case RCT_ERR_PEER_LOST:
 		return -ECONNRESET;
 	case RCT_ERR_PROTO:
@@ -161,8 +164,22 @@ int ipc_send(int sock, const struct ipc_msg *m, const void *payload, size_t len)
 	return 0;
 }
 
-/* Take the SCM_RIGHTS descriptors of @mh into @fds (up to *nfds_p already there). */
-static int ipc_take_fds(struct msghdr *mh, int *fds, unsigned *nfds_p)
+/* Whether this process is out of descriptors: the kernel then drops what
+ * SCM_RIGHTS carried and says MSG_CTRUNC, as for a message too long. */
+static bool ipc_out_of_fds(int sock)
+{
+	int fd = fcntl(sock, F_DUPFD_CLOEXEC, 0);
+
+	if (fd >= 0) {
+		close(fd);
+		return false;
+	}
+	return errno == EMFILE || errno == ENFILE;
+}
+
+/* Take the SCM_RIGHTS descriptors of @mh into @fds (up to *nfds_p already
+ * there); -EMFILE when some were lost to this side's own shortage. */
+static int ipc_take_fds(int sock, struct msghdr *mh, int *fds, unsigned *nfds_p)
 {
 	int rc = 0;
 
@@ -186,7 +203,7 @@ static int ipc_take_fds(struct msghdr *mh, int *fds, unsigned *nfds_p)
 		}
 	}
 	if (mh->msg_flags & MSG_CTRUNC)
-		rc = -EBADMSG;
+		rc = ipc_out_of_fds(sock) ? -EMFILE : -EBADMSG;
 	return rc;
 }
 
@@ -253,8 +270,8 @@ static int ipc_read_full(int sock, void *buf, size_t len, struct ipc_msg *m, int
 				continue;
 			return -errno;
 		}
-		rc = ipc_take_fds(&mh, m->fds, &m->nfds);
-		if (rc)
+		rc = ipc_take_fds(sock, &mh, m->fds, &m->nfds);
+		if (rc && *fd_rc != -EMFILE)
 			*fd_rc = rc;
 		if (n == 0)
 			return got ? -EBADMSG : -ESHUTDOWN;
@@ -332,6 +349,14 @@ int ipc_recv_within(int sock, struct ipc_msg *m, void *buf, size_t cap, int whol
 					 ipc_type_str(m->type), whole_ms, m->length);
 			goto fail;
 		}
+	}
+	if (fd_rc == -EMFILE) {
+		snprintf(what, what_len,
+			 "this process is out of descriptors (RLIMIT_NOFILE): %s's %u "
+			 "descriptors were dropped on arrival (%u kept)",
+			 ipc_type_str(m->type), h.nfds, m->nfds);
+		rc = -EMFILE;
+		goto fail;
 	}
 	if (fd_rc || m->nfds != h.nfds) {
 		snprintf(what, what_len, "%s announced %u descriptors, %u arrived",

@@ -40,7 +40,9 @@ int ipc_send(int sock, const struct ipc_msg *m, const void *payload, size_t len)
  * largest payload the caller accepts).  Returns 0; -ESHUTDOWN when the peer
  * closed between messages; -EBADMSG for a malformed header or a message cut
  * short (text in @what); -EMSGSIZE when the payload exceeds @cap; or -errno
- * (-EAGAIN when SO_RCVTIMEO expired inside a message).  On failure no
+ * (-EAGAIN when SO_RCVTIMEO expired inside a message); -EMFILE when the
+ * message arrived whole but this process had no room for its descriptors
+ * (its own shortage: the stream is still in step).  On failure no
  * descriptor is left open.
  */
 int ipc_recv(int sock, struct ipc_msg *m, void *buf, size_t cap, char *what, size_t what_len);

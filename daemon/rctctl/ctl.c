@@ -90,8 +90,22 @@ static void print_status(json_t *j)
 	printf("rctd pid %d, socket API v%d, up %" JSON_INTEGER_FORMAT " s\n", (int)jnum(j, "pid"),
 	       (int)jnum(j, "version"), json_integer_value(json_object_get(j, "uptime_s")));
 	printf("socket:      %s\n", jstr(j, "socket"));
-	printf("sessions:    %d (connections %d)\n", (int)jnum(j, "sessions"),
-	       (int)jnum(j, "connections"));
+	json_t *lim = json_object_get(j, "limits");
+	bool own = !strcmp(jstr(j, "view"), "own");
+
+	printf("sessions:    %d (connections %d)%s\n", (int)jnum(j, "sessions"),
+	       (int)jnum(j, "connections"), own ? ", this uid's only" : "");
+	printf("memory:      %lld MiB held%s (limit %lld MiB, %lld MiB per uid)\n",
+	       (long long)jnum(j, "registered_bytes") >> 20, own ? " by this uid" : "",
+	       (long long)jnum(lim, "held_bytes") >> 20,
+	       (long long)jnum(lim, "held_bytes_per_uid") >> 20);
+	printf("descriptors: %d of guest files kept%s (budget %d of %d open files, %d per uid)\n",
+	       (int)jnum(j, "kept_descriptors"), own ? " for this uid" : "",
+	       (int)jnum(lim, "kept_descriptors_of_guest_files"), (int)jnum(lim, "open_files"),
+	       (int)jnum(lim, "kept_descriptors_per_uid"));
+	printf("connections: at most %d, %d per uid, the last %d kept for admins\n",
+	       (int)jnum(lim, "connections"), (int)jnum(lim, "connections_per_uid"),
+	       (int)jnum(lim, "kept_for_admins"));
 	printf("peer auth:   %s\n", json_is_true(json_object_get(j, "peer_auth"))
 					    ? "pre-shared key"
 					    : "none (no --psk-file)");

@@ -338,8 +338,10 @@ static void conn_cleanup(struct rctd_conn *c)
 	conn_session_close(c);
 	free(c->buf);
 	free(c->devbuf);
+	conn_uncharge(c, c->devcap, 0);
 	c->buf = NULL;
 	c->devbuf = NULL;
+	c->devcap = 0;
 	close(c->fd);
 	pthread_mutex_lock(&c->d->lock);
 	c->fd = -1;
@@ -507,7 +509,18 @@ void *rctd_conn_main(void *arg)
 				  c->id, (int)c->pid, cfg->idle_timeout_ms);
 			break;
 		}
-		if (c->state == RCTD_SESS_NONE) {
+		/* A session opened and never taken further (no LISTEN, no
+		 * CONNECT) holds its name, its memory and its pairing: silent
+		 * for the idle timeout, it goes with its connection.  A failed
+		 * one stays: its hypervisor reads its loss when it will. */
+		if (c->hello && c->state == RCTD_SESS_OPEN &&
+		    idle_ms >= (uint64_t)cfg->idle_timeout_ms) {
+			rctd_info("session %s: opened, never listened or connected, and its client "
+				  "(pid %d) silent for %d ms; closing it and disconnecting",
+				  c->name, (int)c->pid, cfg->idle_timeout_ms);
+			break;
+		}
+		if (c->state == RCTD_SESS_NONE || c->state == RCTD_SESS_OPEN) {
 			uint64_t left = (uint64_t)(c->hello ? cfg->idle_timeout_ms
 							    : cfg->msg_timeout_ms) -
 					idle_ms + 1;
@@ -531,6 +544,25 @@ void *rctd_conn_main(void *arg)
 			c->t_active = rctd_now_ns();
 			if (rc == -ESHUTDOWN || rc == -ECONNRESET)
 				break;
+			if (rc == -EMFILE) {
+				/* rctd's own shortage, not the client's fault: the
+				 * request was read whole, so it is answered and the
+				 * connection stays. */
+				struct ipc_msg rm = {.type = m.type,
+						     .flags = RCT_IPC_FLAG_REPLY,
+						     .request_id = m.request_id,
+						     .status = -EMFILE};
+
+				snprintf(what, sizeof(what),
+					 "rctd is out of descriptors (RLIMIT_NOFILE %u): the "
+					 "request's descriptors were lost; nothing of it was done",
+					 c->d->nofile);
+				rctd_err("client %" PRIu64 " (pid %d): %s", c->id, (int)c->pid,
+					 what);
+				if (ipc_send(c->fd, &rm, what, strlen(what)))
+					break;
+				continue;
+			}
 			if (rc) {
 				conn_reject(c, &m, rc, what);
 				break;

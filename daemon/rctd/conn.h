@@ -61,6 +61,16 @@ struct rctd_region *conn_region(struct rctd_conn *c, uint32_t id);
 /* Register the regions not yet registered with the session, before it connects. */
 int conn_register_regions(struct rctd_conn *c, struct reply *r);
 void conn_regions_release(struct rctd_conn *c);
+/*
+ * Charge @bytes of memory and @fds kept descriptors that @c makes rctd hold
+ * against rctd's limits (--max-registered, its descriptor budget) and, but
+ * for root and rctd's user, its uid's (--max-registered-per-uid,
+ * --max-fds-per-uid): 0, or -ENOMEM/-EMFILE (rctd's) or -EDQUOT (the uid's)
+ * replied, naming @what and the limit.  conn_uncharge() gives them back.
+ */
+int conn_charge(struct rctd_conn *c, uint64_t bytes, unsigned fds, const char *what,
+		struct reply *r);
+void conn_uncharge(struct rctd_conn *c, uint64_t bytes, unsigned fds);
 /* Files that could shrink still hold their regions; else the session ends (-EIO). */
 int conn_regions_check(struct rctd_conn *c, struct reply *r);
 

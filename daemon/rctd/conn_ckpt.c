@@ -181,15 +181,20 @@ int h_dirty(struct rctd_conn *c, const struct ipc_msg *m, const union ipc_body *
 	return reply_rct(r, st, stream ? "stream" : "dirty");
 }
 
-static int devbuf_reserve(struct rctd_conn *c, size_t len)
+static int devbuf_reserve(struct rctd_conn *c, size_t len, struct reply *r)
 {
 	void *p;
 
 	if (len <= c->devcap)
 		return 0;
+	if (conn_charge(c, len - c->devcap, 0, "device state", r))
+		return r->status;
 	p = realloc(c->devbuf, len);
-	if (!p)
-		return -ENOMEM;
+	if (!p) {
+		conn_uncharge(c, len - c->devcap, 0);
+		return reply_fail(r, -ENOMEM, RCT_ERR_NO_MEMORY,
+				  "no memory for %zu bytes of device state", len);
+	}
 	c->devbuf = p;
 	c->devcap = len;
 	return 0;
@@ -212,9 +217,8 @@ static int devstate_read(struct rctd_conn *c, int fd, uint64_t len, const void *
 	if (rct_ckpt_devstate_buffer(c->sess, &staging, &cap) == RCT_OK && len <= cap) {
 		dst = staging;
 	} else {
-		if (devbuf_reserve(c, len ? len : 1))
-			return reply_fail(r, -ENOMEM, RCT_ERR_NO_MEMORY,
-					  "no memory for %" PRIu64 " bytes of device state", len);
+		if (devbuf_reserve(c, len ? len : 1, r))
+			return r->status;
 		dst = c->devbuf;
 	}
 	*blob_p = dst;

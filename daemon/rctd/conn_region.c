@@ -35,8 +35,6 @@ struct rctd_region *conn_region(struct rctd_conn *c, uint32_t id)
 
 static void region_unmap(struct rctd_conn *c, struct rctd_region *g)
 {
-	if (g->ram_fd >= 0)
-		close(g->ram_fd);
 	if (g->file_fd >= 0)
 		close(g->file_fd);
 	if (g->bmap_fd >= 0)
@@ -45,38 +43,84 @@ static void region_unmap(struct rctd_conn *c, struct rctd_region *g)
 		munmap(g->ram, g->size);
 	if (g->bmap)
 		munmap(g->bmap, g->bmap_len);
-	if (g->reserved) {
-		pthread_mutex_lock(&c->d->lock);
-		c->d->registered -= g->size;
-		pthread_mutex_unlock(&c->d->lock);
-	}
+	if (g->reserved)
+		conn_uncharge(c, g->size, g->kept_fds);
 	memset(g, 0, sizeof(*g));
 }
 
-/*
- * Count @g's size against rctd's registered-memory limit, before anything is
- * mapped: what a client asks for becomes pinned guest RAM on the primary
- * (verbs) and an equal colo cache on the secondary (sparse, except with verbs).
- */
-static int region_reserve(struct rctd_conn *c, struct rctd_region *g, struct reply *r)
+/* Under d->lock: what uid @uid's connections hold (bytes, descriptors). */
+static void tenant_holds(const struct rctd *d, uid_t uid, uint64_t *bytes_p, unsigned *fds_p)
+{
+	*bytes_p = 0;
+	*fds_p = 0;
+	for (const struct rctd_conn *o = d->conns; o; o = o->next) {
+		if (o->uid != uid)
+			continue;
+		*bytes_p += o->charged;
+		*fds_p += o->kept_fds;
+	}
+}
+
+int conn_charge(struct rctd_conn *c, uint64_t bytes, unsigned fds, const char *what,
+		struct reply *r)
 {
 	struct rctd *d = c->d;
-	uint64_t max = d->cfg.max_registered, used;
+	uint64_t max = d->cfg.max_registered, used, mine = 0;
+	uint64_t mine_max = d->cfg.max_registered_per_uid;
+	unsigned fds_used, fds_mine = 0, fds_mine_max = d->cfg.max_fds_per_uid;
 
 	pthread_mutex_lock(&d->lock);
 	used = d->registered;
-	if (g->size <= max && used <= max - g->size) {
-		d->registered += g->size;
-		g->reserved = true;
+	fds_used = d->kept_fds;
+	if (!c->admin)
+		tenant_holds(d, c->uid, &mine, &fds_mine);
+	if (bytes > max || used > max - bytes) {
+		pthread_mutex_unlock(&d->lock);
+		return reply_fail(r, -ENOMEM, RCT_ERR_NO_MEMORY,
+				  "%s: %" PRIu64 " MiB would bring what this rctd holds to %" PRIu64
+				  " MiB, above its limit of %" PRIu64 " MiB (--max-registered)",
+				  what, bytes >> 20, (used + bytes) >> 20, max >> 20);
 	}
+	if (!c->admin && (bytes > mine_max || mine > mine_max - bytes)) {
+		pthread_mutex_unlock(&d->lock);
+		return reply_fail(
+			r, -EDQUOT, RCT_ERR_NO_MEMORY,
+			"%s: %" PRIu64 " MiB would bring what uid %u holds in this rctd to "
+			"%" PRIu64 " MiB, above its limit of %" PRIu64
+			" MiB (--max-registered-per-uid)",
+			what, bytes >> 20, (unsigned)c->uid, (mine + bytes) >> 20, mine_max >> 20);
+	}
+	if (fds && fds_used + fds > d->fd_budget) {
+		pthread_mutex_unlock(&d->lock);
+		return reply_fail(r, -EMFILE, RCT_ERR_NO_SPACE,
+				  "%s: rctd keeps %u descriptors of guest files, its budget of %u "
+				  "(from its RLIMIT_NOFILE) is spent",
+				  what, fds_used, d->fd_budget);
+	}
+	if (fds && !c->admin && fds_mine + fds > fds_mine_max) {
+		pthread_mutex_unlock(&d->lock);
+		return reply_fail(r, -EDQUOT, RCT_ERR_NO_SPACE,
+				  "%s: uid %u's connections keep %u descriptors of guest files in "
+				  "rctd, its limit (--max-fds-per-uid %u); seal the files with "
+				  "F_SEAL_SHRINK to need fewer",
+				  what, (unsigned)c->uid, fds_mine, fds_mine_max);
+	}
+	d->registered += bytes;
+	d->kept_fds += fds;
+	c->charged += bytes;
+	c->kept_fds += fds;
 	pthread_mutex_unlock(&d->lock);
-	if (g->reserved)
-		return 0;
-	return reply_fail(r, -ENOMEM, RCT_ERR_NO_MEMORY,
-			  "region %u: %" PRIu64
-			  " MiB would bring what this rctd registers to %" PRIu64
-			  " MiB, above its limit of %" PRIu64 " MiB (--max-registered)",
-			  g->id, g->size >> 20, (used + g->size) >> 20, max >> 20);
+	return 0;
+}
+
+void conn_uncharge(struct rctd_conn *c, uint64_t bytes, unsigned fds)
+{
+	pthread_mutex_lock(&c->d->lock);
+	c->d->registered -= bytes;
+	c->d->kept_fds -= fds;
+	c->charged -= bytes;
+	c->kept_fds -= fds;
+	pthread_mutex_unlock(&c->d->lock);
 }
 
 void conn_regions_release(struct rctd_conn *c)
@@ -158,8 +202,8 @@ int conn_regions_check(struct rctd_conn *c, struct reply *r)
 	for (unsigned i = 0; i < c->nregions; i++) {
 		struct rctd_region *g = &c->regions[i];
 
-		if (!file_still_holds(g->ram_fd, g->ram_end, why, sizeof(why),
-				      "the guest RAM file") &&
+		if (!file_still_holds(g->ram_unsealed ? g->file_fd : -1, g->ram_end, why,
+				      sizeof(why), "the guest RAM file") &&
 		    !file_still_holds(g->bmap_fd, g->bmap_end, why, sizeof(why),
 				      "the dirty-bitmap file"))
 			continue;
@@ -182,6 +226,7 @@ int h_region_add(struct rctd_conn *c, const struct ipc_msg *m, const union ipc_b
 	long pgsz = sysconf(_SC_PAGESIZE);
 	struct rctd_region g = {0};
 	uint64_t bytes, bstart, sum_bytes;
+	char what[32];
 	struct stat sb;
 
 	g.id = w->id;
@@ -200,13 +245,13 @@ int h_region_add(struct rctd_conn *c, const struct ipc_msg *m, const union ipc_b
 				  ": size a multiple of %u, offset page-aligned, bitmap 8-aligned",
 				  g.id, g.size, w->offset, w->bitmap_offset, c->page_size);
 	g.pages = g.size / c->page_size;
-	g.ram_fd = g.bmap_fd = g.file_fd = -1;
+	g.bmap_fd = g.file_fd = -1;
 	g.offset = w->offset;
 	g.ram_end = w->offset + g.size;
 	bytes = (g.pages + 63) / 64 * 8;
 	g.bmap_end = w->bitmap_offset + bytes;
 	snprintf(g.name, sizeof(g.name), "%s", w->name);
-	if (check_file(r, m->fds[0], "the guest RAM file", g.id, g.ram_end, &g.ram_fd,
+	if (check_file(r, m->fds[0], "the guest RAM file", g.id, g.ram_end, &g.file_fd,
 		       &g.file_page) ||
 	    check_file(r, m->fds[1], "the dirty-bitmap file", g.id, g.bmap_end, &g.bmap_fd, NULL)) {
 		region_unmap(c, &g);
@@ -221,11 +266,18 @@ int h_region_add(struct rctd_conn *c, const struct ipc_msg *m, const union ipc_b
 		region_unmap(c, &g);
 		return r->status;
 	}
-	if (region_reserve(c, &g, r)) {
+	/* The RAM file is kept either way (the session finds its holes by
+	 * it), and re-checked by the same descriptor when it is unsealed. */
+	g.ram_unsealed = g.file_fd >= 0;
+	g.kept_fds = 1 + (g.bmap_fd >= 0);
+	snprintf(what, sizeof(what), "region %u", g.id);
+	if (conn_charge(c, g.size, g.kept_fds, what, r)) {
 		region_unmap(c, &g);
 		return r->status;
 	}
-	g.file_fd = fcntl(m->fds[0], F_DUPFD_CLOEXEC, 0);
+	g.reserved = true;
+	if (g.file_fd < 0)
+		g.file_fd = fcntl(m->fds[0], F_DUPFD_CLOEXEC, 0);
 	if (g.file_fd < 0) {
 		int err = errno;
 
@@ -272,7 +324,7 @@ int h_region_add(struct rctd_conn *c, const struct ipc_msg *m, const union ipc_b
 	rctd_info("session %s: region %u%s%s%s, %" PRIu64 " MiB, %" PRIu64 " pages%s%s%s", c->name,
 		  g.id, g.name[0] ? " (" : "", g.name, g.name[0] ? ")" : "", g.size >> 20, g.pages,
 		  g.file_page > (uint64_t)pgsz ? ", huge pages" : "",
-		  g.ram_fd >= 0 ? ", unsealed (size re-checked)" : "",
+		  g.ram_unsealed ? ", unsealed (size re-checked)" : "",
 		  g.sum ? ", bitmap with a summary" : "");
 	out->pages = g.pages;
 	r->has_body = true;

@@ -99,6 +99,7 @@ int h_session_open(struct rctd_conn *c, const struct ipc_msg *m, const union ipc
 {
 	const struct ipc_session_open *w = &in->open;
 	struct rct_session_params p;
+	uint64_t staging, page;
 	rct_status_t st;
 
 	(void)m;
@@ -112,26 +113,46 @@ int h_session_open(struct rctd_conn *c, const struct ipc_msg *m, const union ipc
 		return reply_fail(r, -EINVAL, RCT_ERR_INVALID_PARAM,
 				  "timeout %u ms: at most %d (an hour)", w->timeout_ms,
 				  RCTD_TIMEOUT_MAX_MS);
+	if (w->page_size && (w->page_size < RCT_PAGE_SIZE_MIN || w->page_size > RCT_PAGE_SIZE_MAX ||
+			     (w->page_size & (w->page_size - 1))))
+		return reply_fail(
+			r, -EINVAL, RCT_ERR_INVALID_PARAM,
+			"page size %u: a power of two from %d to %u (QEMU's target pages)",
+			w->page_size, RCT_PAGE_SIZE_MIN, RCT_PAGE_SIZE_MAX);
 	if (w->name[0] && !name_ok(w->name))
 		return reply_fail(r, -EINVAL, RCT_ERR_INVALID_PARAM,
 				  "session name '%s': use letters, digits and - _ . :", w->name);
 	open_params(c->d, w, &p);
+	/* Its device-state staging is rctd's memory too: the secondary's two
+	 * slots, the primary's one, each rounded up to the page. */
+	page = p.page_size ? p.page_size : 4096;
+	staging = (p.staging_size ? p.staging_size : RCT_STAGING_SIZE_DEFAULT) + page - 1;
+	staging = staging / page * page * (p.role == RCT_ROLE_SECONDARY ? 2 : 1);
+	if (conn_charge(c, staging, 0, "the session's device-state staging", r))
+		return r->status;
 	st = rct_session_create(&p, &c->sess);
-	if (st != RCT_OK)
+	if (st != RCT_OK) {
+		conn_uncharge(c, staging, 0);
 		return reply_fail(r, ipc_errno_of(st), st, "cannot create a %s session on '%s': %s",
 				  p.role == RCT_ROLE_PRIMARY ? "primary" : "secondary", p.backend,
 				  rct_status_str(st));
+	}
 	pthread_mutex_lock(&c->d->lock);
-	/* Names label metrics and logs: one session per name on this daemon. */
+	/* Names are a tenant's (a client uid's): one session per name and uid,
+	 * so that no tenant can take the name another's hypervisor asks for. */
 	for (struct rctd_conn *o = c->d->conns; w->name[0] && o; o = o->next) {
-		if (o != c && o->state != RCTD_SESS_NONE && !strcmp(o->name, w->name)) {
+		if (o != c && o->uid == c->uid && o->state != RCTD_SESS_NONE &&
+		    !strcmp(o->name, w->name)) {
 			pthread_mutex_unlock(&c->d->lock);
 			rct_session_destroy(c->sess);
 			c->sess = NULL;
+			conn_uncharge(c, staging, 0);
 			return reply_fail(r, -EEXIST, RCT_ERR_EXISTS,
-					  "a session named '%s' exists on this rctd", w->name);
+					  "uid %u has a session named '%s' on this rctd already",
+					  (unsigned)c->uid, w->name);
 		}
 	}
+	c->staging_charged = staging;
 	c->session_id = c->id;
 	c->role = p.role;
 	c->page_size = p.page_size ? p.page_size : 4096;
@@ -174,6 +195,8 @@ void conn_session_close(struct rctd_conn *c)
 	pthread_mutex_unlock(&c->d->lock);
 	rct_session_destroy(sess);
 	conn_regions_release(c);
+	conn_uncharge(c, c->staging_charged, 0);
+	c->staging_charged = 0;
 	c->ready_pending = false;
 	rctd_flush_mark_close(c->pair.flush_mark);
 	c->pair.flush_mark = NULL;

@@ -5,6 +5,7 @@
  */
 #include <endian.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
 #include <inttypes.h>
@@ -16,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -168,6 +170,25 @@ static void accept_one(struct rctd *d, int lfd)
 	bool admin;
 	int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 
+	if (fd < 0 && (errno == EMFILE || errno == ENFILE) && d->spare_fd >= 0) {
+		/* Out of descriptors: the waiting client would keep the
+		 * listener readable (a spinning loop).  The spare one takes it
+		 * to say why, and is taken back. */
+		int err = errno;
+
+		close(d->spare_fd);
+		fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd >= 0) {
+			snprintf(why, sizeof(why),
+				 "rctd is out of descriptors (%s; RLIMIT_NOFILE %u): try again "
+				 "later",
+				 strerror(err), d->nofile);
+			rctd_err("refusing a client: %s", why);
+			refuse(fd, err, why);
+		}
+		d->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		return;
+	}
 	if (fd < 0) {
 		if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
 			rctd_warn("accept: %s", strerror(errno));
@@ -227,8 +248,13 @@ static void accept_one(struct rctd *d, int lfd)
 	c->fd = fd;
 	c->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (c->wake_fd < 0) {
-		rctd_err("refusing pid %d: eventfd: %s", (int)cred.pid, strerror(errno));
-		close(fd);
+		int err = errno;
+
+		snprintf(why, sizeof(why),
+			 "rctd is out of descriptors (eventfd: %s; RLIMIT_NOFILE %u)",
+			 strerror(err), d->nofile);
+		rctd_err("refusing pid %d: %s", (int)cred.pid, why);
+		refuse(fd, err == EMFILE || err == ENFILE ? err : EAGAIN, why);
 		free(c);
 		return;
 	}
@@ -291,6 +317,38 @@ static void reap(struct rctd *d, bool all)
 	}
 }
 
+/*
+ * The descriptors rctd has: RLIMIT_NOFILE raised to its hard limit, less
+ * what its connections and sessions use (RCTD_FDS_PER_CONN each, all 256 of
+ * them), is what guest files may keep; a quarter of that is one uid's
+ * unless --max-fds-per-uid says.
+ */
+static void fd_budget_init(struct rctd *d)
+{
+	struct rlimit rl;
+	uint64_t reserve = (uint64_t)RCTD_MAX_CONNS * RCTD_FDS_PER_CONN + 64;
+
+	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
+		rlim_t was = rl.rlim_cur;
+
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl))
+			rctd_warn("cannot raise RLIMIT_NOFILE from %llu to %llu: %s",
+				  (unsigned long long)was, (unsigned long long)rl.rlim_max,
+				  strerror(errno));
+	}
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		rl.rlim_cur = 1024;
+	d->nofile = rl.rlim_cur > 1u << 30 ? 1u << 30 : (unsigned)rl.rlim_cur;
+	d->fd_budget = d->nofile > reserve ? (unsigned)(d->nofile - reserve) : d->nofile / 4;
+	if (d->nofile <= reserve)
+		rctd_warn("RLIMIT_NOFILE is %u, below the %llu that %d connections may use: guest "
+			  "files may keep %u descriptors (raise LimitNOFILE)",
+			  d->nofile, (unsigned long long)reserve, RCTD_MAX_CONNS, d->fd_budget);
+	if (!d->cfg.max_fds_per_uid)
+		d->cfg.max_fds_per_uid = d->fd_budget / 4 > 2 ? (int)(d->fd_budget / 4) : 2;
+}
+
 int main(int argc, char **argv)
 {
 	static struct rctd d;
@@ -313,6 +371,8 @@ int main(int argc, char **argv)
 	rc = rctd_parse_args(&d.cfg, argc, argv);
 	if (rc)
 		return rc;
+	if (!d.cfg.max_registered_per_uid)
+		d.cfg.max_registered_per_uid = d.cfg.max_registered / 2;
 	if (!d.cfg.socket_path) {
 		static char path[108];
 		const char *rt = getenv("RUNTIME_DIRECTORY");
@@ -377,9 +437,15 @@ int main(int argc, char **argv)
 		d.caps |= RCT_IPC_CAP_METRICS;
 	if (d.has_psk)
 		d.caps |= RCT_IPC_CAP_PSK;
-	rctd_info("guest regions of all sessions together: at most %" PRIu64
-		  " MiB (--max-registered)",
-		  d.cfg.max_registered >> 20);
+	fd_budget_init(&d);
+	d.spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	rctd_info("memory all sessions together hold (guest regions, staging, device "
+		  "state): at most %" PRIu64 " MiB (--max-registered), one uid's %" PRIu64
+		  " MiB (--max-registered-per-uid)",
+		  d.cfg.max_registered >> 20, d.cfg.max_registered_per_uid >> 20);
+	rctd_info("descriptors: RLIMIT_NOFILE %u, of which guest files may keep %u, one uid's "
+		  "%d (--max-fds-per-uid)",
+		  d.nofile, d.fd_budget, d.cfg.max_fds_per_uid);
 	rctd_info("serving %s (socket API version %d; backends:%s%s%s)", d.cfg.socket_path,
 		  RCT_IPC_VERSION, d.caps & RCT_IPC_CAP_TCP ? " tcp" : "",
 		  d.caps & RCT_IPC_CAP_UCX ? " ucx" : "",

@@ -278,6 +278,7 @@ json_t *rctd_status_json(struct rctd *d, const struct rctd_conn *asker)
 {
 	unsigned sessions = 0, conns = 0;
 	uint64_t registered = 0;
+	unsigned kept_fds = 0;
 	json_t *j;
 
 	pthread_mutex_lock(&d->lock);
@@ -286,11 +287,13 @@ json_t *rctd_status_json(struct rctd *d, const struct rctd_conn *asker)
 			continue;
 		conns++;
 		sessions += c->state != RCTD_SESS_NONE;
-		for (unsigned i = 0; i < c->nregions; i++)
-			registered += c->regions[i].reserved ? c->regions[i].size : 0;
+		registered += c->charged;
+		kept_fds += c->kept_fds;
 	}
-	if (!asker || asker->admin)
+	if (!asker || asker->admin) {
 		registered = d->registered;
+		kept_fds = d->kept_fds;
+	}
 	j = json_pack("{s:s, s:i, s:i, s:I, s:i, s:i, s:s, s:o}", "daemon", "rctd", "version",
 		      RCT_IPC_VERSION, "pid", (int)getpid(), "uptime_s",
 		      (json_int_t)((rctd_now_ns() - d->started_ns) / 1000000000ull), "connections",
@@ -300,10 +303,16 @@ json_t *rctd_status_json(struct rctd *d, const struct rctd_conn *asker)
 	if (j)
 		json_object_set_new(j, "view", json_string(!asker || asker->admin ? "all" : "own"));
 	if (j)
-		json_object_set_new(j, "limits",
-				    json_pack("{s:i, s:i, s:i}", "connections", RCTD_MAX_CONNS,
-					      "connections_per_uid", d->cfg.max_conns_per_uid,
-					      "kept_for_admins", RCTD_ADMIN_RESERVE));
+		json_object_set_new(
+			j, "limits",
+			json_pack("{s:i, s:i, s:i, s:I, s:I, s:i, s:i, s:i}", "connections",
+				  RCTD_MAX_CONNS, "connections_per_uid", d->cfg.max_conns_per_uid,
+				  "kept_for_admins", RCTD_ADMIN_RESERVE, "held_bytes",
+				  (json_int_t)d->cfg.max_registered, "held_bytes_per_uid",
+				  (json_int_t)d->cfg.max_registered_per_uid,
+				  "kept_descriptors_of_guest_files", (int)d->fd_budget,
+				  "kept_descriptors_per_uid", d->cfg.max_fds_per_uid, "open_files",
+				  (int)d->nofile));
 	if (j)
 		json_object_set_new(j, "peer_auth", json_boolean(d->has_psk));
 	if (j)
@@ -313,6 +322,8 @@ json_t *rctd_status_json(struct rctd *d, const struct rctd_conn *asker)
 				    json_string(d->cfg.inband ? "inband" : "thread"));
 	if (j)
 		json_object_set_new(j, "registered_bytes", json_integer((json_int_t)registered));
+	if (j)
+		json_object_set_new(j, "kept_descriptors", json_integer((json_int_t)kept_fds));
 	if (j)
 		json_object_set_new(j, "max_registered_bytes",
 				    json_integer((json_int_t)d->cfg.max_registered));
@@ -388,12 +399,15 @@ static void prom_hist(struct text *t, const char *metric, const char *help,
 			continue;
 		h = (const struct rctd_hist *)((const uint8_t *)&c->m + offset);
 		for (unsigned i = 0; i < RCTD_PROM_BUCKETS; i++)
-			text_add(t, "%s_bucket{session=\"%s\",le=\"%g\"} %" PRIu64 "\n", metric,
-				 c->name, prom_le[i], h->prom[i]);
-		text_add(t, "%s_bucket{session=\"%s\",le=\"+Inf\"} %" PRIu64 "\n", metric, c->name,
-			 h->count);
-		text_add(t, "%s_sum{session=\"%s\"} %.9f\n%s_count{session=\"%s\"} %" PRIu64 "\n",
-			 metric, c->name, (double)h->sum_ns / 1e9, metric, c->name, h->count);
+			text_add(t, "%s_bucket{session=\"%s\",uid=\"%u\",le=\"%g\"} %" PRIu64 "\n",
+				 metric, c->name, (unsigned)c->uid, prom_le[i], h->prom[i]);
+		text_add(t, "%s_bucket{session=\"%s\",uid=\"%u\",le=\"+Inf\"} %" PRIu64 "\n",
+			 metric, c->name, (unsigned)c->uid, h->count);
+		text_add(t,
+			 "%s_sum{session=\"%s\",uid=\"%u\"} "
+			 "%.9f\n%s_count{session=\"%s\",uid=\"%u\"} %" PRIu64 "\n",
+			 metric, c->name, (unsigned)c->uid, (double)h->sum_ns / 1e9, metric,
+			 c->name, (unsigned)c->uid, h->count);
 	}
 	/* Precomputed quantiles under another family name: the label
 	 * "quantile" belongs to summaries (promtool refuses it elsewhere). */
@@ -413,8 +427,9 @@ static void prom_hist(struct text *t, const char *metric, const char *help,
 			continue;
 		h = (const struct rctd_hist *)((const uint8_t *)&c->m + offset);
 		for (size_t i = 0; i < sizeof(qs) / sizeof(qs[0]); i++)
-			text_add(t, "%.*s_quantile_seconds{session=\"%s\",q=\"%s\"} %.9f\n", base,
-				 metric, c->name, qs[i].label,
+			text_add(t,
+				 "%.*s_quantile_seconds{session=\"%s\",uid=\"%u\",q=\"%s\"} %.9f\n",
+				 base, metric, c->name, (unsigned)c->uid, qs[i].label,
 				 (double)rctd_hist_quantile(h, qs[i].q) / 1e9);
 	}
 }
@@ -431,7 +446,8 @@ static void prom_counter(struct text *t, const char *metric, const char *type, c
 		memcpy(&v, (const uint8_t *)&c->m + offset, sizeof(v));
 		if (v == UINT64_MAX)
 			continue; /* no epoch committed yet */
-		text_add(t, "%s{session=\"%s\"} %" PRIu64 "\n", metric, c->name, v);
+		text_add(t, "%s{session=\"%s\",uid=\"%u\"} %" PRIu64 "\n", metric, c->name,
+			 (unsigned)c->uid, v);
 	}
 }
 
@@ -444,18 +460,22 @@ static void prom_stalls(struct text *t, const struct rctd_conn *first)
 	for (const struct rctd_conn *c = first; c; c = c->next)
 		if (c->state != RCTD_SESS_NONE)
 			text_add(t,
-				 "rct_stalls_total{session=\"%s\",kind=\"process\"} %" PRIu64
-				 "\nrct_stalls_total{session=\"%s\",kind=\"session\"} %" PRIu64
-				 "\n",
-				 c->name, c->m.stalls_process, c->name, c->m.stalls_session);
+				 "rct_stalls_total{session=\"%s\",uid=\"%u\",kind=\"process\"} "
+				 "%" PRIu64 "\nrct_stalls_total{session=\"%s\",uid=\"%u\",kind="
+				 "\"session\"} %" PRIu64 "\n",
+				 c->name, (unsigned)c->uid, c->m.stalls_process, c->name,
+				 (unsigned)c->uid, c->m.stalls_session);
 	text_add(t, "# HELP rct_stall_max_seconds The longest local stall, by kind\n"
 		    "# TYPE rct_stall_max_seconds gauge\n");
 	for (const struct rctd_conn *c = first; c; c = c->next)
 		if (c->state != RCTD_SESS_NONE)
 			text_add(t,
-				 "rct_stall_max_seconds{session=\"%s\",kind=\"process\"} %.9f\n"
-				 "rct_stall_max_seconds{session=\"%s\",kind=\"session\"} %.9f\n",
-				 c->name, (double)c->m.stall_max_ns_process / 1e9, c->name,
+				 "rct_stall_max_seconds{session=\"%s\",uid=\"%u\",kind=\"process\"}"
+				 " %.9f\n"
+				 "rct_stall_max_seconds{session=\"%s\",uid=\"%u\",kind=\"session\"}"
+				 " %.9f\n",
+				 c->name, (unsigned)c->uid, (double)c->m.stall_max_ns_process / 1e9,
+				 c->name, (unsigned)c->uid,
 				 (double)c->m.stall_max_ns_session / 1e9);
 }
 
@@ -473,15 +493,28 @@ static char *prom_text(struct rctd *d, size_t *len_p)
 			n += c->state != RCTD_SESS_NONE;
 		text_add(&t, "rct_sessions %u\n", n);
 	}
+	text_add(&t,
+		 "# HELP rct_held_bytes Memory sessions make rctd hold (regions at their size, "
+		 "staging, device-state buffers), and its limit (--max-registered).\n"
+		 "# TYPE rct_held_bytes gauge\nrct_held_bytes %" PRIu64
+		 "\n# HELP rct_held_bytes_limit The limit of rct_held_bytes.\n"
+		 "# TYPE rct_held_bytes_limit gauge\nrct_held_bytes_limit %" PRIu64 "\n"
+		 "# HELP rct_kept_descriptors Descriptors of guest files rctd keeps.\n"
+		 "# TYPE rct_kept_descriptors gauge\nrct_kept_descriptors %u\n"
+		 "# HELP rct_kept_descriptors_limit rctd's budget of them (from RLIMIT_NOFILE).\n"
+		 "# TYPE rct_kept_descriptors_limit gauge\nrct_kept_descriptors_limit %u\n",
+		 d->registered, d->cfg.max_registered, d->kept_fds, d->fd_budget);
 	text_add(&t, "# HELP rct_session_info Role, backend and state of a session.\n"
 		     "# TYPE rct_session_info gauge\n");
 	for (struct rctd_conn *c = d->conns; c; c = c->next)
 		if (c->state != RCTD_SESS_NONE)
 			text_add(&t,
-				 "rct_session_info{session=\"%s\",role=\"%s\",backend=\"%s\","
+				 "rct_session_info{session=\"%s\",uid=\"%u\",role=\"%s\",backend="
+				 "\"%s\","
 				 "state=\"%s\"} 1\n",
-				 c->name, c->role == RCT_ROLE_PRIMARY ? "primary" : "secondary",
-				 c->backend, rctd_sess_state_str(c->state));
+				 c->name, (unsigned)c->uid,
+				 c->role == RCT_ROLE_PRIMARY ? "primary" : "secondary", c->backend,
+				 rctd_sess_state_str(c->state));
 	prom_counter(&t, "rct_checkpoints_total", "counter",
 		     "Checkpoints committed (primary) or flushed (secondary)", d->conns,
 		     offsetof(struct rctd_metrics, checkpoints));

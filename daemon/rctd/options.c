@@ -52,7 +52,9 @@ static void usage(FILE *f)
 		"                           (default 5000; 100..600000)\n"
 		"  -I, --idle-timeout-ms N  close a connection that has no session and sends\n"
 		"                           nothing for N ms (default 60000; 100..86400000)\n"
-		"  -M, --max-registered SIZE  guest RAM all sessions together may register\n"
+		"  -M, --max-registered SIZE  guest RAM all sessions together may register,\n"
+		"                           sparse or not, with their device-state staging\n"
+		"                           (the secondary's twice) and buffers\n"
 		"                           (bytes, or with K, M, G, T; default 3/4 of this\n"
 		"                           machine's memory): what rct may come to touch; the\n"
 		"                           primary pins it (verbs) and the secondary reserves\n"
@@ -62,6 +64,15 @@ static void usage(FILE *f)
 		"  -C, --max-conns-per-uid N  connections one client uid (a tenant) may hold\n"
 		"                           (1..240; default 64); rctd serves 256 in all and\n"
 		"                           keeps the last 16 for root and its own user\n"
+		"  -R, --max-registered-per-uid SIZE  of --max-registered, what one client\n"
+		"                           uid's sessions may hold (default half); root and\n"
+		"                           rctd's user are held to --max-registered only\n"
+		"  -D, --max-fds-per-uid N  descriptors of guest files one uid's regions may\n"
+		"                           keep in rctd (2..; default a quarter of rctd's\n"
+		"                           budget: RLIMIT_NOFILE, raised to its hard limit at\n"
+		"                           start, less 16 for each of 256 connections); a\n"
+		"                           region keeps 1, 2 when its bitmap file is not\n"
+		"                           sealed with F_SEAL_SHRINK\n"
 		"  -F, --flush-threads N    helper threads a secondary's flush copies with\n"
 		"                           beside its connection's (0..64; default one per\n"
 		"                           core beyond the first); a RAM file that is not\n"
@@ -97,6 +108,8 @@ static const struct option longopts[] = {
 	{"state-dir", required_argument, NULL, 'S'},
 	{"flush-threads", required_argument, NULL, 'F'},
 	{"max-conns-per-uid", required_argument, NULL, 'C'},
+	{"max-registered-per-uid", required_argument, NULL, 'R'},
+	{"max-fds-per-uid", required_argument, NULL, 'D'},
 	{"config", required_argument, NULL, 'c'},
 	{"version", no_argument, NULL, 'V'},
 	{"help", no_argument, NULL, 'h'},
@@ -217,6 +230,10 @@ static int apply_option(struct rctd_cfg *cfg, int c, const char *arg)
 	case 'C':
 		return int_option("--max-conns-per-uid", arg, 1,
 				  RCTD_MAX_CONNS - RCTD_ADMIN_RESERVE, &cfg->max_conns_per_uid);
+	case 'R':
+		return size_option("--max-registered-per-uid", arg, &cfg->max_registered_per_uid);
+	case 'D':
+		return int_option("--max-fds-per-uid", arg, 2, 1 << 30, &cfg->max_fds_per_uid);
 	case 'a':
 		cfg->metrics_addr = arg;
 		return 0;
@@ -329,7 +346,7 @@ int rctd_parse_args(struct rctd_cfg *cfg, int argc, char **argv)
 		if (file && (rc = load_config(cfg, file)))
 			return rc;
 	}
-	while ((c = getopt_long(argc, argv, "s:g:u:G:m:a:l:k:H:L:T:I:M:S:F:C:c:Vh", longopts,
+	while ((c = getopt_long(argc, argv, "s:g:u:G:m:a:l:k:H:L:T:I:M:S:F:C:R:D:c:Vh", longopts,
 				NULL)) != -1) {
 		switch (c) {
 		case 'h':

@@ -24,6 +24,7 @@
 #define RCTD_MAX_CONNS	     256
 #define RCTD_ADMIN_RESERVE   16	     /* of those, kept for root and rctd's own user */
 #define RCTD_CONNS_PER_UID   64	     /* default --max-conns-per-uid */
+#define RCTD_FDS_PER_CONN    16	     /* a connection's own and its session's, as a rule */
 #define RCTD_ACCEPT_SLICE_MS 200     /* ACCEPT looks at rctd's stopping this often */
 #define RCTD_TIMEOUT_MAX_MS  3600000 /* a session's timeout: an hour at most */
 #define RCTD_MAX_REGIONS     64
@@ -84,8 +85,10 @@ struct rctd_region {
 	uint64_t size, pages;
 	/* Files that could shrink under the mappings (not sealed F_SEAL_SHRINK):
 	 * kept to re-check their size at every checkpoint step; -1 otherwise. */
-	int ram_fd, bmap_fd;
+	int bmap_fd;
 	int file_fd;		    /* the RAM file, always: the session finds its holes */
+	bool ram_unsealed;	    /* file_fd's size is re-checked */
+	unsigned kept_fds;	    /* descriptors kept (file_fd, bmap_fd), charged */
 	uint64_t offset;	    /* where the region starts in it */
 	uint64_t ram_end, bmap_end; /* the bytes each file must hold */
 	uint64_t file_page;	    /* the RAM file's page size (hugetlbfs: its huge page) */
@@ -95,7 +98,7 @@ struct rctd_region {
 	uint64_t *bits;		    /* the bitmap inside it */
 	uint64_t *sum;		    /* its summary, when the file holds one after it; or NULL */
 	struct rct_region *rr;	    /* registered with the session (at accept / connect) */
-	bool reserved;		    /* size is counted in rctd's registered memory */
+	bool reserved;		    /* size and kept_fds are charged (conn_charge()) */
 };
 
 struct rctd;
@@ -168,7 +171,14 @@ struct rctd_conn {
 
 	uint8_t *buf; /* RCT_IPC_MAX_PAYLOAD: requests and replies */
 	void *devbuf;
-	size_t devcap;
+	size_t devcap; /* charged */
+	/* What this connection holds against rctd's and its uid's limits
+	 * (conn_charge()), under d->lock: guest regions at their size (sparse
+	 * or not), the session's device-state staging, devbuf; descriptors
+	 * its regions keep. */
+	uint64_t charged;
+	uint64_t staging_charged; /* of charged: the session's staging */
+	unsigned kept_fds;
 };
 
 struct rctd_cfg {
@@ -185,10 +195,12 @@ struct rctd_cfg {
 	bool inband;		 /* --liveness inband: heartbeats on the control lane */
 	int msg_timeout_ms;	 /* a message whole within this of its first byte; HELLO too */
 	int idle_timeout_ms;	 /* a connection without a session that sends nothing */
-	uint64_t max_registered; /* bytes of guest regions all sessions may register */
-	const char *state_dir;	 /* one state file per pairing (generation, last epoch) */
-	int flush_threads;	 /* a secondary's flush helpers; -1: the library's default */
-	int max_conns_per_uid;	 /* connections one client uid may hold (not root's) */
+	uint64_t max_registered; /* bytes all sessions may hold: regions, staging, device state */
+	uint64_t max_registered_per_uid; /* of those, one client uid's (not root's) */
+	int max_fds_per_uid;		 /* descriptors of guest files one uid's regions keep */
+	const char *state_dir;		 /* one state file per pairing (generation, last epoch) */
+	int flush_threads;     /* a secondary's flush helpers; -1: the library's default */
+	int max_conns_per_uid; /* connections one client uid may hold (not root's) */
 };
 
 struct rctd {
@@ -208,7 +220,11 @@ struct rctd {
 	int metrics_port; /* bound port, or -1 */
 	bool has_psk;
 	uint8_t psk[RCT_PSK_LEN];
-	uint64_t registered; /* bytes of guest regions reserved, under lock */
+	uint64_t registered; /* bytes charged (conn_charge()), under lock */
+	unsigned kept_fds;   /* descriptors of guest files kept, under lock */
+	unsigned fd_budget;  /* of RLIMIT_NOFILE, what guest files may keep */
+	unsigned nofile;     /* RLIMIT_NOFILE, raised to its hard limit at start */
+	int spare_fd;	     /* kept to refuse a client when out of descriptors */
 	struct MHD_Daemon *mhd;
 };
 

@@ -105,7 +105,8 @@ struct rct_session_params {
 	enum rct_role role;	/**< required */
 	const char *backend;	/**< "tcp" (default); copied */
 	unsigned lanes;		/**< data lanes, primary only: 1..RCT_MAX_LANES, default 4 */
-	uint32_t page_size;	/**< bytes per dirty-bitmap bit, power of two, default 4096 */
+	uint32_t page_size;	/**< bytes per dirty-bitmap bit, a power of two from
+				    RCT_PAGE_SIZE_MIN to RCT_PAGE_SIZE_MAX, default 4096 */
 	uint64_t max_put;	/**< largest single put, bytes, default 1 MiB */
 	int timeout_ms;		/**< deadline of every blocking call, default
 				    RCT_SESSION_TIMEOUT_DEFAULT_MS */
@@ -113,8 +114,10 @@ struct rct_session_params {
 				    default 0 (the library starts no thread).  Used where
 				    the backend copies with the CPU: ucx into a target mapped
 				    on this host.  Ignored by the others. */
-	uint64_t staging_size;	/**< device-state capacity, default 16 MiB, at most 1 GiB;
-				    the largest blob is the smaller of the two peers' */
+	uint64_t staging_size;	/**< device-state capacity, default
+				    RCT_STAGING_SIZE_DEFAULT, at most 1 GiB; the largest
+				    blob is the smaller of the two peers'.  The secondary
+				    allocates it twice (two slots), the primary once. */
 	const uint8_t *psk;	/**< RCT_PSK_LEN bytes, copied.  With a key the two peers
 				    prove to each other that they hold the same key (keyed-MAC
 				    challenge-response) before any region or remote key is
@@ -162,6 +165,12 @@ struct rct_session_params {
 #define RCT_MAX_LANES 64
 /** The deadline of a session's blocking calls unless its params say (ms). */
 #define RCT_SESSION_TIMEOUT_DEFAULT_MS 10000
+/** A session's page size (a dirty-bitmap bit): 512 B to 64 KiB, QEMU's target
+ *  pages; a larger one would make each dirty bit a put of that much. */
+#define RCT_PAGE_SIZE_MIN 512
+#define RCT_PAGE_SIZE_MAX (64u << 10)
+/** A session's device-state staging unless its params say (bytes). */
+#define RCT_STAGING_SIZE_DEFAULT (16ull << 20)
 
 /**
  * Create a session.  Allocates; release with rct_session_destroy().

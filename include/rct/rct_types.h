@@ -51,6 +51,9 @@ typedef enum {
 	RCT_ERR_UNSUPPORTED = -7,   /**< not supported by this backend or build */
 	RCT_ERR_EXISTS = -8,	    /**< already registered */
 	RCT_ERR_ADDR_IN_USE = -9,   /**< listen: the address and port are taken */
+	RCT_ERR_REFUSED = -10,	    /**< connect: nothing listens there, or the secondary
+					 has its primary already; the session can connect
+					 again */
 
 	RCT_ERR_PEER_LOST = -20, /**< peer closed, reset or stopped answering */
 	RCT_ERR_PROTO = -21,	 /**< malformed or unexpected message from the peer */

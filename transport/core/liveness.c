@@ -183,8 +183,11 @@ rct_status_t rct_live_set_peer(struct rct_live *lv, const char *addr, uint16_t p
 		return status;
 	lv->peer_len = len;
 	if (lv->fd < 0) {
+		/* Connected: bound to the address the route to the secondary
+		 * leaves from (not every interface), and hearing the secondary's
+		 * address and port only. */
 		lv->fd = socket(lv->peer.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (lv->fd < 0) {
+		if (lv->fd < 0 || connect(lv->fd, (struct sockaddr *)&lv->peer, len)) {
 			rct_error("liveness: UDP socket towards %s:%u: %s", addr, port,
 				  strerror(errno));
 			return RCT_ERR_SYSTEM;

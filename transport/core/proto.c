@@ -392,9 +392,10 @@ static const char *rct_msg_invalid(const struct rct_msg *m)
 		if (m->hello.lanes > RCT_MAX_LANES)
 			return rct_why("HELLO: lane count %u above %d", m->hello.lanes,
 				       RCT_MAX_LANES);
-		if (!rct_is_pow2(m->hello.page_size) || m->hello.page_size < RCT_MIN_PAGE_SIZE)
-			return rct_why("HELLO: page size %u not a power of two >= %d",
-				       m->hello.page_size, RCT_MIN_PAGE_SIZE);
+		if (!rct_is_pow2(m->hello.page_size) || m->hello.page_size < RCT_MIN_PAGE_SIZE ||
+		    m->hello.page_size > RCT_MAX_PAGE_SIZE)
+			return rct_why("HELLO: page size %u not a power of two from %d to %u",
+				       m->hello.page_size, RCT_MIN_PAGE_SIZE, RCT_MAX_PAGE_SIZE);
 		if (m->hello.nregions > RCT_MAX_REGIONS)
 			return rct_why("HELLO: region count %u above %d", m->hello.nregions,
 				       RCT_MAX_REGIONS);

@@ -44,7 +44,8 @@
 #define RCT_ERROR_TEXT_MAX   256
 #define RCT_REGION_NAME_MAX  63 /* bytes of a region's name (rct.h) */
 #define RCT_MAX_REGIONS	     1024
-#define RCT_MIN_PAGE_SIZE    512 /* the smallest page a HELLO may announce */
+#define RCT_MIN_PAGE_SIZE    RCT_PAGE_SIZE_MIN /* the pages a HELLO may announce */
+#define RCT_MAX_PAGE_SIZE    RCT_PAGE_SIZE_MAX
 
 enum rct_msg_type {
 	RCT_MSG_HELLO = 1,

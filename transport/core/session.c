@@ -26,7 +26,7 @@
 #define RCT_DEFAULT_PAGE_SIZE	 4096
 #define RCT_DEFAULT_MAX_PUT	 (1ull << 20)
 #define RCT_DEFAULT_TIMEOUT_MS	 RCT_SESSION_TIMEOUT_DEFAULT_MS
-#define RCT_DEFAULT_STAGING_SIZE (16ull << 20)
+#define RCT_DEFAULT_STAGING_SIZE RCT_STAGING_SIZE_DEFAULT
 
 rct_status_t rct_session_create_ops(const struct rct_session_params *params,
 				    const struct rct_backend_ops *ops,
@@ -73,9 +73,10 @@ rct_status_t rct_session_create_ops(const struct rct_session_params *params,
 		s->lanes = params->lanes;
 	}
 	if (params->field_mask & RCT_SESSION_PARAM_FIELD_PAGE_SIZE) {
-		if (!rct_is_pow2(params->page_size) || params->page_size < 512) {
-			rct_error("session: page size %u is not a power of two >= 512",
-				  params->page_size);
+		if (!rct_is_pow2(params->page_size) || params->page_size < RCT_PAGE_SIZE_MIN ||
+		    params->page_size > RCT_PAGE_SIZE_MAX) {
+			rct_error("session: page size %u is not a power of two from %d to %u",
+				  params->page_size, RCT_PAGE_SIZE_MIN, RCT_PAGE_SIZE_MAX);
 			goto out_free;
 		}
 		s->page_size = params->page_size;

@@ -24,6 +24,9 @@ const char *rct_status_str(rct_status_t status)
 		return "already exists";
 	case RCT_ERR_ADDR_IN_USE:
 		return "address already in use";
+	case RCT_ERR_REFUSED:
+		return "connection refused (nothing listens there, or the secondary has its "
+		       "primary)";
 	case RCT_ERR_PEER_LOST:
 		return "peer lost";
 	case RCT_ERR_PROTO:

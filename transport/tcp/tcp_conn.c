@@ -266,7 +266,7 @@ static rct_status_t rct_tcp_connect_one(const struct sockaddr_storage *ss, unsig
 	if (err) {
 		rct_error("tcp: lane %u: connect: %s", lane, strerror(err));
 		close(fd);
-		return RCT_ERR_PEER_LOST;
+		return err == ECONNREFUSED && !lane ? RCT_ERR_REFUSED : RCT_ERR_PEER_LOST;
 	}
 	rct_tcp_sock_opts(fd);
 	/* A fresh socket's send buffer always takes 24 bytes. */
@@ -297,8 +297,10 @@ rct_status_t rct_tcp_connect(struct rct_be_ctx *ctx, const char *addr, uint16_t 
 	if (status == RCT_OK)
 		status = rct_tcp_connect_one(&t->peer, t->peer_len, 0, lanes, t->cookie, deadline,
 					     &t->ctrl_fd);
-	if (status != RCT_OK)
+	if (status != RCT_OK) {
 		rct_error("tcp: cannot connect to %s:%u: %s", addr, port, rct_status_str(status));
+		rct_tcp_reject(ctx); /* nothing held: it may connect again */
+	}
 	return status;
 }
 
@@ -339,8 +341,15 @@ rct_status_t rct_tcp_open_lanes(struct rct_be_ctx *ctx, int timeout_ms)
 
 	if (t->ctrl_fd < 0 || !t->nlanes || t->lanes[0].fd >= 0)
 		return RCT_ERR_STATE;
-	if (t->receiver)
-		return rct_tcp_accept_lanes(t, deadline);
+	if (t->receiver) {
+		status = rct_tcp_accept_lanes(t, deadline);
+		/* One primary per session: another one that comes now is
+		 * refused by the kernel at once, not left in the backlog until
+		 * its handshake times out (it read as the peer lost). */
+		if (status == RCT_OK)
+			rct_tcp_close(&t->listen_fd);
+		return status;
+	}
 	for (unsigned i = 0; i < t->nlanes && status == RCT_OK; i++)
 		status = rct_tcp_connect_one(&t->peer, t->peer_len, i + 1, t->nlanes, t->cookie,
 					     deadline, &t->lanes[i].fd);
