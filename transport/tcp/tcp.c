@@ -64,7 +64,7 @@ static void rct_tcp_disconnect(struct rct_be_ctx *ctx)
 		rct_tcp_close(&t->lanes[i].fd);
 	}
 	rct_tcp_close(&t->ctrl_fd);
-	rct_tcp_close(&t->listen_fd);
+	rct_tcp_unlisten(t);
 }
 
 static void rct_tcp_ctx_destroy(struct rct_be_ctx *ctx)

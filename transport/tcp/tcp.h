@@ -143,9 +143,27 @@ struct rct_tcp_lane {
 	uint64_t fenced;
 };
 
+/*
+ * Secondary: a connection on the listener whose lane hello is awaited.  All
+ * of them are heard at once, each for RCT_TCP_HELLO_NS from its arrival, so
+ * that silent ones do not keep a primary out; a source has at most
+ * RCT_TCP_SILENT_PER_SOURCE silent ones (a newer one drops its oldest).
+ */
+#define RCT_TCP_CANDIDATES	  (2 * RCT_MAX_LANES)
+#define RCT_TCP_SILENT_PER_SOURCE 4
+struct rct_tcp_cand {
+	int fd;
+	uint64_t since; /* arrival (ns) */
+	struct sockaddr_storage from;
+	size_t got;
+	uint8_t buf[sizeof(struct rct_tcp_wire_lane_hello)];
+};
+
 struct rct_tcp_ctx {
 	struct rct_be_ctx super; /* ops, params, the sticky failure */
 	int listen_fd;
+	struct rct_tcp_cand *cands; /* RCT_TCP_CANDIDATES, while listening */
+	unsigned ncands;
 	int ctrl_fd;
 	struct rct_tcp_lane *lanes;
 	unsigned nlanes;
@@ -174,6 +192,9 @@ void rct_tcp_reject(struct rct_be_ctx *ctx);
 rct_status_t rct_tcp_connect(struct rct_be_ctx *ctx, const char *addr, uint16_t port,
 			     unsigned lanes, int timeout_ms);
 rct_status_t rct_tcp_open_lanes(struct rct_be_ctx *ctx, int timeout_ms);
+
+/* Close the listener and every candidate on it. */
+void rct_tcp_unlisten(struct rct_tcp_ctx *t);
 
 /* tcp.c */
 void rct_tcp_close(int *fd);

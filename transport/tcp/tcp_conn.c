@@ -65,6 +65,12 @@ rct_status_t rct_tcp_listen(struct rct_be_ctx *ctx, const char *addr, uint16_t p
 		*port_p = ntohs(bound.ss_family == AF_INET6
 					? ((struct sockaddr_in6 *)&bound)->sin6_port
 					: ((struct sockaddr_in *)&bound)->sin_port);
+	t->cands = calloc(RCT_TCP_CANDIDATES, sizeof(*t->cands));
+	if (!t->cands) {
+		status = RCT_ERR_NO_MEMORY;
+		goto out_close;
+	}
+	t->ncands = 0;
 	t->listen_fd = fd;
 	return RCT_OK;
 
@@ -91,32 +97,6 @@ static rct_status_t rct_tcp_wait_fd(int fd, short events, uint64_t deadline_ns)
 	}
 }
 
-/* Read exactly @len bytes from non-blocking @fd before @deadline_ns. */
-static rct_status_t rct_tcp_read_full(int fd, void *buf, size_t len, uint64_t deadline_ns)
-{
-	size_t got = 0;
-	rct_status_t status;
-	ssize_t n;
-
-	while (got < len) {
-		n = read(fd, (char *)buf + got, len - got);
-		if (n > 0) {
-			got += (size_t)n;
-			continue;
-		}
-		if (n == 0)
-			return RCT_ERR_PEER_LOST;
-		if (errno == EINTR)
-			continue;
-		if (errno != EAGAIN && errno != EWOULDBLOCK)
-			return RCT_ERR_IO;
-		status = rct_tcp_wait_fd(fd, POLLIN, deadline_ns);
-		if (status != RCT_OK)
-			return status;
-	}
-	return RCT_OK;
-}
-
 static rct_status_t rct_tcp_lanes_alloc(struct rct_tcp_ctx *t, unsigned nlanes)
 {
 	t->lanes = calloc(nlanes, sizeof(*t->lanes));
@@ -133,43 +113,183 @@ static rct_status_t rct_tcp_lanes_alloc(struct rct_tcp_ctx *t, unsigned nlanes)
 	return RCT_OK;
 }
 
-/*
- * The next connection on the listener that opens with a lane hello, before
- * @deadline.  A connection that is not an rct lane is closed with a warning
- * and the wait goes on: a port scan must not break the pairing.
- */
-static rct_status_t rct_tcp_next_lane(struct rct_tcp_ctx *t, uint64_t come_by, uint64_t deadline,
-				      struct rct_tcp_lane_hello *h_p, int *fd_p)
+void rct_tcp_unlisten(struct rct_tcp_ctx *t)
 {
-	uint8_t buf[sizeof(struct rct_tcp_wire_lane_hello)];
-	rct_status_t status;
-	const char *why;
-	int fd;
+	for (unsigned i = 0; i < t->ncands; i++)
+		close(t->cands[i].fd);
+	t->ncands = 0;
+	free(t->cands);
+	t->cands = NULL;
+	rct_tcp_close(&t->listen_fd);
+}
 
+static const char *rct_tcp_addr_str(const struct sockaddr_storage *ss, char *buf, size_t len)
+{
+	char host[NI_MAXHOST];
+
+	if (getnameinfo((const struct sockaddr *)ss, sizeof(*ss), host, sizeof(host), NULL, 0,
+			NI_NUMERICHOST))
+		snprintf(host, sizeof(host), "?");
+	snprintf(buf, len, "%s", host);
+	return buf;
+}
+
+static bool rct_tcp_same_source(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	if (a->ss_family != b->ss_family)
+		return false;
+	if (a->ss_family == AF_INET)
+		return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+		       ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+	return !memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+		       &((const struct sockaddr_in6 *)b)->sin6_addr, sizeof(struct in6_addr));
+}
+
+static void rct_tcp_cand_drop(struct rct_tcp_ctx *t, unsigned i, const char *why)
+{
+	char from[NI_MAXHOST];
+
+	if (why)
+		rct_warn("tcp: closing a connection from %s: %s",
+			 rct_tcp_addr_str(&t->cands[i].from, from, sizeof(from)), why);
+	close(t->cands[i].fd);
+	/* Kept in arrival order: the oldest first. */
+	memmove(&t->cands[i], &t->cands[i + 1], (t->ncands - i - 1) * sizeof(t->cands[0]));
+	t->ncands--;
+}
+
+/* Read what candidate @i has sent of its lane hello; false when it is gone. */
+static bool rct_tcp_cand_read(struct rct_tcp_ctx *t, unsigned i)
+{
+	struct rct_tcp_cand *c = &t->cands[i];
+	ssize_t n;
+
+	while (c->got < sizeof(c->buf)) {
+		n = read(c->fd, c->buf + c->got, sizeof(c->buf) - c->got);
+		if (n > 0) {
+			c->got += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return true;
+		rct_tcp_cand_drop(t, i, "connection closed or failed before its lane hello");
+		return false;
+	}
+	return true;
+}
+
+/* Take every connection waiting on the listener into the candidates. */
+static rct_status_t rct_tcp_take_arrivals(struct rct_tcp_ctx *t)
+{
 	for (;;) {
-		status = rct_tcp_wait_fd(t->listen_fd, POLLIN, come_by);
-		if (status != RCT_OK)
-			return status;
-		fd = accept4(t->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		struct sockaddr_storage from;
+		socklen_t fl = sizeof(from);
+		unsigned silent = 0, oldest = UINT32_MAX, oldest_any = UINT32_MAX;
+		int fd = accept4(t->listen_fd, (struct sockaddr *)&from, &fl,
+				 SOCK_CLOEXEC | SOCK_NONBLOCK);
+
 		if (fd < 0) {
-			if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return RCT_OK;
+			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
 			rct_error("tcp: accept: %m");
 			return RCT_ERR_SYSTEM;
 		}
-		/* A silent connection must not hold up the real primary's lanes. */
-		why = "connection closed or silent before its lane hello";
-		status = rct_tcp_read_full(fd, buf, sizeof(buf),
-					   RCT_MIN(deadline, rct_now_ns() + RCT_TCP_HELLO_NS));
-		if (status == RCT_OK)
-			status = rct_tcp_lane_hello_decode(buf, h_p, &why);
-		if (status == RCT_OK) {
-			rct_tcp_sock_opts(fd);
-			*fd_p = fd;
-			return RCT_OK;
+		for (unsigned i = 0; i < t->ncands; i++) {
+			if (t->cands[i].got == sizeof(t->cands[i].buf))
+				continue;
+			if (oldest_any == UINT32_MAX)
+				oldest_any = i;
+			if (rct_tcp_same_source(&t->cands[i].from, &from)) {
+				silent++;
+				if (oldest == UINT32_MAX)
+					oldest = i;
+			}
 		}
-		rct_warn("tcp: closing an incoming connection: %s", why);
-		close(fd);
+		if (silent >= RCT_TCP_SILENT_PER_SOURCE)
+			rct_tcp_cand_drop(t, oldest,
+					  "a newer connection from its address came while its lane "
+					  "hello was awaited");
+		else if (t->ncands == RCT_TCP_CANDIDATES && oldest_any != UINT32_MAX)
+			rct_tcp_cand_drop(t, oldest_any,
+					  "the listener's candidates are full; the oldest silent "
+					  "one goes");
+		if (t->ncands == RCT_TCP_CANDIDATES) {
+			rct_warn("tcp: closing an incoming connection: %d lane hellos wait already",
+				 RCT_TCP_CANDIDATES);
+			close(fd);
+			continue;
+		}
+		t->cands[t->ncands] = (struct rct_tcp_cand){.fd = fd, .since = rct_now_ns()};
+		memcpy(&t->cands[t->ncands].from, &from, sizeof(from));
+		t->ncands++;
+		rct_tcp_cand_read(t, t->ncands - 1);
+	}
+}
+
+/*
+ * The next connection on the listener that opens with a lane hello, by
+ * @come_by (RCT_ERR_TIMED_OUT, the candidates kept for the next call).
+ * Every connection is heard at once and has RCT_TCP_HELLO_NS from its
+ * arrival; one that is not an rct lane, or silent that long, is closed with
+ * a warning and the wait goes on: a port scan or a silent neighbour must not
+ * break or delay the pairing.
+ */
+static rct_status_t rct_tcp_next_lane(struct rct_tcp_ctx *t, uint64_t come_by,
+				      struct rct_tcp_lane_hello *h_p, int *fd_p)
+{
+	struct pollfd pfd[1 + RCT_TCP_CANDIDATES];
+	rct_status_t status;
+	const char *why;
+
+	for (;;) {
+		uint64_t now = rct_now_ns(), wake = come_by;
+		unsigned n = 0;
+
+		for (unsigned i = 0; i < t->ncands;) {
+			struct rct_tcp_cand *c = &t->cands[i];
+
+			if (c->got == sizeof(c->buf)) {
+				why = "not an rct lane hello";
+				if (rct_tcp_lane_hello_decode(c->buf, h_p, &why) == RCT_OK) {
+					*fd_p = c->fd;
+					rct_tcp_sock_opts(c->fd);
+					c->fd = -1;
+					memmove(c, c + 1, (t->ncands - i - 1) * sizeof(*c));
+					t->ncands--;
+					return RCT_OK;
+				}
+				rct_tcp_cand_drop(t, i, why);
+				continue;
+			}
+			if (now >= c->since + RCT_TCP_HELLO_NS) {
+				rct_tcp_cand_drop(t, i, "silent for 2 s: no lane hello");
+				continue;
+			}
+			wake = RCT_MIN(wake, c->since + RCT_TCP_HELLO_NS);
+			i++;
+		}
+		if (now >= come_by)
+			return RCT_ERR_TIMED_OUT;
+		pfd[n++] = (struct pollfd){.fd = t->listen_fd, .events = POLLIN};
+		for (unsigned i = 0; i < t->ncands; i++)
+			pfd[n++] = (struct pollfd){.fd = t->cands[i].fd, .events = POLLIN};
+		if (poll(pfd, n, rct_ms_left(wake)) < 0 && errno != EINTR) {
+			rct_error("tcp: poll: %m");
+			return RCT_ERR_SYSTEM;
+		}
+		/* Those that spoke first (indices still match: nothing dropped yet). */
+		for (unsigned i = t->ncands; i-- > 0;)
+			if (pfd[1 + i].revents)
+				rct_tcp_cand_read(t, i);
+		if (pfd[0].revents) {
+			status = rct_tcp_take_arrivals(t);
+			if (status != RCT_OK)
+				return status;
+		}
 	}
 }
 
@@ -187,7 +307,7 @@ rct_status_t rct_tcp_accept(struct rct_be_ctx *ctx, int wait_ms, int timeout_ms,
 	if (t->listen_fd < 0 || t->nlanes)
 		return RCT_ERR_STATE;
 	for (;;) {
-		status = rct_tcp_next_lane(t, come_by, deadline, &h, &fd);
+		status = rct_tcp_next_lane(t, come_by, &h, &fd);
 		if (status == RCT_ERR_TIMED_OUT)
 			return RCT_ERR_AGAIN; /* nobody came */
 		if (status != RCT_OK)
@@ -313,7 +433,7 @@ static rct_status_t rct_tcp_accept_lanes(struct rct_tcp_ctx *t, uint64_t deadlin
 	int fd, *slot;
 
 	while (have < t->nlanes) {
-		status = rct_tcp_next_lane(t, deadline, deadline, &h, &fd);
+		status = rct_tcp_next_lane(t, deadline, &h, &fd);
 		if (status != RCT_OK) {
 			rct_error("tcp: %u of the primary's %u data lanes in: %s", have, t->nlanes,
 				  rct_status_str(status));
@@ -347,7 +467,7 @@ rct_status_t rct_tcp_open_lanes(struct rct_be_ctx *ctx, int timeout_ms)
 		 * refused by the kernel at once, not left in the backlog until
 		 * its handshake times out (it read as the peer lost). */
 		if (status == RCT_OK)
-			rct_tcp_close(&t->listen_fd);
+			rct_tcp_unlisten(t);
 		return status;
 	}
 	for (unsigned i = 0; i < t->nlanes && status == RCT_OK; i++)
