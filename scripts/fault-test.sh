@@ -3,7 +3,11 @@
 #   kill -9 of the primary's rctd at random moments (100 trials over tcp, 50
 #   over ucx), kill -9 of the secondary's rctd with the primary staying up and
 #   a new secondary resynced while the guest runs, a veth link cut between
-#   network namespaces, and a hostile peer.  Needs root (ip netns).
+#   network namespaces, a hostile peer, and a hostile co-located tenant (uid
+#   65534: descriptors, memory, session names, connections, silent connections
+#   on the peer port, pairing files, STATUS) while a witness VM checkpoints on
+#   and re-pairs through the same two rctd (test/fault/fault_tenant.c).  Needs
+#   root (ip netns, setuid).
 #   Then stalls (test/fault/stall.c): the bench's default guest through two
 #   rctd while the host is made slow on purpose, where a lost peer is a false
 #   loss, with in-band heartbeats as the same-run baseline; and link cuts with

@@ -1113,23 +1113,6 @@ Test(rctd, one_tenant_cannot_take_every_connection)
 	rctd_alive();
 }
 
-/* A region of @size bytes of an untouched memfd, its bitmap in another, both
- * unsealed: rctd keeps two descriptors of it. */
-static int add_sparse_region(struct rct_client *c, uint32_t id, uint64_t size)
-{
-	int mfd = memfd_create("guest", MFD_CLOEXEC), bfd = memfd_create("bits", MFD_CLOEXEC);
-	int rc = -EIO;
-
-	if (mfd >= 0 && bfd >= 0 && !ftruncate(mfd, (off_t)size) &&
-	    !ftruncate(bfd, (off_t)((size / 4096 + 63) / 64 * 8 + 4096)))
-		rc = rct_client_region_add(c, id, mfd, 0, size, bfd, 0, NULL);
-	if (mfd >= 0)
-		close(mfd);
-	if (bfd >= 0)
-		close(bfd);
-	return rc;
-}
-
 /* STATUS's registered_bytes as @c sees it (its uid's, or rctd's for root); -1 if none. */
 static long long status_held(struct rct_client *c)
 {
@@ -1154,7 +1137,7 @@ static int tenant_takes_memory(int fd)
 
 	if (!rc)
 		rc = rct_client_session_open(c, &p, NULL);
-	while (!rc && n < 16 && !(rc = add_sparse_region(c, n, 32u << 20)))
+	while (!rc && n < 16 && !(rc = harness_sparse_region(c, n, 32u << 20)))
 		n++;
 	snprintf(why, sizeof(why), "%s", rct_client_error(c));
 	snprintf(line, sizeof(line), "%u %d %lld %s\n", n, rc, status_held(c), why);
@@ -1192,7 +1175,7 @@ Test(rctd, one_tenant_cannot_hold_the_whole_memory_budget)
 	p.name = "witness";
 	cr_assert_eq(rct_client_open(tenant_sock, "witness", &w), 0);
 	cr_assert_eq(rct_client_session_open(w, &p, NULL), 0, "%s", rct_client_error(w));
-	rc = add_sparse_region(w, 0, 64u << 20);
+	rc = harness_sparse_region(w, 0, 64u << 20);
 	cr_assert_eq(rc, 0, "the witness's region: %d (%s)", rc, rct_client_error(w));
 	held = status_held(w);
 	cr_assert_eq(held, (128ll + 32 + 64) << 20, "rctd holds %lld bytes", held);
@@ -1218,7 +1201,7 @@ static int tenant_takes_descriptors(int fd)
 		if (!rc)
 			rc = rct_client_session_open(c[k], &p, NULL);
 		for (uint32_t id = 0;
-		     !rc && id < 64 && !(rc = add_sparse_region(c[k], id, 1u << 20)); id++)
+		     !rc && id < 64 && !(rc = harness_sparse_region(c[k], id, 1u << 20)); id++)
 			n++;
 		if (rc)
 			snprintf(line, sizeof(line), "%u %d %s\n", n, rc,
@@ -1257,7 +1240,7 @@ Test(rctd, one_tenant_cannot_spend_the_daemons_descriptors)
 	cr_assert_not_null(strstr(why, "--max-fds-per-uid"), "%s", why);
 	/* The witness's requests with descriptors still arrive whole. */
 	for (uint32_t id = 0; id < 8; id++) {
-		rc = add_sparse_region(w, id, 1u << 20);
+		rc = harness_sparse_region(w, id, 1u << 20);
 		cr_assert_eq(rc, 0, "the witness's region %u: %d (%s)", id, rc,
 			     rct_client_error(w));
 	}
@@ -1293,14 +1276,14 @@ Test(rctd, rctds_own_shortage_of_descriptors_is_named_and_ends_no_session)
 	pid = rctd_spawn_with(sock, st, NULL, NULL, 64);
 	cr_assert_eq(rct_client_open(sock, "witness", &w), 0);
 	cr_assert_eq(rct_client_session_open(w, &p, NULL), 0, "%s", rct_client_error(w));
-	cr_assert_eq(add_sparse_region(w, 0, 1u << 20), 0, "%s", rct_client_error(w));
+	cr_assert_eq(harness_sparse_region(w, 0, 1u << 20), 0, "%s", rct_client_error(w));
 	while (n < 64 && !(rc = rct_client_open(sock, "hog", &held[n])))
 		n++;
 	snprintf(why, sizeof(why), "%s", rct_client_open_error());
 	cr_log_info("%u connections, then %d (%s)", n, rc, why);
 	cr_assert_eq(rc, -EMFILE, "the refusal: %d (%s)", rc, why);
 	cr_assert_not_null(strstr(why, "out of descriptors"), "%s", why);
-	rc = add_sparse_region(w, 1, 1u << 20);
+	rc = harness_sparse_region(w, 1, 1u << 20);
 	cr_assert_eq(rc, -EMFILE, "the witness's region while rctd is short: %d (%s)", rc,
 		     rct_client_error(w));
 	cr_assert_not_null(strstr(rct_client_error(w), "rctd is out of descriptors"), "%s",
@@ -1308,7 +1291,7 @@ Test(rctd, rctds_own_shortage_of_descriptors_is_named_and_ends_no_session)
 	for (unsigned i = 0; i < n; i++)
 		rct_client_close(held[i]);
 	usleep(300000); /* their threads reaped */
-	rc = add_sparse_region(w, 1, 1u << 20);
+	rc = harness_sparse_region(w, 1, 1u << 20);
 	cr_assert_eq(rc, 0, "the witness's region after: %d (%s)", rc, rct_client_error(w));
 	rct_client_close(w);
 	rctd_reap(pid);

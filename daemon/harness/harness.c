@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/resource.h>
@@ -17,6 +18,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <rct/rct_client.h>
 
 #include "harness.h"
 
@@ -298,4 +301,19 @@ void harness_guests_destroy(struct harness_guests *g)
 		sim_memfd_unmap(g->sbits, g->bits_file, g->sbits_fd);
 	memset(g, 0, sizeof(*g));
 	g->smemfd = g->pbits_fd = g->sbits_fd = -1;
+}
+
+int harness_sparse_region(struct rct_client *c, uint32_t id, uint64_t size)
+{
+	int mfd = memfd_create("guest", MFD_CLOEXEC), bfd = memfd_create("bits", MFD_CLOEXEC);
+	int rc = -EIO;
+
+	if (mfd >= 0 && bfd >= 0 && !ftruncate(mfd, (off_t)size) &&
+	    !ftruncate(bfd, (off_t)((size / 4096 + 63) / 64 * 8 + 4096)))
+		rc = rct_client_region_add(c, id, mfd, 0, size, bfd, 0, NULL);
+	if (mfd >= 0)
+		close(mfd);
+	if (bfd >= 0)
+		close(bfd);
+	return rc;
 }

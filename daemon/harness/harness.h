@@ -36,6 +36,16 @@ struct harness_rctd {
 	int ready_ms;		 /* how long it may take to serve; 0: 10 s */
 };
 
+struct rct_client;
+
+/*
+ * Add region @id of @size bytes to @c's session: an untouched memfd (sparse:
+ * it costs no memory) and its bitmap in another, neither sealed, so rctd
+ * keeps a descriptor of each.  0 or the request's -errno (-EIO when the
+ * memfds could not be made).
+ */
+int harness_sparse_region(struct rct_client *c, uint32_t id, uint64_t size);
+
 /*
  * Start rctd as @h says and wait until it accepts connections on its socket.
  * Returns its pid, or -errno with why in @why (it exited, with its status;

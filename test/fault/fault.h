@@ -44,6 +44,7 @@ struct daemon {
 	pid_t pid;
 	char sock[160];
 	char log[160];
+	char state[160];
 };
 
 /* The replicated pair every trial runs on (primary + secondary sessions), shared
@@ -108,6 +109,10 @@ bool daemon_alive(struct daemon *d);
 void daemon_kill(struct daemon *d, int sig);
 int daemon_start(const struct opts *o, struct daemon *d, const char *name, const char *ns,
 		 bool psk);
+/* The same, serving @allow_uid too (its socket open to it), with more
+ * arguments @args (NULL-terminated, or NULL) and RLIMIT_NOFILE @nofile (> 0). */
+int daemon_start_with(const struct opts *o, struct daemon *d, const char *name, const char *ns,
+		      bool psk, const char *allow_uid, const char *const *args, unsigned nofile);
 int primary_start(struct fault_pair *r, struct daemon *d, const char *addr, uint16_t port);
 int secondary_start(struct fault_pair *r, struct daemon *d, const char *addr, const char *name);
 int session_open(const struct opts *o, struct daemon *d, enum rct_role role, const char *name,
@@ -116,9 +121,17 @@ struct rct_client_session session_params(const struct opts *o, enum rct_role rol
 					 const char *name);
 void tally_count(struct tally *t, bool ok);
 void trial_end(struct fault_pair *r, struct daemon *d);
+void secondary_stop(struct fault_pair *r);
+bool secondary_wait_flushed(struct fault_pair *r, uint64_t epoch, int timeout_ms);
+/* @n checkpoints from epoch @first, each flushed and verified byte for byte;
+ * 0, or -1 with why. */
+int pair_checkpoints(struct fault_pair *r, uint64_t first, unsigned n, char *why, size_t len);
 
 /* fault_hostile.c */
 void scenario_hostile(struct fault_pair *r, struct tally *t);
 void scenario_cross_pairing(struct fault_pair *r, struct daemon *sd, struct tally *t);
+
+/* fault_tenant.c */
+void scenario_tenants(struct fault_pair *r, struct tally *t);
 
 #endif /* RCT_FAULT_H */

@@ -22,7 +22,9 @@
  *                   daemon stays up, guest RAM untouched.  Then cross-pairing:
  *                   another tenant's primary (same host key, not vm's pairing)
  *                   is refused and vm's own primary pairs with the same
- *                   listening secondary, verified.
+ *                   listening secondary, verified.  Then the tenants
+ *                   (fault_tenant.c, as root): a co-located tenant goes for
+ *                   what one rctd shares while vm checkpoints and re-pairs.
  *
  * Last line: "faults: T trials, C consistent, L lost".  Exit status 0 only
  * when every trial was consistent.
@@ -128,6 +130,12 @@ static int sh(const char *cmd)
 /* Start rctd @name (in namespace @ns unless NULL), with the run's key when @psk. */
 int daemon_start(const struct opts *o, struct daemon *d, const char *name, const char *ns, bool psk)
 {
+	return daemon_start_with(o, d, name, ns, psk, NULL, NULL, 0);
+}
+
+int daemon_start_with(const struct opts *o, struct daemon *d, const char *name, const char *ns,
+		      bool psk, const char *allow_uid, const char *const *args, unsigned nofile)
+{
 	char state[160], why[512];
 	struct harness_rctd h = {.rctd = o->rctd,
 				 .socket = d->sock,
@@ -136,13 +144,21 @@ int daemon_start(const struct opts *o, struct daemon *d, const char *name, const
 				 .netns = ns,
 				 .log_path = d->log,
 				 .log_level = "info",
-				 .heartbeat_ms = o->heartbeat_ms};
+				 .heartbeat_ms = o->heartbeat_ms,
+				 .allow_uid = allow_uid,
+				 .args = args,
+				 .nofile = nofile};
 	pid_t pid;
 
 	snprintf(d->sock, sizeof(d->sock), "%s/%s.sock", dir, name);
-	snprintf(state, sizeof(state), "%s/%s.state", dir, name);
+	snprintf(d->state, sizeof(d->state), "%s/%s.state", dir, name);
+	snprintf(state, sizeof(state), "%s", d->state);
 	snprintf(d->log, sizeof(d->log), "%s/%s.log", dir, name);
+	if (allow_uid) /* its tenants reach it */
+		chmod(dir, 0755);
 	pid = harness_rctd_start(&h, why, sizeof(why));
+	if (pid > 0 && allow_uid)
+		chmod(d->sock, 0666);
 	if (pid < 0) {
 		fprintf(stderr, "fault: rctd %s: %s (log: %s)\n", name, why, d->log);
 		d->pid = 0;
@@ -405,7 +421,7 @@ int secondary_start(struct fault_pair *r, struct daemon *d, const char *addr, co
 	return port;
 }
 
-static void secondary_stop(struct fault_pair *r)
+void secondary_stop(struct fault_pair *r)
 {
 	if (!r->sc)
 		return;
@@ -420,7 +436,7 @@ static void secondary_stop(struct fault_pair *r)
 }
 
 /* Wait until the secondary flushed @epoch or lost its primary. */
-static bool secondary_wait_flushed(struct fault_pair *r, uint64_t epoch, int timeout_ms)
+bool secondary_wait_flushed(struct fault_pair *r, uint64_t epoch, int timeout_ms)
 {
 	uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000;
 	struct timespec ts;
@@ -550,6 +566,29 @@ static uint64_t primary_loop(struct fault_pair *r, uint64_t first, unsigned inte
 	}
 	atomic_store(&r->primary_done, true);
 	return failed;
+}
+
+int pair_checkpoints(struct fault_pair *r, uint64_t first, unsigned n, char *why, size_t len)
+{
+	uint64_t rng = r->o->seed ^ first;
+
+	for (uint64_t e = first; e < first + n; e++) {
+		int rc;
+
+		primary_dirty(r, &rng);
+		rc = primary_ckpt(r, e, 0, false);
+		if (rc) {
+			snprintf(why, len, "checkpoint %" PRIu64 ": %s (%.120s)", e, strerror(-rc),
+				 rct_client_error(r->pc));
+			return -1;
+		}
+		if (!secondary_wait_flushed(r, e, 5000)) {
+			snprintf(why, len, "epoch %" PRIu64 " not flushed equal: %.120s", e,
+				 r->mismatch[0] ? r->mismatch : "timed out");
+			return -1;
+		}
+	}
+	return 0;
 }
 
 struct killer {
@@ -1128,7 +1167,7 @@ static void usage(FILE *f)
 		"                         tc netem loss 100%% on P and S)\n"
 		"  --detect-max-ms N      a link cut either side notices later than N ms after it\n"
 		"                         fails the trial (default 0: no bound)\n"
-		"  --no-hostile           skip the hostile peer\n"
+		"  --no-hostile           skip the hostile peer and the tenants\n"
 		"  --heartbeat-ms N       rctd's keepalive interval (default 50)\n"
 		"  --seed N               random seed (default 1)\n"
 		"  -h, --help\n"
@@ -1164,7 +1203,7 @@ int main(int argc, char **argv)
 			 .heartbeat_ms = 50,
 			 .seed = 1,
 			 .lanes = 2};
-	struct tally ta = {0}, tb = {0}, tc = {0}, td = {0};
+	struct tally ta = {0}, tb = {0}, tc = {0}, td = {0}, te = {0};
 	struct sim_workload wl;
 	struct daemon sd = {0}, pd = {0};
 	struct fault_pair r;
@@ -1294,12 +1333,15 @@ int main(int argc, char **argv)
 			daemon_kill(&sd, SIGTERM);
 		}
 		tally_print("hostile", &td);
+		scenario_tenants(&r, &te);
+		tally_print("tenants", &te);
 	}
 
 	{
-		unsigned t = ta.trials + tb.trials + tc.trials + td.trials;
-		unsigned ok = ta.consistent + tb.consistent + tc.consistent + td.consistent;
-		unsigned lost = ta.lost + tb.lost + tc.lost + td.lost;
+		unsigned t = ta.trials + tb.trials + tc.trials + td.trials + te.trials;
+		unsigned ok = ta.consistent + tb.consistent + tc.consistent + td.consistent +
+			      te.consistent;
+		unsigned lost = ta.lost + tb.lost + tc.lost + td.lost + te.lost;
 
 		printf("faults: %u trials, %u consistent, %u lost\n", t, ok, lost);
 		for (int i = 0; i < SNAPS; i++)
