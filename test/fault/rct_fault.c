@@ -127,6 +127,20 @@ static int sh(const char *cmd)
 
 /* ------------------------------------------------------------ daemons */
 
+/* The kernel's packet counters into the work folder (net.@when): where a
+ * beat that never arrived was dropped (the backlog, a device, UDP). */
+static void net_counters(const char *when)
+{
+	char cmd[512];
+
+	snprintf(cmd, sizeof(cmd),
+		 "{ cat /proc/net/softnet_stat; ip -s -s link; cat /proc/net/snmp; } > '%s/net.%s' "
+		 "2>&1",
+		 dir, when);
+	if (system(cmd))
+		fprintf(stderr, "fault: the packet counters (%s) were not saved\n", when);
+}
+
 /* Start rctd @name (in namespace @ns unless NULL), with the run's key when @psk. */
 int daemon_start(const struct opts *o, struct daemon *d, const char *name, const char *ns, bool psk)
 {
@@ -1170,6 +1184,8 @@ static void usage(FILE *f)
 		"  --no-hostile           skip the hostile peer and the tenants\n"
 		"  --heartbeat-ms N       rctd's keepalive interval (default 50)\n"
 		"  --seed N               random seed (default 1)\n"
+		"  --logs-to DIR          when a trial failed, copy the daemons' logs (the work\n"
+		"                         folder, under /tmp) into DIR (a VM's /tmp goes with it)\n"
 		"  -h, --help\n"
 		"\n"
 		"Last line: 'faults: T trials, C consistent, L lost'; exit 0 when all "
@@ -1191,6 +1207,7 @@ int main(int argc, char **argv)
 		{"no-hostile", no_argument, NULL, 'H'},
 		{"heartbeat-ms", required_argument, NULL, 'B'},
 		{"seed", required_argument, NULL, 'S'},
+		{"logs-to", required_argument, NULL, 'l'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -1204,6 +1221,7 @@ int main(int argc, char **argv)
 			 .seed = 1,
 			 .lanes = 2};
 	struct tally ta = {0}, tb = {0}, tc = {0}, td = {0}, te = {0};
+	const char *logs_to = NULL;
 	struct sim_workload wl;
 	struct daemon sd = {0}, pd = {0};
 	struct fault_pair r;
@@ -1251,6 +1269,9 @@ int main(int argc, char **argv)
 		case 'S':
 			o.seed = opt_uint("seed", optarg, 0, UINT64_MAX);
 			break;
+		case 'l':
+			logs_to = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -1287,6 +1308,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "fault: out of memory\n");
 		return 1;
 	}
+	if (logs_to)
+		net_counters("start");
 	printf("rct-fault: %s, %u lanes, %" PRIu64 " MiB guest, heartbeat %d ms, logs in %s\n",
 	       o.backend, o.lanes, o.size >> 20, o.heartbeat_ms, dir);
 
@@ -1344,6 +1367,16 @@ int main(int argc, char **argv)
 		unsigned lost = ta.lost + tb.lost + tc.lost + td.lost + te.lost;
 
 		printf("faults: %u trials, %u consistent, %u lost\n", t, ok, lost);
+		if (ok != t && logs_to) {
+			char cmd[512];
+
+			net_counters("end");
+			snprintf(cmd, sizeof(cmd), "mkdir -p '%s' && cp -r '%s' '%s'/", logs_to,
+				 dir, logs_to);
+			if (!sh(cmd))
+				printf("rct-fault: the daemons' logs copied to %s/%s\n", logs_to,
+				       strrchr(dir, '/') + 1);
+		}
 		for (int i = 0; i < SNAPS; i++)
 			free(r.snap[i]);
 		free(r.scrib);
