@@ -1433,6 +1433,20 @@ static void *accept_waits(void *arg)
  * waiting for its primary (ACCEPT, 60 s of session timeout here) is told
  * why.  Before, rctd waited for the ACCEPT's whole timeout (59.8 s measured).
  */
+/* SIGTERM to rctd @pid: how long until it exited (ms); it must exit 0. */
+static double sigterm_ms(pid_t pid)
+{
+	struct timespec t0, t1;
+	int status;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	kill(pid, SIGTERM);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "rctd's exit 0x%x", status);
+	return (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+}
+
 Test(rctd, sigterm_ends_a_pending_accept_at_once)
 {
 	struct rct_client_session p = {
@@ -1441,9 +1455,8 @@ Test(rctd, sigterm_ends_a_pending_accept_at_once)
 	char sock[96], st[96];
 	struct side g;
 	uint16_t port;
-	struct timespec t0, t1;
 	pthread_t t;
-	int status;
+	double ms;
 	pid_t pid;
 
 	snprintf(sock, sizeof(sock), "%s/w.sock", rctd_dir);
@@ -1456,22 +1469,56 @@ Test(rctd, sigterm_ends_a_pending_accept_at_once)
 	cr_assert_eq(rct_client_listen(a.c, "127.0.0.1", 0, &port), 0);
 	cr_assert_eq(pthread_create(&t, NULL, accept_waits, &a), 0);
 	usleep(300000); /* inside ACCEPT */
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	kill(pid, SIGTERM);
-	cr_assert_eq(waitpid(pid, &status, 0), pid);
-	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ms = sigterm_ms(pid);
 	pthread_join(t, NULL);
-	cr_log_info("SIGTERM to exit: %.0f ms; ACCEPT: %d (%s)",
-		    (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6,
-		    a.rc, a.why);
-	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "rctd's exit 0x%x", status);
-	cr_assert_lt(t1.tv_sec - t0.tv_sec, 2, "rctd took %ld s to stop",
-		     (long)(t1.tv_sec - t0.tv_sec));
+	cr_log_info("SIGTERM to exit: %.0f ms; ACCEPT: %d (%s)", ms, a.rc, a.why);
+	cr_assert_lt(ms, 2000.0, "rctd took %.0f ms to stop", ms);
 	cr_assert_eq(a.rc, -ESHUTDOWN, "the waiting ACCEPT got %d (%s)", a.rc, a.why);
 	cr_assert_not_null(strstr(a.why, "stopping"), "%s", a.why);
 	rct_client_close(a.c);
 	g.c = NULL;
 	side_fini(&g);
+	rctd_alive();
+}
+
+/*
+ * Issue 30 item 8, connected sessions: SIGTERM to an rctd serving a paired
+ * primary and secondary (epoch 0 flushed and verified) ends both sessions
+ * and rctd within a second, exit status 0, and each client's connection
+ * ends with it (its next request fails, no hang).
+ */
+Test(rctd, sigterm_ends_connected_sessions_within_a_second)
+{
+	struct side pri, sec;
+	struct primary_job job = {.s = &pri};
+	char sock[96], st[96], *json = NULL;
+	pthread_t t;
+	double ms;
+	pid_t pid;
+
+	snprintf(sock, sizeof(sock), "%s/c.sock", rctd_dir);
+	snprintf(st, sizeof(st), "%s/c.state", rctd_dir);
+	pid = rctd_spawn(sock, NULL, st);
+	side_init(&pri, 3);
+	side_init(&sec, 4);
+	cr_assert_eq(side_open_at(&sec, sock, RCT_ROLE_SECONDARY, "stop.secondary", NULL, NULL), 0);
+	cr_assert_eq(side_open_at(&pri, sock, RCT_ROLE_PRIMARY, "stop.primary", NULL, NULL), 0);
+	cr_assert_eq(rct_client_listen(sec.c, "127.0.0.1", 0, &job.port), 0);
+	cr_assert_eq(pthread_create(&t, NULL, primary_full_sync, &job), 0);
+	cr_assert_eq(rct_client_accept(sec.c, NULL), 0, "%s", rct_client_error(sec.c));
+	secondary_apply_epoch0(&sec, pri.ram);
+	pthread_join(t, NULL);
+	cr_assert_eq(job.rc, 0, "the primary: %s", rct_client_error(pri.c));
+	ms = sigterm_ms(pid);
+	cr_log_info("SIGTERM to exit with two connected sessions: %.0f ms", ms);
+	cr_assert_lt(ms, 1000.0, "rctd took %.0f ms to stop", ms);
+	cr_assert_neq(rct_client_query(pri.c, RCT_IPC_STATUS, 0, &json), 0,
+		      "the primary's connection outlived rctd");
+	cr_assert_neq(rct_client_query(sec.c, RCT_IPC_STATUS, 0, &json), 0,
+		      "the secondary's connection outlived rctd");
+	free(json);
+	side_fini(&pri);
+	side_fini(&sec);
 	rctd_alive();
 }
 
