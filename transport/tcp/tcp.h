@@ -144,7 +144,8 @@ struct rct_tcp_lane {
 };
 
 /*
- * Secondary: a connection on the listener whose lane hello is awaited.  All
+ * Secondary: a connection on the listener whose lane hello (and, for a
+ * control lane, the first bytes of the message behind it) is awaited.  All
  * of them are heard at once, each for RCT_TCP_HELLO_NS from its arrival, so
  * that silent ones do not keep a primary out; a source has at most
  * RCT_TCP_SILENT_PER_SOURCE silent ones (a newer one drops its oldest).
@@ -157,6 +158,8 @@ struct rct_tcp_cand {
 	struct sockaddr_storage from;
 	size_t got;
 	uint8_t buf[sizeof(struct rct_tcp_wire_lane_hello)];
+	int valid; /* 0: not decoded yet, 1: a lane hello (hello), -1: not one */
+	struct rct_tcp_lane_hello hello;
 };
 
 struct rct_tcp_ctx {

@@ -180,6 +180,37 @@ static bool rct_tcp_cand_read(struct rct_tcp_ctx *t, unsigned i)
 	return true;
 }
 
+/*
+ * Whether candidate @c is ready to be taken: a whole lane hello and, for a
+ * control lane, the first bytes of its first message behind it (a primary
+ * sends its HELLO at once), so that a connection that says a lane hello and
+ * then nothing is not admitted, one at a time, before the others.  -1: it
+ * is no rct lane, or closed: drop it.
+ */
+static int rct_tcp_cand_ready(struct rct_tcp_cand *c, const char **why)
+{
+	uint8_t b;
+	ssize_t n;
+
+	if (c->got < sizeof(c->buf))
+		return 0;
+	if (!c->valid) {
+		*why = "not an rct lane hello";
+		c->valid = rct_tcp_lane_hello_decode(c->buf, &c->hello, why) == RCT_OK ? 1 : -1;
+	}
+	if (c->valid < 0)
+		return -1;
+	if (c->hello.lane)
+		return 1;
+	n = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+	if (n > 0)
+		return 1;
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return 0;
+	*why = "closed after its lane hello";
+	return -1;
+}
+
 /* Take every connection waiting on the listener into the candidates. */
 static rct_status_t rct_tcp_take_arrivals(struct rct_tcp_ctx *t)
 {
@@ -199,8 +230,10 @@ static rct_status_t rct_tcp_take_arrivals(struct rct_tcp_ctx *t)
 			return RCT_ERR_SYSTEM;
 		}
 		for (unsigned i = 0; i < t->ncands; i++) {
-			if (t->cands[i].got == sizeof(t->cands[i].buf))
-				continue;
+			const char *why;
+
+			if (rct_tcp_cand_ready(&t->cands[i], &why))
+				continue; /* ready (or to be dropped): not silent */
 			if (oldest_any == UINT32_MAX)
 				oldest_any = i;
 			if (rct_tcp_same_source(&t->cands[i].from, &from)) {
@@ -231,14 +264,15 @@ static rct_status_t rct_tcp_take_arrivals(struct rct_tcp_ctx *t)
 }
 
 /*
- * The next connection on the listener that opens with a lane hello, by
- * @come_by (RCT_ERR_TIMED_OUT, the candidates kept for the next call).
+ * The next connection on the listener that opens with a lane hello (a
+ * control lane only when @ctrl_only), by @come_by (RCT_ERR_TIMED_OUT, the
+ * candidates kept for the next call).
  * Every connection is heard at once and has RCT_TCP_HELLO_NS from its
  * arrival; one that is not an rct lane, or silent that long, is closed with
  * a warning and the wait goes on: a port scan or a silent neighbour must not
  * break or delay the pairing.
  */
-static rct_status_t rct_tcp_next_lane(struct rct_tcp_ctx *t, uint64_t come_by,
+static rct_status_t rct_tcp_next_lane(struct rct_tcp_ctx *t, uint64_t come_by, bool ctrl_only,
 				      struct rct_tcp_lane_hello *h_p, int *fd_p)
 {
 	struct pollfd pfd[1 + RCT_TCP_CANDIDATES];
@@ -252,21 +286,31 @@ static rct_status_t rct_tcp_next_lane(struct rct_tcp_ctx *t, uint64_t come_by,
 		for (unsigned i = 0; i < t->ncands;) {
 			struct rct_tcp_cand *c = &t->cands[i];
 
-			if (c->got == sizeof(c->buf)) {
-				why = "not an rct lane hello";
-				if (rct_tcp_lane_hello_decode(c->buf, h_p, &why) == RCT_OK) {
-					*fd_p = c->fd;
-					rct_tcp_sock_opts(c->fd);
-					c->fd = -1;
-					memmove(c, c + 1, (t->ncands - i - 1) * sizeof(*c));
-					t->ncands--;
-					return RCT_OK;
-				}
+			int ready = rct_tcp_cand_ready(c, &why);
+
+			/* A data lane before its control lane was authenticated
+			 * waits here, never read, for its primary's open_lanes(). */
+			if (ready > 0 && ctrl_only && c->hello.lane)
+				ready = 0;
+			if (ready > 0) {
+				*h_p = c->hello;
+				*fd_p = c->fd;
+				rct_tcp_sock_opts(c->fd);
+				memmove(c, c + 1, (t->ncands - i - 1) * sizeof(*c));
+				t->ncands--;
+				return RCT_OK;
+			}
+			if (ready < 0) {
 				rct_tcp_cand_drop(t, i, why);
 				continue;
 			}
 			if (now >= c->since + RCT_TCP_HELLO_NS) {
-				rct_tcp_cand_drop(t, i, "silent for 2 s: no lane hello");
+				rct_tcp_cand_drop(
+					t, i,
+					c->got < sizeof(c->buf) ? "silent for 2 s: no lane hello"
+					: c->hello.lane ? "a data lane whose primary was not "
+							  "authenticated within 2 s"
+							: "a lane hello, then nothing for 2 s");
 				continue;
 			}
 			wake = RCT_MIN(wake, c->since + RCT_TCP_HELLO_NS);
@@ -307,7 +351,7 @@ rct_status_t rct_tcp_accept(struct rct_be_ctx *ctx, int wait_ms, int timeout_ms,
 	if (t->listen_fd < 0 || t->nlanes)
 		return RCT_ERR_STATE;
 	for (;;) {
-		status = rct_tcp_next_lane(t, come_by, &h, &fd);
+		status = rct_tcp_next_lane(t, come_by, true, &h, &fd);
 		if (status == RCT_ERR_TIMED_OUT)
 			return RCT_ERR_AGAIN; /* nobody came */
 		if (status != RCT_OK)
@@ -341,6 +385,15 @@ void rct_tcp_reject(struct rct_be_ctx *ctx)
 	if (t->ctrl_fd >= 0 && t->super.failed == RCT_OK)
 		rct_tcp_ctrl_flush(t); /* the ERROR that says why, if it fits */
 	rct_tcp_close(&t->ctrl_fd);
+	/* Its data lanes that came already go with it. */
+	for (unsigned i = 0; i < t->ncands;) {
+		const struct rct_tcp_cand *c = &t->cands[i];
+
+		if (c->valid > 0 && c->hello.lane && c->hello.cookie == t->cookie)
+			rct_tcp_cand_drop(t, i, "a data lane of a primary turned away");
+		else
+			i++;
+	}
 	free(t->lanes);
 	free(t->pfds);
 	t->lanes = NULL;
@@ -433,7 +486,7 @@ static rct_status_t rct_tcp_accept_lanes(struct rct_tcp_ctx *t, uint64_t deadlin
 	int fd, *slot;
 
 	while (have < t->nlanes) {
-		status = rct_tcp_next_lane(t, deadline, &h, &fd);
+		status = rct_tcp_next_lane(t, deadline, false, &h, &fd);
 		if (status != RCT_OK) {
 			rct_error("tcp: %u of the primary's %u data lanes in: %s", have, t->nlanes,
 				  rct_status_str(status));
