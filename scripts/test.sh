@@ -75,7 +75,8 @@ step "a real QEMU COLO pair replicating a guest through rctd (scripts/qemu/colo-
 colo=$(mktemp)
 scripts/qemu/colo-test.sh "$B/release" tcp ucx | tee "$colo"
 [ "$(tail -n 2 "$colo" | grep -c '^qemu-colo: .* consistent yes, failover ok$')" = 2 ] &&
-    tail -n 3 "$colo" | head -n 1 | grep -q '^qemu-colo-qmp: .* ok$' ||
+    tail -n 3 "$colo" | head -n 1 | grep -q '^qemu-colo-qmp: .* ok$' &&
+    tail -n 4 "$colo" | head -n 1 | grep -q '^qemu-colo-stall: .* consistent yes, failover ok .* false losses 0$' ||
     { echo "the QEMU COLO pair failed" >&2; exit 1; }
 
 step "failover decided by Pacemaker: the OCF agent in a real two-node cluster (scripts/cluster-test.sh)"

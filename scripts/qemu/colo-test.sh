@@ -7,13 +7,16 @@
 # rctd, two more for kill -9 of the secondary's rctd (between checkpoints,
 # inside a flush) with both QEMUs sampled for two running guests; then the
 # primary's QMP timed while its rctd is stopped (nothing waits under the
-# BQL).  The last lines: that one, then one per backend:
+# BQL); then a pair beside rct-stall (a slow host must not read as a dead
+# peer).  The last lines: those two, then one per backend:
+#   qemu-colo-stall: tcp N checkpoints beside rct-stall, consistent yes|no, false losses L
 #   qemu-colo-qmp: tcp: the primary's QMP round trip max X ms ... ok|FAILED
 #   qemu-colo: BACKEND N checkpoints, consistent yes|no, failover ok|failed
 #
 #   scripts/qemu/colo-test.sh RCT_BUILD_DIR [BACKEND...]    (default: tcp ucx)
 # Logs and traces go to a temporary folder, named at the start and kept on failure.
 #   RCT_COLO_CHECKPOINTS   checkpoints per backend (default 100)
+#   RCT_COLO_STALL_CHECKPOINTS  checkpoints of the pair beside rct-stall (default 50)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 case "${1:-}" in
@@ -47,6 +50,35 @@ qmp=$work/qmp-stall.out
     --backend tcp --lanes 4 --heartbeat-ms 1000 --qmp-stall-ms 1500 --stall-side pri \
     --workdir "$work/qmp-stall" 2>&1 | tee "$qmp" || rc=1
 lines=("$(tail -n 1 "$qmp")" "${lines[@]}")
+# A slow host is not a dead peer: the pair (tcp, rctd's default 50 ms
+# heartbeat) beside rct-stall, as scripts/fault-test.sh runs it beside two
+# rctd: a page-fault storm of 1 GiB a loop, a spinning thread per core, and
+# each rctd SIGSTOPped 80 ms every second.  Every "peer lost" in either
+# rctd's log is a false loss (nothing was killed or cut).
+stall_bin=$build/test/rct-stall
+if [ -x "$stall_bin" ]; then
+    st=$work/stall.out
+    printf '#!/bin/sh\necho $$ >> "%s/stall.pids"\nexec "%s" "$@"\n' "$work" "$rctd" \
+        >"$work/rctd-stalled"
+    chmod +x "$work/rctd-stalled"
+    "$stall_bin" --seconds 1800 --faults 1024 --spin "$(nproc)" --stop-pids "$work/stall.pids" \
+        --stop-ms 80 --every-ms 1000 >"$work/rct-stall.out" 2>&1 &
+    stall_pid=$!
+    "$here/colo-pair.py" --qemu "$qemu" --rctd "$work/rctd-stalled" --guest "$work/guest.elf" \
+        --mode rct --backend tcp --lanes 4 --checkpoints "${RCT_COLO_STALL_CHECKPOINTS:-50}" \
+        --kill none --workdir "$work/stall" 2>&1 | tee "$st" || rc=1
+    kill -TERM "$stall_pid" 2>/dev/null || true
+    wait "$stall_pid" 2>/dev/null || true
+    sed 's/^/  /' "$work/rct-stall.out"
+    losses=$(cat "$work"/stall/*-rctd.log 2>/dev/null | grep -c 'peer lost' || true)
+    stalls=$(cat "$work"/stall/*-rctd.log 2>/dev/null | grep -c 'rctd stalled' || true)
+    [ "$losses" = 0 ] || rc=1
+    last=$(tail -n 1 "$st")
+    lines=("qemu-colo-stall: ${last#qemu-colo: } beside rct-stall (${stalls} stalls reported), false losses $losses" "${lines[@]}")
+else
+    lines=("qemu-colo-stall: no rct-stall in $build/test (build the tests)" "${lines[@]}")
+    rc=1
+fi
 # The work folder stays only when something failed (its logs and traces).
 [ $rc = 0 ] && rm -rf "$work" || echo "colo-test: logs and traces kept in $work"
 printf '%s\n' "${lines[@]}"
