@@ -158,7 +158,8 @@ struct rct_tcp_cand {
 	struct sockaddr_storage from;
 	size_t got;
 	uint8_t buf[sizeof(struct rct_tcp_wire_lane_hello)];
-	int valid; /* 0: not decoded yet, 1: a lane hello (hello), -1: not one */
+	int valid;	 /* 0: not decoded yet, 1: a lane hello (hello), -1: not one (why) */
+	const char *why; /* a static text */
 	struct rct_tcp_lane_hello hello;
 };
 

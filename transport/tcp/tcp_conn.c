@@ -195,11 +195,13 @@ static int rct_tcp_cand_ready(struct rct_tcp_cand *c, const char **why)
 	if (c->got < sizeof(c->buf))
 		return 0;
 	if (!c->valid) {
-		*why = "not an rct lane hello";
-		c->valid = rct_tcp_lane_hello_decode(c->buf, &c->hello, why) == RCT_OK ? 1 : -1;
+		c->why = "not an rct lane hello";
+		c->valid = rct_tcp_lane_hello_decode(c->buf, &c->hello, &c->why) == RCT_OK ? 1 : -1;
 	}
-	if (c->valid < 0)
+	if (c->valid < 0) {
+		*why = c->why; /* every call says why, not only the one that decoded */
 		return -1;
+	}
 	if (c->hello.lane)
 		return 1;
 	n = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
@@ -230,7 +232,7 @@ static rct_status_t rct_tcp_take_arrivals(struct rct_tcp_ctx *t)
 			return RCT_ERR_SYSTEM;
 		}
 		for (unsigned i = 0; i < t->ncands; i++) {
-			const char *why;
+			const char *why = NULL;
 
 			if (rct_tcp_cand_ready(&t->cands[i], &why))
 				continue; /* ready (or to be dropped): not silent */
@@ -277,7 +279,7 @@ static rct_status_t rct_tcp_next_lane(struct rct_tcp_ctx *t, uint64_t come_by, b
 {
 	struct pollfd pfd[1 + RCT_TCP_CANDIDATES];
 	rct_status_t status;
-	const char *why;
+	const char *why = "not an rct lane";
 
 	for (;;) {
 		uint64_t now = rct_now_ns(), wake = come_by;
