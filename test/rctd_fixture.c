@@ -44,18 +44,19 @@ pid_t rctd_spawn(const char *at, const char *psk, const char *state_dir)
 	return spawn(at, psk, state_dir, NULL, NULL, 0);
 }
 
-pid_t rctd_spawn_allowing(const char *at, const char *state_dir, const char *allow_uid)
+pid_t rctd_spawn_tagged(const char *tag, const char *allow_uid, const char *const *args,
+			unsigned nofile, char *sock)
 {
-	return rctd_spawn_with(at, state_dir, allow_uid, NULL, 0);
-}
+	char state[RCTD_PATH_LEN];
+	pid_t pid;
 
-pid_t rctd_spawn_with(const char *at, const char *state_dir, const char *allow_uid,
-		      const char *const *args, unsigned nofile)
-{
-	pid_t pid = spawn(at, NULL, state_dir, allow_uid, args, nofile);
-
-	cr_assert_eq(chmod(rctd_dir, 0755), 0);
-	cr_assert_eq(chmod(at, 0666), 0);
+	snprintf(sock, RCTD_PATH_LEN, "%s/%s.sock", rctd_dir, tag);
+	snprintf(state, sizeof(state), "%s/%s.state", rctd_dir, tag);
+	pid = spawn(sock, NULL, state, allow_uid, args, nofile);
+	if (allow_uid) { /* its tenant reaches it */
+		cr_assert_eq(chmod(rctd_dir, 0755), 0);
+		cr_assert_eq(chmod(sock, 0666), 0);
+	}
 	return pid;
 }
 

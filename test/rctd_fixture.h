@@ -42,12 +42,13 @@ struct primary_job {
 
 /* Start rctd on @at (with key file @psk unless NULL) and wait until it serves. */
 pid_t rctd_spawn(const char *at, const char *psk, const char *state_dir);
-/* The same, serving uid @allow_uid too (--allow-uid), its socket open to all. */
-pid_t rctd_spawn_allowing(const char *at, const char *state_dir, const char *allow_uid);
-/* The same with more arguments @args (NULL-terminated, or NULL) and, when
- * @nofile > 0, that RLIMIT_NOFILE. */
-pid_t rctd_spawn_with(const char *at, const char *state_dir, const char *allow_uid,
-		      const char *const *args, unsigned nofile);
+/* The same on DIR/@tag.sock (its path written to @sock, RCTD_PATH_LEN bytes),
+ * its state in DIR/@tag.state, serving uid @allow_uid too (--allow-uid, its
+ * socket open to all) unless NULL, with more arguments @args (NULL-terminated,
+ * or NULL) and, when @nofile > 0, that RLIMIT_NOFILE. */
+#define RCTD_PATH_LEN 96
+pid_t rctd_spawn_tagged(const char *tag, const char *allow_uid, const char *const *args,
+			unsigned nofile, char *sock);
 /* The suite's .init and .fini: an rctd at sock, its state in state. */
 void rctd_start(void);
 void rctd_fini(void);

@@ -3,8 +3,10 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -316,4 +318,34 @@ int harness_sparse_region(struct rct_client *c, uint32_t id, uint64_t size)
 	if (bfd >= 0)
 		close(bfd);
 	return rc;
+}
+
+pid_t harness_as_user(unsigned uid, int (*fn)(void *arg, int fd), void *arg, int timeout_ms,
+		      char *line, size_t len)
+{
+	struct pollfd pfd;
+	ssize_t n;
+	int fds[2];
+	pid_t pid;
+
+	line[0] = '\0';
+	if (pipe(fds))
+		return -1;
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		close(fds[0]);
+		if (setgroups(0, NULL) || setgid(uid) || setuid(uid))
+			_exit(100);
+		prctl(PR_SET_PDEATHSIG, SIGKILL); /* after setuid(), which clears it */
+		if (getppid() == 1)
+			_exit(101);
+		_exit(fn(arg, fds[1]));
+	}
+	close(fds[1]);
+	pfd = (struct pollfd){.fd = fds[0], .events = POLLIN};
+	if (pid > 0 && poll(&pfd, 1, timeout_ms) == 1 && (n = read(fds[0], line, len - 1)) > 0)
+		line[n - (line[n - 1] == '\n')] = '\0';
+	close(fds[0]);
+	return pid;
 }

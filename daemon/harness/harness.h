@@ -39,6 +39,16 @@ struct harness_rctd {
 struct rct_client;
 
 /*
+ * A process of user @uid (its groups dropped) that runs @fn(@arg, FD) and
+ * dies with its parent: @fn says what it got in one line on FD and holds
+ * what it took.  That line (its newline dropped) lands in @line, waited for
+ * @timeout_ms at most; "" when none came.  Returns the child's pid, or -1.
+ * The caller ends it (kill, waitpid).  Needs root.
+ */
+pid_t harness_as_user(unsigned uid, int (*fn)(void *arg, int fd), void *arg, int timeout_ms,
+		      char *line, size_t len);
+
+/*
  * Add region @id of @size bytes to @c's session: an untouched memfd (sparse:
  * it costs no memory) and its bitmap in another, neither sealed, so rctd
  * keeps a descriptor of each.  0 or the request's -errno (-EIO when the

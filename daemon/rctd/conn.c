@@ -317,17 +317,23 @@ static int conn_request(struct rctd_conn *c, struct ipc_msg *m)
 }
 
 /* A message the codec rejected: answer what can be answered, then close. */
-static void conn_reject(struct rctd_conn *c, const struct ipc_msg *m, int rc, const char *what)
+/* Answer request @m with status @rc and text @what; ipc_send()'s status. */
+static int conn_answer_error(struct rctd_conn *c, const struct ipc_msg *m, int rc, const char *what)
 {
 	struct ipc_msg rm = {.type = m->type,
 			     .flags = RCT_IPC_FLAG_REPLY,
 			     .request_id = m->request_id,
 			     .status = rc};
 
+	return ipc_send(c->fd, &rm, what, strlen(what));
+}
+
+static void conn_reject(struct rctd_conn *c, const struct ipc_msg *m, int rc, const char *what)
+{
 	rctd_warn("client %" PRIu64 " (pid %d): %s; disconnecting", c->id, (int)c->pid,
 		  what[0] ? what : strerror(-rc));
 	if (rc != -ESHUTDOWN && rc != -ECONNRESET && rc != -EPIPE)
-		ipc_send(c->fd, &rm, what, strlen(what));
+		conn_answer_error(c, m, rc, what);
 }
 
 static void conn_cleanup(struct rctd_conn *c)
@@ -548,18 +554,13 @@ void *rctd_conn_main(void *arg)
 				/* rctd's own shortage, not the client's fault: the
 				 * request was read whole, so it is answered and the
 				 * connection stays. */
-				struct ipc_msg rm = {.type = m.type,
-						     .flags = RCT_IPC_FLAG_REPLY,
-						     .request_id = m.request_id,
-						     .status = -EMFILE};
-
 				snprintf(what, sizeof(what),
 					 "rctd is out of descriptors (RLIMIT_NOFILE %u): the "
 					 "request's descriptors were lost; nothing of it was done",
 					 c->d->nofile);
 				rctd_err("client %" PRIu64 " (pid %d): %s", c->id, (int)c->pid,
 					 what);
-				if (ipc_send(c->fd, &rm, what, strlen(what)))
+				if (conn_answer_error(c, &m, -EMFILE, what))
 					break;
 				continue;
 			}

@@ -271,36 +271,27 @@ static const struct attack attacks[] = {
 	{"status", attack_status, false},
 };
 
+struct tenant_job {
+	const struct attack *a;
+	const struct tenant_env *env;
+};
+
+static int tenant_run(void *arg, int fd)
+{
+	const struct tenant_job *j = arg;
+
+	return j->a->run(j->env, fd);
+}
+
 /* The tenant's process running @a; its line in @line (60 s at most). */
 static pid_t tenant_start(const struct attack *a, const struct tenant_env *env, char *line,
 			  size_t len)
 {
-	struct pollfd pfd;
-	int fds[2];
-	ssize_t n;
-	pid_t pid;
+	struct tenant_job j = {.a = a, .env = env};
+	pid_t pid = harness_as_user(TENANT_UID, tenant_run, &j, 60000, line, len);
 
-	line[0] = '\0';
-	if (pipe(fds))
-		return -1;
-	fflush(stdout);
-	pid = fork();
-	if (pid == 0) {
-		close(fds[0]);
-		if (setgroups(0, NULL) || setgid(TENANT_UID) || setuid(TENANT_UID))
-			_exit(100);
-		prctl(PR_SET_PDEATHSIG, SIGKILL); /* after setuid(), which clears it */
-		if (getppid() == 1)
-			_exit(101);
-		_exit(a->run(env, fds[1]));
-	}
-	close(fds[1]);
-	pfd = (struct pollfd){.fd = fds[0], .events = POLLIN};
-	if (pid > 0 && poll(&pfd, 1, 60000) == 1 && (n = read(fds[0], line, len - 1)) > 0)
-		line[n - (line[n - 1] == '\n')] = '\0';
-	else
+	if (!line[0])
 		snprintf(line, len, "(the tenant said nothing)");
-	close(fds[0]);
 	return pid;
 }
 
