@@ -35,9 +35,10 @@ rct_status_t rct_ucx_status(ucs_status_t st)
 		return RCT_ERR_NO_MEMORY;
 	case UCS_ERR_TIMED_OUT:
 		return RCT_ERR_TIMED_OUT;
+	case UCS_ERR_REJECTED: /* a listener turned the connection request away */
+		return RCT_ERR_REFUSED;
 	case UCS_ERR_UNREACHABLE:
 	case UCS_ERR_CONNECTION_RESET:
-	case UCS_ERR_REJECTED:
 	case UCS_ERR_CANCELED:
 	case UCS_ERR_ENDPOINT_TIMEOUT:
 	case UCS_ERR_NOT_CONNECTED:
@@ -56,11 +57,14 @@ rct_status_t rct_ucx_status(ucs_status_t st)
 void rct_ucx_ep_error(void *arg, ucp_ep_h ep, ucs_status_t st)
 {
 	struct rct_ucx_ctx *u = arg;
+	rct_status_t status = rct_ucx_status(st);
 
 	/* Info only: after a GOODBYE this is the normal end; the core logs a
-	 * failure when the session did not expect one. */
+	 * failure when the session did not expect one.  A rejected connection
+	 * request is a refusal (the secondary has its primary), not a loss. */
 	rct_info("ucx: endpoint %p failed: %s", (void *)ep, ucs_status_string(st));
-	rct_be_fail(&u->super, rct_ucx_status(st) == RCT_ERR_IO ? RCT_ERR_IO : RCT_ERR_PEER_LOST);
+	rct_be_fail(&u->super,
+		    status == RCT_ERR_IO || status == RCT_ERR_REFUSED ? status : RCT_ERR_PEER_LOST);
 }
 
 ucp_tag_t rct_ucx_tag(const struct rct_ucx_ctx *u, ucp_tag_t type)

@@ -331,8 +331,20 @@ rct_status_t rct_ucx_connect(struct rct_be_ctx *ctx, const char *addr, uint16_t 
 	status = rct_ucx_send_sync(u, &h, sizeof(h), RCT_UCX_TAG_HELLO, deadline,
 				   "sending the lane hello");
 out:
-	if (status != RCT_OK)
+	if (status == RCT_ERR_REFUSED) {
+		/* Turned away (the secondary has its primary): nothing of this
+		 * attempt stays, so that the session can connect again. */
+		rct_error("ucx: %s:%u turned this primary away (the secondary has its primary, "
+			  "or too many wait)",
+			  addr, port);
+		rct_ucx_close_ep(u, &u->ctrl_ep, true);
+		free(u->lanes);
+		u->lanes = NULL;
+		u->nlanes = 0;
+		u->super.failed = RCT_OK;
+	} else if (status != RCT_OK) {
 		rct_error("ucx: cannot connect to %s:%u: %s", addr, port, rct_status_str(status));
+	}
 	return status;
 }
 
