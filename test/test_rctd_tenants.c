@@ -552,11 +552,28 @@ Test(rctd, sigterm_ends_a_pending_accept_at_once)
 	rctd_alive();
 }
 
+/* Side @s's client got RCT_EVENT_RCTD_STOPPING, after whatever events came
+ * before it (both sessions are on this rctd: the secondary may hear its
+ * primary's GOODBYE first). */
+static void sides_told_rctd_stops(struct side *s, const char *who)
+{
+	struct rct_event ev = {.field_mask = RCT_EVENT_FIELDS_ALL};
+	int rc;
+
+	while ((rc = rct_client_event_next(s->c, 1000, &ev)) == 0 &&
+	       ev.type != RCT_EVENT_RCTD_STOPPING)
+		;
+	cr_assert_eq(rc, 0, "the %s was never told rctd stops: %d (%s)", who, rc,
+		     rct_client_error(s->c));
+	cr_assert_eq(ev.status, RCT_ERR_ABORTED, "status %d", (int)ev.status);
+}
+
 /*
  * Issue 30 item 8, connected sessions: SIGTERM to an rctd serving a paired
  * primary and secondary (epoch 0 flushed and verified) ends both sessions
- * and rctd within a second, exit status 0, and each client's connection
- * ends with it (its next request fails, no hang).
+ * and rctd within a second, exit status 0; each client is told
+ * (RCT_EVENT_RCTD_STOPPING, before, they only saw their connection end) and
+ * its connection ends with it (its next request fails, no hang).
  */
 Test(rctd, sigterm_ends_connected_sessions_within_a_second)
 {
@@ -581,10 +598,16 @@ Test(rctd, sigterm_ends_connected_sessions_within_a_second)
 	ms = sigterm_ms(pid);
 	cr_log_info("SIGTERM to exit with two connected sessions: %.0f ms", ms);
 	cr_assert_lt(ms, 1000.0, "rctd took %.0f ms to stop", ms);
+	/* Each client is told before its connection closes: a local event,
+	 * not the peer's loss, and the broken connection says why. */
+	sides_told_rctd_stops(&pri, "primary");
+	sides_told_rctd_stops(&sec, "secondary");
 	cr_assert_neq(rct_client_query(pri.c, RCT_IPC_STATUS, 0, &json), 0,
 		      "the primary's connection outlived rctd");
 	cr_assert_neq(rct_client_query(sec.c, RCT_IPC_STATUS, 0, &json), 0,
 		      "the secondary's connection outlived rctd");
+	cr_assert_not_null(strstr(rct_client_error(sec.c), "rctd stopped"), "%s",
+			   rct_client_error(sec.c));
 	free(json);
 	side_fini(&pri);
 	side_fini(&sec);

@@ -20,8 +20,9 @@
 
 struct rct_client {
 	int fd;
-	bool broken;	  /* the connection failed; every call fails */
-	bool has_session; /* closed explicitly by rct_client_close() */
+	bool broken;	    /* the connection failed; every call fails */
+	bool rctd_stopping; /* rctd said it stops (RCT_EVENT_RCTD_STOPPING) */
+	bool has_session;   /* closed explicitly by rct_client_close() */
 	uint64_t next_id;
 	uint64_t caps;
 	uint8_t *buf; /* RCT_IPC_MAX_PAYLOAD + 1 */
@@ -48,13 +49,20 @@ static void client_event_push(struct rct_client *c, const struct ipc_msg *m)
 		c->ev_count--;
 	}
 	c->events[(c->ev_head + c->ev_count++) % CLIENT_EVENTS] = b.event;
+	if (b.event.type == RCT_EVENT_RCTD_STOPPING)
+		c->rctd_stopping = true;
 }
 
 static int client_broken(struct rct_client *c, int rc, const char *what)
 {
 	c->broken = true;
-	snprintf(c->error, sizeof(c->error), "connection to rctd: %s",
-		 what && *what ? what : strerror(-rc));
+	if (c->rctd_stopping)
+		snprintf(c->error, sizeof(c->error),
+			 "connection to rctd: rctd stopped (it was told to stop); this "
+			 "connection's session ended on this host");
+	else
+		snprintf(c->error, sizeof(c->error), "connection to rctd: %s",
+			 what && *what ? what : strerror(-rc));
 	return rc == -ESHUTDOWN ? -ECONNRESET : rc;
 }
 

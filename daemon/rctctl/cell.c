@@ -228,6 +228,10 @@ static void *cell_secondary(void *arg)
 				 rct_status_str(ev.status),
 				 ev.epoch == UINT64_MAX ? -1ll : (long long)ev.epoch, gone);
 			rc = -ECONNRESET;
+		} else if (ev.type == RCT_EVENT_RCTD_STOPPING) {
+			snprintf(r->secondary_what, sizeof(r->secondary_what),
+				 "the secondary's rctd is stopping (it was told to stop)");
+			rc = -ESHUTDOWN;
 		}
 	}
 	pthread_mutex_lock(&r->lock);

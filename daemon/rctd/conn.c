@@ -12,6 +12,7 @@
  * every other connection keep running.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <stdio.h>
@@ -57,6 +58,24 @@ static int conn_send_event(struct rctd_conn *c, const struct rct_event *ev)
 	int len = ipc_encode(RCT_IPC_EVENT, IPC_REQUEST, &b, w, sizeof(w));
 
 	return len < 0 ? len : ipc_send(c->fd, &m, w, (size_t)len);
+}
+
+/*
+ * rctd is stopping: its client hears so before the connection closes, never
+ * waiting on it (a client that does not read loses the notice, not rctd's
+ * bound on stopping).
+ */
+static void conn_tell_stopping(struct rctd_conn *c)
+{
+	const struct rct_event ev = {.type = RCT_EVENT_RCTD_STOPPING,
+				     .status = RCT_ERR_ABORTED,
+				     .epoch = UINT64_MAX,
+				     .discarded = UINT64_MAX};
+	int fl = fcntl(c->fd, F_GETFL);
+
+	if (fl < 0 || fcntl(c->fd, F_SETFL, fl | O_NONBLOCK) < 0 || conn_send_event(c, &ev))
+		rctd_info("client %" PRIu64 " (pid %d): could not be told that rctd is stopping",
+			  c->id, (int)c->pid);
 }
 
 /* Forward the session's pending events to the client. */
@@ -578,6 +597,8 @@ void *rctd_conn_main(void *arg)
 		if (drive && conn_step(c, NULL, slices))
 			break;
 	}
+	if (c->d->stopping && c->hello)
+		conn_tell_stopping(c);
 	conn_cleanup(c);
 	return NULL;
 }

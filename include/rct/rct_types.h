@@ -166,6 +166,12 @@ enum rct_event_type {
 	 *  refused epoch's pages are applied with the next flushed one, so the
 	 *  next committed checkpoint makes the secondary whole again. */
 	RCT_EVENT_CKPT_REFUSED = 3,
+	/** rctd only (librct-client): this host's rctd is stopping (SIGTERM or
+	 *  SIGINT).  The connection's session ends on this host (its peer is told
+	 *  GOODBYE) and the connection closes next.  A local event: it says
+	 *  nothing about the peer and is never a failover.  status is
+	 *  RCT_ERR_ABORTED, epoch UINT64_MAX. */
+	RCT_EVENT_RCTD_STOPPING = 4,
 };
 
 /** Bits of rct_event.field_mask. */

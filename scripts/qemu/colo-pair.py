@@ -414,15 +414,17 @@ class Pair:
         fo["primary_heartbeats_after"] = len(new)
         return self.pri.cmd("query-status")["status"] == "running" and len(new) >= 2
 
-    def secondary_rctd_killed(self, in_flush):
-        """kill -9 of the secondary's rctd (failover=on on the secondary), while
+    def secondary_rctd_killed(self, in_flush, sig=signal.SIGKILL):
+        """kill -9 (@sig: or SIGTERM) of the secondary's rctd (failover=on on the secondary), while
         both QEMUs are sampled every 100 ms: the secondary reports a local fault
         and never takes over; the manager resumes the primary; never two
         running guests.  @in_flush: the kill lands inside a flush (the rctd is
         stopped while its flush mark says "flushing", then killed): that
         secondary's guest RAM is torn, it is refused as a failover target by
-        QEMU and, after a restart, by its rctd."""
-        fo = {"killed": "sec-rctd", "in_flush": in_flush}
+        QEMU and, after a restart, by its rctd.  SIGTERM: rctd stops at once
+        (exit 0) and tells its clients first, so the secondary's local fault
+        says that its rctd is stopping."""
+        fo = {"killed": "sec-rctd", "signal": signal.Signals(sig).name, "in_flush": in_flush}
         mark = os.path.join(self.path("sec-rctd-state"), "colo-%s.flush" % self.tag)
         victim = self.procs["sec-rctd"]
         sec_mark, pri_mark = len(self.sec.events), len(self.pri.events)
@@ -453,8 +455,8 @@ class Pair:
                 fo["why"] = "no flush caught in 30 s"
                 return fo
         fo["t_kill"] = time.time()
-        victim.send_signal(signal.SIGKILL)
-        victim.wait(10)
+        victim.send_signal(sig)
+        fo["rctd_exit"] = victim.wait(10)
         # The secondary: a local fault, never a failover.
         try:
             fo["secondary_event"] = self.sec.wait_event("COLO_RCT_LOCAL_FAULT", timeout=10,
@@ -470,6 +472,9 @@ class Pair:
             for e in self.sec.events[sec_mark:])
         ok = (isinstance(fo["secondary_event"], dict) and not fo["secondary_failed_over"]
               and fo["secondary_status"] != "running" and fo["primary_resumed"])
+        if sig == signal.SIGTERM:
+            ok = ok and fo["rctd_exit"] == 0 and \
+                "stopping" in fo["secondary_event"].get("reason", "")
         if in_flush:
             # QEMU refuses to resume a torn secondary ...
             fo["secondary_x-colo-lost-heartbeat"] = self.sec.cmd("x-colo-lost-heartbeat",
@@ -668,6 +673,9 @@ def attempt(summary, label, tag, body):
 
 def main():
     global ARGS
+    # SIGTERM (a caller done with a pair run beside it) stops the pair: its
+    # QEMUs and rctds go with it (attempt()'s finally).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--qemu", required=True, help="qemu-system-x86_64 (scripts/qemu/build.sh)")
     ap.add_argument("--rctd", help="rctd (required with --mode rct)")
@@ -680,8 +688,9 @@ def main():
     ap.add_argument("--mem-mb", type=int, default=256)
     ap.add_argument("--kill", choices=("none", "qemu", "rctd", "both", "all"), default="both",
                     help="what to kill -9 afterwards: the primary's QEMU, its rctd (a second pair), "
-                         "both (two pairs); all: both, then two more pairs for the secondary's "
-                         "rctd, between checkpoints and inside a flush, with both QEMUs sampled")
+                         "both (two pairs); all: both, then three more pairs for the secondary's "
+                         "rctd, kill -9 between checkpoints and inside a flush, SIGTERM between "
+                         "checkpoints, with both QEMUs sampled")
     ap.add_argument("--heartbeat-ms", type=int, default=0, help="rctd -H (default: rctd's)")
     ap.add_argument("--qmp-stall-ms", type=int, default=0,
                     help="instead of the kills: stop an rctd (--stall-side) this long while the "
@@ -734,14 +743,15 @@ def main():
         log("%s: kill -9 of the primary's rctd: %s" % (label, fo))
         summary["failover"].append(fo)
 
-    def third(pair, in_flush):
+    def third(pair, in_flush, sig=signal.SIGKILL):
         what = "inside a flush" if in_flush else "between checkpoints"
-        log("%s: a pair, secondary with failover=on; kill -9 of the secondary's rctd %s, "
-            "both QEMUs sampled every 100 ms" % (label, what))
+        how = "kill -9" if sig == signal.SIGKILL else "SIGTERM"
+        log("%s: a pair, secondary with failover=on; %s of the secondary's rctd %s, "
+            "both QEMUs sampled every 100 ms" % (label, how, what))
         pair.start(True, auto_failover=True)
         pair.run_checkpoints(10, 120)
-        fo = pair.secondary_rctd_killed(in_flush)
-        log("%s: kill -9 of the secondary's rctd %s: %s" % (label, what, fo))
+        fo = pair.secondary_rctd_killed(in_flush, sig)
+        log("%s: %s of the secondary's rctd %s: %s" % (label, how, what, fo))
         summary["failover"].append(fo)
 
     if ARGS.qmp_stall_ms:
@@ -770,6 +780,8 @@ def main():
         ok = attempt(summary, label, "c", lambda p: third(p, False))
     if ok and ARGS.kill == "all":
         ok = attempt(summary, label, "d", lambda p: third(p, True))
+    if ok and ARGS.kill == "all":
+        ok = attempt(summary, label, "e", lambda p: third(p, False, signal.SIGTERM))
     consistent = "consistency" in summary and summary["consistency"]["identical"] and \
         summary.get("consistency_b", {"identical": True})["identical"]
     fo_ok = bool(summary.get("failover")) and all(f["ok"] for f in summary["failover"])

@@ -4,8 +4,9 @@
 # backend: scripts/qemu/build.sh (cached), the guest, then colo-pair.py with
 # at least 100 checkpoints, the frozen-guest byte-for-byte RAM comparison,
 # kill -9 of the primary QEMU, a second pair for kill -9 of the primary's
-# rctd, two more for kill -9 of the secondary's rctd (between checkpoints,
-# inside a flush) with both QEMUs sampled for two running guests; then the
+# rctd, three more for the secondary's rctd (kill -9 between checkpoints and
+# inside a flush, SIGTERM: its QEMU told that rctd stops) with both QEMUs
+# sampled for two running guests; then the
 # primary's QMP timed while its rctd is stopped (nothing waits under the
 # BQL); then a pair beside rct-stall (a slow host must not read as a dead
 # peer).  The last lines: those two, then one per backend:
@@ -20,7 +21,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 case "${1:-}" in
-    ""|-h|--help) sed -n '3,16p' "$0" | sed 's/^# \{0,1\}//'; [ -n "${1:-}" ]; exit;;
+    ""|-h|--help) sed -n '3,17p' "$0" | sed 's/^# \{0,1\}//'; [ -n "${1:-}" ]; exit;;
 esac
 build=$1
 shift
