@@ -8,7 +8,8 @@
 #   6. a real QEMU COLO pair through rctd, tcp and ucx (scripts/qemu/colo-test.sh;
 #      the patched QEMU is built once and cached in /var/cache/rct-qemu)
 #   7. the Pacemaker resource agent: ocf-tester, then a real two-node cluster with a
-#      quorum device and fencing, kill -9 and link cuts (scripts/cluster-test.sh)
+#      quorum device and fencing, its pair beside rct-stall, kill -9 and link cuts
+#      (scripts/cluster-test.sh)
 #   8. ASan+UBSan build with -Werror, the host tests again
 #   9. the libFuzzer targets, 60 s each (scripts/fuzz.sh)
 # Build trees go to build/ (RCT_BUILD_DIR overrides).
@@ -84,7 +85,9 @@ shellcheck -s sh scripts/ocf/rct-colo
 shellcheck scripts/ocf/ocf-test.sh scripts/cluster/fence_rctns
 cluster=$(mktemp)
 scripts/cluster-test.sh "$B/release" | tee "$cluster" | grep -v '^ \|^\[\|^\]'
-tail -n 1 "$cluster" | grep -q '^cluster: .* 0 double primaries, ' ||
+tail -n 1 "$cluster" | grep -q '^cluster: .* 0 double primaries, ' &&
+    tail -n 2 "$cluster" | head -n 1 |
+    grep -q '^cluster-stall: .* false losses 0, failed actions 0, promotions 0, in sync after: yes$' ||
     { echo "the cluster test failed" >&2; exit 1; }
 
 step "ASan+UBSan build (-Werror)"
