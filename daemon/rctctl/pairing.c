@@ -76,6 +76,7 @@ static void print_pairing(json_t *j)
 	json_t *s = json_object_get(j, "session"), *e = json_object_get(j, "last_committed_epoch");
 	json_t *dm = json_object_get(j, "demoted_at_generation");
 	json_t *torn = json_object_get(j, "torn_at_epoch");
+	json_t *flushing = json_object_get(j, "flushing_epoch");
 
 	printf("pairing %s: generation %" JSON_INTEGER_FORMAT,
 	       json_string_value(json_object_get(j, "pairing")),
@@ -94,6 +95,9 @@ static void print_pairing(json_t *j)
 		       json_integer_value(torn));
 	else if (!json_is_null(torn) && torn)
 		printf("; TORN: its flush mark is unreadable, no image until a resync");
+	if (json_is_integer(flushing))
+		printf("; flushing epoch %" JSON_INTEGER_FORMAT " into guest RAM now",
+		       json_integer_value(flushing));
 	printf("\n");
 	if (json_is_object(s))
 		printf("session %s (%s, %s): %s\n", json_string_value(json_object_get(s, "name")),

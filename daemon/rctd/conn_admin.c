@@ -75,15 +75,22 @@ static uint64_t flush_seq(struct rctd *d, const char *id, uint64_t *id_p)
 /*
  * The epoch whose flush left pairing @id's guest RAM torn (*@torn_p), or
  * NO_EPOCH; NO_EPOCH - 1 when the mark cannot be parsed.  A flush under way
- * says "flushing" too: that one is waited for (a flush takes milliseconds),
- * at most the message deadline (-ETIMEDOUT).  The mark is read between two
- * looks at the session's flush count, so that a flush that began or ended
- * meanwhile is not taken for a torn one.
+ * says "flushing" too, and is no torn one: with @flushing_p (SHOW) it is
+ * named there (*@flushing_p, else NO_EPOCH) and not waited for (a full
+ * sync's first flush into a large guest's untouched RAM takes seconds to
+ * minutes: a wait would end in "unknown", and a cluster manager would take
+ * that secondary for torn and restart it, resync and all, again and
+ * again); without (FAILOVER) it is waited for, at most the message deadline
+ * (-ETIMEDOUT).  The mark is read between two looks at the session's flush
+ * count, so that a flush that began or ended meanwhile is not taken for a
+ * torn one.
  */
-static int pairing_torn(struct rctd *d, const char *id, uint64_t *torn_p)
+static int pairing_torn(struct rctd *d, const char *id, uint64_t *torn_p, uint64_t *flushing_p)
 {
 	uint64_t waited_ms = 0;
 
+	if (flushing_p)
+		*flushing_p = NO_EPOCH;
 	for (;;) {
 		uint64_t conn = 0, seq = flush_seq(d, id, &conn);
 		int rc = rctd_flush_mark_read(d, id, torn_p);
@@ -92,6 +99,11 @@ static int pairing_torn(struct rctd *d, const char *id, uint64_t *torn_p)
 			return rc;
 		if (!(seq & 1) && seq == flush_seq(d, id, &conn))
 			return 0;
+		if (flushing_p && (seq & 1) && seq == flush_seq(d, id, &conn)) {
+			*flushing_p = *torn_p;
+			*torn_p = NO_EPOCH;
+			return 0;
+		}
 		if (waited_ms++ >= (uint64_t)d->cfg.msg_timeout_ms)
 			return -ETIMEDOUT;
 		usleep(1000);
@@ -280,19 +292,24 @@ static json_t *pairing_json(struct rctd *d, const char *id, const struct rctd_pa
 	json_t *j = json_pack("{s:s, s:s, s:b, s:I}", "pairing", id, "done", done, "recorded",
 			      ps->found, "generation", (json_int_t)ps->generation);
 	struct rctd_conn *t;
-	uint64_t torn;
+	uint64_t torn, flushing;
 
 	if (!j)
 		return NULL;
 	json_object_set_new(j, "last_committed_epoch", epoch_json(ps->last_committed));
 	json_object_set_new(j, "demoted_at_generation", epoch_json(ps->demoted));
-	/* A flush that never finished: guest RAM holds no whole epoch. */
-	if (pairing_torn(d, id, &torn))
+	/* A flush that never finished: guest RAM holds no whole epoch.  One
+	 * under way is named apart. */
+	if (pairing_torn(d, id, &torn, &flushing))
 		torn = UINT64_MAX - 1; /* unreadable: not offered as whole */
 	json_object_set_new(j, "torn_at_epoch",
 			    torn == UINT64_MAX	     ? json_null()
 			    : torn == UINT64_MAX - 1 ? json_string("unknown")
 						     : json_integer((json_int_t)torn));
+	json_object_set_new(j, "flushing_epoch",
+			    flushing == UINT64_MAX	 ? json_null()
+			    : flushing == UINT64_MAX - 1 ? json_string("unknown")
+							 : json_integer((json_int_t)flushing));
 	pthread_mutex_lock(&d->lock);
 	t = pairing_conn(d, id);
 	json_object_set_new(j, "session", t ? rctd_session_json(t) : json_null());
@@ -323,7 +340,7 @@ static int pairing_op(struct rctd_conn *c, const struct ipc_pairing_ctl *w,
 		return pairing_rewrite(c, w, REWRITE_DEMOTE, ps, r);
 	case RCT_IPC_PAIRING_FAILOVER:
 		*done = "failover";
-		rc = pairing_torn(d, w->id, &torn);
+		rc = pairing_torn(d, w->id, &torn, NULL);
 		if (rc == -ETIMEDOUT)
 			return reply_fail(r, -EBUSY, RCT_ERR_STATE,
 					  "pairing %s: a flush is still under way after %d ms; "
