@@ -21,9 +21,16 @@
 # no default features; the build uses every core.  Progress goes to stderr,
 # the full build log to the cache.
 #   RCT_QEMU_CACHE      the cache (default /var/cache/rct-qemu)
-#   RCT_QEMU_VERSION    the source version (default: the newest qemu source
-#                       the mirror offers that matches the installed binary
-#                       package's base version, else the newest)
+#   RCT_QEMU_SERIES     7.2 (default: Debian 12's source, patches/) or 10.2:
+#                       QEMU 1:10.2.2+ds-1 (Debian sid's source, pinned by
+#                       its SHA-256, fetched once from the machine's Debian
+#                       mirror into the cache) with patches-10.2/, built with
+#                       meson 1.7.0 from bookworm-backports unpacked into the
+#                       cache (nothing installed system-wide but Debian 12's
+#                       own packages: flex, bison, python3-venv, curl)
+#   RCT_QEMU_VERSION    7.2: the source version (default: the newest qemu
+#                       source the mirror offers that matches the installed
+#                       binary package's base version, else the newest)
 set -euo pipefail
 here=$(cd "$(dirname "$(readlink -f "$0")")" && pwd)
 cache=${RCT_QEMU_CACHE:-/var/cache/rct-qemu}
@@ -31,7 +38,7 @@ say() { echo "qemu-build: $*" >&2; }
 die() { say "$*"; exit 1; }
 
 case "${1:-}" in
-    -h|--help) sed -n '3,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0;;
+    -h|--help) sed -n '3,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0;;
     ""|--print-key) ;;
     *) die "unknown argument '$1' (see --help)";;
 esac
@@ -45,11 +52,56 @@ need_root() {
     [ "$(id -u)" = 0 ] || die "$1 (run as root, or: $2)"
 }
 
+series=${RCT_QEMU_SERIES:-7.2}
+case $series in
+7.2) patches=("$here"/patches/*.patch) ;;
+10.2)
+    # Pinned: the source package's files and the meson that builds it
+    # (Debian 12's is 1.0.1; QEMU 10 needs >= 1.5), each with its SHA-256.
+    q10_version=1:10.2.2+ds-1
+    q10_files=("qemu_10.2.2+ds-1.dsc f1684b3aa5ec500c3389d346c6501dee45041ea91656c6556d4da9023b7987dd"
+               "qemu_10.2.2+ds.orig.tar.xz be05230fe47a6937cd29f28f562932c8125f9c93c2a82c625198f7a4aa601dfb"
+               "qemu_10.2.2+ds-1.debian.tar.xz ddf75aceab4f8f77374f3cb34fc97b41514895aeb293ce8b2ddd5e072bb0f5c0")
+    meson_deb="pool/main/m/meson/meson_1.7.0-1~bpo12+1_all.deb 4b86d2f2cb4431d03826fa4b2c3a89508edeb8140509e7e4b285285ec3175bbe"
+    configure_args+=(--disable-download --disable-install-blobs)
+    build_deps+=(flex bison python3-venv python3-setuptools curl)
+    patches=()
+    for p in "$here"/patches-10.2/*.patch; do [ -e "$p" ] && patches+=("$p"); done
+    ;;
+*) die "RCT_QEMU_SERIES '$series': 7.2 or 10.2" ;;
+esac
+
+# The machine's Debian mirror (the first deb URI of debian.sources).
+mirror=$(sed -n 's|^URIs: *\(http[^ ]*/debian\)/*$|\1|p' /etc/apt/sources.list.d/debian.sources 2>/dev/null |
+         head -1)
+mirror=${mirror:-http://deb.debian.org/debian}
+
+# A pinned file of the mirror's pool ($1: "PATH SHA256") into the cache's
+# src/, once; its path on stdout.
+fetch_pinned() {
+    local path=${1% *} sum=${1##* } f
+    f=$cache/src/$(basename "$path")
+    if [ -f "$f" ] && echo "$sum  $f" | sha256sum -c --quiet >/dev/null 2>&1; then
+        echo "$f"
+        return 0
+    fi
+    mkdir -p "$cache/src"
+    say "fetching $mirror/$path"
+    curl -fsS -o "$f.tmp" "$mirror/$path" ||
+        { rm -f "$f.tmp"; die "$mirror/$path is not served: the pinned QEMU $q10_version (or meson) is gone from the mirror; pin the version it serves now in $0"; }
+    echo "$sum  $f.tmp" | sha256sum -c --quiet >/dev/null 2>&1 ||
+        { rm -f "$f.tmp"; die "$mirror/$path: its SHA-256 is not the pinned $sum"; }
+    mv "$f.tmp" "$f"
+    echo "$f"
+}
+
 # A deb-src entry beside the machine's deb one, for the same mirror and suites.
 src_list=/etc/apt/sources.list.d/rct-deb-src.sources
 src_versions() { { apt-cache showsrc qemu 2>/dev/null || true; } | awk '/^Version:/ {print $2}' | sort -Vr; }
 versions=$(src_versions)
-if [ -z "$versions" ]; then
+if [ "$series" = 10.2 ]; then
+    versions=$q10_version
+elif [ -z "$versions" ]; then
     need_root "no source package for qemu in apt's lists" \
         "add a deb-src entry for your Debian mirror and apt-get update"
     [ -f /etc/apt/sources.list.d/debian.sources ] ||
@@ -62,7 +114,9 @@ if [ -z "$versions" ]; then
     versions=$(src_versions)
     [ -n "$versions" ] || die "still no qemu source after adding $src_list"
 fi
-if [ -n "${RCT_QEMU_VERSION:-}" ]; then
+if [ "$series" = 10.2 ]; then
+    version=$q10_version
+elif [ -n "${RCT_QEMU_VERSION:-}" ]; then
     version=$RCT_QEMU_VERSION
     grep -qxF "$version" <<<"$versions" || die "source version $version not offered: $(echo $versions)"
 else
@@ -70,11 +124,10 @@ else
     version=$(grep -xF "${installed:-none}" <<<"$versions" || head -1 <<<"$versions")
 fi
 
-patches=("$here"/patches/*.patch)
 root=$(cd "$here/../.." && pwd)
 client_src=$(cd "$root" && find daemon/client daemon/ipc include/rct scripts/cmake/rct-client.pc.in \
                  -type f | LC_ALL=C sort)
-key=$(echo "$version" | tr ':~' '__')-$( (cat "${patches[@]}" "$0"; cd "$root" && cat $client_src) |
+key=$(echo "$version" | tr ':~' '__')-$( (cat ${patches[@]+"${patches[@]}"} "$0"; cd "$root" && cat $client_src) |
                                          sha256sum | cut -c1-12)
 [ "${1:-}" = --print-key ] && { echo "$key"; exit 0; }
 out=$cache/$key
@@ -113,11 +166,28 @@ cp -P "$work"/rct-build/daemon/librct-client.so* "$stage/lib/"
 cp "$root"/include/rct/*.h "$stage/include/rct/"
 cp "$work/rct-build/rct-client.pc" "$stage/lib/pkgconfig/"
 cp -P "$work"/rct-build/daemon/librct-client.so* "$out.tmp/lib/"
-(cd "$work" && apt-get source -qq "qemu=$version") >>"$log" 2>&1 ||
-    { tail -20 "$log" >&2; die "apt-get source qemu=$version failed"; }
+if [ "$series" = 10.2 ]; then
+    for f in "${q10_files[@]}"; do dsc=$(fetch_pinned "pool/main/q/qemu/$f"); done
+    dsc=${dsc%/*}/${q10_files[0]%% *}
+    (cd "$work" && dpkg-source -x "$dsc" "qemu-${q10_version#*:}") >>"$log" 2>&1 ||
+        { tail -20 "$log" >&2; die "dpkg-source -x $dsc failed"; }
+    # meson from bookworm-backports, unpacked into the cache (not installed).
+    deb=$(fetch_pinned "$meson_deb")
+    mtools=$cache/tools/$(basename "$deb" .deb)
+    if [ ! -x "$mtools/usr/bin/meson" ]; then
+        rm -rf "$mtools" && mkdir -p "$mtools" && dpkg-deb -x "$deb" "$mtools" ||
+            die "unpacking $deb failed"
+    fi
+    export PATH=$mtools/usr/bin:$PATH
+    export PYTHONPATH=$mtools/usr/lib/python3/dist-packages${PYTHONPATH:+:$PYTHONPATH}
+    say "meson $(meson --version) from $mtools"
+else
+    (cd "$work" && apt-get source -qq "qemu=$version") >>"$log" 2>&1 ||
+        { tail -20 "$log" >&2; die "apt-get source qemu=$version failed"; }
+fi
 src=$(find "$work" -mindepth 1 -maxdepth 1 -type d -name 'qemu-*' | head -1)
-[ -n "$src" ] || die "no source tree after apt-get source"
-for p in "${patches[@]}"; do
+[ -n "$src" ] || die "no source tree after unpacking qemu $version"
+for p in ${patches[@]+"${patches[@]}"}; do
     say "patch $(basename "$p")"
     patch -d "$src" -p1 --forward --quiet <"$p" >>"$log" 2>&1 ||
         { tail -20 "$log" >&2; die "$(basename "$p") does not apply to $version"; }
@@ -127,8 +197,11 @@ say "configure ${configure_args[*]}"
 (cd "$src/build" && PKG_CONFIG_PATH=$stage/lib/pkgconfig \
     ../configure "${configure_args[@]}" --extra-ldflags="-Wl,-rpath,$out/lib") >>"$log" 2>&1 ||
     { tail -30 "$log" >&2; die "configure failed"; }
-grep -q "^#define CONFIG_COLO_RCT" "$src/build/config-host.h" ||
-    die "configure did not find rct-client (pkg-config $stage/lib/pkgconfig): see $log"
+# A series with x-colo-rct must have found the client library.
+if [ ${#patches[@]} -gt 0 ] && grep -qs "CONFIG_COLO_RCT" "${patches[@]}"; then
+    grep -q "^#define CONFIG_COLO_RCT" "$src/build/config-host.h" ||
+        die "configure did not find rct-client (pkg-config $stage/lib/pkgconfig): see $log"
+fi
 
 say "ninja qemu-system-x86_64 on $(nproc) cores (about 5 min on 2)"
 (cd "$src/build" && ninja -j "$(nproc)" qemu-system-x86_64) >>"$log" 2>&1 ||
@@ -136,7 +209,7 @@ say "ninja qemu-system-x86_64 on $(nproc) cores (about 5 min on 2)"
 cp "$src/build/qemu-system-x86_64" "$out.tmp/"
 {
     echo "source qemu $version"
-    for p in "${patches[@]}"; do echo "patch $(basename "$p") $(sha256sum <"$p" | cut -c1-16)"; done
+    for p in ${patches[@]+"${patches[@]}"}; do echo "patch $(basename "$p") $(sha256sum <"$p" | cut -c1-16)"; done
     echo "configure ${configure_args[*]}"
     echo "built $(date -u +%FT%TZ) in $(($(date +%s) - t0)) s on $(nproc) cores"
 } >"$out.tmp/BUILD-INFO"

@@ -17,6 +17,7 @@ Everything goes to --workdir; the summary (one JSON object) to stdout with
   qemu-colo: BACKEND N checkpoints, consistent yes|no, failover ok|failed
 """
 import argparse
+import datetime
 import json
 import os
 import re
@@ -574,7 +575,10 @@ def page_diff(a, b, page=4096):
     return out
 
 
+# QEMU's log trace backend: "PID@SECONDS.USEC:EVENT ARGS" (7.2), or
+# "YYYY-MM-DDTHH:MM:SS.USECZ EVENT ARGS" (10.x, with -msg timestamp=on).
 TRACE_RE = re.compile(r"^(\d+)@(\d+\.\d+):(\w+) (.*)$")
+TRACE_RE_10 = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+)Z (\w+) (.*)$")
 
 
 def parse_trace(path):
@@ -584,6 +588,12 @@ def parse_trace(path):
             m = TRACE_RE.match(l.strip())
             if m:
                 ev.append((float(m.group(2)), m.group(3), m.group(4)))
+                continue
+            m = TRACE_RE_10.match(l.strip())
+            if m:
+                t = datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S.%f")
+                ev.append((t.replace(tzinfo=datetime.timezone.utc).timestamp(), m.group(2),
+                           m.group(3)))
     except FileNotFoundError:
         pass
     return ev
