@@ -6,8 +6,8 @@
 #   4. fault injection against real daemons (scripts/fault-test.sh)
 #   5. soft-RoCE VM: the tests that need an RDMA device
 #   6. a real QEMU COLO pair through rctd, tcp and ucx (scripts/qemu/colo-test.sh;
-#      the patched QEMU is built once and cached in /var/cache/rct-qemu); stock COLO on
-#      QEMU 10.2.2 with the three fixes (RCT_QEMU_SERIES=10.2)
+#      the patched QEMU is built once and cached in /var/cache/rct-qemu); the same on
+#      QEMU 10.2.2 (RCT_QEMU_SERIES=10.2), after a stock COLO pair on it
 #   7. the Pacemaker resource agent: ocf-tester, then a real two-node cluster with a
 #      quorum device and fencing, its pair beside rct-stall, kill -9 and link cuts
 #      (scripts/cluster-test.sh)
@@ -81,11 +81,12 @@ scripts/qemu/colo-test.sh "$B/release" tcp ucx | tee "$colo"
     tail -n 4 "$colo" | head -n 1 | grep -q '^qemu-colo-stall: .* consistent yes, failover ok .* false losses 0$' ||
     { echo "the QEMU COLO pair failed" >&2; exit 1; }
 
-step "QEMU 10.2.2 with the three fixes (issue 31, in progress): stock COLO (scripts/qemu/colo-pair.py)"
+step "QEMU 10.2.2 (issue 31, in progress): stock COLO with the fixes, then x-colo-rct (RCT_QEMU_SERIES=10.2)"
 # The QEMU COLO users run now, pinned (scripts/qemu/build.sh, RCT_QEMU_SERIES=10.2: built
-# once and cached); x-colo-rct is not ported to it yet, so the pair is stock COLO: it must
-# checkpoint (10.2.2 unpatched aborts at the first one), keep the frozen guest's RAM equal
-# byte for byte, and fail over on the primary's kill.
+# once and cached) with scripts/qemu/patches-10.2: a stock COLO pair (patch 4 changes
+# nothing without the capability) must checkpoint (10.2.2 unpatched aborts at the first
+# one), keep the frozen guest's RAM equal byte for byte and fail over on the primary's kill;
+# then colo-test.sh on it, as on 7.2 above.
 q10=$(RCT_QEMU_SERIES=10.2 scripts/qemu/build.sh | tail -n 1)
 q10w=$(mktemp -d /tmp/rct-qemu10.XXXXXX)
 scripts/qemu/guest/build-guest.sh "$q10w/guest.elf" 40 >/dev/null
@@ -95,6 +96,14 @@ tail -n 1 "$q10w/out" | grep -q '^qemu-colo: stock .* consistent yes, failover o
     { echo "stock COLO on QEMU 10.2.2 failed (logs in $q10w)" >&2; exit 1; }
 echo "qemu10-colo: $(tail -n 1 "$q10w/out" | sed 's/^qemu-colo: //') ($("$q10" --version | head -n 1))"
 rm -rf "$q10w"
+colo10=$(mktemp)
+RCT_QEMU_SERIES=10.2 RCT_COLO_CHECKPOINTS=50 RCT_COLO_STALL_CHECKPOINTS=30 \
+    scripts/qemu/colo-test.sh "$B/release" tcp ucx | tee "$colo10"
+[ "$(tail -n 2 "$colo10" | grep -c '^qemu-colo: .* consistent yes, failover ok$')" = 2 ] &&
+    tail -n 3 "$colo10" | head -n 1 | grep -q '^qemu-colo-qmp: .* ok$' &&
+    tail -n 4 "$colo10" | head -n 1 | grep -q '^qemu-colo-stall: .* consistent yes, failover ok .* false losses 0$' ||
+    { echo "the QEMU 10.2.2 COLO pair through rctd failed" >&2; exit 1; }
+tail -n 4 "$colo10" | sed 's/^qemu-colo/qemu10-colo/'
 
 step "failover decided by Pacemaker: the OCF agent in a real two-node cluster (scripts/cluster-test.sh)"
 shellcheck -s sh scripts/ocf/rct-colo
