@@ -651,3 +651,28 @@ void pair_run_accept_in_slices(const char *backend, const char *addr)
 	pair_close(&pp);
 	free(bits);
 }
+
+void pair_run_second_primary(const char *backend)
+{
+	struct pair_opts o = {.backend = backend, .lanes = 1, .size = 1 << 20};
+	struct rct_region *r;
+	struct rct_session *p;
+	struct pair pp;
+	rct_status_t st;
+	uint64_t t0;
+
+	cr_assert_eq(pair_open(&pp, &o), RCT_OK);
+	cr_assert_eq(pair_session(&pp, RCT_ROLE_PRIMARY, &p), RCT_OK);
+	cr_assert_eq(rct_region_register(p, 0, pp.pram, o.size, &r), RCT_OK);
+	for (int i = 0; i < 2; i++) {
+		t0 = rct_now_ns();
+		st = rct_session_connect(p, pp.o.addr, pp.port);
+		cr_log_info("%s: the second primary, try %d: %s after %.0f ms", backend, i + 1,
+			    rct_status_str(st), (double)(rct_now_ns() - t0) / 1e6);
+		cr_assert_eq(st, RCT_ERR_REFUSED, "try %d: %s", i + 1, rct_status_str(st));
+		cr_assert_lt(rct_now_ns() - t0, 1000000000ull, "refused after %.0f ms",
+			     (double)(rct_now_ns() - t0) / 1e6);
+	}
+	rct_session_destroy(p);
+	pair_close(&pp);
+}

@@ -104,6 +104,11 @@ rct_status_t pair_wait_lost(struct pair *pp, int timeout_ms);
  * then pairs with the same listening secondary, verified (Criterion asserts). */
 void pair_run_impostor_first(const char *backend, const char *addr, unsigned lanes);
 
+/* A second primary connects to a secondary that has its primary: refused at
+ * once (RCT_ERR_REFUSED within a second), and again on a second try from the
+ * same session (Criterion asserts). */
+void pair_run_second_primary(const char *backend);
+
 /* The end-to-end scenario every real backend runs (Criterion asserts inside). */
 void pair_run_e2e(const char *backend, const char *addr, unsigned lanes, unsigned threads);
 /* The primary dies mid-checkpoint; the secondary must report it, RAM untouched. */

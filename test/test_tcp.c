@@ -502,26 +502,7 @@ Test(tcp, lane_hellos_then_silence_do_not_keep_the_primary_out)
  */
 Test(tcp, a_second_primary_is_refused_at_once)
 {
-	struct pair_opts o = {.backend = "tcp", .lanes = 1, .size = 1 << 20};
-	uint8_t *ram = rct_mem_alloc(1 << 20);
-	struct rct_region *r;
-	struct rct_session *p;
-	struct pair pp;
-	rct_status_t st;
-	uint64_t t0;
-
-	cr_assert_eq(pair_open(&pp, &o), RCT_OK);
-	p = gen_session(RCT_ROLE_PRIMARY, 0, ram, &r);
-	t0 = rct_now_ns();
-	st = rct_session_connect(p, "127.0.0.1", pp.port);
-	cr_log_info("the second primary: %s after %.0f ms", rct_status_str(st),
-		    (double)(rct_now_ns() - t0) / 1e6);
-	cr_assert_eq(st, RCT_ERR_REFUSED, "%s", rct_status_str(st));
-	cr_assert_lt(rct_now_ns() - t0, 1000000000ull, "refused after %.0f ms",
-		     (double)(rct_now_ns() - t0) / 1e6);
-	rct_session_destroy(p);
-	pair_close(&pp);
-	rct_mem_free(ram, 1 << 20);
+	pair_run_second_primary("tcp");
 }
 
 Test(tcp, a_live_resync_is_no_failover_image_until_the_next_checkpoint)

@@ -157,33 +157,5 @@ Test(ucx, an_impostor_is_turned_away_and_the_real_primary_pairs)
  */
 Test(ucx, a_second_primary_is_refused_at_once)
 {
-	struct pair_opts o = {.backend = "ucx", .lanes = 1, .size = 1 << 20};
-	struct rct_session_params sp = {.field_mask = RCT_SESSION_PARAM_FIELD_ROLE |
-						      RCT_SESSION_PARAM_FIELD_BACKEND |
-						      RCT_SESSION_PARAM_FIELD_LANES,
-					.role = RCT_ROLE_PRIMARY,
-					.backend = "ucx",
-					.lanes = 1};
-	uint8_t *ram = rct_mem_alloc(1 << 20);
-	struct rct_region *r;
-	struct rct_session *p;
-	struct pair pp;
-	rct_status_t st;
-	uint64_t t0;
-
-	cr_assert_eq(pair_open(&pp, &o), RCT_OK);
-	cr_assert_eq(rct_session_create(&sp, &p), RCT_OK);
-	cr_assert_eq(rct_region_register(p, 0, ram, 1 << 20, &r), RCT_OK);
-	for (int i = 0; i < 2; i++) {
-		t0 = rct_now_ns();
-		st = rct_session_connect(p, "127.0.0.1", pp.port);
-		cr_log_info("the second primary, try %d: %s after %.0f ms", i + 1,
-			    rct_status_str(st), (double)(rct_now_ns() - t0) / 1e6);
-		cr_assert_eq(st, RCT_ERR_REFUSED, "try %d: %s", i + 1, rct_status_str(st));
-		cr_assert_lt(rct_now_ns() - t0, 1000000000ull, "refused after %.0f ms",
-			     (double)(rct_now_ns() - t0) / 1e6);
-	}
-	rct_session_destroy(p);
-	pair_close(&pp);
-	rct_mem_free(ram, 1 << 20);
+	pair_run_second_primary("ucx");
 }
