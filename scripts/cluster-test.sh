@@ -158,6 +158,7 @@ cib_clone() {
 
 nv() { printf '<nvpair id="colo-%s" name="%s" value="%s"/>' "$1" "$1" "$2"; }
 
+CHECKPOINT_DELAY_MS=300
 colo_attrs() {
     nv pairing "$PAIRING"
     nv pairing_key "$ST/pairing-key"
@@ -166,7 +167,7 @@ colo_attrs() {
     nv qemu "$qemu"
     nv rctctl "$RCTCTL"
     nv memory_mb 64
-    nv checkpoint_delay_ms 300
+    nv checkpoint_delay_ms "$CHECKPOINT_DELAY_MS"
 }
 
 # The agent's files on node $1.
@@ -215,9 +216,22 @@ keep_state() { # $1 why (one word)
     log "kept in $d"
 }
 
-# Freeze the guest, two checkpoints, stop both QEMUs, compare their RAM byte for byte.
+# Freeze the guest, hold the checkpoints back, compare both RAM files byte for
+# byte.  No QMP stop/cont while COLO runs: a 'cont' inside a checkpoint's
+# vm_stop resumes the vCPUs it waits for, and that COLO thread hangs
+# (scripts/qemu/colo-pair.py, consistency()).  Two checkpoints after the
+# freeze, then x-checkpoint-delay of an hour (setting it starts one at once);
+# the RAM is compared once that one ended (epoch moved, both QEMUs running),
+# and again if a checkpoint ran during the comparison.
+quiet_state() { # $1 primary $2 secondary: "EPOCH PRI_STATUS SEC_STATUS"
+    local e a b
+    e=$(pairing_json "$1" | jfield session.last_committed_epoch)
+    a=$(nx "$1" python3 "$CL/qmp.py" qmp "$AGENT_DIR/qmp.sock" query-status | jfield status)
+    b=$(nx "$2" python3 "$CL/qmp.py" qmp "$AGENT_DIR/qmp.sock" query-status | jfield status)
+    echo "${e:-none} ${a:-none} ${b:-none}"
+}
 compare_ram() { # $1 primary
-    local p=$1 s e0 e rc=0 ram=/dev/shm/rct-colo-$PAIRING.ram
+    local p=$1 s e0 e rc=1 st st2 se sa sb try ram=/dev/shm/rct-colo-$PAIRING.ram
     s=$(other "$p")
     nx "$p" python3 "$CL/qmp.py" serial "$AGENT_DIR/serial.sock" F
     e0=$(pairing_json "$p" | jfield session.last_committed_epoch)
@@ -226,15 +240,30 @@ compare_ram() { # $1 primary
         [ -n "$e" ] && [ -n "$e0" ] && [ "$e" -ge $((e0 + 2)) ] && break
         sleep 0.1
     done
-    nx "$p" python3 "$CL/qmp.py" qmp "$AGENT_DIR/qmp.sock" stop >/dev/null
-    nx "$s" python3 "$CL/qmp.py" qmp "$AGENT_DIR/qmp.sock" stop >/dev/null
-    nx "$p" cat "$ram" > "$ST/ram.$p"
-    nx "$s" cat "$ram" > "$ST/ram.$s"
-    cmp -s "$ST/ram.$p" "$ST/ram.$s" || rc=1
-    [ $rc = 0 ] || log "RAM differs: $(cmp "$ST/ram.$p" "$ST/ram.$s" | head -1)"
+    nx "$p" python3 "$CL/qmp.py" qmp "$AGENT_DIR/qmp.sock" \
+        'migrate-set-parameters={"x-checkpoint-delay":3600000}' >/dev/null
+    for try in 1 2 3 4 5; do
+        for _ in $(seq 200); do
+            st=$(quiet_state "$p" "$s")
+            read -r se sa sb <<<"$st"
+            [ "$se" != none ] && [ -n "$e" ] && [ "$se" -gt "$e" ] && [ "$sa" = running ] &&
+                [ "$sb" = running ] && break
+            sleep 0.1
+        done
+        nx "$p" cat "$ram" > "$ST/ram.$p"
+        nx "$s" cat "$ram" > "$ST/ram.$s"
+        st2=$(quiet_state "$p" "$s")
+        if [ "$st2" = "$st" ]; then
+            rc=0
+            cmp -s "$ST/ram.$p" "$ST/ram.$s" || rc=1
+            [ $rc = 0 ] || log "RAM differs ($st): $(cmp "$ST/ram.$p" "$ST/ram.$s" | head -1)"
+            break
+        fi
+        log "compare_ram: a checkpoint ran during the comparison ($st, then $st2); again ($try)"
+    done
     rm -f "$ST/ram.$p" "$ST/ram.$s"
-    nx "$s" python3 "$CL/qmp.py" qmp "$AGENT_DIR/qmp.sock" cont >/dev/null
-    nx "$p" python3 "$CL/qmp.py" qmp "$AGENT_DIR/qmp.sock" cont >/dev/null
+    nx "$p" python3 "$CL/qmp.py" qmp "$AGENT_DIR/qmp.sock" \
+        "migrate-set-parameters={\"x-checkpoint-delay\":$CHECKPOINT_DELAY_MS}" >/dev/null
     nx "$p" python3 "$CL/qmp.py" serial "$AGENT_DIR/serial.sock" U
     return $rc
 }

@@ -8,6 +8,8 @@ want=(cmake pkg-config gcc make libc6-dev libjansson-dev libucx-dev libibverbs-d
       libmicrohttpd-dev libsystemd-dev libsodium-dev)
 if [ "${1:-test}" = test ]; then
     want+=(libcriterion-dev clang-format python3 curl)
+    # The stacks of a hung QEMU in the COLO tests (scripts/qemu/colo-pair.py).
+    want+=(gdb)
     # rctctl bench --plots.
     want+=(gnuplot-nox)
     # promtool, the linter the metrics test runs on rctd's live page.

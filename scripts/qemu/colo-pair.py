@@ -21,6 +21,7 @@ import datetime
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import statistics
@@ -265,25 +266,51 @@ class Pair:
                     if e["event"] == "COLO_EXIT":
                         raise RuntimeError("%s left COLO: %s; %s" % (q.name, e["data"], self.tail(q.name)))
 
+    def quiet_checkpoints(self):
+        """(checkpoints done, one under way) from the primary's trace."""
+        ev = [e for e in parse_trace(self.path("pri-trace.log")) if e[1] == "colo_vm_state_change"]
+        return len(checkpoints(ev)), bool(ev) and "'run' => 'stop'" in ev[-1][2]
+
     def consistency(self):
-        """Freeze the guest, two checkpoints, stop both, compare the RAM files."""
+        """Freeze the guest, hold the checkpoints back, compare the RAM files.
+
+        No QMP stop/cont while COLO runs: a 'cont' that lands inside a
+        checkpoint's vm_stop (which sets the run state, then drops the BQL to
+        wait for the vCPUs) resumes the vCPUs under it, and the COLO thread
+        waits for them forever (beside rct-stall: 1 of 24 runs, and a CI).
+        Instead the next checkpoint is an hour away (setting x-checkpoint-delay
+        starts one at once, after the freeze), the RAM is compared once that
+        one has ended on both sides (the primary resumes after the
+        secondary's LOADED), and again if a checkpoint ran meanwhile."""
         res = {}
         self.send_serial("pri", b"F")
         self.wait_serial("pri", "FROZEN", 10)
-        mark = len(self.pri.events)
-        self.pri.wait_event("RESUME", n=2, timeout=30, since=mark)
-        time.sleep(0.2)
-        self.pri.cmd("stop")
-        self.sec.cmd("stop")
-        diff = page_diff(self.shm["pri"], self.shm["sec"])
+        t_set = time.time()
+        self.pri.cmd("migrate-set-parameters", **{"x-checkpoint-delay": QUIET_DELAY_MS})
+        deadline = t_set + 60
+        for attempt in range(5):
+            while True:
+                cps = checkpoints(parse_trace(self.path("pri-trace.log")))
+                n, busy = self.quiet_checkpoints()
+                if not busy and cps and cps[-1]["stop"] >= t_set:
+                    break
+                if time.time() > deadline:
+                    raise TimeoutError("pri: no whole checkpoint after the freeze in 60 s")
+                self.check_alive()
+                self.pri.poll(0.05)
+            diff = page_diff(self.shm["pri"], self.shm["sec"])
+            if self.quiet_checkpoints() == (n, False):
+                break
+            log("consistency: a checkpoint ran during the comparison; again (%d)" % (attempt + 1))
+        else:
+            raise RuntimeError("consistency: checkpoints kept running under the comparison")
         res["pages_differing"] = len(diff)
         res["first_differing"] = [{"page": p, "addr": hex(p * 4096), "first_byte": hex(b)} for p, b in diff[:8]]
         res["identical"] = not diff
-        self.pri.cmd("cont", check=False)
-        self.sec.cmd("cont", check=False)
+        mark = len(self.pri.events)
+        self.pri.cmd("migrate-set-parameters", **{"x-checkpoint-delay": ARGS.delay_ms})
         self.send_serial("pri", b"U")
         self.wait_serial("pri", "THAWED", 10)
-        mark = len(self.pri.events)
         self.pri.wait_event("RESUME", n=2, timeout=30, since=mark)
         return res
 
@@ -575,6 +602,9 @@ def page_diff(a, b, page=4096):
     return out
 
 
+# x-checkpoint-delay while the RAM is compared: no checkpoint meanwhile.
+QUIET_DELAY_MS = 3600 * 1000
+
 # QEMU's log trace backend: "PID@SECONDS.USEC:EVENT ARGS" (7.2), or
 # "YYYY-MM-DDTHH:MM:SS.USECZ EVENT ARGS" (10.x, with -msg timestamp=on).
 TRACE_RE = re.compile(r"^(\d+)@(\d+\.\d+):(\w+) (.*)$")
@@ -667,6 +697,28 @@ def measure(pair, n):
     return res
 
 
+def dump_stacks(pair):
+    """A failed pair's QEMUs, while they still run: every thread's stack
+    (gdb), so that a hang leaves its evidence beside the traces."""
+    gdb = shutil.which("gdb")
+    for role in ("pri", "sec"):
+        p = pair.procs.get(role)
+        if not p or p.poll() is not None:
+            continue
+        if not gdb:
+            log("%s: no gdb here: the stacks of QEMU %d were not taken" % (role, p.pid))
+            continue
+        path = pair.path(role + "-stacks.txt")
+        with open(path, "w") as out:
+            try:
+                subprocess.run([gdb, "-p", str(p.pid), "-batch", "-nx", "-ex", "set pagination off",
+                                "-ex", "thread apply all bt"], stdout=out, stderr=subprocess.STDOUT,
+                               timeout=60, check=False)
+            except subprocess.TimeoutExpired:
+                out.write("gdb did not finish in 60 s\n")
+        log("%s: the stacks of QEMU %d are in %s" % (role, p.pid, path))
+
+
 def attempt(summary, label, tag, body):
     """body(pair) on a fresh pair; a failure is recorded, the pair always stopped."""
     pair = Pair(ARGS.workdir, label + "-" + tag)
@@ -676,6 +728,7 @@ def attempt(summary, label, tag, body):
     except Exception as e:
         summary["error"] = "%s: %s" % (type(e).__name__, e)
         log("%s: FAILED: %s" % (label, summary["error"]))
+        dump_stacks(pair)
         return False
     finally:
         pair.stop()
