@@ -9,9 +9,13 @@
 # dependencies are rct's: scripts/deps.sh) and kept beside the binary, which
 # finds it by its RPATH; QEMU's meson finds it by pkg-config (rct-client).
 #
-#   scripts/qemu/build.sh [--print-key] [--help]
+#   scripts/qemu/build.sh [--print-key | --series-check] [--help]
 #
-# The last line of its output is the path of the binary.  Run it with
+# The last line of its output is the path of the binary.  --series-check
+# builds no binary for the cache: it checks that every prefix of the series
+# builds on its own (configure once with --enable-werror, then apply the
+# patches one at a time and run ninja after each: 1..k for every k), prints
+# one line per prefix, and keeps that result in the cache under the same key.  Run it with
 # -L /usr/share/seabios -L /usr/share/qemu (Debian's firmware).
 #
 # As root it adds a deb-src entry for the machine's own Debian mirror
@@ -38,8 +42,8 @@ say() { echo "qemu-build: $*" >&2; }
 die() { say "$*"; exit 1; }
 
 case "${1:-}" in
-    -h|--help) sed -n '3,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0;;
-    ""|--print-key) ;;
+    -h|--help) sed -n '3,35p' "$0" | sed 's/^# \{0,1\}//'; exit 0;;
+    ""|--print-key|--series-check) ;;
     *) die "unknown argument '$1' (see --help)";;
 esac
 
@@ -53,6 +57,7 @@ need_root() {
 }
 
 series=${RCT_QEMU_SERIES:-7.2}
+test_patches=()
 case $series in
 7.2) patches=("$here"/patches/*.patch) ;;
 10.2)
@@ -67,6 +72,10 @@ case $series in
     build_deps+=(flex bison python3-venv python3-setuptools curl)
     patches=()
     for p in "$here"/patches-10.2/*.patch; do [ -e "$p" ] && patches+=("$p"); done
+    # QEMU's COLO qtests for this tree (not part of the series): built into
+    # migration-test beside the binary (scripts/qemu/qtest.sh runs them).
+    test_patches=()
+    for p in "$here"/qtest-10.2/*.patch; do [ -e "$p" ] && test_patches+=("$p"); done
     ;;
 *) die "RCT_QEMU_SERIES '$series': 7.2 or 10.2" ;;
 esac
@@ -93,6 +102,38 @@ fetch_pinned() {
         { rm -f "$f.tmp"; die "$mirror/$path: its SHA-256 is not the pinned $sum"; }
     mv "$f.tmp" "$f"
     echo "$f"
+}
+
+# Every prefix of the series builds: configure the unpatched source once
+# (warnings are errors), then patch k and ninja, for k = 1..N (meson
+# reconfigures itself where a patch changes a meson.build).
+series_check() {
+    local p k=0 t res=()
+    [ ${#patches[@]} -gt 0 ] || die "series check: no patches for series $series"
+    mkdir -p "$src/build"
+    export PKG_CONFIG_PATH=$stage/lib/pkgconfig
+    say "series check: configure ${configure_args[*]} --enable-werror (the unpatched source)"
+    (cd "$src/build" && ../configure "${configure_args[@]}" --enable-werror) >>"$log" 2>&1 ||
+        { tail -30 "$log" >&2; die "configure failed: see $log"; }
+    for p in "${patches[@]}"; do
+        k=$((k + 1))
+        t=$(date +%s)
+        patch -d "$src" -p1 --forward --quiet <"$p" >>"$log" 2>&1 ||
+            { tail -20 "$log" >&2; die "$(basename "$p") does not apply after the $((k - 1)) before it"; }
+        say "series check: ninja with patches 1..$k of ${#patches[@]} ($(basename "$p"))"
+        (cd "$src/build" && ninja -j "$(nproc)" qemu-system-x86_64) >>"$log" 2>&1 ||
+            { tail -40 "$log" >&2; die "the series does not build with patches 1..$k ($(basename "$p")): see $log"; }
+        res+=("series: 1..$k of ${#patches[@]} builds ($(basename "$p"), $(($(date +%s) - t)) s)")
+        say "${res[-1]}"
+    done
+    if grep -qs "CONFIG_COLO_RCT" "${patches[@]}"; then
+        grep -q "^#define CONFIG_COLO_RCT" "$src/build/config-host.h" ||
+            die "series check: configure did not find rct-client (pkg-config $stage/lib/pkgconfig): see $log"
+    fi
+    res+=("series: every prefix of the ${#patches[@]} patches builds (source $version, --enable-werror)")
+    printf '%s\n' "${res[@]}" >"$marker"
+    cat "$marker"
+    rm -rf "$work" "$out.tmp"
 }
 
 # A deb-src entry beside the machine's deb one, for the same mirror and suites.
@@ -127,11 +168,21 @@ fi
 root=$(cd "$here/../.." && pwd)
 client_src=$(cd "$root" && find daemon/client daemon/ipc include/rct scripts/cmake/rct-client.pc.in \
                  -type f | LC_ALL=C sort)
-key=$(echo "$version" | tr ':~' '__')-$( (cat ${patches[@]+"${patches[@]}"} "$0"; cd "$root" && cat $client_src) |
+key=$(echo "$version" | tr ':~' '__')-$( (cat ${patches[@]+"${patches[@]}"} ${test_patches[@]+"${test_patches[@]}"} "$0"
+                                          cd "$root" && cat $client_src) |
                                          sha256sum | cut -c1-12)
 [ "${1:-}" = --print-key ] && { echo "$key"; exit 0; }
 out=$cache/$key
-if [ -x "$out/qemu-system-x86_64" ]; then
+mode=build
+if [ "${1:-}" = --series-check ]; then
+    mode=series
+    marker=$cache/series-$key.txt
+    if [ -f "$marker" ]; then
+        say "series check cached: $marker"
+        cat "$marker"
+        exit 0
+    fi
+elif [ -x "$out/qemu-system-x86_64" ]; then
     say "cached: $out (source $version, ${#patches[@]} patches)"
     echo "$out/qemu-system-x86_64"
     exit 0
@@ -149,9 +200,13 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 work=$cache/build-$key
+log=$cache/$key.log
+if [ $mode = series ]; then
+    work=$cache/series-build-$key
+    log=$cache/series-$key.log
+fi
 rm -rf "$work" "$out.tmp"
 mkdir -p "$work" "$cache"
-log=$cache/$key.log
 say "building source $version with ${#patches[@]} patches in $work (log: $log)"
 t0=$(date +%s)
 
@@ -187,6 +242,10 @@ else
 fi
 src=$(find "$work" -mindepth 1 -maxdepth 1 -type d -name 'qemu-*' | head -1)
 [ -n "$src" ] || die "no source tree after unpacking qemu $version"
+if [ $mode = series ]; then
+    series_check
+    exit 0
+fi
 for p in ${patches[@]+"${patches[@]}"}; do
     say "patch $(basename "$p")"
     patch -d "$src" -p1 --forward --quiet <"$p" >>"$log" 2>&1 ||
@@ -207,9 +266,22 @@ say "ninja qemu-system-x86_64 on $(nproc) cores (about 5 min on 2)"
 (cd "$src/build" && ninja -j "$(nproc)" qemu-system-x86_64) >>"$log" 2>&1 ||
     { tail -40 "$log" >&2; die "the build failed"; }
 cp "$src/build/qemu-system-x86_64" "$out.tmp/"
+if [ ${#test_patches[@]} -gt 0 ]; then
+    for p in "${test_patches[@]}"; do
+        say "test patch $(basename "$p")"
+        patch -d "$src" -p1 --forward --quiet <"$p" >>"$log" 2>&1 ||
+            { tail -20 "$log" >&2; die "$(basename "$p") does not apply to $version"; }
+    done
+    say "ninja tests/qtest/migration-test"
+    (cd "$src/build" && ninja -j "$(nproc)" tests/qtest/migration-test) >>"$log" 2>&1 ||
+        { tail -40 "$log" >&2; die "the qtest build failed"; }
+    cp "$src/build/tests/qtest/migration-test" "$out.tmp/"
+fi
 {
     echo "source qemu $version"
-    for p in ${patches[@]+"${patches[@]}"}; do echo "patch $(basename "$p") $(sha256sum <"$p" | cut -c1-16)"; done
+    for p in ${patches[@]+"${patches[@]}"} ${test_patches[@]+"${test_patches[@]}"}; do
+        echo "patch $(basename "$p") $(sha256sum <"$p" | cut -c1-16)"
+    done
     echo "configure ${configure_args[*]}"
     echo "built $(date -u +%FT%TZ) in $(($(date +%s) - t0)) s on $(nproc) cores"
 } >"$out.tmp/BUILD-INFO"
