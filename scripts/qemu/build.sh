@@ -1,8 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: BSD-3-Clause
-# Build qemu-system-x86_64 from Debian 12's QEMU source with rct's patches
-# (scripts/qemu/patches/*.patch: to QEMU, so GPL-2.0-or-later as QEMU is; see
-# docs/qemu.md) into a cache outside the work tree, keyed by the source version
+# Build qemu-system-x86_64 from a pinned QEMU 10.2.2 source (Debian's) with
+# rct's series (scripts/qemu/patches-10.2/*.patch: to QEMU, so
+# GPL-2.0-or-later as QEMU is; see docs/qemu.md) into a cache outside the work tree, keyed by the source version
 # and a hash of the patches, this script and rct's client library (the socket
 # API QEMU links: daemon/client, daemon/ipc, include/rct), so that a second run
 # takes seconds.  The client library is built from this tree (its build
@@ -25,13 +25,15 @@
 # no default features; the build uses every core.  Progress goes to stderr,
 # the full build log to the cache.
 #   RCT_QEMU_CACHE      the cache (default /var/cache/rct-qemu)
-#   RCT_QEMU_SERIES     7.2 (default: Debian 12's source, patches/) or 10.2:
-#                       QEMU 1:10.2.2+ds-1 (Debian sid's source, pinned by
-#                       its SHA-256, fetched once from the machine's Debian
-#                       mirror into the cache) with patches-10.2/, built with
-#                       meson 1.7.0 from bookworm-backports unpacked into the
-#                       cache (nothing installed system-wide but Debian 12's
-#                       own packages: flex, bison, python3-venv, curl)
+#   RCT_QEMU_SERIES     10.2 (default): QEMU 1:10.2.2+ds-1 (Debian sid's
+#                       source, pinned by its SHA-256, fetched once from the
+#                       machine's Debian mirror into the cache) with
+#                       patches-10.2/ (and qtest-10.2/: migration-test beside
+#                       the binary), built with meson 1.7.0 from
+#                       bookworm-backports unpacked into the cache (nothing
+#                       installed system-wide but Debian 12's own packages:
+#                       flex, bison, python3-venv, curl); or 7.2: Debian 12's
+#                       own source with patches/ (kept, no longer in CI)
 #   RCT_QEMU_VERSION    7.2: the source version (default: the newest qemu
 #                       source the mirror offers that matches the installed
 #                       binary package's base version, else the newest)
@@ -42,7 +44,7 @@ say() { echo "qemu-build: $*" >&2; }
 die() { say "$*"; exit 1; }
 
 case "${1:-}" in
-    -h|--help) sed -n '3,35p' "$0" | sed 's/^# \{0,1\}//'; exit 0;;
+    -h|--help) sed -n '3,39p' "$0" | sed 's/^# \{0,1\}//'; exit 0;;
     ""|--print-key|--series-check) ;;
     *) die "unknown argument '$1' (see --help)";;
 esac
@@ -56,7 +58,7 @@ need_root() {
     [ "$(id -u)" = 0 ] || die "$1 (run as root, or: $2)"
 }
 
-series=${RCT_QEMU_SERIES:-7.2}
+series=${RCT_QEMU_SERIES:-10.2}
 test_patches=()
 case $series in
 7.2) patches=("$here"/patches/*.patch) ;;
