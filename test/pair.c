@@ -652,9 +652,9 @@ void pair_run_accept_in_slices(const char *backend, const char *addr)
 	free(bits);
 }
 
-void pair_run_second_primary(const char *backend)
+void pair_run_second_primary(const char *backend, const char *addr)
 {
-	struct pair_opts o = {.backend = backend, .lanes = 1, .size = 1 << 20};
+	struct pair_opts o = {.backend = backend, .addr = addr, .lanes = 1, .size = 1 << 20};
 	struct rct_region *r;
 	struct rct_session *p;
 	struct pair pp;

@@ -107,7 +107,7 @@ void pair_run_impostor_first(const char *backend, const char *addr, unsigned lan
 /* A second primary connects to a secondary that has its primary: refused at
  * once (RCT_ERR_REFUSED within a second), and again on a second try from the
  * same session (Criterion asserts). */
-void pair_run_second_primary(const char *backend);
+void pair_run_second_primary(const char *backend, const char *addr);
 
 /* The end-to-end scenario every real backend runs (Criterion asserts inside). */
 void pair_run_e2e(const char *backend, const char *addr, unsigned lanes, unsigned threads);

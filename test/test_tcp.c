@@ -502,7 +502,7 @@ Test(tcp, lane_hellos_then_silence_do_not_keep_the_primary_out)
  */
 Test(tcp, a_second_primary_is_refused_at_once)
 {
-	pair_run_second_primary("tcp");
+	pair_run_second_primary("tcp", NULL);
 }
 
 Test(tcp, a_live_resync_is_no_failover_image_until_the_next_checkpoint)

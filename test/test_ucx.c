@@ -157,5 +157,5 @@ Test(ucx, an_impostor_is_turned_away_and_the_real_primary_pairs)
  */
 Test(ucx, a_second_primary_is_refused_at_once)
 {
-	pair_run_second_primary("ucx");
+	pair_run_second_primary("ucx", NULL);
 }

@@ -171,3 +171,15 @@ Test(verbs, an_impostor_is_turned_away_and_the_real_primary_pairs)
 {
 	pair_run_impostor_first("verbs", addr(), 2);
 }
+
+/*
+ * Issue 30 item 10 on verbs: a primary that connects to a secondary which has
+ * its primary is refused at once (the reject says why), as on tcp and UCX,
+ * and its session can connect again.  Before, the plain reject reached the
+ * primary as REJECTED, read as the peer's loss ("peer lost"), and the
+ * context kept its lanes, so that a second try failed with a state error.
+ */
+Test(verbs, a_second_primary_is_refused_at_once)
+{
+	pair_run_second_primary("verbs", addr());
+}

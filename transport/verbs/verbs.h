@@ -70,7 +70,22 @@ struct rct_verbs_wire_key {
 	__le32 reserved;
 };
 
+/*
+ * The private data of a secondary's reject of a control lane, where it says
+ * why (docs/protocol.md): RCT_VERBS_REJECT_BUSY, it has a primary already.
+ * Other rejects carry none (a plain REJECTED: the peer is not reachable as
+ * an rct secondary).
+ */
+struct rct_verbs_wire_reject {
+	__le32 magic;
+	__le16 version;
+	__le16 reason;
+};
+
+#define RCT_VERBS_REJECT_BUSY 1
+
 _Static_assert(sizeof(struct rct_verbs_wire_conn) == 24, "verbs private data");
+_Static_assert(sizeof(struct rct_verbs_wire_reject) == 8, "verbs reject data");
 _Static_assert(sizeof(struct rct_verbs_wire_key) == 24, "verbs key");
 
 struct rct_verbs_mem {

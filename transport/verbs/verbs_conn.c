@@ -37,6 +37,31 @@ static rct_status_t rct_verbs_cm_next(struct rct_verbs_ctx *v, uint64_t deadline
 	}
 }
 
+/* Turn a primary's control lane away because one is connected: it says so. */
+static void rct_verbs_refuse_busy(struct rdma_cm_id *id)
+{
+	struct rct_verbs_wire_reject r = {
+		.magic = htole32(RCT_VERBS_MAGIC),
+		.version = htole16(RCT_VERBS_VERSION),
+		.reason = htole16(RCT_VERBS_REJECT_BUSY),
+	};
+
+	rct_warn("verbs: rejecting a connection for lane 0: a primary is connected");
+	rdma_reject(id, &r, sizeof(r));
+}
+
+/* A REJECTED event whose private data says the secondary has a primary. */
+static bool rct_verbs_reject_busy(const struct rdma_cm_event *ev)
+{
+	struct rct_verbs_wire_reject r;
+
+	if (!ev->param.conn.private_data || ev->param.conn.private_data_len < sizeof(r))
+		return false;
+	memcpy(&r, ev->param.conn.private_data, sizeof(r));
+	return le32toh(r.magic) == RCT_VERBS_MAGIC && le16toh(r.version) == RCT_VERBS_VERSION &&
+	       le16toh(r.reason) == RCT_VERBS_REJECT_BUSY;
+}
+
 /* Wait for event @want on @id; any other event on it is a failure. */
 static rct_status_t rct_verbs_cm_wait(struct rct_verbs_ctx *v, struct rdma_cm_id *id,
 				      enum rdma_cm_event_type want, uint64_t deadline_ns,
@@ -56,6 +81,11 @@ static rct_status_t rct_verbs_cm_wait(struct rct_verbs_ctx *v, struct rdma_cm_id
 			rct_debug("verbs: ignoring %s on another id", rdma_event_str(ev->event));
 			rdma_ack_cm_event(ev);
 			continue;
+		}
+		if (ev->event == RDMA_CM_EVENT_REJECTED && rct_verbs_reject_busy(ev)) {
+			rct_error("verbs: the secondary refused this primary: it has one");
+			rdma_ack_cm_event(ev);
+			return RCT_ERR_REFUSED;
 		}
 		if (ev->event != want) {
 			rct_error("verbs: expected %s, got %s (status %d)", rdma_event_str(want),
@@ -181,9 +211,11 @@ static rct_status_t rct_verbs_on_request(struct rct_verbs_ctx *v, struct rdma_cm
 	const char *why = NULL;
 	rct_status_t status;
 
-	if (!lane && (open || v->ctrl.id))
-		why = "a primary is connected";
-	else if (lane && !open)
+	if (!lane && (open || v->ctrl.id)) {
+		rct_verbs_refuse_busy(id);
+		return RCT_OK;
+	}
+	if (lane && !open)
 		why = "a data lane before its primary was authenticated";
 	else if (lane && (le64toh(w->cookie) != v->cookie || le16toh(w->nlanes) != v->nlanes))
 		why = "lane of another primary";
@@ -374,11 +406,9 @@ static void rct_verbs_lanes_free(struct rct_verbs_ctx *v)
 	rct_verbs_ctrl_teardown(v);
 }
 
-/* The held primary did not prove itself: drop its control lane. */
-void rct_verbs_reject(struct rct_be_ctx *ctx)
+/* Back to no lane at all (the context can connect or accept again). */
+static void rct_verbs_forget(struct rct_verbs_ctx *v)
 {
-	struct rct_verbs_ctx *v = rct_verbs(ctx);
-
 	rct_verbs_lanes_free(v);
 	free(v->lanes);
 	v->lanes = NULL;
@@ -389,6 +419,12 @@ void rct_verbs_reject(struct rct_be_ctx *ctx)
 	v->peer_depth = v->credits = v->to_return = 0;
 	v->tx_next = v->tx_busy = v->rx_head = v->rx_count = 0;
 	v->rx_handed = -1;
+}
+
+/* The held primary did not prove itself: drop its control lane. */
+void rct_verbs_reject(struct rct_be_ctx *ctx)
+{
+	rct_verbs_forget(rct_verbs(ctx));
 }
 
 static rct_status_t rct_verbs_connect_one(struct rct_verbs_ctx *v, struct rct_verbs_lane *l,
@@ -473,10 +509,12 @@ rct_status_t rct_verbs_connect(struct rct_be_ctx *ctx, const char *addr, uint16_
 		status = rct_verbs_lanes_alloc(v, lanes);
 	if (status == RCT_OK)
 		status = rct_verbs_connect_one(v, &v->ctrl, deadline);
-	if (status == RCT_OK)
+	if (status == RCT_OK) {
 		v->credits = v->peer_depth - 1; /* one kept for credit updates */
-	else
-		rct_error("verbs: cannot connect to %s:%u: %s", addr, port, rct_status_str(status));
+		return RCT_OK;
+	}
+	rct_error("verbs: cannot connect to %s:%u: %s", addr, port, rct_status_str(status));
+	rct_verbs_forget(v); /* a refused primary may try again */
 	return status;
 }
 
@@ -492,9 +530,7 @@ rct_status_t rct_verbs_open_lanes(struct rct_be_ctx *ctx, int timeout_ms)
 	if (v->receiver) {
 		/* Whoever waited behind the proved primary: turned away now. */
 		while (v->nwaiting) {
-			rct_warn("verbs: rejecting a connection for lane 0: a primary is "
-				 "connected");
-			rdma_reject(v->waiting[--v->nwaiting], NULL, 0);
+			rct_verbs_refuse_busy(v->waiting[--v->nwaiting]);
 			rdma_destroy_id(v->waiting[v->nwaiting]);
 		}
 		return rct_verbs_establish(v, true, v->nlanes, deadline, deadline, timeout_ms);
