@@ -267,9 +267,11 @@ class Pair:
                         raise RuntimeError("%s left COLO: %s; %s" % (q.name, e["data"], self.tail(q.name)))
 
     def quiet_checkpoints(self):
-        """(checkpoints done, one under way) from the primary's trace."""
+        """(checkpoints done, one under way, the last done's stop time) from
+        the primary's trace."""
         ev = [e for e in parse_trace(self.path("pri-trace.log")) if e[1] == "colo_vm_state_change"]
-        return len(checkpoints(ev)), bool(ev) and "'run' => 'stop'" in ev[-1][2]
+        cps = checkpoints(ev)
+        return len(cps), bool(ev) and "'run' => 'stop'" in ev[-1][2], cps[-1]["stop"] if cps else 0
 
     def consistency(self):
         """Freeze the guest, hold the checkpoints back, compare the RAM files.
@@ -290,16 +292,15 @@ class Pair:
         deadline = t_set + 60
         for attempt in range(5):
             while True:
-                cps = checkpoints(parse_trace(self.path("pri-trace.log")))
-                n, busy = self.quiet_checkpoints()
-                if not busy and cps and cps[-1]["stop"] >= t_set:
+                n, busy, last_stop = self.quiet_checkpoints()
+                if not busy and last_stop >= t_set:
                     break
                 if time.time() > deadline:
                     raise TimeoutError("pri: no whole checkpoint after the freeze in 60 s")
                 self.check_alive()
                 self.pri.poll(0.05)
             diff = page_diff(self.shm["pri"], self.shm["sec"])
-            if self.quiet_checkpoints() == (n, False):
+            if self.quiet_checkpoints()[:2] == (n, False):
                 break
             log("consistency: a checkpoint ran during the comparison; again (%d)" % (attempt + 1))
         else:
