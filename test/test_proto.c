@@ -224,7 +224,7 @@ Test(proto, golden_bytes_are_little_endian)
 	size_t len = encode(RCT_MSG_BEGIN, buf);
 	static const uint8_t golden[] = {
 		0x52, 0x43, 0x54, 0x31,		    /* "RCT1" */
-		0x05, 0x00,			    /* version 5 */
+		0x06, 0x00,			    /* version 6 */
 		0x03, 0x00,			    /* BEGIN */
 		0x10, 0x00, 0x00, 0x00,		    /* 16 payload bytes */
 		0x00, 0x00, 0x00, 0x00,		    /* reserved */
@@ -243,7 +243,7 @@ Test(proto, golden_region_carries_key_then_name)
 	size_t len = encode(RCT_MSG_REGION, buf);
 	static const uint8_t golden[] = {
 		0x52,	     0x43, 0x54, 0x31,			  /* "RCT1" */
-		0x05,	     0x00,				  /* version 5 */
+		0x06,	     0x00,				  /* version 6 */
 		0x02,	     0x00,				  /* REGION */
 		24 + 16 + 6, 0x00, 0x00, 0x00,			  /* payload bytes */
 		0x00,	     0x00, 0x00, 0x00,			  /* reserved */
@@ -336,7 +336,7 @@ Test(proto, bad_magic_version_reserved_type)
 	len = encode(RCT_MSG_HEARTBEAT, buf);
 	buf[4] = 1; /* a peer of the previous protocol */
 	cr_assert_eq(decode(buf, len, &why), RCT_ERR_VERSION);
-	cr_assert_str_eq(why, "unsupported protocol version (this build speaks version 5)");
+	cr_assert_str_eq(why, "unsupported protocol version (this build speaks version 6)");
 
 	len = encode(RCT_MSG_DEVSTATE, buf);
 	buf[16 + 16] = 2; /* slot: there are two */
@@ -476,6 +476,11 @@ Test(proto, out_of_range_fields)
 	cr_assert_eq(decode(buf, len, &why), RCT_ERR_PROTO);
 	cr_assert_str_eq(why, "BEGIN: LIVE without FULL");
 	buf[16 + 8] = RCT_CKPT_LIVE | RCT_CKPT_FULL;
+	cr_assert_eq(decode(buf, len, &why), RCT_OK);
+	buf[16 + 8] = RCT_CKPT_BASE | RCT_CKPT_FULL; /* a base sync is a live one */
+	cr_assert_eq(decode(buf, len, &why), RCT_ERR_PROTO);
+	cr_assert_str_eq(why, "BEGIN: BASE without FULL and LIVE");
+	buf[16 + 8] = RCT_CKPT_BASE | RCT_CKPT_LIVE | RCT_CKPT_FULL;
 	cr_assert_eq(decode(buf, len, &why), RCT_OK);
 	len = encode(RCT_MSG_ACK, buf);
 	buf[16 + 8] = 4; /* 1 COMMITTED, 2 FLUSHED, 3 REFUSED */

@@ -505,6 +505,61 @@ Test(tcp, a_second_primary_is_refused_at_once)
 	pair_run_second_primary("tcp", NULL);
 }
 
+/*
+ * A base sync (RCT_CKPT_BASE): the secondary's guest RAM already holds the
+ * image the primary's dirty tracking starts from (QEMU's migration put it
+ * there); the live full sync only seeds the colo cache.  The secondary
+ * settles it itself: guest RAM untouched, no CKPT_READY; the next
+ * checkpoint, with the pages dirtied since that image, makes it equal.
+ */
+Test(tcp, a_base_sync_seeds_the_cache_only_and_the_next_checkpoint_is_the_image)
+{
+	struct pair_opts o = {.lanes = 2, .size = 4u << 20, .auto_flush = true, .scribble = 8};
+	uint64_t *bits = calloc(rct_bitmap_words(1024), sizeof(uint64_t));
+	const uint64_t page = 100;
+	struct pair pp;
+	uint8_t was;
+
+	cr_assert_eq(pair_open(&pp, &o), RCT_OK);
+	memcpy(pp.sram, pp.pram, o.size); /* the migration */
+	was = pp.sram[page * 4096];
+	cr_assert_eq(rct_ckpt_begin(pp.p, 0, RCT_CKPT_BASE | RCT_CKPT_FULL), RCT_ERR_INVALID_PARAM,
+		     "BASE without LIVE");
+	/* The guest runs on the primary: a page changes after the image. */
+	pp.pram[page * 4096] = (uint8_t)(was ^ 0xff);
+	cr_assert_eq(rct_ckpt_begin(pp.p, 0, RCT_CKPT_FULL | RCT_CKPT_LIVE | RCT_CKPT_BASE),
+		     RCT_OK);
+	cr_assert_eq(rct_ckpt_commit(pp.p, NULL), RCT_OK);
+	/* Settled by the secondary's rct: the next BEGIN does not wait for a
+	 * flush the hypervisor never heard of. */
+	cr_assert_eq(rct_ckpt_begin(pp.p, 1, 0), RCT_OK);
+	pthread_mutex_lock(&pp.lock);
+	cr_assert_eq(pp.ready, UINT64_MAX, "the base sync was announced as epoch %llu",
+		     (unsigned long long)pp.ready);
+	pthread_mutex_unlock(&pp.lock);
+	cr_assert_eq(pp.sram[page * 4096], was, "the base sync wrote into guest RAM");
+	cr_assert_eq(pp.s->last_consistent, RCT_NO_EPOCH, "a base sync is no failover image");
+	/* Epoch 1, paused: every page dirtied since the image, that one too. */
+	pair_dirty(&pp, bits, 30, 0, 0);
+	rct_bitmap_set(bits, page);
+	memcpy(pp.snap, pp.pram, o.size);
+	cr_assert_eq(rct_ckpt_dirty(pp.p, pp.pr, bits, pp.npages), RCT_OK);
+	cr_assert_eq(rct_ckpt_devstate_put(pp.p, "dev", 3), RCT_OK);
+	cr_assert_eq(rct_ckpt_commit(pp.p, NULL), RCT_OK);
+	cr_assert(pair_wait_flushed(&pp, 1, 5000));
+	cr_assert(pp.equal, "secondary RAM differs from the primary's epoch 1");
+	/* The secondary's own writes after the flush are restored from the cache. */
+	pair_dirty(&pp, bits, 30, 0, 0);
+	cr_assert_eq(pair_ckpt(&pp, 2, bits, "dev", 3), RCT_OK);
+	cr_assert(pair_wait_flushed(&pp, 2, 5000));
+	cr_assert(pp.equal, "secondary RAM differs from the primary's epoch 2");
+	/* Only ever the first epoch. */
+	cr_assert_eq(rct_ckpt_begin(pp.p, 3, RCT_CKPT_FULL | RCT_CKPT_LIVE | RCT_CKPT_BASE),
+		     RCT_ERR_INVALID_PARAM);
+	pair_close(&pp);
+	free(bits);
+}
+
 Test(tcp, a_live_resync_is_no_failover_image_until_the_next_checkpoint)
 {
 	struct pair_opts o = {.lanes = 2, .size = 4u << 20, .auto_flush = true};

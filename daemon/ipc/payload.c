@@ -352,7 +352,8 @@ static int dec_begin(const union ipc_wire *w, union ipc_body *b, struct ipc_dec 
 	b->ckpt.epoch = le64toh(w->begin.epoch);
 	b->ckpt.flags = le32toh(w->begin.flags);
 	return DEC_RESERVED(d, w->begin.reserved)
-		       ?: dec_flags(d, b->ckpt.flags, RCT_CKPT_FULL | RCT_CKPT_LIVE);
+		       ?: dec_flags(d, b->ckpt.flags,
+				    RCT_CKPT_FULL | RCT_CKPT_LIVE | RCT_CKPT_BASE);
 }
 
 static bool enc_flush(const union ipc_body *b, union ipc_wire *w)

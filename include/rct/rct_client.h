@@ -238,7 +238,11 @@ RCT_CLIENT_API int rct_client_accept(struct rct_client *client, unsigned *lanes_
 RCT_CLIENT_API int rct_client_connect(struct rct_client *client, const char *addr, uint16_t port,
 				      unsigned *lanes_p);
 
-/** Primary: start checkpoint @a epoch (flags: RCT_CKPT_FULL). */
+/**
+ * Primary: start checkpoint @a epoch (flags: RCT_CKPT_FULL, with it
+ * RCT_CKPT_LIVE, with both RCT_CKPT_BASE: the first epoch of a secondary whose
+ * guest RAM came from the hypervisor's migration; rct_types.h).
+ */
 RCT_CLIENT_API int rct_client_ckpt_begin(struct rct_client *client, uint64_t epoch, unsigned flags);
 /** Primary: region @a id's shared bitmap holds this checkpoint's dirty pages. */
 RCT_CLIENT_API int rct_client_ckpt_dirty(struct rct_client *client, uint32_t id);

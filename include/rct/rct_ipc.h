@@ -22,9 +22,10 @@
 
 #define RCT_IPC_MAGIC 0x53544352u /* "RCTS" in memory order */
 #define RCT_IPC_VERSION                                                                            \
-	5 /* 2: EVENT carries discarded (24 bytes); 3: region names,
+	6 /* 2: EVENT carries discarded (24 bytes); 3: region names,
 				 CKPT_REFUSE, unsealed and file-backed regions; 4: CKPT_STREAM;
-				 5: CKPT_DIRTY/STREAM flags (a bitmap's summary) */
+				 5: CKPT_DIRTY/STREAM flags (a bitmap's summary);
+				 6: CKPT_BEGIN's RCT_CKPT_BASE */
 #define RCT_IPC_HDR_SIZE	32
 #define RCT_IPC_MAX_PAYLOAD	(256 * 1024) /* payload bytes after the header */
 #define RCT_IPC_MAX_FDS		2

@@ -93,6 +93,15 @@ enum rct_ckpt_flags {
 	 *  the next (paused, incremental) checkpoint makes the secondary
 	 *  consistent again.  Until then a failover has no image (epoch -1). */
 	RCT_CKPT_LIVE = 1u << 1,
+	/** With RCT_CKPT_FULL | RCT_CKPT_LIVE, as the session's first epoch: the
+	 *  sync that seeds the secondary's colo cache while the secondary's guest
+	 *  RAM already holds the image the primary's dirty tracking starts from
+	 *  (the hypervisor's own migration put it there, as QEMU COLO's does).
+	 *  The secondary's rct settles the epoch itself, into the cache only:
+	 *  guest RAM is not touched and its hypervisor gets no CKPT_READY.  The
+	 *  next checkpoint carries every page dirtied since that image and is the
+	 *  first the secondary applies; so no full checkpoint lands in a pause. */
+	RCT_CKPT_BASE = 1u << 2,
 };
 
 /** Bits of rct_ckpt_stats.field_mask. */

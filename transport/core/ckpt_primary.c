@@ -17,6 +17,8 @@
  *            secondary's staging buffer, send DEVSTATE with its length.
  *   full     (RCT_CKPT_FULL, at commit) every page that holds data, as if all
  *            were dirty; holes and zero pages are left out (the cache is zero).
+ *            With RCT_CKPT_BASE the secondary settles it into its cache only
+ *            (FLUSHED follows COMMITTED at once; ckpt_secondary.c).
  *   commit   wait until every put completed locally, fence every lane, send
  *            COMMIT with the counts the secondary must have seen, and wait for
  *            ACK(COMMITTED), which the secondary sends only when the fence has
@@ -95,16 +97,28 @@ rct_status_t rct_ckpt_begin(struct rct_session *s, uint64_t epoch, unsigned flag
 	struct rct_msg m = {.type = RCT_MSG_BEGIN};
 	rct_status_t status;
 
-	if (!s || (flags & ~(unsigned)(RCT_CKPT_FULL | RCT_CKPT_LIVE)))
+	if (!s || (flags & ~(unsigned)(RCT_CKPT_FULL | RCT_CKPT_LIVE | RCT_CKPT_BASE)))
 		return RCT_ERR_INVALID_PARAM;
 	if ((flags & RCT_CKPT_LIVE) && !(flags & RCT_CKPT_FULL)) {
 		rct_error("checkpoint %llu: RCT_CKPT_LIVE is a full sync; RCT_CKPT_FULL is needed",
 			  (unsigned long long)epoch);
 		return RCT_ERR_INVALID_PARAM;
 	}
+	if ((flags & RCT_CKPT_BASE) && !(flags & RCT_CKPT_LIVE)) {
+		rct_error("checkpoint %llu: RCT_CKPT_BASE seeds the cache while the guest runs; "
+			  "RCT_CKPT_FULL | RCT_CKPT_LIVE are needed",
+			  (unsigned long long)epoch);
+		return RCT_ERR_INVALID_PARAM;
+	}
 	status = rct_primary_check(s, RCT_CKPT_IDLE);
 	if (status != RCT_OK)
 		return status;
+	if ((flags & RCT_CKPT_BASE) && s->last_committed != RCT_NO_EPOCH) {
+		rct_error("checkpoint %llu: RCT_CKPT_BASE is only the session's first epoch (%llu "
+			  "is committed)",
+			  (unsigned long long)epoch, (unsigned long long)s->last_committed);
+		return RCT_ERR_INVALID_PARAM;
+	}
 	if (epoch == RCT_NO_EPOCH ||
 	    (s->last_committed != RCT_NO_EPOCH && epoch <= s->last_committed)) {
 		rct_error("checkpoint: epoch %llu does not follow the last committed epoch %llu",

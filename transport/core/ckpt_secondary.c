@@ -51,6 +51,12 @@ static rct_status_t rct_secondary_begin(struct rct_session *s, const struct rct_
 	if (s->last_committed != RCT_NO_EPOCH && m->begin.epoch <= s->last_committed)
 		return rct_secondary_violation(s, "BEGIN(%llu): stale epoch, %llu is committed",
 					       ULL(m->begin.epoch), ULL(s->last_committed));
+	/* The base is what guest RAM held before any epoch: later, guest RAM
+	 * holds a flushed epoch the sync would not start from. */
+	if ((m->begin.flags & RCT_CKPT_BASE) && s->last_committed != RCT_NO_EPOCH)
+		return rct_secondary_violation(
+			s, "BEGIN(%llu, BASE): a base sync after epoch %llu was committed",
+			ULL(m->begin.epoch), ULL(s->last_committed));
 	s->ckpt = RCT_CKPT_RECEIVING;
 	s->epoch = m->begin.epoch;
 	s->flags = m->begin.flags;
@@ -209,6 +215,45 @@ static void rct_secondary_full_cache(struct rct_session *s, struct rct_region *r
 	rct_dmap_or(&r->cached, &r->dirty);
 }
 
+/* The ready epoch is settled (ACK @kind): the cache may take the next one.
+ * Whatever happens to this ACK: a peer lost just now is reported by its
+ * PEER_LOST event, not as a failed flush. */
+static void rct_secondary_settled(struct rct_session *s, uint64_t epoch, uint16_t kind)
+{
+	struct rct_msg ack = {.type = RCT_MSG_ACK};
+
+	s->ckpt = RCT_CKPT_IDLE;
+	if (s->state == RCT_SESSION_FAILED)
+		return;
+	ack.ack.epoch = epoch;
+	ack.ack.kind = kind;
+	(void)rct_session_send(s, &ack);
+}
+
+/*
+ * A base sync (RCT_CKPT_BASE) is committed: it seeded the cache, and guest
+ * RAM already holds the image it started from (any page that differs from
+ * it is dirty in a later epoch, or was the secondary's own write).  Settled
+ * here, nothing copied: its pages are not the secondary's to restore (they
+ * are not added to the local bitmap), and the hypervisor hears of no epoch
+ * to apply.  FLUSHED follows COMMITTED, so the primary may begin the next.
+ */
+static rct_status_t rct_secondary_base_settled(struct rct_session *s, struct rct_msg *ack)
+{
+	rct_status_t status;
+
+	for (unsigned i = 0; i < s->nregions; i++)
+		rct_dmap_clear(&s->regions[i]->dirty);
+	rct_info("checkpoint %llu: base sync in the colo cache (%llu pages); guest RAM "
+		 "already holds its image, nothing flushed",
+		 ULL(s->epoch), ULL(s->sec.pages_rcvd));
+	status = rct_session_send(s, ack);
+	if (status != RCT_OK)
+		return status;
+	rct_secondary_settled(s, s->epoch, RCT_ACK_FLUSHED);
+	return RCT_OK;
+}
+
 rct_status_t rct_secondary_try_complete(struct rct_session *s)
 {
 	struct rct_msg ack = {.type = RCT_MSG_ACK};
@@ -254,6 +299,8 @@ rct_status_t rct_secondary_try_complete(struct rct_session *s)
 	s->ckpt = RCT_CKPT_READY;
 	ack.ack.epoch = s->epoch;
 	ack.ack.kind = RCT_ACK_COMMITTED;
+	if (s->flags & RCT_CKPT_BASE)
+		return rct_secondary_base_settled(s, &ack);
 	rct_session_event_push(s, RCT_EVENT_CKPT_READY, s->epoch, RCT_OK);
 	return rct_session_send(s, &ack);
 }
@@ -370,21 +417,6 @@ static rct_status_t rct_secondary_ready(struct rct_session *s, uint64_t epoch, c
 		return RCT_ERR_STATE;
 	}
 	return RCT_OK;
-}
-
-/* The ready epoch is settled (ACK @kind): the cache may take the next one.
- * Whatever happens to this ACK: a peer lost just now is reported by its
- * PEER_LOST event, not as a failed flush. */
-static void rct_secondary_settled(struct rct_session *s, uint64_t epoch, uint16_t kind)
-{
-	struct rct_msg ack = {.type = RCT_MSG_ACK};
-
-	s->ckpt = RCT_CKPT_IDLE;
-	if (s->state == RCT_SESSION_FAILED)
-		return;
-	ack.ack.epoch = epoch;
-	ack.ack.kind = kind;
-	(void)rct_session_send(s, &ack);
 }
 
 rct_status_t rct_ckpt_flush(struct rct_session *s, uint64_t epoch, struct rct_ckpt_stats *stats_p)

@@ -421,10 +421,12 @@ static const char *rct_msg_invalid(const struct rct_msg *m)
 			return "REGION: name holds a byte that is not printable ASCII";
 		return NULL;
 	case RCT_MSG_BEGIN:
-		if (m->begin.flags & ~(uint32_t)(RCT_CKPT_FULL | RCT_CKPT_LIVE))
+		if (m->begin.flags & ~(uint32_t)(RCT_CKPT_FULL | RCT_CKPT_LIVE | RCT_CKPT_BASE))
 			return "BEGIN: unknown flags";
 		if ((m->begin.flags & RCT_CKPT_LIVE) && !(m->begin.flags & RCT_CKPT_FULL))
 			return "BEGIN: LIVE without FULL";
+		if ((m->begin.flags & RCT_CKPT_BASE) && !(m->begin.flags & RCT_CKPT_LIVE))
+			return "BEGIN: BASE without FULL and LIVE";
 		return NULL;
 	case RCT_MSG_BITMAP:
 	case RCT_MSG_ZEROS:

@@ -34,8 +34,8 @@
 
 #define RCT_PROTO_MAGIC 0x31544352u /* "RCT1" in memory order */
 /* 3: REGION carries the region's name; 4: BITMAP carries segments of non-zero words;
- * 5: two staging slots, DEVSTATE says which; ZEROS */
-#define RCT_PROTO_VERSION 5
+ * 5: two staging slots, DEVSTATE says which; ZEROS; 6: BEGIN's BASE flag */
+#define RCT_PROTO_VERSION 6
 
 /* Limits a decoder enforces. */
 #define RCT_MSG_MAX	     (64 * 1024) /* header + payload */
