@@ -151,7 +151,8 @@ class Pair:
     def qemu_argv(self, role, rct_sock, rct_port):
         argv = [ARGS.qemu, "-L", "/usr/share/seabios", "-L", "/usr/share/qemu",
                 "-name", role + ",debug-threads=on", "-accel", "tcg", "-m", "%dM" % ARGS.mem_mb,
-                "-object", "memory-backend-file,id=mem,size=%dM,mem-path=%s,share=on" % (ARGS.mem_mb, self.shm[role]),
+                "-object", ("memory-backend-memfd,id=mem,size=%dM,share=on" % ARGS.mem_mb if ARGS.ram == "memfd" else
+                            "memory-backend-file,id=mem,size=%dM,mem-path=%s,share=on" % (ARGS.mem_mb, self.shm[role])),
                 "-machine", "pc,memory-backend=mem",
                 "-nodefaults", "-display", "none", "-no-user-config",
                 "-kernel", ARGS.guest,
@@ -169,10 +170,25 @@ class Pair:
                      "-object", "colo-rct,id=rct,socket=%s,addr=127.0.0.1:%d,backend=%s,lanes=%d,name=colo-%s,"
                      "pairing=%s,pairing-secret=pairing-key%s"
                      % (rct_sock, rct_port, ARGS.backend, ARGS.lanes, role, "colo-" + self.tag,
-                        ",failover=on" if role == "sec" and self.auto_failover else "")]
+                        ",failover=on" if role == "sec" and self.auto_failover else "")
+                     + (",stream-period=%d" % ARGS.stream_period if ARGS.stream_period is not None else "")]
         if role == "sec":
             argv += ["-incoming", "defer"]
         return argv
+
+    def ram_path(self, role):
+        """The guest RAM's file: the /dev/shm file, or (memfd) the QEMU's
+        descriptor of its memfd, through /proc."""
+        if ARGS.ram != "memfd":
+            return self.shm[role]
+        fds = "/proc/%d/fd" % self.procs[role].pid
+        for fd in os.listdir(fds):
+            try:
+                if os.readlink(os.path.join(fds, fd)).startswith("/memfd:memory-backend-memfd"):
+                    return os.path.join(fds, fd)
+            except OSError:
+                pass
+        raise RuntimeError("%s: no memfd of the memory backend among its descriptors" % role)
 
     def serial(self, role):
         try:
@@ -299,7 +315,7 @@ class Pair:
                     raise TimeoutError("pri: no whole checkpoint after the freeze in 60 s")
                 self.check_alive()
                 self.pri.poll(0.05)
-            diff = page_diff(self.shm["pri"], self.shm["sec"])
+            diff = page_diff(self.ram_path("pri"), self.ram_path("sec"))
             if self.quiet_checkpoints()[:2] == (n, False):
                 break
             log("consistency: a checkpoint ran during the comparison; again (%d)" % (attempt + 1))
@@ -668,17 +684,41 @@ def cpu_seconds(pid):
         return None
 
 
+def pss_mb(pid):
+    """The process's proportional set size (shared pages split between the
+    processes that map them, so a side's processes add up to its memory)."""
+    try:
+        for l in open("/proc/%d/smaps_rollup" % pid):
+            if l.startswith("Pss:"):
+                return round(int(l.split()[1]) / 1024.0, 1)
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return None
+
+
+def memory(pair):
+    """Each host's memory: PSS of its QEMU and rctd (MiB) and their sum."""
+    out = {}
+    for side in ("pri", "sec"):
+        m = {r: pss_mb(p.pid) for r, p in pair.procs.items() if r.startswith(side) and p.poll() is None}
+        m = {r: v for r, v in m.items() if v is not None}
+        m["total"] = round(sum(m.values()), 1)
+        out[side] = m
+    return out
+
+
 def measure(pair, n):
-    """n checkpoints in steady state: pauses from both sides' traces, CPU of every process."""
-    pair.run_checkpoints(3, 120)
+    """n checkpoints, every one from COLO's first (none left out as a warm-up):
+    pauses from both sides' traces, the first on its own, CPU per checkpoint
+    of every process, each host's memory after them."""
     c0 = {r: cpu_seconds(p.pid) for r, p in pair.procs.items()}
     t0 = time.time()
-    start = pair.checkpoints_done()
-    pair.run_checkpoints(start + n, 60 + n * (ARGS.delay_ms / 1000.0 + 1.0))
+    pair.run_checkpoints(n, 60 + n * (ARGS.delay_ms / 1000.0 + 1.0))
     t1 = time.time()
     c1 = {r: cpu_seconds(p.pid) for r, p in pair.procs.items()}
     res = {"window_s": round(t1 - t0, 2)}
-    pri = checkpoints(parse_trace(pair.path("pri-trace.log")))[start:start + n]
+    pev = parse_trace(pair.path("pri-trace.log"))
+    pri = checkpoints(pev)[:n]
     # the secondary stops for a checkpoint after the primary: those in the window
     w0, w1 = (pri[0]["stop"], pri[-1]["run"]) if pri else (0, 0)
     sec = [c for c in checkpoints(parse_trace(pair.path("sec-trace.log"))) if w0 <= c["stop"] <= w1]
@@ -686,8 +726,16 @@ def measure(pair, n):
     res["checkpoints_per_s"] = round(len(pri) / max(1e-9, w1 - w0), 2) if pri else 0
     res["primary_pause_ms"] = stats_ms([(c["run"] - c["stop"]) * 1000 for c in pri])
     res["secondary_pause_ms"] = stats_ms([(c["run"] - c["stop"]) * 1000 for c in sec])
+    res["first_pause_ms"] = {"primary": round((pri[0]["run"] - pri[0]["stop"]) * 1000, 2) if pri else None,
+                             "secondary": round((sec[0]["run"] - sec[0]["stop"]) * 1000, 2) if sec else None}
+    # rct: the sync that seeded the secondary's cache while the guest ran
+    base = [a for _, name, a in pev if name == "colo_rct_base_sync"]
+    res["base_sync"] = ({"pages": int(base[0].split()[2]), "ms": int(base[0].split()[5])}
+                        if base else None)
     res["cpu_s"] = {r: round(c1[r] - c0[r], 2) for r in c0 if c0[r] is not None and c1.get(r) is not None}
     res["cpu_pct_of_one_core"] = {r: round(100 * v / max(1e-9, t1 - t0), 1) for r, v in res["cpu_s"].items()}
+    res["cpu_ms_per_checkpoint"] = round(1000 * sum(res["cpu_s"].values()) / max(1, len(pri)), 1)
+    res["memory_mib"] = memory(pair)
     # the guest's dirty pages per checkpoint (trace colo_save_dirty, every
     # block), and those rct moved (colo_rct_save; the rest went on the stream)
     dirty = [c["dirty_pages"] for c in pri if "dirty_pages" in c]
@@ -747,9 +795,15 @@ def main():
     ap.add_argument("--mode", choices=("stock", "rct"), default="rct")
     ap.add_argument("--backend", choices=("tcp", "ucx", "verbs"), default="tcp")
     ap.add_argument("--lanes", type=int, default=4)
+    ap.add_argument("--stream-period", type=int, default=None,
+                    help="colo-rct stream-period: ms between hand-overs of dirty pages while the "
+                         "guest runs (0: none; default: the object's)")
     ap.add_argument("--checkpoints", type=int, default=100, help="checkpoints to measure (100)")
     ap.add_argument("--delay-ms", type=int, default=300, help="x-checkpoint-delay (300)")
     ap.add_argument("--mem-mb", type=int, default=256)
+    ap.add_argument("--ram", choices=("file", "memfd"), default="file",
+                    help="guest RAM: memory-backend-file on /dev/shm (not sealed: rctd flushes it on "
+                         "one thread) or memory-backend-memfd (sealed: rctd's flush threads)")
     ap.add_argument("--kill", choices=("none", "qemu", "rctd", "both", "all"), default="both",
                     help="what to kill -9 afterwards: the primary's QEMU, its rctd (a second pair), "
                          "both (two pairs); all: both, then three more pairs for the secondary's "
