@@ -24,7 +24,7 @@ import threading
 import time
 
 MAGIC = 0x53544352
-VERSION = 5
+VERSION = 6
 HDR = struct.Struct("<IHHIHBBQii")  # magic version type length flags nfds reserved id status detail
 HELLO, SESSION_OPEN, SESSION_CLOSE, REGION_ADD = 1, 2, 3, 4
 LISTEN, ACCEPT, CONNECT = 6, 7, 8
