@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: BSD-3-Clause
-"""Plots of the scale sweep and of streaming, from rctctl bench's own output.
+"""Plots of the scale sweep and of streaming, from rctctl bench's own output,
+and of a real QEMU COLO pair's pauses, from colo-bench.sh's.
 
   scripts/bench-plots.py scale SCALE.json OUT.png
       pause (mean and p99) and the primary's CPU per checkpoint against guest
@@ -8,6 +9,10 @@
   scripts/bench-plots.py stream STREAM.csv OUT.png
       CDF of the whole pause and of the primary's pause, stop-and-copy against
       streaming, per backend: `rctctl bench --stream-ms MS --csv STREAM.csv`
+  scripts/bench-plots.py colo BENCH.json OUT.png
+      CDF of the primary's pause (every checkpoint from the first), stock COLO
+      against COLO through rct, one panel per dirtying rate (the 256 MiB
+      cells): `scripts/qemu/colo-bench.sh BUILD --json > BENCH.json`
 
 gnuplot (pngcairo) draws; the data and commands are written next to OUT as
 OUT.gp, so a plot can be redrawn or checked by hand.
@@ -88,12 +93,34 @@ def stream(src, out):
     return gp
 
 
+def colo(src, out):
+    cells = [c for c in json.load(open(src))["cells"] if c.get("primary_pauses_ms")]
+    rates = sorted({c["rate_mib_s"] for c in cells if c["mem_mb"] == 256})
+    if not rates:
+        die(f"{src}: no 256 MiB cell with its pauses (colo-bench.sh --json of this version)")
+    gp = (f'set terminal pngcairo size 1100,460\nset output "{out}"\n'
+          f'set multiplot layout 1,{len(rates)}\nset ylabel "fraction of checkpoints"\n'
+          'set yrange [0:1]\nset key bottom right\nset grid\nset logscale x\n')
+    for j, rate in enumerate(rates):
+        plots = []
+        for i, c in enumerate(c for c in cells if c["mem_mb"] == 256 and c["rate_mib_s"] == rate):
+            name = f"r{j}c{i}"
+            what = "stock COLO" if c["mode"] == "stock" else f'rct {c["backend"]}:{c["lanes"]}'
+            gp += block(name, cdf(c["primary_pauses_ms"]))
+            style = 'linecolor rgb "black" linewidth 2 ' if c["mode"] == "stock" else ""
+            plots.append(f'${name} using 1:2 with steps {style}title "{what}"')
+        gp += (f'set title "{rate} MiB/s dirtied, every checkpoint from the first"\n'
+               'set xlabel "primary pause (ms)"\nplot ' + ", \\\n     ".join(plots) + "\n")
+    return gp + "unset multiplot\n"
+
+
 def main():
-    if len(sys.argv) != 4 or sys.argv[1] not in ("scale", "stream"):
+    kinds = {"scale": scale, "stream": stream, "colo": colo}
+    if len(sys.argv) != 4 or sys.argv[1] not in kinds:
         sys.stderr.write(__doc__)
         sys.exit(0 if len(sys.argv) == 2 and sys.argv[1] in ("-h", "--help") else 2)
     kind, src, out = sys.argv[1:]
-    gp = (scale if kind == "scale" else stream)(src, out)
+    gp = kinds[kind](src, out)
     with open(out + ".gp", "w") as f:
         f.write(gp)
     r = subprocess.run(["gnuplot", out + ".gp"], capture_output=True, text=True)

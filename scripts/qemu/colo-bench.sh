@@ -17,6 +17,7 @@
 #                      {"cells":[{"mode","backend","lanes","rate_mib_s","mem_mb","checkpoints",
 #                        "primary_pause_ms":{"mean","p50","p99","max"},"secondary_pause_ms":{...},
 #                        "first_pause_ms":{"primary","secondary"},"base_sync":{"pages","ms"}|null,
+#                        "primary_pauses_ms":[every checkpoint's, in order],
 #                        "memory_mib":{"pri":{...,"total"},"sec":{...}},"cpu_ms_per_checkpoint",
 #                        ...}], "ratios":[...]}
 #     --checkpoints N  per cell (default 100; --quick: 30); the 2 GiB cells: 10
@@ -85,6 +86,7 @@ for arg in sys.argv[2:]:
                   "primary_pause_ms": {k: s["primary_pause_ms"][k] for k in ("mean", "p50", "p99", "max")},
                   "secondary_pause_ms": {k: s["secondary_pause_ms"][k] for k in ("mean", "p50", "p99", "max")},
                   "first_pause_ms": s["first_pause_ms"], "base_sync": s["base_sync"],
+                  "primary_pauses_ms": s["primary_pauses_ms"],
                   "memory_mib": s["memory_mib"], "cpu_ms_per_checkpoint": s["cpu_ms_per_checkpoint"],
                   "cpu_pct_of_one_core": s["cpu_pct_of_one_core"], "consistent": s["consistent"]})
 ratios = []

@@ -725,6 +725,7 @@ def measure(pair, n):
     res["checkpoints"] = len(pri)
     res["checkpoints_per_s"] = round(len(pri) / max(1e-9, w1 - w0), 2) if pri else 0
     res["primary_pause_ms"] = stats_ms([(c["run"] - c["stop"]) * 1000 for c in pri])
+    res["primary_pauses_ms"] = [round((c["run"] - c["stop"]) * 1000, 3) for c in pri]
     res["secondary_pause_ms"] = stats_ms([(c["run"] - c["stop"]) * 1000 for c in sec])
     res["first_pause_ms"] = {"primary": round((pri[0]["run"] - pri[0]["stop"]) * 1000, 2) if pri else None,
                              "secondary": round((sec[0]["run"] - sec[0]["stop"]) * 1000, 2) if sec else None}
