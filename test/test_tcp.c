@@ -512,9 +512,10 @@ Test(tcp, a_second_primary_is_refused_at_once)
  * settles it itself: guest RAM untouched, no CKPT_READY; the next
  * checkpoint, with the pages dirtied since that image, makes it equal.
  */
-Test(tcp, a_base_sync_seeds_the_cache_only_and_the_next_checkpoint_is_the_image)
+static void base_sync_case(bool sparse)
 {
-	struct pair_opts o = {.lanes = 2, .size = 4u << 20, .auto_flush = true, .scribble = 8};
+	struct pair_opts o = {
+		.lanes = 2, .size = 4u << 20, .auto_flush = true, .scribble = 8, .sparse = sparse};
 	uint64_t *bits = calloc(rct_bitmap_words(1024), sizeof(uint64_t));
 	const uint64_t page = 100;
 	struct pair pp;
@@ -558,6 +559,18 @@ Test(tcp, a_base_sync_seeds_the_cache_only_and_the_next_checkpoint_is_the_image)
 		     RCT_ERR_INVALID_PARAM);
 	pair_close(&pp);
 	free(bits);
+}
+
+Test(tcp, a_base_sync_seeds_the_cache_only_and_the_next_checkpoint_is_the_image)
+{
+	base_sync_case(false);
+}
+
+/* The same with both RAMs in memfds: the secondary then maps its guest RAM
+ * where the file holds data on a thread of its own while epochs arrive. */
+Test(tcp, a_base_sync_into_file_backed_ram_maps_it_beside_the_session)
+{
+	base_sync_case(true);
 }
 
 Test(tcp, a_live_resync_is_no_failover_image_until_the_next_checkpoint)

@@ -13,6 +13,8 @@ rct_status_t rct_primary_dispatch(struct rct_session *s, const struct rct_msg *m
 rct_status_t rct_secondary_dispatch(struct rct_session *s, const struct rct_msg *msg);
 /* Secondary: complete a committed checkpoint whose fence has passed. */
 rct_status_t rct_secondary_try_complete(struct rct_session *s);
+/* Stop and join the thread that maps guest RAM after a base sync (destroy). */
+void rct_secondary_prefault_stop(struct rct_session *s);
 
 /* The staging slot the next device state goes into: never the committed one. */
 static inline unsigned rct_devstate_next_slot(const struct rct_session *s)

@@ -14,10 +14,14 @@
  * against the state, the epoch and the region bounds; a violation ends the
  * session (ERROR to the peer) without touching guest RAM.
  */
+#include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "bitmap.h"
 #include "ckpt.h"
@@ -231,6 +235,145 @@ static void rct_secondary_settled(struct rct_session *s, uint64_t epoch, uint16_
 }
 
 /*
+ * The mappings a flush copies through, mapped ahead rather than page by page
+ * at the first checkpoints' flushes, inside their pauses (QEMU COLO, 156 MiB/s
+ * dirtied: the first three flushes took 69, 24 and 28 ms against 6-7 later
+ * over UCX, 32, 14 and 11 over TCP).  Guest RAM where its file holds data (its
+ * pages exist: this maps them, allocates nothing), the cache where the base
+ * sync wrote.  On a thread of its own, while the guests run: mapping 2 GiB
+ * takes ~0.5 s, and the session's thread must serve the next checkpoint
+ * meanwhile (it did not, the first time: a 201 ms first pause).  Mapping does
+ * not change a byte, so a flush may run beside it.  MADV_POPULATE_* fail
+ * rather than raise SIGBUS (a file that shrank); a failure costs only the
+ * faults it would have saved.  Without a file the caller's RAM is left alone
+ * (it may be sparse and anonymous: populating would allocate it).
+ */
+#define RCT_PREFAULT_SLICE (8ull << 20)
+
+struct rct_prefault_region {
+	char *ram, *cache;
+	int fd; /* the RAM file, this thread's own descriptor; -1 none */
+	uint64_t foff, npages;
+	struct rct_dmap cached; /* a copy: the session's changes as epochs arrive */
+};
+
+struct rct_prefault {
+	pthread_t thread;
+	atomic_bool stop;
+	unsigned shift, n;
+	uint64_t epoch;
+	struct rct_prefault_region r[];
+};
+
+/* [addr, addr + len) in slices, so that destroy waits for one slice at most. */
+static bool rct_prefault_range(struct rct_prefault *p, char *addr, uint64_t len, int advice)
+{
+	for (uint64_t off = 0; off < len; off += RCT_PREFAULT_SLICE) {
+		if (atomic_load_explicit(&p->stop, memory_order_relaxed))
+			return false;
+		(void)madvise(addr + off, RCT_MIN(RCT_PREFAULT_SLICE, len - off), advice);
+	}
+	return true;
+}
+
+static void *rct_prefault_main(void *arg)
+{
+	struct rct_prefault *p = arg;
+	uint64_t t0 = rct_now_ns(), mapped = 0;
+	bool go = true;
+
+	for (unsigned i = 0; go && i < p->n; i++) {
+		struct rct_prefault_region *r = &p->r[i];
+		off_t end = (off_t)(r->foff + (r->npages << p->shift)), a, b;
+		uint64_t page = 0, first, len;
+
+		while (go && r->fd >= 0 && page < r->npages) {
+			a = lseek(r->fd, (off_t)(r->foff + (page << p->shift)), SEEK_DATA);
+			if (a < 0 || a >= end)
+				break;
+			b = lseek(r->fd, a, SEEK_HOLE);
+			if (b < 0 || b > end)
+				b = end;
+			first = ((uint64_t)a - r->foff) >> p->shift;
+			len = (((uint64_t)b - r->foff + (1ull << p->shift) - 1) >> p->shift) -
+			      first;
+			go = rct_prefault_range(p, r->ram + (first << p->shift), len << p->shift,
+						MADV_POPULATE_WRITE);
+			mapped += len;
+			page = first + len;
+		}
+		for (page = 0; go && rct_dmap_next_run(&r->cached, page, r->npages, &first, &len);
+		     page = first + len)
+			go = rct_prefault_range(p, r->cache + (first << p->shift), len << p->shift,
+						MADV_POPULATE_READ);
+	}
+	if (go)
+		rct_info("checkpoint %llu: guest RAM (%llu pages with data) and the cache mapped "
+			 "for the flushes in %llu ms, beside the session",
+			 ULL(p->epoch), ULL(mapped), ULL((rct_now_ns() - t0) / 1000000));
+	return NULL;
+}
+
+static void rct_prefault_free(struct rct_prefault *p)
+{
+	for (unsigned i = 0; i < p->n; i++) {
+		if (p->r[i].fd >= 0)
+			close(p->r[i].fd);
+		rct_dmap_free(&p->r[i].cached);
+	}
+	free(p);
+}
+
+void rct_secondary_prefault_stop(struct rct_session *s)
+{
+	struct rct_prefault *p = s->prefault;
+
+	if (!p)
+		return;
+	atomic_store(&p->stop, true);
+	pthread_join(p->thread, NULL);
+	rct_prefault_free(p);
+	s->prefault = NULL;
+}
+
+static void rct_secondary_prefault_start(struct rct_session *s)
+{
+	struct rct_prefault *p = calloc(1, sizeof(*p) + s->nregions * sizeof(p->r[0]));
+	int rc;
+
+	if (!p)
+		return;
+	p->shift = s->page_shift;
+	p->epoch = s->epoch;
+	for (unsigned i = 0; i < s->nregions; i++) {
+		struct rct_region *r = s->regions[i];
+		struct rct_prefault_region *q = &p->r[p->n++];
+
+		q->ram = r->ram;
+		q->cache = r->mem->addr;
+		q->foff = r->foff;
+		q->npages = r->npages;
+		q->fd = r->fd >= 0 ? fcntl(r->fd, F_DUPFD_CLOEXEC, 0) : -1;
+		if (rct_dmap_init(&q->cached, r->npages)) {
+			p->n--;
+			if (q->fd >= 0)
+				close(q->fd);
+			break;
+		}
+		rct_dmap_or(&q->cached, &r->cached);
+	}
+	s->prefault = p;
+	rc = pthread_create(&p->thread, NULL, rct_prefault_main, p);
+	if (rc) {
+		rct_info("checkpoint %llu: no thread to map guest RAM ahead (%s): the first "
+			 "flushes map it",
+			 ULL(s->epoch), strerror(rc));
+		rct_prefault_free(p);
+		s->prefault = NULL;
+	}
+}
+
+/*
  * A base sync (RCT_CKPT_BASE) is committed: it seeded the cache, and guest
  * RAM already holds the image it started from (any page that differs from
  * it is dirty in a later epoch, or was the secondary's own write).  Settled
@@ -251,6 +394,7 @@ static rct_status_t rct_secondary_base_settled(struct rct_session *s, struct rct
 	if (status != RCT_OK)
 		return status;
 	rct_secondary_settled(s, s->epoch, RCT_ACK_FLUSHED);
+	rct_secondary_prefault_start(s);
 	return RCT_OK;
 }
 

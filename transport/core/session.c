@@ -207,6 +207,7 @@ void rct_session_destroy(struct rct_session *s)
 	rct_live_destroy(s->ka.live);
 	s->ka.live = NULL;
 	rct_flush_pool_destroy(s->flush_pool);
+	rct_secondary_prefault_stop(s);
 	if (s->state == RCT_SESSION_CONNECTED) {
 		struct rct_msg bye = {.type = RCT_MSG_GOODBYE};
 

@@ -110,6 +110,9 @@ struct rct_session {
 	unsigned flush_threads;		   /* secondary: helpers its flush may use (flush.c) */
 	struct rct_flush_pool *flush_pool; /* started at the first flush that needs it */
 	bool flush_pool_failed;		   /* they could not start: logged, not retried */
+	/* Secondary, after a base sync: the thread that maps guest RAM and the
+	 * cache for the flushes (ckpt_secondary.c); joined by destroy. */
+	struct rct_prefault *prefault;
 
 	/* Peer authentication (auth.c).  psk is the key AUTH proves: the host's
 	 * pre-shared key, or the pairing key derived from it (host_psk kept). */
