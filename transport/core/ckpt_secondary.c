@@ -284,23 +284,16 @@ static void *rct_prefault_main(void *arg)
 
 	for (unsigned i = 0; go && i < p->n; i++) {
 		struct rct_prefault_region *r = &p->r[i];
-		off_t end = (off_t)(r->foff + (r->npages << p->shift)), a, b;
-		uint64_t page = 0, first, len;
+		uint64_t page = 0, first, end, len;
 
-		while (go && r->fd >= 0 && page < r->npages) {
-			a = lseek(r->fd, (off_t)(r->foff + (page << p->shift)), SEEK_DATA);
-			if (a < 0 || a >= end)
-				break;
-			b = lseek(r->fd, a, SEEK_HOLE);
-			if (b < 0 || b > end)
-				b = end;
-			first = ((uint64_t)a - r->foff) >> p->shift;
-			len = (((uint64_t)b - r->foff + (1ull << p->shift) - 1) >> p->shift) -
-			      first;
+		while (go && r->fd >= 0 &&
+		       rct_file_next_data(r->fd, r->foff, r->npages, p->shift, page, &first, &end) >
+			       0) {
+			len = end - first;
 			go = rct_prefault_range(p, r->ram + (first << p->shift), len << p->shift,
 						MADV_POPULATE_WRITE);
 			mapped += len;
-			page = first + len;
+			page = end;
 		}
 		for (page = 0; go && rct_dmap_next_run(&r->cached, page, r->npages, &first, &len);
 		     page = first + len)

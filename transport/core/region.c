@@ -103,10 +103,29 @@ rct_status_t rct_region_set_file(struct rct_region *r, int fd, uint64_t offset)
 	return RCT_OK;
 }
 
+int rct_file_next_data(int fd, uint64_t foff, uint64_t npages, unsigned shift, uint64_t page,
+		       uint64_t *first_p, uint64_t *end_p)
+{
+	off_t a, b, end = (off_t)(foff + (npages << shift));
+
+	if (page >= npages)
+		return 0;
+	a = lseek(fd, (off_t)(foff + (page << shift)), SEEK_DATA);
+	if (a < 0)
+		return errno == ENXIO ? 0 : -1;
+	if (a >= end)
+		return 0;
+	b = lseek(fd, a, SEEK_HOLE);
+	if (b < 0 || b > end)
+		b = end;
+	*first_p = RCT_MAX(page, ((uint64_t)a - foff) >> shift);
+	*end_p = RCT_MIN(npages, ((uint64_t)b - foff + (1ull << shift) - 1) >> shift);
+	return 1;
+}
+
 bool rct_region_next_data(struct rct_region *r, uint64_t page, uint64_t *first_p, uint64_t *end_p)
 {
-	unsigned shift = r->session->page_shift;
-	off_t a, b, end = (off_t)(r->foff + r->size);
+	int found;
 
 	if (page >= r->npages)
 		return false;
@@ -114,24 +133,18 @@ bool rct_region_next_data(struct rct_region *r, uint64_t page, uint64_t *first_p
 	*end_p = r->npages;
 	if (r->fd < 0)
 		return true;
-	a = lseek(r->fd, (off_t)(r->foff + (page << shift)), SEEK_DATA);
-	if (a < 0 && errno == ENXIO)
-		return false;
-	if (a < 0) {
+	found = rct_file_next_data(r->fd, r->foff, r->npages, r->session->page_shift, page, first_p,
+				   end_p);
+	if (found < 0) {
 		/* Not knowing where the holes are costs reading them, not data. */
 		rct_warn("region %u: SEEK_DATA: %m; reading the rest page by page", r->id);
 		close(r->fd);
 		r->fd = -1;
+		*first_p = page;
+		*end_p = r->npages;
 		return true;
 	}
-	if (a >= end)
-		return false;
-	b = lseek(r->fd, a, SEEK_HOLE);
-	if (b < 0 || b > end)
-		b = end;
-	*first_p = RCT_MAX(page, ((uint64_t)a - r->foff) >> shift);
-	*end_p = RCT_MIN(r->npages, ((uint64_t)b - r->foff + (1ull << shift) - 1) >> shift);
-	return true;
+	return found > 0;
 }
 
 uint64_t rct_region_pages(const struct rct_region *r)

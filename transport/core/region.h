@@ -21,4 +21,12 @@ void rct_region_free(struct rct_session *s, struct rct_region *r);
  */
 bool rct_region_next_data(struct rct_region *r, uint64_t page, uint64_t *first_p, uint64_t *end_p);
 
+/*
+ * The same over pages [0, @npages) of @fd from byte @foff, 2^@shift bytes a
+ * page: 1 and [*first_p, *end_p) found, 0 no data from @page on, -1 lseek
+ * failed (errno).  Never closes @fd: threads beside the session use it.
+ */
+int rct_file_next_data(int fd, uint64_t foff, uint64_t npages, unsigned shift, uint64_t page,
+		       uint64_t *first_p, uint64_t *end_p);
+
 #endif /* RCT_REGION_H */
