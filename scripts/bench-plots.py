@@ -106,6 +106,8 @@ def colo(src, out):
         for i, c in enumerate(c for c in cells if c["mem_mb"] == 256 and c["rate_mib_s"] == rate):
             name = f"r{j}c{i}"
             what = "stock COLO" if c["mode"] == "stock" else f'rct {c["backend"]}:{c["lanes"]}'
+            if c.get("resume_at_commit"):
+                what += ", resume at commit"
             gp += block(name, cdf(c["primary_pauses_ms"]))
             style = 'linecolor rgb "black" linewidth 2 ' if c["mode"] == "stock" else ""
             plots.append(f'${name} using 1:2 with steps {style}title "{what}"')

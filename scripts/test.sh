@@ -80,7 +80,8 @@ step "a real QEMU COLO pair through rctd: QEMU 10.2.2 with rct's series (scripts
 # checked); a stock COLO pair on it (patches 4-9 change nothing without the capability)
 # must checkpoint (10.2.2 unpatched aborts at the first one), keep the frozen guest's RAM
 # equal byte for byte and fail over on the primary's kill; then the pairs through rctd
-# (colo-test.sh: tcp and ucx, the kills, QMP under a stopped rctd, beside rct-stall); then
+# (colo-test.sh: tcp and ucx, the kills, QMP under a stopped rctd, beside rct-stall, resuming
+# at commit with the primary killed before the secondary loaded); then
 # QEMU's own kind of COLO test.  (QEMU 7.2, RCT_QEMU_SERIES=7.2, is no longer run here.)
 q10w=$(mktemp -d /tmp/rct-qemu10.XXXXXX)
 scripts/qemu/build.sh --series-check | tee "$q10w/series"
@@ -98,7 +99,8 @@ colo=$(mktemp)
 scripts/qemu/colo-test.sh "$B/release" tcp ucx | tee "$colo"
 [ "$(tail -n 2 "$colo" | grep -c '^qemu-colo: .* consistent yes, failover ok$')" = 2 ] &&
     tail -n 3 "$colo" | head -n 1 | grep -q '^qemu-colo-qmp: .* ok$' &&
-    tail -n 4 "$colo" | head -n 1 | grep -q '^qemu-colo-stall: .* consistent yes, failover ok .* false losses 0$' ||
+    tail -n 4 "$colo" | head -n 1 | grep -q '^qemu-colo-stall: .* consistent yes, failover ok .* false losses 0$' &&
+    tail -n 5 "$colo" | head -n 1 | grep -q '^qemu-colo-commit: .* consistent yes, failover ok (resuming at commit)$' ||
     { echo "the QEMU COLO pair through rctd failed" >&2; exit 1; }
 # QEMU's own kind of COLO test (upstream 11's failover cases, for 10.2's qtest framework),
 # stock and through rct; the cases 10.2.2 can pass must (docs/qemu.md).
@@ -127,7 +129,7 @@ step "fuzzing: the peer protocol decoder, rctd's socket API and its payload code
 scripts/fuzz.sh "${RCT_FUZZ_SECONDS:-60}"
 
 tail -n 1 "$faults"
-tail -n 3 "$colo"
+tail -n 5 "$colo"
 tail -n 3 "$qtest10"
 tail -n 1 "$cluster"
 rm -f "$faults" "$colo" "$cluster" "$qtest10"

@@ -171,7 +171,8 @@ class Pair:
                      "pairing=%s,pairing-secret=pairing-key%s"
                      % (rct_sock, rct_port, ARGS.backend, ARGS.lanes, role, "colo-" + self.tag,
                         ",failover=on" if role == "sec" and self.auto_failover else "")
-                     + (",stream-period=%d" % ARGS.stream_period if ARGS.stream_period is not None else "")]
+                     + (",stream-period=%d" % ARGS.stream_period if ARGS.stream_period is not None else "")
+                     + (",resume-at-commit=on" if role == "pri" and ARGS.resume_at_commit else "")]
         if role == "sec":
             argv += ["-incoming", "defer"]
         return argv
@@ -284,10 +285,28 @@ class Pair:
 
     def quiet_checkpoints(self):
         """(checkpoints done, one under way, the last done's stop time) from
-        the primary's trace."""
+        the primary's trace; under way also while the secondary has not
+        resumed from the last one (a primary that resumes at commit runs
+        before the secondary loaded)."""
         ev = [e for e in parse_trace(self.path("pri-trace.log")) if e[1] == "colo_vm_state_change"]
+        sev = [e for e in parse_trace(self.path("sec-trace.log")) if e[1] == "colo_vm_state_change"]
         cps = checkpoints(ev)
-        return len(cps), bool(ev) and "'run' => 'stop'" in ev[-1][2], cps[-1]["stop"] if cps else 0
+        busy = bool(ev) and "'run' => 'stop'" in ev[-1][2] or \
+            bool(sev) and "'run' => 'stop'" in sev[-1][2]
+        return len(cps), busy, cps[-1]["stop"] if cps else 0
+
+    def wait_quiet(self, since, deadline, what):
+        """Until a checkpoint that stopped after @since has ended on both
+        sides and none runs: the checkpoints done."""
+        while True:
+            n, busy, last_stop = self.quiet_checkpoints()
+            if not busy and last_stop >= since:
+                return n
+            if time.time() > deadline:
+                raise TimeoutError("pri: no whole checkpoint after %s in %d s"
+                                   % (what, round(deadline - since)))
+            self.check_alive()
+            self.pri.poll(0.05)
 
     def consistency(self):
         """Freeze the guest, hold the checkpoints back, compare the RAM files.
@@ -307,14 +326,7 @@ class Pair:
         self.pri.cmd("migrate-set-parameters", **{"x-checkpoint-delay": QUIET_DELAY_MS})
         deadline = t_set + 60
         for attempt in range(5):
-            while True:
-                n, busy, last_stop = self.quiet_checkpoints()
-                if not busy and last_stop >= t_set:
-                    break
-                if time.time() > deadline:
-                    raise TimeoutError("pri: no whole checkpoint after the freeze in 60 s")
-                self.check_alive()
-                self.pri.poll(0.05)
+            n = self.wait_quiet(t_set, deadline, "the freeze")
             diff = page_diff(self.ram_path("pri"), self.ram_path("sec"))
             if self.quiet_checkpoints()[:2] == (n, False):
                 break
@@ -459,6 +471,90 @@ class Pair:
         fo["primary_heartbeats_after"] = len(new)
         return self.pri.cmd("query-status")["status"] == "running" and len(new) >= 2
 
+    def catch_in_flush(self, victim, mark, timeout, after=None):
+        """SIGSTOP @victim (an rctd) while its flush mark says "flushing": the
+        epoch it was caught in, or None.  @after: call it once polling runs."""
+        deadline = time.time() + timeout
+        with open(mark, "a"):
+            pass
+        fd = os.open(mark, os.O_RDONLY)
+        try:
+            while time.time() < deadline:
+                if after:
+                    after()
+                    after = None
+                line = os.pread(fd, 64, 0).decode(errors="replace")
+                if not line.startswith("flushing"):
+                    continue
+                victim.send_signal(signal.SIGSTOP)
+                line = os.pread(fd, 64, 0).decode(errors="replace")
+                if line.startswith("flushing"):
+                    return line.split()[1]       # stopped inside the flush
+                victim.send_signal(signal.SIGCONT)  # it had finished: the next one
+        finally:
+            os.close(fd)
+        return None
+
+    def primary_killed_before_loaded(self):
+        """Resume at commit: kill -9 of the primary QEMU once it resumed from
+        a checkpoint that the secondary has not loaded (its rctd stopped inside
+        that checkpoint's flush); the secondary must fail over into that
+        checkpoint, its RAM byte for byte the primary's at it.  The guest is
+        frozen before that checkpoint, so the primary's RAM file keeps the
+        checkpoint's image after the kill, and the secondary's RAM differs
+        from it before the checkpoint (it holds the previous one, and its
+        own guest ran on from there)."""
+        fo = {"killed": "pri", "when": "resumed at commit, before the secondary's LOADED"}
+        mark = os.path.join(self.path("sec-rctd-state"), "colo-%s.flush" % self.tag)
+        rctd = self.procs["sec-rctd"]
+        # No checkpoint from now on until asked: the one the setting starts, then none.
+        t_set = time.time()
+        self.pri.cmd("migrate-set-parameters", **{"x-checkpoint-delay": QUIET_DELAY_MS})
+        self.wait_quiet(t_set, t_set + 60, "the setting")
+        with open(mark) as f:
+            before_mark = f.read(64).split()
+        self.send_serial("pri", b"F")
+        self.wait_serial("pri", "FROZEN", 10)
+        # the primary's RAM is the next checkpoint's image from here on
+        fo["pages_differing_before"] = len(page_diff(self.ram_path("pri"), self.ram_path("sec")))
+        caught = self.catch_in_flush(rctd, mark, 30, after=lambda: self.pri.cmd(
+            "migrate-set-parameters", **{"x-checkpoint-delay": ARGS.delay_ms}))
+        fo["caught_in_flush_of_epoch"] = caught
+        fo["previous_epoch"] = before_mark[1] if len(before_mark) == 2 else None
+        if caught is None:
+            fo["ok"] = False
+            fo["why"] = "no flush caught in 30 s"
+            return fo
+        fo["primary_status_when_caught"] = self.pri.cmd("query-status")["status"]
+        t_kill = time.time()
+        self.procs["pri"].send_signal(signal.SIGKILL)
+        self.procs["pri"].wait(10)
+        rctd.send_signal(signal.SIGCONT)
+        fo["noticed"] = self.wait_any(("COLO_EXIT", "COLO_RCT_PEER_LOST"), 15)
+        fo["x-colo-lost-heartbeat"] = self.sec.cmd("x-colo-lost-heartbeat", check=False)
+        deadline = time.time() + 15
+        while self.sec.cmd("query-status")["status"] != "running" and time.time() < deadline:
+            time.sleep(0.05)
+        fo["running_after_s"] = round(time.time() - t_kill, 3)
+        fo["status"] = self.sec.cmd("query-status")["status"]
+        with open(mark) as f:
+            fo["secondary_flush_mark"] = f.read(64).strip()
+        diff = page_diff(self.ram_path("pri"), self.ram_path("sec"))
+        fo["pages_differing_after"] = len(diff)
+        fo["first_differing"] = [{"page": p, "addr": hex(p * 4096)} for p, _ in diff[:8]]
+        before = self.heartbeats("sec")
+        self.send_serial("sec", b"U")
+        self.wait_serial("sec", "THAWED", 10)
+        time.sleep(2)
+        fo["heartbeats_after"] = len(self.heartbeats("sec")) - len(before)
+        fo["ok"] = (fo["primary_status_when_caught"] == "running" and fo["status"] == "running"
+                    and fo["pages_differing_before"] > 0 and not diff
+                    and fo["secondary_flush_mark"] == "flushed %s" % caught
+                    and fo["previous_epoch"] is not None
+                    and int(caught) == int(fo["previous_epoch"]) + 1
+                    and fo["heartbeats_after"] >= 2)
+        return fo
+
     def secondary_rctd_killed(self, in_flush, sig=signal.SIGKILL):
         """kill -9 (@sig: or SIGTERM) of the secondary's rctd (failover=on on the secondary), while
         both QEMUs are sampled every 100 ms: the secondary reports a local fault
@@ -476,23 +572,7 @@ class Pair:
         self.sampler_start()
         time.sleep(1.0)
         if in_flush:
-            caught = None
-            deadline = time.time() + 30
-            while caught is None and time.time() < deadline:
-                try:
-                    with open(mark) as f:
-                        line = f.read(64)
-                except FileNotFoundError:
-                    line = ""
-                if not line.startswith("flushing"):
-                    continue
-                victim.send_signal(signal.SIGSTOP)
-                with open(mark) as f:
-                    line = f.read(64)
-                if line.startswith("flushing"):
-                    caught = line.split()[1]     # stopped inside the flush
-                else:
-                    victim.send_signal(signal.SIGCONT)  # it had finished: the next one
+            caught = self.catch_in_flush(victim, mark, 30)
             fo["caught_in_flush_of_epoch"] = caught
             if caught is None:
                 self.sampler_stop()
@@ -799,17 +879,22 @@ def main():
     ap.add_argument("--stream-period", type=int, default=None,
                     help="colo-rct stream-period: ms between hand-overs of dirty pages while the "
                          "guest runs (0: none; default: the object's)")
+    ap.add_argument("--resume-at-commit", action="store_true",
+                    help="colo-rct resume-at-commit on the primary: its guest resumes once the "
+                         "secondary's rctd holds the checkpoint whole; with --kill all, a last pair "
+                         "whose primary is killed between its resume and the secondary's LOADED")
     ap.add_argument("--checkpoints", type=int, default=100, help="checkpoints to measure (100)")
     ap.add_argument("--delay-ms", type=int, default=300, help="x-checkpoint-delay (300)")
     ap.add_argument("--mem-mb", type=int, default=256)
     ap.add_argument("--ram", choices=("file", "memfd"), default="file",
                     help="guest RAM: memory-backend-file on /dev/shm (not sealed: rctd flushes it on "
                          "one thread) or memory-backend-memfd (sealed: rctd's flush threads)")
-    ap.add_argument("--kill", choices=("none", "qemu", "rctd", "both", "all"), default="both",
+    ap.add_argument("--kill", choices=("none", "qemu", "rctd", "both", "all", "commit"), default="both",
                     help="what to kill -9 afterwards: the primary's QEMU, its rctd (a second pair), "
                          "both (two pairs); all: both, then three more pairs for the secondary's "
                          "rctd, kill -9 between checkpoints and inside a flush, SIGTERM between "
-                         "checkpoints, with both QEMUs sampled")
+                         "checkpoints, with both QEMUs sampled; commit (with --resume-at-commit): "
+                         "only a second pair whose primary is killed before the secondary loaded")
     ap.add_argument("--heartbeat-ms", type=int, default=0, help="rctd -H (default: rctd's)")
     ap.add_argument("--qmp-stall-ms", type=int, default=0,
                     help="instead of the kills: stop an rctd (--stall-side) this long while the "
@@ -822,6 +907,10 @@ def main():
     ARGS = ap.parse_args()
     if ARGS.mode == "rct" and not ARGS.rctd:
         ap.error("--mode rct needs --rctd")
+    if ARGS.resume_at_commit and (ARGS.mode != "rct" or ARGS.ram != "file"):
+        ap.error("--resume-at-commit needs --mode rct and --ram file")
+    if ARGS.kill == "commit" and not ARGS.resume_at_commit:
+        ap.error("--kill commit needs --resume-at-commit")
     if ARGS.mode == "stock" and ARGS.kill in ("rctd", "both", "all"):
         ARGS.kill = "qemu" if ARGS.kill in ("both", "all") else "none"
     os.makedirs(ARGS.workdir, exist_ok=True)
@@ -833,6 +922,7 @@ def main():
 
     label = ARGS.backend if ARGS.mode == "rct" else "stock"
     summary = {"mode": ARGS.mode, "backend": ARGS.backend if ARGS.mode == "rct" else None,
+               "resume_at_commit": ARGS.resume_at_commit,
                "lanes": ARGS.lanes if ARGS.mode == "rct" else None, "delay_ms": ARGS.delay_ms,
                "mem_mb": ARGS.mem_mb, "guest": os.path.basename(ARGS.guest)}
     summary["failover"] = []
@@ -901,6 +991,17 @@ def main():
         ok = attempt(summary, label, "d", lambda p: third(p, True))
     if ok and ARGS.kill == "all":
         ok = attempt(summary, label, "e", lambda p: third(p, False, signal.SIGTERM))
+
+    def fourth(pair):
+        log("%s: a pair resuming at commit; kill -9 of the primary QEMU between its resume and "
+            "the secondary's LOADED (the secondary's rctd stopped inside that flush)" % label)
+        pair.start(True)
+        pair.run_checkpoints(10, 120)
+        fo = pair.primary_killed_before_loaded()
+        log("%s: kill -9 of the primary before the secondary loaded: %s" % (label, fo))
+        summary["failover"].append(fo)
+    if ok and ARGS.kill in ("all", "commit") and ARGS.resume_at_commit:
+        ok = attempt(summary, label, "f", fourth)
     consistent = "consistency" in summary and summary["consistency"]["identical"] and \
         summary.get("consistency_b", {"identical": True})["identical"]
     fo_ok = bool(summary.get("failover")) and all(f["ok"] for f in summary["failover"])

@@ -9,7 +9,10 @@
 # sampled for two running guests; then the
 # primary's QMP timed while its rctd is stopped (nothing waits under the
 # BQL); then a pair beside rct-stall (a slow host must not read as a dead
-# peer).  The last lines: those two, then one per backend:
+# peer); then a pair that resumes at commit, its primary killed -9 between its
+# resume and the secondary's LOADED.  The last lines: those three, then one
+# per backend:
+#   qemu-colo-commit: tcp N checkpoints resuming at commit, consistent yes|no, failover ok|failed
 #   qemu-colo-stall: tcp N checkpoints beside rct-stall, consistent yes|no, false losses L
 #   qemu-colo-qmp: tcp: the primary's QMP round trip max X ms ... ok|FAILED
 #   qemu-colo: BACKEND N checkpoints, consistent yes|no, failover ok|failed
@@ -18,10 +21,11 @@
 # Logs and traces go to a temporary folder, named at the start and kept on failure.
 #   RCT_COLO_CHECKPOINTS   checkpoints per backend (default 100)
 #   RCT_COLO_STALL_CHECKPOINTS  checkpoints of the pair beside rct-stall (default 50)
+#   RCT_COLO_COMMIT_CHECKPOINTS checkpoints of the pair resuming at commit (default 50)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 case "${1:-}" in
-    ""|-h|--help) sed -n '3,17p' "$0" | sed 's/^# \{0,1\}//'; [ -n "${1:-}" ]; exit;;
+    ""|-h|--help) sed -n '3,24p' "$0" | sed 's/^# \{0,1\}//'; [ -n "${1:-}" ]; exit;;
 esac
 build=$1
 shift
@@ -80,6 +84,16 @@ else
     lines=("qemu-colo-stall: no rct-stall in $build/test (build the tests)" "${lines[@]}")
     rc=1
 fi
+# Resume at commit (colo-rct resume-at-commit=on): the primary's guest runs
+# again once the secondary's rctd holds the checkpoint; the secondary applies
+# it even when the primary dies before its LOADED.  The primary is killed -9
+# while the secondary's rctd is stopped inside that checkpoint's flush.
+rac=$work/commit.out
+"$here/colo-pair.py" --qemu "$qemu" --rctd "$rctd" --guest "$work/guest.elf" --mode rct \
+    --backend tcp --lanes 4 --checkpoints "${RCT_COLO_COMMIT_CHECKPOINTS:-50}" --resume-at-commit \
+    --kill commit --workdir "$work/commit" 2>&1 | tee "$rac" || rc=1
+last=$(tail -n 1 "$rac")
+lines=("qemu-colo-commit: ${last#qemu-colo: } (resuming at commit)" "${lines[@]}")
 # The work folder stays only when something failed (its logs and traces).
 [ $rc = 0 ] && rm -rf "$work" || echo "colo-test: logs and traces kept in $work"
 printf '%s\n' "${lines[@]}"
