@@ -10,22 +10,10 @@ cache=${RCT_RXE_VM_CACHE:-/var/tmp/rct-rxe-vm}
 mkdir -p "$cache"
 cd "$cache"
 
-if ! ls kernel/boot/vmlinuz-* >/dev/null 2>&1; then
-    find_pkg() { apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-/ {print $2; exit}'; }
-    pkg=$(find_pkg)
-    if [ -z "$pkg" ] && [ "$(id -u)" = 0 ]; then
-        apt-get update -qq # a machine whose package lists were never fetched
-        pkg=$(find_pkg)
-    fi
-    [ -n "$pkg" ] || { echo "rxe-vm: cannot find Debian's kernel package (apt-get update?)" >&2; exit 1; }
-    echo "rxe-vm: downloading $pkg" >&2
-    rm -f linux-image-*.deb
-    apt-get download "$pkg" >/dev/null
-    dpkg -x linux-image-*.deb kernel
-fi
-kver=$(ls kernel/lib/modules | head -1)
+# shellcheck source=scripts/lib/debian-kernel.sh
+. "$here/../lib/debian-kernel.sh"
+kver=$(dk_fetch "$cache")
 cp "kernel/boot/vmlinuz-$kver" vmlinuz
-[ -f "kernel/lib/modules/$kver/modules.dep" ] || depmod -b kernel "$kver"
 
 # 9p for the host's filesystem, virtio-console for the command's output,
 # dummy for the link under rxe0, veth for rxe1/rxe2 and netem to cut it, overlay for a writable root.
@@ -34,21 +22,8 @@ stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage"/{bin,sbin,proc,sys,dev,mnt,newroot,lib/modules/$kver}
 cp /bin/busybox "$stage/bin/busybox"
-for m in $mods; do
-    modprobe -d kernel -S "$kver" --show-depends "$m" | awk '$1 == "insmod" {print $2}'
-done | awk '!seen[$0]++' | while read -r f; do
-    rel=${f#*/lib/modules/$kver/}
-    mkdir -p "$stage/lib/modules/$kver/$(dirname "$rel")"
-    case "$f" in
-        *.xz) xz -dc "$f" > "$stage/lib/modules/$kver/${rel%.xz}" ;;
-        *.zst) zstd -dcq "$f" > "$stage/lib/modules/$kver/${rel%.zst}" ;;
-        *) cp "$f" "$stage/lib/modules/$kver/$rel" ;;
-    esac
-done
-for f in modules.order modules.builtin modules.builtin.modinfo; do
-    [ -f "kernel/lib/modules/$kver/$f" ] && cp "kernel/lib/modules/$kver/$f" "$stage/lib/modules/$kver/"
-done
-depmod -b "$stage" "$kver"
+# shellcheck disable=SC2086 # the module list splits into words
+dk_stage_modules "$cache" "$kver" "$stage" $mods
 echo "$mods" | tr ' ' '\n' | grep -vx -e dummy -e '' > "$stage/modules.list"
 cp "$here/vm-init.sh" "$stage/init"
 chmod 755 "$stage/init"
