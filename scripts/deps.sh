@@ -19,6 +19,9 @@ if [ "${1:-test}" = test ]; then
     # The soft-RoCE VM: qemu, its initramfs tools, the rxe provider.
     want+=(qemu-system-x86 busybox-static kmod cpio xz-utils zstd iproute2 rdma-core
            ibverbs-providers ibverbs-utils rdmacm-utils perftest)
+    # The Linux COLO guest (scripts/qemu/guest-linux): its disk image, its
+    # static service.
+    want+=(e2fsprogs libc6-dev)
     # The OCF agent and its cluster test: Pacemaker, Corosync, a quorum device,
     # ocf-tester, shellcheck.
     want+=(pacemaker pacemaker-cli-utils corosync corosync-qdevice corosync-qnetd

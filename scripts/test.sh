@@ -8,7 +8,9 @@
 #   6. QEMU 10.2.2 with rct's series (built once and cached in /var/cache/rct-qemu):
 #      every prefix of the series builds, a stock COLO pair, real COLO pairs through rctd
 #      over tcp and ucx (scripts/qemu/colo-test.sh), the COLO qtests, stock and through
-#      rct (scripts/qemu/qtest.sh)
+#      rct (scripts/qemu/qtest.sh), and COLO as deployed: a Linux guest serving a client
+#      through colo-compare, its disk replicated, through kills and a link cut
+#      (scripts/qemu/colo-real-test.sh)
 #   7. the Pacemaker resource agent: ocf-tester, then a real two-node cluster with a
 #      quorum device and fencing, its pair beside rct-stall, kill -9 and link cuts
 #      (scripts/cluster-test.sh)
@@ -77,7 +79,7 @@ true
 step "a real QEMU COLO pair through rctd: QEMU 10.2.2 with rct's series (scripts/qemu/)"
 # The QEMU COLO users run now, pinned (scripts/qemu/build.sh: built once and cached) with
 # scripts/qemu/patches-10.2, every prefix of which must build on its own (cached once
-# checked); a stock COLO pair on it (patches 4-9 change nothing without the capability)
+# checked); a stock COLO pair on it (patches 5-14 change nothing without the capability)
 # must checkpoint (10.2.2 unpatched aborts at the first one), keep the frozen guest's RAM
 # equal byte for byte and fail over on the primary's kill; then the pairs through rctd
 # (colo-test.sh: tcp and ucx, the kills, QMP under a stopped rctd, beside rct-stall, resuming
@@ -106,6 +108,12 @@ scripts/qemu/colo-test.sh "$B/release" tcp ucx | tee "$colo"
 # stock and through rct; the cases 10.2.2 can pass must (docs/qemu.md).
 qtest10=$(mktemp)
 scripts/qemu/qtest.sh "$B/release" | tee "$qtest10" || { echo "the QEMU 10.2 COLO qtests failed" >&2; exit 1; }
+# COLO as deployed: a Linux guest, its network through colo-compare, its disk through quorum
+# and replication, a client whose one connection must outlive each fault and failover.
+real=$(mktemp)
+scripts/qemu/colo-real-test.sh "$B/release" | tee "$real" || true
+[ "$(tail -n 4 "$real" | grep -c '^colo-real: .* failover ok, lost 0, duplicated 0$')" = 4 ] ||
+    { echo "COLO with a Linux guest, colo-compare and block replication failed" >&2; exit 1; }
 
 step "failover decided by Pacemaker: the OCF agent in a real two-node cluster (scripts/cluster-test.sh)"
 shellcheck -s sh scripts/ocf/rct-colo
@@ -131,8 +139,9 @@ scripts/fuzz.sh "${RCT_FUZZ_SECONDS:-60}"
 tail -n 1 "$faults"
 tail -n 5 "$colo"
 tail -n 3 "$qtest10"
+tail -n 4 "$real"
 tail -n 1 "$cluster"
-rm -f "$faults" "$colo" "$cluster" "$qtest10"
+rm -f "$faults" "$colo" "$cluster" "$qtest10" "$real"
 # One closing line over both runs (ctest prints one per run).
 awk '/tests passed, [0-9]+ tests failed out of/ {
         total += $NF; failed += $(NF-5) }

@@ -21,8 +21,9 @@
 # As root it adds a deb-src entry for the machine's own Debian mirror
 # (/etc/apt/sources.list.d/rct-deb-src.sources) and installs the build
 # dependencies; otherwise it says what is missing and fails.  Only the x86_64
-# softmmu target is configured, with replication (COLO's block side) on and
-# no default features; the build uses every core.  Progress goes to stderr,
+# softmmu target is configured, with replication and the COLO proxy
+# (filter-rewriter) on and no default features; qemu-img is built beside the
+# binary (COLO's disk overlays); the build uses every core.  Progress goes to stderr,
 # the full build log to the cache.
 #   RCT_QEMU_CACHE      the cache (default /var/cache/rct-qemu)
 #   RCT_QEMU_SERIES     10.2 (default): QEMU 1:10.2.2+ds-1 (Debian sid's
@@ -44,13 +45,13 @@ say() { echo "qemu-build: $*" >&2; }
 die() { say "$*"; exit 1; }
 
 case "${1:-}" in
-    -h|--help) sed -n '3,39p' "$0" | sed 's/^# \{0,1\}//'; exit 0;;
+    -h|--help) sed -n '3,40p' "$0" | sed 's/^# \{0,1\}//'; exit 0;;
     ""|--print-key|--series-check) ;;
     *) die "unknown argument '$1' (see --help)";;
 esac
 
 configure_args=(--target-list=x86_64-softmmu --without-default-features --enable-replication
-                --enable-trace-backends=log --disable-docs --enable-fdt=system)
+                --enable-colo-proxy --enable-tools --enable-trace-backends=log --disable-docs --enable-fdt=system)
 build_deps=(dpkg-dev meson ninja-build pkg-config python3 libglib2.0-dev libpixman-1-dev
             zlib1g-dev libfdt-dev gcc make)
 
@@ -106,6 +107,20 @@ fetch_pinned() {
     echo "$f"
 }
 
+# Apply patch $1 to the source tree; $2 says what it failed to apply to.
+apply_patch() {
+    patch -d "$src" -p1 --forward --quiet <"$1" >>"$log" 2>&1 ||
+        { tail -20 "$log" >&2; die "$(basename "$1") does not apply $2"; }
+}
+
+# A series with x-colo-rct must have found the client library ($1: whose configure).
+check_colo_rct() {
+    if [ ${#patches[@]} -gt 0 ] && grep -qs "CONFIG_COLO_RCT" "${patches[@]}"; then
+        grep -q "^#define CONFIG_COLO_RCT" "$src/build/config-host.h" ||
+            die "$1did not find rct-client (pkg-config $stage/lib/pkgconfig): see $log"
+    fi
+}
+
 # Every prefix of the series builds: configure the unpatched source once
 # (warnings are errors), then patch k and ninja, for k = 1..N (meson
 # reconfigures itself where a patch changes a meson.build).
@@ -120,18 +135,14 @@ series_check() {
     for p in "${patches[@]}"; do
         k=$((k + 1))
         t=$(date +%s)
-        patch -d "$src" -p1 --forward --quiet <"$p" >>"$log" 2>&1 ||
-            { tail -20 "$log" >&2; die "$(basename "$p") does not apply after the $((k - 1)) before it"; }
+        apply_patch "$p" "after the $((k - 1)) before it"
         say "series check: ninja with patches 1..$k of ${#patches[@]} ($(basename "$p"))"
         (cd "$src/build" && ninja -j "$(nproc)" qemu-system-x86_64) >>"$log" 2>&1 ||
             { tail -40 "$log" >&2; die "the series does not build with patches 1..$k ($(basename "$p")): see $log"; }
         res+=("series: 1..$k of ${#patches[@]} builds ($(basename "$p"), $(($(date +%s) - t)) s)")
         say "${res[-1]}"
     done
-    if grep -qs "CONFIG_COLO_RCT" "${patches[@]}"; then
-        grep -q "^#define CONFIG_COLO_RCT" "$src/build/config-host.h" ||
-            die "series check: configure did not find rct-client (pkg-config $stage/lib/pkgconfig): see $log"
-    fi
+    check_colo_rct "series check: configure "
     res+=("series: every prefix of the ${#patches[@]} patches builds (source $version, --enable-werror)")
     printf '%s\n' "${res[@]}" >"$marker"
     cat "$marker"
@@ -250,29 +261,23 @@ if [ $mode = series ]; then
 fi
 for p in ${patches[@]+"${patches[@]}"}; do
     say "patch $(basename "$p")"
-    patch -d "$src" -p1 --forward --quiet <"$p" >>"$log" 2>&1 ||
-        { tail -20 "$log" >&2; die "$(basename "$p") does not apply to $version"; }
+    apply_patch "$p" "to $version"
 done
 mkdir -p "$src/build"
 say "configure ${configure_args[*]}"
 (cd "$src/build" && PKG_CONFIG_PATH=$stage/lib/pkgconfig \
     ../configure "${configure_args[@]}" --extra-ldflags="-Wl,-rpath,$out/lib") >>"$log" 2>&1 ||
     { tail -30 "$log" >&2; die "configure failed"; }
-# A series with x-colo-rct must have found the client library.
-if [ ${#patches[@]} -gt 0 ] && grep -qs "CONFIG_COLO_RCT" "${patches[@]}"; then
-    grep -q "^#define CONFIG_COLO_RCT" "$src/build/config-host.h" ||
-        die "configure did not find rct-client (pkg-config $stage/lib/pkgconfig): see $log"
-fi
+check_colo_rct "configure "
 
-say "ninja qemu-system-x86_64 on $(nproc) cores (about 5 min on 2)"
-(cd "$src/build" && ninja -j "$(nproc)" qemu-system-x86_64) >>"$log" 2>&1 ||
+say "ninja qemu-system-x86_64 qemu-img on $(nproc) cores (about 5 min on 2)"
+(cd "$src/build" && ninja -j "$(nproc)" qemu-system-x86_64 qemu-img) >>"$log" 2>&1 ||
     { tail -40 "$log" >&2; die "the build failed"; }
-cp "$src/build/qemu-system-x86_64" "$out.tmp/"
+cp "$src/build/qemu-system-x86_64" "$src/build/qemu-img" "$out.tmp/"
 if [ ${#test_patches[@]} -gt 0 ]; then
     for p in "${test_patches[@]}"; do
         say "test patch $(basename "$p")"
-        patch -d "$src" -p1 --forward --quiet <"$p" >>"$log" 2>&1 ||
-            { tail -20 "$log" >&2; die "$(basename "$p") does not apply to $version"; }
+        apply_patch "$p" "to $version"
     done
     say "ninja tests/qtest/migration-test"
     (cd "$src/build" && ninja -j "$(nproc)" tests/qtest/migration-test) >>"$log" 2>&1 ||

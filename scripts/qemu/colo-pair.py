@@ -29,7 +29,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from colo_lib import (QMP, checkpoints, cpu_seconds, free_port, page_diff,  # noqa: E402
-                      parse_trace, pss_mb, stats_ms)
+                      parse_trace, pss_mb, stats_ms, stop_procs, wait_colo)
 
 T0 = time.time()
 ARGS = None
@@ -172,17 +172,7 @@ class Pair:
                                                   "max-bandwidth": 10 * 1024 ** 3})
         self.wait_serial("pri", "HB 00000002", 60)
         self.pri.cmd("migrate", uri="tcp:127.0.0.1:%d" % port)
-        deadline = time.time() + 120
-        while True:
-            ps, ss = self.pri.cmd("query-colo-status"), self.sec.cmd("query-colo-status")
-            if ps["mode"] == "primary" and ss["mode"] == "secondary":
-                break
-            st = self.pri.cmd("query-migrate").get("status")
-            if st in ("failed", "cancelled") or time.time() > deadline:
-                raise RuntimeError("did not enter COLO: migrate status %s, primary %s, secondary %s"
-                                   % (st, ps, ss))
-            self.check_alive()
-            time.sleep(0.1)
+        wait_colo(self.pri, self.sec, self.check_alive)
 
     def check_alive(self, but=()):
         for r, p in self.procs.items():
@@ -601,18 +591,8 @@ class Pair:
         return res
 
     def stop(self):
-        for r in ("pri", "sec", "pri-rctd", "sec-rctd"):
-            p = self.procs.get(r)
-            if p and p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(5)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait(5)
-        for p in self.shm.values():
-            if os.path.exists(p):
-                os.unlink(p)
+        stop_procs([self.procs.get(r) for r in ("pri", "sec", "pri-rctd", "sec-rctd")],
+                   self.shm.values())
 
 
 # x-checkpoint-delay while the RAM is compared: no checkpoint meanwhile.

@@ -8,6 +8,7 @@ import os
 import re
 import socket
 import statistics
+import subprocess
 import time
 
 
@@ -169,3 +170,34 @@ def pss_mb(pid):
     except (FileNotFoundError, ProcessLookupError):
         pass
     return None
+
+
+def wait_colo(pri, sec, check_alive, timeout=120, period=0.1):
+    """Until both QEMUs (QMP) are in COLO, primary and secondary; a failed
+    migration, a dead process (check_alive() raises) or the timeout raise."""
+    deadline = time.time() + timeout
+    while True:
+        ps, ss = pri.cmd("query-colo-status"), sec.cmd("query-colo-status")
+        if ps["mode"] == "primary" and ss["mode"] == "secondary":
+            return
+        st = pri.cmd("query-migrate").get("status")
+        if st in ("failed", "cancelled") or time.time() > deadline:
+            raise RuntimeError("did not enter COLO: migrate status %s, primary %s, secondary %s"
+                               % (st, ps, ss))
+        check_alive()
+        time.sleep(period)
+
+
+def stop_procs(procs, files=()):
+    """SIGTERM each process still running (SIGKILL after 5 s), then remove @files."""
+    for p in procs:
+        if p and p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(5)
+    for f in files:
+        if os.path.exists(f):
+            os.unlink(f)
