@@ -112,7 +112,7 @@ scripts/qemu/qtest.sh "$B/release" | tee "$qtest10" || { echo "the QEMU 10.2 COL
 # and replication, a client whose one connection must outlive each fault and failover.
 real=$(mktemp)
 scripts/qemu/colo-real-test.sh "$B/release" | tee "$real" || true
-[ "$(tail -n 4 "$real" | grep -c '^colo-real: .* failover ok, lost 0, duplicated 0$')" = 4 ] ||
+[ "$(tail -n 5 "$real" | grep -c '^colo-real: .* failover ok, lost 0, duplicated 0$')" = 5 ] ||
     { echo "COLO with a Linux guest, colo-compare and block replication failed" >&2; exit 1; }
 
 step "failover decided by Pacemaker: the OCF agent in a real two-node cluster (scripts/cluster-test.sh)"
@@ -139,7 +139,7 @@ scripts/fuzz.sh "${RCT_FUZZ_SECONDS:-60}"
 tail -n 1 "$faults"
 tail -n 5 "$colo"
 tail -n 3 "$qtest10"
-tail -n 4 "$real"
+tail -n 5 "$real"
 tail -n 1 "$cluster"
 rm -f "$faults" "$colo" "$cluster" "$qtest10" "$real"
 # One closing line over both runs (ctest prints one per run).

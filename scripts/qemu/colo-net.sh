@@ -64,5 +64,17 @@ for h in "pri p 10.77.1.1 brp" "sec s 10.77.1.2 brs" "cli c 10.77.1.100 -"; do
     ip -n "$p-$n" addr add "$addr/24" dev "$br"
     ip -n "$p-$n" link set "$br" up
 done
+# The bridges report "up" once the kernel's link watch has seen their ports'
+# carrier (about a second); a program that lists running interfaces before
+# then (UCX does, at start) would not see them.
+for n in pri sec; do
+    br=br${n:0:1}
+    for _ in $(seq 50); do
+        [ "$(ip netns exec "$p-$n" cat "/sys/class/net/$br/operstate")" = up ] && break
+        sleep 0.1
+    done
+    [ "$(ip netns exec "$p-$n" cat "/sys/class/net/$br/operstate")" = up ] ||
+        { echo "colo-net: $p-$n: bridge $br not up after 5 s" >&2; false; }
+done
 trap - ERR
 echo "colo-net: $p-pri 10.77.1.1 (tap $p-tap), $p-sec 10.77.1.2 (tap $p-tap), $p-cli 10.77.1.100; guest 10.77.1.10"

@@ -4,8 +4,8 @@
 # colo-compare, its disk replicated (scripts/qemu/colo-real.py), stock and
 # through rctd: stock with kill -9 of the primary QEMU; rct tcp:4 with kill -9
 # of the primary QEMU, kill -9 of the primary's rctd and the primary's link
-# cut.  (Not yet ucx: inside a network namespace UCX 1.13 offers rctd only
-# 'lo' for tcp, docs/qemu.md.)  Each run: the client's one
+# cut; rct ucx:4 with kill -9 of the primary QEMU (the hosts are network
+# namespaces: UCX's lanes go over tcp, its puts emulated).  Each run: the client's one
 # connection through the fault and the failover, every request answered once
 # and in order, the guest's file holding each once.  One line per run:
 #   colo-real: MODE BACKEND R requests, C checkpoints (T timer, M compare), failover ok|failed, lost L, duplicated D
@@ -29,7 +29,8 @@ work=$(mktemp -d /tmp/rct-colo-real.XXXXXX)
 echo "colo-real-test: QEMU $qemu, guest $guest, work folder $work"
 rc=0
 lines=()
-for run in "stock - kill-qemu" "rct tcp kill-qemu" "rct tcp kill-rctd" "rct tcp link-cut"; do
+for run in "stock - kill-qemu" "rct tcp kill-qemu" "rct tcp kill-rctd" "rct tcp link-cut" \
+           "rct ucx kill-qemu"; do
     read -r mode be fault <<<"$run"
     name=$mode-$be-$fault
     args=(--mode "$mode" --fault "$fault")
