@@ -3,8 +3,9 @@
 """The client of the Linux COLO test guest's service (colo-svc, issue 33).
 
 One TCP connection for the whole run: sends "REQ n" (n from 1) at a fixed
-rate, at most --window unanswered, reads the answers ("OK REQ n") and times
-each.  Every --vary-every'th request is "REQ n T", which the service answers
+rate (request 1 alone first: the rate starts at its answer, so that its
+latency is the connection's set-up), at most --window unanswered, reads the
+answers ("OK REQ n") and times each.  Every --vary-every'th request is "REQ n T", which the service answers
 with its guest's clock after it: the two COLO guests answer it differently,
 so colo-compare takes a checkpoint for it.  It stops sending when the file --stop appears (or after --seconds),
 waits up to --drain-s for the last answers, then asks the service for its
@@ -77,8 +78,17 @@ def main():
             res["errors"].append("gave up waiting after %.0f s: %d of %d answered%s" % (
                 args.drain_s, len(answered), len(sent), ", the dump unfinished" if dumping else ""))
             break
-        due = t0 + n / args.rate
-        if not stopping and now >= due and len(sent) - len(answered) < args.window:
+        # Request 1 alone first: the connection's set-up (colo-compare holds
+        # the first answers until a checkpoint) is its latency; the rate's
+        # schedule starts at its answer.
+        if n == 0:
+            due = t0
+        elif 1 in answered:
+            due = answered[1] + (n - 1) / args.rate
+        else:
+            due = now + 0.05
+        if not stopping and now >= due and len(sent) - len(answered) < args.window \
+                and (n == 0 or 1 in answered):
             n += 1
             vary = args.vary_every and n % args.vary_every == 0
             try:

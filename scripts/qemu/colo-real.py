@@ -147,7 +147,11 @@ class Deployment:
                 "-netdev", "tap,id=hn0,ifname=%s-tap,script=no,downscript=no,vhost=off,vnet_hdr=%s"
                 % (self.prefix, "on" if ARGS.vnet_hdr else "off"),
                 "-device", "%s,id=e0,netdev=hn0,mac=%s,romfile=" % (ARGS.nic, MAC)]
-        if host == "pri":
+        if ARGS.mode == "none":
+            # the guest alone on the primary host, no COLO: the baseline
+            argv += ["-drive", "if=none,id=disk0,driver=raw,file.filename=%s"
+                     % self.disk("pri-disk.img"), "-device", "virtio-blk-pci,drive=disk0"]
+        elif host == "pri":
             argv += [
                 "-chardev", "socket,id=mirror0,host=0.0.0.0,port=9003,server=on,wait=off",
                 "-chardev", "socket,id=compare1,host=0.0.0.0,port=9004,server=on,wait=off",
@@ -203,6 +207,13 @@ class Deployment:
             os.chmod(self.path(name), 0o600)
         self.net("up")
         self.disks()
+        if ARGS.mode == "none":
+            self.spawn("pri", "pri", self.qemu_argv("pri", None))
+            self.pri = QMP(self.path("pri-qmp.sock"), "pri")
+            self.sec = None
+            self.wait_serial("pri", "colo-svc: listening", ARGS.boot_s)
+            log("no COLO: the guest's service listens")
+            return
         socks = {"pri": None, "sec": None}
         if self.rct:
             for host in ("sec", "pri"):
@@ -247,6 +258,9 @@ class Deployment:
                                    % (host, text, timeout, self.serial(host)[-300:]))
             self.check_alive()
             for q in (self.pri, self.sec):
+                if q is None:
+                    time.sleep(0.1)
+                    continue
                 q.poll(0.1)
                 left = [e for e in q.events if e["event"] == "COLO_EXIT"]
                 if left:
@@ -343,6 +357,17 @@ def classify(cps, delay_ms):
     return timer, compare
 
 
+def stall_ms(client, t_fault):
+    """What the client felt of the failover: the longest wait between two
+    answers (or from a request to its answer) that spans the fault."""
+    times = sorted(a for _, _, a in client.get("requests", []) if a is not None)
+    before = [t for t in times if t <= t_fault]
+    after = [t for t in times if t > t_fault]
+    if not before or not after:
+        return None
+    return round((after[0] - before[-1]) * 1000, 1)
+
+
 def check(client, fo_ok):
     """Every request answered once, in order, on the one connection; the
     guest's file holds each answered request once."""
@@ -379,7 +404,8 @@ def main():
     ap.add_argument("--qemu-img", required=True, help="qemu-img (beside it)")
     ap.add_argument("--guest-dir", required=True, help="scripts/qemu/guest-linux/build.sh's folder")
     ap.add_argument("--rctd", help="rctd (required with --mode rct)")
-    ap.add_argument("--mode", choices=("stock", "rct"), default="stock")
+    ap.add_argument("--mode", choices=("none", "stock", "rct"), default="stock",
+                    help="none: the guest alone on the primary host, no COLO (the baseline)")
     ap.add_argument("--backend", choices=("tcp", "ucx"), default="tcp")
     ap.add_argument("--lanes", type=int, default=4)
     ap.add_argument("--fault", choices=("none", "kill-qemu", "kill-rctd", "link-cut"),
@@ -410,6 +436,8 @@ def main():
         ap.error("--mode rct needs --rctd")
     if ARGS.fault == "kill-rctd" and ARGS.mode != "rct":
         ap.error("--fault kill-rctd needs --mode rct")
+    if ARGS.mode == "none" and ARGS.fault != "none":
+        ap.error("--mode none has no failover: --fault none")
     os.makedirs(ARGS.workdir, exist_ok=True)
     summary = {"mode": ARGS.mode, "backend": ARGS.backend if ARGS.mode == "rct" else None,
                "fault": ARGS.fault, "rate": ARGS.rate, "delay_ms": ARGS.delay_ms}
@@ -429,6 +457,8 @@ def main():
         time.sleep(ARGS.after_s)
         client = d.client_result()
         summary.update(check(client, fo_ok))
+        if "failover" in summary:
+            summary["failover_stall_ms"] = stall_ms(client, summary["failover"]["t_fault"])
     except Exception as e:
         summary["error"] = "%s: %s" % (type(e).__name__, e)
         log("FAILED: %s" % summary["error"])
