@@ -444,7 +444,21 @@ class Pair:
             fo["ok"] = False
             fo["why"] = "no flush caught in 30 s"
             return fo
+        # The primary resumed from that checkpoint before the secondary loaded it:
+        # its trace's last run-state change is stop => run.  (A resuming primary
+        # may still be taking the BQL for vm_start() when the flush is caught;
+        # one that waits for LOADED never resumes while the secondary's rctd
+        # is stopped.)  Seen within a second, or not at all.
         fo["primary_status_when_caught"] = self.pri.cmd("query-status")["status"]
+        deadline = time.time() + 1.0
+        resumed = False
+        while not resumed and time.time() < deadline:
+            ev = [e for e in parse_trace(self.path("pri-trace.log"))
+                  if e[1] == "colo_vm_state_change"]
+            resumed = bool(ev) and "'stop' => 'run'" in ev[-1][2]
+            if not resumed:
+                time.sleep(0.01)
+        fo["primary_resumed_before_loaded"] = resumed
         t_kill = time.time()
         self.procs["pri"].send_signal(signal.SIGKILL)
         self.procs["pri"].wait(10)
@@ -466,7 +480,7 @@ class Pair:
         self.wait_serial("sec", "THAWED", 10)
         time.sleep(2)
         fo["heartbeats_after"] = len(self.heartbeats("sec")) - len(before)
-        fo["ok"] = (fo["primary_status_when_caught"] == "running" and fo["status"] == "running"
+        fo["ok"] = (fo["primary_resumed_before_loaded"] and fo["status"] == "running"
                     and fo["pages_differing_before"] > 0 and not diff
                     and fo["secondary_flush_mark"] == "flushed %s" % caught
                     and fo["previous_epoch"] is not None
