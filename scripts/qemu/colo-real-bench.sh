@@ -70,7 +70,7 @@ python3 - "$json" "$work" "$here" "${cells[@]}" <<'PY' || rc=$?
 import json, sys
 want_json, work = sys.argv[1] == "1", sys.argv[2]
 sys.path.insert(0, sys.argv[3])
-from colo_lib import checkpoints, parse_trace, stats_ms  # noqa: E402
+from colo_lib import checkpoint_triggers, checkpoints, parse_trace, stats_ms  # noqa: E402
 
 
 def pct(xs, p):
@@ -96,10 +96,8 @@ for arg in sys.argv[4:]:
     t1 = max((a for _, _, a in req if a is not None), default=t0)
     cps = [x for x in checkpoints(parse_trace("%s/%s/pri-trace.log" % (work, name)))
            if t0 <= x["stop"] <= t1]
-    gaps = [(b["stop"] - a["stop"]) * 1000 for a, b in zip(cps, cps[1:])]
     c["checkpoints"] = len(cps)
-    c["checkpoints_timer"] = sum(1 for g in gaps if g >= 0.95 * s["delay_ms"])
-    c["checkpoints_compare"] = len(gaps) - c["checkpoints_timer"]
+    c["checkpoints_timer"], c["checkpoints_compare"] = checkpoint_triggers(cps, s["delay_ms"])
     c["checkpoints_per_s"] = round(len(cps) / max(1e-3, t1 - t0), 2)
     c["primary_pause_ms"] = stats_ms([(x["run"] - x["stop"]) * 1000 for x in cps])
     if fault == "none":

@@ -46,7 +46,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from colo_lib import QMP, checkpoints, parse_trace, stats_ms, stop_procs, wait_colo  # noqa: E402
+from colo_lib import (QMP, checkpoint_triggers, checkpoints, parse_trace,  # noqa: E402
+                      stats_ms, stop_procs, wait_colo)
 
 T0 = time.time()
 ARGS = None
@@ -345,18 +346,6 @@ class Deployment:
             pass
 
 
-def classify(cps, delay_ms):
-    """Timer checkpoints start x-checkpoint-delay after the last one began;
-    colo-compare's start earlier (its notify restarts the timer)."""
-    timer = compare = 0
-    for a, b in zip(cps, cps[1:]):
-        if (b["stop"] - a["stop"]) * 1000 >= 0.95 * delay_ms:
-            timer += 1
-        else:
-            compare += 1
-    return timer, compare
-
-
 def stall_ms(client, t_fault):
     """What the client felt of the failover: the longest wait between two
     answers (or from a request to its answer) that spans the fault."""
@@ -466,7 +455,7 @@ def main():
     finally:
         d.stop()
     cps = checkpoints(parse_trace(d.path("pri-trace.log")))
-    timer, compare = classify(cps, ARGS.delay_ms)
+    timer, compare = checkpoint_triggers(cps, ARGS.delay_ms)
     summary["checkpoints"] = len(cps)
     summary["checkpoints_timer"], summary["checkpoints_compare"] = timer, compare
     summary["primary_pause_ms"] = stats_ms([(c["run"] - c["stop"]) * 1000 for c in cps])

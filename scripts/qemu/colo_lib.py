@@ -140,6 +140,14 @@ def checkpoints(ev):
     return cps
 
 
+def checkpoint_triggers(cps, delay_ms):
+    """(timer, colo-compare) among @cps after the first: a timer checkpoint
+    starts x-checkpoint-delay after the last one began, colo-compare's
+    earlier (its notify restarts the timer)."""
+    timer = sum(1 for a, b in zip(cps, cps[1:]) if (b["stop"] - a["stop"]) * 1000 >= 0.95 * delay_ms)
+    return timer, max(0, len(cps) - 1 - timer)
+
+
 def stats_ms(xs):
     xs = sorted(xs)
     if not xs:
